@@ -1,0 +1,46 @@
+# The README's two commands: `make run` and `make test`. Everything else is a helper for them.
+BUILD ?= build
+JOBS ?= $(shell nproc)
+PYTHON := /usr/bin/python3
+PORT ?= 7000
+
+.PHONY: all deps build run test unit integration fuzz fuzz-long bench clean
+
+all: build
+
+deps:
+	@bash scripts/install-deps
+
+$(BUILD)/build.ninja $(BUILD)/Makefile:
+	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo
+
+build: deps $(BUILD)/Makefile
+	cmake --build $(BUILD) -j $(JOBS)
+
+# Starts the embedded default: a single durable `cairn server` on port $(PORT).
+run: build
+	@echo "Starting cairn server on 127.0.0.1:$(PORT) (data in ./cairn-data). Connect with: redis-cli -p $(PORT)"
+	./$(BUILD)/cairn server --port $(PORT) --data-dir ./cairn-data
+
+unit: build
+	cd $(BUILD) && ctest --output-on-failure -j $(JOBS) --timeout 300
+
+integration: build
+	$(PYTHON) -m pytest -q -p no:cacheprovider tests/integration
+
+fuzz: deps
+	bash tests/fuzz/run.sh 30
+
+fuzz-long: deps
+	bash tests/fuzz/run.sh 600
+
+test: build
+	cd $(BUILD) && ctest --output-on-failure -j $(JOBS) --timeout 300
+	$(PYTHON) -m pytest -q -p no:cacheprovider tests/integration
+	bash tests/fuzz/run.sh 30
+
+bench: build
+	bash bench/redis_compare.sh
+
+clean:
+	rm -rf $(BUILD)

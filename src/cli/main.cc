@@ -1,0 +1,2 @@
+// Placeholder main: replaced by the real command line.
+int main() { return 1; }

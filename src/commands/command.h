@@ -1,0 +1,135 @@
+#pragma once
+// The command table is data (STYLE.md "Redis"): name, arity, flags, key positions. The generic
+// checks run once, in one fixed order, in dispatch() before any handler:
+//   1. lookup        → "ERR unknown command '<name>', with args beginning with: '<a>' ..."
+//   2. auth          → "NOAUTH Authentication required." (unless the command has kNoAuth)
+//   3. arity         → "ERR wrong number of arguments for '<name>' command"
+//   4. the handler.
+// Handlers stay small: parse their own options, call the Keyspace, write one reply.
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "coordinator/keyspace.h"
+#include "resp/writer.h"
+
+namespace cairn::commands {
+
+enum CommandFlag : uint32_t {
+  kWrite = 1u << 0,      // may modify data: the reply waits for the durability sync
+  kReadOnly = 1u << 1,
+  kFast = 1u << 2,
+  kAdmin = 1u << 3,
+  kNoAuth = 1u << 4,     // allowed before AUTH (AUTH, HELLO, QUIT...)
+  kLoading = 1u << 5,
+  kStale = 1u << 6,
+  kNoScript = 1u << 7,
+  kRandom = 1u << 8,     // reply is not deterministic (COMMAND INFO reports it)
+  kDenyOom = 1u << 9,
+  kSkipSlowlog = 1u << 10,
+};
+
+// Names of set flags in the order and spelling COMMAND INFO uses ("write", "readonly", ...).
+std::vector<std::string_view> flag_names(uint32_t flags);
+
+// Per-connection state, owned by the connection, visible to handlers.
+struct Session {
+  uint64_t id = 0;                 // CLIENT ID
+  int protocol = 2;                // 2 or 3 (HELLO)
+  bool authenticated = false;
+  std::string name;                // CLIENT SETNAME
+  std::string library_name;        // CLIENT SETINFO lib-name
+  std::string library_version;
+  int64_t created_ms = 0;
+  int64_t last_command_ms = 0;
+  std::string last_command;
+  std::string peer_address;        // "ip:port"
+  std::string local_address;
+  bool close_after_reply = false;  // QUIT, protocol errors, CLIENT KILL
+};
+
+// What the server offers handlers beyond the keyspace: settings, clients, stats, shutdown.
+// Implemented by the server (src/server); handlers use it for INFO, CONFIG, CLIENT, SHUTDOWN...
+class ServerControl {
+ public:
+  virtual ~ServerControl() = default;
+  // CONFIG GET: every (name, value) whose name matches the glob `pattern`.
+  virtual std::vector<std::pair<std::string, std::string>> config_get(std::string_view pattern) = 0;
+  // CONFIG SET one parameter. Error message in Redis's words, without "ERR ".
+  virtual Status config_set(std::string_view name, std::string_view value) = 0;
+  // INFO: the text of one section ("server", "clients", ...) or of all default sections.
+  virtual std::string info(std::string_view section) = 0;
+  // CLIENT LIST / CLIENT INFO lines, in Redis's format.
+  virtual std::string client_list() = 0;
+  virtual std::string client_info(const Session& session) = 0;
+  // CLIENT KILL ID <id>: returns how many clients were marked for closing.
+  virtual int kill_client(uint64_t id) = 0;
+  // The password set by --requirepass / CONFIG SET requirepass ("" = none).
+  virtual std::string requirepass() = 0;
+  // Asks the server to stop cleanly after this reply (SHUTDOWN).
+  virtual void request_shutdown() = 0;
+  virtual std::string version() = 0;
+};
+
+struct CommandContext {
+  std::vector<std::string>& args;    // args[0] is the command name as the client sent it
+  resp::ReplyWriter& reply;
+  Session& session;
+  coordinator::Keyspace& keyspace;
+  ServerControl& server;
+};
+
+using Handler = std::function<void(CommandContext&)>;
+
+struct CommandSpec {
+  std::string name;          // lower case, e.g. "get" or, for a subcommand, "client|setname"
+  int arity = 0;             // Redis convention: N = exactly N arguments, -N = at least N
+  uint32_t flags = 0;
+  int first_key = 0;         // key positions as COMMAND INFO reports them (0 = no keys)
+  int last_key = 0;          // -1 = last argument
+  int key_step = 0;
+  std::string group;         // "string", "generic", "connection", "server" (COMMAND DOCS)
+  std::string summary;
+  std::string since;         // first Redis version with the command, e.g. "1.0.0"
+  std::string complexity;
+  Handler handler;           // absent for a container whose subcommands do the work
+  std::vector<CommandSpec> subcommands;
+};
+
+class CommandTable {
+ public:
+  void add(CommandSpec spec);
+  // Looks up a command by name, case-insensitively. nullptr if unknown.
+  const CommandSpec* find(std::string_view name) const;
+  // Looks up `container|sub`, case-insensitively. nullptr if unknown.
+  const CommandSpec* find_subcommand(const CommandSpec& container, std::string_view sub) const;
+  const std::map<std::string, CommandSpec>& all() const { return commands_; }
+
+ private:
+  std::map<std::string, CommandSpec> commands_;  // by lower-case name
+};
+
+// Every command Cairn knows (registered by each family's register_* function).
+const CommandTable& default_table();
+
+// Registration per family; each lives in its cmd_<family>.cc.
+void register_string_commands(CommandTable& table);
+void register_key_commands(CommandTable& table);
+void register_connection_commands(CommandTable& table);   // PING ECHO HELLO AUTH QUIT SELECT CLIENT
+void register_server_commands(CommandTable& table);       // COMMAND INFO CONFIG TIME SHUTDOWN...
+
+struct DispatchOutcome {
+  const CommandSpec* spec = nullptr;  // the command that ran (nullptr if rejected before lookup)
+  bool wrote = false;                 // spec has kWrite: the reply must wait for sync
+};
+
+// Runs the generic checks in order, then the handler; writes exactly one reply (or, for
+// handlers like SUBSCRIBE in the future, the replies they define).
+DispatchOutcome dispatch(const CommandTable& table, CommandContext& context);
+
+}  // namespace cairn::commands

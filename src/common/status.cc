@@ -1,0 +1,21 @@
+#include "common/status.h"
+
+namespace cairn {
+
+std::string Status::to_string() const {
+  const char* name = "OK";
+  switch (code_) {
+    case StatusCode::kOk: return "OK";
+    case StatusCode::kInvalidArgument: name = "invalid argument"; break;
+    case StatusCode::kNotFound: name = "not found"; break;
+    case StatusCode::kIoError: name = "I/O error"; break;
+    case StatusCode::kCorruption: name = "corruption"; break;
+    case StatusCode::kBusy: name = "busy"; break;
+    case StatusCode::kUnavailable: name = "unavailable"; break;
+    case StatusCode::kTimedOut: name = "timed out"; break;
+    case StatusCode::kInternal: name = "internal error"; break;
+  }
+  return std::string(name) + ": " + message_;
+}
+
+}  // namespace cairn

@@ -1,0 +1,106 @@
+#pragma once
+// The storage engine of one machine: the only code that includes <rocksdb/...> (DESIGN.md §3, §5).
+//
+// Thread-safety: every method may be called from any thread concurrently.
+// Durability: apply() and remove_range() write to RocksDB's WAL without syncing; sync() makes
+// every write that returned before the call durable according to the durability mode. The front
+// end calls sync() once per event-loop iteration before it sends the replies of that iteration
+// (group commit, as Redis does with appendfsync always).
+//
+// Invariants:
+//  1. The stored cell of a key only ever changes to a cell that supersedes it (LWW).
+//  2. Expired cells and tombstones older than the grace period are dropped by a compaction
+//     filter; reads hide expired cells at once (callers use Cell::live_at).
+//  3. After kill -9 and reopen, every write whose sync() returned is present.
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "common/status.h"
+#include "storage/cell.h"
+
+namespace cairn::storage {
+
+enum class Durability {
+  kAlways,  // sync() fsyncs the WAL; replies wait for it (default)
+  kBatch,   // a background thread fsyncs the WAL every batch_sync_interval_ms; sync() is a no-op
+  kNone,    // the WAL is written but never fsynced by Cairn (survives kill -9, not power loss)
+};
+
+// Parses "always" | "batch" | "none".
+Result<Durability> parse_durability(std::string_view text);
+std::string_view durability_name(Durability durability);
+
+struct EngineOptions {
+  std::string path;                        // the RocksDB directory; created if missing
+  Durability durability = Durability::kAlways;
+  int batch_sync_interval_ms = 10;
+  int64_t tombstone_grace_ms = 10ll * 24 * 3600 * 1000;  // as Cassandra's gc_grace_seconds
+  size_t block_cache_bytes = 32 * 1024 * 1024;
+  size_t write_buffer_bytes = 32 * 1024 * 1024;
+  // Read by the compaction filter to decide what has expired. Tests pass a fake clock.
+  std::function<int64_t()> wall_clock_ms;  // default: cairn::wall_clock_ms
+};
+
+struct EngineStats {
+  uint64_t approximate_bytes = 0;   // live SST + memtable bytes
+  uint64_t wal_syncs = 0;           // fsyncs performed by sync()
+  uint64_t writes = 0;              // cells applied
+  uint64_t latest_sequence = 0;     // RocksDB's last sequence number (the WAL LSN)
+};
+
+// Visitor for scans: return false to stop.
+using CellVisitor = std::function<bool(topology::Token token, std::string_view key,
+                                       const Cell& cell)>;
+
+class Engine {
+ public:
+  static Result<std::unique_ptr<Engine>> open(const EngineOptions& options);
+  ~Engine();
+  Engine(const Engine&) = delete;
+  Engine& operator=(const Engine&) = delete;
+
+  // The stored cell of `key` (including tombstones and expired cells), or nullopt.
+  Result<std::optional<Cell>> read(topology::Token token, std::string_view key);
+
+  // Stores `cell` if it supersedes the stored cell of `key` (or there is none). Returns whether it
+  // was stored. Atomic with respect to other apply() calls on the same key.
+  Result<bool> apply(topology::Token token, std::string_view key, const Cell& cell);
+
+  // Visits stored cells (tombstones and expired ones included) in key order, starting at the
+  // first key whose token is >= start_token, while token < end_token (end_token 0 means "to the
+  // end of the ring"). Stops when the visitor returns false.
+  Status scan(topology::Token start_token, topology::Token end_token, const CellVisitor& visitor);
+
+  // Deletes every stored cell (FLUSHALL): a range delete over the whole key space, then sync.
+  Status clear();
+
+  // Makes every write that completed before this call durable (see class comment). Concurrent
+  // callers share one fsync when they can.
+  Status sync();
+
+  EngineStats stats() const;
+  const EngineOptions& options() const { return options_; }
+
+  // Per-key lock for read-modify-write commands (INCR, SET NX...). Striped: distinct keys may
+  // share a stripe. Hold it across read → compute → apply. These stripes are not the ones
+  // apply() uses internally, so calling apply() while holding one is safe.
+  std::unique_lock<std::mutex> lock_key(topology::Token token, std::string_view key);
+
+  // Test hook: runs a full manual compaction (so the compaction filter sees every cell).
+  Status compact_all();
+
+ private:
+  struct Impl;
+  explicit Engine(EngineOptions options, std::unique_ptr<Impl> impl);
+  EngineOptions options_;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace cairn::storage
