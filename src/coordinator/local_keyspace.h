@@ -1,0 +1,40 @@
+#pragma once
+// LocalKeyspace: the Keyspace of a single machine that owns every token (RF 1, the embedded
+// default of `cairn server` without an orchestrator). Writes are stamped with this machine's HLC
+// and writer id and applied to the local engine; reads hide tombstones and expired cells.
+
+#include <cstdint>
+#include <functional>
+
+#include "common/hlc.h"
+#include "coordinator/keyspace.h"
+#include "storage/engine.h"
+
+namespace cairn::coordinator {
+
+class LocalKeyspace final : public Keyspace {
+ public:
+  // `engine` and `clock` must outlive the keyspace. `writer_id` is this machine's id (kept in its
+  // data directory). `wall_clock_ms` decides expiry; tests pass a fake clock.
+  LocalKeyspace(storage::Engine& engine, HybridClock& clock, uint64_t writer_id,
+                std::function<int64_t()> wall_clock_ms);
+
+  Result<std::optional<storage::Cell>> read(std::string_view key) override;
+  Status write(std::string_view key, storage::ValueType type, std::string value,
+               int64_t expire_at_ms) override;
+  Status remove(std::string_view key) override;
+  Status atomically(std::span<const std::string> keys, const std::function<Status()>& fn) override;
+  Result<ScanPage> scan(const ScanRequest& request) override;
+  Result<uint64_t> count() override;
+  Result<std::optional<std::string>> random_key() override;
+  Status clear() override;
+  int64_t now_ms() override;
+
+ private:
+  storage::Engine& engine_;
+  HybridClock& clock_;
+  uint64_t writer_id_;
+  std::function<int64_t()> wall_clock_ms_;
+};
+
+}  // namespace cairn::coordinator
