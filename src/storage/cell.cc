@@ -1,1 +1,131 @@
-// Placeholder: replaced by the real implementation.
+#include "storage/cell.h"
+
+#include <limits>
+
+namespace cairn::storage {
+namespace {
+
+// Cell layout version 1 (docs/formats.md "Cell"). Every field has a fixed width so a decoder can
+// check the exact length before reading, and the leading version byte lets a later layout coexist
+// with cells already on disk.
+constexpr uint8_t kCellFormatVersion = 1;
+constexpr uint8_t kFlagTombstone = 0x01;
+constexpr uint8_t kKnownFlags = kFlagTombstone;
+// version(1) flags(1) type(1) timestamp(8) writer(8) expire_at_ms(8) value_length(4)
+constexpr size_t kCellHeaderBytes = 1 + 1 + 1 + 8 + 8 + 8 + 4;
+constexpr size_t kTokenBytes = 8;
+constexpr size_t kKeyLengthBytes = 4;
+
+void put_u32(std::string& out, uint32_t v) {
+  for (int shift = 24; shift >= 0; shift -= 8) out.push_back(static_cast<char>(v >> shift));
+}
+
+void put_u64(std::string& out, uint64_t v) {
+  for (int shift = 56; shift >= 0; shift -= 8) out.push_back(static_cast<char>(v >> shift));
+}
+
+// REQUIRES: bytes.size() >= 4.
+uint32_t get_u32(std::string_view bytes) {
+  uint32_t v = 0;
+  for (size_t i = 0; i < 4; ++i) v = (v << 8) | static_cast<uint8_t>(bytes[i]);
+  return v;
+}
+
+// REQUIRES: bytes.size() >= 8.
+uint64_t get_u64(std::string_view bytes) {
+  uint64_t v = 0;
+  for (size_t i = 0; i < 8; ++i) v = (v << 8) | static_cast<uint8_t>(bytes[i]);
+  return v;
+}
+
+bool known_type(uint8_t type) { return type == static_cast<uint8_t>(ValueType::kString); }
+
+}  // namespace
+
+bool supersedes(const Cell& a, const Cell& b) {
+  if (a.timestamp != b.timestamp) return a.timestamp > b.timestamp;
+  if (a.writer != b.writer) return a.writer > b.writer;
+  // Same timestamp and writer: a correct cluster never produces this, but replicas must still
+  // agree, so fall back to the encoding, which is injective (distinct cells encode differently).
+  // std::string compares bytes as unsigned char, so the order is the same on every platform.
+  return encode_cell(a) > encode_cell(b);
+}
+
+std::string encode_cell(const Cell& cell) {
+  CAIRN_ASSERT(cell.value.size() <= std::numeric_limits<uint32_t>::max(), "cell value too large");
+  std::string out;
+  out.reserve(kCellHeaderBytes + cell.value.size());
+  out.push_back(static_cast<char>(kCellFormatVersion));
+  out.push_back(static_cast<char>(cell.tombstone ? kFlagTombstone : 0));
+  out.push_back(static_cast<char>(cell.type));
+  put_u64(out, cell.timestamp);
+  put_u64(out, cell.writer);
+  put_u64(out, static_cast<uint64_t>(cell.expire_at_ms));
+  put_u32(out, static_cast<uint32_t>(cell.value.size()));
+  out.append(cell.value);
+  return out;
+}
+
+Result<Cell> decode_cell(std::string_view bytes) {
+  if (bytes.size() < kCellHeaderBytes) {
+    return Status::corruption("cell: " + std::to_string(bytes.size()) + " bytes, header needs " +
+                              std::to_string(kCellHeaderBytes));
+  }
+  const auto version = static_cast<uint8_t>(bytes[0]);
+  if (version != kCellFormatVersion) {
+    return Status::corruption("cell: unknown format version " + std::to_string(version));
+  }
+  const auto flags = static_cast<uint8_t>(bytes[1]);
+  if ((flags & ~kKnownFlags) != 0) {
+    return Status::corruption("cell: unknown flags " + std::to_string(flags));
+  }
+  const auto type = static_cast<uint8_t>(bytes[2]);
+  if (!known_type(type)) return Status::corruption("cell: unknown value type " + std::to_string(type));
+  const uint32_t value_length = get_u32(bytes.substr(27));
+  if (bytes.size() - kCellHeaderBytes != value_length) {
+    return Status::corruption("cell: value length " + std::to_string(value_length) + " but " +
+                              std::to_string(bytes.size() - kCellHeaderBytes) + " bytes follow");
+  }
+  Cell cell;
+  cell.tombstone = (flags & kFlagTombstone) != 0;
+  cell.type = static_cast<ValueType>(type);
+  cell.timestamp = get_u64(bytes.substr(3));
+  cell.writer = get_u64(bytes.substr(11));
+  cell.expire_at_ms = static_cast<int64_t>(get_u64(bytes.substr(19)));
+  cell.value.assign(bytes.substr(kCellHeaderBytes));
+  return cell;
+}
+
+std::string encode_key(topology::Token token, std::string_view key, std::string_view sub_key) {
+  CAIRN_ASSERT(key.size() <= std::numeric_limits<uint32_t>::max(), "key too large");
+  std::string out;
+  out.reserve(kTokenBytes + kKeyLengthBytes + key.size() + sub_key.size());
+  put_u64(out, token);
+  put_u32(out, static_cast<uint32_t>(key.size()));
+  out.append(key);
+  out.append(sub_key);
+  return out;
+}
+
+Result<DecodedKey> decode_key(std::string_view encoded) {
+  if (encoded.size() < kTokenBytes + kKeyLengthBytes) {
+    return Status::corruption("storage key: " + std::to_string(encoded.size()) +
+                              " bytes, shorter than token and key length");
+  }
+  const uint32_t key_length = get_u32(encoded.substr(kTokenBytes));
+  const std::string_view rest = encoded.substr(kTokenBytes + kKeyLengthBytes);
+  if (key_length > rest.size()) {
+    return Status::corruption("storage key: key length " + std::to_string(key_length) +
+                              " but only " + std::to_string(rest.size()) + " bytes follow");
+  }
+  return DecodedKey{get_u64(encoded), rest.substr(0, key_length), rest.substr(key_length)};
+}
+
+std::string token_prefix(topology::Token token) {
+  std::string out;
+  out.reserve(kTokenBytes);
+  put_u64(out, token);
+  return out;
+}
+
+}  // namespace cairn::storage

@@ -7,7 +7,8 @@
 //     supersedes(a, b), supersedes(b, a) holds. So applying any set of cells in any order, keeping
 //     the winner each time, leaves the same cell on every replica.
 //  2. decode_cell(encode_cell(c)) == c for every cell.
-//  3. Keys sort by (token, key, sub_key), so one token range is one contiguous key range.
+//  3. Keys sort by token first (big-endian), so one token range is one contiguous key range; within
+//     a token they sort by (key length, key, sub_key), so all sub-keys of one key are contiguous.
 
 #include <cstdint>
 #include <optional>

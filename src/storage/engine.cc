@@ -1,1 +1,357 @@
-// Placeholder: replaced by the real implementation.
+#include "storage/engine.h"
+
+#include <rocksdb/cache.h>
+#include <rocksdb/db.h>
+#include <rocksdb/filter_policy.h>
+#include <rocksdb/options.h>
+#include <rocksdb/table.h>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <array>
+#include <cctype>
+#include <chrono>
+#include <condition_variable>
+#include <thread>
+#include <utility>
+
+#include "common/clock.h"
+#include "storage/cell_compaction_filter.h"
+
+namespace cairn::storage {
+namespace {
+
+// Internal stripes serialize apply()'s read-compare-write per key. The caller-visible stripes of
+// lock_key() are a separate array so a caller holding one can call apply() without deadlock.
+constexpr size_t kApplyStripes = 256;
+constexpr size_t kKeyStripes = 1024;
+
+// Bounds that keep an idle server small (DESIGN.md: idle RSS < 64 MiB for the whole process).
+constexpr int kMaxOpenFiles = 256;
+constexpr size_t kMinWriteBufferBytes = 64 * 1024;
+constexpr int kMaxBackgroundJobs = 2;
+constexpr size_t kInfoLogFilesKept = 4;
+constexpr size_t kInfoLogFileBytesMax = 4 * 1024 * 1024;
+constexpr int kBloomBitsPerKey = 10;
+
+// Archived WAL files are kept for migration readers (GetUpdatesSince, DESIGN.md §5). RocksDB
+// deletes an archived file once it is older than the TTL or the archive exceeds the size limit,
+// whichever comes first; a migration that falls further behind must restart from a range scan.
+constexpr uint64_t kWalRetentionSeconds = 600;
+constexpr uint64_t kWalRetentionMegabytes = 128;
+
+Status from_rocksdb(const rocksdb::Status& status, std::string_view what) {
+  std::string message = std::string(what) + ": " + status.ToString();
+  if (status.IsCorruption()) return Status::corruption(std::move(message));
+  if (status.IsBusy() || status.IsTryAgain()) return Status::busy(std::move(message));
+  if (status.IsInvalidArgument()) return Status::invalid_argument(std::move(message));
+  return Status::io_error(std::move(message));
+}
+
+size_t stripe_of(topology::Token token, std::string_view key) {
+  // Keys that share a hash tag share a token, so mix in the key itself.
+  return std::hash<std::string_view>{}(key) ^ (token * 0x9e3779b97f4a7c15ull);
+}
+
+rocksdb::Slice slice(std::string_view s) { return rocksdb::Slice(s.data(), s.size()); }
+
+Status validate(const EngineOptions& options) {
+  if (options.path.empty()) return Status::invalid_argument("storage: path is empty");
+  if (options.batch_sync_interval_ms <= 0) {
+    return Status::invalid_argument("storage: batch_sync_interval_ms must be positive");
+  }
+  if (options.tombstone_grace_ms < 0) {
+    return Status::invalid_argument("storage: tombstone_grace_ms must not be negative");
+  }
+  if (options.write_buffer_bytes < kMinWriteBufferBytes) {
+    return Status::invalid_argument("storage: write_buffer_bytes must be at least 64 KiB");
+  }
+  return Status::ok();
+}
+
+rocksdb::Options make_rocksdb_options(const EngineOptions& options,
+                                      const rocksdb::CompactionFilter* filter) {
+  rocksdb::Options db;
+  db.create_if_missing = true;
+  // Recover up to the first damaged WAL record and stop there: a torn tail after a crash is
+  // expected, and everything before it (all synced writes) is kept.
+  db.wal_recovery_mode = rocksdb::WALRecoveryMode::kPointInTimeRecovery;
+  db.avoid_flush_during_shutdown = false;
+  db.max_open_files = kMaxOpenFiles;
+  db.max_background_jobs = kMaxBackgroundJobs;
+  db.keep_log_file_num = kInfoLogFilesKept;
+  db.max_log_file_size = kInfoLogFileBytesMax;
+  db.WAL_ttl_seconds = kWalRetentionSeconds;
+  db.WAL_size_limit_MB = kWalRetentionMegabytes;
+  db.write_buffer_size = options.write_buffer_bytes;
+  db.max_write_buffer_number = 2;
+  db.level_compaction_dynamic_level_bytes = true;
+  db.compaction_filter = filter;
+
+  rocksdb::BlockBasedTableOptions table;
+  table.block_cache = rocksdb::NewLRUCache(options.block_cache_bytes);
+  // apply() reads before every write, often for keys that do not exist yet: a Bloom filter
+  // answers those without touching data blocks.
+  table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(kBloomBitsPerKey));
+  // Index and filter blocks count against the block cache, so memory stays bounded by options.
+  table.cache_index_and_filter_blocks = true;
+  table.pin_l0_filter_and_index_blocks_in_cache = true;
+  db.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
+  return db;
+}
+
+}  // namespace
+
+Result<Durability> parse_durability(std::string_view text) {
+  std::string lower(text);
+  std::transform(lower.begin(), lower.end(), lower.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  if (lower == "always") return Durability::kAlways;
+  if (lower == "batch") return Durability::kBatch;
+  if (lower == "none") return Durability::kNone;
+  return Status::invalid_argument("durability must be always, batch or none, not '" +
+                                  std::string(text) + "'");
+}
+
+std::string_view durability_name(Durability durability) {
+  switch (durability) {
+    case Durability::kAlways:
+      return "always";
+    case Durability::kBatch:
+      return "batch";
+    case Durability::kNone:
+      return "none";
+  }
+  return "unknown";
+}
+
+struct Engine::Impl {
+  // Declared before `db` so it is destroyed after it: RocksDB holds a raw pointer to the filter.
+  std::unique_ptr<CellCompactionFilter> filter;
+  std::unique_ptr<rocksdb::DB> db;
+
+  std::array<std::mutex, kApplyStripes> apply_stripes;
+  std::array<std::mutex, kKeyStripes> key_stripes;
+
+  std::atomic<uint64_t> writes{0};
+  std::atomic<uint64_t> wal_syncs{0};
+
+  // Group commit state (sync_wal): at most one SyncWAL runs; others wait for it.
+  std::mutex sync_mu;
+  std::condition_variable sync_cv;
+  bool sync_running = false;
+  // Every write with a sequence number <= this is in a fsynced WAL file. Starts at 0 so the first
+  // sync after open also covers whatever recovery left unsynced.
+  uint64_t durable_sequence = 0;
+
+  // The kBatch background syncer.
+  std::mutex batch_mu;
+  std::condition_variable batch_cv;
+  bool batch_stopping = false;
+  std::thread batch_thread;
+
+  // Makes every write that completed before the call durable. Concurrent callers share one
+  // fsync: a write is covered by any SyncWAL that *starts* after it completed, so a caller whose
+  // writes are already below `durable_sequence` returns at once, and a caller arriving while a
+  // sync runs waits for it and then, if still uncovered, one waiter syncs for all the others.
+  Status sync_wal() {
+    const uint64_t target = db->GetLatestSequenceNumber();
+    std::unique_lock<std::mutex> lock(sync_mu);
+    while (durable_sequence < target) {
+      if (sync_running) {
+        sync_cv.wait(lock);
+        continue;
+      }
+      sync_running = true;
+      // Every write numbered up to `covered` has already been written to the WAL file (RocksDB
+      // publishes a sequence number only after its WAL write), so this SyncWAL covers it.
+      const uint64_t covered = db->GetLatestSequenceNumber();
+      lock.unlock();
+      const rocksdb::Status status = db->SyncWAL();
+      wal_syncs.fetch_add(1, std::memory_order_relaxed);
+      lock.lock();
+      sync_running = false;
+      if (status.ok()) durable_sequence = std::max(durable_sequence, covered);
+      sync_cv.notify_all();
+      // Waiters of a failed sync try once themselves rather than inherit this caller's error.
+      if (!status.ok()) return from_rocksdb(status, "storage: WAL sync");
+    }
+    return Status::ok();
+  }
+
+  void run_batch_syncer(std::chrono::milliseconds interval) {
+    std::unique_lock<std::mutex> lock(batch_mu);
+    while (!batch_stopping) {
+      batch_cv.wait_for(lock, interval, [this] { return batch_stopping; });
+      if (batch_stopping) break;
+      lock.unlock();
+      if (Status status = sync_wal(); !status.is_ok()) {
+        spdlog::error("storage: background WAL sync failed: {}", status.to_string());
+      }
+      lock.lock();
+    }
+  }
+
+  void stop_batch_syncer() {
+    if (!batch_thread.joinable()) return;
+    {
+      std::lock_guard<std::mutex> lock(batch_mu);
+      batch_stopping = true;
+    }
+    batch_cv.notify_all();
+    batch_thread.join();
+  }
+};
+
+Engine::Engine(EngineOptions options, std::unique_ptr<Impl> impl)
+    : options_(std::move(options)), impl_(std::move(impl)) {}
+
+Result<std::unique_ptr<Engine>> Engine::open(const EngineOptions& options) {
+  if (Status status = validate(options); !status.is_ok()) return status;
+  EngineOptions resolved = options;
+  if (!resolved.wall_clock_ms) resolved.wall_clock_ms = [] { return wall_clock_ms(); };
+
+  auto impl = std::make_unique<Impl>();
+  impl->filter =
+      std::make_unique<CellCompactionFilter>(resolved.wall_clock_ms, resolved.tombstone_grace_ms);
+  rocksdb::Options db_options = make_rocksdb_options(resolved, impl->filter.get());
+  rocksdb::DB* db = nullptr;
+  rocksdb::Status status = rocksdb::DB::Open(db_options, resolved.path, &db);
+  if (!status.ok()) return from_rocksdb(status, "storage: open " + resolved.path);
+  impl->db.reset(db);
+
+  const Durability durability = resolved.durability;
+  const auto interval = std::chrono::milliseconds(resolved.batch_sync_interval_ms);
+  std::unique_ptr<Engine> engine(new Engine(std::move(resolved), std::move(impl)));
+  if (durability == Durability::kBatch) {
+    Impl* raw = engine->impl_.get();
+    raw->batch_thread = std::thread([raw, interval] { raw->run_batch_syncer(interval); });
+  }
+  return engine;
+}
+
+Engine::~Engine() {
+  impl_->stop_batch_syncer();
+  if (options_.durability != Durability::kNone) {
+    if (Status status = impl_->sync_wal(); !status.is_ok()) {
+      spdlog::error("storage: final WAL sync failed: {}", status.to_string());
+    }
+  }
+  // Close() flushes the memtables (avoid_flush_during_shutdown is false), so the next open does
+  // not have to replay the WAL.
+  if (rocksdb::Status status = impl_->db->Close(); !status.ok()) {
+    spdlog::error("storage: close failed: {}", status.ToString());
+  }
+  impl_->db.reset();
+}
+
+Result<std::optional<Cell>> Engine::read(topology::Token token, std::string_view key) {
+  const std::string storage_key = encode_key(token, key);
+  std::string stored;
+  const rocksdb::Status status = impl_->db->Get(rocksdb::ReadOptions(), storage_key, &stored);
+  if (status.IsNotFound()) return std::optional<Cell>();
+  if (!status.ok()) return from_rocksdb(status, "storage: read");
+  Result<Cell> cell = decode_cell(stored);
+  if (!cell.is_ok()) return cell.status();
+  return std::optional<Cell>(std::move(cell).value());
+}
+
+Result<bool> Engine::apply(topology::Token token, std::string_view key, const Cell& cell) {
+  const std::string storage_key = encode_key(token, key);
+  std::lock_guard<std::mutex> guard(impl_->apply_stripes[stripe_of(token, key) % kApplyStripes]);
+  std::string stored;
+  rocksdb::Status status = impl_->db->Get(rocksdb::ReadOptions(), storage_key, &stored);
+  if (status.ok()) {
+    Result<Cell> current = decode_cell(stored);
+    // A stored cell we cannot read is reported, not overwritten: overwriting could hide a newer
+    // value and the corruption itself.
+    if (!current.is_ok()) return current.status();
+    if (!supersedes(cell, *current)) return false;
+  } else if (!status.IsNotFound()) {
+    return from_rocksdb(status, "storage: read before apply");
+  }
+  rocksdb::WriteOptions write_options;
+  write_options.sync = false;  // durability is sync()'s job (group commit)
+  status = impl_->db->Put(write_options, storage_key, encode_cell(cell));
+  if (!status.ok()) return from_rocksdb(status, "storage: apply");
+  impl_->writes.fetch_add(1, std::memory_order_relaxed);
+  return true;
+}
+
+Status Engine::scan(topology::Token start_token, topology::Token end_token,
+                    const CellVisitor& visitor) {
+  if (end_token != 0 && end_token < start_token) {
+    return Status::invalid_argument("storage: scan range wraps around the ring; split it");
+  }
+  if (end_token != 0 && end_token == start_token) return Status::ok();
+  const std::string start = token_prefix(start_token);
+  const std::string end = end_token == 0 ? std::string() : token_prefix(end_token);
+  rocksdb::Slice upper_bound = slice(end);
+  rocksdb::ReadOptions read_options;
+  if (end_token != 0) read_options.iterate_upper_bound = &upper_bound;
+  std::unique_ptr<rocksdb::Iterator> it(impl_->db->NewIterator(read_options));
+  for (it->Seek(slice(start)); it->Valid(); it->Next()) {
+    const rocksdb::Slice raw_key = it->key();
+    Result<DecodedKey> decoded = decode_key(std::string_view(raw_key.data(), raw_key.size()));
+    if (!decoded.is_ok()) return decoded.status();
+    const rocksdb::Slice raw_value = it->value();
+    Result<Cell> cell = decode_cell(std::string_view(raw_value.data(), raw_value.size()));
+    if (!cell.is_ok()) return cell.status();
+    if (!visitor(decoded->token, decoded->key, *cell)) return Status::ok();
+  }
+  if (!it->status().ok()) return from_rocksdb(it->status(), "storage: scan");
+  return Status::ok();
+}
+
+Status Engine::clear() {
+  std::string last_key;
+  {
+    std::unique_ptr<rocksdb::Iterator> it(impl_->db->NewIterator(rocksdb::ReadOptions()));
+    it->SeekToLast();
+    if (!it->status().ok()) return from_rocksdb(it->status(), "storage: clear");
+    if (!it->Valid()) return Status::ok();
+    last_key = it->key().ToString();
+  }
+  // The smallest key after the last one, so the range covers every stored key without having to
+  // invent a maximal key.
+  last_key.push_back('\0');
+  rocksdb::WriteOptions write_options;
+  write_options.sync = false;
+  const rocksdb::Status status = impl_->db->DeleteRange(
+      write_options, impl_->db->DefaultColumnFamily(), rocksdb::Slice(), last_key);
+  if (!status.ok()) return from_rocksdb(status, "storage: clear");
+  return sync();
+}
+
+Status Engine::sync() {
+  if (options_.durability != Durability::kAlways) return Status::ok();
+  return impl_->sync_wal();
+}
+
+EngineStats Engine::stats() const {
+  EngineStats stats;
+  uint64_t live = 0;
+  uint64_t memtables = 0;
+  impl_->db->GetIntProperty(rocksdb::DB::Properties::kEstimateLiveDataSize, &live);
+  impl_->db->GetIntProperty(rocksdb::DB::Properties::kCurSizeAllMemTables, &memtables);
+  stats.approximate_bytes = live + memtables;
+  stats.wal_syncs = impl_->wal_syncs.load(std::memory_order_relaxed);
+  stats.writes = impl_->writes.load(std::memory_order_relaxed);
+  stats.latest_sequence = impl_->db->GetLatestSequenceNumber();
+  return stats;
+}
+
+std::unique_lock<std::mutex> Engine::lock_key(topology::Token token, std::string_view key) {
+  return std::unique_lock<std::mutex>(impl_->key_stripes[stripe_of(token, key) % kKeyStripes]);
+}
+
+Status Engine::compact_all() {
+  rocksdb::CompactRangeOptions compact_options;
+  // Rewrite the bottommost level too, so the compaction filter sees every cell.
+  compact_options.bottommost_level_compaction = rocksdb::BottommostLevelCompaction::kForce;
+  const rocksdb::Status status = impl_->db->CompactRange(compact_options, nullptr, nullptr);
+  if (!status.ok()) return from_rocksdb(status, "storage: compact");
+  return Status::ok();
+}
+
+}  // namespace cairn::storage

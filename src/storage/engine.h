@@ -50,7 +50,7 @@ struct EngineOptions {
 
 struct EngineStats {
   uint64_t approximate_bytes = 0;   // live SST + memtable bytes
-  uint64_t wal_syncs = 0;           // fsyncs performed by sync()
+  uint64_t wal_syncs = 0;           // WAL fsyncs performed (sync(), kBatch syncer, close)
   uint64_t writes = 0;              // cells applied
   uint64_t latest_sequence = 0;     // RocksDB's last sequence number (the WAL LSN)
 };
