@@ -13,8 +13,24 @@
 //  2. After kError the parser must not be used again: the connection is closed, as in Redis.
 //  3. Error texts are exactly redis-server 7.0's ("Protocol error: invalid bulk length", ...),
 //     without the leading "ERR " (the writer adds the prefix).
+//  4. The result does not depend on how the bytes are split between calls: feeding a stream in
+//     one call or in any chunking yields the same requests and the same error.
+//
+// Deliberate copies of redis-server quirks (so a client sees the same behaviour):
+//  * The two bytes after a bulk payload are skipped without being checked, and so is the byte
+//    after the '\r' that ends a `*`/`$` header line.
+//  * Redis looks for line ends with strchr(), which stops at a NUL byte: a NUL before the end of a
+//    header or inline line hides every later line end, and the request can only end with the
+//    "too big" error once more than inline_bytes_max bytes arrived.
+//  * Redis reports "too big" when a line has no end within the bytes read so far, which depends
+//    on its read sizes; here a line longer than inline_bytes_max is always too big (invariant 4).
+//  * The unauthenticated-client limits (`unauthenticated multibulk length`) belong to the
+//    front end, which knows whether the client is authenticated.
+//
+// Thread safety: none; one parser per connection.
 
 #include <cstddef>
+#include <cstdint>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -47,6 +63,11 @@ class RequestParser {
   // (an inline empty line yields an empty `args`; callers skip it). `args` is overwritten on
   // kComplete and must not be inspected otherwise. Restartable after kNeedMore with the bytes
   // that follow the consumed ones.
+  //
+  // A multibulk request with a count <= 0 (`*0\r\n`, `*-1\r\n`) is also kComplete with an empty
+  // `args`, which callers skip as Redis does. The strings of the previous `args` are reused for
+  // the next request, so a caller that keeps passing the same vector allocates little.
+  // REQUIRES: no earlier call returned kError.
   ParseOutcome parse(std::string_view data, std::vector<std::string>& args);
 
   // True if the parser is between requests (nothing buffered inside it).
@@ -56,17 +77,37 @@ class RequestParser {
   const ParserLimits& limits() const { return limits_; }
 
  private:
-  // Implementation state (helper owns the details).
+  enum class Phase { kStart, kMultibulkLength, kBulkHeader, kBulkBody, kInline, kFailed };
+  enum class LineStatus { kLine, kNeedMore, kTooBig };
+
+  // Finds the end of the header or inline line that starts at (or continues before) `pos`.
+  // On kLine `line` is the line without its terminator (it may point into `data` or into
+  // `line_`; call finish_line() once done with it) and `pos` is past the terminator.
+  LineStatus take_line(std::string_view data, size_t& pos, std::string_view& line);
+  void finish_line();
+  // Consumes bulk payload and its two trailing bytes; true once the argument is whole.
+  bool take_bulk_body(std::string_view data, size_t& pos);
+  std::string& next_argument();
+  ParseOutcome complete(size_t consumed, std::vector<std::string>& args);
+  ParseOutcome fail(size_t consumed, std::string error);
+
   ParserLimits limits_;
-  enum class Phase { kStart, kMultibulkLength, kBulkHeader, kBulkBody, kInline } phase_ = Phase::kStart;
-  size_t arguments_expected_ = 0;
-  size_t bulk_remaining_ = 0;
+  Phase phase_ = Phase::kStart;
+  size_t arguments_expected_ = 0;  // arguments of the current multibulk not yet started
+  size_t bulk_remaining_ = 0;      // payload bytes of the current bulk not yet read
+  size_t trailer_remaining_ = 0;   // bytes after the payload (Redis's "\r\n") not yet skipped
+  size_t argument_count_ = 0;      // leading elements of pending_ that hold this request's args
   std::vector<std::string> pending_;
-  std::string line_;
+  std::string line_;               // the part of a line seen in earlier calls
+  bool line_wants_byte_ = false;   // a header's '\r' was seen; the byte after it is still due
+  bool line_blocked_ = false;      // a NUL came before the line's end (see the quirks above)
+  size_t blocked_bytes_ = 0;       // bytes of a blocked line seen so far
 };
 
 // Splits one inline command line into arguments using Redis's rules (sdssplitargs: quotes,
-// escapes \n \r \t \b \a \\ \" \xHH, single quotes). Returns false on unbalanced quotes.
+// escapes \n \r \t \b \a \\ \" \xHH, single quotes). Returns false on unbalanced quotes (or a
+// closing quote not followed by a space). On success `args` holds exactly the arguments; on
+// failure its content is unspecified. As in sdssplitargs (a C string), a NUL byte ends the line.
 bool split_inline(std::string_view line, std::vector<std::string>& args);
 
 }  // namespace cairn::resp

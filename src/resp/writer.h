@@ -33,7 +33,9 @@ class ReplyWriter {
   void map(size_t pairs);                     // RESP3 %pairs, RESP2 *(2*pairs)
   void set(size_t count);                     // RESP3 ~count, RESP2 *count
   void push(size_t count);                    // RESP3 >count, RESP2 *count
-  void double_value(double value);            // RESP3 ,value; RESP2 bulk, formatted as Redis does
+  // RESP3 ,value; RESP2 bulk. Formatted as redis-server 7.0's addReplyDouble: "%.17g", with
+  // "inf"/"-inf" spelled out (and "nan" for any NaN).
+  void double_value(double value);
   void boolean(bool value);                   // RESP3 #t/#f, RESP2 :1/:0
   void verbatim(std::string_view text);       // RESP3 =len txt:text, RESP2 bulk
 
@@ -42,8 +44,12 @@ class ReplyWriter {
   int protocol_;
 };
 
-// Formats a double the way redis-server 7.0 replies with one (INCRBYFLOAT uses "%.17Lg" with
-// trailing zeros trimmed; inf as "inf"/"-inf").
+// Formats a number the way redis-server 7.0 stores and returns the result of INCRBYFLOAT and
+// HINCRBYFLOAT (ld2string in "human" mode): fixed notation "%.17Lf", then the trailing zeros
+// after the decimal point and a dangling '.' are removed, and "-0" becomes "0"; infinities are
+// "inf"/"-inf". Examples: 10.5+0.1 -> "10.6", 5.0e3 -> "5000", 3.0 -> "3", 1e20 ->
+// "100000000000000000000". (Callers reject NaN and infinite results before formatting, as Redis
+// does; NaN formats as "nan".)
 std::string format_double(long double value);
 
 }  // namespace cairn::resp
