@@ -1,5 +1,6 @@
 #include "storage/cell_compaction_filter.h"
 
+#include <algorithm>
 #include <utility>
 
 namespace cairn::storage {
@@ -11,30 +12,43 @@ CellCompactionFilter::CellCompactionFilter(std::function<int64_t()> wall_clock_m
   CAIRN_ASSERT(tombstone_grace_ms_ >= 0, "tombstone grace must not be negative");
 }
 
-bool CellCompactionFilter::collectable(const Cell& cell, int64_t now_ms,
-                                       int64_t tombstone_grace_ms) {
-  if (cell.tombstone) {
-    // A tombstone must outlive every replica that might still hold the value it deletes (hints,
-    // repairs, a replica that was down), or that value would come back: hence the grace period,
-    // measured from when the delete was issued (the physical part of its HLC timestamp).
-    // Written as a subtraction so a huge grace cannot overflow.
-    const int64_t written_ms = HybridClock::physical_ms(cell.timestamp);
-    return written_ms <= now_ms - tombstone_grace_ms;
-  }
-  return cell.expired_at(now_ms);
+CellCompactionFilter::Verdict CellCompactionFilter::judge(const Cell& cell, int64_t now_ms,
+                                                          int64_t tombstone_grace_ms) {
+  if (!cell.tombstone && !cell.expired_at(now_ms)) return Verdict::kKeep;
+  // A deletion (a tombstone, or a value whose TTL ran out, as Cassandra treats it) must outlive
+  // every replica that might still hold an older value of the key (hints, repairs, a replica
+  // that was down), or that value would come back: hence the grace period, measured from when
+  // the key stopped existing. Written as a subtraction so a huge grace cannot overflow.
+  const int64_t deleted_ms = std::max(HybridClock::physical_ms(cell.timestamp), cell.expire_at_ms);
+  if (deleted_ms <= now_ms - tombstone_grace_ms) return Verdict::kRemove;
+  return cell.tombstone ? Verdict::kKeep : Verdict::kToTombstone;
 }
 
 CellCompactionFilter::Decision CellCompactionFilter::FilterV2(
     int /*level*/, const rocksdb::Slice& /*key*/, ValueType value_type,
-    const rocksdb::Slice& existing_value, std::string* /*new_value*/,
+    const rocksdb::Slice& existing_value, std::string* new_value,
     std::string* /*skip_until*/) const {
   if (value_type != ValueType::kValue) return Decision::kKeep;
   Result<Cell> cell = decode_cell(std::string_view(existing_value.data(), existing_value.size()));
   if (!cell.is_ok()) return Decision::kKeep;
-  // kRemove (not kRemoveAndSkipUntil) because RocksDB turns it into a deletion marker for this
-  // key, which keeps shadowing older versions that sit in levels outside this compaction.
-  return collectable(*cell, wall_clock_ms_(), tombstone_grace_ms_) ? Decision::kRemove
-                                                                   : Decision::kKeep;
+  switch (judge(*cell, wall_clock_ms_(), tombstone_grace_ms_)) {
+    case Verdict::kKeep:
+      return Decision::kKeep;
+    case Verdict::kToTombstone: {
+      // Same timestamp and writer, so last-write-wins orders it exactly as the expired value;
+      // the expiry stays as the moment of deletion for the grace period.
+      Cell tombstone = std::move(cell).value();
+      tombstone.tombstone = true;
+      tombstone.value.clear();
+      *new_value = encode_cell(tombstone);
+      return Decision::kChangeValue;
+    }
+    case Verdict::kRemove:
+      // kRemove (not kRemoveAndSkipUntil) because RocksDB turns it into a deletion marker for
+      // this key, which keeps shadowing older versions in levels outside this compaction.
+      return Decision::kRemove;
+  }
+  return Decision::kKeep;
 }
 
 }  // namespace cairn::storage

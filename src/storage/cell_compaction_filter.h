@@ -24,8 +24,13 @@ class CellCompactionFilter final : public rocksdb::CompactionFilter {
   // REQUIRES: tombstone_grace_ms >= 0, wall_clock_ms is callable from any thread.
   CellCompactionFilter(std::function<int64_t()> wall_clock_ms, int64_t tombstone_grace_ms);
 
-  // Pure decision, separated from RocksDB for tests: true if `cell` may be forgotten at `now_ms`.
-  static bool collectable(const Cell& cell, int64_t now_ms, int64_t tombstone_grace_ms);
+  enum class Verdict {
+    kKeep,
+    kToTombstone,  // an expired value: becomes a tombstone that keeps shadowing older versions
+    kRemove,       // a tombstone (or expired value) older than the grace period
+  };
+  // Pure decision, separated from RocksDB for tests.
+  static Verdict judge(const Cell& cell, int64_t now_ms, int64_t tombstone_grace_ms);
 
   Decision FilterV2(int level, const rocksdb::Slice& key, ValueType value_type,
                     const rocksdb::Slice& existing_value, std::string* new_value,

@@ -234,17 +234,20 @@ TEST(KeyTest, TokenRangesAndKeysAreContiguous) {
   }
 }
 
-TEST(CompactionFilterTest, CollectsExpiredCellsAndOldTombstonesOnly) {
+TEST(CompactionFilterTest, ExpiredValuesBecomeTombstonesUntilTheGraceRunsOut) {
+  using V = CellCompactionFilter::Verdict;
   const int64_t grace = 1000;
   Cell live{.value = "v"};
-  EXPECT_FALSE(CellCompactionFilter::collectable(live, 1'000'000, grace));
-  Cell expiring{.expire_at_ms = 500, .value = "v"};
-  EXPECT_FALSE(CellCompactionFilter::collectable(expiring, 499, grace));
-  EXPECT_TRUE(CellCompactionFilter::collectable(expiring, 500, grace));
+  EXPECT_EQ(CellCompactionFilter::judge(live, 1'000'000, grace), V::kKeep);
+  Cell expiring{.timestamp = HybridClock::make(100, 0), .expire_at_ms = 500, .value = "v"};
+  EXPECT_EQ(CellCompactionFilter::judge(expiring, 499, grace), V::kKeep);
+  EXPECT_EQ(CellCompactionFilter::judge(expiring, 500, grace), V::kToTombstone);
+  EXPECT_EQ(CellCompactionFilter::judge(expiring, 1499, grace), V::kToTombstone);
+  EXPECT_EQ(CellCompactionFilter::judge(expiring, 1500, grace), V::kRemove);
   Cell tombstone{.tombstone = true, .timestamp = HybridClock::make(100, 3), .value = ""};
-  EXPECT_FALSE(CellCompactionFilter::collectable(tombstone, 1099, grace));
-  EXPECT_TRUE(CellCompactionFilter::collectable(tombstone, 1100, grace));
-  EXPECT_FALSE(CellCompactionFilter::collectable(tombstone, 1100, INT64_MAX));
+  EXPECT_EQ(CellCompactionFilter::judge(tombstone, 1099, grace), V::kKeep);
+  EXPECT_EQ(CellCompactionFilter::judge(tombstone, 1100, grace), V::kRemove);
+  EXPECT_EQ(CellCompactionFilter::judge(tombstone, 1100, INT64_MAX), V::kKeep);
 }
 
 }  // namespace

@@ -291,12 +291,24 @@ TEST(EngineTest, CompactionDropsExpiredCellsAndOldTombstones) {
 
   clock.now_ms = 500;
   ASSERT_TRUE(engine->compact_all().is_ok());
-  EXPECT_FALSE(read_ok(*engine, 1, "expiring").has_value());
+  // The expired value became a tombstone with the same timestamp: it still shadows older
+  // versions a lagging replica might send.
+  auto expired = read_ok(*engine, 1, "expiring");
+  ASSERT_TRUE(expired.has_value());
+  EXPECT_TRUE(expired->tombstone);
+  EXPECT_EQ(expired->timestamp, expiring.timestamp);
+  EXPECT_TRUE(expired->value.empty());
+  EXPECT_FALSE(apply_ok(*engine, 1, "expiring", value_cell(HybridClock::make(9, 0), "old")));
   EXPECT_TRUE(read_ok(*engine, 1, "deleted").has_value());  // 400 ms old, grace 1000
 
   clock.now_ms = 1100;
   ASSERT_TRUE(engine->compact_all().is_ok());
   EXPECT_FALSE(read_ok(*engine, 1, "deleted").has_value());
+  EXPECT_TRUE(read_ok(*engine, 1, "expiring").has_value());  // expired at 500, grace 1000
+
+  clock.now_ms = 1500;
+  ASSERT_TRUE(engine->compact_all().is_ok());
+  EXPECT_FALSE(read_ok(*engine, 1, "expiring").has_value());
   EXPECT_EQ(read_ok(*engine, 1, "forever")->value, "v");
 }
 
@@ -338,7 +350,7 @@ TEST(EngineTest, FilteredCellDoesNotResurrectOlderVersionBelow) {
   v2.expire_at_ms = 50;
   ASSERT_TRUE(db->Put({}, key, encode_cell(v2)).ok());
   ASSERT_TRUE(db->Flush({}).ok());
-  clock.now_ms = 100;  // v2 has expired
+  clock.now_ms = 2000;  // v2 has expired, and the grace of its deletion has run out
   ASSERT_TRUE(db->CompactFiles({}, l0_files(), 1).ok());
   ASSERT_EQ(files_at(1), 1);  // the deletion marker
   ASSERT_EQ(files_at(6), 1);  // v1, untouched
