@@ -39,7 +39,8 @@ namespace cairn::resp {
 
 struct ParserLimits {
   size_t bulk_bytes_max = 512ull * 1024 * 1024;   // Redis proto-max-bulk-len
-  size_t arguments_max = 1024 * 1024;             // Redis: multibulk length limit
+  // Redis 7.0 accepts up to INT_MAX arguments (allocating as they arrive); we cap lower.
+  size_t arguments_max = 1024 * 1024;
   size_t inline_bytes_max = 64 * 1024;            // Redis PROTO_INLINE_MAX_SIZE
 };
 
