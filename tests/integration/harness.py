@@ -5,6 +5,7 @@ default; with CAIRN_TARGET=redis the same tests run against redis-server 7.0, wh
 tests themselves are checked against the reference implementation.
 """
 
+import atexit
 import os
 import signal
 import socket
@@ -237,6 +238,18 @@ class RawConn:
 # ---------------------------------------------------------------------------------------------
 # Server processes.
 
+_LIVE = set()
+
+
+@atexit.register
+def _kill_leftovers():
+    """Never leave a server behind, even when a test run is interrupted."""
+    for s in list(_LIVE):
+        try:
+            s._kill_hard()
+        except Exception:  # noqa: BLE001 - best effort at interpreter exit
+            pass
+
 
 class ServerProcess:
     """One server process (cairn or redis) with its own data directory.
@@ -312,6 +325,7 @@ class ServerProcess:
         self.proc = subprocess.Popen(self.argv(), stdout=log, stderr=subprocess.STDOUT,
                                      stdin=subprocess.DEVNULL)
         log.close()
+        _LIVE.add(self)
         deadline = time.monotonic() + START_TIMEOUT_S
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -360,12 +374,14 @@ class ServerProcess:
                 self._kill_hard()
         rc = self.proc.returncode
         self.proc = None
+        _LIVE.discard(self)
         return rc
 
     def kill9(self):
         self._kill_hard()
 
     def _kill_hard(self):
+        _LIVE.discard(self)
         if self.proc is None:
             return
         if self.proc.poll() is None:
@@ -377,6 +393,7 @@ class ServerProcess:
         """Waits for the process to exit by itself (e.g. after SHUTDOWN); returns its code."""
         rc = self.proc.wait(timeout)
         self.proc = None
+        _LIVE.discard(self)
         return rc
 
     def restart(self):
