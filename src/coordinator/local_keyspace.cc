@@ -1,1 +1,189 @@
-// Placeholder: replaced by the real implementation.
+#include "coordinator/local_keyspace.h"
+
+#include <algorithm>
+#include <mutex>
+#include <random>
+#include <utility>
+
+#include "topology/token.h"
+
+namespace cairn::coordinator {
+namespace {
+
+// A page never holds more than this many keys, whatever COUNT the client asked for, so one SCAN
+// reply stays bounded.
+constexpr size_t kScanCountMax = 100'000;
+// Stored cells (tombstones and expired cells included) examined per page: at least this many...
+constexpr size_t kScanCellsMin = 1'000;
+// ...and at most this many; then the page ends at the next token boundary, possibly empty.
+constexpr size_t kScanCellsMax = 1'000'000;
+// How many times write()/remove() retry when the stored cell carries a timestamp from the future
+// (a clock that went backwards across a restart): each retry first observes that timestamp, so
+// one retry always suffices; the bound only guards against a bug.
+constexpr int kStampAttemptsMax = 3;
+
+// Stamps `cell` with a fresh timestamp and applies it. The engine keeps the stored cell when it
+// supersedes ours, which on a single machine only happens if the stored timestamp is ahead of our
+// clock (the wall clock went backwards across a restart). Then the clock observes it and the write
+// is retried, so a write acknowledged to a client is never silently dropped.
+Status stamp_and_apply(storage::Engine& engine, HybridClock& clock, uint64_t writer_id,
+                       std::string_view key, storage::Cell cell) {
+  const topology::Token token = topology::token_of(key);
+  cell.writer = writer_id;
+  for (int attempt = 0; attempt < kStampAttemptsMax; ++attempt) {
+    cell.timestamp = clock.now();
+    Result<bool> applied = engine.apply(token, key, cell);
+    if (!applied.is_ok()) return applied.status();
+    if (*applied) return Status::ok();
+    Result<std::optional<storage::Cell>> stored = engine.read(token, key);
+    if (!stored.is_ok()) return stored.status();
+    if (stored->has_value()) clock.observe((*stored)->timestamp);
+  }
+  return Status::internal("keyspace: stored cell keeps superseding new writes");
+}
+
+}  // namespace
+
+LocalKeyspace::LocalKeyspace(storage::Engine& engine, HybridClock& clock, uint64_t writer_id,
+                             std::function<int64_t()> wall_clock_ms)
+    : engine_(engine),
+      clock_(clock),
+      writer_id_(writer_id),
+      wall_clock_ms_(std::move(wall_clock_ms)) {
+  CAIRN_ASSERT(static_cast<bool>(wall_clock_ms_), "LocalKeyspace needs a wall clock");
+}
+
+int64_t LocalKeyspace::now_ms() { return wall_clock_ms_(); }
+
+Result<std::optional<storage::Cell>> LocalKeyspace::read(std::string_view key) {
+  Result<std::optional<storage::Cell>> stored = engine_.read(topology::token_of(key), key);
+  if (!stored.is_ok()) return stored.status();
+  if (!stored->has_value() || !(*stored)->live_at(now_ms())) return std::optional<storage::Cell>();
+  return stored;
+}
+
+Status LocalKeyspace::write(std::string_view key, storage::ValueType type, std::string value,
+                            int64_t expire_at_ms) {
+  storage::Cell cell;
+  cell.type = type;
+  cell.expire_at_ms = expire_at_ms;
+  cell.value = std::move(value);
+  return stamp_and_apply(engine_, clock_, writer_id_, key, std::move(cell));
+}
+
+Status LocalKeyspace::remove(std::string_view key) {
+  storage::Cell cell;
+  cell.tombstone = true;
+  return stamp_and_apply(engine_, clock_, writer_id_, key, std::move(cell));
+}
+
+Status LocalKeyspace::atomically(std::span<const std::string> keys,
+                                 const std::function<Status()>& fn) {
+  if (keys.size() == 1) {
+    std::unique_lock<std::mutex> lock = engine_.lock_key(topology::token_of(keys[0]), keys[0]);
+    return fn();
+  }
+  // Several keys may share one engine stripe, and stripes must be taken in one global order or two
+  // callers could deadlock. Engine::lock_key does not say which stripe a key uses, but the stripe
+  // of a key never changes, so each key's stripe is identified by briefly locking it (holding
+  // nothing else, so this cannot deadlock); then each distinct stripe is locked once, in address
+  // order.
+  std::vector<std::pair<const std::mutex*, const std::string*>> stripes;
+  stripes.reserve(keys.size());
+  for (const std::string& key : keys) {
+    std::unique_lock<std::mutex> probe = engine_.lock_key(topology::token_of(key), key);
+    stripes.emplace_back(probe.mutex(), &key);
+  }
+  std::sort(stripes.begin(), stripes.end(),
+            [](const auto& a, const auto& b) { return std::less<>()(a.first, b.first); });
+  stripes.erase(std::unique(stripes.begin(), stripes.end(),
+                            [](const auto& a, const auto& b) { return a.first == b.first; }),
+                stripes.end());
+  std::vector<std::unique_lock<std::mutex>> locks;
+  locks.reserve(stripes.size());
+  for (const auto& [stripe, key] : stripes) {
+    locks.push_back(engine_.lock_key(topology::token_of(*key), *key));
+    CAIRN_ASSERT(locks.back().mutex() == stripe, "a key's lock stripe changed");
+  }
+  return fn();
+}
+
+Result<ScanPage> LocalKeyspace::scan(const ScanRequest& request) {
+  const size_t count = std::clamp<size_t>(request.count, 1, kScanCountMax);
+  const size_t cells_max = std::clamp<size_t>(count * 10, kScanCellsMin, kScanCellsMax);
+  const int64_t now = now_ms();
+  ScanPage page;
+  size_t cells_seen = 0;
+  size_t keys_seen = 0;
+  bool any_token = false;
+  topology::Token current_token = 0;
+  std::string last_key;
+  bool have_last_key = false;
+  Status status =
+      engine_.scan(request.cursor, 0,
+                   [&](topology::Token token, std::string_view key, const storage::Cell& cell) {
+                     if (!any_token || token != current_token) {
+                       // Pages end only between tokens, so the keys of one token (one hash tag) are
+                       // never split across pages and the cursor (a token) resumes exactly after
+                       // them.
+                       if (any_token && (keys_seen >= count || cells_seen >= cells_max)) {
+                         page.next_cursor = token;
+                         return false;
+                       }
+                       any_token = true;
+                       current_token = token;
+                       have_last_key = false;
+                     }
+                     ++cells_seen;
+                     // The cells of a key's sub-keys are contiguous: report the key once.
+                     if (have_last_key && key == last_key) return true;
+                     if (!cell.live_at(now)) return true;
+                     last_key.assign(key);
+                     have_last_key = true;
+                     ++keys_seen;
+                     if (!request.filter || request.filter(key, cell)) page.keys.emplace_back(key);
+                     return true;
+                   });
+  if (!status.is_ok()) return status;
+  return page;
+}
+
+Result<uint64_t> LocalKeyspace::count() {
+  const int64_t now = now_ms();
+  uint64_t live = 0;
+  std::string last_key;
+  bool have_last_key = false;
+  Status status =
+      engine_.scan(0, 0, [&](topology::Token, std::string_view key, const storage::Cell& cell) {
+        if (have_last_key && key == last_key) return true;
+        if (!cell.live_at(now)) return true;
+        last_key.assign(key);
+        have_last_key = true;
+        ++live;
+        return true;
+      });
+  if (!status.is_ok()) return status;
+  return live;
+}
+
+Result<std::optional<std::string>> LocalKeyspace::random_key() {
+  thread_local std::mt19937_64 random{std::random_device{}()};
+  const topology::Token start = random();
+  const int64_t now = now_ms();
+  std::optional<std::string> found;
+  auto visit = [&](topology::Token, std::string_view key, const storage::Cell& cell) {
+    if (!cell.live_at(now)) return true;
+    found.emplace(key);
+    return false;
+  };
+  // From a random token to the end of the ring, then wrap around once to cover [0, start).
+  if (Status status = engine_.scan(start, 0, visit); !status.is_ok()) return status;
+  if (!found && start != 0) {
+    if (Status status = engine_.scan(0, start, visit); !status.is_ok()) return status;
+  }
+  return found;
+}
+
+Status LocalKeyspace::clear() { return engine_.clear(); }
+
+}  // namespace cairn::coordinator
