@@ -1,1 +1,169 @@
-// Placeholder: replaced by the real implementation.
+#include "commands/command.h"
+
+#include <algorithm>
+#include <cctype>
+#include <utility>
+
+#include "common/assert.h"
+
+namespace cairn::commands {
+namespace {
+
+std::string lower(std::string_view text) {
+  std::string out(text);
+  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return out;
+}
+
+std::string upper(std::string_view text) {
+  std::string out(text);
+  for (char& c : out) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  return out;
+}
+
+// Redis prints at most 128 bytes of a client-supplied name in an error ("%.128s").
+constexpr size_t kErrorNameBytesMax = 128;
+// Redis stops listing the arguments of an unknown command once the list reaches 128 bytes.
+constexpr size_t kErrorArgsBytesMax = 128;
+
+// Mirrors the arithmetic of Redis's "'%.*s' " with precision 128 - sdslen(args), where the
+// length is taken before the opening quote is appended.
+std::string unknown_command_message(const std::vector<std::string>& args) {
+  std::string message = "ERR unknown command '";
+  message.append(args[0], 0, kErrorNameBytesMax);
+  message += "', with args beginning with: ";
+  std::string listed;
+  for (size_t i = 1; i < args.size() && listed.size() < kErrorArgsBytesMax; ++i) {
+    const size_t room = kErrorArgsBytesMax - listed.size();
+    listed += '\'';
+    listed.append(args[i], 0, room);
+    listed += "' ";
+  }
+  return message + listed;
+}
+
+bool arity_ok(const CommandSpec& spec, size_t argc) {
+  if (spec.arity > 0) return argc == static_cast<size_t>(spec.arity);
+  return argc >= static_cast<size_t>(-spec.arity);
+}
+
+}  // namespace
+
+std::vector<std::string_view> flag_names(uint32_t flags) {
+  // The order of Redis 7.0's addReplyCommandFlags; clients only care about the names.
+  static constexpr std::pair<uint32_t, std::string_view> kNames[] = {
+      {kWrite, "write"},         {kReadOnly, "readonly"},
+      {kDenyOom, "denyoom"},     {kAdmin, "admin"},
+      {kPubSub, "pubsub"},       {kNoScript, "noscript"},
+      {kBlocking, "blocking"},   {kLoading, "loading"},
+      {kStale, "stale"},         {kSkipMonitor, "skip_monitor"},
+      {kSkipSlowlog, "skip_slowlog"}, {kFast, "fast"},
+      {kNoAuth, "no_auth"},      {kNoMandatoryKeys, "no_mandatory_keys"},
+      {kNoAsyncLoading, "no_async_loading"}, {kNoMulti, "no_multi"},
+      {kMovableKeys, "movablekeys"}, {kAllowBusy, "allow_busy"},
+  };
+  std::vector<std::string_view> names;
+  for (const auto& [flag, name] : kNames) {
+    if ((flags & flag) != 0) names.push_back(name);
+  }
+  return names;
+}
+
+void CommandTable::add(CommandSpec spec) {
+  std::string key = lower(spec.name);
+  CAIRN_ASSERT(key == spec.name, "command names are registered in lower case: " + spec.name);
+  CAIRN_ASSERT(spec.arity != 0, "command arity must not be 0: " + spec.name);
+  CAIRN_ASSERT(spec.handler || !spec.subcommands.empty(),
+               "command needs a handler or subcommands: " + spec.name);
+  const bool inserted = commands_.emplace(std::move(key), std::move(spec)).second;
+  CAIRN_ASSERT(inserted, "command registered twice");
+}
+
+const CommandSpec* CommandTable::find(std::string_view name) const {
+  auto it = commands_.find(lower(name));
+  return it == commands_.end() ? nullptr : &it->second;
+}
+
+const CommandSpec* CommandTable::find_subcommand(const CommandSpec& container,
+                                                 std::string_view sub) const {
+  const std::string full = container.name + "|" + lower(sub);
+  for (const CommandSpec& spec : container.subcommands) {
+    if (spec.name == full) return &spec;
+  }
+  return nullptr;
+}
+
+const CommandTable& default_table() {
+  // A function-local static is initialized exactly once even with concurrent callers (C++11
+  // "magic statics"), so every event loop can call this without further locking.
+  static const CommandTable table = [] {
+    CommandTable t;
+    register_string_commands(t);
+    register_key_commands(t);
+    register_connection_commands(t);
+    register_server_commands(t);
+    return t;
+  }();
+  return table;
+}
+
+std::vector<size_t> key_indexes(const CommandSpec& spec, size_t argc) {
+  std::vector<size_t> indexes;
+  if (spec.first_key <= 0 || argc <= static_cast<size_t>(spec.first_key)) return indexes;
+  const int64_t count = static_cast<int64_t>(argc);
+  const int64_t last = spec.last_key < 0 ? count + spec.last_key : spec.last_key;
+  const int64_t step = spec.key_step > 0 ? spec.key_step : 1;
+  for (int64_t i = spec.first_key; i <= last && i < count; i += step) {
+    indexes.push_back(static_cast<size_t>(i));
+  }
+  return indexes;
+}
+
+DispatchOutcome dispatch(const CommandTable& table, CommandContext& context) {
+  std::vector<std::string>& args = context.args;
+  CAIRN_ASSERT(!args.empty(), "dispatch needs at least the command name");
+  DispatchOutcome outcome;
+
+  // 1. Lookup, including the subcommand of a container (CLIENT SETNAME → "client|setname").
+  const CommandSpec* spec = table.find(args[0]);
+  if (spec == nullptr) {
+    context.reply.error(unknown_command_message(args));
+    return outcome;
+  }
+  if (!spec->subcommands.empty() && args.size() >= 2) {
+    const CommandSpec* sub = table.find_subcommand(*spec, args[1]);
+    if (sub == nullptr) {
+      std::string message = "ERR unknown subcommand '";
+      message.append(args[1], 0, kErrorNameBytesMax);
+      message += "'. Try " + upper(args[0]) + " HELP.";
+      context.reply.error(message);
+      return outcome;
+    }
+    spec = sub;
+  }
+
+  // 2. Authentication: before the arity check, so an unauthenticated client learns nothing
+  // about a command's arguments.
+  if ((spec->flags & kNoAuth) == 0 && !context.session.authenticated) {
+    context.reply.error("NOAUTH Authentication required.");
+    return outcome;
+  }
+
+  // 3. Arity.
+  if (!arity_ok(*spec, args.size())) {
+    context.reply.error("ERR wrong number of arguments for '" + spec->name + "' command");
+    return outcome;
+  }
+
+  // 4. The handler. A container reached without a subcommand has an arity of at least 2, so
+  // it only gets here if it has a handler of its own (plain COMMAND).
+  CAIRN_ASSERT(static_cast<bool>(spec->handler), "command without handler passed arity: " +
+                                                     spec->name);
+  context.session.last_command = spec->name;
+  outcome.spec = spec;
+  outcome.wrote = (spec->flags & kWrite) != 0;
+  spec->handler(context);
+  return outcome;
+}
+
+}  // namespace cairn::commands

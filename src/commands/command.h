@@ -2,6 +2,8 @@
 // The command table is data (STYLE.md "Redis"): name, arity, flags, key positions. The generic
 // checks run once, in one fixed order, in dispatch() before any handler:
 //   1. lookup        → "ERR unknown command '<name>', with args beginning with: '<a>' ..."
+//                      (containers: "client setname" runs "client|setname"; an unknown one is
+//                      "ERR unknown subcommand '<sub>'. Try CLIENT HELP.")
 //   2. auth          → "NOAUTH Authentication required." (unless the command has kNoAuth)
 //   3. arity         → "ERR wrong number of arguments for '<name>' command"
 //   4. the handler.
@@ -32,9 +34,20 @@ enum CommandFlag : uint32_t {
   kRandom = 1u << 8,     // reply is not deterministic (COMMAND INFO reports it)
   kDenyOom = 1u << 9,
   kSkipSlowlog = 1u << 10,
+  // The remaining Redis 7.0 flags COMMAND INFO reports (added after the first ten, keep the bits).
+  kSkipMonitor = 1u << 11,
+  kNoMulti = 1u << 12,        // refused inside MULTI
+  kAllowBusy = 1u << 13,      // allowed while a script runs
+  kNoMandatoryKeys = 1u << 14,
+  kNoAsyncLoading = 1u << 15,
+  kMovableKeys = 1u << 16,    // keys are not at fixed positions (first/last/step do not find them)
+  kBlocking = 1u << 17,
+  kPubSub = 1u << 18,
 };
 
 // Names of set flags in the order and spelling COMMAND INFO uses ("write", "readonly", ...).
+// kRandom has no flag name in Redis 7: COMMAND INFO reports it as the tip
+// "nondeterministic_output" instead.
 std::vector<std::string_view> flag_names(uint32_t flags);
 
 // Per-connection state, owned by the connection, visible to handlers.
@@ -99,6 +112,15 @@ struct CommandSpec {
   std::string complexity;
   Handler handler;           // absent for a container whose subcommands do the work
   std::vector<CommandSpec> subcommands;
+  // Optional, for COMMAND INFO (Redis 7 layout). ACL categories without "@" beyond those implied
+  // by the flags (write, read, admin+dangerous, fast/slow...) and by the group (string → string,
+  // generic → keyspace, connection → connection), e.g. {"dangerous"} for KEYS.
+  std::vector<std::string> acl_categories;
+  // Command tips, e.g. "nondeterministic_output", "request_policy:all_shards".
+  std::vector<std::string> tips;
+  // Flags of the key spec, e.g. {"RW", "access", "update"}. Empty: derived from the command flags
+  // (readonly → RO access, write → RW update).
+  std::vector<std::string> key_spec_flags;
 };
 
 class CommandTable {
@@ -122,6 +144,11 @@ void register_string_commands(CommandTable& table);
 void register_key_commands(CommandTable& table);
 void register_connection_commands(CommandTable& table);   // PING ECHO HELLO AUTH QUIT SELECT CLIENT
 void register_server_commands(CommandTable& table);       // COMMAND INFO CONFIG TIME SHUTDOWN...
+// (COMMAND's handlers describe default_table(), whichever table dispatched them.)
+
+// Indexes into `args` (args[0] is the command) of the keys of a command with `argc` arguments,
+// from the spec's first/last/step. Empty for commands without keys or with too few arguments.
+std::vector<size_t> key_indexes(const CommandSpec& spec, size_t argc);
 
 struct DispatchOutcome {
   const CommandSpec* spec = nullptr;  // the command that ran (nullptr if rejected before lookup)
