@@ -1,2 +1,100 @@
-// Placeholder main: replaced by the real command line.
-int main() { return 1; }
+// The `cairn` binary (DESIGN.md §2): one program, subcommands. Only `server` exists so far; the
+// others are reserved and say so.
+
+#include <csignal>
+#include <cstdio>
+#include <iostream>
+#include <string>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include "server/config.h"
+#include "server/server.h"
+#include "storage/engine.h"
+
+namespace {
+
+constexpr int kExitUsage = 2;  // bad flags or config, or an unimplemented subcommand
+constexpr int kExitFailure = 1;
+
+struct Reserved {
+  const char* name;
+  const char* description;
+};
+
+constexpr Reserved kReserved[] = {
+    {"orchestrator", "run the orchestrator that manages machines (not yet implemented)"},
+    {"dev", "run an orchestrator and a local cluster on loopback (not yet implemented)"},
+    {"admin", "inspect and change a cluster through its orchestrator (not yet implemented)"},
+    {"bench", "load-test a server or cluster (not yet implemented)"},
+};
+
+void setup_logging(const std::string& level) {
+  auto logger = spdlog::stderr_color_mt("cairn");
+  spdlog::set_default_logger(logger);
+  spdlog::set_level(spdlog::level::from_str(level));
+}
+
+int run_server(const cairn::server::ServerFlags& flags) {
+  auto config = flags.resolve();
+  if (!config.is_ok()) {
+    std::cerr << "cairn server: " << config.status().message() << "\n";
+    return kExitUsage;
+  }
+  config->handle_signals = true;
+  setup_logging(config->log_level);
+  // A client that disconnects mid-reply must not kill the server.
+  std::signal(SIGPIPE, SIG_IGN);
+  auto server = cairn::server::Server::start(*config);
+  if (!server.is_ok()) {
+    spdlog::critical("cannot start: {}", server.status().to_string());
+    return kExitFailure;
+  }
+  std::cout << "cairn server listening on " << config->bind << ":" << (*server)->port()
+            << " (data: " << config->data_dir
+            << ", durability: " << cairn::storage::durability_name(config->durability) << ")"
+            << std::endl;
+  (*server)->wait();
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"Cairn: a distributed key-value and wide-row database that speaks the Redis "
+               "protocol.",
+               "cairn"};
+  app.require_subcommand(1);
+  CLI::App* server = app.add_subcommand(
+      "server", "run one machine; without an orchestrator, a complete single-machine database");
+  cairn::server::ServerFlags server_flags;
+  server_flags.add_to(*server);
+  std::vector<CLI::App*> reserved;
+  for (const auto& entry : kReserved) {
+    CLI::App* sub = app.add_subcommand(entry.name, entry.description);
+    sub->prefix_command();  // accept any arguments: they are reported as unimplemented anyway
+    reserved.push_back(sub);
+  }
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    app.exit(e);  // prints the message and a hint to stderr
+    return kExitUsage;
+  }
+
+  for (CLI::App* sub : reserved) {
+    if (sub->parsed()) {
+      std::cerr << "cairn " << sub->get_name() << ": not yet implemented\n";
+      return kExitUsage;
+    }
+  }
+  return run_server(server_flags);
+}

@@ -1,1 +1,256 @@
-// Placeholder: replaced by the real implementation.
+#include "server/server.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <charconv>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <future>
+#include <random>
+#include <sstream>
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include "common/clock.h"
+#include "server/client_session.h"
+
+namespace cairn::server {
+
+namespace {
+
+constexpr std::string_view kMaxClientsReply = "-ERR max number of clients reached\r\n";
+constexpr std::string_view kMachineIdFile = "machine-id";
+constexpr std::string_view kEngineDirectory = "db";
+
+Status write_file_durably(const std::filesystem::path& path, std::string_view contents) {
+  const std::filesystem::path temporary = path.string() + ".tmp";
+  const int fd = ::open(temporary.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) return Status::io_error("cannot create " + temporary.string() + ": " + strerror(errno));
+  const ssize_t written = ::write(fd, contents.data(), contents.size());
+  const bool ok = written == static_cast<ssize_t>(contents.size()) && ::fsync(fd) == 0;
+  const int saved_errno = errno;
+  ::close(fd);
+  if (!ok) return Status::io_error("cannot write " + temporary.string() + ": " + strerror(saved_errno));
+  if (::rename(temporary.c_str(), path.c_str()) != 0) {
+    return Status::io_error("cannot rename " + temporary.string() + ": " + strerror(errno));
+  }
+  // The rename is durable only once the directory is synced.
+  const int dir = ::open(path.parent_path().c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dir >= 0) {
+    ::fsync(dir);
+    ::close(dir);
+  }
+  return Status::ok();
+}
+
+}  // namespace
+
+Result<uint64_t> load_or_create_machine_id(const std::string& data_dir) {
+  const std::filesystem::path path = std::filesystem::path(data_dir) / kMachineIdFile;
+  std::error_code error;
+  if (std::filesystem::exists(path, error)) {
+    std::ifstream file(path);
+    std::string text;
+    file >> text;
+    uint64_t id = 0;
+    const auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), id, 16);
+    if (text.empty() || ec != std::errc() || ptr != text.data() + text.size() || id == 0) {
+      // Never replace it: the id names this machine's writes in every replica.
+      return Status::corruption(fmt::format("{} does not hold a machine id (16 hex digits)",
+                                            path.string()));
+    }
+    return id;
+  }
+  std::random_device random;
+  uint64_t id = 0;
+  while (id == 0) id = (static_cast<uint64_t>(random()) << 32) ^ random();
+  const Status status = write_file_durably(path, fmt::format("{:016x}\n", id));
+  if (!status.is_ok()) return status;
+  spdlog::info("created machine id {:016x} in {}", id, path.string());
+  return id;
+}
+
+Result<std::unique_ptr<Server>> Server::start(const ServerConfig& config) {
+  std::unique_ptr<Server> server(new Server(config));
+  const Status status = server->open();
+  if (!status.is_ok()) {
+    server->teardown();
+    return status;
+  }
+  return server;
+}
+
+Server::Server(ServerConfig config) : config_(std::move(config)) {}
+
+Server::~Server() {
+  if (watcher_.joinable()) {
+    stop();
+    watcher_.join();
+  }
+}
+
+Status Server::open() {
+  std::error_code error;
+  std::filesystem::create_directories(config_.data_dir, error);
+  if (error) {
+    return Status::io_error(
+        fmt::format("cannot create data directory {}: {}", config_.data_dir, error.message()));
+  }
+  auto machine_id = load_or_create_machine_id(config_.data_dir);
+  if (!machine_id.is_ok()) return machine_id.status();
+  machine_id_ = *machine_id;
+
+  storage::EngineOptions engine_options;
+  engine_options.path = (std::filesystem::path(config_.data_dir) / kEngineDirectory).string();
+  engine_options.durability = config_.durability;
+  engine_options.wall_clock_ms = wall_clock_ms;
+  auto engine = storage::Engine::open(engine_options);
+  if (!engine.is_ok()) return engine.status();
+  engine_ = std::move(*engine);
+
+  clock_ = std::make_unique<HybridClock>();
+  keyspace_ = std::make_unique<coordinator::LocalKeyspace>(*engine_, *clock_, machine_id_,
+                                                           wall_clock_ms);
+  const size_t threads = effective_threads(config_);
+  state_ = std::make_unique<ServerState>(config_, threads, *engine_, *keyspace_,
+                                         [this] { request_shutdown(); });
+
+  net::EventLoopsOptions loop_options;
+  loop_options.threads = threads;
+  if (config_.durability == storage::Durability::kAlways) {
+    storage::Engine* engine_ptr = engine_.get();
+    loop_options.sync = [engine_ptr] { return engine_ptr->sync(); };
+  }
+  loop_options.idle_timeout_ms = &state_->settings().idle_timeout_ms;
+  loops_ = std::make_unique<net::EventLoops>(std::move(loop_options));
+
+  auto listener = net::Listener::open(
+      *loops_, config_.bind, config_.port,
+      [this](net::tcp::socket socket, net::EventLoop& loop) { accept(std::move(socket), loop); });
+  if (!listener.is_ok()) return listener.status();
+  listener_ = std::move(*listener);
+  port_ = listener_->port();
+  state_->set_port(port_);
+
+  auto& loop0 = loops_->loop(0).context();
+  if (config_.handle_signals) {
+    signals_ = std::make_unique<net::asio::signal_set>(loop0, SIGINT, SIGTERM);
+    signals_->async_wait([this](const net::error_code& wait_error, int signal_number) {
+      if (wait_error) return;
+      spdlog::info("received signal {}, shutting down", signal_number);
+      request_shutdown();
+    });
+  }
+  ops_timer_ = std::make_unique<net::asio::steady_timer>(loop0);
+  schedule_ops_sampling();
+
+  loops_->start();
+  listener_->start();
+  watcher_ = std::thread([this] { watch_for_shutdown(); });
+  spdlog::info("cairn {} ready: {}:{}, data {}, durability {}, {} event loops, machine {:016x}",
+               kCairnVersion, config_.bind, port_, config_.data_dir,
+               storage::durability_name(config_.durability), threads, machine_id_);
+  return Status::ok();
+}
+
+void Server::schedule_ops_sampling() {
+  ops_timer_->expires_after(std::chrono::milliseconds(kOpsSampleIntervalMs));
+  ops_timer_->async_wait([this](const net::error_code& error) {
+    if (error) return;
+    state_->sample_ops(monotonic_ms());
+    schedule_ops_sampling();
+  });
+}
+
+void Server::accept(net::tcp::socket socket, net::EventLoop& loop) {
+  if (!state_->admit_client()) {
+    // As redis-server: tell the client why, best effort and without blocking, then close.
+    net::error_code ignored;
+    socket.non_blocking(true, ignored);
+    socket.write_some(net::asio::buffer(kMaxClientsReply), ignored);
+    socket.close(ignored);
+    return;
+  }
+  const uint64_t id = state_->next_client_id();
+  net::asio::post(loop.context(), [this, &loop, id, socket = std::move(socket)]() mutable {
+    auto connection = std::make_shared<net::Connection>(loop, std::move(socket), id);
+    auto session =
+        std::make_unique<ClientSession>(*state_, state_->loop_stats(loop.index()), *connection);
+    state_->register_client(connection, session.get());
+    connection->start(std::move(session));
+  });
+}
+
+void Server::request_shutdown() {
+  std::lock_guard lock(mutex_);
+  shutdown_requested_ = true;
+  changed_.notify_all();
+}
+
+void Server::wait() {
+  std::unique_lock lock(mutex_);
+  changed_.wait(lock, [this] { return stopped_; });
+}
+
+void Server::stop() {
+  CAIRN_ASSERT(loops_ == nullptr || !loops_->in_loop_thread(),
+               "Server::stop() from a loop would wait for itself; use request_shutdown()");
+  request_shutdown();
+  wait();
+}
+
+void Server::watch_for_shutdown() {
+  {
+    std::unique_lock lock(mutex_);
+    changed_.wait(lock, [this] { return shutdown_requested_; });
+  }
+  teardown();
+  std::lock_guard lock(mutex_);
+  stopped_ = true;
+  changed_.notify_all();
+}
+
+void Server::run_on_loop0(const std::function<void()>& fn) {
+  if (loops_ == nullptr || !loops_->running()) {
+    fn();
+    return;
+  }
+  std::promise<void> done;
+  net::asio::post(loops_->loop(0).context(), [&] {
+    fn();
+    done.set_value();
+  });
+  done.get_future().wait();
+}
+
+void Server::teardown() {
+  spdlog::info("stopping: closing the listener and {} clients",
+               state_ ? state_->connected_clients() : 0);
+  if (listener_) listener_->stop();
+  run_on_loop0([this] {
+    net::error_code ignored;
+    if (signals_) signals_->cancel(ignored);
+    if (ops_timer_) ops_timer_->cancel();
+  });
+  if (loops_) loops_->stop();
+  if (engine_) {
+    const Status status = engine_->sync();
+    if (!status.is_ok()) spdlog::error("final WAL sync failed: {}", status.to_string());
+  }
+  // Reverse of construction.
+  listener_.reset();
+  signals_.reset();
+  ops_timer_.reset();
+  loops_.reset();
+  state_.reset();
+  keyspace_.reset();
+  clock_.reset();
+  engine_.reset();
+  spdlog::info("stopped");
+}
+
+}  // namespace cairn::server

@@ -1,0 +1,125 @@
+#pragma once
+// A client connection: socket I/O, bounded buffers, backpressure, group commit and closing. What
+// the bytes mean is the Protocol's business (the RESP session lives in src/server).
+//
+// Life cycle: accepted on the acceptor's loop, then start()ed on its own loop, where every
+// callback runs. Reads go into a fixed buffer; the Protocol consumes what it can and appends its
+// replies to the output buffer. Replies are written at once, or, when a write was served and the
+// loop does group commit, after the loop's next sync (see event_loops.h).
+//
+// Invariants:
+//  1. At most one read and one write are in flight.
+//  2. No byte of output produced after a write is sent before the sync that follows that write.
+//  3. While the unsent output exceeds kOutputBytesMax, nothing more is read (backpressure).
+//  4. After close() no callback touches the socket or the Protocol again.
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "net/asio.h"
+
+namespace cairn::net {
+
+class EventLoop;
+
+struct ProcessResult {
+  size_t consumed = 0;  // bytes of input used; the rest is offered again later
+  bool wrote = false;   // a write was served: its reply must wait for the sync
+  bool close = false;   // close once the output is sent (QUIT, protocol error, limits)
+};
+
+// The meaning of a connection's bytes. Called on the connection's loop thread only.
+class Protocol {
+ public:
+  virtual ~Protocol() = default;
+  // Consumes requests from `input` and appends their replies to `output`. Consumes all of
+  // `input` (buffering partial requests itself) unless it asks to close or `output` reached
+  // `output_bytes_max` bytes; unconsumed input is offered again once the output drained.
+  virtual ProcessResult process(std::string_view input, std::string& output,
+                                size_t output_bytes_max) = 0;
+  // The connection closed (by either side); called exactly once.
+  virtual void on_close() = 0;
+};
+
+class Connection : public std::enable_shared_from_this<Connection> {
+ public:
+  static constexpr size_t kReadChunkBytes = 16 * 1024;        // as Redis's PROTO_IOBUF_LEN
+  static constexpr size_t kOutputBytesMax = 64 * 1024 * 1024;  // stop reading above this
+  // Buffers larger than this are released once drained, so idle clients hold little memory.
+  static constexpr size_t kBufferKeepBytes = 1024 * 1024;
+
+  // `socket` must belong to `loop`'s io_context. Any thread.
+  Connection(EventLoop& loop, tcp::socket socket, uint64_t id);
+  Connection(const Connection&) = delete;
+  Connection& operator=(const Connection&) = delete;
+
+  // Loop thread. Registers with the loop and starts reading.
+  void start(std::unique_ptr<Protocol> protocol);
+  // Any thread: stops reading and closes once the pending output is sent (CLIENT KILL).
+  void kill();
+  // Loop thread: closes now, dropping unsent output.
+  void close();
+  // Loop thread: called by the loop's flush task after its sync.
+  void on_synced(bool ok);
+  // Loop thread: closes the connection if it has been idle longer than `timeout_ms`.
+  void close_if_idle(int64_t now_ms, int64_t timeout_ms);
+
+  // Immutable after construction; any thread.
+  uint64_t id() const { return id_; }
+  int fd() const { return fd_; }
+  const std::string& peer_address() const { return peer_address_; }
+  const std::string& local_address() const { return local_address_; }
+  int64_t created_ms() const { return created_ms_; }
+  EventLoop& loop() { return loop_; }
+
+  // Observations for CLIENT LIST, refreshed once per read or write; any thread.
+  size_t input_buffer_bytes() const { return input_capacity_.load(std::memory_order_relaxed); }
+  size_t input_unconsumed_bytes() const { return input_used_.load(std::memory_order_relaxed); }
+  size_t output_bytes() const { return output_bytes_.load(std::memory_order_relaxed); }
+  int64_t last_active_ms() const { return last_active_ms_.load(std::memory_order_relaxed); }
+
+ private:
+  void maybe_read();
+  void on_read(const error_code& error, size_t bytes);
+  void process_input();
+  void after_output_change();
+  void start_write();
+  void on_write(const error_code& error);
+  void publish_buffers();
+
+  EventLoop& loop_;
+  tcp::socket socket_;
+  const uint64_t id_;
+  int fd_ = -1;
+  std::string peer_address_;
+  std::string local_address_;
+  int64_t created_ms_ = 0;
+  std::unique_ptr<Protocol> protocol_;
+
+  // input_[input_begin_, input_end_) holds bytes read and not yet consumed.
+  std::string input_;
+  size_t input_begin_ = 0;
+  size_t input_end_ = 0;
+  std::string output_;   // replies not yet handed to the socket
+  std::string sending_;  // the replies of the write in flight
+
+  bool reading_ = false;
+  bool writing_ = false;
+  bool awaiting_sync_ = false;  // output_ holds replies of writes: wait for the loop's flush
+  bool close_after_output_ = false;
+  bool closed_ = false;
+
+  std::atomic<size_t> input_capacity_{0};
+  std::atomic<size_t> input_used_{0};
+  std::atomic<size_t> output_bytes_{0};
+  std::atomic<int64_t> last_active_ms_{0};
+};
+
+// "ip:port", with IPv6 addresses in brackets as redis-server prints them.
+std::string format_endpoint(const tcp::endpoint& endpoint);
+
+}  // namespace cairn::net

@@ -1,0 +1,223 @@
+#include "server/client_session.h"
+
+#include <algorithm>
+#include <charconv>
+#include <limits>
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include "common/assert.h"
+#include "common/clock.h"
+#include "resp/writer.h"
+
+namespace cairn::server {
+
+std::string format_client_line(const ClientLine& line) {
+  // Redis counts the client struct and buffers in tot-mem; this is the same idea, approximated.
+  constexpr size_t kClientOverheadBytes = 1024;
+  const size_t total = line.read_buffer_bytes + line.output_bytes + kClientOverheadBytes;
+  return fmt::format(
+      "id={} addr={} laddr={} fd={} name={} age={} idle={} flags=N db=0 sub=0 psub=0 ssub=0 "
+      "multi=-1 qbuf={} qbuf-free={} argv-mem={} multi-mem=0 rbs={} rbp={} obl=0 oll=0 omem={} "
+      "tot-mem={} events={} cmd={} user=default redir=-1 resp={} lib-name={} lib-ver={}\n",
+      line.id, line.address, line.local_address, line.fd, line.name, line.age_seconds,
+      line.idle_seconds, line.query_bytes, line.query_free_bytes, line.query_bytes,
+      line.read_buffer_bytes, line.read_buffer_bytes, line.output_bytes, total,
+      line.output_bytes > 0 ? "rw" : "r", line.command, line.protocol, line.library_name,
+      line.library_version);
+}
+
+ClientSession::ClientSession(ServerState& state, LoopStats& stats, net::Connection& connection)
+    : state_(state), stats_(stats), connection_(connection) {
+  session_.id = connection.id();
+  session_.authenticated = state.requirepass().empty();
+  session_.created_ms = connection.created_ms();
+  session_.last_command_ms = session_.created_ms;
+  session_.peer_address = connection.peer_address();
+  session_.local_address = connection.local_address();
+  last_command_ms_.store(session_.created_ms, std::memory_order_relaxed);
+  args_.reserve(16);
+  refresh_limits();
+}
+
+void ClientSession::refresh_limits() {
+  const uint64_t bulk_limit = state_.settings().proto_max_bulk_len.load(std::memory_order_relaxed);
+  if (bulk_limit == parser_bulk_limit_ && session_.authenticated == parser_authenticated_) return;
+  resp::ParserLimits limits;
+  limits.bulk_bytes_max = bulk_limit;
+  if (!session_.authenticated) {
+    // Before AUTH a client may not make the server allocate much (Redis's limits).
+    limits.arguments_max = std::min<size_t>(limits.arguments_max, kUnauthenticatedArgumentsMax);
+    limits.bulk_bytes_max = std::min<size_t>(limits.bulk_bytes_max, kUnauthenticatedBulkBytesMax);
+  }
+  parser_.set_limits(limits);
+  parser_bulk_limit_ = bulk_limit;
+  parser_authenticated_ = session_.authenticated;
+}
+
+namespace {
+
+// Redis's string2ll: an optional '-', then digits without a leading zero, fitting in 64 bits.
+bool parse_strict_integer(std::string_view text, int64_t& value) {
+  if (text.empty() || text.size() > 20) return false;
+  const bool negative = text[0] == '-';
+  const std::string_view digits = negative ? text.substr(1) : text;
+  if (digits.empty() || (digits[0] == '0' && digits.size() > 1)) return false;
+  const auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  return ec == std::errc() && ptr == text.data() + text.size();
+}
+
+}  // namespace
+
+std::string ClientSession::unauthenticated_error(std::string_view input, size_t consumed,
+                                                 const std::string& error) const {
+  const bool multibulk = error == "Protocol error: invalid multibulk length";
+  const bool bulk = error == "Protocol error: invalid bulk length";
+  if (parser_authenticated_ || (!multibulk && !bulk)) return error;
+  // The parser was given the unauthenticated limits, so "invalid" may mean "over those limits".
+  // Redis says "unauthenticated" only for a well-formed length: read the header line back from
+  // where the parser stopped (it ends with '\r' and one more byte).
+  if (consumed < 3) return error;
+  const size_t line_end = consumed - 2;
+  size_t start = line_end;
+  while (start > 0 && input[start - 1] != '*' && input[start - 1] != '$' &&
+         line_end - start < 21) {
+    --start;
+  }
+  int64_t length = 0;
+  if (start == 0 || !parse_strict_integer(input.substr(start, line_end - start), length)) {
+    // Not found in this read (the header began in an earlier one): the limits are the likelier
+    // cause, since a malformed length from a real client is rare.
+    return start == 0 ? (multibulk ? "Protocol error: unauthenticated multibulk length"
+                                   : "Protocol error: unauthenticated bulk length")
+                      : error;
+  }
+  if (multibulk) {
+    return length <= std::numeric_limits<int32_t>::max()
+               ? "Protocol error: unauthenticated multibulk length"
+               : error;
+  }
+  return length >= 0 && static_cast<uint64_t>(length) <= parser_bulk_limit_
+             ? "Protocol error: unauthenticated bulk length"
+             : error;
+}
+
+net::ProcessResult ClientSession::process(std::string_view input, std::string& output,
+                                          size_t output_bytes_max) {
+  refresh_limits();
+  const uint64_t query_limit =
+      state_.settings().client_query_buffer_limit.load(std::memory_order_relaxed);
+  const int64_t now_ms = wall_clock_ms();
+  net::ProcessResult result;
+  uint64_t commands = 0;
+  resp::ReplyWriter writer(&output, session_.protocol);
+  commands::CommandContext context{args_, writer, session_, state_.keyspace(), state_};
+  while (result.consumed < input.size() && output.size() < output_bytes_max) {
+    const resp::ParseOutcome parsed = parser_.parse(input.substr(result.consumed), args_);
+    CAIRN_ASSERT(parsed.consumed > 0 || parsed.state != resp::ParseState::kComplete,
+                 "a complete request consumes bytes");
+    result.consumed += parsed.consumed;
+    if (parsed.state == resp::ParseState::kNeedMore) {
+      partial_bytes_ += parsed.consumed;
+      if (partial_bytes_ > query_limit) {
+        // As redis-server: no reply, the client is closed and the event logged.
+        spdlog::warn("closing client id={} addr={} that reached the max query buffer length",
+                     session_.id, session_.peer_address);
+        result.close = true;
+      }
+      break;
+    }
+    if (parsed.state == resp::ParseState::kError) {
+      writer.error("ERR " + unauthenticated_error(input, result.consumed, parsed.error));
+      result.close = true;
+      break;
+    }
+    partial_bytes_ = 0;
+    if (args_.empty()) continue;  // an empty inline line, which Redis ignores
+    session_.last_command_ms = now_ms;
+    writer.set_protocol(session_.protocol);
+    const commands::DispatchOutcome outcome = commands::dispatch(state_.table(), context);
+    ++commands;
+    result.wrote |= outcome.wrote;
+    if (outcome.spec != nullptr) last_spec_.store(outcome.spec, std::memory_order_relaxed);
+    if (session_.authenticated != parser_authenticated_) refresh_limits();
+    if (session_.close_after_reply) {
+      result.close = true;
+      break;
+    }
+  }
+  // Bytes after a request that closes the connection are dropped, as Redis does.
+  if (result.close) result.consumed = input.size();
+  if (commands > 0) stats_.add_commands(commands);
+  publish(commands > 0 ? now_ms : 0);
+  return result;
+}
+
+void ClientSession::publish(int64_t now_ms) {
+  if (now_ms != 0) last_command_ms_.store(now_ms, std::memory_order_relaxed);
+  protocol_.store(session_.protocol, std::memory_order_relaxed);
+  query_bytes_.store(partial_bytes_, std::memory_order_relaxed);
+  // Names change rarely (CLIENT SETNAME / SETINFO): compare without the lock, copy with it.
+  if (session_.name != name_ || session_.library_name != library_name_ ||
+      session_.library_version != library_version_) {
+    std::lock_guard lock(names_mutex_);
+    name_ = session_.name;
+    library_name_ = session_.library_name;
+    library_version_ = session_.library_version;
+  }
+}
+
+void ClientSession::on_close() {
+  state_.unregister_client(session_.id);
+  state_.client_closed();
+}
+
+std::string ClientSession::describe() const {
+  const int64_t now = wall_clock_ms();
+  const auto* spec = last_spec_.load(std::memory_order_relaxed);
+  ClientLine line;
+  line.id = session_.id;
+  line.address = connection_.peer_address();
+  line.local_address = connection_.local_address();
+  line.fd = connection_.fd();
+  line.age_seconds = (now - connection_.created_ms()) / 1000;
+  line.idle_seconds = (now - last_command_ms_.load(std::memory_order_relaxed)) / 1000;
+  line.query_bytes = query_bytes_.load(std::memory_order_relaxed) +
+                     connection_.input_unconsumed_bytes();
+  line.read_buffer_bytes = connection_.input_buffer_bytes();
+  line.query_free_bytes = line.read_buffer_bytes - connection_.input_unconsumed_bytes();
+  line.output_bytes = connection_.output_bytes();
+  if (spec != nullptr) line.command = spec->name;
+  line.protocol = protocol_.load(std::memory_order_relaxed);
+  std::lock_guard lock(names_mutex_);
+  line.name = name_;
+  line.library_name = library_name_;
+  line.library_version = library_version_;
+  return format_client_line(line);
+}
+
+std::string ClientSession::describe_current(const commands::Session& session) const {
+  const int64_t now = wall_clock_ms();
+  ClientLine line;
+  line.id = session.id;
+  line.address = session.peer_address;
+  line.local_address = session.local_address;
+  line.fd = connection_.fd();
+  line.name = session.name;
+  line.age_seconds = (now - session.created_ms) / 1000;
+  line.idle_seconds = (now - session.last_command_ms) / 1000;
+  line.query_bytes = partial_bytes_;
+  line.read_buffer_bytes = connection_.input_buffer_bytes();
+  line.query_free_bytes = line.read_buffer_bytes;
+  line.output_bytes = connection_.output_bytes();
+  // The command being served is the one asking (CLIENT INFO), unless dispatch recorded another.
+  line.command = session.last_command.empty() ? std::string_view("client|info")
+                                              : std::string_view(session.last_command);
+  line.protocol = session.protocol;
+  line.library_name = session.library_name;
+  line.library_version = session.library_version;
+  return format_client_line(line);
+}
+
+}  // namespace cairn::server

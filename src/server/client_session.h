@@ -1,0 +1,93 @@
+#pragma once
+// The RESP client session: what a client connection's bytes mean (DESIGN.md §4 step 1). It parses
+// every complete request in the buffered bytes, dispatches them in order through the command
+// table and appends the replies (pipelining). It enforces the protocol limits of redis-server:
+// proto-max-bulk-len (in the parser) and client-query-buffer-limit (here).
+//
+// Threading: process() and on_close() run on the connection's loop thread. describe() runs on
+// any thread and reads only the state published at the end of each process() call.
+
+#include <atomic>
+#include <cstdint>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "commands/command.h"
+#include "net/connection.h"
+#include "resp/parser.h"
+#include "server/server_state.h"
+
+namespace cairn::server {
+
+// Redis refuses larger requests from a client that has not authenticated yet.
+inline constexpr size_t kUnauthenticatedArgumentsMax = 10;
+inline constexpr size_t kUnauthenticatedBulkBytesMax = 16384;
+
+class ClientSession final : public net::Protocol {
+ public:
+  // `connection` owns this session; `stats` are the counters of the connection's loop.
+  ClientSession(ServerState& state, LoopStats& stats, net::Connection& connection);
+
+  net::ProcessResult process(std::string_view input, std::string& output,
+                             size_t output_bytes_max) override;
+  void on_close() override;
+
+  // The CLIENT LIST line of this client. Any thread.
+  std::string describe() const;
+  // The CLIENT INFO line, built from `session` (the caller's own, current state).
+  // Loop thread of this session.
+  std::string describe_current(const commands::Session& session) const;
+
+ private:
+  void refresh_limits();
+  // The error text for a parser error; turns the length errors that the unauthenticated limits
+  // caused into Redis's "unauthenticated ..." texts. `consumed` is where the parser stopped.
+  std::string unauthenticated_error(std::string_view input, size_t consumed,
+                                    const std::string& error) const;
+  void publish(int64_t now_ms);
+
+  ServerState& state_;
+  LoopStats& stats_;
+  net::Connection& connection_;
+  commands::Session session_;
+  resp::RequestParser parser_;
+  std::vector<std::string> args_;   // reused by every request: no allocation per command
+  size_t partial_bytes_ = 0;        // bytes of the unfinished request held by the parser
+  uint64_t parser_bulk_limit_ = 0;  // the proto-max-bulk-len the parser was given
+  bool parser_authenticated_ = false;  // whether the parser has the authenticated limits
+
+  // Published for other threads at the end of each process() call.
+  std::atomic<int64_t> last_command_ms_{0};
+  std::atomic<const commands::CommandSpec*> last_spec_{nullptr};
+  std::atomic<int> protocol_{2};
+  std::atomic<size_t> query_bytes_{0};
+  mutable std::mutex names_mutex_;
+  // Written by the loop thread under names_mutex_, so that thread may read them without it.
+  std::string name_;
+  std::string library_name_;
+  std::string library_version_;
+};
+
+// Fields of one CLIENT LIST line (Redis 7.0 layout plus 7.2's lib-name / lib-ver).
+struct ClientLine {
+  uint64_t id = 0;
+  std::string_view address;
+  std::string_view local_address;
+  int fd = -1;
+  std::string_view name;
+  int64_t age_seconds = 0;
+  int64_t idle_seconds = 0;
+  size_t query_bytes = 0;
+  size_t query_free_bytes = 0;
+  size_t read_buffer_bytes = 0;
+  size_t output_bytes = 0;
+  std::string_view command = "NULL";
+  int protocol = 2;
+  std::string_view library_name;
+  std::string_view library_version;
+};
+std::string format_client_line(const ClientLine& line);
+
+}  // namespace cairn::server

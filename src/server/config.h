@@ -1,0 +1,84 @@
+#pragma once
+// Settings of `cairn server` (DESIGN.md §2, §9). They come from the defaults, then a TOML file
+// (--config FILE), then command-line flags, each overriding the one before. Every setting has one
+// name, used as the flag (--name), the TOML key (name or name_with_underscores) and the CONFIG
+// GET/SET parameter. Unknown names and bad values are start-up errors, never ignored.
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/status.h"
+#include "storage/engine.h"
+
+namespace CLI {
+class App;
+class Option;
+}  // namespace CLI
+
+namespace cairn::server {
+
+inline constexpr uint64_t kMiB = 1024 * 1024;
+inline constexpr uint64_t kGiB = 1024 * kMiB;
+
+struct ServerConfig {
+  uint16_t port = 6380;                // 0 picks a free port (tests)
+  std::string bind = "127.0.0.1";
+  std::string data_dir = "./cairn-data";
+  storage::Durability durability = storage::Durability::kAlways;
+  std::string requirepass;             // "" = no password
+  int64_t maxclients = 10000;
+  int64_t timeout_seconds = 0;         // close clients idle this long; 0 = never
+  size_t threads = 0;                  // event-loop threads; 0 = one per core (at most 64)
+  uint64_t proto_max_bulk_len = 512 * kMiB;
+  uint64_t client_query_buffer_limit = 1 * kGiB;
+  std::string log_level = "info";      // an spdlog level name
+  std::string config_file;             // the --config file, "" if none (INFO reports it)
+  bool handle_signals = false;         // stop on SIGINT/SIGTERM; the cairn binary sets it
+};
+
+// The names of every setting, in the order `--help` and CONFIG GET * list them.
+const std::vector<std::string_view>& setting_names();
+
+// Sets one setting from its text form ("512mb", "always"...). Errors name the setting and say
+// what is accepted. Accepts a name with '_' in place of '-'.
+Status apply_setting(ServerConfig& config, std::string_view name, std::string_view value);
+
+// Applies a TOML document over `config`. `source` names the document in error messages.
+Status apply_toml(std::string_view text, std::string_view source, ServerConfig& config);
+Status load_config_file(const std::string& path, ServerConfig& config);
+
+// The current value of a setting in its text form (CONFIG GET); "" for unknown names.
+std::string setting_value(const ServerConfig& config, std::string_view name);
+
+// Threads to run when config.threads is 0: the number of cores, capped at 64.
+size_t effective_threads(const ServerConfig& config);
+
+// Parses a byte count the way redis.conf does: "1024", "64k", "64kb", "512mb", "1gb"
+// (k = 1000, kb = 1024, and so on). Case-insensitive.
+Result<uint64_t> parse_memory(std::string_view text);
+
+// The flags of `cairn server`, bound to a CLI11 (sub)command. After parsing, resolve() reads the
+// --config file, if any, and applies the flags that were given over it.
+class ServerFlags {
+ public:
+  ServerFlags();
+  ~ServerFlags();
+  void add_to(CLI::App& app);
+  Result<ServerConfig> resolve() const;
+
+ private:
+  struct Flag {
+    std::string name;
+    std::string value;
+    CLI::Option* option = nullptr;
+  };
+  std::vector<std::unique_ptr<Flag>> flags_;
+  std::string config_file_;
+  CLI::Option* config_option_ = nullptr;
+};
+
+}  // namespace cairn::server

@@ -1,0 +1,85 @@
+#pragma once
+// The composition root of `cairn server` (DESIGN.md §3): builds the services of one machine in
+// dependency order and stops them in reverse.
+//
+//   start: config → data dir + machine id → Engine → HybridClock → LocalKeyspace → ServerState
+//          → event loops → listener
+//   stop:  listener → connections and loops → final sync → keyspace, clock → engine
+//
+// Tests and `cairn dev` embed servers through this class.
+
+#include <condition_variable>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+
+#include "common/hlc.h"
+#include "common/status.h"
+#include "coordinator/local_keyspace.h"
+#include "net/event_loops.h"
+#include "net/listener.h"
+#include "server/config.h"
+#include "server/server_state.h"
+#include "storage/engine.h"
+
+namespace cairn::server {
+
+// Reads <data_dir>/machine-id, creating it with a random non-zero 64-bit id the first time.
+Result<uint64_t> load_or_create_machine_id(const std::string& data_dir);
+
+class Server {
+ public:
+  // Starts a server and returns once it accepts connections.
+  static Result<std::unique_ptr<Server>> start(const ServerConfig& config);
+  ~Server();  // stop()
+  Server(const Server&) = delete;
+  Server& operator=(const Server&) = delete;
+
+  // The port it listens on (the chosen one when config.port was 0).
+  uint16_t port() const { return port_; }
+  uint64_t machine_id() const { return machine_id_; }
+  const ServerConfig& config() const { return config_; }
+
+  // Blocks until the server has stopped: after SHUTDOWN, SIGINT/SIGTERM (if config.handle_signals)
+  // or stop().
+  void wait();
+  // Stops the server and waits for it. Idempotent. REQUIRES: not called from a loop thread
+  // (handlers use ServerControl::request_shutdown()).
+  void stop();
+  // Asks the server to stop, without waiting. Any thread.
+  void request_shutdown();
+
+ private:
+  explicit Server(ServerConfig config);
+  Status open();
+  void teardown();
+  void watch_for_shutdown();
+  void run_on_loop0(const std::function<void()>& fn);
+  void schedule_ops_sampling();
+  void accept(net::tcp::socket socket, net::EventLoop& loop);
+
+  ServerConfig config_;
+  uint64_t machine_id_ = 0;
+  uint16_t port_ = 0;
+
+  // In construction order; teardown() destroys them in reverse.
+  std::unique_ptr<storage::Engine> engine_;
+  std::unique_ptr<HybridClock> clock_;
+  std::unique_ptr<coordinator::LocalKeyspace> keyspace_;
+  std::unique_ptr<ServerState> state_;
+  std::unique_ptr<net::EventLoops> loops_;
+  std::unique_ptr<net::asio::steady_timer> ops_timer_;
+  std::unique_ptr<net::asio::signal_set> signals_;
+  std::unique_ptr<net::Listener> listener_;
+
+  std::mutex mutex_;
+  std::condition_variable changed_;
+  bool shutdown_requested_ = false;  // guarded by mutex_
+  bool stopped_ = false;             // guarded by mutex_
+  std::thread watcher_;              // runs teardown() once shutdown is requested
+};
+
+}  // namespace cairn::server

@@ -1,0 +1,144 @@
+#pragma once
+// ServerState: what the loops of one running server share, and the ServerControl that command
+// handlers see (INFO, CONFIG, CLIENT, SHUTDOWN). Every public method is thread-safe.
+//
+// Hot-path rule: serving a command touches no lock here. Counters are per loop (LoopStats),
+// settings that CONFIG SET changes are atomics (LiveSettings); the client registry's mutex is
+// taken only when a client connects or disconnects and by CLIENT LIST / KILL.
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "commands/command.h"
+#include "coordinator/keyspace.h"
+#include "net/connection.h"
+#include "server/config.h"
+#include "storage/engine.h"
+
+namespace cairn::server {
+
+class ClientSession;
+
+inline constexpr std::string_view kRedisVersion = "7.0.15";  // what clients see (INFO, HELLO)
+inline constexpr std::string_view kCairnVersion = "0.1.0";
+inline constexpr size_t kOpsSamples = 16;                     // as Redis's STATS_METRIC_SAMPLES
+inline constexpr int64_t kOpsSampleIntervalMs = 100;
+
+// Counters of one loop. Written only by that loop's thread, so an increment is a relaxed load and
+// store (no locked instruction); read by INFO from any thread.
+struct alignas(64) LoopStats {
+  std::atomic<uint64_t> commands_processed{0};
+
+  void add_commands(uint64_t count) {
+    commands_processed.store(commands_processed.load(std::memory_order_relaxed) + count,
+                             std::memory_order_relaxed);
+  }
+};
+
+// The settings CONFIG SET may change while clients are served.
+struct LiveSettings {
+  std::atomic<int64_t> maxclients{0};
+  std::atomic<int64_t> idle_timeout_ms{0};
+  std::atomic<uint64_t> proto_max_bulk_len{0};
+  std::atomic<uint64_t> client_query_buffer_limit{0};
+};
+
+// Matches `text` against a Redis glob pattern (* ? [a-z] [^x] \x), as CONFIG GET and KEYS do.
+bool glob_match(std::string_view pattern, std::string_view text, bool ignore_case);
+
+class ServerState final : public commands::ServerControl {
+ public:
+  // `engine` and `keyspace` must outlive this object. `on_shutdown` is called (from any thread,
+  // possibly several times) when a client asks the server to stop.
+  ServerState(ServerConfig config, size_t loop_count, storage::Engine& engine,
+              coordinator::Keyspace& keyspace, std::function<void()> on_shutdown);
+
+  // commands::ServerControl.
+  std::vector<std::pair<std::string, std::string>> config_get(std::string_view pattern) override;
+  Status config_set(std::string_view name, std::string_view value) override;
+  std::string info(std::string_view section) override;
+  std::string client_list() override;
+  std::string client_info(const commands::Session& session) override;
+  int kill_client(uint64_t id) override;
+  std::string requirepass() override;
+  void request_shutdown() override;
+  std::string version() override;
+
+  // Accepting (the acceptor's thread). admit_client() counts the connection and returns true, or
+  // counts a rejection and returns false when maxclients are connected.
+  bool admit_client();
+  uint64_t next_client_id() { return next_client_id_.fetch_add(1, std::memory_order_relaxed); }
+
+  // Client registry (loop threads). `session` lives as long as `connection`.
+  void register_client(const std::shared_ptr<net::Connection>& connection,
+                       const ClientSession* session);
+  void unregister_client(uint64_t id);
+
+  LoopStats& loop_stats(size_t loop) { return loop_stats_[loop]; }
+  const LiveSettings& settings() const { return settings_; }
+  coordinator::Keyspace& keyspace() { return keyspace_; }
+  const commands::CommandTable& table() const { return table_; }
+  size_t connected_clients() const { return connected_.load(std::memory_order_relaxed); }
+  uint64_t total_commands() const;
+
+  void set_port(uint16_t port) { port_.store(port, std::memory_order_relaxed); }
+  // Called every kOpsSampleIntervalMs by one thread: feeds instantaneous_ops_per_sec.
+  void sample_ops(int64_t now_ms);
+
+ private:
+  struct ClientEntry {
+    std::weak_ptr<net::Connection> connection;
+    const ClientSession* session = nullptr;
+  };
+
+  std::string section_text(std::string_view section);
+  std::string server_section();
+  std::string clients_section();
+  std::string memory_section();
+  std::string persistence_section();
+  std::string stats_section();
+  std::string replication_section();
+  std::string cpu_section();
+  std::string cluster_section();
+  std::string keyspace_section();
+
+  storage::Engine& engine_;
+  coordinator::Keyspace& keyspace_;
+  const commands::CommandTable& table_;
+  std::function<void()> on_shutdown_;
+  const int64_t started_monotonic_ms_;
+
+  std::mutex config_mutex_;
+  ServerConfig config_;  // guarded by config_mutex_
+  LiveSettings settings_;
+
+  std::unique_ptr<LoopStats[]> loop_stats_;
+  const size_t loop_count_;
+  std::atomic<uint16_t> port_{0};
+  std::atomic<size_t> connected_{0};
+  std::atomic<uint64_t> next_client_id_{1};
+  std::atomic<uint64_t> total_connections_{0};
+  std::atomic<uint64_t> rejected_connections_{0};
+
+  std::mutex clients_mutex_;
+  std::map<uint64_t, ClientEntry> clients_;  // by id: CLIENT LIST's order; guarded
+
+  // Samples of (time, commands) for instantaneous_ops_per_sec; sample_ops()'s thread only.
+  int64_t last_sample_ms_ = 0;
+  uint64_t last_sample_commands_ = 0;
+  uint64_t ops_samples_[kOpsSamples] = {};
+  size_t ops_sample_index_ = 0;
+  std::atomic<uint64_t> instantaneous_ops_{0};
+
+  friend class ClientSession;
+  void client_closed() { connected_.fetch_sub(1, std::memory_order_relaxed); }
+};
+
+}  // namespace cairn::server

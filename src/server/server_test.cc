@@ -1,0 +1,358 @@
+// Loopback tests: a real Server on an ephemeral port, spoken to with raw RESP over a socket.
+
+#include "server/server.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <filesystem>
+#include <string>
+#include <thread>
+
+#include "server/server_state.h"
+
+namespace cairn::server {
+namespace {
+
+// A blocking client socket with a receive timeout, so a broken server fails a test, not hangs it.
+class RawClient {
+ public:
+  explicit RawClient(uint16_t port) {
+    fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
+    timeval timeout{10, 0};
+    ::setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof(timeout));
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_port = htons(port);
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    connected_ = ::connect(fd_, reinterpret_cast<sockaddr*>(&address), sizeof(address)) == 0;
+  }
+  ~RawClient() { ::close(fd_); }
+  bool connected() const { return connected_; }
+
+  void send(std::string_view data) {
+    while (!data.empty()) {
+      const ssize_t n = ::send(fd_, data.data(), data.size(), MSG_NOSIGNAL);
+      if (n <= 0) return;
+      data.remove_prefix(static_cast<size_t>(n));
+    }
+  }
+  // Reads exactly `bytes` bytes (fewer if the server closes or the timeout hits).
+  std::string read(size_t bytes) {
+    std::string out;
+    char buffer[65536];
+    while (out.size() < bytes) {
+      const ssize_t n = ::recv(fd_, buffer, std::min(sizeof(buffer), bytes - out.size()), 0);
+      if (n <= 0) break;
+      out.append(buffer, static_cast<size_t>(n));
+    }
+    return out;
+  }
+  // Reads until `suffix` ends what was read.
+  std::string read_until(std::string_view suffix) {
+    std::string out;
+    char c;
+    while (!out.ends_with(suffix)) {
+      if (::recv(fd_, &c, 1, 0) != 1) break;
+      out.push_back(c);
+    }
+    return out;
+  }
+  // Reads everything until the server closes the connection.
+  std::string read_until_closed() {
+    std::string out;
+    char buffer[4096];
+    while (true) {
+      const ssize_t n = ::recv(fd_, buffer, sizeof(buffer), 0);
+      if (n <= 0) break;
+      out.append(buffer, static_cast<size_t>(n));
+    }
+    return out;
+  }
+  // Sends one command and reads one reply line (simple replies, errors, integers).
+  std::string line(std::string_view command) {
+    send(command);
+    return read_until("\r\n");
+  }
+
+ private:
+  int fd_ = -1;
+  bool connected_ = false;
+};
+
+std::string command(std::initializer_list<std::string_view> args) {
+  std::string out = "*" + std::to_string(args.size()) + "\r\n";
+  for (std::string_view arg : args) {
+    out += "$" + std::to_string(arg.size()) + "\r\n";
+    out += arg;
+    out += "\r\n";
+  }
+  return out;
+}
+
+std::string bulk(std::string_view value) {
+  return "$" + std::to_string(value.size()) + "\r\n" + std::string(value) + "\r\n";
+}
+
+class ServerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = std::filesystem::temp_directory_path() /
+           ("cairn-server-test-" + std::to_string(::getpid()) + "-" +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    std::filesystem::remove_all(dir_);
+    config_.port = 0;
+    config_.data_dir = dir_.string();
+    config_.threads = 2;
+  }
+  void TearDown() override {
+    server_.reset();
+    std::filesystem::remove_all(dir_);
+  }
+  void start() {
+    auto server = Server::start(config_);
+    ASSERT_TRUE(server.is_ok()) << server.status().to_string();
+    server_ = std::move(*server);
+    ASSERT_NE(server_->port(), 0);
+  }
+  uint16_t port() const { return server_->port(); }
+
+  std::filesystem::path dir_;
+  ServerConfig config_;
+  std::unique_ptr<Server> server_;
+};
+
+TEST_F(ServerTest, PingMultibulkAndInline) {
+  start();
+  RawClient client(port());
+  ASSERT_TRUE(client.connected());
+  EXPECT_EQ(client.line(command({"PING"})), "+PONG\r\n");
+  // Inline commands, with empty lines in between that Redis skips.
+  EXPECT_EQ(client.line("\r\n\r\nPING\r\n"), "+PONG\r\n");
+  // A request split over several writes.
+  client.send("*1\r\n$4\r\nPI");
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  EXPECT_EQ(client.line("NG\r\n"), "+PONG\r\n");
+}
+
+TEST_F(ServerTest, PipelinedSetAndGetKeepOrder) {
+  start();
+  RawClient client(port());
+  std::string batch;
+  std::string expected;
+  constexpr int kKeys = 200;
+  for (int i = 0; i < kKeys; ++i) {
+    const std::string key = "key" + std::to_string(i);
+    batch += command({"SET", key, "value" + std::to_string(i)});
+    expected += "+OK\r\n";
+  }
+  for (int i = 0; i < kKeys; ++i) {
+    batch += command({"GET", "key" + std::to_string(i)});
+    expected += bulk("value" + std::to_string(i));
+  }
+  client.send(batch);
+  EXPECT_EQ(client.read(expected.size()), expected);
+  // Group commit: the writes were synced before their replies left.
+  RawClient other(port());
+  other.send(command({"INFO", "persistence"}));
+  const std::string info = other.read_until("\r\n\r\n");
+  EXPECT_NE(info.find("durability:always"), std::string::npos) << info;
+  EXPECT_EQ(info.find("wal_syncs:0\r\n"), std::string::npos) << info;
+}
+
+TEST_F(ServerTest, ManyClientsOnSeveralLoops) {
+  config_.threads = 3;
+  start();
+  std::vector<std::unique_ptr<RawClient>> clients;
+  for (int i = 0; i < 9; ++i) clients.push_back(std::make_unique<RawClient>(port()));
+  for (size_t i = 0; i < clients.size(); ++i) {
+    clients[i]->send(command({"SET", "k" + std::to_string(i), std::to_string(i)}));
+  }
+  for (auto& client : clients) EXPECT_EQ(client->read_until("\r\n"), "+OK\r\n");
+  for (size_t i = 0; i < clients.size(); ++i) {
+    const std::string key = "k" + std::to_string((i + 1) % clients.size());
+    clients[i]->send(command({"GET", key}));
+    EXPECT_EQ(clients[i]->read(bulk(std::to_string((i + 1) % clients.size())).size()),
+              bulk(std::to_string((i + 1) % clients.size())));
+  }
+}
+
+TEST_F(ServerTest, ProtocolErrorRepliesThenCloses) {
+  start();
+  RawClient client(port());
+  client.send(command({"PING"}) + "*1\r\n$abc\r\n" + command({"PING"}));
+  EXPECT_EQ(client.read_until_closed(), "+PONG\r\n-ERR Protocol error: invalid bulk length\r\n");
+}
+
+TEST_F(ServerTest, QuitRepliesThenCloses) {
+  start();
+  RawClient client(port());
+  client.send(command({"QUIT"}) + command({"PING"}));
+  EXPECT_EQ(client.read_until_closed(), "+OK\r\n");
+}
+
+TEST_F(ServerTest, MaxClientsRejectsWithRedisText) {
+  config_.maxclients = 2;
+  start();
+  RawClient first(port());
+  RawClient second(port());
+  EXPECT_EQ(first.line(command({"PING"})), "+PONG\r\n");
+  EXPECT_EQ(second.line(command({"PING"})), "+PONG\r\n");
+  RawClient third(port());
+  EXPECT_EQ(third.read_until_closed(), "-ERR max number of clients reached\r\n");
+  EXPECT_EQ(first.line(command({"PING"})), "+PONG\r\n");
+}
+
+TEST_F(ServerTest, LargeValuesAndOutputBackpressure) {
+  start();
+  RawClient client(port());
+  const std::string value(3 * 1024 * 1024, 'v');
+  EXPECT_EQ(client.line(command({"SET", "big", value})), "+OK\r\n");
+  // More output than the connection's bound (64 MiB): reading pauses and resumes.
+  constexpr int kGets = 30;
+  std::string batch;
+  for (int i = 0; i < kGets; ++i) batch += command({"GET", "big"});
+  std::thread sender([&] { client.send(batch); });
+  const std::string expected = bulk(value);
+  for (int i = 0; i < kGets; ++i) {
+    ASSERT_EQ(client.read(expected.size()), expected) << "reply " << i;
+  }
+  sender.join();
+  EXPECT_EQ(client.line(command({"PING"})), "+PONG\r\n");
+}
+
+TEST_F(ServerTest, QueryBufferLimitClosesWithoutReply) {
+  config_.client_query_buffer_limit = kMiB;
+  start();
+  RawClient client(port());
+  client.send("*2\r\n$3\r\nGET\r\n$2000000\r\n");
+  client.send(std::string(1200 * 1024, 'x'));
+  EXPECT_EQ(client.read_until_closed(), "");
+  RawClient other(port());
+  EXPECT_EQ(other.line(command({"PING"})), "+PONG\r\n");
+}
+
+TEST_F(ServerTest, UnauthenticatedLimitsAndAuth) {
+  config_.requirepass = "pw";
+  start();
+  {
+    RawClient client(port());
+    EXPECT_EQ(client.line(command({"GET", "x"})), "-NOAUTH Authentication required.\r\n");
+    client.send("*20\r\n");
+    EXPECT_EQ(client.read_until_closed(),
+              "-ERR Protocol error: unauthenticated multibulk length\r\n");
+  }
+  {
+    RawClient client(port());
+    client.send("*1\r\n$20000\r\n");
+    EXPECT_EQ(client.read_until_closed(), "-ERR Protocol error: unauthenticated bulk length\r\n");
+  }
+  {
+    RawClient client(port());
+    client.send("*1\r\n$2x\r\n");
+    EXPECT_EQ(client.read_until_closed(), "-ERR Protocol error: invalid bulk length\r\n");
+  }
+  {
+    RawClient client(port());
+    EXPECT_EQ(client.line(command({"AUTH", "pw"})), "+OK\r\n");
+    const std::string value(20000, 'a');
+    EXPECT_EQ(client.line(command({"SET", "x", value})), "+OK\r\n");
+  }
+}
+
+TEST_F(ServerTest, ConfigClientAndInfo) {
+  start();
+  RawClient client(port());
+  client.send(command({"CONFIG", "GET", "maxclients"}));
+  EXPECT_EQ(client.read(std::string("*2\r\n$10\r\nmaxclients\r\n$5\r\n10000\r\n").size()),
+            "*2\r\n$10\r\nmaxclients\r\n$5\r\n10000\r\n");
+  EXPECT_EQ(client.line(command({"CONFIG", "SET", "maxclients", "abc"})).rfind("-ERR", 0), 0u);
+  EXPECT_EQ(client.line(command({"CONFIG", "SET", "port", "1"})),
+            "-ERR Unknown option or number of arguments for CONFIG SET - 'port'\r\n");
+  EXPECT_EQ(client.line(command({"CONFIG", "SET", "maxclients", "77"})), "+OK\r\n");
+  client.send(command({"CONFIG", "GET", "maxclients"}));
+  EXPECT_EQ(client.read(std::string("*2\r\n$10\r\nmaxclients\r\n$2\r\n77\r\n").size()),
+            "*2\r\n$10\r\nmaxclients\r\n$2\r\n77\r\n");
+
+  client.send(command({"CLIENT", "LIST"}));
+  const std::string header = client.read_until("\r\n");
+  ASSERT_EQ(header[0], '$');
+  const std::string list = client.read(std::stoul(header.substr(1)) + 2);
+  EXPECT_EQ(list.rfind("id=", 0), 0u) << list;
+  EXPECT_NE(list.find(" addr=127.0.0.1:"), std::string::npos) << list;
+  EXPECT_NE(list.find(" flags=N db=0 sub=0 psub=0 ssub=0 multi=-1 qbuf="), std::string::npos);
+  EXPECT_NE(list.find(" user=default redir=-1 resp=2 lib-name= lib-ver=\n"), std::string::npos);
+
+  client.send(command({"INFO"}));
+  const std::string info_header = client.read_until("\r\n");
+  const std::string info = client.read(std::stoul(info_header.substr(1)) + 2);
+  EXPECT_EQ(info.rfind("# Server\r\nredis_version:7.0.15\r\ncairn_version:0.1.0\r\n", 0), 0u);
+  EXPECT_NE(info.find("tcp_port:" + std::to_string(port()) + "\r\n"), std::string::npos);
+  EXPECT_NE(info.find("\r\n\r\n# Clients\r\nconnected_clients:1\r\nmaxclients:77\r\n"),
+            std::string::npos)
+      << info;
+  EXPECT_NE(info.find("total_commands_processed:"), std::string::npos);
+  EXPECT_EQ(info.find("db0:"), std::string::npos);  // no keys yet
+}
+
+TEST_F(ServerTest, ClientKillAndIdleTimeout) {
+  start();
+  RawClient victim(port());
+  victim.send(command({"CLIENT", "ID"}));
+  const std::string id_line = victim.read_until("\r\n");
+  ASSERT_EQ(id_line[0], ':');
+  RawClient killer(port());
+  EXPECT_EQ(killer.line(command({"CLIENT", "KILL", "ID", id_line.substr(1, id_line.size() - 3)})),
+            ":1\r\n");
+  EXPECT_EQ(victim.read_until_closed(), "");
+
+  EXPECT_EQ(killer.line(command({"CONFIG", "SET", "timeout", "1"})), "+OK\r\n");
+  RawClient idle(port());
+  const auto started = std::chrono::steady_clock::now();
+  EXPECT_EQ(idle.read_until_closed(), "");
+  EXPECT_LT(std::chrono::steady_clock::now() - started, std::chrono::seconds(5));
+}
+
+TEST_F(ServerTest, ShutdownCommandStopsAndDataSurvivesRestart) {
+  start();
+  const uint64_t machine_id = server_->machine_id();
+  {
+    RawClient client(port());
+    EXPECT_EQ(client.line(command({"SET", "durable", "yes"})), "+OK\r\n");
+    client.send(command({"SHUTDOWN"}));
+    EXPECT_EQ(client.read_until_closed(), "");
+  }
+  server_->wait();  // returns: SHUTDOWN stopped the server
+  server_.reset();
+  start();
+  EXPECT_EQ(server_->machine_id(), machine_id);
+  RawClient client(port());
+  client.send(command({"GET", "durable"}));
+  EXPECT_EQ(client.read(bulk("yes").size()), bulk("yes"));
+}
+
+TEST(GlobTest, MatchesLikeRedis) {
+  EXPECT_TRUE(glob_match("*", "anything", true));
+  EXPECT_TRUE(glob_match("max*", "maxclients", true));
+  EXPECT_TRUE(glob_match("MAX*", "maxclients", true));
+  EXPECT_FALSE(glob_match("MAX*", "maxclients", false));
+  EXPECT_TRUE(glob_match("*-buffer-*", "client-query-buffer-limit", true));
+  EXPECT_TRUE(glob_match("t?meout", "timeout", true));
+  EXPECT_TRUE(glob_match("[st]ave", "save", true));
+  EXPECT_FALSE(glob_match("[^st]ave", "save", true));
+  EXPECT_TRUE(glob_match("[a-c]at", "bat", true));
+  EXPECT_TRUE(glob_match("a\\*b", "a*b", true));
+  EXPECT_FALSE(glob_match("a\\*b", "axb", true));
+  EXPECT_FALSE(glob_match("port", "ports", true));
+  EXPECT_TRUE(glob_match("*a*a*a*", "banana-a", true));
+  EXPECT_FALSE(glob_match("*a*a*a*b", "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", true));
+}
+
+}  // namespace
+}  // namespace cairn::server
