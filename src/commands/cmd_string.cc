@@ -144,29 +144,34 @@ std::optional<ExtendedOptions> parse_extended(const std::vector<std::string>& ar
 
 // The absolute expiry (Unix ms) of an EX/PX/EXAT/PXAT argument, or nullopt after writing the error
 // reply (Redis's getExpireMillisecondsOrReply: the value must be positive and must not overflow).
-std::optional<int64_t> expire_at_or_reply(CommandContext& ctx, const std::string& text,
-                                          uint32_t flags) {
+std::optional<int64_t> expire_at_or_reply(CommandContext& ctx, resp::ReplyWriter& reply,
+                                          const std::string& text, uint32_t flags) {
   std::optional<int64_t> value = parse_int64(text);
   if (!value) {
-    ctx.reply.error(kErrNotInteger);
+    reply.error(kErrNotInteger);
     return std::nullopt;
   }
   const bool seconds = (flags & (kEx | kExAt)) != 0;
   int64_t ms = *value;
   if (ms <= 0 || (seconds && ms > std::numeric_limits<int64_t>::max() / 1000)) {
-    ctx.reply.error(invalid_expire_time_error(ctx.args[0]));
+    reply.error(invalid_expire_time_error(ctx.args[0]));
     return std::nullopt;
   }
   if (seconds) ms *= 1000;
   if (flags & (kEx | kPx)) {
     const int64_t now = ctx.keyspace.now_ms();
     if (ms > std::numeric_limits<int64_t>::max() - now) {
-      ctx.reply.error(invalid_expire_time_error(ctx.args[0]));
+      reply.error(invalid_expire_time_error(ctx.args[0]));
       return std::nullopt;
     }
     ms += now;
   }
   return ms;
+}
+
+std::optional<int64_t> expire_at_or_reply(CommandContext& ctx, const std::string& text,
+                                          uint32_t flags) {
+  return expire_at_or_reply(ctx, ctx.reply, text, flags);
 }
 
 // ---- GET family ----
@@ -281,12 +286,6 @@ void getex_command(CommandContext& ctx) {
     ctx.reply.error(kErrSyntax);
     return;
   }
-  int64_t expire_at = 0;
-  if (options->expire) {
-    std::optional<int64_t> at = expire_at_or_reply(ctx, *options->expire, options->flags);
-    if (!at) return;
-    expire_at = *at;
-  }
   const std::string& key = ctx.args[1];
   const uint32_t flags = options->flags;
   run_atomically(ctx, key, [&](resp::ReplyWriter& reply) -> Status {
@@ -295,6 +294,13 @@ void getex_command(CommandContext& ctx) {
     if (!read.cell) {
       reply.null();
       return Status::ok();
+    }
+    // Unlike SET, GETEX validates the time only once the key is known to exist (Redis 7.0 order).
+    int64_t expire_at = 0;
+    if (options->expire) {
+      std::optional<int64_t> at = expire_at_or_reply(ctx, reply, *options->expire, flags);
+      if (!at) return Status::ok();
+      expire_at = *at;
     }
     Cell& cell = *read.cell;
     Status status;

@@ -96,6 +96,8 @@ const std::vector<Scenario>& recorded_scenarios() {
        {
            {{"getex", "missing"}, "$-1\r\n"},
            {{"getex", "missing", "ex", "10"}, "$-1\r\n"},
+           {{"getex", "missing", "pxat", "abc"}, "$-1\r\n"},
+           {{"getex", "missing", "ex", "0"}, "$-1\r\n"},
            {{"set", "k", "v"}, "+OK\r\n"},
            {{"getex", "k"}, "$1\r\nv\r\n"},
            {{"getex", "k", "ex", "100"}, "$1\r\nv\r\n"},
@@ -310,6 +312,7 @@ TEST_F(StringCommandTest, ExpireTimeOverflowIsAnError) {
             error("ERR invalid expire time in 'set' command"));
   EXPECT_EQ(run({"set", "k", "v", "px", "9223372036854775000"}),
             error("ERR invalid expire time in 'set' command"));
+  EXPECT_EQ(run({"set", "k", "v"}), kOk);  // GETEX checks the time only for an existing key
   EXPECT_EQ(run({"getex", "k", "ex", "0"}), error("ERR invalid expire time in 'getex' command"));
   EXPECT_EQ(run({"SETEX", "k", "0", "v"}), error("ERR invalid expire time in 'setex' command"));
 }
