@@ -13,6 +13,12 @@
 
 namespace cairn::server {
 
+namespace {
+// The session whose commands this thread is running, so CLIENT LIST can describe the calling
+// client from its live state rather than from what it published before this batch.
+thread_local const ClientSession* running_session = nullptr;
+}  // namespace
+
 std::string format_client_line(const ClientLine& line) {
   // Redis counts the client struct and buffers in tot-mem; this is the same idea, approximated.
   constexpr size_t kClientOverheadBytes = 1024;
@@ -113,6 +119,7 @@ net::ProcessResult ClientSession::process(std::string_view input, std::string& o
   uint64_t commands = 0;
   resp::ReplyWriter writer(&output, session_.protocol);
   commands::CommandContext context{args_, writer, session_, state_.keyspace(), state_};
+  running_session = this;
   while (result.consumed < input.size() && output.size() < output_bytes_max) {
     const resp::ParseOutcome parsed = parser_.parse(input.substr(result.consumed), args_);
     CAIRN_ASSERT(parsed.consumed > 0 || parsed.state != resp::ParseState::kComplete,
@@ -147,6 +154,7 @@ net::ProcessResult ClientSession::process(std::string_view input, std::string& o
       break;
     }
   }
+  running_session = nullptr;
   // Bytes after a request that closes the connection are dropped, as Redis does.
   if (result.close) result.consumed = input.size();
   if (commands > 0) stats_.add_commands(commands);
@@ -174,6 +182,7 @@ void ClientSession::on_close() {
 }
 
 std::string ClientSession::describe() const {
+  if (running_session == this) return describe_current(session_);
   const int64_t now = wall_clock_ms();
   const auto* spec = last_spec_.load(std::memory_order_relaxed);
   ClientLine line;

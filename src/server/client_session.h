@@ -34,7 +34,8 @@ class ClientSession final : public net::Protocol {
                              size_t output_bytes_max) override;
   void on_close() override;
 
-  // The CLIENT LIST line of this client. Any thread.
+  // The CLIENT LIST line of this client. Any thread; the calling client itself is described from
+  // its live state.
   std::string describe() const;
   // The CLIENT INFO line, built from `session` (the caller's own, current state).
   // Loop thread of this session.

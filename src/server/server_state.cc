@@ -199,12 +199,13 @@ void ServerState::request_shutdown() {
 std::string ServerState::version() { return std::string(kRedisVersion); }
 
 bool ServerState::admit_client() {
-  total_connections_.fetch_add(1, std::memory_order_relaxed);
   const auto maxclients = static_cast<size_t>(settings_.maxclients.load());
   if (connected_.load(std::memory_order_relaxed) >= maxclients) {
+    // As redis-server: a rejected connection counts in rejected_connections only.
     rejected_connections_.fetch_add(1, std::memory_order_relaxed);
     return false;
   }
+  total_connections_.fetch_add(1, std::memory_order_relaxed);
   connected_.fetch_add(1, std::memory_order_relaxed);
   return true;
 }

@@ -299,6 +299,21 @@ TEST_F(ServerTest, ConfigClientAndInfo) {
       << info;
   EXPECT_NE(info.find("total_commands_processed:"), std::string::npos);
   EXPECT_EQ(info.find("db0:"), std::string::npos);  // no keys yet
+
+  EXPECT_EQ(client.line(command({"SET", "a", "1"})), "+OK\r\n");
+  EXPECT_EQ(client.line(command({"SET", "b", "2", "EX", "100"})), "+OK\r\n");
+  client.send(command({"INFO", "keyspace"}));
+  const std::string keyspace_header = client.read_until("\r\n");
+  EXPECT_EQ(client.read(std::stoul(keyspace_header.substr(1)) + 2),
+            "# Keyspace\r\ndb0:keys=2,expires=1,avg_ttl=0\r\n\r\n");
+
+  // The calling client is described from its live state: its command is the CLIENT LIST.
+  client.send(command({"CLIENT", "SETNAME", "me"}) + command({"CLIENT", "LIST"}));
+  EXPECT_EQ(client.read_until("\r\n"), "+OK\r\n");
+  const std::string list_header = client.read_until("\r\n");
+  const std::string self = client.read(std::stoul(list_header.substr(1)) + 2);
+  EXPECT_NE(self.find(" name=me "), std::string::npos) << self;
+  EXPECT_NE(self.find(" cmd=client|list "), std::string::npos) << self;
 }
 
 TEST_F(ServerTest, ClientKillAndIdleTimeout) {
