@@ -100,8 +100,15 @@ void Connection::maybe_read() {
 void Connection::on_read(const error_code& error, size_t bytes) {
   reading_ = false;
   if (closed_) return;
+  if (error == asio::error::eof) {
+    // The client finished sending (it may only have shut down its side, as `nc` does): answer
+    // what it sent, including replies still waiting for the sync, then close.
+    close_after_output_ = true;
+    after_output_change();
+    return;
+  }
   if (error) {
-    if (error != asio::error::eof && error != asio::error::connection_reset) {
+    if (error != asio::error::connection_reset) {
       spdlog::debug("client id={} read error: {}", id_, error.message());
     }
     close();

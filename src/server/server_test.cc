@@ -43,6 +43,7 @@ class RawClient {
       data.remove_prefix(static_cast<size_t>(n));
     }
   }
+  void shutdown_write() { ::shutdown(fd_, SHUT_WR); }
   // Reads exactly `bytes` bytes (fewer if the server closes or the timeout hits).
   std::string read(size_t bytes) {
     std::string out;
@@ -188,6 +189,14 @@ TEST_F(ServerTest, ProtocolErrorRepliesThenCloses) {
   RawClient client(port());
   client.send(command({"PING"}) + "*1\r\n$abc\r\n" + command({"PING"}));
   EXPECT_EQ(client.read_until_closed(), "+PONG\r\n-ERR Protocol error: invalid bulk length\r\n");
+}
+
+TEST_F(ServerTest, HalfClosedClientStillGetsItsReplies) {
+  start();
+  RawClient client(port());
+  client.send(command({"SET", "k", "v"}) + command({"GET", "k"}));
+  client.shutdown_write();
+  EXPECT_EQ(client.read_until_closed(), "+OK\r\n" + bulk("v"));
 }
 
 TEST_F(ServerTest, QuitRepliesThenCloses) {
