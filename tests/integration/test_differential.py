@@ -57,7 +57,7 @@ class Op:
         self.args = [a if isinstance(a, bytes) else str(a).encode() for a in args]
         self.kind = kind
         self.keys = keys  # a list of keys, or ALL
-        self.short = short or {}  # key -> absolute monotonic deadline
+        self.short = short or {}  # key -> expiry in ms, counted from when the reply arrives
 
 
 class Generator:
@@ -151,10 +151,9 @@ class Generator:
 
     @staticmethod
     def short_map(keys, ms):
-        if ms is None:
-            return {}
-        deadline = time.monotonic() + ms / 1000.0 + SHORT_EXPIRY_MARGIN_S
-        return {k: deadline for k in keys}
+        # The deadline is fixed only once the reply arrives: the command may first wait for an
+        # earlier short expiry of the same key, and must not lose its own margin to that wait.
+        return {} if ms is None else {k: ms for k in keys}
 
     # -- commands -----------------------------------------------------------------------------
 
@@ -382,7 +381,7 @@ class Driver:
         self.ref = RawConn(ref_port)
         self.tgt = RawConn(target_port)
         self.seed = seed
-        self.pending = {}  # key -> monotonic deadline of a short expiry
+        self.pending = {}  # key -> monotonic time after which its short expiry has passed
         self.history = []
         if resp3:
             for c in (self.ref, self.tgt):
@@ -467,7 +466,9 @@ class Driver:
             if not same:
                 self.fail(index, op, ref_raw, tgt_raw, "replies differ")
         self.history.append(op.args)
-        for k, deadline in op.short.items():
+        now = time.monotonic()
+        for k, ms in op.short.items():
+            deadline = now + ms / 1000.0 + SHORT_EXPIRY_MARGIN_S
             self.pending[k] = max(deadline, self.pending.get(k, 0))
 
     def compare_final_state(self, index):

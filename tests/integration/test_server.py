@@ -6,6 +6,11 @@ import time
 from harness import (ARR, BULK, ERR, INT, NIL, NOT_INT, OK, SYNTAX, ErrorReply, RawConn,
                      SimpleString, Verbatim, arity_error, run_script)
 
+SUPPORTED = """ping echo hello auth quit select client command info dbsize flushall flushdb time
+config get set setnx setex psetex getset getdel getex mget mset msetnx append strlen getrange
+setrange incr decr incrby decrby incrbyfloat del unlink exists type expire pexpire expireat
+pexpireat expiretime pexpiretime ttl pttl persist keys scan randomkey rename renamenx
+shutdown""".split()
 HELLO_KEYS = [b"server", b"version", b"proto", b"id", b"mode", b"role", b"modules"]
 
 
@@ -130,7 +135,7 @@ def test_client_commands(raw, server):
 
 def test_command_introspection(raw):
     count = raw.cmd("COMMAND", "COUNT")
-    assert isinstance(count, int) and count >= 60
+    assert isinstance(count, int) and count > 0
     info = raw.cmd("COMMAND", "INFO", "get", "set", "nosuchcmd")
     assert len(info) == 3 and info[2] is None
     get, set_ = info[0], info[1]
@@ -146,8 +151,8 @@ def test_command_introspection(raw):
     everything = raw.cmd("COMMAND")
     names = {c[0] for c in everything}
     assert len(everything) == count
-    for name in (b"get", b"set", b"scan", b"incrbyfloat", b"hello", b"client", b"config"):
-        assert name in names
+    missing = [n for n in SUPPORTED if n.encode() not in names]
+    assert not missing, "COMMAND does not list %s" % missing
 
 
 def test_info_dbsize_flush(raw):
