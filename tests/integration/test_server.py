@@ -38,6 +38,23 @@ def test_unknown_commands(raw):
     ])
 
 
+def test_unknown_command_echo_of_arguments(raw):
+    """Redis quotes at most 128 bytes of arguments, as C strings (an argument ends at its first
+    NUL byte), and turns CR/LF of the error line into spaces."""
+    run_script(raw, [
+        (("NOSUCH", b"a\x00b", "c"),
+         ERR("ERR unknown command 'NOSUCH', with args beginning with: 'a' 'c' ")),
+        (("NOSUCH", b"\x00"), ERR("ERR unknown command 'NOSUCH', with args beginning with: '' ")),
+        (("NOSUCH", b"a\r\nb"),
+         ERR("ERR unknown command 'NOSUCH', with args beginning with: 'a  b' ")),
+        (("NOSUCH", "x" * 200),
+         ERR("ERR unknown command 'NOSUCH', with args beginning with: '%s' " % ("x" * 128))),
+        (("NOSUCH", "y" * 100, "z" * 100), ERR(
+            "ERR unknown command 'NOSUCH', with args beginning with: '%s' '%s' "
+            % ("y" * 100, "z" * 25))),
+    ])
+
+
 def test_select(raw):
     run_script(raw, [
         (("SELECT", "0"), OK()),

@@ -133,6 +133,20 @@ def test_getset_getdel_getex(raw):
     ])
 
 
+def test_getex_missing_key_checks_key_before_expire_value(raw):
+    """Redis looks the key up before it parses the expire value: a missing key gives nil even
+    when the value is invalid (option syntax is still checked first)."""
+    run_script(raw, [
+        (("GETEX", "missing", "EX", "abc"), NIL),
+        (("GETEX", "missing", "PX", "-1"), NIL),
+        (("GETEX", "missing", "EXAT", "0"), NIL),
+        (("GETEX", "missing", "PERSIST", "EX", "1"), SYNTAX),
+        (("SET", "present", "v"), OK()),
+        (("GETEX", "present", "EX", "abc"), NOT_INT),
+        (("GETEX", "present", "PX", "-1"), ERR("ERR invalid expire time in 'getex' command")),
+    ])
+
+
 def test_mget_mset_msetnx(raw):
     run_script(raw, [
         (("MSET", "a", "1", "b", "2"), OK()),
