@@ -191,6 +191,17 @@ void get_command(CommandContext& ctx) {
 // reply 1/0.
 void set_generic(CommandContext& ctx, const std::string& key, const std::string& value,
                  uint32_t flags, int64_t expire_at, bool nx_reply_integer) {
+  if (!(flags & (kSetGet | kSetNx | kSetXx | kKeepTtl))) {
+    // A plain SET does not depend on the stored value: it is ordered against other writes by
+    // last-write-wins (DESIGN.md §4), so it takes no key lock and never waits for one.
+    if (Status status = ctx.keyspace.write(key, ValueType::kString, value, expire_at);
+        !status.is_ok()) {
+      ctx.reply.error("ERR " + status.message());
+      return;
+    }
+    ctx.reply.ok();
+    return;
+  }
   run_atomically(ctx, key, [&](resp::ReplyWriter& reply) -> Status {
     std::optional<Cell> old;
     if (flags & (kSetGet | kSetNx | kSetXx | kKeepTtl)) {

@@ -28,15 +28,21 @@ constexpr size_t kErrorArgsBytesMax = 128;
 
 // Mirrors the arithmetic of Redis's "'%.*s' " with precision 128 - sdslen(args), where the
 // length is taken before the opening quote is appended.
+// What printf's "%.*s" prints of `text`: at most `bytes_max` bytes, and nothing from the first
+// NUL on (Redis formats these messages with printf).
+std::string_view printf_prefix(std::string_view text, size_t bytes_max) {
+  return text.substr(0, std::min(bytes_max, text.find('\0')));
+}
+
 std::string unknown_command_message(const std::vector<std::string>& args) {
   std::string message = "ERR unknown command '";
-  message.append(args[0], 0, kErrorNameBytesMax);
+  message += printf_prefix(args[0], kErrorNameBytesMax);
   message += "', with args beginning with: ";
   std::string listed;
   for (size_t i = 1; i < args.size() && listed.size() < kErrorArgsBytesMax; ++i) {
     const size_t room = kErrorArgsBytesMax - listed.size();
     listed += '\'';
-    listed.append(args[i], 0, room);
+    listed += printf_prefix(args[i], room);
     listed += "' ";
   }
   return message + listed;
@@ -134,7 +140,7 @@ DispatchOutcome dispatch(const CommandTable& table, CommandContext& context) {
     const CommandSpec* sub = table.find_subcommand(*spec, args[1]);
     if (sub == nullptr) {
       std::string message = "ERR unknown subcommand '";
-      message.append(args[1], 0, kErrorNameBytesMax);
+      message += printf_prefix(args[1], kErrorNameBytesMax);
       message += "'. Try " + upper(args[0]) + " HELP.";
       context.reply.error(message);
       return outcome;

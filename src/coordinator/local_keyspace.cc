@@ -17,29 +17,18 @@ constexpr size_t kScanCountMax = 100'000;
 constexpr size_t kScanCellsMin = 1'000;
 // ...and at most this many; then the page ends at the next token boundary, possibly empty.
 constexpr size_t kScanCellsMax = 1'000'000;
-// How many times write()/remove() retry when the stored cell carries a timestamp from the future
-// (a clock that went backwards across a restart): each retry first observes that timestamp, so
-// one retry always suffices; the bound only guards against a bug.
-constexpr int kStampAttemptsMax = 3;
-
 // Stamps `cell` with a fresh timestamp and applies it. The engine keeps the stored cell when it
-// supersedes ours, which on a single machine only happens if the stored timestamp is ahead of our
-// clock (the wall clock went backwards across a restart). Then the clock observes it and the write
-// is retried, so a write acknowledged to a client is never silently dropped.
+// supersedes ours, which on a single machine means another write to the key was stamped after
+// ours (a concurrent writer on another loop): our write is then ordered just before it, which is
+// a valid outcome for two concurrent writes, and the acknowledgement is truthful. A stored cell
+// from before a restart cannot be ahead of our clock: the server makes the HLC observe the clock
+// reading recorded with the last acknowledged writes (Engine::recorded_clock).
 Status stamp_and_apply(storage::Engine& engine, HybridClock& clock, uint64_t writer_id,
                        std::string_view key, storage::Cell cell) {
-  const topology::Token token = topology::token_of(key);
   cell.writer = writer_id;
-  for (int attempt = 0; attempt < kStampAttemptsMax; ++attempt) {
-    cell.timestamp = clock.now();
-    Result<bool> applied = engine.apply(token, key, cell);
-    if (!applied.is_ok()) return applied.status();
-    if (*applied) return Status::ok();
-    Result<std::optional<storage::Cell>> stored = engine.read(token, key);
-    if (!stored.is_ok()) return stored.status();
-    if (stored->has_value()) clock.observe((*stored)->timestamp);
-  }
-  return Status::internal("keyspace: stored cell keeps superseding new writes");
+  cell.timestamp = clock.now();
+  Result<bool> applied = engine.apply(topology::token_of(key), key, cell);
+  return applied.status();
 }
 
 }  // namespace

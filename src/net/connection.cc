@@ -28,6 +28,7 @@ Connection::Connection(EventLoop& loop, tcp::socket socket, uint64_t id)
   error_code ignored;
   // Replies are written whole and at once; Nagle would only delay them.
   socket_.set_option(tcp::no_delay(true), ignored);
+  socket_.non_blocking(true, ignored);
   fd_ = static_cast<int>(socket_.native_handle());
   const auto peer = socket_.remote_endpoint(ignored);
   if (!ignored) peer_address_ = format_endpoint(peer);
@@ -90,11 +91,29 @@ void Connection::maybe_read() {
     if (input_end_ == input_.size()) return;  // full of unconsumed bytes: process() first
   }
   reading_ = true;
-  socket_.async_read_some(
-      asio::buffer(input_.data() + input_end_, input_.size() - input_end_),
-      [self = shared_from_this()](const error_code& error, size_t bytes) {
-        self->on_read(error, bytes);
-      });
+  // Wait for readability, then read without blocking. async_read_some would first try a
+  // speculative recv, which fails with EAGAIN on almost every request/reply round trip: one
+  // wasted system call per command for an unpipelined client.
+  socket_.async_wait(tcp::socket::wait_read,
+                     [self = shared_from_this()](const error_code& error) {
+                       self->on_readable(error);
+                     });
+}
+
+void Connection::on_readable(const error_code& error) {
+  if (error) {
+    on_read(error, 0);
+    return;
+  }
+  error_code read_error;
+  const size_t bytes = socket_.read_some(
+      asio::buffer(input_.data() + input_end_, input_.size() - input_end_), read_error);
+  if (read_error == asio::error::would_block || read_error == asio::error::try_again) {
+    reading_ = false;
+    maybe_read();
+    return;
+  }
+  on_read(read_error, bytes);
 }
 
 void Connection::on_read(const error_code& error, size_t bytes) {

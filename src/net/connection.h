@@ -84,6 +84,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
  private:
   void maybe_read();
+  void on_readable(const error_code& error);
   void on_read(const error_code& error, size_t bytes);
   void process_input();
   void after_output_change();

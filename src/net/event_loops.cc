@@ -36,6 +36,18 @@ void EventLoop::request_flush(std::shared_ptr<Connection> connection) {
 }
 
 void EventLoop::flush() {
+  // While the previous poll brought more writers, poll once more before syncing: posting again
+  // puts this flush behind the reactor's next (non-blocking) poll, so every client whose request
+  // is already on the socket joins this fsync, as Redis's beforeSleep does. Bounded, so a steady
+  // stream of writers cannot postpone the sync for long.
+  if (flush_deferrals_ < kFlushDeferralsMax && flush_pending_.size() > flush_pending_seen_) {
+    flush_pending_seen_ = flush_pending_.size();
+    ++flush_deferrals_;
+    asio::post(context_, [this] { flush(); });
+    return;
+  }
+  flush_deferrals_ = 0;
+  flush_pending_seen_ = 0;
   flush_posted_ = false;
   flush_batch_.swap(flush_pending_);
   const Status status = options_.sync();

@@ -82,6 +82,11 @@ class EventLoop {
   std::vector<std::shared_ptr<Connection>> flush_pending_;
   std::vector<std::shared_ptr<Connection>> flush_batch_;
   bool flush_posted_ = false;
+  // Flush deferral (see flush()): how many times the current flush re-polled, and how many
+  // connections were waiting at the last look.
+  static constexpr int kFlushDeferralsMax = 4;
+  int flush_deferrals_ = 0;
+  size_t flush_pending_seen_ = 0;
   bool stopping_ = false;
   std::atomic<uint64_t> syncs_{0};
   std::thread thread_;

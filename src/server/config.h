@@ -32,7 +32,7 @@ struct ServerConfig {
   std::string requirepass;             // "" = no password
   int64_t maxclients = 10000;
   int64_t timeout_seconds = 0;         // close clients idle this long; 0 = never
-  size_t threads = 0;                  // event-loop threads; 0 = one per core (at most 64)
+  size_t threads = 0;                  // event-loop threads; 0 = half the cores (1 to 64)
   uint64_t proto_max_bulk_len = 512 * kMiB;
   uint64_t client_query_buffer_limit = 1 * kGiB;
   std::string log_level = "info";      // an spdlog level name

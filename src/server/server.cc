@@ -108,11 +108,16 @@ Status Server::open() {
   engine_options.path = (std::filesystem::path(config_.data_dir) / kEngineDirectory).string();
   engine_options.durability = config_.durability;
   engine_options.wall_clock_ms = wall_clock_ms;
+  clock_ = std::make_unique<HybridClock>();
+  engine_options.clock_to_record = [clock = clock_.get()] { return clock->last(); };
   auto engine = storage::Engine::open(engine_options);
   if (!engine.is_ok()) return engine.status();
   engine_ = std::move(*engine);
+  // Every timestamp this machine acknowledged before its last stop is at most the recorded one.
+  auto recorded_clock = engine_->recorded_clock();
+  if (!recorded_clock.is_ok()) return recorded_clock.status();
+  clock_->observe(*recorded_clock);
 
-  clock_ = std::make_unique<HybridClock>();
   keyspace_ = std::make_unique<coordinator::LocalKeyspace>(*engine_, *clock_, machine_id_,
                                                            wall_clock_ms);
   const size_t threads = effective_threads(config_);
@@ -121,10 +126,11 @@ Status Server::open() {
 
   net::EventLoopsOptions loop_options;
   loop_options.threads = threads;
-  if (config_.durability == storage::Durability::kAlways) {
-    storage::Engine* engine_ptr = engine_.get();
-    loop_options.sync = [engine_ptr] { return engine_ptr->sync(); };
-  }
+  // In every durability mode the replies of writes wait for the loop's flush: with `always` it
+  // fsyncs the WAL, otherwise it hands the buffered WAL to the kernel so kill -9 loses nothing
+  // acknowledged.
+  storage::Engine* engine_ptr = engine_.get();
+  loop_options.sync = [engine_ptr] { return engine_ptr->sync(); };
   loop_options.idle_timeout_ms = &state_->settings().idle_timeout_ms;
   loops_ = std::make_unique<net::EventLoops>(std::move(loop_options));
 
@@ -248,8 +254,8 @@ void Server::teardown() {
   loops_.reset();
   state_.reset();
   keyspace_.reset();
-  clock_.reset();
   engine_.reset();
+  clock_.reset();
   spdlog::info("stopped");
 }
 

@@ -2,7 +2,7 @@
 // The storage engine of one machine: the only code that includes <rocksdb/...> (DESIGN.md §3, §5).
 //
 // Thread-safety: every method may be called from any thread concurrently.
-// Durability: apply() and remove_range() write to RocksDB's WAL without syncing; sync() makes
+// Durability: apply() puts its record in RocksDB's WAL buffer (manual_wal_flush); sync() makes
 // every write that returned before the call durable according to the durability mode. The front
 // end calls sync() once per event-loop iteration before it sends the replies of that iteration
 // (group commit, as Redis does with appendfsync always).
@@ -29,8 +29,9 @@ namespace cairn::storage {
 
 enum class Durability {
   kAlways,  // sync() fsyncs the WAL; replies wait for it (default)
-  kBatch,   // a background thread fsyncs the WAL every batch_sync_interval_ms; sync() is a no-op
-  kNone,    // the WAL is written but never fsynced by Cairn (survives kill -9, not power loss)
+  kBatch,   // a background thread fsyncs the WAL every batch_sync_interval_ms; sync() only
+            // hands buffered records to the kernel (survives kill -9, not power loss)
+  kNone,    // sync() hands the WAL to the kernel, never fsyncs (survives kill -9, not power loss)
 };
 
 // Parses "always" | "batch" | "none".
@@ -46,6 +47,11 @@ struct EngineOptions {
   size_t write_buffer_bytes = 32 * 1024 * 1024;
   // Read by the compaction filter to decide what has expired. Tests pass a fake clock.
   std::function<int64_t()> wall_clock_ms;  // default: cairn::wall_clock_ms
+  // If set, sync() first records this reading (the machine's HLC) in the WAL, so it is durable
+  // with every write it covers; after a restart recorded_clock() returns it and the HLC observes
+  // it. So a restarted machine never stamps a write older than one it acknowledged before, even
+  // if the wall clock went backwards in between.
+  std::function<uint64_t()> clock_to_record;
 };
 
 struct EngineStats {
@@ -85,6 +91,9 @@ class Engine {
   // callers share one fsync when they can.
   Status sync();
 
+  // The last reading of options.clock_to_record made durable (0 if none).
+  Result<uint64_t> recorded_clock();
+
   EngineStats stats() const;
   const EngineOptions& options() const { return options_; }
 
@@ -97,6 +106,7 @@ class Engine {
   Status compact_all();
 
  private:
+  Status record_clock();
   struct Impl;
   explicit Engine(EngineOptions options, std::unique_ptr<Impl> impl);
   EngineOptions options_;
