@@ -19,6 +19,7 @@
 
 #include "common/status.h"
 #include "storage/cell.h"
+#include "topology/consistency.h"
 
 namespace cairn::coordinator {
 
@@ -34,9 +35,29 @@ struct ScanRequest {
   std::function<bool(std::string_view key, const storage::Cell& cell)> filter;
 };
 
+// Per-connection request options (CONSISTENCY). A single machine (RF 1) satisfies every level.
+struct RequestOptions {
+  topology::ConsistencyLevel read = topology::ConsistencyLevel::quorum();
+  topology::ConsistencyLevel write = topology::ConsistencyLevel::quorum();
+};
+
 class Keyspace {
  public:
   virtual ~Keyspace() = default;
+
+  // Reads several keys; element i answers keys[i]. A cluster keyspace reads them in parallel,
+  // one batch per shard. The default reads one key after the other.
+  virtual Result<std::vector<std::optional<storage::Cell>>> read_many(
+      std::span<const std::string> keys) {
+    std::vector<std::optional<storage::Cell>> cells;
+    cells.reserve(keys.size());
+    for (const std::string& key : keys) {
+      Result<std::optional<storage::Cell>> cell = read(key);
+      if (!cell.is_ok()) return cell.status();
+      cells.push_back(std::move(*cell));
+    }
+    return cells;
+  }
 
   // The live cell of `key`, or nullopt if it does not exist, was deleted or has expired.
   virtual Result<std::optional<storage::Cell>> read(std::string_view key) = 0;

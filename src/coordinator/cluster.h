@@ -1,0 +1,106 @@
+#pragma once
+// The cluster coordinator (DESIGN.md §4): any machine coordinates any key. ClusterCoordinator is
+// the machine-wide service (peers, routing table, hints, the local replica); ClusterSession is
+// the Keyspace one client connection uses, carrying that connection's consistency levels.
+//
+// Threading: ClusterSession methods block (they wait for replicas) and therefore run on worker
+// threads, never on an event loop (src/server runs client commands of a cluster machine on its
+// worker pool). Internal commands never block, so a loop always answers other machines.
+//
+// Writes (write, remove): stamped with this machine's HLC; sent to every voting replica, extra
+// and joining replica of the key's shard (the local one directly, the others with CAIRN.APPLY);
+// answered when W voting replicas acknowledged. Replicas that fail or time out get a hint.
+// Fewer than W acks by the deadline → Status kUnavailable with the message
+//   "UNCERTAIN <acks> of <W> required replicas acknowledged; the write may have been applied".
+// Reads: ask the voting replicas, wait for R answers, merge by LWW (storage::supersedes); if the
+// answers differ, write the winner back to the stale answering replicas and wait for them (up to
+// the deadline) before answering (blocking read repair). Fewer than R answers →
+//   "UNAVAILABLE <answers> of <R> required replicas answered".
+// Fencing: a STALEEPOCH reply makes the coordinator fetch the newer table from that replica
+// (CAIRN.TABLE GET), install it and retry once; TABLEBEHIND makes it push its table and retry.
+// atomically(keys, fn): all keys must be on one shard (else kInvalidArgument
+//   "CROSSSHARD keys in request don't hash to the same shard"). If this machine is that shard's
+// leader with a valid lease, fn runs under the local key locks, its reads and writes at QUORUM;
+// otherwise nothing runs and the session records a redirect to the leader (take_redirect()),
+// and atomically returns kUnavailable "REDIRECT"; the server then forwards the whole command to
+// the leader (CAIRN.FORWARD). Without a leader with a valid lease: kUnavailable "NOLEADER ...".
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "common/hlc.h"
+#include "coordinator/keyspace.h"
+#include "net/peer_pool.h"
+#include "replica/replica.h"
+#include "storage/engine.h"
+
+namespace cairn::coordinator {
+
+struct ClusterOptions {
+  int request_timeout_ms = 1000;      // a write/read waits this long for W/R replicas
+  size_t hints_per_target_max = 100'000;
+  size_t hint_bytes_per_target_max = 64ull * 1024 * 1024;
+  int64_t hint_age_max_ms = 3ll * 3600 * 1000;  // must stay below the tombstone grace period
+  int hint_replay_interval_ms = 500;
+};
+
+struct ClusterStats {
+  uint64_t writes = 0, reads = 0, uncertain_writes = 0, unavailable_reads = 0;
+  uint64_t read_repairs = 0, hints_stored = 0, hints_replayed = 0, redirects = 0;
+  uint64_t table_refreshes = 0;
+};
+
+class ClusterCoordinator {
+ public:
+  // All references must outlive the coordinator. `replica` is this machine's replica service.
+  ClusterCoordinator(ClusterOptions options, storage::Engine& engine, HybridClock& clock,
+                     replica::Replica& replica, net::PeerPool& peers);
+  ~ClusterCoordinator();  // stops the hint replayer
+
+  void start();  // starts the hint replayer thread
+  void stop();
+
+  ClusterStats stats() const;
+  uint64_t machine_id() const;
+  replica::TableHolder& tables();
+
+  struct Impl;
+
+ private:
+  std::unique_ptr<Impl> impl_;
+  friend class ClusterSession;
+};
+
+class ClusterSession final : public Keyspace {
+ public:
+  // `options` belongs to the connection (its CONSISTENCY levels) and must outlive the session.
+  ClusterSession(ClusterCoordinator& coordinator, const RequestOptions& options);
+
+  Result<std::optional<storage::Cell>> read(std::string_view key) override;
+  Result<std::vector<std::optional<storage::Cell>>> read_many(
+      std::span<const std::string> keys) override;
+  Status write(std::string_view key, storage::ValueType type, std::string value,
+               int64_t expire_at_ms) override;
+  Status remove(std::string_view key) override;
+  Status atomically(std::span<const std::string> keys, const std::function<Status()>& fn) override;
+  Result<ScanPage> scan(const ScanRequest& request) override;
+  Result<uint64_t> count() override;
+  Result<std::optional<std::string>> random_key() override;
+  Status clear() override;
+  int64_t now_ms() override;
+
+  // The leader this command must be forwarded to, if atomically() asked for a redirect during
+  // the last command (and clears it).
+  std::optional<uint64_t> take_redirect();
+
+ private:
+  ClusterCoordinator& coordinator_;
+  const RequestOptions& options_;
+  std::optional<uint64_t> redirect_;
+  bool in_atomic_ = false;  // inside atomically(): reads and writes use QUORUM
+};
+
+}  // namespace cairn::coordinator

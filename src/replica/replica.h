@@ -1,0 +1,88 @@
+#pragma once
+// Replica: what a machine does with data it owns (DESIGN.md §3 "replica"): apply and read cells
+// for other machines' coordinators, with epoch fencing (DESIGN.md §4.6). The internal commands
+// (src/commands/cmd_internal.cc) are thin wrappers around this class.
+//
+// Epoch fencing. Every request carries the caller's epoch E_c; this machine follows E_r:
+//  * E_c < E_r: refused with FenceError{kStaleEpoch, E_r}: the caller fetches the newer table
+//    (CAIRN.TABLE GET) and retries;
+//  * E_c > E_r: refused with FenceError{kTableBehind, E_r}: the caller pushes its table
+//    (CAIRN.TABLE SET) and retries;
+//  * equal: served only if this machine is a voting replica, an extra or a joining replica of
+//    the shard owning the token; otherwise refused with kNotOwner.
+// Thread-safe.
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/hlc.h"
+#include "common/status.h"
+#include "replica/table_holder.h"
+#include "storage/engine.h"
+
+namespace cairn::replica {
+
+enum class FenceCode { kNone, kStaleEpoch, kTableBehind, kNotOwner, kNoTable };
+
+struct Fence {
+  FenceCode code = FenceCode::kNone;
+  uint64_t epoch = 0;  // this machine's epoch
+  bool ok() const { return code == FenceCode::kNone; }
+};
+
+// The RESP error text of a fence, e.g. "STALEEPOCH 7", "TABLEBEHIND 5", "NOTOWNER 5",
+// "NOTABLE"; and its inverse for coordinators reading a reply.
+std::string fence_error_text(const Fence& fence);
+std::optional<Fence> parse_fence_error(std::string_view error_text);
+
+struct ScanEntry {
+  std::string key;
+  storage::Cell cell;
+};
+
+struct ScanResult {
+  std::vector<ScanEntry> entries;  // stored cells (tombstones and expired included), key order
+  topology::Token next_token = 0;  // where the next page starts; == end (or 0 at ring end) if done
+  bool done = false;
+};
+
+class Replica {
+ public:
+  // `engine`, `clock` and `tables` must outlive the replica.
+  Replica(storage::Engine& engine, HybridClock& clock, uint64_t machine_id, TableHolder& tables);
+
+  uint64_t machine_id() const { return machine_id_; }
+  TableHolder& tables() { return tables_; }
+
+  // Checks the fence for `token` at `epoch` (see the class comment).
+  Fence check(uint64_t epoch, topology::Token token) const;
+
+  // Applies a cell written by a coordinator (LWW), after the fence check. The clock observes the
+  // cell's timestamp. Result: fence outcome, and whether the cell was stored.
+  Result<std::pair<Fence, bool>> apply(uint64_t epoch, std::string_view key,
+                                       const storage::Cell& cell);
+
+  // The stored cell of `key` (tombstones and expired cells included: the coordinator merges).
+  Result<std::pair<Fence, std::optional<storage::Cell>>> read(uint64_t epoch,
+                                                              std::string_view key);
+
+  // Stored cells with start <= token < end (end 0 = to the ring's end), at most `count` keys and
+  // never splitting one token across pages. Fenced on `start`'s range; `end` must not exceed the
+  // end of that range.
+  Result<std::pair<Fence, ScanResult>> scan(uint64_t epoch, topology::Token start,
+                                            topology::Token end, size_t count);
+
+  // Deletes every cell on this machine (FLUSHALL fans this out to every machine).
+  Status clear();
+
+ private:
+  storage::Engine& engine_;
+  HybridClock& clock_;
+  uint64_t machine_id_;
+  TableHolder& tables_;
+};
+
+}  // namespace cairn::replica

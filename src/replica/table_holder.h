@@ -1,0 +1,40 @@
+#pragma once
+// TableHolder: the routing table this machine currently follows (DESIGN.md §4.6, §6).
+// Thread-safe: readers take a snapshot (a shared_ptr) and use it for one request; install()
+// swaps in a newer table atomically.
+//
+// Invariants:
+//  1. The epoch never goes backwards: install() accepts a table only if its epoch is higher
+//     than the current one (an equal epoch is accepted only if the tables are identical, which
+//     makes pushes idempotent).
+//  2. Before any table is installed, current() is null: the machine is in single-machine mode
+//     or waiting for its first table.
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <vector>
+
+#include "common/status.h"
+#include "topology/routing_table.h"
+
+namespace cairn::replica {
+
+class TableHolder {
+ public:
+  std::shared_ptr<const topology::RoutingTable> current() const;
+  uint64_t epoch() const;  // 0 if none
+  // Installs `table` if it is newer (invariant 1). Returns invalid_argument with the two epochs
+  // if it is older or a different table at the same epoch.
+  Status install(topology::RoutingTable table);
+  // Called after each successful install (on the installing thread).
+  void on_change(std::function<void(const topology::RoutingTable&)> listener);
+
+ private:
+  mutable std::mutex mu_;
+  std::shared_ptr<const topology::RoutingTable> table_;
+  std::vector<std::function<void(const topology::RoutingTable&)>> listeners_;
+};
+
+}  // namespace cairn::replica
