@@ -5,6 +5,8 @@
 //                      (containers: "client setname" runs "client|setname"; an unknown one is
 //                      "ERR unknown subcommand '<sub>'. Try CLIENT HELP.")
 //   2. auth          → "NOAUTH Authentication required." (unless the command has kNoAuth)
+//   2b. internal     → "NOPERM this command is for cluster machines" (kInternal commands on a
+//                      connection that did not send CAIRN.AUTH)
 //   3. arity         → "ERR wrong number of arguments for '<name>' command"
 //   4. the handler.
 // Handlers stay small: parse their own options, call the Keyspace, write one reply.
@@ -19,6 +21,10 @@
 
 #include "coordinator/keyspace.h"
 #include "resp/writer.h"
+
+namespace cairn::replica {
+class Replica;
+}  // namespace cairn::replica
 
 namespace cairn::commands {
 
@@ -43,6 +49,11 @@ enum CommandFlag : uint32_t {
   kMovableKeys = 1u << 16,    // keys are not at fixed positions (first/last/step do not find them)
   kBlocking = 1u << 17,
   kPubSub = 1u << 18,
+  // Cairn's own flags (not reported by COMMAND INFO).
+  kInternal = 1u << 24,  // machine-to-machine (CAIRN.*): requires Session::internal, else
+                         // "NOPERM this command is for cluster machines"
+  kInline = 1u << 25,    // never blocks: may run on an event loop even in cluster mode (where
+                         // other commands run on a worker because they wait for replicas)
 };
 
 // Names of set flags in the order and spelling COMMAND INFO uses ("write", "readonly", ...).
@@ -64,6 +75,11 @@ struct Session {
   std::string peer_address;        // "ip:port"
   std::string local_address;
   bool close_after_reply = false;  // QUIT, protocol errors, CLIENT KILL
+  // Set by CAIRN.AUTH <cluster secret>: the peer is another machine of the cluster. It may run
+  // kInternal commands and counts as authenticated.
+  bool internal = false;
+  // CONSISTENCY [READ lvl] [WRITE lvl]: this connection's levels.
+  coordinator::RequestOptions request_options;
 };
 
 // What the server offers handlers beyond the keyspace: settings, clients, stats, shutdown.
@@ -87,6 +103,8 @@ class ServerControl {
   // Asks the server to stop cleanly after this reply (SHUTDOWN).
   virtual void request_shutdown() = 0;
   virtual std::string version() = 0;
+  // The secret other machines send with CAIRN.AUTH ("" = not part of a cluster).
+  virtual std::string cluster_secret() { return ""; }
 };
 
 struct CommandContext {
@@ -95,6 +113,9 @@ struct CommandContext {
   Session& session;
   coordinator::Keyspace& keyspace;
   ServerControl& server;
+  // This machine's replica service in cluster mode; nullptr on a single machine. Last, so
+  // aggregate initialisations without it still compile.
+  replica::Replica* replica = nullptr;
 };
 
 using Handler = std::function<void(CommandContext&)>;
@@ -144,6 +165,7 @@ void register_string_commands(CommandTable& table);
 void register_key_commands(CommandTable& table);
 void register_connection_commands(CommandTable& table);   // PING ECHO HELLO AUTH QUIT SELECT CLIENT
 void register_server_commands(CommandTable& table);       // COMMAND INFO CONFIG TIME SHUTDOWN...
+void register_internal_commands(CommandTable& table);     // CAIRN.* (docs/formats.md)
 // (COMMAND's handlers describe default_table(), whichever table dispatched them.)
 
 // Indexes into `args` (args[0] is the command) of the keys of a command with `argc` arguments,
