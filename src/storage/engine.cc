@@ -5,6 +5,7 @@
 #include <rocksdb/filter_policy.h>
 #include <rocksdb/options.h>
 #include <rocksdb/table.h>
+#include <rocksdb/write_batch.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -12,6 +13,8 @@
 #include <cctype>
 #include <chrono>
 #include <condition_variable>
+#include <limits>
+#include <map>
 #include <thread>
 #include <utility>
 
@@ -24,6 +27,10 @@ namespace {
 // Column family of the engine's own metadata, and the key of the recorded clock in it.
 constexpr char kMetaFamily[] = "meta";
 constexpr char kClockKey[] = "hlc";
+// Column family of hinted-handoff records (Engine::store_hint).
+constexpr char kHintsFamily[] = "hints";
+constexpr size_t kHintKeyBytes = 16;  // target (8 BE) | sequence (8 BE)
+constexpr size_t kHintKeyLengthBytes = 4;
 
 // Internal stripes serialize apply()'s read-compare-write per key. The caller-visible stripes of
 // lock_key() are a separate array so a caller holding one can call apply() without deadlock.
@@ -58,6 +65,53 @@ size_t stripe_of(topology::Token token, std::string_view key) {
 }
 
 rocksdb::Slice slice(std::string_view s) { return rocksdb::Slice(s.data(), s.size()); }
+
+void put_u64(std::string& out, uint64_t value) {
+  for (int i = 0; i < 8; ++i) out.push_back(static_cast<char>(value >> (56 - 8 * i)));
+}
+
+uint64_t get_u64(std::string_view bytes) {
+  uint64_t value = 0;
+  for (size_t i = 0; i < 8; ++i) value = (value << 8) | static_cast<unsigned char>(bytes[i]);
+  return value;
+}
+
+std::string hint_key(uint64_t target, uint64_t sequence) {
+  std::string key;
+  key.reserve(kHintKeyBytes);
+  put_u64(key, target);
+  put_u64(key, sequence);
+  return key;
+}
+
+std::string encode_hint_value(std::string_view key, const Cell& cell) {
+  std::string value;
+  const auto length = static_cast<uint32_t>(key.size());
+  for (int i = 0; i < 4; ++i) value.push_back(static_cast<char>(length >> (24 - 8 * i)));
+  value.append(key);
+  value.append(encode_cell(cell));
+  return value;
+}
+
+Result<Hint> decode_hint(std::string_view raw_key, std::string_view raw_value) {
+  if (raw_key.size() != kHintKeyBytes) return Status::corruption("storage: hint key is not 16 bytes");
+  if (raw_value.size() < kHintKeyLengthBytes) return Status::corruption("storage: short hint");
+  uint32_t length = 0;
+  for (size_t i = 0; i < kHintKeyLengthBytes; ++i) {
+    length = (length << 8) | static_cast<unsigned char>(raw_value[i]);
+  }
+  if (raw_value.size() - kHintKeyLengthBytes < length) {
+    return Status::corruption("storage: hint key length exceeds the record");
+  }
+  Result<Cell> cell = decode_cell(raw_value.substr(kHintKeyLengthBytes + length));
+  if (!cell.is_ok()) return cell.status();
+  Hint hint;
+  hint.target = get_u64(raw_key.substr(0, 8));
+  hint.sequence = get_u64(raw_key.substr(8, 8));
+  hint.key = std::string(raw_value.substr(kHintKeyLengthBytes, length));
+  hint.cell = std::move(cell).value();
+  return hint;
+}
 
 Status validate(const EngineOptions& options) {
   if (options.path.empty()) return Status::invalid_argument("storage: path is empty");
@@ -141,6 +195,35 @@ struct Engine::Impl {
   // the WAL with the data, so a record is durable together with the writes before it.
   rocksdb::ColumnFamilyHandle* meta = nullptr;
   std::atomic<uint64_t> clock_recorded{0};
+
+  // The "hints" column family (Engine::store_hint). hints_mu serializes the bound check with
+  // the write, and drop_hints' count with its delete, so the counters match what is stored.
+  struct HintTotals {
+    uint64_t count = 0;
+    uint64_t bytes = 0;
+  };
+  rocksdb::ColumnFamilyHandle* hints = nullptr;
+  mutable std::mutex hints_mu;
+  std::map<uint64_t, HintTotals> hint_totals;  // by target; no entry once a target has none
+  uint64_t last_hint_sequence = 0;             // guarded by hints_mu
+
+  // Rebuilds hint_totals and last_hint_sequence from the stored hints (at open).
+  Status load_hint_totals() {
+    std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(rocksdb::ReadOptions(), hints));
+    for (it->SeekToFirst(); it->Valid(); it->Next()) {
+      const rocksdb::Slice key = it->key();
+      if (key.size() != kHintKeyBytes) {
+        return Status::corruption("storage: hint key is not 16 bytes");
+      }
+      const std::string_view view(key.data(), key.size());
+      HintTotals& totals = hint_totals[get_u64(view.substr(0, 8))];
+      totals.count += 1;
+      totals.bytes += key.size() + it->value().size();
+      last_hint_sequence = std::max(last_hint_sequence, get_u64(view.substr(8, 8)));
+    }
+    if (!it->status().ok()) return from_rocksdb(it->status(), "storage: load hints");
+    return Status::ok();
+  }
 
   std::array<std::mutex, kApplyStripes> apply_stripes;
   std::array<std::mutex, kKeyStripes> key_stripes;
@@ -230,16 +313,23 @@ Result<std::unique_ptr<Engine>> Engine::open(const EngineOptions& options) {
   db_options.create_missing_column_families = true;
   const std::vector<rocksdb::ColumnFamilyDescriptor> families = {
       {rocksdb::kDefaultColumnFamilyName, rocksdb::ColumnFamilyOptions(db_options)},
-      {kMetaFamily, rocksdb::ColumnFamilyOptions()}};
+      {kMetaFamily, rocksdb::ColumnFamilyOptions()},
+      {kHintsFamily, rocksdb::ColumnFamilyOptions()}};
   std::vector<rocksdb::ColumnFamilyHandle*> handles;
   rocksdb::DB* db = nullptr;
   rocksdb::Status status = rocksdb::DB::Open(db_options, resolved.path, families, &handles, &db);
   if (!status.ok()) return from_rocksdb(status, "storage: open " + resolved.path);
   impl->db.reset(db);
-  // RocksDB keeps the default family's handle itself; ours only needs the meta one.
-  CAIRN_ASSERT(handles.size() == 2, "two column families were opened");
+  // RocksDB keeps the default family's handle itself; ours only needs the meta and hints ones.
+  CAIRN_ASSERT(handles.size() == 3, "three column families were opened");
   delete handles[0];
   impl->meta = handles[1];
+  impl->hints = handles[2];
+  if (Status loaded = impl->load_hint_totals(); !loaded.is_ok()) {
+    impl->db->DestroyColumnFamilyHandle(impl->meta);
+    impl->db->DestroyColumnFamilyHandle(impl->hints);
+    return loaded;
+  }
 
   const Durability durability = resolved.durability;
   const auto interval = std::chrono::milliseconds(resolved.batch_sync_interval_ms);
@@ -266,6 +356,9 @@ Engine::~Engine() {
   // not have to replay the WAL.
   if (rocksdb::Status status = impl_->db->DestroyColumnFamilyHandle(impl_->meta); !status.ok()) {
     spdlog::error("storage: closing the meta column family failed: {}", status.ToString());
+  }
+  if (rocksdb::Status status = impl_->db->DestroyColumnFamilyHandle(impl_->hints); !status.ok()) {
+    spdlog::error("storage: closing the hints column family failed: {}", status.ToString());
   }
   if (rocksdb::Status status = impl_->db->Close(); !status.ok()) {
     spdlog::error("storage: close failed: {}", status.ToString());
@@ -404,6 +497,97 @@ EngineStats Engine::stats() const {
 
 std::unique_lock<std::mutex> Engine::lock_key(topology::Token token, std::string_view key) {
   return std::unique_lock<std::mutex>(impl_->key_stripes[stripe_of(token, key) % kKeyStripes]);
+}
+
+Status Engine::store_hint(uint64_t target, std::string_view key, const Cell& cell,
+                          size_t per_target_max_count, size_t per_target_max_bytes) {
+  const std::string value = encode_hint_value(key, cell);
+  const uint64_t bytes = kHintKeyBytes + value.size();
+  std::lock_guard<std::mutex> guard(impl_->hints_mu);
+  Impl::HintTotals& totals = impl_->hint_totals[target];
+  if (totals.count + 1 > per_target_max_count || totals.bytes + bytes > per_target_max_bytes) {
+    const uint64_t count = totals.count;
+    if (count == 0) impl_->hint_totals.erase(target);
+    return Status::busy("storage: hints for machine " + std::to_string(target) + " are full (" +
+                        std::to_string(count) + " stored)");
+  }
+  CAIRN_ASSERT(impl_->last_hint_sequence < std::numeric_limits<uint64_t>::max(),
+               "hint sequence exhausted");
+  const uint64_t sequence = impl_->last_hint_sequence + 1;
+  rocksdb::WriteOptions write_options;
+  write_options.sync = false;  // durable with the next sync(), like a write (group commit)
+  const rocksdb::Status status =
+      impl_->db->Put(write_options, impl_->hints, hint_key(target, sequence), value);
+  if (!status.ok()) {
+    if (totals.count == 0) impl_->hint_totals.erase(target);
+    return from_rocksdb(status, "storage: store hint");
+  }
+  impl_->last_hint_sequence = sequence;
+  totals.count += 1;
+  totals.bytes += bytes;
+  return Status::ok();
+}
+
+Result<std::vector<Hint>> Engine::hints_for(uint64_t target, size_t max_count) {
+  std::vector<Hint> hints;
+  std::string prefix;
+  put_u64(prefix, target);
+  std::unique_ptr<rocksdb::Iterator> it(
+      impl_->db->NewIterator(rocksdb::ReadOptions(), impl_->hints));
+  for (it->Seek(hint_key(target, 0)); it->Valid() && hints.size() < max_count; it->Next()) {
+    const rocksdb::Slice key = it->key();
+    if (!key.starts_with(slice(prefix))) break;
+    Result<Hint> hint = decode_hint(std::string_view(key.data(), key.size()),
+                                    std::string_view(it->value().data(), it->value().size()));
+    if (!hint.is_ok()) return hint.status();
+    hints.push_back(std::move(hint).value());
+  }
+  if (!it->status().ok()) return from_rocksdb(it->status(), "storage: read hints");
+  return hints;
+}
+
+Status Engine::drop_hints(uint64_t target, uint64_t up_to_sequence) {
+  std::string prefix;
+  put_u64(prefix, target);
+  std::lock_guard<std::mutex> guard(impl_->hints_mu);
+  // Point deletes of the hints actually stored (bounded by the per-target limits), rather than
+  // a range delete: replay drops hints often, and piles of range tombstones slow every read.
+  rocksdb::WriteBatch batch;
+  uint64_t count = 0;
+  uint64_t bytes = 0;
+  {
+    std::unique_ptr<rocksdb::Iterator> it(
+        impl_->db->NewIterator(rocksdb::ReadOptions(), impl_->hints));
+    for (it->Seek(hint_key(target, 0)); it->Valid(); it->Next()) {
+      const rocksdb::Slice key = it->key();
+      if (!key.starts_with(slice(prefix)) || key.size() != kHintKeyBytes) break;
+      if (get_u64(std::string_view(key.data() + 8, 8)) > up_to_sequence) break;
+      batch.Delete(impl_->hints, key);
+      count += 1;
+      bytes += key.size() + it->value().size();
+    }
+    if (!it->status().ok()) return from_rocksdb(it->status(), "storage: drop hints");
+  }
+  if (count == 0) return Status::ok();
+  rocksdb::WriteOptions write_options;
+  write_options.sync = false;
+  const rocksdb::Status status = impl_->db->Write(write_options, &batch);
+  if (!status.ok()) return from_rocksdb(status, "storage: drop hints");
+  auto totals = impl_->hint_totals.find(target);
+  CAIRN_ASSERT(totals != impl_->hint_totals.end() && totals->second.count >= count,
+               "hint counters match the stored hints");
+  totals->second.count -= count;
+  totals->second.bytes -= std::min(bytes, totals->second.bytes);
+  if (totals->second.count == 0) impl_->hint_totals.erase(totals);
+  return Status::ok();
+}
+
+std::vector<std::pair<uint64_t, uint64_t>> Engine::hint_counts() const {
+  std::lock_guard<std::mutex> guard(impl_->hints_mu);
+  std::vector<std::pair<uint64_t, uint64_t>> counts;
+  counts.reserve(impl_->hint_totals.size());
+  for (const auto& [target, totals] : impl_->hint_totals) counts.emplace_back(target, totals.count);
+  return counts;
 }
 
 Status Engine::compact_all() {

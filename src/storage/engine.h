@@ -21,6 +21,8 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 #include "common/status.h"
 #include "storage/cell.h"
@@ -59,6 +61,15 @@ struct EngineStats {
   uint64_t wal_syncs = 0;           // WAL fsyncs performed (sync(), kBatch syncer, close)
   uint64_t writes = 0;              // cells applied
   uint64_t latest_sequence = 0;     // RocksDB's last sequence number (the WAL LSN)
+};
+
+// A write a coordinator could not deliver to a replica, kept for hinted handoff (DESIGN.md §4):
+// replayed (in `sequence` order) when the target answers again, then dropped.
+struct Hint {
+  uint64_t target = 0;    // machine id of the replica that missed the write
+  uint64_t sequence = 0;  // engine-wide, increasing in storage order
+  std::string key;
+  Cell cell;              // the cell's timestamp tells the caller how old the hint is
 };
 
 // Visitor for scans: return false to stop.
@@ -101,6 +112,22 @@ class Engine {
   // share a stripe. Hold it across read → compute → apply. These stripes are not the ones
   // apply() uses internally, so calling apply() while holding one is safe.
   std::unique_lock<std::mutex> lock_key(topology::Token token, std::string_view key);
+
+  // Hinted handoff storage: a "hints" column family sharing the WAL (so a hint is durable with
+  // the next sync(), like a write). Keys are target (8 bytes BE) | sequence (8 bytes BE); values
+  // key length (4 bytes BE) | key | encoded cell (docs/formats.md). Per-target counts and bytes
+  // are kept in memory and rebuilt at open.
+  //
+  // Stores a hint for `target`. Returns busy (and stores nothing) if the target would then hold
+  // more than `per_target_max_count` hints or `per_target_max_bytes` bytes of them.
+  Status store_hint(uint64_t target, std::string_view key, const Cell& cell,
+                    size_t per_target_max_count, size_t per_target_max_bytes);
+  // The oldest hints of `target`, at most `max_count`, in sequence order.
+  Result<std::vector<Hint>> hints_for(uint64_t target, size_t max_count);
+  // Deletes the hints of `target` with sequence <= up_to_sequence (after a successful replay).
+  Status drop_hints(uint64_t target, uint64_t up_to_sequence);
+  // (target, number of hints) for every target holding hints, by target (for INFO).
+  std::vector<std::pair<uint64_t, uint64_t>> hint_counts() const;
 
   // Test hook: runs a full manual compaction (so the compaction filter sees every cell).
   Status compact_all();
