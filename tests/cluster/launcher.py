@@ -228,21 +228,26 @@ class Cluster:
 
     def __init__(self, machines=6, shards=2, rf=3, base_port=None, secret=DEFAULT_SECRET,
                  binary=DEFAULT_BINARY, data_root=None, extra_args=(), ranges_per_shard=4,
-                 durability="always", start=True):
+                 durability="always", start=True, standalone=False):
+        """standalone=True starts the machines as independent single-machine servers (no
+        cluster flags, no table): only for testing the fault framework itself, which must then
+        report violations since nothing is replicated."""
         if machines < shards * rf:
             raise ValueError("need at least shards * rf machines")
         self.secret = secret
         self.binary = binary
         self.shards = shards
         self.rf = rf
+        self.standalone = standalone
         self._own_root = data_root is None
         self.data_root = data_root or tempfile.mkdtemp(prefix="cairn-cluster-")
         os.makedirs(self.data_root, exist_ok=True)
         self.base_port = base_port if base_port is not None else find_base_port(machines)
         self.machines = []
         for i in range(machines):
-            args = ["--cluster-secret", secret, "--machine-id", str(i + 1),
-                    "--durability", durability] + list(extra_args)
+            cluster_args = [] if standalone else ["--cluster-secret", secret,
+                                                  "--machine-id", str(i + 1)]
+            args = cluster_args + ["--durability", durability] + list(extra_args)
             self.machines.append(Machine(i, self.base_port + i,
                                          os.path.join(self.data_root, "m%d" % i), args, binary,
                                          os.path.join(self.data_root, "m%d.log" % i)))
@@ -325,7 +330,7 @@ class Cluster:
         m.reap()
         m.spawn()
         m.wait_ready()
-        if push_table:
+        if push_table and not self.standalone:
             self._push_to(i, json.dumps(self._table))
 
     def running(self, i):
@@ -382,6 +387,8 @@ class Cluster:
         """Installs `table` (default: the current one) on every running machine."""
         if table is not None:
             self._table = copy.deepcopy(table)
+        if self.standalone:
+            return
         text = json.dumps(self._table)
         for m in self.machines:
             if skip_down and (not m.running() or m.paused):

@@ -121,7 +121,7 @@ def check(ops, final_reads=None):
             what = "nil" if source is None else "the value of write #%d" % source.id
             kind = LOST if r.final else STALE
             violations.append(Violation(
-                kind, r, "%s read %s of key %r, but acknowledged write #%d (%r) completed "
+                kind, r, "%s returned %s of key %r, but acknowledged write #%d (%r) completed "
                 "before the read began and was invoked after %s" % (
                     "final read" if r.final else "read", what, r.key, newer.id, newer.value,
                     "the key was empty" if source is None else "#%d completed" % source.id),
