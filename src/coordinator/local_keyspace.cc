@@ -5,6 +5,7 @@
 #include <random>
 #include <utility>
 
+#include "coordinator/key_locks.h"
 #include "topology/token.h"
 
 namespace cairn::coordinator {
@@ -68,32 +69,7 @@ Status LocalKeyspace::remove(std::string_view key) {
 
 Status LocalKeyspace::atomically(std::span<const std::string> keys,
                                  const std::function<Status()>& fn) {
-  if (keys.size() == 1) {
-    std::unique_lock<std::mutex> lock = engine_.lock_key(topology::token_of(keys[0]), keys[0]);
-    return fn();
-  }
-  // Several keys may share one engine stripe, and stripes must be taken in one global order or two
-  // callers could deadlock. Engine::lock_key does not say which stripe a key uses, but the stripe
-  // of a key never changes, so each key's stripe is identified by briefly locking it (holding
-  // nothing else, so this cannot deadlock); then each distinct stripe is locked once, in address
-  // order.
-  std::vector<std::pair<const std::mutex*, const std::string*>> stripes;
-  stripes.reserve(keys.size());
-  for (const std::string& key : keys) {
-    std::unique_lock<std::mutex> probe = engine_.lock_key(topology::token_of(key), key);
-    stripes.emplace_back(probe.mutex(), &key);
-  }
-  std::sort(stripes.begin(), stripes.end(),
-            [](const auto& a, const auto& b) { return std::less<>()(a.first, b.first); });
-  stripes.erase(std::unique(stripes.begin(), stripes.end(),
-                            [](const auto& a, const auto& b) { return a.first == b.first; }),
-                stripes.end());
-  std::vector<std::unique_lock<std::mutex>> locks;
-  locks.reserve(stripes.size());
-  for (const auto& [stripe, key] : stripes) {
-    locks.push_back(engine_.lock_key(topology::token_of(*key), *key));
-    CAIRN_ASSERT(locks.back().mutex() == stripe, "a key's lock stripe changed");
-  }
+  std::vector<std::unique_lock<std::mutex>> locks = lock_keys(engine_, keys);
   return fn();
 }
 
