@@ -29,7 +29,7 @@ void run_atomically(CommandContext& ctx, std::span<const std::string> keys,
   resp::ReplyWriter staged_reply(&staged, ctx.reply.protocol());
   Status status = ctx.keyspace.atomically(keys, [&] { return fn(staged_reply); });
   if (!status.is_ok()) {
-    ctx.reply.error("ERR " + status.message());
+    ctx.reply.error(storage_error_reply(status));
     return;
   }
   ctx.reply.buffer()->append(staged);
@@ -70,7 +70,7 @@ std::optional<std::optional<Cell>> read_string_or_reply(CommandContext& ctx,
                                                         const std::string& key) {
   StringRead read = read_string(ctx.keyspace, key, ctx.reply);
   if (!read.failed) return std::move(read.cell);
-  if (!read.status.is_ok()) ctx.reply.error("ERR " + read.status.message());
+  if (!read.status.is_ok()) ctx.reply.error(storage_error_reply(read.status));
   return std::nullopt;
 }
 
@@ -196,7 +196,7 @@ void set_generic(CommandContext& ctx, const std::string& key, const std::string&
     // last-write-wins (DESIGN.md §4), so it takes no key lock and never waits for one.
     if (Status status = ctx.keyspace.write(key, ValueType::kString, value, expire_at);
         !status.is_ok()) {
-      ctx.reply.error("ERR " + status.message());
+      ctx.reply.error(storage_error_reply(status));
       return;
     }
     ctx.reply.ok();
@@ -330,17 +330,19 @@ void getex_command(CommandContext& ctx) {
 }
 
 void mget_command(CommandContext& ctx) {
+  // One read_many, so a cluster keyspace reads every key in parallel.
+  const std::span<const std::string> keys(ctx.args.data() + 1, ctx.args.size() - 1);
+  Result<std::vector<std::optional<Cell>>> reads = ctx.keyspace.read_many(keys);
+  if (!reads.is_ok()) {
+    ctx.reply.error(storage_error_reply(reads.status()));
+    return;
+  }
   std::vector<std::optional<std::string>> values;
-  values.reserve(ctx.args.size() - 1);
-  for (size_t i = 1; i < ctx.args.size(); ++i) {
-    Result<std::optional<Cell>> read = ctx.keyspace.read(ctx.args[i]);
-    if (!read.is_ok()) {
-      ctx.reply.error("ERR " + read.status().message());
-      return;
-    }
+  values.reserve(keys.size());
+  for (std::optional<Cell>& read : *reads) {
     // MGET answers null for keys of another type instead of failing, as Redis does.
-    if (read->has_value() && (*read)->type == ValueType::kString) {
-      values.emplace_back(std::move((*read)->value));
+    if (read.has_value() && read->type == ValueType::kString) {
+      values.emplace_back(std::move(read->value));
     } else {
       values.emplace_back(std::nullopt);
     }

@@ -166,6 +166,7 @@ void register_key_commands(CommandTable& table);
 void register_connection_commands(CommandTable& table);   // PING ECHO HELLO AUTH QUIT SELECT CLIENT
 void register_server_commands(CommandTable& table);       // COMMAND INFO CONFIG TIME SHUTDOWN...
 void register_internal_commands(CommandTable& table);     // CAIRN.* (docs/formats.md)
+void register_cluster_commands(CommandTable& table);      // CONSISTENCY
 // (COMMAND's handlers describe default_table(), whichever table dispatched them.)
 
 // Indexes into `args` (args[0] is the command) of the keys of a command with `argc` arguments,

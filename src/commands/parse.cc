@@ -103,4 +103,15 @@ std::string invalid_expire_time_error(std::string_view command) {
   return fmt::format("ERR invalid expire time in '{}' command", to_lower(command));
 }
 
+std::string storage_error_reply(const Status& status) {
+  static constexpr std::string_view kCodeWords[] = {"UNCERTAIN",  "UNAVAILABLE", "CROSSSHARD",
+                                                    "NOLEADER",   "NOTABLE",     "REDIRECT"};
+  const std::string& message = status.message();
+  const std::string_view first_word = std::string_view(message).substr(0, message.find(' '));
+  for (std::string_view code : kCodeWords) {
+    if (first_word == code) return message;
+  }
+  return "ERR " + message;
+}
+
 }  // namespace cairn::commands

@@ -13,6 +13,8 @@
 #include <string>
 #include <string_view>
 
+#include "common/status.h"
+
 namespace cairn::commands {
 
 // The byte-exact error replies shared by the data commands.
@@ -45,6 +47,12 @@ bool equals_ignore_case(std::string_view a, std::string_view b);
 
 // ASCII lower case copy.
 std::string to_lower(std::string_view text);
+
+// The error reply (without '-') for a keyspace failure. Cluster errors whose message starts with
+// their own code word (UNCERTAIN, UNAVAILABLE, CROSSSHARD, NOLEADER, NOTABLE, REDIRECT; see
+// src/coordinator/cluster.h) are sent as they are, so clients can tell them apart; any other
+// message gets the generic "ERR " prefix.
+std::string storage_error_reply(const Status& status);
 
 // "ERR invalid expire time in '<command>' command", with the command's lower-case name.
 std::string invalid_expire_time_error(std::string_view command);
