@@ -71,8 +71,9 @@ void Connection::close() {
 
 void Connection::close_if_idle(int64_t now_ms, int64_t timeout_ms) {
   if (closed_ || now_ms - last_active_ms() <= timeout_ms) return;
-  // A connection whose replies wait for output to drain or for a sync is not idle on its side.
-  if (writing_ || awaiting_sync_) return;
+  // A connection whose replies wait for output to drain, for a sync or for a worker is not idle
+  // on its side.
+  if (writing_ || awaiting_sync_ || suspended_) return;
   spdlog::debug("closing idle client id={} addr={}", id_, peer_address_);
   close();
 }
@@ -121,8 +122,8 @@ void Connection::on_read(const error_code& error, size_t bytes) {
   if (closed_) return;
   if (error == asio::error::eof) {
     // The client finished sending (it may only have shut down its side, as `nc` does): answer
-    // what it sent, including replies still waiting for the sync, then close.
-    close_after_output_ = true;
+    // what it sent, including replies still waiting for the sync or a worker, then close.
+    input_ended_ = true;
     after_output_change();
     return;
   }
@@ -140,21 +141,37 @@ void Connection::on_read(const error_code& error, size_t bytes) {
 
 void Connection::process_input() {
   if (closed_ || close_after_output_) return;
-  if (input_begin_ < input_end_) {
+  if (input_begin_ < input_end_ && !suspended_) {
     const std::string_view input(input_.data() + input_begin_, input_end_ - input_begin_);
     const ProcessResult result = protocol_->process(input, output_, kOutputBytesMax);
     CAIRN_ASSERT(result.consumed <= input.size(), "process() consumed more than it was given");
-    CAIRN_ASSERT(result.consumed == input.size() || result.close ||
+    CAIRN_ASSERT(result.consumed == input.size() || result.close || result.suspend ||
                      output_.size() >= kOutputBytesMax,
-                 "process() stops early only at the output bound or to close");
+                 "process() stops early only at the output bound, to suspend or to close");
     input_begin_ += result.consumed;
     if (input_begin_ == input_end_) input_begin_ = input_end_ = 0;
     if (result.close) close_after_output_ = true;
-    if (result.wrote && loop_.group_commit() && !awaiting_sync_) {
-      awaiting_sync_ = true;
-      loop_.request_flush(shared_from_this());
-    }
+    if (result.suspend) suspended_ = true;
+    note_write(result.wrote);
   }
+  after_output_change();
+}
+
+void Connection::note_write(bool wrote) {
+  if (wrote && loop_.group_commit() && !awaiting_sync_) {
+    awaiting_sync_ = true;
+    loop_.request_flush(shared_from_this());
+  }
+}
+
+void Connection::resume(std::string_view reply, bool wrote, bool close) {
+  CAIRN_ASSERT(suspended_, "resume() ends a suspension");
+  suspended_ = false;
+  if (closed_) return;
+  output_.append(reply);
+  if (close) close_after_output_ = true;
+  note_write(wrote);
+  last_active_ms_.store(monotonic_ms(), std::memory_order_relaxed);
   after_output_change();
 }
 
@@ -162,19 +179,24 @@ void Connection::process_input() {
 void Connection::after_output_change() {
   if (closed_) return;
   if (!output_.empty() && !writing_ && !awaiting_sync_) start_write();
+  const bool input_pending = input_begin_ < input_end_;
+  // The end of input closes the connection only once every request before it was answered.
+  if (input_ended_ && !input_pending && !suspended_) close_after_output_ = true;
   if (close_after_output_) {
-    if (output_.empty() && !writing_ && !awaiting_sync_) close();
+    if (output_.empty() && !writing_ && !awaiting_sync_ && !suspended_) close();
     return;
   }
   publish_buffers();
-  if (input_begin_ < input_end_) {
-    // A previous process() stopped at the output bound; continue with what is buffered once the
-    // output drained. process() either consumes everything or fills the output to the bound, so
-    // this recurses at most once.
+  if (input_pending && !suspended_) {
+    // A previous process() stopped at the output bound or suspended; continue with what is
+    // buffered once the output drained. process() either consumes everything, fills the output
+    // to the bound or suspends, so this recurses at most once.
     if (output_.size() + sending_.size() < kOutputBytesMax) process_input();
     return;
   }
-  maybe_read();
+  // While suspended, keep reading until the input buffer is full, so a pipelining client's next
+  // requests are ready when the current one completes.
+  if (!input_ended_) maybe_read();
 }
 
 void Connection::on_synced(bool ok) {

@@ -12,6 +12,9 @@
 //  2. No byte of output produced after a write is sent before the sync that follows that write.
 //  3. While the unsent output exceeds kOutputBytesMax, nothing more is read (backpressure).
 //  4. After close() no callback touches the socket or the Protocol again.
+//  5. While suspended (a request of this connection runs elsewhere, e.g. on a worker thread),
+//     process() is not called: requests are answered strictly in order. Reading continues
+//     until the input buffer is full; an end of input is acted on once resumed.
 
 #include <atomic>
 #include <cstddef>
@@ -30,6 +33,9 @@ struct ProcessResult {
   size_t consumed = 0;  // bytes of input used; the rest is offered again later
   bool wrote = false;   // a write was served: its reply must wait for the sync
   bool close = false;   // close once the output is sent (QUIT, protocol error, limits)
+  // The protocol handed the last consumed request to another thread: process() is not called
+  // again until that thread calls Connection::resume() (through the loop).
+  bool suspend = false;
 };
 
 // The meaning of a connection's bytes. Called on the connection's loop thread only.
@@ -37,8 +43,9 @@ class Protocol {
  public:
   virtual ~Protocol() = default;
   // Consumes requests from `input` and appends their replies to `output`. Consumes all of
-  // `input` (buffering partial requests itself) unless it asks to close or `output` reached
-  // `output_bytes_max` bytes; unconsumed input is offered again once the output drained.
+  // `input` (buffering partial requests itself) unless it asks to close or to suspend, or
+  // `output` reached `output_bytes_max` bytes; unconsumed input is offered again once the output
+  // drained or the connection resumed.
   virtual ProcessResult process(std::string_view input, std::string& output,
                                 size_t output_bytes_max) = 0;
   // The connection closed (by either side); called exactly once.
@@ -67,6 +74,13 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void on_synced(bool ok);
   // Loop thread: closes the connection if it has been idle longer than `timeout_ms`.
   void close_if_idle(int64_t now_ms, int64_t timeout_ms);
+  // Loop thread: ends a suspension (ProcessResult::suspend) with the reply of the request that
+  // ran elsewhere. `wrote`: the reply waits for the loop's next sync; `close`: close once the
+  // output is sent. Then processes the input that arrived meanwhile. REQUIRES: suspended.
+  void resume(std::string_view reply, bool wrote, bool close);
+  // Loop thread.
+  bool closed() const { return closed_; }
+  bool suspended() const { return suspended_; }
 
   // Immutable after construction; any thread.
   uint64_t id() const { return id_; }
@@ -87,6 +101,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void on_readable(const error_code& error);
   void on_read(const error_code& error, size_t bytes);
   void process_input();
+  void note_write(bool wrote);
   void after_output_change();
   void start_write();
   void on_write(const error_code& error);
@@ -113,6 +128,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   bool awaiting_sync_ = false;  // output_ holds replies of writes: wait for the loop's flush
   bool close_after_output_ = false;
   bool closed_ = false;
+  bool suspended_ = false;  // invariant 5
+  bool input_ended_ = false;  // the peer finished sending; close once everything is answered
 
   std::atomic<size_t> input_capacity_{0};
   std::atomic<size_t> input_used_{0};

@@ -9,7 +9,9 @@
 
 #include "common/assert.h"
 #include "common/clock.h"
+#include "net/event_loops.h"
 #include "resp/writer.h"
+#include "server/command_runner.h"
 
 namespace cairn::server {
 
@@ -112,13 +114,36 @@ std::string ClientSession::unauthenticated_error(std::string_view input, size_t 
 net::ProcessResult ClientSession::process(std::string_view input, std::string& output,
                                           size_t output_bytes_max) {
   refresh_limits();
-  const uint64_t query_limit =
-      state_.settings().client_query_buffer_limit.load(std::memory_order_relaxed);
   const int64_t now_ms = wall_clock_ms();
   net::ProcessResult result;
   uint64_t commands = 0;
+  while (serve(input, output, output_bytes_max, now_ms, result, commands)) {
+    // Publish before the hand-off: from then on the worker owns the session.
+    if (commands > 0) stats_.add_commands(commands);
+    commands = 0;
+    publish(now_ms);
+    if (submit()) {
+      result.suspend = true;
+      return result;
+    }
+    // Overload is a fast, retryable error for this request; the following ones are still served.
+    resp::ReplyWriter(&output, session_.protocol).error("BUSY server overloaded, try again");
+  }
+  // Bytes after a request that closes the connection are dropped, as Redis does.
+  if (result.close) result.consumed = input.size();
+  if (commands > 0) stats_.add_commands(commands);
+  publish(commands > 0 ? now_ms : 0);
+  return result;
+}
+
+bool ClientSession::serve(std::string_view input, std::string& output, size_t output_bytes_max,
+                          int64_t now_ms, net::ProcessResult& result, uint64_t& commands) {
+  const uint64_t query_limit =
+      state_.settings().client_query_buffer_limit.load(std::memory_order_relaxed);
+  CommandRunner* runner = state_.runner();
   resp::ReplyWriter writer(&output, session_.protocol);
   commands::CommandContext context{args_, writer, session_, state_.keyspace(), state_};
+  bool hand_off = false;
   running_session = this;
   while (result.consumed < input.size() && output.size() < output_bytes_max) {
     const resp::ParseOutcome parsed = parser_.parse(input.substr(result.consumed), args_);
@@ -143,6 +168,10 @@ net::ProcessResult ClientSession::process(std::string_view input, std::string& o
     partial_bytes_ = 0;
     if (args_.empty()) continue;  // an empty inline line, which Redis ignores
     session_.last_command_ms = now_ms;
+    if (runner != nullptr && !runs_inline(state_.table().find(args_[0]))) {
+      hand_off = true;
+      break;
+    }
     writer.set_protocol(session_.protocol);
     const commands::DispatchOutcome outcome = commands::dispatch(state_.table(), context);
     ++commands;
@@ -155,11 +184,57 @@ net::ProcessResult ClientSession::process(std::string_view input, std::string& o
     }
   }
   running_session = nullptr;
-  // Bytes after a request that closes the connection are dropped, as Redis does.
-  if (result.close) result.consumed = input.size();
-  if (commands > 0) stats_.add_commands(commands);
-  publish(commands > 0 ? now_ms : 0);
-  return result;
+  return hand_off;
+}
+
+bool ClientSession::submit() {
+  CommandRunner* runner = state_.runner();
+  CAIRN_ASSERT(runner != nullptr, "only a server with a runner hands requests off");
+  std::vector<std::string> args;
+  args.swap(args_);
+  args_.reserve(16);
+  // The job holds the connection: it (and this session, which it owns) outlives the job even if
+  // the client goes away meanwhile; the loop then drops the reply (Connection::resume).
+  return runner->pool().submit(
+      [this, connection = connection_.shared_from_this(), args = std::move(args)]() mutable {
+        run_on_worker(std::move(connection), args);
+      });
+}
+
+void ClientSession::run_on_worker(std::shared_ptr<net::Connection> connection,
+                                  std::vector<std::string>& args) {
+  WorkerReply reply;
+  running_session = this;
+  const commands::DispatchOutcome outcome =
+      state_.runner()->run(args, session_, worker_keyspace_, reply.bytes);
+  running_session = nullptr;
+  reply.spec = outcome.spec;
+  reply.close = session_.close_after_reply;
+  if (outcome.wrote) {
+    // Group commit happens inside the engine: concurrent workers share one WAL sync.
+    const Status synced = state_.sync_writes();
+    if (!synced.is_ok()) {
+      // The write may not be durable, so its acknowledgement must not leave: close instead, as
+      // a loop does when its flush fails.
+      spdlog::error("WAL sync failed, closing client id={}: {}", session_.id,
+                    synced.to_string());
+      reply.bytes.clear();
+      reply.close = true;
+    }
+  }
+  net::EventLoop& loop = connection->loop();
+  net::asio::post(loop.context(),
+                  [this, connection = std::move(connection), reply = std::move(reply)] {
+                    finish(*connection, reply);
+                  });
+}
+
+void ClientSession::finish(net::Connection& connection, const WorkerReply& reply) {
+  stats_.add_commands(1);
+  if (reply.spec != nullptr) last_spec_.store(reply.spec, std::memory_order_relaxed);
+  if (session_.authenticated != parser_authenticated_) refresh_limits();
+  publish(0);
+  connection.resume(reply.bytes, false, reply.close);
 }
 
 void ClientSession::publish(int64_t now_ms) {

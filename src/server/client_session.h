@@ -6,6 +6,12 @@
 //
 // Threading: process() and on_close() run on the connection's loop thread. describe() runs on
 // any thread and reads only the state published at the end of each process() call.
+//
+// Worker commands (a server with a CommandRunner, i.e. a cluster machine): a request that does not
+// run inline is handed to a worker and the connection is suspended; the worker owns the session
+// until it posts the reply back to the loop (finish()), which resumes the connection. So exactly
+// one command per connection is in flight and replies keep the order of the requests. The state
+// other threads read is published before the hand-off, never while a worker runs.
 
 #include <atomic>
 #include <cstdint>
@@ -15,6 +21,7 @@
 #include <vector>
 
 #include "commands/command.h"
+#include "coordinator/keyspace.h"
 #include "net/connection.h"
 #include "resp/parser.h"
 #include "server/server_state.h"
@@ -42,6 +49,24 @@ class ClientSession final : public net::Protocol {
   std::string describe_current(const commands::Session& session) const;
 
  private:
+  // What a worker hands back to the loop.
+  struct WorkerReply {
+    std::string bytes;
+    const commands::CommandSpec* spec = nullptr;
+    bool close = false;
+  };
+
+  // Serves the requests in `input` from result.consumed on, on the loop, until the input is used
+  // up, the output is full, the connection must close, or a request must run on a worker: then
+  // it returns true with that request in args_ (consumed).
+  bool serve(std::string_view input, std::string& output, size_t output_bytes_max,
+             int64_t now_ms, net::ProcessResult& result, uint64_t& commands);
+  // Queues args_ on the runner's pool; false if the pool refused it (overload or stopping).
+  bool submit();
+  // Worker thread: runs one command and posts its reply to the loop.
+  void run_on_worker(std::shared_ptr<net::Connection> connection, std::vector<std::string>& args);
+  // Loop thread: the worker's reply arrived.
+  void finish(net::Connection& connection, const WorkerReply& reply);
   void refresh_limits();
   // The error text for a parser error; turns the length errors that the unauthenticated limits
   // caused into Redis's "unauthenticated ..." texts. `consumed` is where the parser stopped.
@@ -55,6 +80,9 @@ class ClientSession final : public net::Protocol {
   commands::Session session_;
   resp::RequestParser parser_;
   std::vector<std::string> args_;   // reused by every request: no allocation per command
+  // The keyspace this connection's worker commands use (a cluster session carrying the
+  // connection's consistency levels); created by the runner, touched only by the worker.
+  std::unique_ptr<coordinator::Keyspace> worker_keyspace_;
   size_t partial_bytes_ = 0;        // bytes of the unfinished request held by the parser
   uint64_t parser_bulk_limit_ = 0;  // the proto-max-bulk-len the parser was given
   bool parser_authenticated_ = false;  // whether the parser has the authenticated limits

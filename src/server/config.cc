@@ -41,6 +41,16 @@ constexpr SettingInfo kSettings[] = {
      "close a client whose unparsed request exceeds this, e.g. 1gb (at least 1mb)  "
      "[default: 1gb]"},
     {"log-level", "trace, debug, info, warn, error, critical or off  [default: info]"},
+    {"cluster-secret",
+     "shared secret of the cluster's machines; setting it enables cluster mode  [default: empty]"},
+    {"machine-id",
+     "this machine's id in the routing table (1 to 2^64-1); recorded in <data-dir>/machine-id "
+     "on first start and must match it afterwards (0: use the recorded or a random id)  "
+     "[default: 0]"},
+    {"table", "routing table (JSON file) to install at start in cluster mode  [default: empty]"},
+    {"workers", "threads running client commands in cluster mode, 1-256  [default: 32]"},
+    {"request-timeout-ms",
+     "how long a coordinator waits for its replicas in cluster mode, 1-600000  [default: 1000]"},
 };
 
 std::string normalize_name(std::string_view name) {
@@ -178,6 +188,27 @@ Status apply_setting(ServerConfig& config, std::string_view raw_name, std::strin
     auto level = parse_log_level(value);
     if (!level.is_ok()) return level.status();
     config.log_level = *level;
+  } else if (name == "cluster-secret") {
+    config.cluster_secret = std::string(value);
+  } else if (name == "machine-id") {
+    uint64_t id = 0;
+    const auto* end = value.data() + value.size();
+    const auto [ptr, ec] = std::from_chars(value.data(), end, id);
+    if (value.empty() || ec != std::errc() || ptr != end) {
+      return Status::invalid_argument(fmt::format(
+          "invalid value '{}' for machine-id: must be an integer from 0 to 2^64-1", value));
+    }
+    config.machine_id = id;
+  } else if (name == "table") {
+    config.table_file = std::string(value);
+  } else if (name == "workers") {
+    auto workers = parse_integer(name, value, 1, static_cast<int64_t>(kServerWorkersMax));
+    if (!workers.is_ok()) return workers.status();
+    config.workers = static_cast<size_t>(*workers);
+  } else if (name == "request-timeout-ms") {
+    auto timeout = parse_integer(name, value, 1, kRequestTimeoutMsMax);
+    if (!timeout.is_ok()) return timeout.status();
+    config.request_timeout_ms = *timeout;
   } else {
     return Status::invalid_argument(fmt::format("unknown setting '{}'", raw_name));
   }
@@ -197,6 +228,11 @@ std::string setting_value(const ServerConfig& config, std::string_view raw_name)
   if (name == "proto-max-bulk-len") return format_bytes(config.proto_max_bulk_len);
   if (name == "client-query-buffer-limit") return format_bytes(config.client_query_buffer_limit);
   if (name == "log-level") return config.log_level;
+  if (name == "cluster-secret") return config.cluster_secret;
+  if (name == "machine-id") return std::to_string(config.machine_id);
+  if (name == "table") return config.table_file;
+  if (name == "workers") return std::to_string(config.workers);
+  if (name == "request-timeout-ms") return std::to_string(config.request_timeout_ms);
   return "";
 }
 

@@ -38,7 +38,22 @@ struct ServerConfig {
   std::string log_level = "info";      // an spdlog level name
   std::string config_file;             // the --config file, "" if none (INFO reports it)
   bool handle_signals = false;         // stop on SIGINT/SIGTERM; the cairn binary sets it
+
+  // Cluster mode (docs/formats.md "Internal protocol"). A secret turns it on: the machine then
+  // serves other machines' CAIRN.* commands and coordinates client commands over the cluster.
+  std::string cluster_secret;          // "" = single machine
+  uint64_t machine_id = 0;             // 0 = the id in <data-dir>/machine-id (random if none)
+  std::string table_file;              // routing table JSON installed at start ("" = none)
+  size_t workers = 32;                 // threads running client commands in cluster mode
+  int64_t request_timeout_ms = 1000;   // a coordinator waits this long for its replicas
+  // Tests only (no flag): run client commands on workers in single-machine mode too.
+  bool force_workers = false;
+
+  bool cluster() const { return !cluster_secret.empty(); }
 };
+
+inline constexpr size_t kServerWorkersMax = 256;
+inline constexpr int64_t kRequestTimeoutMsMax = 600'000;
 
 // The names of every setting, in the order `--help` and CONFIG GET * list them.
 const std::vector<std::string_view>& setting_names();

@@ -138,12 +138,48 @@ TEST(ConfigTest, SettingValuesRoundTrip) {
     const std::string value = setting_value(config, name);
     ServerConfig copy;
     if (name == "data-dir" || name == "bind" || name == "log-level" || name == "durability" ||
-        name == "requirepass") {
+        name == "requirepass" || name == "cluster-secret" || name == "table") {
       continue;
     }
     EXPECT_TRUE(apply_setting(copy, name, value).is_ok()) << name << "=" << value;
   }
   EXPECT_EQ(setting_value(config, "durability"), "always");
+}
+
+TEST(ConfigTest, ClusterFlagsAndToml) {
+  ServerConfig defaults;
+  EXPECT_FALSE(defaults.cluster());
+  EXPECT_EQ(defaults.workers, 32u);
+  EXPECT_EQ(defaults.request_timeout_ms, 1000);
+  EXPECT_EQ(defaults.machine_id, 0u);
+
+  auto config = parse_flags({"--cluster-secret", "s3cret", "--machine-id", "18446744073709551615",
+                             "--table", "/tmp/t.json", "--workers", "8",
+                             "--request-timeout-ms", "250"});
+  ASSERT_TRUE(config.is_ok()) << config.status().to_string();
+  EXPECT_TRUE(config->cluster());
+  EXPECT_EQ(config->cluster_secret, "s3cret");
+  EXPECT_EQ(config->machine_id, 18446744073709551615ull);
+  EXPECT_EQ(config->table_file, "/tmp/t.json");
+  EXPECT_EQ(config->workers, 8u);
+  EXPECT_EQ(config->request_timeout_ms, 250);
+
+  EXPECT_FALSE(parse_flags({"--workers", "0"}).is_ok());
+  EXPECT_FALSE(parse_flags({"--workers", "257"}).is_ok());
+  EXPECT_FALSE(parse_flags({"--request-timeout-ms", "0"}).is_ok());
+  EXPECT_FALSE(parse_flags({"--machine-id", "-1"}).is_ok());
+  EXPECT_FALSE(parse_flags({"--machine-id", "18446744073709551616"}).is_ok());
+
+  ServerConfig from_toml;
+  ASSERT_TRUE(apply_toml("cluster_secret = \"x\"\nmachine_id = 7\nworkers = 2\n"
+                         "request_timeout_ms = 50\ntable = \"t.json\"\n",
+                         "cluster.toml", from_toml)
+                  .is_ok());
+  EXPECT_EQ(from_toml.cluster_secret, "x");
+  EXPECT_EQ(from_toml.machine_id, 7u);
+  EXPECT_EQ(from_toml.workers, 2u);
+  EXPECT_EQ(from_toml.request_timeout_ms, 50);
+  EXPECT_EQ(from_toml.table_file, "t.json");
 }
 
 }  // namespace

@@ -49,7 +49,7 @@ Status write_file_durably(const std::filesystem::path& path, std::string_view co
 
 }  // namespace
 
-Result<uint64_t> load_or_create_machine_id(const std::string& data_dir) {
+Result<uint64_t> load_or_create_machine_id(const std::string& data_dir, uint64_t requested_id) {
   const std::filesystem::path path = std::filesystem::path(data_dir) / kMachineIdFile;
   std::error_code error;
   if (std::filesystem::exists(path, error)) {
@@ -63,10 +63,16 @@ Result<uint64_t> load_or_create_machine_id(const std::string& data_dir) {
       return Status::corruption(fmt::format("{} does not hold a machine id (16 hex digits)",
                                             path.string()));
     }
+    if (requested_id != 0 && requested_id != id) {
+      return Status::invalid_argument(fmt::format(
+          "--machine-id {} does not match the id {} recorded in {}: this data directory belongs "
+          "to another machine (use that id, or another data directory)",
+          requested_id, id, path.string()));
+    }
     return id;
   }
   std::random_device random;
-  uint64_t id = 0;
+  uint64_t id = requested_id;
   while (id == 0) id = (static_cast<uint64_t>(random()) << 32) ^ random();
   const Status status = write_file_durably(path, fmt::format("{:016x}\n", id));
   if (!status.is_ok()) return status;
@@ -100,7 +106,7 @@ Status Server::open() {
     return Status::io_error(
         fmt::format("cannot create data directory {}: {}", config_.data_dir, error.message()));
   }
-  auto machine_id = load_or_create_machine_id(config_.data_dir);
+  auto machine_id = load_or_create_machine_id(config_.data_dir, config_.machine_id);
   if (!machine_id.is_ok()) return machine_id.status();
   machine_id_ = *machine_id;
 
@@ -123,6 +129,11 @@ Status Server::open() {
   const size_t threads = effective_threads(config_);
   state_ = std::make_unique<ServerState>(config_, threads, *engine_, *keyspace_,
                                          [this] { request_shutdown(); });
+  if (config_.force_workers) {
+    workers_ = std::make_unique<WorkerPool>(config_.workers, kWorkerQueueMax);
+    runner_ = std::make_unique<KeyspaceRunner>(*workers_, state_->table(), *keyspace_, *state_);
+    state_->set_runner(runner_.get());
+  }
 
   net::EventLoopsOptions loop_options;
   loop_options.threads = threads;
@@ -242,6 +253,9 @@ void Server::teardown() {
     if (signals_) signals_->cancel(ignored);
     if (ops_timer_) ops_timer_->cancel();
   });
+  // Workers finish their commands while the loops still run, so every reply reaches its
+  // connection; requests arriving meanwhile are refused with BUSY.
+  if (workers_) workers_->stop();
   if (loops_) loops_->stop();
   if (engine_) {
     const Status status = engine_->sync();
@@ -252,6 +266,8 @@ void Server::teardown() {
   signals_.reset();
   ops_timer_.reset();
   loops_.reset();
+  runner_.reset();
+  workers_.reset();
   state_.reset();
   keyspace_.reset();
   engine_.reset();

@@ -21,14 +21,19 @@
 #include "coordinator/local_keyspace.h"
 #include "net/event_loops.h"
 #include "net/listener.h"
+#include "server/command_runner.h"
 #include "server/config.h"
 #include "server/server_state.h"
+#include "server/worker_pool.h"
 #include "storage/engine.h"
 
 namespace cairn::server {
 
-// Reads <data_dir>/machine-id, creating it with a random non-zero 64-bit id the first time.
-Result<uint64_t> load_or_create_machine_id(const std::string& data_dir);
+// Reads <data_dir>/machine-id, creating it the first time with `requested_id`, or with a random
+// non-zero 64-bit id if that is 0. A recorded id that differs from a non-zero `requested_id` is an
+// error: the data was written by another machine of the cluster.
+Result<uint64_t> load_or_create_machine_id(const std::string& data_dir,
+                                           uint64_t requested_id = 0);
 
 class Server {
  public:
@@ -70,6 +75,8 @@ class Server {
   std::unique_ptr<HybridClock> clock_;
   std::unique_ptr<coordinator::LocalKeyspace> keyspace_;
   std::unique_ptr<ServerState> state_;
+  std::unique_ptr<WorkerPool> workers_;       // cluster mode (or force_workers) only
+  std::unique_ptr<CommandRunner> runner_;
   std::unique_ptr<net::EventLoops> loops_;
   std::unique_ptr<net::asio::steady_timer> ops_timer_;
   std::unique_ptr<net::asio::signal_set> signals_;

@@ -147,6 +147,8 @@ std::vector<std::pair<std::string, std::string>> ServerState::config_get(
   std::vector<std::pair<std::string, std::string>> out;
   std::lock_guard lock(config_mutex_);
   for (std::string_view name : setting_names()) {
+    // The cluster secret admits a connection as a machine of the cluster: never shown.
+    if (name == "cluster-secret") continue;
     if (glob_match(pattern, name, true)) {
       out.emplace_back(std::string(name), setting_value(config_, name));
     }

@@ -25,6 +25,7 @@
 namespace cairn::server {
 
 class ClientSession;
+class CommandRunner;
 
 inline constexpr std::string_view kRedisVersion = "7.0.15";  // what clients see (INFO, HELLO)
 inline constexpr std::string_view kCairnVersion = "0.1.0";
@@ -84,6 +85,13 @@ class ServerState final : public commands::ServerControl {
   LoopStats& loop_stats(size_t loop) { return loop_stats_[loop]; }
   const LiveSettings& settings() const { return settings_; }
   coordinator::Keyspace& keyspace() { return keyspace_; }
+  // The runner of client commands on workers; null when commands run on the loops (single
+  // machine). Set once, before the loops start.
+  void set_runner(CommandRunner* runner) { runner_ = runner; }
+  CommandRunner* runner() const { return runner_; }
+  // Makes the writes served so far durable (a worker calls it before its reply leaves, as a
+  // loop's flush does for the commands it ran).
+  Status sync_writes() { return engine_.sync(); }
   const commands::CommandTable& table() const { return table_; }
   size_t connected_clients() const { return connected_.load(std::memory_order_relaxed); }
   uint64_t total_commands() const;
@@ -113,6 +121,7 @@ class ServerState final : public commands::ServerControl {
   coordinator::Keyspace& keyspace_;
   const commands::CommandTable& table_;
   std::function<void()> on_shutdown_;
+  CommandRunner* runner_ = nullptr;
   const int64_t started_monotonic_ms_;
 
   std::mutex config_mutex_;

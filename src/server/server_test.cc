@@ -10,6 +10,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
 #include <string>
@@ -101,16 +102,21 @@ std::string bulk(std::string_view value) {
   return "$" + std::to_string(value.size()) + "\r\n" + std::string(value) + "\r\n";
 }
 
-class ServerTest : public ::testing::Test {
+// Every loopback test runs twice: commands on the loops (a single machine) and commands on
+// worker threads (the execution model of a cluster machine, forced here on one machine).
+class ServerTest : public ::testing::TestWithParam<bool> {
  protected:
   void SetUp() override {
+    std::string name = ::testing::UnitTest::GetInstance()->current_test_info()->name();
+    std::replace(name.begin(), name.end(), '/', '-');
     dir_ = std::filesystem::temp_directory_path() /
-           ("cairn-server-test-" + std::to_string(::getpid()) + "-" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name());
+           ("cairn-server-test-" + std::to_string(::getpid()) + "-" + name);
     std::filesystem::remove_all(dir_);
     config_.port = 0;
     config_.data_dir = dir_.string();
     config_.threads = 2;
+    config_.force_workers = GetParam();
+    config_.workers = 4;
   }
   void TearDown() override {
     server_.reset();
@@ -129,7 +135,7 @@ class ServerTest : public ::testing::Test {
   std::unique_ptr<Server> server_;
 };
 
-TEST_F(ServerTest, PingMultibulkAndInline) {
+TEST_P(ServerTest, PingMultibulkAndInline) {
   start();
   RawClient client(port());
   ASSERT_TRUE(client.connected());
@@ -142,7 +148,7 @@ TEST_F(ServerTest, PingMultibulkAndInline) {
   EXPECT_EQ(client.line("NG\r\n"), "+PONG\r\n");
 }
 
-TEST_F(ServerTest, PipelinedSetAndGetKeepOrder) {
+TEST_P(ServerTest, PipelinedSetAndGetKeepOrder) {
   start();
   RawClient client(port());
   std::string batch;
@@ -167,7 +173,7 @@ TEST_F(ServerTest, PipelinedSetAndGetKeepOrder) {
   EXPECT_EQ(info.find("wal_syncs:0\r\n"), std::string::npos) << info;
 }
 
-TEST_F(ServerTest, ManyClientsOnSeveralLoops) {
+TEST_P(ServerTest, ManyClientsOnSeveralLoops) {
   config_.threads = 3;
   start();
   std::vector<std::unique_ptr<RawClient>> clients;
@@ -184,14 +190,14 @@ TEST_F(ServerTest, ManyClientsOnSeveralLoops) {
   }
 }
 
-TEST_F(ServerTest, ProtocolErrorRepliesThenCloses) {
+TEST_P(ServerTest, ProtocolErrorRepliesThenCloses) {
   start();
   RawClient client(port());
   client.send(command({"PING"}) + "*1\r\n$abc\r\n" + command({"PING"}));
   EXPECT_EQ(client.read_until_closed(), "+PONG\r\n-ERR Protocol error: invalid bulk length\r\n");
 }
 
-TEST_F(ServerTest, HalfClosedClientStillGetsItsReplies) {
+TEST_P(ServerTest, HalfClosedClientStillGetsItsReplies) {
   start();
   RawClient client(port());
   client.send(command({"SET", "k", "v"}) + command({"GET", "k"}));
@@ -199,14 +205,14 @@ TEST_F(ServerTest, HalfClosedClientStillGetsItsReplies) {
   EXPECT_EQ(client.read_until_closed(), "+OK\r\n" + bulk("v"));
 }
 
-TEST_F(ServerTest, QuitRepliesThenCloses) {
+TEST_P(ServerTest, QuitRepliesThenCloses) {
   start();
   RawClient client(port());
   client.send(command({"QUIT"}) + command({"PING"}));
   EXPECT_EQ(client.read_until_closed(), "+OK\r\n");
 }
 
-TEST_F(ServerTest, MaxClientsRejectsWithRedisText) {
+TEST_P(ServerTest, MaxClientsRejectsWithRedisText) {
   config_.maxclients = 2;
   start();
   RawClient first(port());
@@ -218,7 +224,7 @@ TEST_F(ServerTest, MaxClientsRejectsWithRedisText) {
   EXPECT_EQ(first.line(command({"PING"})), "+PONG\r\n");
 }
 
-TEST_F(ServerTest, LargeValuesAndOutputBackpressure) {
+TEST_P(ServerTest, LargeValuesAndOutputBackpressure) {
   start();
   RawClient client(port());
   const std::string value(3 * 1024 * 1024, 'v');
@@ -236,7 +242,7 @@ TEST_F(ServerTest, LargeValuesAndOutputBackpressure) {
   EXPECT_EQ(client.line(command({"PING"})), "+PONG\r\n");
 }
 
-TEST_F(ServerTest, QueryBufferLimitClosesWithoutReply) {
+TEST_P(ServerTest, QueryBufferLimitClosesWithoutReply) {
   config_.client_query_buffer_limit = kMiB;
   start();
   RawClient client(port());
@@ -247,7 +253,7 @@ TEST_F(ServerTest, QueryBufferLimitClosesWithoutReply) {
   EXPECT_EQ(other.line(command({"PING"})), "+PONG\r\n");
 }
 
-TEST_F(ServerTest, UnauthenticatedLimitsAndAuth) {
+TEST_P(ServerTest, UnauthenticatedLimitsAndAuth) {
   config_.requirepass = "pw";
   start();
   {
@@ -275,7 +281,7 @@ TEST_F(ServerTest, UnauthenticatedLimitsAndAuth) {
   }
 }
 
-TEST_F(ServerTest, ConfigClientAndInfo) {
+TEST_P(ServerTest, ConfigClientAndInfo) {
   start();
   RawClient client(port());
   client.send(command({"CONFIG", "GET", "maxclients"}));
@@ -325,7 +331,7 @@ TEST_F(ServerTest, ConfigClientAndInfo) {
   EXPECT_NE(self.find(" cmd=client|list "), std::string::npos) << self;
 }
 
-TEST_F(ServerTest, ClientKillAndIdleTimeout) {
+TEST_P(ServerTest, ClientKillAndIdleTimeout) {
   start();
   RawClient victim(port());
   victim.send(command({"CLIENT", "ID"}));
@@ -343,7 +349,7 @@ TEST_F(ServerTest, ClientKillAndIdleTimeout) {
   EXPECT_LT(std::chrono::steady_clock::now() - started, std::chrono::seconds(5));
 }
 
-TEST_F(ServerTest, ShutdownCommandStopsAndDataSurvivesRestart) {
+TEST_P(ServerTest, ShutdownCommandStopsAndDataSurvivesRestart) {
   start();
   const uint64_t machine_id = server_->machine_id();
   {
@@ -360,6 +366,28 @@ TEST_F(ServerTest, ShutdownCommandStopsAndDataSurvivesRestart) {
   client.send(command({"GET", "durable"}));
   EXPECT_EQ(client.read(bulk("yes").size()), bulk("yes"));
 }
+
+TEST(MachineIdTest, RecordedOnFirstStartAndCheckedAfterwards) {
+  const auto dir = std::filesystem::temp_directory_path() /
+                   ("cairn-machine-id-test-" + std::to_string(::getpid()));
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  auto first = load_or_create_machine_id(dir.string(), 42);
+  ASSERT_TRUE(first.is_ok()) << first.status().to_string();
+  EXPECT_EQ(*first, 42u);
+  EXPECT_EQ(*load_or_create_machine_id(dir.string(), 42), 42u);
+  EXPECT_EQ(*load_or_create_machine_id(dir.string()), 42u);  // 0: whatever is recorded
+  auto mismatch = load_or_create_machine_id(dir.string(), 43);
+  ASSERT_FALSE(mismatch.is_ok());
+  EXPECT_NE(mismatch.status().message().find("does not match the id 42"), std::string::npos)
+      << mismatch.status().to_string();
+  std::filesystem::remove_all(dir);
+}
+
+INSTANTIATE_TEST_SUITE_P(Modes, ServerTest, ::testing::Values(false, true),
+                         [](const ::testing::TestParamInfo<bool>& info) {
+                           return info.param ? std::string("Workers") : std::string("Loops");
+                         });
 
 TEST(GlobTest, MatchesLikeRedis) {
   EXPECT_TRUE(glob_match("*", "anything", true));
