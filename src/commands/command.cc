@@ -108,6 +108,7 @@ const CommandTable& default_table() {
     register_key_commands(t);
     register_connection_commands(t);
     register_server_commands(t);
+    register_internal_commands(t);
     return t;
   }();
   return table;
@@ -152,6 +153,12 @@ DispatchOutcome dispatch(const CommandTable& table, CommandContext& context) {
   // about a command's arguments.
   if ((spec->flags & kNoAuth) == 0 && !context.session.authenticated) {
     context.reply.error("NOAUTH Authentication required.");
+    return outcome;
+  }
+
+  // 2b. Machine-to-machine commands need a connection that sent CAIRN.AUTH.
+  if ((spec->flags & kInternal) != 0 && !context.session.internal) {
+    context.reply.error("NOPERM this command is for cluster machines");
     return outcome;
   }
 

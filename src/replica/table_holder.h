@@ -32,6 +32,9 @@ class TableHolder {
   void on_change(std::function<void(const topology::RoutingTable&)> listener);
 
  private:
+  // Serializes install() with its notifications, so listeners see tables in epoch order; held
+  // without mu_ while listeners run, so a listener may call current() (but not install()).
+  std::mutex install_mu_;
   mutable std::mutex mu_;
   std::shared_ptr<const topology::RoutingTable> table_;
   std::vector<std::function<void(const topology::RoutingTable&)>> listeners_;

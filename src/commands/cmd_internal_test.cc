@@ -1,0 +1,364 @@
+// CAIRN.* internal commands through dispatch(), over a real Engine and Replica in a temp dir.
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <memory>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "commands/command.h"
+#include "commands/command_test_fakes.h"
+#include "common/hlc.h"
+#include "replica/replica.h"
+#include "replica/table_holder.h"
+#include "resp/writer.h"
+#include "storage/cell.h"
+#include "storage/engine.h"
+#include "topology/routing_table.h"
+#include "topology/token.h"
+
+namespace cairn::commands {
+namespace {
+
+using topology::RoutingTable;
+using topology::Token;
+
+constexpr uint64_t kSelf = 1;
+constexpr Token kHalf = Token{1} << 63;
+const std::string kOk = "+OK\r\n";
+const std::string kNull = "$-1\r\n";
+
+std::string bulk(std::string_view value) {
+  return "$" + std::to_string(value.size()) + "\r\n" + std::string(value) + "\r\n";
+}
+
+class ClusterServer final : public ServerControl {
+ public:
+  std::vector<std::pair<std::string, std::string>> config_get(std::string_view) override {
+    return {};
+  }
+  Status config_set(std::string_view, std::string_view) override { return Status::ok(); }
+  std::string info(std::string_view) override { return {}; }
+  std::string client_list() override { return {}; }
+  std::string client_info(const Session&) override { return {}; }
+  int kill_client(uint64_t) override { return 0; }
+  std::string requirepass() override { return requirepass_; }
+  void request_shutdown() override {}
+  std::string version() override { return "0.1.0"; }
+  std::string cluster_secret() override { return secret_; }
+
+  std::string secret_ = "s3cret";
+  std::string requirepass_;
+};
+
+// Two machines, two shards of one replica each: this machine (1) owns [0, 2^63), machine 2
+// owns [2^63, 2^64).
+RoutingTable two_shards() {
+  std::vector<topology::Machine> machines;
+  for (uint64_t id = 1; id <= 2; ++id) {
+    machines.push_back(topology::Machine{id, "127.0.0." + std::to_string(id) + ":7000",
+                                         "127.0.0." + std::to_string(id) + ":7000",
+                                         topology::MachineState::kUp});
+  }
+  Result<RoutingTable> table = RoutingTable::make_initial(machines, 2, 1, 1);
+  CAIRN_ASSERT(table.is_ok(), table.status().to_string());
+  CAIRN_ASSERT(table->range_for_token(0).shard == 1 && table->ranges()[0].end == kHalf,
+               "machine 1 owns the first half of the ring");
+  return std::move(table).value();
+}
+
+// A key of the first (owned) or second half of the ring.
+std::string key_in_half(bool owned, int index) {
+  for (int i = 0;; ++i) {
+    std::string key = "k" + std::to_string(index) + "-" + std::to_string(i);
+    if ((topology::token_of(key) < kHalf) == owned) return key;
+  }
+}
+
+storage::Cell cell(HlcTimestamp timestamp, std::string value, bool tombstone = false) {
+  return storage::Cell{.tombstone = tombstone, .timestamp = timestamp, .writer = 2,
+                       .value = std::move(value)};
+}
+
+class InternalCommandTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::string pattern = "/tmp/cairn-internal-test-XXXXXX";
+    ASSERT_NE(mkdtemp(pattern.data()), nullptr);
+    path_ = pattern;
+    storage::EngineOptions options;
+    options.path = path_;
+    options.durability = storage::Durability::kNone;
+    auto engine = storage::Engine::open(options);
+    ASSERT_TRUE(engine.is_ok()) << engine.status().to_string();
+    engine_ = std::move(engine).value();
+    replica_ = std::make_unique<replica::Replica>(*engine_, clock_, kSelf, tables_);
+    session_.authenticated = true;
+  }
+  void TearDown() override {
+    replica_.reset();
+    engine_.reset();
+    std::error_code ignored;
+    std::filesystem::remove_all(path_, ignored);
+  }
+
+  std::string run(std::vector<std::string> args, bool with_replica = true) {
+    std::string out;
+    resp::ReplyWriter writer(&out, session_.protocol);
+    CommandContext context{args, writer, session_, keyspace_, server_,
+                           with_replica ? replica_.get() : nullptr};
+    outcome_ = dispatch(default_table(), context);
+    return out;
+  }
+  void authenticate() { ASSERT_EQ(run({"CAIRN.AUTH", "s3cret"}), kOk); }
+  void install(const RoutingTable& table) { ASSERT_TRUE(tables_.install(table).is_ok()); }
+  std::string apply(uint64_t epoch, const std::string& key, const storage::Cell& c) {
+    return run({"CAIRN.APPLY", std::to_string(epoch), key, storage::encode_cell(c)});
+  }
+
+  std::string path_;
+  std::unique_ptr<storage::Engine> engine_;
+  HybridClock clock_{[] { return int64_t{1'700'000'000'000}; }};
+  replica::TableHolder tables_;
+  std::unique_ptr<replica::Replica> replica_;
+  testing::FakeKeyspace keyspace_;
+  ClusterServer server_;
+  Session session_;
+  DispatchOutcome outcome_;
+};
+
+TEST_F(InternalCommandTest, NopermBeforeAuth) {
+  const std::string noperm = "-NOPERM this command is for cluster machines\r\n";
+  EXPECT_EQ(run({"CAIRN.ID"}), noperm);
+  EXPECT_EQ(run({"CAIRN.READ", "1", "k"}), noperm);
+  EXPECT_EQ(run({"CAIRN.TABLE", "GET"}), noperm);
+  EXPECT_EQ(run({"CAIRN.CLEAR", "extra"}), noperm);  // before the arity check
+  EXPECT_EQ(run({"CAIRN.AUTH", "wrong"}), "-NOPERM invalid cluster secret\r\n");
+  EXPECT_EQ(run({"CAIRN.AUTH", "s3cre"}), "-NOPERM invalid cluster secret\r\n");
+  EXPECT_FALSE(session_.internal);
+  authenticate();
+  EXPECT_TRUE(session_.internal);
+  EXPECT_EQ(run({"CAIRN.ID"}), ":1\r\n");
+  EXPECT_EQ(run({"CAIRN.ID", "x"}), "-ERR wrong number of arguments for 'cairn.id' command\r\n");
+}
+
+TEST_F(InternalCommandTest, AuthPassesRequirepassAndNeedsASecret) {
+  session_.authenticated = false;
+  server_.requirepass_ = "pw";
+  EXPECT_EQ(run({"CAIRN.ID"}), "-NOAUTH Authentication required.\r\n");
+  authenticate();
+  EXPECT_TRUE(session_.authenticated);
+  EXPECT_EQ(run({"GET", "k"}), kNull);
+
+  Session fresh;
+  session_ = fresh;
+  server_.secret_.clear();
+  EXPECT_EQ(run({"CAIRN.AUTH", ""}), "-NOPERM this machine is not part of a cluster\r\n");
+  EXPECT_FALSE(session_.internal);
+}
+
+TEST_F(InternalCommandTest, WithoutReplica) {
+  authenticate();
+  const std::string error = "-ERR this machine is not part of a cluster\r\n";
+  EXPECT_EQ(run({"CAIRN.ID"}, false), error);
+  EXPECT_EQ(run({"CAIRN.READ", "1", "k"}, false), error);
+  EXPECT_EQ(run({"CAIRN.TABLE", "GET"}, false), error);
+  EXPECT_EQ(run({"CAIRN.CLEAR"}, false), error);
+}
+
+TEST_F(InternalCommandTest, FlagsTellWhatMayRunInline) {
+  for (const auto& [name, spec] : default_table().all()) {
+    if (name.rfind("cairn.", 0) != 0) continue;
+    EXPECT_NE(spec.flags & kInline, 0u) << name;
+    EXPECT_EQ(spec.flags & kInternal, name == "cairn.auth" ? 0u : uint32_t{kInternal}) << name;
+  }
+  authenticate();
+  install(two_shards());
+  run({"CAIRN.APPLY", "1", key_in_half(true, 0), storage::encode_cell(cell(5, "v"))});
+  EXPECT_TRUE(outcome_.wrote);  // the acknowledgement waits for the WAL sync
+}
+
+TEST_F(InternalCommandTest, FencingMatrix) {
+  authenticate();
+  const std::string owned = key_in_half(true, 0);
+  const std::string foreign = key_in_half(false, 0);
+  const std::string c = storage::encode_cell(cell(5, "v"));
+  EXPECT_EQ(run({"CAIRN.APPLY", "1", owned, c}), "-NOTABLE\r\n");
+  EXPECT_EQ(run({"CAIRN.READ", "1", owned}), "-NOTABLE\r\n");
+  EXPECT_EQ(run({"CAIRN.SCAN", "1", "0", "0", "10"}), "-NOTABLE\r\n");
+
+  install(two_shards());  // epoch 1
+  for (const std::string command : {"CAIRN.APPLY", "CAIRN.READ"}) {
+    std::vector<std::string> stale = {command, "0", owned};
+    std::vector<std::string> behind = {command, "2", owned};
+    std::vector<std::string> not_owner = {command, "1", foreign};
+    if (command == std::string("CAIRN.APPLY")) {
+      stale.push_back(c);
+      behind.push_back(c);
+      not_owner.push_back(c);
+    }
+    EXPECT_EQ(run(stale), "-STALEEPOCH 1\r\n") << command;
+    EXPECT_EQ(run(behind), "-TABLEBEHIND 1\r\n") << command;
+    EXPECT_EQ(run(not_owner), "-NOTOWNER 1\r\n") << command;
+  }
+  EXPECT_EQ(run({"CAIRN.SCAN", "0", "0", "100", "10"}), "-STALEEPOCH 1\r\n");
+  EXPECT_EQ(run({"CAIRN.SCAN", "7", "0", "100", "10"}), "-TABLEBEHIND 1\r\n");
+  EXPECT_EQ(run({"CAIRN.SCAN", "1", std::to_string(kHalf), "0", "10"}), "-NOTOWNER 1\r\n");
+  // Nothing fenced was stored.
+  EXPECT_EQ(engine_->read(topology::token_of(owned), owned)->has_value(), false);
+  EXPECT_EQ(run({"CAIRN.APPLY", "1", owned, c}), ":1\r\n");
+  // Malformed arguments.
+  EXPECT_EQ(run({"CAIRN.APPLY", "x", owned, c}), "-ERR invalid epoch\r\n");
+  EXPECT_EQ(run({"CAIRN.APPLY", "-1", owned, c}), "-ERR invalid epoch\r\n");
+  EXPECT_EQ(run({"CAIRN.APPLY", "1", owned, "garbage"}).rfind("-ERR invalid cell: ", 0), 0u);
+}
+
+TEST_F(InternalCommandTest, ApplyReadRoundTripWithTombstones) {
+  authenticate();
+  install(two_shards());
+  const std::string key = key_in_half(true, 1);
+  EXPECT_EQ(run({"CAIRN.READ", "1", key}), kNull);
+  EXPECT_EQ(apply(1, key, cell(10, "a")), ":1\r\n");
+  EXPECT_EQ(apply(1, key, cell(10, "a")), ":0\r\n");  // the same cell again
+  EXPECT_EQ(apply(1, key, cell(9, "old")), ":0\r\n");
+  EXPECT_EQ(run({"CAIRN.READ", "1", key}), bulk(storage::encode_cell(cell(10, "a"))));
+  const storage::Cell tombstone = cell(HybridClock::make(1'800'000'000'000, 3), "", true);
+  EXPECT_EQ(apply(1, key, tombstone), ":1\r\n");
+  EXPECT_EQ(run({"CAIRN.READ", "1", key}), bulk(storage::encode_cell(tombstone)));
+  // The HLC observed the cell's timestamp, even though it is ahead of the wall clock.
+  EXPECT_GE(clock_.last(), tombstone.timestamp);
+  EXPECT_GT(clock_.now(), tombstone.timestamp);
+
+  EXPECT_EQ(run({"CAIRN.CLEAR"}), kOk);
+  EXPECT_EQ(run({"CAIRN.READ", "1", key}), kNull);
+}
+
+// Parses a CAIRN.SCAN reply: next token, done, and (key, cell) pairs.
+struct Page {
+  Token next = 0;
+  bool done = false;
+  std::vector<std::pair<std::string, storage::Cell>> entries;
+};
+
+size_t read_line(const std::string& reply, size_t& pos, char prefix, std::string& line) {
+  EXPECT_EQ(reply.at(pos), prefix) << reply.substr(pos, 40);
+  const size_t end = reply.find("\r\n", pos);
+  line = reply.substr(pos + 1, end - pos - 1);
+  pos = end + 2;
+  return std::stoull(line);
+}
+
+std::string read_bulk(const std::string& reply, size_t& pos) {
+  std::string line;
+  const size_t length = read_line(reply, pos, '$', line);
+  std::string data = reply.substr(pos, length);
+  pos += length + 2;
+  return data;
+}
+
+Page parse_page(const std::string& reply) {
+  Page page;
+  size_t pos = 0;
+  std::string line;
+  EXPECT_EQ(read_line(reply, pos, '*', line), 3u);
+  page.next = std::stoull(read_bulk(reply, pos));
+  page.done = read_line(reply, pos, ':', line) == 1;
+  const size_t items = read_line(reply, pos, '*', line);
+  for (size_t i = 0; i < items / 2; ++i) {
+    std::string key = read_bulk(reply, pos);
+    Result<storage::Cell> c = storage::decode_cell(read_bulk(reply, pos));
+    EXPECT_TRUE(c.is_ok());
+    page.entries.emplace_back(std::move(key), c.is_ok() ? *c : storage::Cell{});
+  }
+  EXPECT_EQ(pos, reply.size());
+  return page;
+}
+
+TEST_F(InternalCommandTest, ScanPagesNeverSplitAToken) {
+  authenticate();
+  install(two_shards());
+  std::set<std::string> expected;
+  for (int i = 0; i < 20; ++i) {
+    const std::string key = key_in_half(true, i);
+    ASSERT_EQ(apply(1, key, cell(10, "v", i % 3 == 0)), ":1\r\n");  // tombstones included
+    expected.insert(key);
+  }
+  // Four keys behind one hash tag share a token.
+  const std::string tag = key_in_half(true, 99);
+  for (int i = 0; i < 4; ++i) {
+    const std::string key = "{" + tag + "}" + std::to_string(i);
+    ASSERT_EQ(apply(1, key, cell(10, "v")), ":1\r\n");
+    expected.insert(key);
+  }
+  // Keys of the other shard are stored too (as after a migration), but must not be scanned.
+  ASSERT_TRUE(engine_->apply(kHalf + 5, "theirs", cell(10, "v")).is_ok());
+
+  std::set<std::string> seen;
+  Token start = 0;
+  bool tag_page_seen = false;
+  for (int pages = 0; pages < 50; ++pages) {
+    const Page page = parse_page(run({"CAIRN.SCAN", "1", std::to_string(start),
+                                      std::to_string(kHalf), "3"}));
+    std::set<Token> tokens;
+    for (const auto& [key, c] : page.entries) {
+      EXPECT_TRUE(seen.insert(key).second) << "returned twice: " << key;
+      const Token token = topology::token_of(key);
+      EXPECT_GE(token, start);
+      if (!page.done) {
+        EXPECT_LT(token, page.next);
+      }
+      tokens.insert(token);
+    }
+    if (tokens.count(topology::token_of(tag)) != 0) {
+      tag_page_seen = true;
+      // The tagged token is whole, so this page may exceed the count.
+      EXPECT_GE(page.entries.size(), 4u);
+    } else {
+      EXPECT_LE(page.entries.size(), 3u);
+    }
+    if (page.done) {
+      EXPECT_EQ(page.next, kHalf);
+      break;
+    }
+    start = page.next;
+  }
+  EXPECT_TRUE(tag_page_seen);
+  EXPECT_EQ(seen, expected);
+
+  // A scan may not run past the range its start token lies in.
+  EXPECT_EQ(run({"CAIRN.SCAN", "1", "0", "0", "3"}).rfind("-ERR ", 0), 0u);
+  EXPECT_EQ(run({"CAIRN.SCAN", "1", "0", std::to_string(kHalf + 1), "3"}).rfind("-ERR ", 0), 0u);
+  EXPECT_EQ(run({"CAIRN.SCAN", "1", "0", "10", "0"}).rfind("-ERR count", 0), 0u);
+  EXPECT_EQ(run({"CAIRN.SCAN", "1", "0", "10", "x"}), "-ERR invalid count\r\n");
+}
+
+TEST_F(InternalCommandTest, TableSetGetIdempotent) {
+  authenticate();
+  EXPECT_EQ(run({"CAIRN.TABLE", "GET"}), kNull);
+  const RoutingTable first = two_shards();
+  const std::string json = first.to_json_text();
+  EXPECT_EQ(run({"CAIRN.TABLE", "SET", json}), kOk);
+  EXPECT_EQ(run({"cairn.table", "set", json}), kOk);  // the same push again
+  EXPECT_EQ(run({"CAIRN.TABLE", "GET"}), bulk(json));
+  EXPECT_EQ(tables_.epoch(), 1u);
+
+  Result<RoutingTable> second = first.split_range(0, 1000);  // epoch 2
+  ASSERT_TRUE(second.is_ok());
+  Result<RoutingTable> other = first.split_range(0, 2000);  // a different epoch 2
+  ASSERT_TRUE(other.is_ok());
+  EXPECT_EQ(run({"CAIRN.TABLE", "SET", second->to_json_text()}), kOk);
+  EXPECT_EQ(run({"CAIRN.TABLE", "SET", other->to_json_text()}).rfind("-ERR ", 0), 0u);
+  EXPECT_EQ(run({"CAIRN.TABLE", "SET", json}).rfind("-ERR ", 0), 0u);  // older
+  EXPECT_EQ(run({"CAIRN.TABLE", "SET", "{not json"}).rfind("-ERR ", 0), 0u);
+  EXPECT_EQ(run({"CAIRN.TABLE", "GET"}), bulk(second->to_json_text()));
+  EXPECT_EQ(run({"CAIRN.TABLE", "NOPE"}),
+            "-ERR unknown subcommand 'NOPE'. Try CAIRN.TABLE HELP.\r\n");
+  // The fence follows the new epoch.
+  EXPECT_EQ(run({"CAIRN.READ", "1", key_in_half(true, 0)}), "-STALEEPOCH 2\r\n");
+}
+
+}  // namespace
+}  // namespace cairn::commands
