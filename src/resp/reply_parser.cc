@@ -38,13 +38,8 @@ bool is_big_number(std::string_view text) {
 bool is_text_line(char type) { return type == '+' || type == '-' || type == ',' || type == '('; }
 
 bool is_known_type(char type) {
-  switch (type) {
-    case '+': case '-': case ':': case '$': case '*': case '_': case ',': case '#':
-    case '(': case '=': case '!': case '%': case '~': case '>': case '|':
-      return true;
-    default:
-      return false;
-  }
+  static constexpr std::string_view kTypes = "+-:$*_,#(=!%~>|";
+  return kTypes.find(type) != std::string_view::npos;
 }
 
 std::string describe_byte(char c) {
@@ -76,7 +71,9 @@ ParseOutcome ReplyParser::step(std::string_view buffer, bool buffered, size_t ol
   const size_t new_bytes = buffer.size() - old_pending;
   while (true) {
     if (in_bulk_) {
-      if (buffer.size() - position_ < bulk_length_ + 2) return {ParseState::kNeedMore, new_bytes, {}};
+      if (buffer.size() - position_ < bulk_length_ + 2) {
+        return {ParseState::kNeedMore, new_bytes, {}};
+      }
       const size_t end = position_ + bulk_length_;
       if (buffer[end] != '\r' || buffer[end + 1] != '\n') {
         return fail("invalid reply: bulk payload not followed by CRLF");
@@ -104,7 +101,9 @@ ParseOutcome ReplyParser::step(std::string_view buffer, bool buffered, size_t ol
 
     if (position_ == buffer.size()) return {ParseState::kNeedMore, new_bytes, {}};
     const char type = buffer[position_];
-    if (!is_known_type(type)) return fail("invalid reply: unknown type byte " + describe_byte(type));
+    if (!is_known_type(type)) {
+      return fail("invalid reply: unknown type byte " + describe_byte(type));
+    }
     const size_t line_end = buffer.find("\r\n", position_ + 1 + line_scanned_);
     const size_t line_bytes_max = is_text_line(type) ? limits_.bulk_bytes_max : kHeaderLineBytesMax;
     if (line_end == std::string_view::npos) {
@@ -157,7 +156,9 @@ ParseOutcome ReplyParser::step(std::string_view buffer, bool buffered, size_t ol
       case '$':
       case '=':
       case '!': {
-        if (!parse_int64(line, &number) || number < -1) return fail("invalid reply: bad bulk length");
+        if (!parse_int64(line, &number) || number < -1) {
+          return fail("invalid reply: bad bulk length");
+        }
         if (number == -1) {
           if (type != '$') return fail("invalid reply: bad bulk length");
           next_slot()->type = Value::Type::kNull;

@@ -20,19 +20,36 @@ using Type = Value::Type;
 std::string describe(const Value& v) {
   std::string s;
   switch (v.type) {
-    case Type::kSimple: return "simple(" + v.str + ")";
-    case Type::kError: return "error(" + v.str + ")";
-    case Type::kInteger: return "int(" + std::to_string(v.integer) + ")";
-    case Type::kBulk: return "bulk(" + v.str + ")";
-    case Type::kNull: return "null";
-    case Type::kDouble: return "double(" + v.str + ")";
-    case Type::kBoolean: return "bool(" + std::to_string(v.integer) + ")";
-    case Type::kVerbatim: return "verbatim(" + v.str + ")";
-    case Type::kBigNumber: return "big(" + v.str + ")";
-    case Type::kArray: s = "array["; break;
-    case Type::kMap: s = "map["; break;
-    case Type::kSet: s = "set["; break;
-    case Type::kPush: s = "push["; break;
+    case Type::kSimple:
+      return "simple(" + v.str + ")";
+    case Type::kError:
+      return "error(" + v.str + ")";
+    case Type::kInteger:
+      return "int(" + std::to_string(v.integer) + ")";
+    case Type::kBulk:
+      return "bulk(" + v.str + ")";
+    case Type::kNull:
+      return "null";
+    case Type::kDouble:
+      return "double(" + v.str + ")";
+    case Type::kBoolean:
+      return "bool(" + std::to_string(v.integer) + ")";
+    case Type::kVerbatim:
+      return "verbatim(" + v.str + ")";
+    case Type::kBigNumber:
+      return "big(" + v.str + ")";
+    case Type::kArray:
+      s = "array[";
+      break;
+    case Type::kMap:
+      s = "map[";
+      break;
+    case Type::kSet:
+      s = "set[";
+      break;
+    case Type::kPush:
+      s = "push[";
+      break;
   }
   for (size_t i = 0; i < v.elements.size(); ++i) {
     if (i > 0) s += ",";
@@ -166,8 +183,9 @@ TEST(ReplyParser, AttributesAreSkippedButKeptInRaw) {
 
 TEST(ReplyParser, PipelinedRepliesAndRawBytes) {
   const std::vector<std::string> replies = {
-      "+OK\r\n", "$3\r\nfoo\r\n", "*2\r\n$1\r\nx\r\n%1\r\n+a\r\n(7\r\n", "_\r\n",
-      "-WRONGTYPE no\r\n", "=7\r\nmkd:abc\r\n", ":5\r\n"};
+      "+OK\r\n", "$3\r\nfoo\r\n",     "*2\r\n$1\r\nx\r\n%1\r\n+a\r\n(7\r\n",
+      "_\r\n",   "-WRONGTYPE no\r\n", "=7\r\nmkd:abc\r\n",
+      ":5\r\n"};
   std::string stream;
   for (const auto& r : replies) stream += r;
   const Parsed p = parse_whole(stream);

@@ -29,13 +29,13 @@ using cairn::resp::ReplyLimits;
 using cairn::resp::ReplyParser;
 using cairn::resp::Value;
 
-#define FUZZ_CHECK(condition)                                                              \
-  do {                                                                                     \
-    if (!(condition)) {                                                                    \
-      std::fprintf(stderr, "fuzz invariant failed at %s:%d: %s\n", __FILE__, __LINE__,     \
-                   #condition);                                                            \
-      std::abort();                                                                        \
-    }                                                                                      \
+#define FUZZ_CHECK(condition)                                                          \
+  do {                                                                                 \
+    if (!(condition)) {                                                                \
+      std::fprintf(stderr, "fuzz invariant failed at %s:%d: %s\n", __FILE__, __LINE__, \
+                   #condition);                                                        \
+      std::abort();                                                                    \
+    }                                                                                  \
   } while (0)
 
 // A complete, unambiguous rendering of a Value (lengths prefix every string).

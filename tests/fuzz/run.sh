@@ -71,7 +71,8 @@ run_harness() {
     -print_final_stats=1 -artifact_prefix="$out/artifacts/" \
     "$out/corpus/$corpus" "tests/fuzz/corpus/$corpus" || status=$?
   if [[ "$status" != 0 ]]; then
-    echo "fuzz: $name FAILED (exit $status); reproduce with: $binary $out/artifacts/<crash file>" >&2
+    echo "fuzz: $name FAILED (exit $status); reproduce with:" \
+      "$binary $out/artifacts/<crash file>" >&2
     exit "$status"
   fi
 }
