@@ -32,7 +32,7 @@ namespace cairn::net {
 
 struct PeerPoolOptions {
   std::string local_address;          // IP to bind outgoing sockets to ("" = any)
-  std::string secret;                 // the cluster secret
+  std::string secret;                 // the cluster secret ("" = no CAIRN.AUTH, e.g. plain Redis)
   int connect_timeout_ms = 500;
   int reconnect_backoff_ms = 200;     // after a failure, calls fail fast for this long
   size_t pending_requests_max = 100'000;
@@ -56,7 +56,8 @@ class PeerPool {
   PeerPool(const PeerPool&) = delete;
   PeerPool& operator=(const PeerPool&) = delete;
 
-  // Sends `args` to the machine at `address` ("host:port"). Thread-safe.
+  // Sends `args` to the machine at `address` ("host:port", numeric host; an address that does not
+  // parse completes with kInvalidArgument). Thread-safe.
   void call(const std::string& address, std::vector<std::string> args, int timeout_ms,
             Callback done);
 

@@ -361,8 +361,17 @@ TEST(PeerPool, TalksToARealRedisServer) {
   FILE* pipe = popen(command.c_str(), "r");
   ASSERT_NE(pipe, nullptr);
   int pid = 0;
-  ASSERT_EQ(fscanf(pipe, "%d", &pid), 1);
+  const int scanned = fscanf(pipe, "%d", &pid);
   pclose(pipe);
+  ASSERT_EQ(scanned, 1);
+  // Stops the server however the test ends (an ASSERT returns early).
+  struct Killer {
+    int pid;
+    ~Killer() {
+      const int killed = std::system(("kill " + std::to_string(pid)).c_str());
+      EXPECT_EQ(killed, 0);
+    }
+  } killer{pid};
   const std::string address = "127.0.0.1:" + std::to_string(port);
   PeerPoolOptions o = options("");
   o.local_address = "127.0.0.2";
@@ -383,8 +392,6 @@ TEST(PeerPool, TalksToARealRedisServer) {
     ASSERT_TRUE(clients.is_ok());
     EXPECT_NE(clients->str.find("addr=127.0.0.2:"), std::string::npos) << clients->str;
   }
-  const int killed = std::system(("kill " + std::to_string(pid)).c_str());
-  EXPECT_EQ(killed, 0);
 }
 
 }  // namespace
