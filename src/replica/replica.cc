@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <cstdint>
 #include <utility>
 
 #include "topology/token.h"
@@ -133,7 +134,8 @@ Result<std::pair<Fence, ScanResult>> Replica::scan(uint64_t epoch, topology::Tok
                                     topology::format_token(range.end));
   }
 
-  const size_t work_max = std::max(count * kScanWorkFactor, kScanWorkMin);
+  const size_t work_max =
+      std::max(std::min(count, SIZE_MAX / kScanWorkFactor) * kScanWorkFactor, kScanWorkMin);
   ScanResult result;
   // Entries before `boundary` are whole tokens; those after belong to `current_token`.
   size_t boundary = 0;
