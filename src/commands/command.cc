@@ -109,6 +109,7 @@ const CommandTable& default_table() {
     register_connection_commands(t);
     register_server_commands(t);
     register_internal_commands(t);
+    register_cluster_commands(t);
     return t;
   }();
   return table;

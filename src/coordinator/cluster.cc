@@ -1,0 +1,849 @@
+#include "coordinator/cluster.h"
+
+#include <algorithm>
+#include <chrono>
+#include <condition_variable>
+#include <mutex>
+#include <random>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "common/assert.h"
+#include "common/clock.h"
+#include "coordinator/cluster_internal.h"
+#include "coordinator/key_locks.h"
+#include "topology/token.h"
+
+namespace cairn::coordinator {
+namespace {
+
+using storage::Cell;
+using topology::ConsistencyLevel;
+using topology::Machine;
+using topology::RoutingTable;
+using TablePtr = std::shared_ptr<const RoutingTable>;
+
+// Hints replayed to one target per round; the rest wait for the next round.
+constexpr size_t kHintReplayBatchMax = 1000;
+// A scan page never asks replicas for more keys than this, whatever COUNT the client gave (the
+// bound CAIRN.SCAN accepts, docs/formats.md).
+constexpr size_t kScanCountMax = 10'000;
+// DBSIZE walks the cluster in pages of this many keys.
+constexpr size_t kCountPageKeys = 1000;
+// RANDOMKEY examines pages of this many keys until one holds a live key.
+constexpr size_t kRandomKeyPageKeys = 100;
+
+Deadline deadline_after(int timeout_ms) {
+  return std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+}
+
+// What peer callbacks use. They may run after the coordinator is gone (the PeerPool completes
+// pending calls when it stops, after the coordinator stopped), so they share this by shared_ptr;
+// the references in it are to services that outlive the PeerPool's threads (engine) or that the
+// callbacks only use while a call can still be made (peers).
+struct Core {
+  Core(ClusterOptions options_in, storage::Engine& engine_in, HybridClock& clock_in,
+       replica::Replica& replica_in, net::PeerPool& peers_in)
+      : options(options_in),
+        engine(engine_in),
+        clock(clock_in),
+        replica(replica_in),
+        peers(peers_in),
+        machine_id(replica_in.machine_id()) {}
+
+  const ClusterOptions options;
+  storage::Engine& engine;
+  HybridClock& clock;
+  replica::Replica& replica;
+  net::PeerPool& peers;
+  const uint64_t machine_id;
+
+  std::atomic<uint64_t> writes{0}, reads{0}, uncertain_writes{0}, unavailable_reads{0};
+  std::atomic<uint64_t> read_repairs{0}, hints_stored{0}, hints_replayed{0}, redirects{0};
+  std::atomic<uint64_t> table_refreshes{0};
+};
+
+using CorePtr = std::shared_ptr<Core>;
+using PeerCallback = std::function<void(Result<resp::Value>)>;
+
+// Sends `args` to `address`. A replica that is behind (TABLEBEHIND) or has no table yet (NOTABLE)
+// gets our table pushed (CAIRN.TABLE SET) and the request once more; `done` then sees that second
+// reply. Never blocks: runs on the caller's thread or a peer pool thread.
+void call_peer(const CorePtr& core, const TablePtr& table, const std::string& address,
+               std::vector<std::string> args, Deadline deadline, PeerCallback done) {
+  std::vector<std::string> first_args = args;
+  core->peers.call(
+      address, std::move(first_args), remaining_ms(deadline),
+      [core, table, address, args = std::move(args), deadline,
+       done = std::move(done)](Result<resp::Value> reply) mutable {
+        std::optional<replica::Fence> fence;
+        if (reply.is_ok() && reply->is_error()) fence = replica::parse_fence_error(reply->str);
+        const bool behind = fence && (fence->code == replica::FenceCode::kTableBehind ||
+                                      fence->code == replica::FenceCode::kNoTable);
+        if (!behind || std::chrono::steady_clock::now() >= deadline) {
+          done(std::move(reply));
+          return;
+        }
+        core->peers.call(
+            address, {"CAIRN.TABLE", "SET", table->to_json_text()}, remaining_ms(deadline),
+            [core, address, args = std::move(args), deadline, done = std::move(done),
+             first_reply = std::move(reply)](Result<resp::Value> pushed) mutable {
+              if (!pushed.is_ok() || pushed->is_error()) {
+                done(std::move(first_reply));
+                return;
+              }
+              core->peers.call(address, std::move(args), remaining_ms(deadline), std::move(done));
+            });
+      });
+}
+
+// Fetches the table of the machine at `address` (which said STALEEPOCH) and installs it. Returns
+// whether this machine now follows a newer table than `old_epoch`. An empty address stands for
+// the local replica, whose table is ours: it only has to be newer already.
+bool refresh_table(const CorePtr& core, const std::string& address, uint64_t old_epoch,
+                   Deadline deadline) {
+  replica::TableHolder& tables = core->replica.tables();
+  if (!address.empty() && tables.epoch() <= old_epoch) {
+    Result<resp::Value> reply =
+        core->peers.call_sync(address, {"CAIRN.TABLE", "GET"}, remaining_ms(deadline));
+    if (reply.is_ok() && reply->type == resp::Value::Type::kBulk) {
+      Result<RoutingTable> table = RoutingTable::from_json_text(reply->str);
+      if (table.is_ok() && tables.install(std::move(*table)).is_ok()) ++core->table_refreshes;
+    }
+  }
+  return tables.epoch() > old_epoch;
+}
+
+// The STALEEPOCH reporter of one request, if any (the first one wins; an empty string is the
+// local replica).
+class StaleMark {
+ public:
+  void set(std::string address) {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!address_) address_ = std::move(address);
+  }
+  std::optional<std::string> get() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return address_;
+  }
+
+ private:
+  mutable std::mutex mu_;
+  std::optional<std::string> address_;
+};
+
+// ---- writes ----
+
+struct WriteState {
+  WriteState(size_t needed, size_t voting, std::string key_in, Cell cell_in)
+      : gather(needed, voting), key(std::move(key_in)), cell(std::move(cell_in)) {}
+  Gather gather;  // voting replicas only: extras and joining replicas never count toward W
+  StaleMark stale;
+  const std::string key;
+  const Cell cell;
+};
+
+// Records how one target answered a write. `slot` is its voting slot, if it votes.
+void settle_write(Core& core, WriteState& state, uint64_t target, std::optional<size_t> slot,
+                  bool hint_on_failure, const ReplicaOutcome& outcome, const std::string& address) {
+  if (outcome.ok()) {
+    if (slot) state.gather.succeed(*slot);
+    return;
+  }
+  if (outcome.kind == ReplicaOutcome::Kind::kFence &&
+      outcome.fence.code == replica::FenceCode::kStaleEpoch) {
+    state.stale.set(address);
+  }
+  if (slot) state.gather.fail(*slot);
+  // A replica that could not be reached gets the write later (hinted handoff). A fenced one does
+  // not: with the newer table the retry reaches the right replicas.
+  if (hint_on_failure && outcome.kind == ReplicaOutcome::Kind::kFailed) {
+    Status stored = core.engine.store_hint(target, state.key, state.cell,
+                                           core.options.hints_per_target_max,
+                                           core.options.hint_bytes_per_target_max);
+    if (stored.is_ok()) ++core.hints_stored;
+  }
+}
+
+// Sends the write to every replica of the key's shard; waits for W voting acks.
+struct WriteAttempt {
+  bool reached = false;
+  size_t acks = 0;
+  size_t needed = 0;
+  std::optional<std::string> stale;
+};
+
+Result<WriteAttempt> write_once(const CorePtr& core, const TablePtr& table, const std::string& key,
+                                const Cell& cell, ConsistencyLevel level, Deadline deadline) {
+  const topology::Token token = topology::token_of(key);
+  const topology::ReplicaSet set = table->replicas_for_token(token);
+  Result<uint32_t> needed = topology::required(level, static_cast<uint32_t>(set.voting.size()));
+  if (!needed.is_ok()) return Status::invalid_argument(needed.status().message());
+  auto state = std::make_shared<WriteState>(*needed, set.voting.size(), key, cell);
+  const std::vector<std::string> args = {"CAIRN.APPLY", std::to_string(table->epoch()), key,
+                                         storage::encode_cell(cell)};
+  bool local_is_replica = false;
+  std::optional<size_t> local_slot;
+  auto send = [&](const Machine* machine, std::optional<size_t> slot, bool hint) {
+    if (machine->id == core->machine_id) {
+      local_is_replica = true;
+      local_slot = slot;
+      return;
+    }
+    call_peer(core, table, machine->address, args, deadline,
+              [core, state, target = machine->id, slot, hint,
+               address = machine->address](Result<resp::Value> reply) {
+                settle_write(*core, *state, target, slot, hint, decode_apply_reply(reply),
+                             address);
+              });
+  };
+  for (size_t i = 0; i < set.voting.size(); ++i) send(set.voting[i], i, true);
+  for (const Machine* machine : set.extras) send(machine, std::nullopt, true);
+  // Joining replicas get their data by streaming; a missed write reaches them that way.
+  for (const Machine* machine : set.joining) send(machine, std::nullopt, false);
+  // The local replica last, so the remote calls are already on their way.
+  if (local_is_replica) {
+    Result<std::pair<replica::Fence, bool>> applied =
+        core->replica.apply(table->epoch(), key, cell);
+    settle_write(*core, *state, core->machine_id, local_slot, false,
+                 applied.is_ok() ? outcome_of_fence(applied->first)
+                                 : ReplicaOutcome::failure(applied.status().to_string()),
+                 "");
+  }
+  WriteAttempt attempt;
+  attempt.needed = *needed;
+  attempt.reached = state->gather.wait_for_needed(deadline);
+  attempt.acks = state->gather.successes();
+  attempt.stale = state->stale.get();
+  return attempt;
+}
+
+Status write_cell(const CorePtr& core, const std::string& key, const Cell& cell,
+                  ConsistencyLevel level) {
+  const Deadline deadline = deadline_after(core->options.request_timeout_ms);
+  // One retry, after a STALEEPOCH made us fetch the newer table. The cell keeps its timestamp,
+  // so replicas that already stored it are unaffected (LWW is idempotent).
+  for (int attempt_number = 0;; ++attempt_number) {
+    TablePtr table = core->replica.tables().current();
+    if (!table) return Status::unavailable(std::string(kNoTableMessage));
+    Result<WriteAttempt> attempt = write_once(core, table, key, cell, level, deadline);
+    if (!attempt.is_ok()) return attempt.status();
+    if (attempt->reached) {
+      ++core->writes;
+      return Status::ok();
+    }
+    if (attempt->stale && attempt_number == 0 &&
+        refresh_table(core, *attempt->stale, table->epoch(), deadline)) {
+      continue;
+    }
+    ++core->uncertain_writes;
+    return Status::unavailable(uncertain_write_message(attempt->acks, attempt->needed));
+  }
+}
+
+// ---- reads ----
+
+struct ReadState {
+  ReadState(size_t needed, size_t voting) : gather(needed, voting), cells(voting) {}
+  Gather gather;
+  // cells[i] is written before gather.succeed(i), and read only for succeeded slots.
+  std::vector<std::optional<Cell>> cells;
+  StaleMark stale;
+};
+
+struct PendingRead {
+  TablePtr table;
+  topology::ReplicaSet set;
+  std::shared_ptr<ReadState> state;
+  size_t needed = 0;
+};
+
+// Sends CAIRN.READ for `key` to every voting replica of its shard (the local one directly).
+Result<PendingRead> start_read(const CorePtr& core, const TablePtr& table, const std::string& key,
+                               ConsistencyLevel level, Deadline deadline) {
+  PendingRead pending;
+  pending.table = table;
+  pending.set = table->replicas_for_token(topology::token_of(key));
+  Result<uint32_t> needed =
+      topology::required(level, static_cast<uint32_t>(pending.set.voting.size()));
+  if (!needed.is_ok()) return Status::invalid_argument(needed.status().message());
+  pending.needed = *needed;
+  pending.state = std::make_shared<ReadState>(*needed, pending.set.voting.size());
+  std::optional<size_t> local_slot;
+  for (size_t i = 0; i < pending.set.voting.size(); ++i) {
+    const Machine* machine = pending.set.voting[i];
+    if (machine->id == core->machine_id) {
+      local_slot = i;
+      continue;
+    }
+    call_peer(core, table, machine->address, {"CAIRN.READ", std::to_string(table->epoch()), key},
+              deadline,
+              [state = pending.state, slot = i,
+               address = machine->address](Result<resp::Value> reply) {
+                std::optional<Cell> cell;
+                ReplicaOutcome outcome = decode_read_reply(reply, &cell);
+                if (outcome.ok()) {
+                  state->cells[slot] = std::move(cell);
+                  state->gather.succeed(slot);
+                  return;
+                }
+                if (outcome.kind == ReplicaOutcome::Kind::kFence &&
+                    outcome.fence.code == replica::FenceCode::kStaleEpoch) {
+                  state->stale.set(address);
+                }
+                state->gather.fail(slot);
+              });
+  }
+  if (local_slot) {
+    Result<std::pair<replica::Fence, std::optional<Cell>>> read =
+        core->replica.read(table->epoch(), key);
+    if (read.is_ok() && read->first.ok()) {
+      pending.state->cells[*local_slot] = std::move(read->second);
+      pending.state->gather.succeed(*local_slot);
+    } else {
+      if (read.is_ok() && read->first.code == replica::FenceCode::kStaleEpoch) {
+        pending.state->stale.set("");
+      }
+      pending.state->gather.fail(*local_slot);
+    }
+  }
+  return pending;
+}
+
+// One read repair: the winner written back to a replica that answered something older.
+struct Repair {
+  TablePtr table;
+  const Machine* machine;
+  std::string key;
+  Cell winner;
+};
+
+// Sends every repair in parallel and waits for them until the deadline. A repair that fails is
+// not an error for the read: the answer is still the merged winner, which R replicas vouched
+// for or superseded, and the next read retries the repair.
+void run_repairs(const CorePtr& core, const std::vector<Repair>& repairs, Deadline deadline) {
+  if (repairs.empty()) return;
+  auto gather = std::make_shared<Gather>(0, repairs.size());
+  for (size_t i = 0; i < repairs.size(); ++i) {
+    const Repair& repair = repairs[i];
+    ++core->read_repairs;
+    if (repair.machine->id == core->machine_id) {
+      Result<std::pair<replica::Fence, bool>> applied =
+          core->replica.apply(repair.table->epoch(), repair.key, repair.winner);
+      if (applied.is_ok() && applied->first.ok()) {
+        gather->succeed(i);
+      } else {
+        gather->fail(i);
+      }
+      continue;
+    }
+    call_peer(core, repair.table, repair.machine->address,
+              {"CAIRN.APPLY", std::to_string(repair.table->epoch()), repair.key,
+               storage::encode_cell(repair.winner)},
+              deadline, [gather, i](Result<resp::Value> reply) {
+                if (decode_apply_reply(reply).ok()) {
+                  gather->succeed(i);
+                } else {
+                  gather->fail(i);
+                }
+              });
+  }
+  gather->wait_for_all(deadline);
+}
+
+// Reads `keys` in parallel (one gather per key) and returns each key's LWW winner as stored
+// (tombstones and expired cells included), after read repair.
+Result<std::vector<std::optional<Cell>>> read_cells(const CorePtr& core,
+                                                    std::span<const std::string> keys,
+                                                    ConsistencyLevel level) {
+  const Deadline deadline = deadline_after(core->options.request_timeout_ms);
+  std::vector<std::optional<Cell>> winners(keys.size());
+  std::vector<size_t> todo(keys.size());
+  for (size_t i = 0; i < keys.size(); ++i) todo[i] = i;
+  std::vector<Repair> repairs;
+  for (int attempt_number = 0; !todo.empty(); ++attempt_number) {
+    TablePtr table = core->replica.tables().current();
+    if (!table) return Status::unavailable(std::string(kNoTableMessage));
+    std::vector<PendingRead> pending;
+    pending.reserve(todo.size());
+    for (size_t index : todo) {
+      Result<PendingRead> started = start_read(core, table, keys[index], level, deadline);
+      if (!started.is_ok()) return started.status();
+      pending.push_back(std::move(*started));
+    }
+    std::vector<size_t> retry;
+    std::optional<std::string> stale_address;
+    std::string retry_failure;  // the error to report if the retry cannot happen
+    for (size_t p = 0; p < pending.size(); ++p) {
+      const size_t index = todo[p];
+      PendingRead& read = pending[p];
+      if (!read.state->gather.wait_for_needed(deadline)) {
+        std::optional<std::string> stale = read.state->stale.get();
+        if (stale && attempt_number == 0) {
+          if (!stale_address) {
+            stale_address = stale;
+            retry_failure =
+                unavailable_read_message(read.state->gather.successes(), read.needed);
+          }
+          retry.push_back(index);
+          continue;
+        }
+        ++core->unavailable_reads;
+        return Status::unavailable(
+            unavailable_read_message(read.state->gather.successes(), read.needed));
+      }
+      const std::vector<size_t> answered = read.state->gather.succeeded_slots();
+      std::vector<std::optional<Cell>> answers;
+      answers.reserve(answered.size());
+      for (size_t slot : answered) answers.push_back(read.state->cells[slot]);
+      winners[index] = merge_cells(answers);
+      if (winners[index]) core->clock.observe(winners[index]->timestamp);
+      for (size_t stale_index : stale_answers(answers, winners[index])) {
+        repairs.push_back(
+            {read.table, read.set.voting[answered[stale_index]], keys[index], *winners[index]});
+      }
+    }
+    if (!retry.empty() &&
+        !refresh_table(core, stale_address.value_or(""), table->epoch(), deadline)) {
+      ++core->unavailable_reads;
+      return Status::unavailable(retry_failure);
+    }
+    todo = std::move(retry);
+  }
+  run_repairs(core, repairs, deadline);
+  core->reads += keys.size();
+  return winners;
+}
+
+// ---- scans ----
+
+struct ScanState {
+  ScanState(size_t needed, size_t voting) : gather(needed, voting), results(voting) {}
+  Gather gather;
+  std::vector<replica::ScanResult> results;  // as ReadState::cells
+  StaleMark stale;
+};
+
+struct ScanAttempt {
+  std::optional<ScanPage> page;  // set when R replicas answered
+  size_t answers = 0;
+  size_t needed = 0;
+  std::optional<std::string> stale;
+};
+
+Result<ScanAttempt> scan_once(const CorePtr& core, const TablePtr& table,
+                              const ScanRequest& request, ConsistencyLevel level,
+                              Deadline deadline) {
+  const topology::Token start = request.cursor;
+  const topology::Range& range = table->range_for_token(start);
+  const topology::ReplicaSet set = table->replicas_for_token(start);
+  Result<uint32_t> needed = topology::required(level, static_cast<uint32_t>(set.voting.size()));
+  if (!needed.is_ok()) return Status::invalid_argument(needed.status().message());
+  const size_t count = std::clamp<size_t>(request.count, 1, kScanCountMax);
+  auto state = std::make_shared<ScanState>(*needed, set.voting.size());
+  std::optional<size_t> local_slot;
+  for (size_t i = 0; i < set.voting.size(); ++i) {
+    const Machine* machine = set.voting[i];
+    if (machine->id == core->machine_id) {
+      local_slot = i;
+      continue;
+    }
+    call_peer(core, table, machine->address,
+              {"CAIRN.SCAN", std::to_string(table->epoch()), std::to_string(start),
+               std::to_string(range.end), std::to_string(count)},
+              deadline,
+              [state, slot = i, address = machine->address](Result<resp::Value> reply) {
+                replica::ScanResult result;
+                ReplicaOutcome outcome = decode_scan_reply(reply, &result);
+                if (outcome.ok()) {
+                  state->results[slot] = std::move(result);
+                  state->gather.succeed(slot);
+                  return;
+                }
+                if (outcome.kind == ReplicaOutcome::Kind::kFence &&
+                    outcome.fence.code == replica::FenceCode::kStaleEpoch) {
+                  state->stale.set(address);
+                }
+                state->gather.fail(slot);
+              });
+  }
+  if (local_slot) {
+    Result<std::pair<replica::Fence, replica::ScanResult>> scanned =
+        core->replica.scan(table->epoch(), start, range.end, count);
+    if (scanned.is_ok() && scanned->first.ok()) {
+      state->results[*local_slot] = std::move(scanned->second);
+      state->gather.succeed(*local_slot);
+    } else {
+      if (scanned.is_ok() && scanned->first.code == replica::FenceCode::kStaleEpoch) {
+        state->stale.set("");
+      }
+      state->gather.fail(*local_slot);
+    }
+  }
+  ScanAttempt attempt;
+  attempt.needed = *needed;
+  if (!state->gather.wait_for_needed(deadline)) {
+    attempt.answers = state->gather.successes();
+    attempt.stale = state->stale.get();
+    return attempt;
+  }
+  std::vector<replica::ScanResult> answers;
+  for (size_t slot : state->gather.succeeded_slots()) answers.push_back(state->results[slot]);
+  attempt.answers = answers.size();
+  ScanPage page = merge_scan_answers(range.end, answers, wall_clock_ms(), request.filter);
+  if (page.next_cursor != 0 && page.next_cursor <= start) {
+    return Status::internal("a scan page made no progress at token " + std::to_string(start));
+  }
+  attempt.page = std::move(page);
+  return attempt;
+}
+
+Result<ScanPage> scan_cluster(const CorePtr& core, const ScanRequest& request,
+                              ConsistencyLevel level) {
+  const Deadline deadline = deadline_after(core->options.request_timeout_ms);
+  for (int attempt_number = 0;; ++attempt_number) {
+    TablePtr table = core->replica.tables().current();
+    if (!table) return Status::unavailable(std::string(kNoTableMessage));
+    Result<ScanAttempt> attempt = scan_once(core, table, request, level, deadline);
+    if (!attempt.is_ok()) return attempt.status();
+    if (attempt->page) return std::move(*attempt->page);
+    if (attempt->stale && attempt_number == 0 &&
+        refresh_table(core, *attempt->stale, table->epoch(), deadline)) {
+      continue;
+    }
+    ++core->unavailable_reads;
+    return Status::unavailable(unavailable_read_message(attempt->answers, attempt->needed));
+  }
+}
+
+// ---- hinted handoff ----
+
+struct ReplayState {
+  explicit ReplayState(size_t hints) : gather(0, hints), outcomes(hints) {}
+  Gather gather;  // every hint "succeeds" once its outcome is known
+  std::vector<ReplicaOutcome> outcomes;
+};
+
+// Replays up to kHintReplayBatchMax hints of `target` and drops the replayed prefix. Stops at the
+// first hint that was not delivered, so hints stay in order and the rest wait for the next round.
+void replay_target(const CorePtr& core, const TablePtr& table, uint64_t target) {
+  Result<std::vector<storage::Hint>> hints = core->engine.hints_for(target, kHintReplayBatchMax);
+  if (!hints.is_ok() || hints->empty()) return;
+  const Machine* machine = table->find_machine(target);
+  if (machine == nullptr) {
+    // The machine left the cluster; its ranges were migrated to others with their data.
+    (void)core->engine.drop_hints(target, hints->back().sequence);
+    return;
+  }
+  const Deadline deadline = deadline_after(core->options.request_timeout_ms);
+  const int64_t oldest_ms = wall_clock_ms() - core->options.hint_age_max_ms;
+  auto state = std::make_shared<ReplayState>(hints->size());
+  std::vector<bool> sent(hints->size(), false);
+  for (size_t i = 0; i < hints->size(); ++i) {
+    const storage::Hint& hint = (*hints)[i];
+    // Older than the tombstone grace period allows: replaying it could resurrect a value whose
+    // tombstone was already dropped, so it is discarded (the replica needs a repair instead).
+    if (HybridClock::physical_ms(hint.cell.timestamp) < oldest_ms) {
+      state->outcomes[i] = ReplicaOutcome::success();
+      state->gather.succeed(i);
+      continue;
+    }
+    sent[i] = true;
+    call_peer(core, table, machine->address,
+              {"CAIRN.APPLY", std::to_string(table->epoch()), hint.key,
+               storage::encode_cell(hint.cell)},
+              deadline, [state, i](Result<resp::Value> reply) {
+                state->outcomes[i] = decode_apply_reply(reply);
+                state->gather.succeed(i);
+              });
+  }
+  state->gather.wait_for_all(deadline);
+  const std::vector<size_t> known = state->gather.succeeded_slots();
+  uint64_t drop_up_to = 0;
+  bool dropping = false;
+  uint64_t replayed = 0;
+  for (size_t i = 0; i < known.size() && known[i] == i; ++i) {
+    const ReplicaOutcome& outcome = state->outcomes[i];
+    // NOTOWNER: the target no longer holds the key; its new owners received the range by
+    // migration, so the hint has nowhere to go.
+    const bool delivered = outcome.ok() || (outcome.kind == ReplicaOutcome::Kind::kFence &&
+                                            outcome.fence.code == replica::FenceCode::kNotOwner);
+    if (!delivered) {
+      if (outcome.kind == ReplicaOutcome::Kind::kFence &&
+          outcome.fence.code == replica::FenceCode::kStaleEpoch) {
+        (void)refresh_table(core, machine->address, table->epoch(), deadline);
+      }
+      break;
+    }
+    if (sent[i] && outcome.ok()) ++replayed;
+    drop_up_to = (*hints)[i].sequence;
+    dropping = true;
+  }
+  if (dropping && core->engine.drop_hints(target, drop_up_to).is_ok()) {
+    core->hints_replayed += replayed;
+  }
+}
+
+}  // namespace
+
+struct ClusterCoordinator::Impl {
+  CorePtr core;
+  std::mutex mu;
+  std::condition_variable wake;
+  bool stopping = false;
+  std::thread replayer;
+
+  void replay_loop() {
+    std::unique_lock<std::mutex> lock(mu);
+    while (!stopping) {
+      wake.wait_for(lock, std::chrono::milliseconds(core->options.hint_replay_interval_ms),
+                    [this] { return stopping; });
+      if (stopping) break;
+      lock.unlock();
+      replay_round();
+      lock.lock();
+    }
+  }
+
+  void replay_round() {
+    TablePtr table = core->replica.tables().current();
+    if (!table) return;
+    for (const auto& [target, count] : core->engine.hint_counts()) {
+      if (count == 0 || target == core->machine_id) continue;
+      {
+        std::lock_guard<std::mutex> lock(mu);
+        if (stopping) return;
+      }
+      replay_target(core, table, target);
+    }
+  }
+};
+
+ClusterCoordinator::ClusterCoordinator(ClusterOptions options, storage::Engine& engine,
+                                       HybridClock& clock, replica::Replica& replica,
+                                       net::PeerPool& peers)
+    : impl_(std::make_unique<Impl>()) {
+  CAIRN_ASSERT(options.request_timeout_ms > 0, "request_timeout_ms must be positive");
+  CAIRN_ASSERT(options.hint_replay_interval_ms > 0, "hint_replay_interval_ms must be positive");
+  impl_->core = std::make_shared<Core>(options, engine, clock, replica, peers);
+}
+
+ClusterCoordinator::~ClusterCoordinator() { stop(); }
+
+void ClusterCoordinator::start() {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  if (impl_->replayer.joinable() || impl_->stopping) return;
+  impl_->replayer = std::thread([impl = impl_.get()] { impl->replay_loop(); });
+}
+
+void ClusterCoordinator::stop() {
+  {
+    std::lock_guard<std::mutex> lock(impl_->mu);
+    impl_->stopping = true;
+  }
+  impl_->wake.notify_all();
+  if (impl_->replayer.joinable()) impl_->replayer.join();
+}
+
+ClusterStats ClusterCoordinator::stats() const {
+  const Core& core = *impl_->core;
+  ClusterStats stats;
+  stats.writes = core.writes;
+  stats.reads = core.reads;
+  stats.uncertain_writes = core.uncertain_writes;
+  stats.unavailable_reads = core.unavailable_reads;
+  stats.read_repairs = core.read_repairs;
+  stats.hints_stored = core.hints_stored;
+  stats.hints_replayed = core.hints_replayed;
+  stats.redirects = core.redirects;
+  stats.table_refreshes = core.table_refreshes;
+  return stats;
+}
+
+uint64_t ClusterCoordinator::machine_id() const { return impl_->core->machine_id; }
+
+replica::TableHolder& ClusterCoordinator::tables() { return impl_->core->replica.tables(); }
+
+// ---- ClusterSession ----
+
+namespace {
+
+// Sets a flag for the duration of a scope (atomically(): reads and writes at QUORUM).
+class FlagScope {
+ public:
+  explicit FlagScope(bool& flag) : flag_(flag) { flag_ = true; }
+  ~FlagScope() { flag_ = false; }
+  FlagScope(const FlagScope&) = delete;
+  FlagScope& operator=(const FlagScope&) = delete;
+
+ private:
+  bool& flag_;
+};
+
+}  // namespace
+
+ClusterSession::ClusterSession(ClusterCoordinator& coordinator, const RequestOptions& options)
+    : coordinator_(coordinator), options_(options) {}
+
+int64_t ClusterSession::now_ms() { return wall_clock_ms(); }
+
+Result<std::optional<storage::Cell>> ClusterSession::read(std::string_view key) {
+  const std::string owned(key);
+  Result<std::vector<std::optional<Cell>>> cells =
+      read_many(std::span<const std::string>(&owned, 1));
+  if (!cells.is_ok()) return cells.status();
+  return std::move((*cells)[0]);
+}
+
+Result<std::vector<std::optional<storage::Cell>>> ClusterSession::read_many(
+    std::span<const std::string> keys) {
+  const ConsistencyLevel level = in_atomic_ ? ConsistencyLevel::quorum() : options_.read;
+  Result<std::vector<std::optional<Cell>>> cells =
+      read_cells(coordinator_.impl_->core, keys, level);
+  if (!cells.is_ok()) return cells.status();
+  const int64_t now = now_ms();
+  for (std::optional<Cell>& cell : *cells) {
+    if (cell && !cell->live_at(now)) cell.reset();
+  }
+  return cells;
+}
+
+Status ClusterSession::write(std::string_view key, storage::ValueType type, std::string value,
+                             int64_t expire_at_ms) {
+  const CorePtr& core = coordinator_.impl_->core;
+  Cell cell;
+  cell.type = type;
+  cell.expire_at_ms = expire_at_ms;
+  cell.value = std::move(value);
+  cell.writer = core->machine_id;
+  cell.timestamp = core->clock.now();
+  return write_cell(core, std::string(key), cell,
+                    in_atomic_ ? ConsistencyLevel::quorum() : options_.write);
+}
+
+Status ClusterSession::remove(std::string_view key) {
+  const CorePtr& core = coordinator_.impl_->core;
+  Cell cell;
+  cell.tombstone = true;
+  cell.writer = core->machine_id;
+  cell.timestamp = core->clock.now();
+  return write_cell(core, std::string(key), cell,
+                    in_atomic_ ? ConsistencyLevel::quorum() : options_.write);
+}
+
+Status ClusterSession::atomically(std::span<const std::string> keys,
+                                  const std::function<Status()>& fn) {
+  const CorePtr& core = coordinator_.impl_->core;
+  if (in_atomic_) return fn();  // nested: the outer call holds the locks already
+  if (keys.empty()) {
+    FlagScope scope(in_atomic_);
+    return fn();
+  }
+  TablePtr table = core->replica.tables().current();
+  if (!table) return Status::unavailable(std::string(kNoTableMessage));
+  const topology::Shard& shard = table->shard_for_token(topology::token_of(keys[0]));
+  for (const std::string& key : keys.subspan(1)) {
+    if (table->shard_for_token(topology::token_of(key)).id != shard.id) {
+      return Status::invalid_argument(std::string(kCrossShardMessage));
+    }
+  }
+  if (!shard.lease_valid(static_cast<uint64_t>(wall_clock_ms()))) {
+    return Status::unavailable(no_leader_message(shard.id));
+  }
+  if (shard.leader != core->machine_id) {
+    redirect_ = shard.leader;
+    ++core->redirects;
+    return Status::unavailable(std::string(kRedirectMessage));
+  }
+  std::vector<std::unique_lock<std::mutex>> locks = lock_keys(core->engine, keys);
+  FlagScope scope(in_atomic_);
+  return fn();
+}
+
+Result<ScanPage> ClusterSession::scan(const ScanRequest& request) {
+  return scan_cluster(coordinator_.impl_->core, request, options_.read);
+}
+
+Result<uint64_t> ClusterSession::count() {
+  uint64_t total = 0;
+  ScanRequest request;
+  request.count = kCountPageKeys;
+  do {
+    Result<ScanPage> page = scan(request);
+    if (!page.is_ok()) return page.status();
+    total += page->keys.size();
+    request.cursor = page->next_cursor;
+  } while (request.cursor != 0);
+  return total;
+}
+
+Result<std::optional<std::string>> ClusterSession::random_key() {
+  thread_local std::mt19937_64 random{std::random_device{}()};
+  const topology::Token start = random();
+  ScanRequest request;
+  request.cursor = start;
+  request.count = kRandomKeyPageKeys;
+  bool wrapped = start == 0;
+  for (;;) {
+    Result<ScanPage> page = scan(request);
+    if (!page.is_ok()) return page.status();
+    if (!page->keys.empty()) {
+      std::uniform_int_distribution<size_t> pick(0, page->keys.size() - 1);
+      return std::optional<std::string>(std::move(page->keys[pick(random)]));
+    }
+    request.cursor = page->next_cursor;
+    if (request.cursor == 0) {
+      // Ring end: wrap around once to cover [0, start).
+      if (wrapped) return std::optional<std::string>();
+      wrapped = true;
+    } else if (wrapped && request.cursor >= start) {
+      return std::optional<std::string>();
+    }
+  }
+}
+
+Status ClusterSession::clear() {
+  const CorePtr& core = coordinator_.impl_->core;
+  TablePtr table = core->replica.tables().current();
+  if (!table) return Status::unavailable(std::string(kNoTableMessage));
+  const Deadline deadline = deadline_after(core->options.request_timeout_ms);
+  const std::vector<Machine>& machines = table->machines();
+  auto gather = std::make_shared<Gather>(machines.size(), machines.size());
+  std::optional<size_t> local_slot;
+  for (size_t i = 0; i < machines.size(); ++i) {
+    if (machines[i].id == core->machine_id) {
+      local_slot = i;
+      continue;
+    }
+    call_peer(core, table, machines[i].address, {"CAIRN.CLEAR"}, deadline,
+              [gather, i](Result<resp::Value> reply) {
+                if (reply.is_ok() && !reply->is_error()) {
+                  gather->succeed(i);
+                } else {
+                  gather->fail(i);
+                }
+              });
+  }
+  if (local_slot) {
+    if (core->replica.clear().is_ok()) {
+      gather->succeed(*local_slot);
+    } else {
+      gather->fail(*local_slot);
+    }
+  }
+  if (!gather->wait_for_needed(deadline)) {
+    return Status::unavailable("UNAVAILABLE " + std::to_string(gather->successes()) + " of " +
+                               std::to_string(machines.size()) +
+                               " machines were cleared; retry FLUSHALL");
+  }
+  return Status::ok();
+}
+
+std::optional<uint64_t> ClusterSession::take_redirect() {
+  std::optional<uint64_t> redirect = redirect_;
+  redirect_.reset();
+  return redirect;
+}
+
+}  // namespace cairn::coordinator
