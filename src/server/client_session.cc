@@ -142,7 +142,8 @@ bool ClientSession::serve(std::string_view input, std::string& output, size_t ou
       state_.settings().client_query_buffer_limit.load(std::memory_order_relaxed);
   CommandRunner* runner = state_.runner();
   resp::ReplyWriter writer(&output, session_.protocol);
-  commands::CommandContext context{args_, writer, session_, state_.keyspace(), state_};
+  commands::CommandContext context{args_, writer, session_, state_.keyspace(), state_,
+                                   state_.replica()};
   bool hand_off = false;
   running_session = this;
   while (result.consumed < input.size() && output.size() < output_bytes_max) {
@@ -168,7 +169,7 @@ bool ClientSession::serve(std::string_view input, std::string& output, size_t ou
     partial_bytes_ = 0;
     if (args_.empty()) continue;  // an empty inline line, which Redis ignores
     session_.last_command_ms = now_ms;
-    if (runner != nullptr && !runs_inline(state_.table().find(args_[0]))) {
+    if (runner != nullptr && !runs_inline(args_[0], state_.table().find(args_[0]))) {
       hand_off = true;
       break;
     }

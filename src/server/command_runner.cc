@@ -3,6 +3,7 @@
 #include <array>
 #include <string_view>
 
+#include "commands/parse.h"
 #include "resp/writer.h"
 
 namespace cairn::server {
@@ -18,11 +19,10 @@ constexpr std::array<std::string_view, 11> kInlineCommands = {
 
 }  // namespace
 
-bool runs_inline(const commands::CommandSpec* spec) {
+bool runs_inline(std::string_view name, const commands::CommandSpec* spec) {
+  if (commands::equals_ignore_case(name, "cairn.forward")) return false;
   if (spec == nullptr) return true;
-  // Internal storage commands answer from this machine's storage, never waiting for another
-  // machine; CAIRN.FORWARD runs a client command and therefore goes to a worker.
-  if (spec->name.starts_with("cairn.")) return spec->name != "cairn.forward";
+  if ((spec->flags & commands::kInline) != 0) return true;
   for (std::string_view name : kInlineCommands) {
     if (spec->name == name) return true;
   }

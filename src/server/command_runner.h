@@ -43,9 +43,11 @@ class CommandRunner {
   WorkerPool& pool_;
 };
 
-// Whether a command runs on the event loop even when the server has a runner: cheap commands
-// that do not touch the keyspace, and unknown commands (their error is immediate).
-bool runs_inline(const commands::CommandSpec* spec);
+// Whether a command runs on the event loop even when the server has a runner: commands flagged
+// kInline, cheap ones that do not touch the keyspace, and unknown ones (their error is
+// immediate). `name` is args[0] as sent, `spec` its table entry (nullptr if unknown).
+// CAIRN.FORWARD never runs inline: it runs a client command.
+bool runs_inline(std::string_view name, const commands::CommandSpec* spec);
 
 // Runs commands on workers against one shared keyspace (no redirects). Single-machine servers use
 // it only when ServerConfig::force_workers is set, which tests do to exercise the worker path.

@@ -17,6 +17,7 @@
 
 #include "common/clock.h"
 #include "server/client_session.h"
+#include "server/cluster_runner.h"
 
 namespace cairn::server {
 
@@ -124,12 +125,25 @@ Status Server::open() {
   if (!recorded_clock.is_ok()) return recorded_clock.status();
   clock_->observe(*recorded_clock);
 
+  if (config_.cluster()) {
+    const Status status = open_cluster();
+    if (!status.is_ok()) return status;
+  }
+
   keyspace_ = std::make_unique<coordinator::LocalKeyspace>(*engine_, *clock_, machine_id_,
                                                            wall_clock_ms);
   const size_t threads = effective_threads(config_);
   state_ = std::make_unique<ServerState>(config_, threads, *engine_, *keyspace_,
                                          [this] { request_shutdown(); });
-  if (config_.force_workers) {
+  if (config_.cluster()) {
+    workers_ = std::make_unique<WorkerPool>(config_.workers, kWorkerQueueMax);
+    auto runner = std::make_unique<ClusterRunner>(
+        *workers_, state_->table(), *state_, *coordinator_, *replica_, *peers_,
+        static_cast<int>(config_.request_timeout_ms));
+    state_->set_cluster(ClusterParts{coordinator_.get(), replica_.get(), peers_.get(), runner.get()});
+    runner_ = std::move(runner);
+    state_->set_runner(runner_.get());
+  } else if (config_.force_workers) {
     workers_ = std::make_unique<WorkerPool>(config_.workers, kWorkerQueueMax);
     runner_ = std::make_unique<KeyspaceRunner>(*workers_, state_->table(), *keyspace_, *state_);
     state_->set_runner(runner_.get());
@@ -168,9 +182,60 @@ Status Server::open() {
   loops_->start();
   listener_->start();
   watcher_ = std::thread([this] { watch_for_shutdown(); });
-  spdlog::info("cairn {} ready: {}:{}, data {}, durability {}, {} event loops, machine {:016x}",
+  spdlog::info("cairn {} ready: {}:{}, data {}, durability {}, {} event loops, machine {:016x}{}",
                kCairnVersion, config_.bind, port_, config_.data_dir,
-               storage::durability_name(config_.durability), threads, machine_id_);
+               storage::durability_name(config_.durability), threads, machine_id_,
+               config_.cluster() ? fmt::format(" ({}), cluster mode with {} workers, epoch {}",
+                                               machine_id_, config_.workers, tables_->epoch())
+                                 : std::string());
+  return Status::ok();
+}
+
+Status Server::open_cluster() {
+  tables_ = std::make_unique<replica::TableHolder>();
+  if (!config_.table_file.empty()) {
+    const Status status = load_table_file();
+    if (!status.is_ok()) return status;
+  }
+  replica_ = std::make_unique<replica::Replica>(*engine_, *clock_, machine_id_, *tables_);
+  net::PeerPoolOptions peer_options;
+  // Outgoing connections leave from the address this machine listens on, so a test can cut it
+  // off with firewall rules on that one address. A wildcard bind leaves the choice to the kernel.
+  const bool wildcard = config_.bind == "*" || config_.bind == "0.0.0.0" || config_.bind == "::";
+  peer_options.local_address = wildcard ? std::string() : config_.bind;
+  peer_options.secret = config_.cluster_secret;
+  peers_ = std::make_unique<net::PeerPool>(peer_options);
+  coordinator::ClusterOptions options;
+  options.request_timeout_ms = static_cast<int>(config_.request_timeout_ms);
+  coordinator_ = std::make_unique<coordinator::ClusterCoordinator>(options, *engine_, *clock_,
+                                                                   *replica_, *peers_);
+  coordinator_->start();
+  return Status::ok();
+}
+
+Status Server::load_table_file() {
+  std::ifstream file(config_.table_file, std::ios::binary);
+  std::ostringstream text;
+  if (file.is_open()) text << file.rdbuf();
+  if (!file.is_open() || file.bad()) {
+    return Status::invalid_argument("cannot read routing table file " + config_.table_file);
+  }
+  auto table = topology::RoutingTable::from_json_text(text.str());
+  if (!table.is_ok()) {
+    return Status::invalid_argument(fmt::format("routing table file {}: {}", config_.table_file,
+                                                table.status().message()));
+  }
+  if (table->find_machine(machine_id_) == nullptr) {
+    spdlog::warn("machine {} is not in the routing table {}: it will coordinate but own no data",
+                 machine_id_, config_.table_file);
+  }
+  // An older table than the one this machine already follows is refused by the holder; at
+  // start there is none, so only a malformed table fails here.
+  const Status status = tables_->install(std::move(*table));
+  if (!status.is_ok()) {
+    return Status::invalid_argument(
+        fmt::format("routing table file {}: {}", config_.table_file, status.message()));
+  }
   return Status::ok();
 }
 
@@ -257,6 +322,7 @@ void Server::teardown() {
   // connection; requests arriving meanwhile are refused with BUSY.
   if (workers_) workers_->stop();
   if (loops_) loops_->stop();
+  if (coordinator_) coordinator_->stop();
   if (engine_) {
     const Status status = engine_->sync();
     if (!status.is_ok()) spdlog::error("final WAL sync failed: {}", status.to_string());
@@ -270,6 +336,10 @@ void Server::teardown() {
   workers_.reset();
   state_.reset();
   keyspace_.reset();
+  coordinator_.reset();
+  peers_.reset();
+  replica_.reset();
+  tables_.reset();
   engine_.reset();
   clock_.reset();
   spdlog::info("stopped");

@@ -2,9 +2,14 @@
 // The composition root of `cairn server` (DESIGN.md §3): builds the services of one machine in
 // dependency order and stops them in reverse.
 //
-//   start: config → data dir + machine id → Engine → HybridClock → LocalKeyspace → ServerState
-//          → event loops → listener
-//   stop:  listener → connections and loops → final sync → keyspace, clock → engine
+//   start: config → data dir + machine id → Engine → HybridClock → [cluster mode: TableHolder
+//          (+ --table) → Replica → PeerPool → ClusterCoordinator] → LocalKeyspace → ServerState
+//          → [worker pool + runner] → event loops → listener
+//   stop:  listener → workers → connections and loops → coordinator → final sync → the rest in
+//          reverse order of construction
+//
+// Cluster mode (config.cluster_secret set): client commands run on the worker pool through a
+// ClusterRunner; other machines' CAIRN.* commands run on the loops (docs/formats.md).
 //
 // Tests and `cairn dev` embed servers through this class.
 
@@ -18,9 +23,13 @@
 
 #include "common/hlc.h"
 #include "common/status.h"
+#include "coordinator/cluster.h"
 #include "coordinator/local_keyspace.h"
 #include "net/event_loops.h"
 #include "net/listener.h"
+#include "net/peer_pool.h"
+#include "replica/replica.h"
+#include "replica/table_holder.h"
 #include "server/command_runner.h"
 #include "server/config.h"
 #include "server/server_state.h"
@@ -65,6 +74,8 @@ class Server {
   void run_on_loop0(const std::function<void()>& fn);
   void schedule_ops_sampling();
   void accept(net::tcp::socket socket, net::EventLoop& loop);
+  Status open_cluster();
+  Status load_table_file();
 
   ServerConfig config_;
   uint64_t machine_id_ = 0;
@@ -73,6 +84,11 @@ class Server {
   // In construction order; teardown() destroys them in reverse.
   std::unique_ptr<storage::Engine> engine_;
   std::unique_ptr<HybridClock> clock_;
+  // Cluster mode only.
+  std::unique_ptr<replica::TableHolder> tables_;
+  std::unique_ptr<replica::Replica> replica_;
+  std::unique_ptr<net::PeerPool> peers_;
+  std::unique_ptr<coordinator::ClusterCoordinator> coordinator_;
   std::unique_ptr<coordinator::LocalKeyspace> keyspace_;
   std::unique_ptr<ServerState> state_;
   std::unique_ptr<WorkerPool> workers_;       // cluster mode (or force_workers) only

@@ -14,6 +14,7 @@
 
 #include "common/clock.h"
 #include "server/client_session.h"
+#include "server/cluster_runner.h"
 
 namespace cairn::server {
 
@@ -186,6 +187,11 @@ Status ServerState::config_set(std::string_view raw_name, std::string_view value
   settings_.proto_max_bulk_len.store(config_.proto_max_bulk_len);
   settings_.client_query_buffer_limit.store(config_.client_query_buffer_limit);
   return Status::ok();
+}
+
+std::string ServerState::cluster_secret() {
+  std::lock_guard lock(config_mutex_);
+  return config_.cluster_secret;
 }
 
 std::string ServerState::requirepass() {
@@ -389,7 +395,41 @@ std::string ServerState::cpu_section() {
                      seconds(self.ru_stime), seconds(self.ru_utime));
 }
 
-std::string ServerState::cluster_section() { return "# Cluster\r\ncluster_enabled:0\r\n"; }
+std::string ServerState::cluster_section() {
+  // cluster_enabled stays 0: Redis Cluster clients must not try to speak its protocol to Cairn.
+  std::string out = "# Cluster\r\ncluster_enabled:0\r\n";
+  if (cluster_.coordinator == nullptr) {
+    out += "cairn_cluster_mode:0\r\n";
+    return out;
+  }
+  const auto table = cluster_.coordinator->tables().current();
+  size_t peers_up = 0;
+  size_t peers_known = 0;
+  for (const net::PeerStats& peer : cluster_.peers->stats()) {
+    ++peers_known;
+    if (peer.connected) ++peers_up;
+  }
+  uint64_t hints_pending = 0;
+  for (const auto& [target, count] : engine_.hint_counts()) hints_pending += count;
+  const coordinator::ClusterStats stats = cluster_.coordinator->stats();
+  out += fmt::format(
+      "cairn_cluster_mode:1\r\nmachine_id:{}\r\nepoch:{}\r\nshards:{}\r\nmachines:{}\r\n"
+      "replication_factor:{}\r\npeers_connected:{}\r\npeers_known:{}\r\nhints_pending:{}\r\n"
+      "coordinator_writes:{}\r\ncoordinator_reads:{}\r\nuncertain_writes:{}\r\n"
+      "unavailable_reads:{}\r\nread_repairs:{}\r\nhints_stored:{}\r\nhints_replayed:{}\r\n"
+      "redirects:{}\r\ntable_refreshes:{}\r\n",
+      cluster_.coordinator->machine_id(), table ? table->epoch() : 0,
+      table ? table->shards().size() : 0, table ? table->machines().size() : 0,
+      table ? table->replication_factor() : 0, peers_up, peers_known, hints_pending,
+      stats.writes, stats.reads, stats.uncertain_writes, stats.unavailable_reads,
+      stats.read_repairs, stats.hints_stored, stats.hints_replayed, stats.redirects,
+      stats.table_refreshes);
+  if (cluster_.runner != nullptr) {
+    out += fmt::format("forwarded_to_leader:{}\r\nforwards_served:{}\r\n",
+                       cluster_.runner->forwarded(), cluster_.runner->forwards_served());
+  }
+  return out;
+}
 
 std::string ServerState::keyspace_section() {
   std::string out = "# Keyspace\r\n";
@@ -410,7 +450,10 @@ std::string ServerState::keyspace_section() {
     if (!result.is_ok() || result->next_cursor == 0) break;
     request.cursor = result->next_cursor;
   }
-  out += fmt::format("db0:keys={},expires={},avg_ttl=0\r\n", *keys, expires);
+  // A cluster machine counts only the keys it stores (as a replica of its shards): counting the
+  // whole cluster would ask every machine. scope=local says so.
+  out += fmt::format("db0:keys={},expires={},avg_ttl=0{}\r\n", *keys, expires,
+                     cluster_.coordinator != nullptr ? ",scope=local" : "");
   return out;
 }
 

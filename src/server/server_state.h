@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "commands/command.h"
+#include "coordinator/cluster.h"
 #include "coordinator/keyspace.h"
 #include "net/connection.h"
 #include "server/config.h"
@@ -26,6 +27,15 @@ namespace cairn::server {
 
 class ClientSession;
 class CommandRunner;
+class ClusterRunner;
+
+// The cluster services INFO reports on (all null on a single machine).
+struct ClusterParts {
+  coordinator::ClusterCoordinator* coordinator = nullptr;
+  replica::Replica* replica = nullptr;
+  net::PeerPool* peers = nullptr;
+  const ClusterRunner* runner = nullptr;
+};
 
 inline constexpr std::string_view kRedisVersion = "7.0.15";  // what clients see (INFO, HELLO)
 inline constexpr std::string_view kCairnVersion = "0.1.0";
@@ -89,6 +99,10 @@ class ServerState final : public commands::ServerControl {
   // machine). Set once, before the loops start.
   void set_runner(CommandRunner* runner) { runner_ = runner; }
   CommandRunner* runner() const { return runner_; }
+  // Cluster mode: set once, before the loops start.
+  void set_cluster(ClusterParts parts) { cluster_ = parts; }
+  replica::Replica* replica() const { return cluster_.replica; }
+  std::string cluster_secret() override;
   // Makes the writes served so far durable (a worker calls it before its reply leaves, as a
   // loop's flush does for the commands it ran).
   Status sync_writes() { return engine_.sync(); }
@@ -122,6 +136,7 @@ class ServerState final : public commands::ServerControl {
   const commands::CommandTable& table_;
   std::function<void()> on_shutdown_;
   CommandRunner* runner_ = nullptr;
+  ClusterParts cluster_;
   const int64_t started_monotonic_ms_;
 
   std::mutex config_mutex_;
