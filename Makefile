@@ -4,7 +4,7 @@ JOBS ?= $(shell nproc)
 PYTHON := /usr/bin/python3
 PORT ?= 7000
 
-.PHONY: all deps build run test unit integration fuzz fuzz-long bench clean
+.PHONY: all deps build run test unit integration fault-long fuzz fuzz-long bench clean
 
 all: build
 
@@ -26,7 +26,11 @@ unit: build
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS) --timeout 300
 
 integration: build
-	$(PYTHON) -m pytest -q -p no:cacheprovider tests/integration
+	$(PYTHON) -m pytest -q -p no:cacheprovider tests/integration tests/cluster tests/fault
+
+# The long fault run (10 minutes); its last result is recorded in docs/fault-testing.md.
+fault-long: build
+	bash tests/fault/run_long.sh
 
 fuzz: deps
 	bash tests/fuzz/run.sh 30
@@ -36,7 +40,7 @@ fuzz-long: deps
 
 test: build
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS) --timeout 300
-	$(PYTHON) -m pytest -q -p no:cacheprovider tests/integration
+	$(PYTHON) -m pytest -q -p no:cacheprovider tests/integration tests/cluster tests/fault
 	bash tests/fuzz/run.sh 30
 
 bench: build

@@ -95,9 +95,15 @@ void cairn_apply(CommandContext& context) {
     context.reply.error("ERR invalid cell: " + cell.status().message());
     return;
   }
-  Result<std::pair<replica::Fence, bool>> applied = replica->apply(*epoch, context.args[2], *cell);
+  HlcTimestamp newer_timestamp = 0;
+  Result<std::pair<replica::Fence, bool>> applied =
+      replica->apply(*epoch, context.args[2], *cell, &newer_timestamp);
   if (!applied.is_ok()) return reply_status(context, applied.status());
   if (!applied->first.ok()) return context.reply.error(replica::fence_error_text(applied->first));
+  // A newer cell is stored: say how new, so the coordinator can stamp its write after it.
+  if (!applied->second && newer_timestamp != 0) {
+    return context.reply.bulk(std::to_string(newer_timestamp));
+  }
   context.reply.integer(applied->second ? 1 : 0);
 }
 

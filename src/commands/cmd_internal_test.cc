@@ -223,7 +223,8 @@ TEST_F(InternalCommandTest, ApplyReadRoundTripWithTombstones) {
   EXPECT_EQ(run({"CAIRN.READ", "1", key}), kNull);
   EXPECT_EQ(apply(1, key, cell(10, "a")), ":1\r\n");
   EXPECT_EQ(apply(1, key, cell(10, "a")), ":0\r\n");  // the same cell again
-  EXPECT_EQ(apply(1, key, cell(9, "old")), ":0\r\n");
+  // An older cell is refused, and the reply names the timestamp of the newer one kept.
+  EXPECT_EQ(apply(1, key, cell(9, "old")), bulk(std::to_string(cell(10, "a").timestamp)));
   EXPECT_EQ(run({"CAIRN.READ", "1", key}), bulk(storage::encode_cell(cell(10, "a"))));
   const storage::Cell tombstone = cell(HybridClock::make(1'800'000'000'000, 3), "", true);
   EXPECT_EQ(apply(1, key, tombstone), ":1\r\n");

@@ -53,19 +53,12 @@ std::string_view type_name(ValueType type) {
 
 void del_command(CommandContext& ctx) {
   const std::span<const std::string> keys(ctx.args.data() + 1, ctx.args.size() - 1);
-  run_atomically(ctx, keys, [&](resp::ReplyWriter& reply) -> Status {
-    int64_t deleted = 0;
-    // A key named twice is deleted (and counted) once: the second read finds nothing.
-    for (const std::string& key : keys) {
-      Result<std::optional<Cell>> read = ctx.keyspace.read(key);
-      if (!read.is_ok()) return read.status();
-      if (!read->has_value()) continue;
-      if (Status status = ctx.keyspace.remove(key); !status.is_ok()) return status;
-      ++deleted;
-    }
-    reply.integer(deleted);
-    return Status::ok();
-  });
+  Result<int64_t> removed = ctx.keyspace.remove_many(keys);
+  if (!removed.is_ok()) {
+    reply_storage_error(ctx.reply, removed.status());
+    return;
+  }
+  ctx.reply.integer(*removed);
 }
 
 void exists_command(CommandContext& ctx) {

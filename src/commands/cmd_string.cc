@@ -363,6 +363,17 @@ void mset_generic(CommandContext& ctx, bool only_if_none_exist) {
     ctx.reply.error("ERR wrong number of arguments for '" + to_lower(ctx.args[0]) + "' command");
     return;
   }
+  if (!only_if_none_exist) {
+    std::vector<std::pair<std::string, std::string>> entries;
+    entries.reserve(ctx.args.size() / 2);
+    for (size_t i = 1; i < ctx.args.size(); i += 2) entries.emplace_back(ctx.args[i], ctx.args[i + 1]);
+    if (Status status = ctx.keyspace.write_many(entries); !status.is_ok()) {
+      ctx.reply.error(storage_error_reply(status));
+      return;
+    }
+    ctx.reply.ok();
+    return;
+  }
   std::vector<std::string> keys;
   keys.reserve(ctx.args.size() / 2);
   for (size_t i = 1; i < ctx.args.size(); i += 2) keys.push_back(ctx.args[i]);

@@ -1,5 +1,7 @@
 #include "coordinator/cluster.h"
 
+#include <unordered_set>
+
 #include <algorithm>
 #include <chrono>
 #include <condition_variable>
@@ -61,6 +63,7 @@ struct Core {
 
   std::atomic<uint64_t> writes{0}, reads{0}, uncertain_writes{0}, unavailable_reads{0};
   std::atomic<uint64_t> read_repairs{0}, hints_stored{0}, hints_replayed{0}, redirects{0};
+  std::atomic<uint64_t> restamps{0};
   std::atomic<uint64_t> table_refreshes{0};
 };
 
@@ -140,6 +143,13 @@ struct WriteState {
       : gather(needed, voting), key(std::move(key_in)), cell(std::move(cell_in)) {}
   Gather gather;  // voting replicas only: extras and joining replicas never count toward W
   StaleMark stale;
+  // The newest timestamp of a cell a replica kept instead of this one (0: none).
+  std::atomic<HlcTimestamp> newer{0};
+  void saw_newer(HlcTimestamp timestamp) {
+    HlcTimestamp seen = newer.load();
+    while (timestamp > seen && !newer.compare_exchange_weak(seen, timestamp)) {
+    }
+  }
   const std::string key;
   const Cell cell;
 };
@@ -148,6 +158,7 @@ struct WriteState {
 void settle_write(Core& core, WriteState& state, uint64_t target, std::optional<size_t> slot,
                   bool hint_on_failure, const ReplicaOutcome& outcome, const std::string& address) {
   if (outcome.ok()) {
+    if (outcome.newer_timestamp != 0) state.saw_newer(outcome.newer_timestamp);
     if (slot) state.gather.succeed(*slot);
     return;
   }
@@ -172,6 +183,7 @@ struct WriteAttempt {
   size_t acks = 0;
   size_t needed = 0;
   std::optional<std::string> stale;
+  HlcTimestamp newer = 0;  // a replica kept a newer cell with this timestamp
 };
 
 Result<WriteAttempt> write_once(const CorePtr& core, const TablePtr& table, const std::string& key,
@@ -204,24 +216,32 @@ Result<WriteAttempt> write_once(const CorePtr& core, const TablePtr& table, cons
   for (const Machine* machine : set.joining) send(machine, std::nullopt, false);
   // The local replica last, so the remote calls are already on their way.
   if (local_is_replica) {
+    HlcTimestamp newer = 0;
     Result<std::pair<replica::Fence, bool>> applied =
-        core->replica.apply(table->epoch(), key, cell);
-    settle_write(*core, *state, core->machine_id, local_slot, false,
-                 applied.is_ok() ? outcome_of_fence(applied->first)
-                                 : ReplicaOutcome::failure(applied.status().to_string()),
-                 "");
+        core->replica.apply(table->epoch(), key, cell, &newer);
+    ReplicaOutcome outcome = applied.is_ok()
+                                 ? outcome_of_fence(applied->first)
+                                 : ReplicaOutcome::failure(applied.status().to_string());
+    if (outcome.ok()) outcome.newer_timestamp = newer;
+    settle_write(*core, *state, core->machine_id, local_slot, false, outcome, "");
   }
   WriteAttempt attempt;
   attempt.needed = *needed;
   attempt.reached = state->gather.wait_for_needed(deadline);
+  // A write that missed W reports how many replicas acknowledged it: let the ones still on
+  // their way (those that did not fail) answer, up to the deadline, so the count is exact.
+  if (!attempt.reached) state->gather.wait_for_all(deadline);
   attempt.acks = state->gather.successes();
   attempt.stale = state->stale.get();
+  attempt.newer = state->newer.load();
   return attempt;
 }
 
-Status write_cell(const CorePtr& core, const std::string& key, const Cell& cell,
+Status write_cell(const CorePtr& core, const std::string& key, const Cell& first_cell,
                   ConsistencyLevel level) {
   const Deadline deadline = deadline_after(core->options.request_timeout_ms);
+  Cell cell = first_cell;
+  bool restamped = false;
   // One retry, after a STALEEPOCH made us fetch the newer table. The cell keeps its timestamp,
   // so replicas that already stored it are unaffected (LWW is idempotent).
   for (int attempt_number = 0;; ++attempt_number) {
@@ -229,6 +249,21 @@ Status write_cell(const CorePtr& core, const std::string& key, const Cell& cell,
     if (!table) return Status::unavailable(std::string(kNoTableMessage));
     Result<WriteAttempt> attempt = write_once(core, table, key, cell, level, deadline);
     if (!attempt.is_ok()) return attempt.status();
+    // `newer` is only reported for a different cell that wins over ours: a later timestamp, or
+    // the same one with a larger writer id (two coordinators stamping in the same millisecond).
+    if (attempt->reached && attempt->newer != 0 && !restamped) {
+      // A replica holds a newer cell: a write that may have completed before this one began,
+      // stamped by a machine whose clock is ahead (or later in the same millisecond). Stamping
+      // this write after it makes the later write win, as a client expects: with W + W > N, any
+      // acknowledged write is on one of the replicas that answered, so one restamp suffices;
+      // a cell that is newer still comes from a concurrent write, and either order is correct.
+      core->clock.observe(attempt->newer);
+      cell.timestamp = core->clock.now();
+      restamped = true;
+      ++core->restamps;
+      --attempt_number;  // not a table retry
+      continue;
+    }
     if (attempt->reached) {
       ++core->writes;
       return Status::ok();
@@ -657,6 +692,7 @@ ClusterStats ClusterCoordinator::stats() const {
   stats.hints_stored = core.hints_stored;
   stats.hints_replayed = core.hints_replayed;
   stats.redirects = core.redirects;
+  stats.restamps = core.restamps;
   stats.table_refreshes = core.table_refreshes;
   return stats;
 }
@@ -730,6 +766,30 @@ Status ClusterSession::remove(std::string_view key) {
   cell.timestamp = core->clock.now();
   return write_cell(core, std::string(key), cell,
                     in_atomic_ ? ConsistencyLevel::quorum() : options_.write);
+}
+
+Status ClusterSession::write_many(
+    std::span<const std::pair<std::string, std::string>> entries) {
+  // Plain writes are ordered by last-write-wins, so they need no leader: each key is written at
+  // the write level by this coordinator, whatever shard it is on. Not atomic across keys.
+  for (const auto& [key, value] : entries) {
+    if (Status status = write(key, storage::ValueType::kString, value, 0); !status.is_ok()) {
+      return status;
+    }
+  }
+  return Status::ok();
+}
+
+Result<int64_t> ClusterSession::remove_many(std::span<const std::string> keys) {
+  Result<std::vector<std::optional<Cell>>> cells = read_many(keys);
+  if (!cells.is_ok()) return cells.status();
+  std::unordered_set<std::string_view> removed;
+  for (size_t i = 0; i < keys.size(); ++i) {
+    if (!(*cells)[i].has_value() || removed.contains(keys[i])) continue;
+    if (Status status = remove(keys[i]); !status.is_ok()) return status;
+    removed.insert(keys[i]);
+  }
+  return static_cast<int64_t>(removed.size());
 }
 
 Status ClusterSession::atomically(std::span<const std::string> keys,

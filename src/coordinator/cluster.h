@@ -51,6 +51,7 @@ struct ClusterStats {
   uint64_t writes = 0, reads = 0, uncertain_writes = 0, unavailable_reads = 0;
   uint64_t read_repairs = 0, hints_stored = 0, hints_replayed = 0, redirects = 0;
   uint64_t table_refreshes = 0;
+  uint64_t restamps = 0;  // writes stamped again after a replica reported a newer cell
 };
 
 class ClusterCoordinator {
@@ -91,6 +92,8 @@ class ClusterSession final : public Keyspace {
   Result<std::optional<std::string>> random_key() override;
   Status clear() override;
   int64_t now_ms() override;
+  Status write_many(std::span<const std::pair<std::string, std::string>> entries) override;
+  Result<int64_t> remove_many(std::span<const std::string> keys) override;
 
   // The leader this command must be forwarded to, if atomically() asked for a redirect during
   // the last command (and clears it).

@@ -86,6 +86,16 @@ ReplicaOutcome outcome_of_fence(const replica::Fence& fence) {
 ReplicaOutcome decode_apply_reply(const Result<resp::Value>& reply) {
   if (!reply.is_ok()) return ReplicaOutcome::failure(reply.status().to_string());
   if (reply.value().is_error()) return outcome_of_error_reply(reply.value());
+  if (reply.value().type == resp::Value::Type::kBulk) {
+    // The replica kept a newer cell; the bulk string is its timestamp.
+    uint64_t newer = 0;
+    const std::string& text = reply.value().str;
+    const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), newer);
+    if (error != std::errc() || end != text.data() + text.size() || newer == 0) {
+      return ReplicaOutcome::failure("malformed CAIRN.APPLY reply");
+    }
+    return ReplicaOutcome::success(newer);
+  }
   if (reply.value().type != resp::Value::Type::kInteger) {
     return ReplicaOutcome::failure("malformed CAIRN.APPLY reply");
   }

@@ -78,11 +78,15 @@ struct ReplicaOutcome {
   Kind kind = Kind::kFailed;
   replica::Fence fence;
   std::string error;  // kFailed: what went wrong, for logs
+  // kOk answer to CAIRN.APPLY: the timestamp of a newer cell the replica kept instead (0: none).
+  HlcTimestamp newer_timestamp = 0;
 
   bool ok() const { return kind == Kind::kOk; }
-  static ReplicaOutcome success() { return {Kind::kOk, {}, {}}; }
-  static ReplicaOutcome failure(std::string error) { return {Kind::kFailed, {}, std::move(error)}; }
-  static ReplicaOutcome fenced(replica::Fence fence) { return {Kind::kFence, fence, {}}; }
+  static ReplicaOutcome success(HlcTimestamp newer = 0) { return {Kind::kOk, {}, {}, newer}; }
+  static ReplicaOutcome failure(std::string error) {
+    return {Kind::kFailed, {}, std::move(error), 0};
+  }
+  static ReplicaOutcome fenced(replica::Fence fence) { return {Kind::kFence, fence, {}, 0}; }
 };
 
 // A fence outcome from the local replica (kNone → success).

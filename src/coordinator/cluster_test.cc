@@ -147,7 +147,12 @@ TEST(DecodeTest, ApplyReplies) {
             ReplicaOutcome::Kind::kFailed);
   EXPECT_EQ(decode_apply_reply(Status::timed_out("no reply")).kind,
             ReplicaOutcome::Kind::kFailed);
-  EXPECT_EQ(decode_apply_reply(bulk_value("1")).kind, ReplicaOutcome::Kind::kFailed);
+  // A bulk string is the timestamp of a newer cell the replica kept: a served request.
+  const ReplicaOutcome newer = decode_apply_reply(bulk_value("12345"));
+  EXPECT_EQ(newer.kind, ReplicaOutcome::Kind::kOk);
+  EXPECT_EQ(newer.newer_timestamp, 12345u);
+  EXPECT_EQ(decode_apply_reply(bulk_value("0")).kind, ReplicaOutcome::Kind::kFailed);
+  EXPECT_EQ(decode_apply_reply(bulk_value("12x")).kind, ReplicaOutcome::Kind::kFailed);
 }
 
 TEST(DecodeTest, ReadReplies) {

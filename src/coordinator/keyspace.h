@@ -15,6 +15,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "common/status.h"
@@ -85,6 +86,42 @@ class Keyspace {
 
   // Deletes every key (FLUSHALL / FLUSHDB).
   virtual Status clear() = 0;
+
+  // Writes several string values without expiry (MSET). The default is atomic: all keys are
+  // locked and written together. A cluster keyspace writes every key at the write level, split
+  // by shard, without atomicity across shards (cross-shard transactions are DESIGN.md §8).
+  virtual Status write_many(std::span<const std::pair<std::string, std::string>> entries) {
+    std::vector<std::string> keys;
+    keys.reserve(entries.size());
+    for (const auto& entry : entries) keys.push_back(entry.first);
+    return atomically(keys, [&] {
+      for (const auto& [key, value] : entries) {
+        if (Status status = write(key, storage::ValueType::kString, value, 0); !status.is_ok()) {
+          return status;
+        }
+      }
+      return Status::ok();
+    });
+  }
+
+  // Deletes `keys` and returns how many of them existed; a key named twice counts once (DEL,
+  // UNLINK). The default is atomic; a cluster keyspace reads them in parallel and writes
+  // tombstones for those it found, so the count is as of that read.
+  virtual Result<int64_t> remove_many(std::span<const std::string> keys) {
+    int64_t removed = 0;
+    Status status = atomically(keys, [&] {
+      for (const std::string& key : keys) {
+        Result<std::optional<storage::Cell>> cell = read(key);
+        if (!cell.is_ok()) return cell.status();
+        if (!cell->has_value()) continue;  // absent, or named before and deleted already
+        if (Status removed_status = remove(key); !removed_status.is_ok()) return removed_status;
+        ++removed;
+      }
+      return Status::ok();
+    });
+    if (!status.is_ok()) return status;
+    return removed;
+  }
 
   // The clock reads use to decide what has expired (Unix ms).
   virtual int64_t now_ms() = 0;

@@ -94,13 +94,14 @@ Fence Replica::check(uint64_t epoch, topology::Token token) const {
 }
 
 Result<std::pair<Fence, bool>> Replica::apply(uint64_t epoch, std::string_view key,
-                                              const storage::Cell& cell) {
+                                              const storage::Cell& cell,
+                                              HlcTimestamp* newer_timestamp) {
   const topology::Token token = topology::token_of(key);
   const Fence fence = check(epoch, token);
   if (!fence.ok()) return std::make_pair(fence, false);
   // A coordinator that later leads this shard must stamp after every cell it stores.
   clock_.observe(cell.timestamp);
-  Result<bool> stored = engine_.apply(token, key, cell);
+  Result<bool> stored = engine_.apply(token, key, cell, newer_timestamp);
   if (!stored.is_ok()) return stored.status();
   return std::make_pair(fence, *stored);
 }

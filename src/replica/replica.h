@@ -62,8 +62,10 @@ class Replica {
 
   // Applies a cell written by a coordinator (LWW), after the fence check. The clock observes the
   // cell's timestamp. Result: fence outcome, and whether the cell was stored.
+  // `newer_timestamp`: see storage::Engine::apply.
   Result<std::pair<Fence, bool>> apply(uint64_t epoch, std::string_view key,
-                                       const storage::Cell& cell);
+                                       const storage::Cell& cell,
+                                       HlcTimestamp* newer_timestamp = nullptr);
 
   // The stored cell of `key` (tombstones and expired cells included: the coordinator merges).
   Result<std::pair<Fence, std::optional<storage::Cell>>> read(uint64_t epoch,

@@ -23,6 +23,9 @@ namespace cairn::server {
 
 namespace {
 
+// The engine meta entry holding the routing table this machine follows (JSON).
+constexpr std::string_view kTableMetaName = "routing-table";
+
 constexpr std::string_view kMaxClientsReply = "-ERR max number of clients reached\r\n";
 constexpr std::string_view kMachineIdFile = "machine-id";
 constexpr std::string_view kEngineDirectory = "db";
@@ -193,9 +196,33 @@ Status Server::open() {
 
 Status Server::open_cluster() {
   tables_ = std::make_unique<replica::TableHolder>();
+  // The table this machine followed before it stopped: a restarted machine serves at once, at
+  // the epoch it knew, and a newer table reaches it by push or by the first STALEEPOCH.
+  auto saved = engine_->get_meta(kTableMetaName);
+  if (!saved.is_ok()) return saved.status();
+  if (saved->has_value()) {
+    auto table = topology::RoutingTable::from_json_text(**saved);
+    if (!table.is_ok()) {
+      return Status::corruption("the saved routing table does not parse: " +
+                                table.status().message());
+    }
+    if (Status status = tables_->install(std::move(*table)); !status.is_ok()) return status;
+  }
   if (!config_.table_file.empty()) {
     const Status status = load_table_file();
     if (!status.is_ok()) return status;
+  }
+  storage::Engine* engine = engine_.get();
+  tables_->on_change([engine](const topology::RoutingTable& table) {
+    if (Status status = engine->put_meta(kTableMetaName, table.to_json_text());
+        !status.is_ok()) {
+      spdlog::error("cannot save routing table epoch {}: {}", table.epoch(), status.to_string());
+    }
+  });
+  if (auto table = tables_->current(); table && !config_.table_file.empty()) {
+    if (Status status = engine_->put_meta(kTableMetaName, table->to_json_text()); !status.is_ok()) {
+      return status;
+    }
   }
   replica_ = std::make_unique<replica::Replica>(*engine_, *clock_, machine_id_, *tables_);
   net::PeerPoolOptions peer_options;
@@ -229,8 +256,13 @@ Status Server::load_table_file() {
     spdlog::warn("machine {} is not in the routing table {}: it will coordinate but own no data",
                  machine_id_, config_.table_file);
   }
-  // An older table than the one this machine already follows is refused by the holder; at
-  // start there is none, so only a malformed table fails here.
+  // A table file older than the table this machine saved when it last ran is stale: the saved
+  // one wins, as a pushed table would.
+  if (table->epoch() < tables_->epoch()) {
+    spdlog::warn("routing table file {} has epoch {}, older than the saved epoch {}: ignored",
+                 config_.table_file, table->epoch(), tables_->epoch());
+    return Status::ok();
+  }
   const Status status = tables_->install(std::move(*table));
   if (!status.is_ok()) {
     return Status::invalid_argument(

@@ -417,13 +417,13 @@ std::string ServerState::cluster_section() {
       "replication_factor:{}\r\npeers_connected:{}\r\npeers_known:{}\r\nhints_pending:{}\r\n"
       "coordinator_writes:{}\r\ncoordinator_reads:{}\r\nuncertain_writes:{}\r\n"
       "unavailable_reads:{}\r\nread_repairs:{}\r\nhints_stored:{}\r\nhints_replayed:{}\r\n"
-      "redirects:{}\r\ntable_refreshes:{}\r\n",
+      "redirects:{}\r\ntable_refreshes:{}\r\nrestamps:{}\r\n",
       cluster_.coordinator->machine_id(), table ? table->epoch() : 0,
       table ? table->shards().size() : 0, table ? table->machines().size() : 0,
       table ? table->replication_factor() : 0, peers_up, peers_known, hints_pending,
       stats.writes, stats.reads, stats.uncertain_writes, stats.unavailable_reads,
       stats.read_repairs, stats.hints_stored, stats.hints_replayed, stats.redirects,
-      stats.table_refreshes);
+      stats.table_refreshes, stats.restamps);
   if (cluster_.runner != nullptr) {
     out += fmt::format("forwarded_to_leader:{}\r\nforwards_served:{}\r\n",
                        cluster_.runner->forwarded(), cluster_.runner->forwards_served());

@@ -377,7 +377,8 @@ Result<std::optional<Cell>> Engine::read(topology::Token token, std::string_view
   return std::optional<Cell>(std::move(cell).value());
 }
 
-Result<bool> Engine::apply(topology::Token token, std::string_view key, const Cell& cell) {
+Result<bool> Engine::apply(topology::Token token, std::string_view key, const Cell& cell,
+                           HlcTimestamp* newer_timestamp) {
   const std::string storage_key = encode_key(token, key);
   std::lock_guard<std::mutex> guard(impl_->apply_stripes[stripe_of(token, key) % kApplyStripes]);
   std::string stored;
@@ -387,7 +388,10 @@ Result<bool> Engine::apply(topology::Token token, std::string_view key, const Ce
     // A stored cell we cannot read is reported, not overwritten: overwriting could hide a newer
     // value and the corruption itself.
     if (!current.is_ok()) return current.status();
-    if (!supersedes(cell, *current)) return false;
+    if (!supersedes(cell, *current)) {
+      if (newer_timestamp != nullptr && !(*current == cell)) *newer_timestamp = current->timestamp;
+      return false;
+    }
   } else if (!status.IsNotFound()) {
     return from_rocksdb(status, "storage: read before apply");
   }
@@ -458,6 +462,28 @@ Status Engine::record_clock() {
   while (reading > recorded && !impl_->clock_recorded.compare_exchange_weak(recorded, reading)) {
   }
   return Status::ok();
+}
+
+Status Engine::put_meta(std::string_view name, std::string_view value) {
+  CAIRN_ASSERT(name != kClockKey, "the clock key is the engine's own");
+  const rocksdb::Status status =
+      impl_->db->Put(rocksdb::WriteOptions(), impl_->meta, slice(name), slice(value));
+  if (!status.ok()) return from_rocksdb(status, "storage: put meta");
+  if (options_.durability == Durability::kNone) {
+    const rocksdb::Status flushed = impl_->db->FlushWAL(false);
+    if (!flushed.ok()) return from_rocksdb(flushed, "storage: put meta");
+    return Status::ok();
+  }
+  return impl_->sync_wal();
+}
+
+Result<std::optional<std::string>> Engine::get_meta(std::string_view name) {
+  std::string value;
+  const rocksdb::Status status =
+      impl_->db->Get(rocksdb::ReadOptions(), impl_->meta, slice(name), &value);
+  if (status.IsNotFound()) return std::optional<std::string>();
+  if (!status.ok()) return from_rocksdb(status, "storage: get meta");
+  return std::optional<std::string>(std::move(value));
 }
 
 Result<uint64_t> Engine::recorded_clock() {

@@ -87,8 +87,11 @@ class Engine {
   Result<std::optional<Cell>> read(topology::Token token, std::string_view key);
 
   // Stores `cell` if it supersedes the stored cell of `key` (or there is none). Returns whether it
-  // was stored. Atomic with respect to other apply() calls on the same key.
-  Result<bool> apply(topology::Token token, std::string_view key, const Cell& cell);
+  // was stored. Atomic with respect to other apply() calls on the same key. If a different,
+  // newer cell is stored and `newer_timestamp` is given, it receives that cell's timestamp (so a
+  // coordinator can stamp again after it; an identical cell leaves it untouched).
+  Result<bool> apply(topology::Token token, std::string_view key, const Cell& cell,
+                     HlcTimestamp* newer_timestamp = nullptr);
 
   // Visits stored cells (tombstones and expired ones included) in key order, starting at the
   // first key whose token is >= start_token, while token < end_token (end_token 0 means "to the
@@ -104,6 +107,12 @@ class Engine {
 
   // The last reading of options.clock_to_record made durable (0 if none).
   Result<uint64_t> recorded_clock();
+
+  // A small named value of the machine's own (e.g. the routing table it follows), kept in the
+  // meta column family and made durable before put_meta returns. The name "hlc" is the engine's
+  // own (the recorded clock).
+  Status put_meta(std::string_view name, std::string_view value);
+  Result<std::optional<std::string>> get_meta(std::string_view name);
 
   EngineStats stats() const;
   const EngineOptions& options() const { return options_; }
