@@ -3,15 +3,19 @@
 # req/s, p50 and p99 per target plus the cairn/redis ratios. Absolute numbers drift on shared
 # machines, so the ratios are the result; the targets are run alternately for the same reason.
 #
-# Two pairings:
-#   durable:      cairn --durability always   vs  redis --appendonly yes --appendfsync always
-#   memory-speed: cairn --durability none     vs  redis --save '' --appendonly no
+# Pairings:
+#   durable:        cairn --durability always   vs  redis --appendonly yes --appendfsync always
+#   memory:         cairn --durability none     vs  redis --save '' --appendonly no
+#   cluster:        a 3-machine, 1-shard, RF 3 cairn cluster (tests/cluster/launcher.py, loopback
+#                   127.0.0.2-4), every machine --durability always, clients on machine 1 (the
+#                   shard leader) at the default QUORUM/QUORUM  vs  redis --appendfsync always
+#   cluster-memory: the same cluster with --durability none  vs  redis without persistence
 # Each pairing runs `redis-benchmark -t set,get -c CLIENTS -n N -q --csv` unpipelined and with
 # -P 16. Idle RSS of cairn is measured after start-up and again after the runs.
 #
 # Env: N (requests per test, default 200000), CLIENTS (default 50), ROUNDS (alternations per
 # configuration, default 2; the median is reported), PIPELINES (default "1 16"),
-# PAIRINGS (default "durable memory"), CAIRN_BIN (default <repo>/build/cairn),
+# PAIRINGS (default "durable memory cluster"), CAIRN_BIN (default <repo>/build/cairn),
 # REDIS_SERVER (default /usr/bin/redis-server), OUT (optional path for the raw CSV).
 set -euo pipefail
 
@@ -22,7 +26,7 @@ N="${N:-200000}"
 CLIENTS="${CLIENTS:-50}"
 ROUNDS="${ROUNDS:-2}"
 PIPELINES="${PIPELINES:-1 16}"
-PAIRINGS="${PAIRINGS:-durable memory}"
+PAIRINGS="${PAIRINGS:-durable memory cluster}"
 PY=/usr/bin/python3
 
 WORK="$(mktemp -d /tmp/cairn-bench.XXXXXX)"
@@ -81,6 +85,26 @@ start_cairn() {
   wait_ready "$CAIRN_PORT" "$CAIRN_PID" "$dir.log"
 }
 
+# start_cluster DURABILITY -> sets CAIRN_HOST, CAIRN_PORT, CAIRN_PID (machine 1), CLUSTER_PID
+# (the launcher, which stops every machine on SIGTERM).
+start_cluster() {
+  local log="$WORK/cluster-$1.log"
+  "$PY" "$ROOT/tests/cluster/launcher.py" --machines 3 --shards 1 --rf 3 --durability "$1" \
+    --binary "$CAIRN_BIN" >"$log" 2>&1 &
+  CLUSTER_PID=$!
+  PIDS+=("$CLUSTER_PID")
+  for _ in $(seq 300); do
+    grep -q '^Connect with:' "$log" && break
+    kill -0 "$CLUSTER_PID" 2>/dev/null || { cat "$log" >&2; die "cluster launcher exited"; }
+    sleep 0.1
+  done
+  grep -q '^Connect with:' "$log" || { cat "$log" >&2; die "cluster did not start in 30 s"; }
+  CAIRN_HOST=$(awk '/^Connect with:/ { print $5 }' "$log")
+  CAIRN_PORT=$(awk '/^Connect with:/ { print $7 }' "$log")
+  CAIRN_PID=$(awk '$1 == "machine" && $2 == "1" { print $5; exit }' "$log")
+  [ "$(redis-cli -h "$CAIRN_HOST" -p "$CAIRN_PORT" PING)" = "PONG" ] || die "cluster not answering"
+}
+
 # start_redis durable|memory -> sets REDIS_PORT, REDIS_PID
 start_redis() {
   REDIS_PORT=$(free_port)
@@ -104,11 +128,11 @@ stop_pid() {
 
 rss_kib() { ps -o rss= -p "$1" | tr -d ' '; }
 
-# bench PAIRING TARGET PORT PIPELINE ROUND: appends rows to $RAW.
+# bench PAIRING TARGET HOST PORT PIPELINE ROUND: appends rows to $RAW.
 bench() {
-  local pairing=$1 target=$2 port=$3 pipeline=$4 round=$5
+  local pairing=$1 target=$2 host=$3 port=$4 pipeline=$5 round=$6
   local out="$WORK/out.csv"
-  redis-benchmark -p "$port" -t set,get -c "$CLIENTS" -n "$N" -P "$pipeline" -q --csv \
+  redis-benchmark -h "$host" -p "$port" -t set,get -c "$CLIENTS" -n "$N" -P "$pipeline" -q --csv \
     >"$out" 2>"$WORK/bench.err" || { cat "$WORK/bench.err" >&2; die "redis-benchmark failed on $target"; }
   # "test","rps","avg_latency_ms","min_latency_ms","p50_latency_ms","p95_latency_ms",
   # "p99_latency_ms","max_latency_ms"
@@ -127,30 +151,38 @@ echo
 
 for pairing in $PAIRINGS; do
   case "$pairing" in
-    durable) cairn_mode=always ;;
-    memory) cairn_mode=none ;;
-    *) die "unknown pairing $pairing (durable|memory)" ;;
+    durable) cairn_mode=always redis_mode=durable ;;
+    memory) cairn_mode=none redis_mode=memory ;;
+    cluster) cairn_mode=always redis_mode=durable ;;
+    cluster-memory) cairn_mode=none redis_mode=memory ;;
+    *) die "unknown pairing $pairing (durable|memory|cluster|cluster-memory)" ;;
   esac
-  start_cairn "$cairn_mode"
-  start_redis "$pairing"
+  CLUSTER_PID=
+  CAIRN_HOST=127.0.0.1
+  if [ "${pairing#cluster}" != "$pairing" ]; then
+    start_cluster "$cairn_mode"
+  else
+    start_cairn "$cairn_mode"
+  fi
+  start_redis "$redis_mode"
   sleep 1
   rss_start=$(rss_kib "$CAIRN_PID")
   for round in $(seq "$ROUNDS"); do
     for pipeline in $PIPELINES; do
       # Alternate which target goes first so neither always gets the warmer machine.
       if [ $((round % 2)) -eq 1 ]; then
-        bench "$pairing" cairn "$CAIRN_PORT" "$pipeline" "$round"
-        bench "$pairing" redis "$REDIS_PORT" "$pipeline" "$round"
+        bench "$pairing" cairn "$CAIRN_HOST" "$CAIRN_PORT" "$pipeline" "$round"
+        bench "$pairing" redis 127.0.0.1 "$REDIS_PORT" "$pipeline" "$round"
       else
-        bench "$pairing" redis "$REDIS_PORT" "$pipeline" "$round"
-        bench "$pairing" cairn "$CAIRN_PORT" "$pipeline" "$round"
+        bench "$pairing" redis 127.0.0.1 "$REDIS_PORT" "$pipeline" "$round"
+        bench "$pairing" cairn "$CAIRN_HOST" "$CAIRN_PORT" "$pipeline" "$round"
       fi
     done
   done
   sleep 2
   rss_after=$(rss_kib "$CAIRN_PID")
-  RSS_LINES+=("$pairing (cairn --durability $cairn_mode): idle RSS at start ${rss_start} KiB, idle after runs ${rss_after} KiB, redis after runs $(rss_kib "$REDIS_PID") KiB")
-  stop_pid "$CAIRN_PID"
+  RSS_LINES+=("$pairing (cairn --durability $cairn_mode${CLUSTER_PID:+, machine 1 of 3}): idle RSS at start ${rss_start} KiB, idle after runs ${rss_after} KiB, redis after runs $(rss_kib "$REDIS_PID") KiB")
+  if [ -n "$CLUSTER_PID" ]; then stop_pid "$CLUSTER_PID"; else stop_pid "$CAIRN_PID"; fi
   stop_pid "$REDIS_PID"
 done
 
@@ -164,10 +196,10 @@ for r in rows:
     groups.setdefault(key, []).append(r)
 def med(rs, field):
     return statistics.median(float(r[field]) for r in rs)
-print("%-8s %-3s %-4s | %12s %8s %8s | %12s %8s %8s | %7s %7s %7s" % (
+print("%-14s %-3s %-4s | %12s %8s %8s | %12s %8s %8s | %7s %7s %7s" % (
     "pairing", "P", "test", "cairn req/s", "p50 ms", "p99 ms", "redis req/s", "p50 ms", "p99 ms",
     "rps x", "p50 x", "p99 x"))
-print("-" * 118)
+print("-" * 124)
 seen = sorted({k[:3] for k in groups}, key=lambda k: (k[0], int(k[1]), k[2]))
 for pairing, pipeline, test in seen:
     c = groups.get((pairing, pipeline, test, "cairn"), [])
@@ -177,7 +209,7 @@ for pairing, pipeline, test in seen:
     cv = [med(c, f) for f in ("rps", "p50_ms", "p99_ms")]
     rv = [med(r, f) for f in ("rps", "p50_ms", "p99_ms")]
     ratio = [a / b if b else float("nan") for a, b in zip(cv, rv)]
-    print("%-8s %-3s %-4s | %12.0f %8.3f %8.3f | %12.0f %8.3f %8.3f | %7.2f %7.2f %7.2f" % (
+    print("%-14s %-3s %-4s | %12.0f %8.3f %8.3f | %12.0f %8.3f %8.3f | %7.2f %7.2f %7.2f" % (
         pairing, pipeline, test, *cv, *rv, *ratio))
 print("\nratios are cairn/redis: req/s higher is better for cairn; latency lower is better.")
 EOF
