@@ -414,6 +414,9 @@ Result<std::vector<std::optional<Cell>>> read_cells(const CorePtr& core,
       const size_t index = todo[p];
       PendingRead& read = pending[p];
       if (!read.state->gather.wait_for_needed(deadline)) {
+        // Let the replicas still answering (those that did not fail) answer, up to the
+        // deadline, so UNAVAILABLE reports every answer.
+        read.state->gather.wait_for_all(deadline);
         std::optional<std::string> stale = read.state->stale.get();
         if (stale && attempt_number == 0) {
           if (!stale_address) {
@@ -519,6 +522,7 @@ Result<ScanAttempt> scan_once(const CorePtr& core, const TablePtr& table,
   ScanAttempt attempt;
   attempt.needed = *needed;
   if (!state->gather.wait_for_needed(deadline)) {
+    state->gather.wait_for_all(deadline);  // an exact count of answers for the error
     attempt.answers = state->gather.successes();
     attempt.stale = state->stale.get();
     return attempt;
@@ -628,6 +632,18 @@ struct ClusterCoordinator::Impl {
   std::condition_variable wake;
   bool stopping = false;
   std::thread replayer;
+  // set_leader_lease_check(); shared so a check runs outside lease_mu.
+  std::mutex lease_mu;
+  std::shared_ptr<const std::function<bool()>> lease_check;
+
+  bool leader_lease_valid() {
+    std::shared_ptr<const std::function<bool()>> check;
+    {
+      std::lock_guard<std::mutex> lock(lease_mu);
+      check = lease_check;
+    }
+    return check == nullptr || (*check)();
+  }
 
   void replay_loop() {
     std::unique_lock<std::mutex> lock(mu);
@@ -679,6 +695,12 @@ void ClusterCoordinator::stop() {
   }
   impl_->wake.notify_all();
   if (impl_->replayer.joinable()) impl_->replayer.join();
+}
+
+void ClusterCoordinator::set_leader_lease_check(std::function<bool()> valid) {
+  auto check = valid ? std::make_shared<const std::function<bool()>>(std::move(valid)) : nullptr;
+  std::lock_guard<std::mutex> lock(impl_->lease_mu);
+  impl_->lease_check = std::move(check);
 }
 
 ClusterStats ClusterCoordinator::stats() const {
@@ -815,6 +837,11 @@ Status ClusterSession::atomically(std::span<const std::string> keys,
     redirect_ = shard.leader;
     ++core->redirects;
     return Status::unavailable(std::string(kRedirectMessage));
+  }
+  // The table names this machine, but its lease may have lapsed (no heartbeat answered lately):
+  // the orchestrator may already have named another leader, so this one must not act.
+  if (!coordinator_.impl_->leader_lease_valid()) {
+    return Status::unavailable(no_leader_message(shard.id));
   }
   std::vector<std::unique_lock<std::mutex>> locks = lock_keys(core->engine, keys);
   FlagScope scope(in_atomic_);
