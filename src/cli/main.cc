@@ -11,6 +11,7 @@
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
+#include "cli/dev.h"
 #include "server/config.h"
 #include "server/server.h"
 #include "storage/engine.h"
@@ -27,7 +28,6 @@ struct Reserved {
 
 constexpr Reserved kReserved[] = {
     {"orchestrator", "run the orchestrator that manages machines (not yet implemented)"},
-    {"dev", "run an orchestrator and a local cluster on loopback (not yet implemented)"},
     {"admin", "inspect and change a cluster through its orchestrator (not yet implemented)"},
     {"bench", "load-test a server or cluster (not yet implemented)"},
 };
@@ -72,6 +72,10 @@ int main(int argc, char** argv) {
       "server", "run one machine; without an orchestrator, a complete single-machine database");
   cairn::server::ServerFlags server_flags;
   server_flags.add_to(*server);
+  CLI::App* dev = app.add_subcommand(
+      "dev", "run an orchestrator and a local cluster on loopback (what `make run` starts)");
+  cairn::cli::DevConfig dev_config;
+  cairn::cli::add_dev_flags(*dev, dev_config);
   std::vector<CLI::App*> reserved;
   for (const auto& entry : kReserved) {
     CLI::App* sub = app.add_subcommand(entry.name, entry.description);
@@ -95,6 +99,10 @@ int main(int argc, char** argv) {
       std::cerr << "cairn " << sub->get_name() << ": not yet implemented\n";
       return kExitUsage;
     }
+  }
+  if (dev->parsed()) {
+    setup_logging(dev_config.log_level);
+    return cairn::cli::run_dev(dev_config);
   }
   return run_server(server_flags);
 }

@@ -1,0 +1,47 @@
+#pragma once
+
+// `cairn dev` (DESIGN.md §2): a whole local cluster from one command. It runs an orchestrator
+// and shards × rf + spares machines as child processes of this same binary (/proc/self/exe) on
+// loopback, waits until the cluster serves, prints how to connect, and stops everything on
+// Ctrl-C or SIGTERM. Layout under --data-dir (kept across restarts):
+//   secret           the cluster secret, generated at the first start (mode 0600)
+//   orchestrator/    the orchestrator's state (state.json)
+//   m<i>/            machine i's data; machine i serves clients on 127.0.0.1:(port + i)
+//   logs/            one log per child (orchestrator.log, m<i>.log), truncated at each start
+//   dev.lock         held (flock) while a `cairn dev` runs on this directory
+
+#include <cstdint>
+#include <string>
+
+namespace CLI {
+class App;
+}
+
+namespace cairn::cli {
+
+struct DevConfig {
+  int shards = 2;
+  int rf = 3;
+  int spares = 1;
+  uint16_t port = 7000;               // machine i listens on port + i
+  uint16_t orchestrator_port = 7700;  // the orchestrator's HTTP API and dashboard
+  std::string data_dir = "./cairn-data";
+  // Passed through to `cairn orchestrator` when non-zero (0 = the orchestrator's default);
+  // tests shorten them so that failure detection fits in a short run.
+  int64_t down_after_ms = 0;
+  int64_t dead_after_ms = 0;
+  int64_t lease_ms = 0;
+  std::string log_level = "info";     // this process and its children
+  int64_t ready_timeout_ms = 30'000;  // how long to wait for the cluster to serve
+};
+
+// Binds the `cairn dev` flags to a CLI11 (sub)command.
+void add_dev_flags(CLI::App& app, DevConfig& config);
+
+// Runs the dev cluster until SIGINT or SIGTERM; returns the process exit code. Children are
+// sent SIGTERM (the orchestrator first, so that it does not record the machines' clean stop as a
+// failure) and are killed with SIGKILL if they have not exited 10 s later.
+// REQUIRES: called from main() with no other thread running (it changes the signal mask).
+int run_dev(const DevConfig& config);
+
+}  // namespace cairn::cli
