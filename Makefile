@@ -17,10 +17,12 @@ $(BUILD)/build.ninja $(BUILD)/Makefile:
 build: deps $(BUILD)/Makefile
 	cmake --build $(BUILD) -j $(JOBS)
 
-# Starts the embedded default: a single durable `cairn server` on port $(PORT).
+# A self-managing local cluster (`cairn dev`): an orchestrator on port 7700 and 2 shards x RF 3
+# plus 1 spare on ports $(PORT)..$(PORT)+6. It prints how to connect once the cluster serves.
 run: build
-	@echo "Starting cairn server on 127.0.0.1:$(PORT) (data in ./cairn-data). Connect with: redis-cli -p $(PORT)"
-	./$(BUILD)/cairn server --port $(PORT) --data-dir ./cairn-data
+	@echo "Starting cairn dev (data in ./cairn-data). Once it says ready, connect with: redis-cli -p $(PORT)"
+	@echo "API and dashboard: http://127.0.0.1:7700/v1/status; Ctrl-C stops everything and keeps the data."
+	./$(BUILD)/cairn dev --port $(PORT) --data-dir ./cairn-data
 
 unit: build
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS) --timeout 300
