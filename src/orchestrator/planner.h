@@ -33,9 +33,16 @@ enum class Health { kUp, kDown, kDead };
 struct MachineInfo {
   topology::MachineId id = 0;
   std::string address;
+  std::string internal_address;   // machine-to-machine host:port; empty = same as address
   Health health = Health::kUp;
   bool draining = false;          // the operator asked to take it out (cairn admin drain)
   double load = 0;                // ops/s reported by heartbeats (for "busiest shards")
+  // True once this machine cannot be acting as a shard leader any more: the orchestrator has
+  // not renewed its lease (no heartbeat, or it stopped renewing a draining machine's lease) for
+  // lease_ms + margin (DESIGN.md §6). The planner names another leader for a shard, or removes
+  // a dead/draining leader from it, only when this is true; false (the default) is the safe
+  // value. The orchestrator should re-run the planner when a leader's lease expires.
+  bool lease_expired = false;
 };
 
 struct PlannerSettings {
@@ -60,6 +67,7 @@ enum class ActionKind {
   kCreateShard,      // new shard `shard` from `machines` (joining)
   kAddExtra,         // free `machine` becomes an extra replica of `shard`
   kReleaseDrained,   // draining `machine` holds no role any more (safe to stop)
+  kChangeLeader,     // `shard`'s leader becomes `machine` (0 = none for now), was `replaced`
 };
 
 struct Action {
@@ -79,11 +87,37 @@ struct Plan {
 };
 
 // REQUIRES: input.table is valid (topology::validate) or empty (no shards: bootstrap is the
-// orchestrator's job, see bootstrap()).
+// orchestrator's job, see bootstrap()); else invalid_argument. An empty table gives an empty plan.
+//
+// Details of the rules as implemented (planner.cc has the why):
+//  - A machine is *gone* when it is dead, draining, or absent from input.machines (the
+//    orchestrator forgot it, e.g. `cairn admin remove`); gone machines lose every role. A gone
+//    leader whose lease has not expired (MachineInfo::lease_expired) keeps its voting seat and
+//    leadership until it has (its replacement waits); an absent one counts as expired.
+//  - The table's replication_factor rules (settings.replication_factor is only the bootstrap's).
+//  - Dead and absent machines are dropped from the table's machine list (so the list stays
+//    bounded and a new machine may reuse a dead one's address); a dead machine that comes back
+//    is a new free machine. Down machines keep their roles and table state (health is the
+//    orchestrator's view, not written into the table: that would bump the epoch on every blip).
+//    Draining machines stay listed with state kLeaving until they are forgotten.
+//  - Table states follow roles: voting/extra kUp, joining kJoining, free kSpare.
+//  - Only machines that are up and not draining are given a new role. A new machine whose
+//    address collides with one still in the table is left out until that one is gone.
+//  - Rule 1 order: the shard's own up extras are promoted; then free machines join as joining;
+//    then up extras of other shards are reclaimed and join as joining. Joining members that are
+//    gone are replaced too (a shard aims at RF voting + joining members).
+//  - Leaders: a shard without a leader, or whose leader is gone or down with its lease expired,
+//    gets its first up voting replica as leader (lease_expiry_ms 0); none if there is none.
+//  - Rules 2-3 may reclaim up extras (least loaded shards first) to reach X spares and to form
+//    a new shard (free machines are used first). New shard ids are max id + 1. Rule 4 only
+//    gives extras to shards owning a range; machines left over stay spares (more than X).
+//  - Actions are emitted only for changes; plan() of its own output's state is a no-op.
+// The returned table passes topology::validate and check_invariants (else kInternal: a bug).
 Result<Plan> plan(const PlannerInput& input);
 
 // The first table: S shards of RF machines each from `machines` (in order), ranges_per_shard
 // ranges per shard spread round the ring; the rest become spares. Fails if fewer than S × RF.
+// Only machines that are up and not draining are used (topology::RoutingTable::make_initial).
 Result<topology::RoutingTableSpec> bootstrap(const std::vector<MachineInfo>& machines,
                                              uint32_t shards, uint32_t replication_factor,
                                              uint32_t ranges_per_shard);

@@ -93,10 +93,11 @@ Status check_machines(const RoutingTableSpec& spec) {
 
 Status check_shard(const RoutingTableSpec& spec, const Shard& shard,
                    const std::unordered_map<MachineId, const Machine*>& machines) {
-  if (shard.replicas.size() != spec.replication_factor) {
+  // Fewer is allowed (a dead replica removed before its replacement has its data); more never.
+  if (shard.replicas.size() > spec.replication_factor) {
     return Status::invalid_argument(
-        fmt::format("shard {} has {} voting replicas, replication factor is {}", shard.id,
-                    shard.replicas.size(), spec.replication_factor));
+        fmt::format("shard {} has {} voting replicas, more than the replication factor {}",
+                    shard.id, shard.replicas.size(), spec.replication_factor));
   }
   if (shard.extras.size() > kMachinesMax || shard.joining.size() > kMachinesMax) {
     return Status::invalid_argument(fmt::format("shard {} has too many members", shard.id));

@@ -12,10 +12,12 @@
 //     Every range is non-empty.
 //  4. Every range is owned by a shard of the table. A shard may own no range (a new shard
 //     before its first migration cuts over).
-//  5. Every shard has exactly replication_factor voting replicas. Its voting, extra and joining
-//     replicas are machines of the table, with no duplicates, and no machine holds two roles in
-//     one shard. No machine in state kSpare belongs to a shard. (A machine may serve several
-//     shards: storage keys start with the token, so their data never mixes.)
+//  5. Every shard has at most replication_factor voting replicas (fewer while the replacement
+//     of a failed one is still joining, or for a new shard whose replicas are all joining;
+//     quorums are counted over the voting replicas actually listed). Its voting, extra and
+//     joining replicas are machines of the table, with no duplicates, and no machine holds two
+//     roles in one shard. No machine in state kSpare belongs to a shard. (A machine may serve
+//     several shards: storage keys start with the token, so their data never mixes.)
 //  6. A shard's leader, when it has one, is one of its voting replicas. A shard without a leader
 //     has lease_expiry_ms 0.
 //  7. Counts are bounded: kMachinesMax, kShardsMax, kRangesMax, kReplicationFactorMax.
