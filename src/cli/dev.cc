@@ -127,6 +127,7 @@ class Supervisor {
   fs::path data_dir_;
   int lock_fd_ = -1;
   std::vector<Child> children_;  // [0] is the orchestrator, [1 + i] is machine i
+  bool supervising_ = false;  // start-up is over: a child exit is news worth a warning
   bool stop_requested_ = false;
   int stop_signals_ = 0;
 };
@@ -571,7 +572,8 @@ bool Supervisor::wait_signal(int64_t timeout_ms) {
     int signal_number = ::sigtimedwait(&set, nullptr, &timeout);
     if (signal_number < 0) break;  // EAGAIN (timeout) or EINTR
     if (signal_number == SIGCHLD) {
-      reap_children(stop_requested_);
+      // Exits during start-up or shutdown are expected or reported by their caller.
+      reap_children(stop_requested_ || !supervising_);
     } else {
       ++stop_signals_;
       if (!stop_requested_) {
@@ -794,6 +796,7 @@ int Supervisor::run() {
     started = stop_requested_;
   }
 
+  supervising_ = started;
   while (started && wait_signal(1000)) {
   }
   stop_all();
