@@ -1,0 +1,50 @@
+#pragma once
+// The orchestrator's HTTP JSON API (notes/orch.md), as a pure request router over a Service:
+// no sockets here, so tests call it with fake requests. http_server.h carries it over HTTP.
+//
+//   POST /v1/register   {"machine_id": n, "address": "h:p"[, "internal_address": "h:p"]}
+//                       → {"machine_id", "epoch", "heartbeat_interval_ms"}
+//   POST /v1/heartbeat  {"machine_id", "epoch", "load": {...}} → {"epoch", "state", "lease_ms"}
+//                       (404 {"error": "unknown machine"}: register again)
+//   GET  /v1/table /v1/status /v1/machines /v1/shards /v1/ring /v1/history /v1/events?since=N
+//   POST /v1/machines/{id}/drain, /v1/machines/{id}/remove → {"ok": true}
+// Every POST needs "Authorization: Bearer <cluster secret>" (401 otherwise); GETs are open.
+// Errors are {"error": "..."} with 400 (bad request), 401, 404, 405, 409 (conflict).
+
+#include <string>
+
+#include "orchestrator/service.h"
+
+namespace cairn::orchestrator {
+
+struct ApiRequest {
+  std::string method;         // "GET", "POST", ...
+  std::string target;         // path and query, e.g. "/v1/events?since=3"
+  std::string authorization;  // the Authorization header, verbatim ("" if absent)
+  std::string body;
+};
+
+struct ApiResponse {
+  int status = 200;
+  std::string body;  // JSON text
+};
+
+class ApiRouter {
+ public:
+  // `service` must outlive the router. An empty secret refuses every POST (never "open").
+  ApiRouter(Service* service, std::string cluster_secret);
+
+  // Thread-safe (the service is).
+  ApiResponse handle(const ApiRequest& request) const;
+
+ private:
+  bool authorized(const ApiRequest& request) const;
+  ApiResponse handle_register(const std::string& body) const;
+  ApiResponse handle_heartbeat(const std::string& body) const;
+  ApiResponse handle_machine_action(std::string_view rest) const;
+
+  Service* const service_;
+  const std::string expected_authorization_;
+};
+
+}  // namespace cairn::orchestrator

@@ -1,0 +1,206 @@
+#include "orchestrator/api.h"
+
+#include <thread>
+
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "orchestrator/http_server.h"
+
+namespace cairn::orchestrator {
+namespace {
+
+using nlohmann::json;
+
+class FakeClock final : public Clock {
+ public:
+  int64_t monotonic_ms() override { return 5'000'000; }
+  int64_t wall_ms() override { return 1'700'000'000'000; }
+};
+
+constexpr const char* kSecret = "s3cret";
+constexpr const char* kAuth = "Bearer s3cret";
+
+class ApiTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ServiceSettings settings;
+    settings.replication_factor = 1;
+    settings.initial_shards = 1;
+    settings.ranges_per_shard = 2;
+    auto service = Service::open(settings, &clock_);
+    ASSERT_TRUE(service.is_ok()) << service.status().to_string();
+    service_ = std::move(*service);
+    router_ = std::make_unique<ApiRouter>(service_.get(), kSecret);
+  }
+  ApiResponse get(const std::string& target) {
+    return router_->handle(ApiRequest{"GET", target, "", ""});
+  }
+  ApiResponse post(const std::string& target, const json& body, std::string auth = kAuth) {
+    return router_->handle(ApiRequest{"POST", target, std::move(auth), body.dump()});
+  }
+
+  FakeClock clock_;
+  std::unique_ptr<Service> service_;
+  std::unique_ptr<ApiRouter> router_;
+};
+
+TEST_F(ApiTest, PostsNeedTheClusterSecret) {
+  json body = {{"machine_id", 1}, {"address", "127.0.0.1:7001"}};
+  EXPECT_EQ(post("/v1/register", body, "").status, 401);
+  EXPECT_EQ(post("/v1/register", body, "Bearer wrong").status, 401);
+  EXPECT_EQ(post("/v1/register", body, "s3cret").status, 401);
+  EXPECT_EQ(post("/v1/machines/1/drain", json::object(), "").status, 401);
+  EXPECT_EQ(post("/v1/register", body).status, 200);
+  // An empty secret never opens the API.
+  ApiRouter open_router(service_.get(), "");
+  EXPECT_EQ(open_router.handle(ApiRequest{"POST", "/v1/register", "Bearer ", body.dump()}).status,
+            401);
+}
+
+TEST_F(ApiTest, RegisterHeartbeatAndTable) {
+  EXPECT_EQ(get("/v1/table").status, 404);  // not bootstrapped
+  auto registered = post("/v1/register", {{"machine_id", 1}, {"address", "127.0.0.1:7001"}});
+  ASSERT_EQ(registered.status, 200) << registered.body;
+  json reply = json::parse(registered.body);
+  EXPECT_EQ(reply["machine_id"], 1);
+  EXPECT_EQ(reply["heartbeat_interval_ms"], 250);
+  EXPECT_GE(reply["epoch"].get<uint64_t>(), 1u);  // RF 1, 1 shard: bootstrapped at once
+
+  auto beat = post("/v1/heartbeat", {{"machine_id", 1},
+                                     {"epoch", 1},
+                                     {"load", {{"ops_per_sec", 12.5}, {"bytes", 10},
+                                               {"storage_bytes", 20}, {"p99_us", 300}}}});
+  ASSERT_EQ(beat.status, 200) << beat.body;
+  reply = json::parse(beat.body);
+  EXPECT_EQ(reply["lease_ms"], 2000);
+  EXPECT_EQ(reply["state"], "up");
+  EXPECT_GE(reply["epoch"].get<uint64_t>(), 1u);
+
+  auto table = get("/v1/table");
+  ASSERT_EQ(table.status, 200);
+  auto parsed = topology::RoutingTable::from_json_text(table.body);
+  ASSERT_TRUE(parsed.is_ok()) << parsed.status().to_string();
+  EXPECT_EQ(parsed->shards().size(), 1u);
+
+  auto machines = json::parse(get("/v1/machines").body);
+  ASSERT_EQ(machines.size(), 1u);
+  EXPECT_EQ(machines[0]["id"], 1);
+  EXPECT_EQ(machines[0]["health"], "up");
+  EXPECT_EQ(machines[0]["shard"], 1);
+  EXPECT_EQ(machines[0]["load"]["ops_per_sec"], 12.5);
+  EXPECT_EQ(machines[0]["last_heartbeat_ms_ago"], 0);
+
+  auto shards = json::parse(get("/v1/shards").body);
+  ASSERT_EQ(shards.size(), 1u);
+  EXPECT_EQ(shards[0]["replicas"], json::array({1}));
+  EXPECT_EQ(shards[0]["ranges"], 2);
+  auto ring = json::parse(get("/v1/ring").body);
+  ASSERT_EQ(ring.size(), 2u);
+  EXPECT_EQ(ring[0]["start"], "0x0000000000000000");
+  auto status = json::parse(get("/v1/status").body);
+  EXPECT_EQ(status["bootstrapped"], true);
+  EXPECT_EQ(status["replication_factor"], 1);
+  EXPECT_TRUE(json::parse(get("/v1/history").body).is_array());
+}
+
+TEST_F(ApiTest, HeartbeatFromAnUnknownMachineIs404) {
+  auto beat = post("/v1/heartbeat", {{"machine_id", 77}, {"epoch", 0}});
+  EXPECT_EQ(beat.status, 404);
+  EXPECT_EQ(json::parse(beat.body)["error"], "unknown machine");
+}
+
+TEST_F(ApiTest, BadRequestsAreClearErrors) {
+  auto bad = router_->handle(ApiRequest{"POST", "/v1/register", kAuth, "{not json"});
+  EXPECT_EQ(bad.status, 400);
+  EXPECT_TRUE(json::parse(bad.body).contains("error"));
+  EXPECT_EQ(post("/v1/register", {{"machine_id", 1}}).status, 400);
+  EXPECT_EQ(post("/v1/register", {{"machine_id", -3}, {"address", "127.0.0.1:1"}}).status, 400);
+  EXPECT_EQ(post("/v1/register", {{"machine_id", 2}, {"address", "no-port"}}).status, 400);
+  EXPECT_EQ(post("/v1/heartbeat", {{"epoch", 1}}).status, 400);
+  EXPECT_EQ(post("/v1/heartbeat", {{"machine_id", 1}, {"load", {{"bytes", "x"}}}}).status, 400);
+  EXPECT_EQ(get("/v1/nothing").status, 404);
+  EXPECT_EQ(get("/v1/events?since=abc").status, 400);
+  EXPECT_EQ(get("/v1/events?until=3").status, 400);
+  EXPECT_EQ(router_->handle(ApiRequest{"DELETE", "/v1/table", kAuth, ""}).status, 405);
+  EXPECT_EQ(post("/v1/machines/abc/drain", json::object()).status, 400);
+  EXPECT_EQ(post("/v1/machines/5/explode", json::object()).status, 404);
+}
+
+TEST_F(ApiTest, DrainAndRemove) {
+  ASSERT_EQ(post("/v1/register", {{"machine_id", 1}, {"address", "127.0.0.1:7001"}}).status, 200);
+  ASSERT_EQ(post("/v1/register", {{"machine_id", 2}, {"address", "127.0.0.1:7002"}}).status, 200);
+  EXPECT_EQ(post("/v1/machines/9/drain", json::object()).status, 404);
+  EXPECT_EQ(post("/v1/machines/9/remove", json::object()).status, 404);
+  // Machine 1 holds the only replica of the shard: removal is refused until it is drained.
+  auto refused = post("/v1/machines/1/remove", json::object());
+  EXPECT_EQ(refused.status, 409);
+  EXPECT_NE(json::parse(refused.body)["error"].get<std::string>().find("drain"),
+            std::string::npos);
+  auto drained = post("/v1/machines/1/drain", json::object());
+  EXPECT_EQ(drained.status, 200);
+  EXPECT_EQ(json::parse(drained.body)["ok"], true);
+  auto events = json::parse(get("/v1/events?since=0").body);
+  ASSERT_FALSE(events.empty());
+  EXPECT_NE(events.back()["message"].get<std::string>().find(""), std::string::npos);
+  uint64_t last = events.back()["seq"];
+  EXPECT_TRUE(json::parse(get("/v1/events?since=" + std::to_string(last)).body).empty());
+}
+
+// One real round trip: the HTTP server on an ephemeral port, a Beast client.
+TEST_F(ApiTest, HttpRoundTrip) {
+  net::asio::io_context io(1);
+  auto server = HttpServer::start(io, "127.0.0.1", 0,
+                                  [this](const ApiRequest& r) { return router_->handle(r); });
+  ASSERT_TRUE(server.is_ok()) << server.status().to_string();
+  uint16_t port = (*server)->port();
+  ASSERT_NE(port, 0);
+  std::thread io_thread([&io] { io.run(); });
+
+  namespace beast = boost::beast;
+  namespace http = beast::http;
+  net::asio::io_context client_io;
+  beast::tcp_stream stream(client_io);
+  stream.connect(net::tcp::endpoint(net::asio::ip::make_address("127.0.0.1"), port));
+  auto round_trip = [&](http::verb verb, const std::string& target, const std::string& body,
+                        bool auth) {
+    http::request<http::string_body> request{verb, target, 11};
+    request.set(http::field::host, "127.0.0.1");
+    if (auth) request.set(http::field::authorization, kAuth);
+    request.body() = body;
+    request.prepare_payload();
+    http::write(stream, request);
+    beast::flat_buffer buffer;
+    http::response<http::string_body> response;
+    http::read(stream, buffer, response);
+    return response;
+  };
+  auto registered = round_trip(http::verb::post, "/v1/register",
+                               R"({"machine_id": 3, "address": "127.0.0.1:7003"})", true);
+  EXPECT_EQ(registered.result_int(), 200u);
+  EXPECT_EQ(registered[http::field::content_type], "application/json");
+  EXPECT_EQ(json::parse(registered.body())["machine_id"], 3);
+  // Same connection (keep-alive): a read without the secret, a write without it.
+  auto status = round_trip(http::verb::get, "/v1/status", "", false);
+  EXPECT_EQ(status.result_int(), 200u);
+  EXPECT_EQ(json::parse(status.body())["machines"]["total"], 1);
+  auto refused = round_trip(http::verb::post, "/v1/heartbeat", R"({"machine_id": 3})", false);
+  EXPECT_EQ(refused.result_int(), 401u);
+  // A body over the limit is refused without being read whole.
+  auto too_big = round_trip(http::verb::post, "/v1/register",
+                            std::string(kRequestBytesMax + 1, ' '), true);
+  EXPECT_EQ(too_big.result_int(), 413u);
+  beast::error_code ignored;
+  stream.socket().shutdown(net::tcp::socket::shutdown_both, ignored);
+
+  net::asio::post(io, [&] {
+    (*server)->close();
+    io.stop();
+  });
+  io_thread.join();
+}
+
+}  // namespace
+}  // namespace cairn::orchestrator

@@ -1,0 +1,554 @@
+#include "orchestrator/service.h"
+
+#include <algorithm>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
+
+#include "common/clock.h"
+
+namespace cairn::orchestrator {
+
+namespace {
+
+using nlohmann::json;
+using topology::MachineId;
+using topology::MachineState;
+using topology::RoutingTableSpec;
+using topology::Shard;
+
+class SystemClock final : public Clock {
+ public:
+  int64_t monotonic_ms() override { return cairn::monotonic_ms(); }
+  int64_t wall_ms() override { return cairn::wall_clock_ms(); }
+};
+
+bool contains(const std::vector<MachineId>& ids, MachineId id) {
+  return std::find(ids.begin(), ids.end(), id) != ids.end();
+}
+
+// The first shard where `id` has a role and which role, for the machines view.
+std::pair<topology::ShardId, std::string> role_of(const RoutingTableSpec* table, MachineId id) {
+  if (table == nullptr) return {topology::kNoShard, "none"};
+  for (const auto& shard : table->shards) {
+    if (shard.leader == id) return {shard.id, "leader"};
+    if (contains(shard.replicas, id)) return {shard.id, "replica"};
+    if (contains(shard.extras, id)) return {shard.id, "extra"};
+    if (contains(shard.joining, id)) return {shard.id, "joining"};
+  }
+  return {topology::kNoShard, "none"};
+}
+
+bool has_any_role(const RoutingTableSpec* table, MachineId id) {
+  return role_of(table, id).first != topology::kNoShard;
+}
+
+Status check_address(std::string_view field, std::string_view address) {
+  auto colon = address.rfind(':');
+  if (address.empty() || address.size() > topology::kAddressBytesMax ||
+      colon == std::string_view::npos || colon == 0 || colon + 1 == address.size()) {
+    return Status::invalid_argument(fmt::format("{} \"{}\" is not host:port", field, address));
+  }
+  return Status::ok();
+}
+
+json load_json(const Load& load) {
+  return json{{"ops_per_sec", load.ops_per_sec},
+              {"bytes", load.bytes},
+              {"storage_bytes", load.storage_bytes},
+              {"p99_us", load.p99_us}};
+}
+
+}  // namespace
+
+Clock& system_clock() {
+  static SystemClock clock;
+  return clock;
+}
+
+Status validate_settings(const ServiceSettings& s) {
+  if (s.replication_factor == 0 || s.replication_factor > topology::kReplicationFactorMax) {
+    return Status::invalid_argument(fmt::format("--rf must be 1..{}",
+                                                topology::kReplicationFactorMax));
+  }
+  if (s.initial_shards == 0 || s.initial_shards > topology::kShardsMax) {
+    return Status::invalid_argument("--initial-shards must be at least 1");
+  }
+  if (s.ranges_per_shard == 0 ||
+      uint64_t{s.ranges_per_shard} * s.initial_shards > topology::kRangesMax) {
+    return Status::invalid_argument(fmt::format(
+        "--ranges-per-shard must be at least 1 and shards x ranges at most {}",
+        topology::kRangesMax));
+  }
+  if (s.down_after_ms <= 0 || s.dead_after_ms < s.down_after_ms) {
+    return Status::invalid_argument("need 0 < --down-after-ms <= --dead-after-ms");
+  }
+  if (s.lease_ms <= 0 || s.heartbeat_interval_ms <= 0 || s.heartbeat_interval_ms >= s.lease_ms) {
+    return Status::invalid_argument(
+        "need 0 < heartbeat interval < --lease-ms (a leader must renew its lease in time)");
+  }
+  return Status::ok();
+}
+
+Result<std::unique_ptr<Service>> Service::open(ServiceSettings settings, Clock* clock) {
+  CAIRN_ASSERT(clock != nullptr, "a service needs a clock");
+  Status valid = validate_settings(settings);
+  if (!valid.is_ok()) return valid;
+  State state;
+  if (!settings.state_path.empty()) {
+    auto loaded = load_state(settings.state_path);
+    if (loaded.is_ok()) {
+      state = std::move(*loaded);
+    } else if (loaded.status().code() != StatusCode::kNotFound) {
+      return loaded.status();
+    }
+  }
+  if (state.table && state.table->replication_factor != settings.replication_factor) {
+    return Status::invalid_argument(fmt::format(
+        "the saved cluster has replication factor {}, --rf says {}",
+        state.table->replication_factor, settings.replication_factor));
+  }
+  // Every machine gets a fresh grace period: the orchestrator was away, not the machines.
+  int64_t now = clock->monotonic_ms();
+  for (auto& machine : state.machines) {
+    machine.last_heartbeat_ms = now;
+    machine.drain_started_ms = now;  // a lease granted before the restart may still run
+  }
+  std::unique_ptr<Service> service(new Service(std::move(settings), clock, std::move(state)));
+  {
+    std::lock_guard lock(service->mu_);
+    service->add_event(fmt::format(
+        "orchestrator started: epoch {}, {} machines",
+        service->state_.table ? service->state_.table->epoch : 0,
+        service->state_.machines.size()));
+    service->persist(true);
+  }
+  return service;
+}
+
+Service::Service(ServiceSettings settings, Clock* clock, State state)
+    : settings_(std::move(settings)), clock_(clock), state_(std::move(state)) {
+  last_history_ms_ = clock_->monotonic_ms();
+  last_save_ms_ = last_history_ms_;
+}
+
+void Service::add_event(std::string message) {
+  spdlog::info("orchestrator: {}", message);
+  state_.add_event(clock_->wall_ms(), std::move(message));
+  dirty_ = true;
+}
+
+Result<RegisterReply> Service::register_machine(MachineId machine_id, std::string address,
+                                                std::string internal_address) {
+  if (internal_address.empty()) internal_address = address;
+  Status valid = check_address("address", address);
+  if (valid.is_ok()) valid = check_address("internal_address", internal_address);
+  if (!valid.is_ok()) return valid;
+  std::lock_guard lock(mu_);
+  const RoutingTableSpec* table = state_.table ? &*state_.table : nullptr;
+  // Another machine with the same address: a machine whose data dir was wiped comes back with a
+  // new id. The old record is forgotten if it holds no role; otherwise the operator decides.
+  for (size_t i = 0; i < state_.machines.size(); ++i) {
+    const MachineRecord& other = state_.machines[i];
+    if (other.id == machine_id) continue;
+    bool clash = other.address == address || other.internal_address == internal_address ||
+                 other.address == internal_address || other.internal_address == address;
+    if (!clash) continue;
+    if (has_any_role(table, other.id) || other.health == Health::kUp) {
+      return Status::busy(fmt::format("address {} belongs to machine {}, which is {}; remove it "
+                                      "first",
+                                      address, other.id, health_name(other.health)));
+    }
+    add_event(fmt::format("machine {} forgotten: its address {} is now machine {}", other.id,
+                          other.address, machine_id));
+    state_.machines.erase(state_.machines.begin() + static_cast<ptrdiff_t>(i));
+    --i;
+  }
+  int64_t now = clock_->monotonic_ms();
+  MachineRecord* record = machine_id != topology::kNoMachine ? state_.find_machine(machine_id)
+                                                              : nullptr;
+  if (record == nullptr) {
+    if (state_.machines.size() >= topology::kMachinesMax) {
+      return Status::busy(fmt::format("the cluster already has {} machines",
+                                      topology::kMachinesMax));
+    }
+    if (machine_id == topology::kNoMachine) {
+      machine_id = state_.machines.empty() ? 1 : state_.machines.back().id + 1;
+    }
+    MachineRecord fresh;
+    fresh.id = machine_id;
+    fresh.address = address;
+    fresh.internal_address = internal_address;
+    fresh.last_heartbeat_ms = now;
+    auto at = std::lower_bound(
+        state_.machines.begin(), state_.machines.end(), machine_id,
+        [](const MachineRecord& m, MachineId id) { return m.id < id; });
+    state_.machines.insert(at, std::move(fresh));
+    add_event(fmt::format("machine {} registered at {}", machine_id, address));
+  } else {
+    if (record->address != address || record->internal_address != internal_address) {
+      add_event(fmt::format("machine {} moved from {} to {}", machine_id, record->address,
+                            address));
+      record->address = address;
+      record->internal_address = internal_address;
+    }
+    if (record->health != Health::kUp) {
+      add_event(fmt::format("machine {} registered again (was {})", machine_id,
+                            health_name(record->health)));
+      record->health = Health::kUp;
+    }
+    record->last_heartbeat_ms = now;
+  }
+  reconcile();
+  persist(false);
+  return RegisterReply{machine_id, state_.table ? state_.table->epoch : 0};
+}
+
+Result<HeartbeatReply> Service::heartbeat(MachineId machine_id, topology::Epoch machine_epoch,
+                                          const Load& load) {
+  (void)machine_epoch;  // machines behind fetch the table themselves; kept for the log below
+  std::lock_guard lock(mu_);
+  MachineRecord* record = state_.find_machine(machine_id);
+  if (record == nullptr) return Status::not_found("unknown machine");
+  record->last_heartbeat_ms = clock_->monotonic_ms();
+  record->load = load;
+  if (record->health != Health::kUp) {
+    add_event(fmt::format("machine {} up again (was {})", machine_id,
+                          health_name(record->health)));
+    record->health = Health::kUp;
+    reconcile();
+    persist(false);
+  }
+  const RoutingTableSpec* table = state_.table ? &*state_.table : nullptr;
+  return HeartbeatReply{table ? table->epoch : 0,
+                        std::string(topology::machine_state_name(derived_state(*record, table))),
+                        record->draining ? kDrainingLeaseMs : settings_.lease_ms};
+}
+
+Status Service::drain(MachineId machine_id) {
+  std::lock_guard lock(mu_);
+  MachineRecord* record = state_.find_machine(machine_id);
+  if (record == nullptr) return Status::not_found(fmt::format("unknown machine {}", machine_id));
+  if (record->draining) return Status::ok();
+  record->draining = true;
+  record->drain_started_ms = clock_->monotonic_ms();
+  add_event(fmt::format("machine {} draining (operator)", machine_id));
+  reconcile();
+  persist(false);
+  return Status::ok();
+}
+
+Status Service::remove(MachineId machine_id) {
+  std::lock_guard lock(mu_);
+  MachineRecord* record = state_.find_machine(machine_id);
+  if (record == nullptr) return Status::not_found(fmt::format("unknown machine {}", machine_id));
+  const RoutingTableSpec* table = state_.table ? &*state_.table : nullptr;
+  auto [shard, role] = role_of(table, machine_id);
+  if (shard != topology::kNoShard) {
+    return Status::busy(fmt::format("machine {} is {} of shard {}; drain it first", machine_id,
+                                    role, shard));
+  }
+  state_.machines.erase(state_.machines.begin() + (record - state_.machines.data()));
+  add_event(fmt::format("machine {} removed (operator)", machine_id));
+  reconcile();
+  persist(false);
+  return Status::ok();
+}
+
+void Service::tick() {
+  std::lock_guard lock(mu_);
+  int64_t now = clock_->monotonic_ms();
+  DetectorSettings detector{settings_.down_after_ms, settings_.dead_after_ms};
+  for (const auto& change : detect_failures(state_.machines, now, detector)) {
+    MachineRecord* record = state_.find_machine(change.machine);
+    CAIRN_ASSERT(record != nullptr, "the detector reports registered machines only");
+    record->health = change.to;
+    add_event(fmt::format("machine {} {} (no heartbeat for {} ms)", change.machine,
+                          health_name(change.to), change.silent_ms));
+  }
+  if (now - last_history_ms_ >= kHistorySampleIntervalMs) {
+    last_history_ms_ = now;
+    state_.add_history(clock_->wall_ms(), machines_down());
+  }
+  reconcile();
+  persist(false);
+}
+
+void Service::reconcile() {
+  if (!state_.table) {
+    maybe_bootstrap();
+    return;
+  }
+  run_planner();
+}
+
+void Service::maybe_bootstrap() {
+  std::vector<MachineInfo> ready;
+  for (auto& info : planner_machines()) {
+    if (info.health == Health::kUp && !info.draining) ready.push_back(std::move(info));
+  }
+  if (ready.size() < uint64_t{settings_.initial_shards} * settings_.replication_factor) return;
+  auto first = bootstrap(ready, settings_.initial_shards, settings_.replication_factor,
+                         settings_.ranges_per_shard);
+  if (!first.is_ok()) {
+    if (last_plan_error_ != first.status().message()) {
+      last_plan_error_ = first.status().message();
+      spdlog::error("orchestrator: bootstrap failed: {}", last_plan_error_);
+    }
+    return;
+  }
+  RoutingTableSpec spec = std::move(*first);
+  spec.epoch = std::max<topology::Epoch>(spec.epoch, 1);
+  for (auto& shard : spec.shards) shard.lease_expiry_ms = 0;  // time-enforced (service.h)
+  Status valid = topology::validate(spec);
+  if (!valid.is_ok()) {
+    spdlog::error("orchestrator: bootstrap produced an invalid table: {}", valid.message());
+    return;
+  }
+  state_.table = std::move(spec);
+  add_event(fmt::format("bootstrapped epoch {}: {} shards x RF {} from {} machines",
+                        state_.table->epoch, settings_.initial_shards,
+                        settings_.replication_factor, ready.size()));
+}
+
+std::vector<MachineInfo> Service::planner_machines() const {
+  int64_t now = clock_->monotonic_ms();
+  int64_t expiry_ms = settings_.lease_ms + kLeaseMarginMs;
+  std::vector<MachineInfo> out;
+  out.reserve(state_.machines.size());
+  for (const auto& m : state_.machines) {
+    MachineInfo info;
+    info.id = m.id;
+    info.address = m.address;
+    info.internal_address = m.internal_address;
+    info.health = m.health;
+    info.draining = m.draining;
+    info.load = m.load.ops_per_sec;
+    if (m.health != Health::kUp) {
+      info.lease_expired = now - m.last_heartbeat_ms >= expiry_ms;
+    } else if (m.draining) {
+      info.lease_expired = now - m.drain_started_ms >= expiry_ms;
+    }
+    out.push_back(std::move(info));
+  }
+  return out;
+}
+
+void Service::run_planner() {
+  PlannerInput input;
+  input.table = *state_.table;
+  input.machines = planner_machines();
+  input.average_down = state_.average_down();
+  input.settings.replication_factor = settings_.replication_factor;
+  input.settings.min_spares = settings_.min_spares;
+  input.settings.extras_per_shard_max = settings_.extras_per_shard_max;
+  auto report_once = [this](const std::string& what) {
+    if (last_plan_error_ == what) return;
+    last_plan_error_ = what;
+    spdlog::error("orchestrator: {}", what);
+    add_event(what);
+  };
+  auto planned = plan(input);
+  if (!planned.is_ok()) {
+    report_once("planner failed: " + planned.status().message());
+    return;
+  }
+  Status invariants = check_invariants(input, *planned);
+  if (!invariants.is_ok()) {
+    // A bug in the planner must not take the cluster down: keep the current table.
+    report_once("plan rejected: " + invariants.message());
+    return;
+  }
+  std::string reason;
+  for (const auto& action : planned->actions) {
+    if (action.kind == ActionKind::kKeepSpare) continue;  // no change; would repeat every tick
+    if (!reason.empty()) reason += "; ";
+    reason += action.describe();
+  }
+  if (!planned->changed()) return;
+  install(std::move(planned->table), reason);
+}
+
+void Service::install(RoutingTableSpec next, const std::string& reason) {
+  CAIRN_ASSERT(state_.table.has_value(), "install needs a current table");
+  const RoutingTableSpec& current = *state_.table;
+  next.epoch = current.epoch;
+  if (next == current) return;
+  next.epoch = current.epoch + 1;
+  Status valid = topology::validate(next);
+  if (!valid.is_ok()) {
+    std::string what = "new table rejected: " + valid.message();
+    if (last_plan_error_ != what) {
+      last_plan_error_ = what;
+      spdlog::error("orchestrator: {}", what);
+      add_event(what);
+    }
+    return;
+  }
+  state_.table = std::move(next);
+  last_plan_error_.clear();
+  std::string message = fmt::format("epoch {}", state_.table->epoch);
+  if (!reason.empty()) message += ": " + reason;
+  add_event(std::move(message));
+}
+
+MachineState Service::derived_state(const MachineRecord& machine,
+                                    const RoutingTableSpec* table) const {
+  // Health is the orchestrator's live view; the table keeps a down machine's role state (the
+  // planner does not bump the epoch for every blip), so health wins here.
+  if (machine.health == Health::kDead) return MachineState::kDead;
+  if (machine.health == Health::kDown) return MachineState::kDown;
+  if (table != nullptr) {
+    for (const auto& listed : table->machines) {
+      if (listed.id == machine.id) return listed.state;
+    }
+  }
+  return machine.draining ? MachineState::kLeaving : MachineState::kSpare;
+}
+
+void Service::persist(bool force) {
+  if (settings_.state_path.empty()) {
+    dirty_ = false;
+    return;
+  }
+  int64_t now = clock_->monotonic_ms();
+  bool history_due = now - last_save_ms_ >= kHistorySaveIntervalMs;
+  if (!force && !dirty_ && !history_due) return;
+  Status saved = save_state(settings_.state_path, state_);
+  last_save_ms_ = now;
+  if (!saved.is_ok()) {
+    // Kept dirty: the next change or tick retries.
+    spdlog::error("orchestrator: cannot save state: {}", saved.to_string());
+    return;
+  }
+  dirty_ = false;
+}
+
+uint32_t Service::machines_down() const {
+  uint32_t down = 0;
+  for (const auto& m : state_.machines) down += m.health != Health::kUp ? 1 : 0;
+  return down;
+}
+
+uint32_t Service::spares_target_now() const {
+  return spares_target(state_.average_down(), settings_.min_spares);
+}
+
+topology::Epoch Service::epoch() const {
+  std::lock_guard lock(mu_);
+  return state_.table ? state_.table->epoch : 0;
+}
+
+State Service::snapshot() const {
+  std::lock_guard lock(mu_);
+  return state_;
+}
+
+nlohmann::json Service::table_json() const {
+  std::lock_guard lock(mu_);
+  if (!state_.table) return nullptr;
+  auto table = topology::RoutingTable::create(*state_.table);
+  CAIRN_ASSERT(table.is_ok(), table.status().to_string());
+  return table->to_json();
+}
+
+nlohmann::json Service::status_json() const {
+  std::lock_guard lock(mu_);
+  const RoutingTableSpec* table = state_.table ? &*state_.table : nullptr;
+  uint32_t up = 0, down = 0, dead = 0, spare = 0;
+  for (const auto& m : state_.machines) {
+    up += m.health == Health::kUp ? 1 : 0;
+    down += m.health == Health::kDown ? 1 : 0;
+    dead += m.health == Health::kDead ? 1 : 0;
+    spare += derived_state(m, table) == MachineState::kSpare ? 1 : 0;
+  }
+  return json{{"epoch", table ? table->epoch : 0},
+              {"replication_factor", settings_.replication_factor},
+              {"machines",
+               {{"total", state_.machines.size()},
+                {"up", up},
+                {"down", down},
+                {"dead", dead},
+                {"spare", spare}}},
+              {"shards", table ? table->shards.size() : 0},
+              {"spares_target", spares_target_now()},
+              {"average_down", state_.average_down()},
+              {"bootstrapped", table != nullptr}};
+}
+
+nlohmann::json Service::machines_json() const {
+  std::lock_guard lock(mu_);
+  const RoutingTableSpec* table = state_.table ? &*state_.table : nullptr;
+  int64_t now = clock_->monotonic_ms();
+  json out = json::array();
+  for (const auto& m : state_.machines) {
+    auto [shard, role] = role_of(table, m.id);
+    out.push_back({{"id", m.id},
+                   {"address", m.address},
+                   {"state", std::string(topology::machine_state_name(derived_state(m, table)))},
+                   {"health", std::string(health_name(m.health))},
+                   {"draining", m.draining},
+                   {"shard", shard},
+                   {"role", role},
+                   {"load", load_json(m.load)},
+                   {"last_heartbeat_ms_ago", std::max<int64_t>(0, now - m.last_heartbeat_ms)}});
+  }
+  return out;
+}
+
+nlohmann::json Service::shards_json() const {
+  std::lock_guard lock(mu_);
+  json out = json::array();
+  if (!state_.table) return out;
+  for (const auto& shard : state_.table->shards) {
+    size_t ranges = std::count_if(state_.table->ranges.begin(), state_.table->ranges.end(),
+                                  [&](const topology::Range& r) { return r.shard == shard.id; });
+    double ops = 0;
+    for (MachineId id : shard.replicas) {
+      if (const MachineRecord* m = state_.find_machine(id)) ops += m->load.ops_per_sec;
+    }
+    out.push_back({{"id", shard.id},
+                   {"replicas", shard.replicas},
+                   {"extras", shard.extras},
+                   {"joining", shard.joining},
+                   {"leader", shard.leader},
+                   {"ranges", ranges},
+                   {"load", {{"ops_per_sec", ops}}}});
+  }
+  return out;
+}
+
+nlohmann::json Service::ring_json() const {
+  std::lock_guard lock(mu_);
+  json out = json::array();
+  if (!state_.table) return out;
+  for (const auto& range : state_.table->ranges) {
+    out.push_back({{"start", topology::format_token(range.start)},
+                   {"end", topology::format_token(range.end)},
+                   {"shard", range.shard}});
+  }
+  return out;
+}
+
+nlohmann::json Service::history_json() const {
+  std::lock_guard lock(mu_);
+  json out = json::array();
+  for (const auto& sample : state_.history) {
+    out.push_back({{"time_ms", sample.time_ms}, {"down", sample.down}});
+  }
+  return out;
+}
+
+nlohmann::json Service::events_json(uint64_t since) const {
+  std::lock_guard lock(mu_);
+  json out = json::array();
+  auto first = std::upper_bound(state_.events.begin(), state_.events.end(), since,
+                                [](uint64_t seq, const Event& e) { return seq < e.seq; });
+  for (auto it = first; it != state_.events.end() && out.size() < kEventsPageMax; ++it) {
+    out.push_back({{"seq", it->seq}, {"time_ms", it->time_ms}, {"message", it->message}});
+  }
+  return out;
+}
+
+}  // namespace cairn::orchestrator

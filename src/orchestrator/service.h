@@ -1,0 +1,145 @@
+#pragma once
+// The orchestrator service (DESIGN.md §6): membership (register, heartbeat, drain, remove),
+// failure detection, the first table (bootstrap), plans applied as new table epochs, leaders
+// named under the lease rule, events and the down-machines history. The HTTP API (api.h) is a
+// thin translation onto these methods.
+//
+// Time comes from a Clock so tests run the service under a fake clock. All public methods are
+// thread-safe (one mutex); in `cairn orchestrator` they are all called from the one io thread.
+//
+// Leases: tables name each shard's leader with lease_expiry_ms 0; the lease is enforced by time
+// instead: a machine acts as leader only while its last successful heartbeat was sent less than
+// lease_ms ago, and the planner names a new leader only once the service tells it the old one's
+// lease expired (MachineInfo::lease_expired): silent for lease_ms + kLeaseMarginMs (a margin
+// for clock-rate differences). A draining machine's lease is not renewed: its heartbeats are
+// answered with lease_ms kDrainingLeaseMs, and its lease counts as expired lease_ms +
+// kLeaseMarginMs after the drain began. So two machines never both believe they lead a shard.
+//
+// Every change of machines, table or events is written to the state file before the method
+// returns (when a path is configured). A failed write is logged and retried at the next change;
+// the in-memory state stays authoritative.
+
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include <nlohmann/json_fwd.hpp>
+
+#include "common/status.h"
+#include "orchestrator/failure_detector.h"
+#include "orchestrator/planner.h"
+#include "orchestrator/state.h"
+
+namespace cairn::orchestrator {
+
+inline constexpr int64_t kLeaseMarginMs = 500;
+// The lease a draining machine is granted: so short that it can no longer act as leader.
+inline constexpr int64_t kDrainingLeaseMs = 1;
+inline constexpr int64_t kHistorySampleIntervalMs = 1000;
+// History samples alone are written at most this often (other changes write at once).
+inline constexpr int64_t kHistorySaveIntervalMs = 10000;
+inline constexpr size_t kEventsPageMax = 1000;
+
+class Clock {
+ public:
+  virtual ~Clock() = default;
+  virtual int64_t monotonic_ms() = 0;  // failure detection and leases
+  virtual int64_t wall_ms() = 0;       // timestamps shown to people
+};
+
+// CLOCK_MONOTONIC / CLOCK_REALTIME. Lives for the whole program.
+Clock& system_clock();
+
+struct ServiceSettings {
+  uint32_t replication_factor = 3;
+  uint32_t initial_shards = 2;
+  uint32_t ranges_per_shard = 8;
+  uint32_t min_spares = 1;
+  uint32_t extras_per_shard_max = 1;
+  int64_t down_after_ms = 1500;
+  int64_t dead_after_ms = 5000;
+  int64_t lease_ms = 2000;
+  int64_t heartbeat_interval_ms = 250;
+  std::string state_path;  // empty: nothing is persisted (tests)
+};
+
+// Checks ranges and relations between settings; the message names the offending one.
+Status validate_settings(const ServiceSettings& settings);
+
+struct RegisterReply {
+  topology::MachineId machine_id = topology::kNoMachine;
+  topology::Epoch epoch = 0;
+};
+
+struct HeartbeatReply {
+  topology::Epoch epoch = 0;
+  std::string state;  // the machine's state name (topology::machine_state_name)
+  int64_t lease_ms = 0;  // the lease this answer grants (kDrainingLeaseMs when draining)
+};
+
+class Service {
+ public:
+  // Loads settings.state_path if it exists (a corrupt file is an error: never start afresh
+  // silently). `clock` must outlive the service.
+  static Result<std::unique_ptr<Service>> open(ServiceSettings settings, Clock* clock);
+
+  // A machine announces itself. machine_id 0 asks for a new id. Errors: invalid_argument (bad
+  // address), busy (the address belongs to another machine that holds a role: 409).
+  Result<RegisterReply> register_machine(topology::MachineId machine_id, std::string address,
+                                         std::string internal_address);
+  // not_found for an unknown machine (it must register again).
+  Result<HeartbeatReply> heartbeat(topology::MachineId machine_id, topology::Epoch machine_epoch,
+                                   const Load& load);
+  // The operator takes a machine out: its roles are handed over, then it is released.
+  Status drain(topology::MachineId machine_id);
+  // Forgets a machine. busy (409) while it still holds a role in the table: drain it first, or
+  // wait until it is dead and replaced.
+  Status remove(topology::MachineId machine_id);
+
+  // Runs failure detection, history sampling, and reconciliation (bootstrap, plan, leaders).
+  // Called every 100 ms by the server; tests call it after advancing their clock.
+  void tick();
+
+  // Read views for the API, as JSON (formats in orch.md / api.h). table_json is null before
+  // bootstrap.
+  nlohmann::json table_json() const;
+  nlohmann::json status_json() const;
+  nlohmann::json machines_json() const;
+  nlohmann::json shards_json() const;
+  nlohmann::json ring_json() const;
+  nlohmann::json history_json() const;
+  nlohmann::json events_json(uint64_t since) const;  // seq > since, at most kEventsPageMax
+
+  topology::Epoch epoch() const;
+  State snapshot() const;  // a copy, for tests
+  const ServiceSettings& settings() const { return settings_; }
+
+ private:
+  Service(ServiceSettings settings, Clock* clock, State state);
+
+  // All REQUIRE mu_ held.
+  void add_event(std::string message);
+  void reconcile();
+  void maybe_bootstrap();
+  void run_planner();
+  // Installs `next` as epoch + 1 if it differs from the table (epochs aside).
+  void install(topology::RoutingTableSpec next, const std::string& reason);
+  std::vector<MachineInfo> planner_machines() const;
+  topology::MachineState derived_state(const MachineRecord& machine,
+                                       const topology::RoutingTableSpec* table) const;
+  void persist(bool force);
+  uint32_t machines_down() const;
+  uint32_t spares_target_now() const;
+
+  const ServiceSettings settings_;
+  Clock* const clock_;
+  mutable std::mutex mu_;
+  State state_;
+  bool dirty_ = false;
+  int64_t last_history_ms_ = 0;
+  int64_t last_save_ms_ = 0;
+  std::string last_plan_error_;  // logged once, not every tick
+};
+
+}  // namespace cairn::orchestrator

@@ -1,0 +1,249 @@
+#include "orchestrator/service.h"
+
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+namespace cairn::orchestrator {
+namespace {
+
+class FakeClock final : public Clock {
+ public:
+  int64_t monotonic_ms() override { return now_ms; }
+  int64_t wall_ms() override { return 1'700'000'000'000 + now_ms; }
+  int64_t now_ms = 1'000'000;
+};
+
+std::string address(topology::MachineId id) { return "127.0.0.1:" + std::to_string(7000 + id); }
+
+class ServiceTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = std::filesystem::temp_directory_path() /
+           ("cairn_service_test_" + std::to_string(::getpid()) + "_" +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    std::filesystem::remove_all(dir_);
+    std::filesystem::create_directories(dir_);
+    settings_.replication_factor = 3;
+    settings_.initial_shards = 1;
+    settings_.ranges_per_shard = 4;
+    settings_.min_spares = 1;
+    settings_.state_path = (dir_ / "state.json").string();
+  }
+  void TearDown() override { std::filesystem::remove_all(dir_); }
+
+  std::unique_ptr<Service> open() {
+    auto service = Service::open(settings_, &clock_);
+    EXPECT_TRUE(service.is_ok()) << service.status().to_string();
+    return service.is_ok() ? std::move(*service) : nullptr;
+  }
+  void register_machines(Service& service, topology::MachineId first, topology::MachineId last) {
+    for (auto id = first; id <= last; ++id) {
+      auto reply = service.register_machine(id, address(id), "");
+      ASSERT_TRUE(reply.is_ok()) << reply.status().to_string();
+      EXPECT_EQ(reply->machine_id, id);
+    }
+  }
+  // Advances the clock in tick-sized steps; `alive` machines heartbeat every 250 ms.
+  void run_for(Service& service, int64_t ms, const std::vector<topology::MachineId>& alive) {
+    for (int64_t t = 0; t < ms; t += 100) {
+      clock_.now_ms += 100;
+      if (clock_.now_ms % 250 < 100) {
+        for (auto id : alive) ASSERT_TRUE(service.heartbeat(id, 0, Load{}).is_ok());
+      }
+      service.tick();
+    }
+  }
+  Health health(const Service& service, topology::MachineId id) {
+    State state = service.snapshot();
+    return state.find_machine(id)->health;
+  }
+  bool has_event(const Service& service, std::string_view needle) {
+    for (const auto& e : service.snapshot().events) {
+      if (e.message.find(needle) != std::string::npos) return true;
+    }
+    return false;
+  }
+
+  FakeClock clock_;
+  ServiceSettings settings_;
+  std::filesystem::path dir_;
+};
+
+TEST_F(ServiceTest, BootstrapsOnceEnoughMachinesRegistered) {
+  auto service = open();
+  register_machines(*service, 1, 2);
+  EXPECT_EQ(service->epoch(), 0u);
+  EXPECT_TRUE(service->table_json().is_null());
+  register_machines(*service, 3, 4);
+  EXPECT_GE(service->epoch(), 1u);
+  State state = service->snapshot();
+  ASSERT_TRUE(state.table.has_value());
+  ASSERT_EQ(state.table->shards.size(), 1u);
+  EXPECT_EQ(state.table->shards[0].replicas.size(), 3u);
+  EXPECT_NE(state.table->shards[0].leader, topology::kNoMachine);
+  EXPECT_EQ(state.table->shards[0].lease_expiry_ms, 0u);
+  EXPECT_TRUE(has_event(*service, "bootstrapped"));
+  auto status = service->status_json();
+  EXPECT_EQ(status["machines"]["total"], 4);
+  EXPECT_EQ(status["bootstrapped"], true);
+}
+
+TEST_F(ServiceTest, RegisterAssignsIdsAndRejectsBadOrTakenAddresses) {
+  auto service = open();
+  auto reply = service->register_machine(0, address(1), "");
+  ASSERT_TRUE(reply.is_ok());
+  EXPECT_EQ(reply->machine_id, 1u);
+  reply = service->register_machine(0, address(2), "");
+  ASSERT_TRUE(reply.is_ok());
+  EXPECT_EQ(reply->machine_id, 2u);
+  EXPECT_EQ(service->register_machine(5, "nonsense", "").status().code(),
+            StatusCode::kInvalidArgument);
+  // Machine 1 is up at that address: another id may not take it.
+  EXPECT_EQ(service->register_machine(9, address(1), "").status().code(), StatusCode::kBusy);
+  // Registering again with the same id is fine (a restart).
+  EXPECT_TRUE(service->register_machine(1, address(1), "").is_ok());
+}
+
+TEST_F(ServiceTest, HeartbeatFromAnUnknownMachineIsNotFound) {
+  auto service = open();
+  auto reply = service->heartbeat(42, 0, Load{});
+  ASSERT_FALSE(reply.is_ok());
+  EXPECT_EQ(reply.status().code(), StatusCode::kNotFound);
+}
+
+TEST_F(ServiceTest, FailureDetectionUnderAFakeClock) {
+  auto service = open();
+  register_machines(*service, 1, 4);
+  run_for(*service, 1000, {1, 2, 3, 4});
+  EXPECT_EQ(health(*service, 4), Health::kUp);
+  run_for(*service, 1600, {1, 2, 3});  // 4 silent for at least 1.5 s
+  EXPECT_EQ(health(*service, 4), Health::kDown);
+  EXPECT_TRUE(has_event(*service, "machine 4 down"));
+  run_for(*service, 3700, {1, 2, 3});
+  EXPECT_EQ(health(*service, 4), Health::kDead);
+  EXPECT_TRUE(has_event(*service, "machine 4 dead"));
+  EXPECT_EQ(service->status_json()["machines"]["dead"], 1);
+  // It comes back: up again, and an event says so.
+  auto reply = service->heartbeat(4, 0, Load{});
+  ASSERT_TRUE(reply.is_ok());
+  EXPECT_EQ(health(*service, 4), Health::kUp);
+  EXPECT_TRUE(has_event(*service, "machine 4 up again (was dead)"));
+}
+
+TEST_F(ServiceTest, HistoryIsSampledEverySecond) {
+  auto service = open();
+  register_machines(*service, 1, 4);
+  run_for(*service, 10'000, {1, 2, 3});  // 4 goes down then dead
+  State state = service->snapshot();
+  ASSERT_GE(state.history.size(), 9u);
+  ASSERT_LE(state.history.size(), 11u);
+  EXPECT_EQ(state.history.front().down, 0u);
+  EXPECT_EQ(state.history.back().down, 1u);
+  EXPECT_GT(state.average_down(), 0.0);
+  EXPECT_EQ(service->history_json().size(), state.history.size());
+}
+
+TEST_F(ServiceTest, ADeadLeaderIsReplacedOnlyAfterItsLeaseAndMargin) {
+  auto service = open();
+  register_machines(*service, 1, 4);
+  State state = service->snapshot();
+  topology::MachineId leader = state.table->shards[0].leader;
+  std::vector<topology::MachineId> others;
+  for (topology::MachineId id = 1; id <= 4; ++id) {
+    if (id != leader) others.push_back(id);
+  }
+  run_for(*service, 500, {1, 2, 3, 4});
+  int64_t last_heard = clock_.now_ms;  // the leader heartbeats up to about here
+  // Until lease_ms + margin after its last heartbeat, nobody else is named.
+  while (clock_.now_ms - last_heard < settings_.lease_ms + kLeaseMarginMs - 200) {
+    run_for(*service, 100, others);
+    ASSERT_EQ(service->snapshot().table->shards[0].leader, leader)
+        << "leader changed " << clock_.now_ms - last_heard << " ms after its last heartbeat";
+  }
+  run_for(*service, 1000, others);
+  topology::MachineId new_leader = service->snapshot().table->shards[0].leader;
+  EXPECT_NE(new_leader, leader);
+  EXPECT_NE(new_leader, topology::kNoMachine);
+}
+
+TEST_F(ServiceTest, ADrainingMachineGetsNoLeaseAndIsReleased) {
+  auto service = open();
+  register_machines(*service, 1, 4);
+  topology::MachineId leader = service->snapshot().table->shards[0].leader;
+  ASSERT_TRUE(service->drain(leader).is_ok());
+  auto reply = service->heartbeat(leader, 0, Load{});
+  ASSERT_TRUE(reply.is_ok());
+  EXPECT_EQ(reply->lease_ms, kDrainingLeaseMs);
+  EXPECT_EQ(service->remove(leader).code(), StatusCode::kBusy);  // still holds a role
+  run_for(*service, 4000, {1, 2, 3, 4});
+  State state = service->snapshot();
+  const auto& shard = state.table->shards[0];
+  EXPECT_NE(shard.leader, leader);
+  EXPECT_EQ(std::count(shard.replicas.begin(), shard.replicas.end(), leader), 0);
+  EXPECT_TRUE(service->remove(leader).is_ok());
+  EXPECT_EQ(service->snapshot().find_machine(leader), nullptr);
+  EXPECT_EQ(service->drain(99).code(), StatusCode::kNotFound);
+}
+
+TEST_F(ServiceTest, StateSurvivesARestart) {
+  topology::Epoch epoch = 0;
+  size_t events = 0;
+  {
+    auto service = open();
+    register_machines(*service, 1, 5);
+    run_for(*service, 2000, {1, 2, 3, 4, 5});
+    epoch = service->epoch();
+    events = service->snapshot().events.size();
+  }
+  ASSERT_GE(epoch, 1u);
+  clock_.now_ms += 60'000;  // the orchestrator was away for a minute
+  auto service = open();
+  EXPECT_EQ(service->epoch(), epoch);
+  State state = service->snapshot();
+  EXPECT_EQ(state.machines.size(), 5u);
+  EXPECT_GT(state.events.size(), events);  // "orchestrator started" was added
+  // Machines get a fresh grace period instead of being declared dead at once.
+  service->tick();
+  EXPECT_EQ(health(*service, 1), Health::kUp);
+  EXPECT_TRUE(service->heartbeat(1, epoch, Load{}).is_ok());
+}
+
+TEST_F(ServiceTest, ACorruptStateFileStopsTheStart) {
+  { std::ofstream(settings_.state_path) << "{\"version\": 1, \"machines\": ["; }
+  auto service = Service::open(settings_, &clock_);
+  ASSERT_FALSE(service.is_ok());
+  EXPECT_EQ(service.status().code(), StatusCode::kCorruption);
+  EXPECT_NE(service.status().message().find("state.json"), std::string::npos);
+}
+
+TEST_F(ServiceTest, EventsSinceReturnsOnlyNewerOnes) {
+  auto service = open();
+  register_machines(*service, 1, 2);
+  auto all = service->events_json(0);
+  ASSERT_GE(all.size(), 3u);
+  uint64_t second = all[1]["seq"];
+  auto newer = service->events_json(second);
+  EXPECT_EQ(newer.size(), all.size() - 2);
+  EXPECT_TRUE(service->events_json(1'000'000).empty());
+}
+
+TEST(ServiceSettingsTest, RejectsInconsistentSettings) {
+  ServiceSettings s;
+  EXPECT_TRUE(validate_settings(s).is_ok());
+  s.dead_after_ms = 1000;
+  EXPECT_FALSE(validate_settings(s).is_ok());
+  s = ServiceSettings{};
+  s.replication_factor = 0;
+  EXPECT_FALSE(validate_settings(s).is_ok());
+  s = ServiceSettings{};
+  s.lease_ms = 200;
+  EXPECT_FALSE(validate_settings(s).is_ok());
+}
+
+}  // namespace
+}  // namespace cairn::orchestrator
