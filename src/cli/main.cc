@@ -12,6 +12,7 @@
 #include <spdlog/spdlog.h>
 
 #include "cli/dev.h"
+#include "orchestrator/orchestrator.h"
 #include "server/config.h"
 #include "server/server.h"
 #include "storage/engine.h"
@@ -27,7 +28,6 @@ struct Reserved {
 };
 
 constexpr Reserved kReserved[] = {
-    {"orchestrator", "run the orchestrator that manages machines (not yet implemented)"},
     {"admin", "inspect and change a cluster through its orchestrator (not yet implemented)"},
     {"bench", "load-test a server or cluster (not yet implemented)"},
 };
@@ -61,6 +61,22 @@ int run_server(const cairn::server::ServerFlags& flags) {
   return 0;
 }
 
+int run_orchestrator(const cairn::orchestrator::OrchestratorConfig& config) {
+  cairn::Status valid = cairn::orchestrator::validate_config(config);
+  if (!valid.is_ok()) {
+    std::cerr << "cairn orchestrator: " << valid.message() << "\n";
+    return kExitUsage;
+  }
+  setup_logging(config.log_level);
+  std::signal(SIGPIPE, SIG_IGN);
+  cairn::Status status = cairn::orchestrator::run(config);
+  if (!status.is_ok()) {
+    spdlog::critical("cannot run the orchestrator: {}", status.to_string());
+    return kExitFailure;
+  }
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -76,6 +92,10 @@ int main(int argc, char** argv) {
       "dev", "run an orchestrator and a local cluster on loopback (what `make run` starts)");
   cairn::cli::DevConfig dev_config;
   cairn::cli::add_dev_flags(*dev, dev_config);
+  CLI::App* orchestrator = app.add_subcommand(
+      "orchestrator", "run the orchestrator: membership, failure detection, routing tables, API");
+  cairn::orchestrator::OrchestratorConfig orchestrator_config;
+  cairn::orchestrator::add_flags(*orchestrator, &orchestrator_config);
   std::vector<CLI::App*> reserved;
   for (const auto& entry : kReserved) {
     CLI::App* sub = app.add_subcommand(entry.name, entry.description);
@@ -104,5 +124,6 @@ int main(int argc, char** argv) {
     setup_logging(dev_config.log_level);
     return cairn::cli::run_dev(dev_config);
   }
+  if (orchestrator->parsed()) return run_orchestrator(orchestrator_config);
   return run_server(server_flags);
 }
