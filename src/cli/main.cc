@@ -12,6 +12,7 @@
 #include <spdlog/spdlog.h>
 
 #include "cli/dev.h"
+#include "cli/admin.h"
 #include "orchestrator/orchestrator.h"
 #include "server/config.h"
 #include "server/server.h"
@@ -28,7 +29,6 @@ struct Reserved {
 };
 
 constexpr Reserved kReserved[] = {
-    {"admin", "inspect and change a cluster through its orchestrator (not yet implemented)"},
     {"bench", "load-test a server or cluster (not yet implemented)"},
 };
 
@@ -88,6 +88,8 @@ int main(int argc, char** argv) {
       "server", "run one machine; without an orchestrator, a complete single-machine database");
   cairn::server::ServerFlags server_flags;
   server_flags.add_to(*server);
+  cairn::cli::AdminOptions admin_options;
+  CLI::App* admin = cairn::cli::add_admin_command(app, admin_options);
   CLI::App* dev = app.add_subcommand(
       "dev", "run an orchestrator and a local cluster on loopback (what `make run` starts)");
   cairn::cli::DevConfig dev_config;
@@ -124,6 +126,7 @@ int main(int argc, char** argv) {
     setup_logging(dev_config.log_level);
     return cairn::cli::run_dev(dev_config);
   }
+  if (admin->parsed()) return cairn::cli::run_admin(admin_options, std::cout, std::cerr);
   if (orchestrator->parsed()) return run_orchestrator(orchestrator_config);
   return run_server(server_flags);
 }

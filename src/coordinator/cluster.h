@@ -27,6 +27,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -63,6 +64,13 @@ class ClusterCoordinator {
 
   void start();  // starts the hint replayer thread
   void stop();
+
+  // Self-fencing of the shard leader (DESIGN.md §6): when set, this machine acts as the leader of
+  // a shard named in its table only while `valid()` returns true (an orchestrator-managed machine
+  // answers whether its last successful heartbeat is younger than the lease); otherwise
+  // atomically() fails with NOLEADER. Unset (the default, hand-pushed tables): always valid.
+  // Any thread; `valid` is called from worker threads and must be cheap and thread-safe.
+  void set_leader_lease_check(std::function<bool()> valid);
 
   ClusterStats stats() const;
   uint64_t machine_id() const;

@@ -13,6 +13,7 @@
 #include <toml++/toml.h>
 
 #include "net/event_loops.h"
+#include "server/http_client.h"
 
 namespace cairn::server {
 
@@ -48,6 +49,9 @@ constexpr SettingInfo kSettings[] = {
      "on first start and must match it afterwards (0: use the recorded or a random id)  "
      "[default: 0]"},
     {"table", "routing table (JSON file) to install at start in cluster mode  [default: empty]"},
+    {"orchestrator",
+     "host:port of the orchestrator that manages this machine (needs --cluster-secret); the "
+     "machine registers, heartbeats and follows its routing tables  [default: empty]"},
     {"workers", "threads running client commands in cluster mode, 1-256  [default: 32]"},
     {"request-timeout-ms",
      "how long a coordinator waits for its replicas in cluster mode, 1-600000  [default: 1000]"},
@@ -201,6 +205,14 @@ Status apply_setting(ServerConfig& config, std::string_view raw_name, std::strin
     config.machine_id = id;
   } else if (name == "table") {
     config.table_file = std::string(value);
+  } else if (name == "orchestrator") {
+    if (!value.empty()) {
+      if (auto endpoint = parse_http_endpoint(value); !endpoint.is_ok()) {
+        return Status::invalid_argument("invalid value for orchestrator: " +
+                                        endpoint.status().message());
+      }
+    }
+    config.orchestrator = std::string(value);
   } else if (name == "workers") {
     auto workers = parse_integer(name, value, 1, static_cast<int64_t>(kServerWorkersMax));
     if (!workers.is_ok()) return workers.status();
@@ -231,6 +243,7 @@ std::string setting_value(const ServerConfig& config, std::string_view raw_name)
   if (name == "cluster-secret") return config.cluster_secret;
   if (name == "machine-id") return std::to_string(config.machine_id);
   if (name == "table") return config.table_file;
+  if (name == "orchestrator") return config.orchestrator;
   if (name == "workers") return std::to_string(config.workers);
   if (name == "request-timeout-ms") return std::to_string(config.request_timeout_ms);
   return "";
@@ -307,6 +320,10 @@ Result<ServerConfig> ServerFlags::resolve() const {
     if (flag->option->count() == 0) continue;
     const Status status = apply_setting(config, flag->name, flag->value);
     if (!status.is_ok()) return status;
+  }
+  if (!config.orchestrator.empty() && !config.cluster()) {
+    return Status::invalid_argument(
+        "--orchestrator needs --cluster-secret: an orchestrator manages cluster machines");
   }
   return config;
 }

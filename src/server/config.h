@@ -44,6 +44,9 @@ struct ServerConfig {
   std::string cluster_secret;          // "" = single machine
   uint64_t machine_id = 0;             // 0 = the id in <data-dir>/machine-id (random if none)
   std::string table_file;              // routing table JSON installed at start ("" = none)
+  // "host:port" of the orchestrator's HTTP API ("" = none: tables are pushed by hand). Needs a
+  // cluster secret. The machine registers, heartbeats and follows the orchestrator's tables.
+  std::string orchestrator;
   size_t workers = 32;                 // threads running client commands in cluster mode
   int64_t request_timeout_ms = 1000;   // a coordinator waits this long for its replicas
   // Tests only (no flag): run client commands on workers in single-machine mode too.

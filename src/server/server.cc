@@ -169,6 +169,10 @@ Status Server::open() {
   listener_ = std::move(*listener);
   port_ = listener_->port();
   state_->set_port(port_);
+  if (!config_.orchestrator.empty()) {
+    const Status status = open_agent();
+    if (!status.is_ok()) return status;
+  }
 
   auto& loop0 = loops_->loop(0).context();
   if (config_.handle_signals) {
@@ -184,6 +188,9 @@ Status Server::open() {
 
   loops_->start();
   listener_->start();
+  // Registers only once the machine accepts connections: the orchestrator may hand it a role,
+  // and peers then reach it at once.
+  if (agent_) agent_->start();
   watcher_ = std::thread([this] { watch_for_shutdown(); });
   spdlog::info("cairn {} ready: {}:{}, data {}, durability {}, {} event loops, machine {:016x}{}",
                kCairnVersion, config_.bind, port_, config_.data_dir,
@@ -237,6 +244,39 @@ Status Server::open_cluster() {
   coordinator_ = std::make_unique<coordinator::ClusterCoordinator>(options, *engine_, *clock_,
                                                                    *replica_, *peers_);
   coordinator_->start();
+  return Status::ok();
+}
+
+Status Server::open_agent() {
+  if (!config_.cluster()) {
+    return Status::invalid_argument("--orchestrator needs --cluster-secret");
+  }
+  // The address other machines and clients reach this one at. A wildcard bind does not name
+  // one, so loopback is advertised (a multi-host deployment binds a concrete address).
+  std::string host = config_.bind;
+  if (host == "*" || host == "0.0.0.0" || host == "::") {
+    spdlog::warn("bind {} names no address to advertise to the orchestrator: using 127.0.0.1",
+                 host);
+    host = "127.0.0.1";
+  }
+  OrchestratorAgentOptions options;
+  options.orchestrator = config_.orchestrator;
+  options.cluster_secret = config_.cluster_secret;
+  options.machine_id = machine_id_;
+  options.address = host.find(':') != std::string::npos ? fmt::format("[{}]:{}", host, port_)
+                                                        : fmt::format("{}:{}", host, port_);
+  options.request_timeout_ms = static_cast<int>(std::min<int64_t>(config_.request_timeout_ms, 1000));
+  options.load = [this] {
+    MachineLoadCounters counters;
+    counters.commands_total = state_->total_commands();
+    counters.bytes = engine_->stats().approximate_bytes;
+    counters.storage_bytes = counters.bytes;
+    return counters;
+  };
+  auto agent = OrchestratorAgent::create(std::move(options), *tables_);
+  if (!agent.is_ok()) return agent.status();
+  agent_ = std::move(*agent);
+  coordinator_->set_leader_lease_check([agent = agent_.get()] { return agent->lease_valid(); });
   return Status::ok();
 }
 
@@ -345,6 +385,8 @@ void Server::teardown() {
   spdlog::info("stopping: closing the listener and {} clients",
                state_ ? state_->connected_clients() : 0);
   if (listener_) listener_->stop();
+  // A stopping machine stops claiming to be alive; its lease then lapses on its own.
+  if (agent_) agent_->stop();
   run_on_loop0([this] {
     net::error_code ignored;
     if (signals_) signals_->cancel(ignored);
@@ -369,6 +411,7 @@ void Server::teardown() {
   state_.reset();
   keyspace_.reset();
   coordinator_.reset();
+  agent_.reset();
   peers_.reset();
   replica_.reset();
   tables_.reset();

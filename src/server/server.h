@@ -4,9 +4,13 @@
 //
 //   start: config → data dir + machine id → Engine → HybridClock → [cluster mode: TableHolder
 //          (+ --table) → Replica → PeerPool → ClusterCoordinator] → LocalKeyspace → ServerState
-//          → [worker pool + runner] → event loops → listener
-//   stop:  listener → workers → connections and loops → coordinator → final sync → the rest in
-//          reverse order of construction
+//          → [worker pool + runner] → event loops → listener → [--orchestrator: OrchestratorAgent]
+//   stop:  listener → orchestrator agent → workers → connections and loops → coordinator → final
+//          sync → the rest in reverse order of construction
+//
+// With --orchestrator the machine registers and heartbeats on the agent's thread, follows the
+// orchestrator's tables and acts as a shard leader only while its lease is valid (DESIGN.md §6).
+// Without --table it starts with the table it saved when it last ran, or none.
 //
 // Cluster mode (config.cluster_secret set): client commands run on the worker pool through a
 // ClusterRunner; other machines' CAIRN.* commands run on the loops (docs/formats.md).
@@ -32,6 +36,7 @@
 #include "replica/table_holder.h"
 #include "server/command_runner.h"
 #include "server/config.h"
+#include "server/orchestrator_agent.h"
 #include "server/server_state.h"
 #include "server/worker_pool.h"
 #include "storage/engine.h"
@@ -76,6 +81,7 @@ class Server {
   void accept(net::tcp::socket socket, net::EventLoop& loop);
   Status open_cluster();
   Status load_table_file();
+  Status open_agent();
 
   ServerConfig config_;
   uint64_t machine_id_ = 0;
@@ -97,6 +103,8 @@ class Server {
   std::unique_ptr<net::asio::steady_timer> ops_timer_;
   std::unique_ptr<net::asio::signal_set> signals_;
   std::unique_ptr<net::Listener> listener_;
+  // --orchestrator only. The coordinator's lease check calls it: destroyed after the coordinator.
+  std::unique_ptr<OrchestratorAgent> agent_;
 
   std::mutex mutex_;
   std::condition_variable changed_;

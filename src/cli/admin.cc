@@ -1,0 +1,311 @@
+#include "cli/admin.h"
+
+#include <algorithm>
+#include <cstdlib>
+#include <ctime>
+#include <fstream>
+#include <optional>
+#include <iostream>
+#include <string>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "server/http_client.h"
+
+namespace cairn::cli {
+
+namespace {
+
+using nlohmann::json;
+
+constexpr int kExitFailure = 1;
+constexpr uint64_t kTokensInRing = UINT64_MAX;
+
+// ---- formatting helpers: tolerant of absent fields, so an older or newer orchestrator still
+// prints something readable ----
+
+std::string text_of(const json& value) {
+  if (value.is_null()) return "-";
+  if (value.is_string()) return value.get<std::string>().empty() ? "-" : value.get<std::string>();
+  if (value.is_boolean()) return value.get<bool>() ? "yes" : "no";
+  if (value.is_number_float()) return fmt::format("{:.1f}", value.get<double>());
+  if (value.is_number()) return value.dump();
+  if (value.is_array()) {
+    if (value.empty()) return "-";
+    std::string out;
+    for (const json& item : value) out += (out.empty() ? "" : ",") + text_of(item);
+    return out;
+  }
+  return value.dump();
+}
+
+// object[name], or null when `object` is not an object or has no such member.
+json member(const json& object, const char* name) {
+  if (!object.is_object()) return json();
+  auto it = object.find(name);
+  return it == object.end() ? json() : *it;
+}
+
+std::string field(const json& object, const char* name) {
+  if (!object.is_object()) return "-";
+  auto it = object.find(name);
+  return it == object.end() ? "-" : text_of(*it);
+}
+
+std::string ops_of(const json& object) {
+  if (!object.is_object() || !object.contains("load")) return "-";
+  const json& load = object["load"];
+  if (!load.is_object() || !load.contains("ops_per_sec") || !load["ops_per_sec"].is_number()) {
+    return "-";
+  }
+  return fmt::format("{:.0f}", load["ops_per_sec"].get<double>());
+}
+
+std::string ago(const json& object) {
+  if (!object.is_object() || !object.contains("last_heartbeat_ms_ago")) return "-";
+  const json& value = object["last_heartbeat_ms_ago"];
+  if (!value.is_number() || value.get<double>() < 0) return "never";
+  const double ms = value.get<double>();
+  if (ms < 1000) return fmt::format("{:.0f}ms ago", ms);
+  if (ms < 120'000) return fmt::format("{:.1f}s ago", ms / 1000);
+  return fmt::format("{:.0f}m ago", ms / 60'000);
+}
+
+std::string local_time(const json& value) {
+  if (!value.is_number()) return "-";
+  const int64_t ms = value.get<int64_t>();
+  const std::time_t seconds = static_cast<std::time_t>(ms / 1000);
+  std::tm parts{};
+  localtime_r(&seconds, &parts);
+  char buffer[32];
+  std::strftime(buffer, sizeof(buffer), "%Y-%m-%d %H:%M:%S", &parts);
+  return fmt::format("{}.{:03}", buffer, ms % 1000);
+}
+
+// Prints rows under a header, every column but the last padded to its widest cell.
+void print_table(std::ostream& out, const std::vector<std::string>& header,
+                 const std::vector<std::vector<std::string>>& rows) {
+  std::vector<size_t> widths(header.size());
+  for (size_t i = 0; i < header.size(); ++i) widths[i] = header[i].size();
+  for (const auto& row : rows) {
+    for (size_t i = 0; i < row.size() && i < widths.size(); ++i) {
+      widths[i] = std::max(widths[i], row[i].size());
+    }
+  }
+  auto print_row = [&](const std::vector<std::string>& row) {
+    std::string line;
+    for (size_t i = 0; i < row.size(); ++i) {
+      if (i + 1 == row.size()) {
+        line += row[i];
+      } else {
+        line += row[i] + std::string(widths[i] - row[i].size() + 2, ' ');
+      }
+    }
+    out << line << "\n";
+  };
+  print_row(header);
+  for (const auto& row : rows) print_row(row);
+  if (rows.empty()) out << "(none)\n";
+}
+
+void print_status(std::ostream& out, const json& status) {
+  const json machines = member(status, "machines");
+  const std::vector<std::pair<std::string, std::string>> lines = {
+      {"bootstrapped", field(status, "bootstrapped")},
+      {"epoch", field(status, "epoch")},
+      {"replication factor", field(status, "replication_factor")},
+      {"shards", field(status, "shards")},
+      {"machines", fmt::format("{} total: {} up, {} down, {} dead, {} spare",
+                               field(machines, "total"), field(machines, "up"),
+                               field(machines, "down"), field(machines, "dead"),
+                               field(machines, "spare"))},
+      {"spares target", fmt::format("{} (average down {})", field(status, "spares_target"),
+                                    field(status, "average_down"))},
+  };
+  for (const auto& [name, value] : lines) out << fmt::format("{:<20}{}\n", name + ":", value);
+}
+
+void print_machines(std::ostream& out, const json& machines) {
+  std::vector<std::vector<std::string>> rows;
+  for (const json& machine : machines) {
+    rows.push_back({field(machine, "id"), field(machine, "address"), field(machine, "state"),
+                    field(machine, "health"), field(machine, "shard"), field(machine, "role"),
+                    ops_of(machine), ago(machine)});
+  }
+  print_table(out, {"ID", "ADDRESS", "STATE", "HEALTH", "SHARD", "ROLE", "OPS/S", "LAST-HEARTBEAT"},
+              rows);
+}
+
+void print_shards(std::ostream& out, const json& shards) {
+  std::vector<std::vector<std::string>> rows;
+  for (const json& shard : shards) {
+    rows.push_back({field(shard, "id"), field(shard, "leader"), field(shard, "replicas"),
+                    field(shard, "extras"), field(shard, "joining"), field(shard, "ranges"),
+                    ops_of(shard)});
+  }
+  print_table(out, {"SHARD", "LEADER", "REPLICAS", "EXTRAS", "JOINING", "RANGES", "OPS/S"}, rows);
+}
+
+// A token written as "0x..." (or a plain number); nullopt if neither.
+std::optional<uint64_t> token_of(const json& value) {
+  if (value.is_number_unsigned()) return value.get<uint64_t>();
+  if (!value.is_string()) return std::nullopt;
+  const std::string text = value.get<std::string>();
+  try {
+    size_t used = 0;
+    const uint64_t token = std::stoull(text, &used, 0);
+    if (used == text.size()) return token;
+  } catch (const std::exception&) {
+  }
+  return std::nullopt;
+}
+
+void print_ring(std::ostream& out, const json& ranges) {
+  std::vector<std::vector<std::string>> rows;
+  for (const json& range : ranges) {
+    std::string share = "-";
+    const auto start = token_of(member(range, "start"));
+    const auto end = token_of(member(range, "end"));
+    if (start && end) {
+      // An end of 0 stands for 2^64 (the range reaching the end of the ring).
+      const uint64_t size = *end == 0 ? (0 - *start) : *end - *start;
+      const double fraction = (*start == 0 && *end == 0) ? 1.0
+                                                         : static_cast<double>(size) /
+                                                               static_cast<double>(kTokensInRing);
+      share = fmt::format("{:.2f}%", fraction * 100);
+    }
+    rows.push_back({field(range, "start"), field(range, "end"), field(range, "shard"), share});
+  }
+  print_table(out, {"START", "END", "SHARD", "SHARE"}, rows);
+}
+
+void print_events(std::ostream& out, const json& events) {
+  std::vector<std::vector<std::string>> rows;
+  for (const json& event : events) {
+    rows.push_back({field(event, "seq"), local_time(member(event, "time_ms")),
+                    field(event, "message")});
+  }
+  print_table(out, {"SEQ", "TIME", "MESSAGE"}, rows);
+}
+
+std::string resolve_secret(const AdminOptions& options) {
+  if (!options.cluster_secret.empty()) return options.cluster_secret;
+  if (const char* env = std::getenv("CAIRN_CLUSTER_SECRET"); env != nullptr && *env != '\0') {
+    return env;
+  }
+  std::ifstream file(options.secret_file);
+  std::string secret;
+  if (file) std::getline(file, secret);
+  return secret;
+}
+
+}  // namespace
+
+CLI::App* add_admin_command(CLI::App& app, AdminOptions& options) {
+  CLI::App* admin =
+      app.add_subcommand("admin", "inspect and change a cluster through its orchestrator");
+  admin->add_option("--orchestrator", options.orchestrator,
+                    "host:port of the orchestrator's API  [default: 127.0.0.1:7700]");
+  admin->add_flag("--json", options.json, "print the API's JSON as is");
+  admin->add_option("--cluster-secret", options.cluster_secret,
+                    "secret for drain/remove  [default: $CAIRN_CLUSTER_SECRET, else the file "
+                    "./cairn-data/secret]");
+  admin->add_option("--timeout-ms", options.timeout_ms, "give up after this long  [default: 3000]")
+      ->check(CLI::Range(1, 600'000));
+  admin->require_subcommand(1);
+  struct Read {
+    const char* name;
+    const char* help;
+  };
+  for (const Read& read : {Read{"status", "cluster summary: epoch, machines by state, shards"},
+                           Read{"machines", "every machine: address, state, shard, role, load"},
+                           Read{"shards", "every shard: leader, replicas, extras, ranges, load"},
+                           Read{"ring", "the token ranges and the shard owning each"}}) {
+    admin->add_subcommand(read.name, read.help)->callback([&options, name = read.name] {
+      options.command = name;
+    });
+  }
+  CLI::App* events = admin->add_subcommand("events", "the orchestrator's recent events");
+  events->add_option("--since", options.since, "only events after this sequence number");
+  events->callback([&options] { options.command = "events"; });
+  for (const char* name : {"drain", "remove"}) {
+    CLI::App* sub = admin->add_subcommand(
+        name, std::string(name) == "drain"
+                  ? "move a machine's data and roles to others before it leaves"
+                  : "forget a machine (it must hold no role)");
+    sub->add_option("id", options.machine_id, "machine id")->required();
+    sub->callback([&options, name] { options.command = name; });
+  }
+  return admin;
+}
+
+int run_admin(const AdminOptions& options, std::ostream& out, std::ostream& err) {
+  auto endpoint = server::parse_http_endpoint(options.orchestrator);
+  if (!endpoint.is_ok()) {
+    err << "cairn admin: --orchestrator " << endpoint.status().message() << "\n";
+    return kExitFailure;
+  }
+  server::HttpRequest request;
+  const bool mutating = options.command == "drain" || options.command == "remove";
+  if (mutating) {
+    request.method = "POST";
+    request.target = fmt::format("/v1/machines/{}/{}", options.machine_id, options.command);
+    request.bearer = resolve_secret(options);
+    if (request.bearer.empty()) {
+      err << "cairn admin: " << options.command
+          << " needs the cluster secret: pass --cluster-secret or set CAIRN_CLUSTER_SECRET\n";
+      return kExitFailure;
+    }
+  } else if (options.command == "events") {
+    request.target = fmt::format("/v1/events?since={}", options.since);
+  } else {
+    request.target = "/v1/" + options.command;
+  }
+
+  auto response = server::http_call(*endpoint, request, options.timeout_ms);
+  if (!response.is_ok()) {
+    err << "cairn admin: the orchestrator at " << options.orchestrator
+        << " is unreachable (is `cairn orchestrator` or `cairn dev` running?): "
+        << response.status().message() << "\n";
+    return kExitFailure;
+  }
+  const json body = json::parse(response->body, nullptr, /*allow_exceptions=*/false);
+  if (response->status != 200) {
+    std::string reason = fmt::format("HTTP {}", response->status);
+    if (body.is_object() && body.contains("error")) reason += ": " + text_of(body["error"]);
+    if (response->status == 404 && options.command == "ring") {
+      reason += " (the cluster has no routing table yet)";
+    }
+    err << "cairn admin " << options.command << ": " << reason << "\n";
+    return kExitFailure;
+  }
+  if (body.is_discarded()) {
+    err << "cairn admin: the orchestrator's answer is not JSON\n";
+    return kExitFailure;
+  }
+  if (options.json) {
+    out << response->body;
+    if (!response->body.ends_with('\n')) out << "\n";
+    return 0;
+  }
+  if (mutating) {
+    out << fmt::format("machine {}: {} requested\n", options.machine_id, options.command);
+    return 0;
+  }
+  const bool list = options.command != "status";
+  if (list != body.is_array()) {
+    err << "cairn admin: unexpected answer from the orchestrator: " << response->body << "\n";
+    return kExitFailure;
+  }
+  if (options.command == "status") print_status(out, body);
+  if (options.command == "machines") print_machines(out, body);
+  if (options.command == "shards") print_shards(out, body);
+  if (options.command == "ring") print_ring(out, body);
+  if (options.command == "events") print_events(out, body);
+  return 0;
+}
+
+}  // namespace cairn::cli

@@ -1,0 +1,41 @@
+#pragma once
+// `cairn admin`: inspect and change a cluster through its orchestrator's HTTP API.
+//
+//   cairn admin [--orchestrator 127.0.0.1:7700] [--json] [--cluster-secret S]
+//               status | machines | shards | ring | events [--since N] | drain ID | remove ID
+//
+// Reads print aligned human-readable tables; --json prints the API's JSON as it came. drain and
+// remove are authenticated with the cluster secret: --cluster-secret, else the environment
+// variable CAIRN_CLUSTER_SECRET, else the file ./cairn-data/secret that `cairn dev` keeps.
+// Exit status: 0 on success, 1 when the orchestrator is unreachable or refuses (the reason goes
+// to stderr), 2 for bad usage (CLI11).
+
+#include <cstdint>
+#include <iosfwd>
+#include <string>
+
+namespace CLI {
+class App;
+}  // namespace CLI
+
+namespace cairn::cli {
+
+struct AdminOptions {
+  std::string orchestrator = "127.0.0.1:7700";
+  bool json = false;
+  std::string cluster_secret;
+  std::string secret_file = "./cairn-data/secret";
+  int timeout_ms = 3000;
+  std::string command;     // status, machines, ...
+  uint64_t machine_id = 0;  // drain, remove
+  int64_t since = 0;        // events
+};
+
+// Adds the `admin` subcommand and its own subcommands to `app`, bound to `options`. Returns the
+// `admin` subcommand (check ->parsed() after parsing).
+CLI::App* add_admin_command(CLI::App& app, AdminOptions& options);
+
+// Runs the parsed command. Returns the process exit status.
+int run_admin(const AdminOptions& options, std::ostream& out, std::ostream& err);
+
+}  // namespace cairn::cli

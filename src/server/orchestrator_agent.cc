@@ -1,0 +1,289 @@
+#include "server/orchestrator_agent.h"
+
+#include <algorithm>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
+
+#include "common/clock.h"
+#include "topology/routing_table.h"
+
+namespace cairn::server {
+
+namespace {
+
+using nlohmann::json;
+
+// The answers of the orchestrator are small; a larger one is a bug or not the orchestrator.
+json parse_object(const std::string& text) {
+  json value = json::parse(text, nullptr, /*allow_exceptions=*/false);
+  return value.is_object() ? value : json();
+}
+
+// A non-negative integer field of `object`, or `fallback` if absent or of another type.
+int64_t integer_field(const json& object, const char* name, int64_t fallback) {
+  if (!object.is_object()) return fallback;
+  auto it = object.find(name);
+  if (it == object.end() || !it->is_number_integer()) return fallback;
+  const int64_t value = it->get<int64_t>();
+  return value < 0 ? fallback : value;
+}
+
+std::string error_text(const HttpResponse& response) {
+  const json body = parse_object(response.body);
+  if (body.is_object() && body.contains("error") && body["error"].is_string()) {
+    return fmt::format("HTTP {}: {}", response.status, body["error"].get<std::string>());
+  }
+  return fmt::format("HTTP {}", response.status);
+}
+
+}  // namespace
+
+Result<std::unique_ptr<OrchestratorAgent>> OrchestratorAgent::create(
+    OrchestratorAgentOptions options, replica::TableHolder& tables) {
+  auto endpoint = parse_http_endpoint(options.orchestrator);
+  if (!endpoint.is_ok()) {
+    return Status::invalid_argument("orchestrator: " + endpoint.status().message());
+  }
+  if (auto own = parse_http_endpoint(options.address); !own.is_ok()) {
+    return Status::invalid_argument("machine address: " + own.status().message());
+  }
+  if (options.machine_id == 0) return Status::invalid_argument("machine id 0 is reserved");
+  if (options.cluster_secret.empty()) {
+    return Status::invalid_argument("an orchestrator-managed machine needs a cluster secret");
+  }
+  if (options.request_timeout_ms <= 0 || options.lease_ms <= 0 ||
+      options.retry_interval_max_ms <= 0 ||
+      options.heartbeat_interval_ms < kHeartbeatIntervalMsMin ||
+      options.heartbeat_interval_ms > kHeartbeatIntervalMsMax) {
+    return Status::invalid_argument("orchestrator agent: timeouts and intervals out of range");
+  }
+  return std::unique_ptr<OrchestratorAgent>(
+      new OrchestratorAgent(std::move(options), std::move(*endpoint), tables));
+}
+
+OrchestratorAgent::OrchestratorAgent(OrchestratorAgentOptions options, HttpEndpoint endpoint,
+                                     replica::TableHolder& tables)
+    : options_(std::move(options)),
+      endpoint_(std::move(endpoint)),
+      tables_(tables),
+      heartbeat_interval_ms_(options_.heartbeat_interval_ms),
+      lease_ms_(options_.lease_ms) {}
+
+OrchestratorAgent::~OrchestratorAgent() { stop(); }
+
+void OrchestratorAgent::start() {
+  std::lock_guard lock(mu_);
+  if (thread_.joinable() || stopping_) return;
+  thread_ = std::thread([this] { run(); });
+}
+
+void OrchestratorAgent::stop() {
+  {
+    std::lock_guard lock(mu_);
+    stopping_ = true;
+  }
+  wake_.notify_all();
+  if (thread_.joinable()) thread_.join();
+}
+
+int64_t OrchestratorAgent::now_ms() const {
+  return options_.monotonic_ms ? options_.monotonic_ms() : monotonic_ms();
+}
+
+bool OrchestratorAgent::lease_valid() const {
+  if (!heartbeat_succeeded_.load(std::memory_order_acquire)) return false;
+  const int64_t age = now_ms() - last_heartbeat_sent_ms_.load(std::memory_order_acquire);
+  return age < lease_ms_.load(std::memory_order_relaxed);
+}
+
+OrchestratorAgentStats OrchestratorAgent::stats() const {
+  std::lock_guard lock(mu_);
+  return stats_;
+}
+
+bool OrchestratorAgent::wait_ms(int ms) {
+  std::unique_lock lock(mu_);
+  wake_.wait_for(lock, std::chrono::milliseconds(std::max(ms, 0)), [this] { return stopping_; });
+  return !stopping_;
+}
+
+void OrchestratorAgent::run() {
+  spdlog::info("orchestrator agent: machine {} at {} reports to {}", options_.machine_id,
+               options_.address, options_.orchestrator);
+  int delay_ms = 0;
+  while (wait_ms(delay_ms)) {
+    bool registered;
+    {
+      std::lock_guard lock(mu_);
+      registered = stats_.registered;
+    }
+    const int64_t started = now_ms();
+    const int wanted_ms = registered ? heartbeat_once() : register_once();
+    // The interval runs from the start of one call to the start of the next, so a slow answer
+    // does not stretch the time between heartbeats (and the lease) further.
+    delay_ms = std::max<int>(0, wanted_ms - static_cast<int>(now_ms() - started));
+  }
+}
+
+Result<HttpResponse> OrchestratorAgent::call(const char* method, const char* target,
+                                             std::string body) {
+  HttpRequest request;
+  request.method = method;
+  request.target = target;
+  request.body = std::move(body);
+  request.bearer = options_.cluster_secret;
+  auto response = http_call(endpoint_, request, options_.request_timeout_ms);
+  if (!response.is_ok() || response->status != 200) {
+    std::lock_guard lock(mu_);
+    ++stats_.failed_calls;
+  }
+  if (!response.is_ok()) {
+    // Logged once per outage rather than four times a second.
+    if (!unreachable_logged_) {
+      spdlog::warn("orchestrator agent: {}", response.status().message());
+      unreachable_logged_ = true;
+    }
+  } else if (unreachable_logged_) {
+    spdlog::info("orchestrator agent: {} answers again", options_.orchestrator);
+    unreachable_logged_ = false;
+  }
+  return response;
+}
+
+int OrchestratorAgent::register_once() {
+  const json body = {{"machine_id", options_.machine_id}, {"address", options_.address}};
+  auto response = call("POST", "/v1/register", body.dump());
+  const bool ok = response.is_ok() && response->status == 200;
+  const json answer = ok ? parse_object(response->body) : json();
+  if (!ok || !answer.is_object()) {
+    if (response.is_ok()) {
+      spdlog::warn("orchestrator agent: registration refused: {}",
+                   response->status == 200 ? "malformed answer" : error_text(*response));
+    }
+    // Back off from the heartbeat interval up to the maximum, doubling.
+    const int interval = heartbeat_interval_ms_.load(std::memory_order_relaxed);
+    retry_delay_ms_ = retry_delay_ms_ == 0
+                          ? interval
+                          : std::min(retry_delay_ms_ * 2, options_.retry_interval_max_ms);
+    return retry_delay_ms_;
+  }
+  retry_delay_ms_ = 0;
+  const int64_t id = integer_field(answer, "machine_id", 0);
+  if (id != 0 && static_cast<uint64_t>(id) != options_.machine_id) {
+    spdlog::error("orchestrator agent: registered machine {} but the orchestrator answered for {}",
+                  options_.machine_id, id);
+  }
+  const int64_t interval = integer_field(answer, "heartbeat_interval_ms",
+                                         heartbeat_interval_ms_.load(std::memory_order_relaxed));
+  heartbeat_interval_ms_.store(
+      static_cast<int>(std::clamp<int64_t>(interval, kHeartbeatIntervalMsMin,
+                                           kHeartbeatIntervalMsMax)),
+      std::memory_order_relaxed);
+  const uint64_t epoch = static_cast<uint64_t>(integer_field(answer, "epoch", 0));
+  {
+    std::lock_guard lock(mu_);
+    stats_.registered = true;
+    ++stats_.registrations;
+    stats_.orchestrator_epoch = std::max(stats_.orchestrator_epoch, epoch);
+  }
+  spdlog::info("orchestrator agent: registered machine {} (cluster epoch {}, heartbeat every {} ms)",
+               options_.machine_id, epoch, heartbeat_interval_ms_.load());
+  fetch_table_if_behind(epoch);
+  return 0;  // heartbeat at once: it starts the lease
+}
+
+std::string OrchestratorAgent::load_json() {
+  const MachineLoadCounters counters = options_.load ? options_.load() : MachineLoadCounters{};
+  const int64_t now = now_ms();
+  double ops_per_sec = 0;
+  if (previous_load_ms_ >= 0 && now > previous_load_ms_ &&
+      counters.commands_total >= previous_commands_) {
+    ops_per_sec = static_cast<double>(counters.commands_total - previous_commands_) * 1000.0 /
+                  static_cast<double>(now - previous_load_ms_);
+  }
+  previous_commands_ = counters.commands_total;
+  previous_load_ms_ = now;
+  const json body = {{"machine_id", options_.machine_id},
+                     {"epoch", tables_.epoch()},
+                     {"load",
+                      {{"ops_per_sec", ops_per_sec},
+                       {"bytes", counters.bytes},
+                       {"storage_bytes", counters.storage_bytes},
+                       {"p99_us", counters.p99_us}}}};
+  return body.dump();
+}
+
+int OrchestratorAgent::heartbeat_once() {
+  const int interval = heartbeat_interval_ms_.load(std::memory_order_relaxed);
+  const int64_t sent_ms = now_ms();
+  auto response = call("POST", "/v1/heartbeat", load_json());
+  if (!response.is_ok()) return interval;
+  if (response->status == 404) {
+    spdlog::warn("orchestrator agent: the orchestrator does not know machine {}: registering again",
+                 options_.machine_id);
+    std::lock_guard lock(mu_);
+    stats_.registered = false;
+    return 0;
+  }
+  const json answer = response->status == 200 ? parse_object(response->body) : json();
+  if (!answer.is_object()) {
+    spdlog::warn("orchestrator agent: heartbeat refused: {}",
+                 response->status == 200 ? "malformed answer" : error_text(*response));
+    return interval;
+  }
+  const int64_t lease = integer_field(answer, "lease_ms", lease_ms_.load());
+  if (lease > 0 && lease <= INT32_MAX) lease_ms_.store(static_cast<int>(lease));
+  last_heartbeat_sent_ms_.store(sent_ms, std::memory_order_release);
+  heartbeat_succeeded_.store(true, std::memory_order_release);
+  const uint64_t epoch = static_cast<uint64_t>(integer_field(answer, "epoch", 0));
+  {
+    std::lock_guard lock(mu_);
+    ++stats_.heartbeats;
+    stats_.orchestrator_epoch = std::max(stats_.orchestrator_epoch, epoch);
+    if (auto it = answer.find("state"); it != answer.end() && it->is_string()) {
+      stats_.state = it->get<std::string>();
+    }
+  }
+  fetch_table_if_behind(epoch);
+  return interval;
+}
+
+void OrchestratorAgent::fetch_table_if_behind(uint64_t epoch) {
+  if (epoch <= tables_.epoch()) return;
+  auto response = call("GET", "/v1/table", "");
+  if (!response.is_ok()) return;
+  if (response->status != 200) {
+    // 404 before the orchestrator has bootstrapped a table: nothing to install yet.
+    if (response->status != 404) {
+      spdlog::warn("orchestrator agent: cannot fetch table epoch {}: {}", epoch,
+                   error_text(*response));
+    }
+    return;
+  }
+  auto table = topology::RoutingTable::from_json_text(response->body);
+  if (!table.is_ok()) {
+    spdlog::error("orchestrator agent: the orchestrator's table does not parse: {}",
+                  table.status().message());
+    return;
+  }
+  const uint64_t fetched = table->epoch();
+  if (fetched <= tables_.epoch()) return;  // a push got here first
+  if (table->find_machine(options_.machine_id) == nullptr) {
+    spdlog::info("orchestrator agent: machine {} is not in table epoch {} yet",
+                 options_.machine_id, fetched);
+  }
+  // A push may install the same or a newer epoch between the check and here: then install()
+  // refuses this one, which is right.
+  if (Status status = tables_.install(std::move(*table)); !status.is_ok()) {
+    spdlog::debug("orchestrator agent: table epoch {} not installed: {}", fetched,
+                  status.message());
+    return;
+  }
+  spdlog::info("orchestrator agent: installed routing table epoch {}", fetched);
+  std::lock_guard lock(mu_);
+  ++stats_.tables_installed;
+}
+
+}  // namespace cairn::server

@@ -1,0 +1,122 @@
+#pragma once
+// OrchestratorAgent: the machine's side of the orchestrator (DESIGN.md §6), started by a server
+// run with --orchestrator HOST:PORT.
+//
+// On its own thread (so no event loop or worker ever waits for the orchestrator), it
+//  1. registers: POST /v1/register {"machine_id", "address"}, retried with a growing delay (up
+//     to retry_interval_max_ms) while the orchestrator is unreachable or refuses;
+//  2. heartbeats every heartbeat_interval_ms (the orchestrator's value from the register answer):
+//     POST /v1/heartbeat {"machine_id", "epoch", "load"}; the answer carries the cluster's epoch
+//     and the lease length; a 404 (the orchestrator forgot this machine) means register again;
+//  3. whenever an answer names an epoch newer than the installed table, fetches GET /v1/table
+//     and installs it into the TableHolder (which saves it and fences older requests).
+//
+// Lease (self-fencing): lease_valid() is true while the last successful heartbeat was *sent*
+// less than lease_ms ago. Counting from the send time, not the answer, keeps this machine's
+// lease ending no later than the orchestrator's view of it (the orchestrator counts from when it
+// received the heartbeat, and waits lease_ms + a margin before naming another leader).
+// The server passes lease_valid() to ClusterCoordinator::set_leader_lease_check().
+//
+// Threading: start()/stop() from the owning thread; lease_valid() and stats() from any thread.
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+
+#include "common/status.h"
+#include "replica/table_holder.h"
+#include "server/http_client.h"
+
+namespace cairn::server {
+
+// What the machine reports about itself in each heartbeat, read on the agent's thread.
+struct MachineLoadCounters {
+  uint64_t commands_total = 0;  // commands served since start (the agent derives ops/s)
+  uint64_t bytes = 0;           // live data bytes of this machine (RocksDB estimate)
+  uint64_t storage_bytes = 0;   // bytes the data takes on disk (RocksDB estimate)
+  uint64_t p99_us = 0;          // 0 while not measured
+};
+
+struct OrchestratorAgentOptions {
+  std::string orchestrator;  // "host:port" of the orchestrator's HTTP API
+  std::string cluster_secret;
+  uint64_t machine_id = 0;
+  std::string address;  // "host:port" where clients and other machines reach this machine
+  int request_timeout_ms = 1000;     // each HTTP call
+  int heartbeat_interval_ms = 250;   // until the register answer says otherwise
+  int retry_interval_max_ms = 2000;  // the longest wait between failed registrations
+  int lease_ms = 2000;               // until a heartbeat answer says otherwise
+  std::function<MachineLoadCounters()> load;  // null: zeros
+  std::function<int64_t()> monotonic_ms;      // null: cairn::monotonic_ms (tests inject)
+};
+
+inline constexpr int kHeartbeatIntervalMsMin = 10;
+inline constexpr int kHeartbeatIntervalMsMax = 60'000;
+
+struct OrchestratorAgentStats {
+  bool registered = false;
+  uint64_t registrations = 0;       // successful
+  uint64_t heartbeats = 0;          // answered with 200
+  uint64_t failed_calls = 0;        // unreachable, timed out or refused
+  uint64_t tables_installed = 0;
+  uint64_t orchestrator_epoch = 0;  // the latest epoch an answer named
+  std::string state;                // this machine's state in the latest heartbeat answer
+};
+
+class OrchestratorAgent {
+ public:
+  // Checks the options (addresses parse, ids non-zero). `tables` must outlive the agent.
+  static Result<std::unique_ptr<OrchestratorAgent>> create(OrchestratorAgentOptions options,
+                                                           replica::TableHolder& tables);
+  ~OrchestratorAgent();  // stop()
+  OrchestratorAgent(const OrchestratorAgent&) = delete;
+  OrchestratorAgent& operator=(const OrchestratorAgent&) = delete;
+
+  void start();  // starts the thread; registration begins at once
+  // Stops the thread, waiting at most for the call in flight (request_timeout_ms). Idempotent.
+  void stop();
+
+  bool lease_valid() const;
+  OrchestratorAgentStats stats() const;
+
+ private:
+  OrchestratorAgent(OrchestratorAgentOptions options, HttpEndpoint endpoint,
+                    replica::TableHolder& tables);
+  void run();
+  // Each returns the time to wait before the next step, in ms.
+  int register_once();
+  int heartbeat_once();
+  void fetch_table_if_behind(uint64_t epoch);
+  Result<HttpResponse> call(const char* method, const char* target, std::string body);
+  std::string load_json();
+  bool wait_ms(int ms);  // false once stopping
+  int64_t now_ms() const;
+
+  const OrchestratorAgentOptions options_;
+  const HttpEndpoint endpoint_;
+  replica::TableHolder& tables_;
+
+  // The agent thread only.
+  int retry_delay_ms_ = 0;
+  uint64_t previous_commands_ = 0;
+  int64_t previous_load_ms_ = -1;
+  bool unreachable_logged_ = false;
+
+  std::atomic<int> heartbeat_interval_ms_;
+  std::atomic<int> lease_ms_;
+  std::atomic<int64_t> last_heartbeat_sent_ms_{0};
+  std::atomic<bool> heartbeat_succeeded_{false};
+
+  mutable std::mutex mu_;
+  std::condition_variable wake_;
+  bool stopping_ = false;          // guarded by mu_
+  OrchestratorAgentStats stats_;   // guarded by mu_
+  std::thread thread_;
+};
+
+}  // namespace cairn::server
