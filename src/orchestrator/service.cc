@@ -174,6 +174,9 @@ Result<RegisterReply> Service::register_machine(MachineId machine_id, std::strin
                                       topology::kMachinesMax));
     }
     if (machine_id == topology::kNoMachine) {
+      if (!state_.machines.empty() && state_.machines.back().id == UINT64_MAX) {
+        return Status::busy("no free machine id after the largest; pass one explicitly");
+      }
       machine_id = state_.machines.empty() ? 1 : state_.machines.back().id + 1;
     }
     MachineRecord fresh;
@@ -362,7 +365,6 @@ void Service::run_planner() {
   }
   std::string reason;
   for (const auto& action : planned->actions) {
-    if (action.kind == ActionKind::kKeepSpare) continue;  // no change; would repeat every tick
     if (!reason.empty()) reason += "; ";
     reason += action.describe();
   }
