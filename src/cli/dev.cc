@@ -338,6 +338,18 @@ Status set_get_check(uint16_t port, const std::string& key, const std::string& v
   return Status::ok();
 }
 
+Status get_check(uint16_t port, const std::string& key, const std::string& value) {
+  auto deadline = Clock::now() + std::chrono::milliseconds(kRequestTimeoutMs * 3);
+  Socket socket;
+  if (auto s = socket.connect(port, deadline); !s.is_ok()) return s;
+  if (auto s = socket.send_all(resp_command({"GET", key}), deadline); !s.is_ok()) return s;
+  std::string buffer;
+  auto reply = read_reply(socket, buffer, deadline);
+  if (!reply.is_ok()) return reply.status();
+  if (*reply != value) return Status::unavailable("GET returned another value");
+  return Status::ok();
+}
+
 // ---- files ------------------------------------------------------------------------------
 
 std::string random_hex(size_t bytes) {
@@ -663,6 +675,8 @@ Status Supervisor::wait_until_serving() {
   bool bootstrapped = false;
   std::string key = "cairn-dev:ready";
   std::string value = random_hex(8);
+  bool written = false;
+  int next_reader = 1;
   while (Clock::now() < deadline) {
     if (const Child* exited = first_exited_during_start()) {
       report_start_failure(*exited, "exited during start-up");
@@ -680,11 +694,22 @@ Status Supervisor::wait_until_serving() {
                      status->value("epoch", nlohmann::json(0)).dump());
       }
     }
-    if (bootstrapped) {
+    if (bootstrapped && !written) {
       Status check = set_get_check(machine_port(0), key, value);
-      if (check.is_ok()) return Status::ok();
-      last_error = "SET/GET through m0: " + check.message();
+      written = check.is_ok();
+      if (!written) last_error = "SET/GET through m0: " + check.message();
     }
+    // Every machine serves once it has installed a routing table (it learns of the table with
+    // its next heartbeat): until then it answers NOTABLE, so the banner would be premature.
+    while (written && next_reader < machine_count()) {
+      Status check = get_check(machine_port(next_reader), key, value);
+      if (!check.is_ok()) {
+        last_error = fmt::format("GET through m{}: {}", next_reader, check.message());
+        break;
+      }
+      ++next_reader;
+    }
+    if (written && next_reader == machine_count()) return Status::ok();
     if (!wait_signal(kPollIntervalMs)) return Status::unavailable("stopped");
   }
   return Status::timed_out(last_error);
