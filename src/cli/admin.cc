@@ -131,8 +131,10 @@ void print_status(std::ostream& out, const json& status) {
 void print_machines(std::ostream& out, const json& machines) {
   std::vector<std::vector<std::string>> rows;
   for (const json& machine : machines) {
+    // Shard 0 is "none" (a spare or a machine not yet placed).
+    const std::string shard = field(machine, "shard");
     rows.push_back({field(machine, "id"), field(machine, "address"), field(machine, "state"),
-                    field(machine, "health"), field(machine, "shard"), field(machine, "role"),
+                    field(machine, "health"), shard == "0" ? "-" : shard, field(machine, "role"),
                     ops_of(machine), ago(machine)});
   }
   print_table(out, {"ID", "ADDRESS", "STATE", "HEALTH", "SHARD", "ROLE", "OPS/S", "LAST-HEARTBEAT"},
