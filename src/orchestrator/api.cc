@@ -1,5 +1,7 @@
 #include "orchestrator/api.h"
 
+#include "orchestrator/dashboard.h"
+
 #include <charconv>
 
 #include <fmt/format.h>
@@ -81,6 +83,9 @@ ApiResponse ApiRouter::handle(const ApiRequest& request) const {
   std::string_view path = target.substr(0, target.find('?'));
   std::string_view query = path.size() < target.size() ? target.substr(path.size() + 1) : "";
   if (request.method == "GET") {
+    if (path == "/" || path == "/dashboard") {
+      return ApiResponse{200, std::string(dashboard_html()), "text/html; charset=utf-8"};
+    }
     if (path == "/v1/table") {
       json table = service_->table_json();
       if (table.is_null()) return error(404, "not bootstrapped yet");

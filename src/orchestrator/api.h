@@ -26,7 +26,8 @@ struct ApiRequest {
 
 struct ApiResponse {
   int status = 200;
-  std::string body;  // JSON text
+  std::string body;  // JSON text (or the dashboard's HTML)
+  std::string content_type = "application/json";
 };
 
 class ApiRouter {

@@ -59,7 +59,7 @@ asio::awaitable<void> serve_connection(std::shared_ptr<HttpServer::Shared> share
     }
     response.result(static_cast<unsigned>(api.status));
     response.set(http::field::server, "cairn-orchestrator");
-    response.set(http::field::content_type, "application/json");
+    response.set(http::field::content_type, api.content_type);
     response.keep_alive(keep_alive);
     response.body() = std::move(api.body);
     response.prepare_payload();

@@ -1,0 +1,50 @@
+#include "orchestrator/dashboard.h"
+
+namespace cairn::orchestrator {
+namespace {
+
+// Plain JavaScript and CSS, no framework: it must work from a fresh Debian machine with no
+// network. Ids are shown as text (they exceed JavaScript's 2^53 integers, so the page reads the
+// raw JSON text for them instead of doing arithmetic).
+constexpr std::string_view kHtml = R"html(<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Cairn</title>
+<style>
+body{font-family:system-ui,sans-serif;margin:1.5rem;color:#222}
+h1{font-size:1.4rem}h2{font-size:1.1rem;margin-top:1.5rem}
+table{border-collapse:collapse;font-size:.9rem}td,th{padding:.25rem .6rem;border-bottom:1px solid #ddd;text-align:left}
+th{background:#f4f4f4}.down{color:#b36b00}.dead{color:#c00}.up{color:#080}
+#err{color:#c00}
+</style></head><body>
+<h1>Cairn cluster</h1><div id="err"></div>
+<div id="status"></div>
+<h2>Machines</h2><table id="machines"></table>
+<h2>Shards</h2><table id="shards"></table>
+<h2>Ring</h2><table id="ring"></table>
+<h2>Recent events</h2><table id="events"></table>
+<script>
+// Big integers (machine ids) must not lose digits: quote them before JSON.parse.
+function parse(text){return JSON.parse(text.replace(/([\[:,]\s*)(\d{16,})(?=\s*[,\]}])/g,'$1"$2"'));}
+async function get(path){const r=await fetch(path);if(!r.ok&&r.status!==404)throw new Error(path+': '+r.status);return parse(await r.text());}
+function esc(v){return String(v).replace(/[&<>]/g,c=>({'&':'&amp;','<':'&lt;','>':'&gt;'}[c]));}
+function table(id,head,rows){document.getElementById(id).innerHTML='<tr>'+head.map(h=>'<th>'+h+'</th>').join('')+'</tr>'+rows.map(r=>'<tr>'+r.map(c=>'<td>'+c+'</td>').join('')+'</tr>').join('');}
+async function refresh(){
+ try{
+  const [s,m,sh,ring,ev]=await Promise.all([get('/v1/status'),get('/v1/machines'),get('/v1/shards'),get('/v1/ring'),get('/v1/events')]);
+  const mc=s.machines||{};
+  document.getElementById('status').innerHTML='epoch <b>'+esc(s.epoch)+'</b> &middot; RF '+esc(s.replication_factor)+' &middot; '+esc(s.shards)+' shards &middot; machines: '+esc(mc.total)+' ('+esc(mc.up)+' up, '+esc(mc.down)+' down, '+esc(mc.dead)+' dead, '+esc(mc.spare)+' spare) &middot; spares target '+esc(s.spares_target);
+  table('machines',['id','address','state','health','shard','role','ops/s','last heartbeat'],(m||[]).map(x=>[esc(x.id),esc(x.address),esc(x.state),'<span class="'+esc(x.health)+'">'+esc(x.health)+'</span>',esc(x.shard),esc(x.role),esc(Math.round((x.load||{}).ops_per_sec||0)),esc(x.last_heartbeat_ms_ago)+' ms ago']));
+  table('shards',['id','leader','replicas','extras','joining','ranges'],(sh||[]).map(x=>[esc(x.id),esc(x.leader),esc((x.replicas||[]).join(', ')),esc((x.extras||[]).join(', ')),esc((x.joining||[]).join(', ')),esc(x.ranges)]));
+  table('ring',['start','end','shard'],(ring||[]).map(x=>[esc(x.start),esc(x.end),esc(x.shard)]));
+  table('events',['#','time','event'],(ev||[]).slice(-30).reverse().map(x=>[esc(x.seq),esc(new Date(Number(x.time_ms)).toLocaleTimeString()),esc(x.message)]));
+  document.getElementById('err').textContent='';
+ }catch(e){document.getElementById('err').textContent='cannot reach the orchestrator: '+e.message;}
+}
+refresh();setInterval(refresh,2000);
+</script></body></html>
+)html";
+
+}  // namespace
+
+std::string_view dashboard_html() { return kHtml; }
+
+}  // namespace cairn::orchestrator
