@@ -732,7 +732,9 @@ void Supervisor::print_banner(const std::string& self) {
   out << "\nCairn dev cluster is ready: " << config_.shards << " shard(s) x RF " << config_.rf
       << ", " << config_.spares << " spare(s); data in " << data_dir_.string() << "\n\n";
   out << "  Connect:        redis-cli -p " << config_.port << "    (any machine serves any key)\n";
-  out << "  API, dashboard: http://127.0.0.1:" << config_.orchestrator_port << "/v1/status"
+  out << "  Dashboard:      http://127.0.0.1:" << config_.orchestrator_port
+      << "/    (JSON API under /v1/: status, machines, shards, ring, events)\n";
+  out << "  API:            http://127.0.0.1:" << config_.orchestrator_port << "/v1/status"
       << "    (orchestrator pid " << children_[0].pid << ")\n";
   out << "  Admin:          " << self << " admin --orchestrator 127.0.0.1:"
       << config_.orchestrator_port << " status\n";
