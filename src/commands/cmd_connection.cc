@@ -488,16 +488,8 @@ constexpr uint32_t kClientAdminFlags = kAdmin | kNoScript | kLoading | kStale;
 
 CommandSpec spec(std::string name, int arity, uint32_t flags, std::string summary,
                  std::string since, std::string complexity, Handler handler) {
-  CommandSpec s;
-  s.name = std::move(name);
-  s.arity = arity;
-  s.flags = flags;
-  s.group = "connection";
-  s.summary = std::move(summary);
-  s.since = std::move(since);
-  s.complexity = std::move(complexity);
-  s.handler = std::move(handler);
-  return s;
+  return make_command_spec("connection", std::move(name), arity, flags, std::move(summary),
+                           std::move(since), std::move(complexity), std::move(handler));
 }
 
 CommandSpec client_container() {

@@ -179,16 +179,9 @@ void cairn_table_set(CommandContext& context) {
 
 CommandSpec spec(std::string name, int arity, uint32_t flags, std::string summary,
                  std::string complexity, Handler handler) {
-  CommandSpec s;
-  s.name = std::move(name);
-  s.arity = arity;
-  s.flags = flags;
-  s.group = "cluster";
-  s.summary = std::move(summary);
-  s.since = "0.1.0";  // Cairn's own commands: the Cairn version that introduced them
-  s.complexity = std::move(complexity);
-  s.handler = std::move(handler);
-  return s;
+  // Cairn's own commands: "since" is the Cairn version that introduced them.
+  return make_command_spec("cluster", std::move(name), arity, flags, std::move(summary), "0.1.0",
+                           std::move(complexity), std::move(handler));
 }
 
 }  // namespace

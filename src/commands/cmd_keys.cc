@@ -424,18 +424,12 @@ struct SpecFacts {
 };
 
 CommandSpec make_spec(SpecFacts facts) {
-  CommandSpec command;
-  command.name = facts.name;
-  command.arity = facts.arity;
-  command.flags = facts.flags;
+  CommandSpec command =
+      make_command_spec(facts.group, facts.name, facts.arity, facts.flags, facts.summary,
+                        facts.since, facts.complexity, std::move(facts.handler));
   command.first_key = facts.first_key;
   command.last_key = facts.last_key;
   command.key_step = facts.key_step;
-  command.group = facts.group;
-  command.summary = facts.summary;
-  command.since = facts.since;
-  command.complexity = facts.complexity;
-  command.handler = std::move(facts.handler);
   command.key_spec_flags = std::move(facts.key_spec_flags);
   command.tips = std::move(facts.tips);
   command.acl_categories = std::move(facts.acl_categories);

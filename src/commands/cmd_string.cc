@@ -617,18 +617,12 @@ void incrbyfloat_command(CommandContext& ctx) {
 CommandSpec spec(std::string name, int arity, uint32_t flags, int first_key, int last_key,
                  int key_step, std::string summary, std::string since, std::string complexity,
                  Handler handler) {
-  CommandSpec command;
-  command.name = std::move(name);
-  command.arity = arity;
-  command.flags = flags;
+  CommandSpec command =
+      make_command_spec("string", std::move(name), arity, flags, std::move(summary),
+                        std::move(since), std::move(complexity), std::move(handler));
   command.first_key = first_key;
   command.last_key = last_key;
   command.key_step = key_step;
-  command.group = "string";
-  command.summary = std::move(summary);
-  command.since = std::move(since);
-  command.complexity = std::move(complexity);
-  command.handler = std::move(handler);
   return command;
 }
 

@@ -55,6 +55,21 @@ bool arity_ok(const CommandSpec& spec, size_t argc) {
 
 }  // namespace
 
+CommandSpec make_command_spec(std::string group, std::string name, int arity, uint32_t flags,
+                              std::string summary, std::string since, std::string complexity,
+                              Handler handler) {
+  CommandSpec spec;
+  spec.name = std::move(name);
+  spec.arity = arity;
+  spec.flags = flags;
+  spec.group = std::move(group);
+  spec.summary = std::move(summary);
+  spec.since = std::move(since);
+  spec.complexity = std::move(complexity);
+  spec.handler = std::move(handler);
+  return spec;
+}
+
 std::vector<std::string_view> flag_names(uint32_t flags) {
   // The order of Redis 7.0's addReplyCommandFlags; clients only care about the names.
   static constexpr std::pair<uint32_t, std::string_view> kNames[] = {

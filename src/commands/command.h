@@ -144,6 +144,12 @@ struct CommandSpec {
   std::vector<std::string> key_spec_flags;
 };
 
+// A spec with the fields every command sets; each family adds key positions, tips and
+// subcommands on the result.
+CommandSpec make_command_spec(std::string group, std::string name, int arity, uint32_t flags,
+                              std::string summary, std::string since, std::string complexity,
+                              Handler handler);
+
 class CommandTable {
  public:
   void add(CommandSpec spec);
