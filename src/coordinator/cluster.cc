@@ -136,6 +136,23 @@ class StaleMark {
   std::optional<std::string> address_;
 };
 
+// Records one replica's answer to a read or a scan: its value on success, else a failure (and
+// the replica's address if it said STALEEPOCH, so the caller can fetch the newer table).
+template <typename Answer>
+void settle_answer(Gather& gather, StaleMark& stale, std::vector<Answer>& answers, size_t slot,
+                   const ReplicaOutcome& outcome, Answer answer, const std::string& address) {
+  if (outcome.ok()) {
+    answers[slot] = std::move(answer);  // written before succeed(): readers see it after
+    gather.succeed(slot);
+    return;
+  }
+  if (outcome.kind == ReplicaOutcome::Kind::kFence &&
+      outcome.fence.code == replica::FenceCode::kStaleEpoch) {
+    stale.set(address);
+  }
+  gather.fail(slot);
+}
+
 // ---- writes ----
 
 struct WriteState {
@@ -317,17 +334,9 @@ Result<PendingRead> start_read(const CorePtr& core, const TablePtr& table, const
               [state = pending.state, slot = i,
                address = machine->address](Result<resp::Value> reply) {
                 std::optional<Cell> cell;
-                ReplicaOutcome outcome = decode_read_reply(reply, &cell);
-                if (outcome.ok()) {
-                  state->cells[slot] = std::move(cell);
-                  state->gather.succeed(slot);
-                  return;
-                }
-                if (outcome.kind == ReplicaOutcome::Kind::kFence &&
-                    outcome.fence.code == replica::FenceCode::kStaleEpoch) {
-                  state->stale.set(address);
-                }
-                state->gather.fail(slot);
+                const ReplicaOutcome outcome = decode_read_reply(reply, &cell);
+                settle_answer(state->gather, state->stale, state->cells, slot, outcome,
+                              std::move(cell), address);
               });
   }
   if (local_slot) {
@@ -493,17 +502,9 @@ Result<ScanAttempt> scan_once(const CorePtr& core, const TablePtr& table,
               deadline,
               [state, slot = i, address = machine->address](Result<resp::Value> reply) {
                 replica::ScanResult result;
-                ReplicaOutcome outcome = decode_scan_reply(reply, &result);
-                if (outcome.ok()) {
-                  state->results[slot] = std::move(result);
-                  state->gather.succeed(slot);
-                  return;
-                }
-                if (outcome.kind == ReplicaOutcome::Kind::kFence &&
-                    outcome.fence.code == replica::FenceCode::kStaleEpoch) {
-                  state->stale.set(address);
-                }
-                state->gather.fail(slot);
+                const ReplicaOutcome outcome = decode_scan_reply(reply, &result);
+                settle_answer(state->gather, state->stale, state->results, slot, outcome,
+                              std::move(result), address);
               });
   }
   if (local_slot) {
