@@ -179,14 +179,17 @@ void settle_write(Core& core, WriteState& state, uint64_t target, std::optional<
     if (slot) state.gather.succeed(*slot);
     return;
   }
-  if (outcome.kind == ReplicaOutcome::Kind::kFence &&
-      outcome.fence.code == replica::FenceCode::kStaleEpoch) {
-    state.stale.set(address);
-  }
+  const bool stale = outcome.kind == ReplicaOutcome::Kind::kFence &&
+                     outcome.fence.code == replica::FenceCode::kStaleEpoch;
+  if (stale) state.stale.set(address);
   if (slot) state.gather.fail(*slot);
-  // A replica that could not be reached gets the write later (hinted handoff). A fenced one does
-  // not: with the newer table the retry reaches the right replicas.
-  if (hint_on_failure && outcome.kind == ReplicaOutcome::Kind::kFailed) {
+  // A replica that could not be reached gets the write later (hinted handoff). So does one that
+  // follows a newer table (STALEEPOCH): when the others still at our epoch acknowledge W, the
+  // write is not retried, and a replica the newer epoch keeps (e.g. a rebuilt replica just
+  // promoted from joining) would miss it. The replay runs at our newest epoch and drops the hint
+  // if the target no longer owns the key (NOTOWNER). Other fences are not hinted: TABLEBEHIND is
+  // retried after a table push, NOTOWNER means the key is not the target's.
+  if (hint_on_failure && (outcome.kind == ReplicaOutcome::Kind::kFailed || stale)) {
     Status stored = core.engine.store_hint(target, state.key, state.cell,
                                            core.options.hints_per_target_max,
                                            core.options.hint_bytes_per_target_max);
@@ -229,8 +232,9 @@ Result<WriteAttempt> write_once(const CorePtr& core, const TablePtr& table, cons
   };
   for (size_t i = 0; i < set.voting.size(); ++i) send(set.voting[i], i, true);
   for (const Machine* machine : set.extras) send(machine, std::nullopt, true);
-  // Joining replicas get their data by streaming; a missed write reaches them that way.
-  for (const Machine* machine : set.joining) send(machine, std::nullopt, false);
+  // Joining replicas copy what the shard held before they joined (server/rebuilder.h); a write
+  // they miss after joining is hinted like any other, so a rebuilt replica misses nothing.
+  for (const Machine* machine : set.joining) send(machine, std::nullopt, true);
   // The local replica last, so the remote calls are already on their way.
   if (local_is_replica) {
     HlcTimestamp newer = 0;

@@ -166,7 +166,10 @@ ApiResponse ApiRouter::handle_heartbeat(const std::string& body) const {
       *field = *value;
     }
   }
-  auto answered = service_->heartbeat(*id, *epoch, load);
+  // Absent or 0: the machine finished no rebuild (server/rebuilder.h).
+  auto rebuilt = u64_field(*parsed, "rebuilt_shard", 0);
+  if (!rebuilt.is_ok()) return from_status(rebuilt.status());
+  auto answered = service_->heartbeat(*id, *epoch, load, *rebuilt);
   if (!answered.is_ok()) return from_status(answered.status());
   return reply(200, json{{"epoch", answered->epoch},
                          {"state", answered->state},

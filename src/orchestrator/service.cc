@@ -209,7 +209,7 @@ Result<RegisterReply> Service::register_machine(MachineId machine_id, std::strin
 }
 
 Result<HeartbeatReply> Service::heartbeat(MachineId machine_id, topology::Epoch machine_epoch,
-                                          const Load& load) {
+                                          const Load& load, topology::ShardId rebuilt_shard) {
   (void)machine_epoch;  // machines behind fetch the table themselves; kept for the log below
   std::lock_guard lock(mu_);
   MachineRecord* record = state_.find_machine(machine_id);
@@ -223,10 +223,35 @@ Result<HeartbeatReply> Service::heartbeat(MachineId machine_id, topology::Epoch 
     reconcile();
     persist(false);
   }
+  if (rebuilt_shard != topology::kNoShard) promote_rebuilt(machine_id, rebuilt_shard);
   const RoutingTableSpec* table = state_.table ? &*state_.table : nullptr;
   return HeartbeatReply{table ? table->epoch : 0,
                         std::string(topology::machine_state_name(derived_state(*record, table))),
                         record->draining ? kDrainingLeaseMs : settings_.lease_ms};
+}
+
+void Service::promote_rebuilt(MachineId machine, topology::ShardId shard_id) {
+  if (!state_.table) return;
+  RoutingTableSpec next = *state_.table;
+  auto shard = std::find_if(next.shards.begin(), next.shards.end(),
+                            [&](const topology::Shard& s) { return s.id == shard_id; });
+  // Stale or repeated reports (the machine was promoted or moved meanwhile) change nothing.
+  if (shard == next.shards.end()) return;
+  auto joining = std::find(shard->joining.begin(), shard->joining.end(), machine);
+  if (joining == shard->joining.end()) return;
+  if (shard->replicas.size() >= next.replication_factor) return;
+  shard->joining.erase(joining);
+  shard->replicas.push_back(machine);
+  for (topology::Machine& listed : next.machines) {
+    if (listed.id == machine) listed.state = MachineState::kUp;
+  }
+  const topology::Epoch before = state_.table->epoch;
+  install(std::move(next), fmt::format("machine {} rebuilt: now a voting replica of shard {}",
+                                       machine, shard_id));
+  if (state_.table->epoch == before) return;  // rejected (logged by install)
+  // A shard whose replicas were all joining (a new shard) gets its leader from the planner.
+  reconcile();
+  persist(false);
 }
 
 Status Service::drain(MachineId machine_id) {

@@ -88,9 +88,13 @@ class Service {
   // address), busy (the address belongs to another machine that holds a role: 409).
   Result<RegisterReply> register_machine(topology::MachineId machine_id, std::string address,
                                          std::string internal_address);
-  // not_found for an unknown machine (it must register again).
+  // not_found for an unknown machine (it must register again). `rebuilt_shard` (kNoShard: none)
+  // says the machine finished copying that shard's data (server/rebuilder.h): if it is still
+  // joining that shard and the shard has fewer than RF voting replicas, a new epoch makes it a
+  // voting replica.
   Result<HeartbeatReply> heartbeat(topology::MachineId machine_id, topology::Epoch machine_epoch,
-                                   const Load& load);
+                                   const Load& load,
+                                   topology::ShardId rebuilt_shard = topology::kNoShard);
   // The operator takes a machine out: its roles are handed over, then it is released.
   Status drain(topology::MachineId machine_id);
   // Forgets a machine. busy (409) while it still holds a role in the table: drain it first, or
@@ -123,6 +127,8 @@ class Service {
   void reconcile();
   void maybe_bootstrap();
   void run_planner();
+  // Moves `machine` from `shard`'s joining to its voting replicas when that is allowed.
+  void promote_rebuilt(topology::MachineId machine, topology::ShardId shard);
   // Installs `next` as epoch + 1 if it differs from the table (epochs aside).
   void install(topology::RoutingTableSpec next, const std::string& reason);
   std::vector<MachineInfo> planner_machines() const;

@@ -247,3 +247,47 @@ TEST(ServiceSettingsTest, RejectsInconsistentSettings) {
 
 }  // namespace
 }  // namespace cairn::orchestrator
+
+namespace cairn::orchestrator {
+namespace {
+
+// A spare replacing a dead replica joins as joining; its heartbeat reporting the shard rebuilt
+// makes it a voting replica in a new epoch; a repeated or wrong report changes nothing.
+TEST_F(ServiceTest, RebuiltSparePromotedToVotingReplica) {
+  settings_.down_after_ms = 500;
+  settings_.dead_after_ms = 1000;
+  auto service = open();
+  register_machines(*service, 1, 4);
+  const topology::Shard first = service->snapshot().table->shards[0];
+  // A non-leader replica dies; the spare (4) replaces it as joining.
+  topology::MachineId dead = first.replicas[0] == first.leader ? first.replicas[1]
+                                                               : first.replicas[0];
+  std::vector<topology::MachineId> alive;
+  for (topology::MachineId id = 1; id <= 4; ++id) {
+    if (id != dead) alive.push_back(id);
+  }
+  run_for(*service, 3000, alive);
+  topology::Shard shard = service->snapshot().table->shards[0];
+  ASSERT_EQ(shard.joining, std::vector<topology::MachineId>{4});
+  ASSERT_EQ(shard.replicas.size(), 2u);
+  const topology::Epoch before = service->epoch();
+  // A report about another shard is ignored.
+  ASSERT_TRUE(service->heartbeat(4, before, Load{}, shard.id + 7).is_ok());
+  EXPECT_EQ(service->epoch(), before);
+  auto reply = service->heartbeat(4, before, Load{}, shard.id);
+  ASSERT_TRUE(reply.is_ok());
+  EXPECT_EQ(service->epoch(), before + 1);
+  EXPECT_EQ(reply->epoch, before + 1);
+  EXPECT_EQ(reply->state, "up");
+  shard = service->snapshot().table->shards[0];
+  EXPECT_TRUE(shard.joining.empty());
+  EXPECT_EQ(shard.replicas.size(), 3u);
+  EXPECT_NE(std::find(shard.replicas.begin(), shard.replicas.end(), 4u), shard.replicas.end());
+  EXPECT_TRUE(has_event(*service, "machine 4 rebuilt: now a voting replica of shard"));
+  // Repeated: nothing changes.
+  ASSERT_TRUE(service->heartbeat(4, before + 1, Load{}, shard.id).is_ok());
+  EXPECT_EQ(service->epoch(), before + 1);
+}
+
+}  // namespace
+}  // namespace cairn::orchestrator

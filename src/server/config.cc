@@ -55,6 +55,8 @@ constexpr SettingInfo kSettings[] = {
     {"workers", "threads running client commands in cluster mode, 1-256  [default: 32]"},
     {"request-timeout-ms",
      "how long a coordinator waits for its replicas in cluster mode, 1-600000  [default: 1000]"},
+    {"rebuild-max-mb-per-s",
+     "throttle of the copy that rebuilds a replaced replica, MiB/s (0: unlimited)  [default: 0]"},
 };
 
 std::string normalize_name(std::string_view name) {
@@ -221,6 +223,10 @@ Status apply_setting(ServerConfig& config, std::string_view raw_name, std::strin
     auto timeout = parse_integer(name, value, 1, kRequestTimeoutMsMax);
     if (!timeout.is_ok()) return timeout.status();
     config.request_timeout_ms = *timeout;
+  } else if (name == "rebuild-max-mb-per-s") {
+    auto rate = parse_integer(name, value, 0, kRebuildMaxMbPerSecMax);
+    if (!rate.is_ok()) return rate.status();
+    config.rebuild_max_mb_per_s = *rate;
   } else {
     return Status::invalid_argument(fmt::format("unknown setting '{}'", raw_name));
   }
@@ -246,6 +252,7 @@ std::string setting_value(const ServerConfig& config, std::string_view raw_name)
   if (name == "orchestrator") return config.orchestrator;
   if (name == "workers") return std::to_string(config.workers);
   if (name == "request-timeout-ms") return std::to_string(config.request_timeout_ms);
+  if (name == "rebuild-max-mb-per-s") return std::to_string(config.rebuild_max_mb_per_s);
   return "";
 }
 

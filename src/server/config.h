@@ -49,6 +49,9 @@ struct ServerConfig {
   std::string orchestrator;
   size_t workers = 32;                 // threads running client commands in cluster mode
   int64_t request_timeout_ms = 1000;   // a coordinator waits this long for its replicas
+  // The rebuild of a replaced replica (server/rebuilder.h) copies at most this many MiB per
+  // second (0 = unlimited).
+  int64_t rebuild_max_mb_per_s = 0;
   // Tests only (no flag): run client commands on workers in single-machine mode too.
   bool force_workers = false;
 
@@ -57,6 +60,7 @@ struct ServerConfig {
 
 inline constexpr size_t kServerWorkersMax = 256;
 inline constexpr int64_t kRequestTimeoutMsMax = 600'000;
+inline constexpr int64_t kRebuildMaxMbPerSecMax = 1'000'000;
 
 // The names of every setting, in the order `--help` and CONFIG GET * list them.
 const std::vector<std::string_view>& setting_names();

@@ -167,6 +167,11 @@ TEST(ConfigTest, ClusterFlagsAndToml) {
   EXPECT_FALSE(parse_flags({"--workers", "0"}).is_ok());
   EXPECT_FALSE(parse_flags({"--workers", "257"}).is_ok());
   EXPECT_FALSE(parse_flags({"--request-timeout-ms", "0"}).is_ok());
+  EXPECT_EQ(defaults.rebuild_max_mb_per_s, 0);
+  auto throttled = parse_flags({"--rebuild-max-mb-per-s", "50"});
+  ASSERT_TRUE(throttled.is_ok()) << throttled.status().to_string();
+  EXPECT_EQ(throttled->rebuild_max_mb_per_s, 50);
+  EXPECT_FALSE(parse_flags({"--rebuild-max-mb-per-s", "-1"}).is_ok());
   EXPECT_FALSE(parse_flags({"--machine-id", "-1"}).is_ok());
   EXPECT_FALSE(parse_flags({"--machine-id", "18446744073709551616"}).is_ok());
 

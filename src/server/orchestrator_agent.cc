@@ -205,13 +205,16 @@ std::string OrchestratorAgent::load_json() {
   }
   previous_commands_ = counters.commands_total;
   previous_load_ms_ = now;
-  const json body = {{"machine_id", options_.machine_id},
-                     {"epoch", tables_.epoch()},
-                     {"load",
-                      {{"ops_per_sec", ops_per_sec},
-                       {"bytes", counters.bytes},
-                       {"storage_bytes", counters.storage_bytes},
-                       {"p99_us", counters.p99_us}}}};
+  json body = {{"machine_id", options_.machine_id},
+               {"epoch", tables_.epoch()},
+               {"load",
+                {{"ops_per_sec", ops_per_sec},
+                 {"bytes", counters.bytes},
+                 {"storage_bytes", counters.storage_bytes},
+                 {"p99_us", counters.p99_us}}}};
+  if (options_.rebuilt_shard) {
+    if (const uint64_t shard = options_.rebuilt_shard(); shard != 0) body["rebuilt_shard"] = shard;
+  }
   return body.dump();
 }
 

@@ -53,6 +53,9 @@ struct OrchestratorAgentOptions {
   int lease_ms = 2000;               // until a heartbeat answer says otherwise
   std::function<MachineLoadCounters()> load;  // null: zeros
   std::function<int64_t()> monotonic_ms;      // null: cairn::monotonic_ms (tests inject)
+  // The shard whose rebuild is complete (Rebuilder::rebuilt_shard), sent in each heartbeat as
+  // "rebuilt_shard" when non-zero; null: never sent.
+  std::function<uint64_t()> rebuilt_shard;
 };
 
 inline constexpr int kHeartbeatIntervalMsMin = 10;

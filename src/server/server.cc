@@ -143,7 +143,9 @@ Status Server::open() {
     auto runner = std::make_unique<ClusterRunner>(
         *workers_, state_->table(), *state_, *coordinator_, *replica_, *peers_,
         static_cast<int>(config_.request_timeout_ms));
-    state_->set_cluster(ClusterParts{coordinator_.get(), replica_.get(), peers_.get(), runner.get()});
+    ClusterParts parts{coordinator_.get(), replica_.get(), peers_.get(), runner.get(), nullptr};
+    parts.extra_info = [this] { return rebuilder_ ? rebuilder_->info() : std::string(); };
+    state_->set_cluster(std::move(parts));
     runner_ = std::move(runner);
     state_->set_runner(runner_.get());
   } else if (config_.force_workers) {
@@ -191,6 +193,7 @@ Status Server::open() {
   // Registers only once the machine accepts connections: the orchestrator may hand it a role,
   // and peers then reach it at once.
   if (agent_) agent_->start();
+  if (rebuilder_) rebuilder_->start();
   watcher_ = std::thread([this] { watch_for_shutdown(); });
   spdlog::info("cairn {} ready: {}:{}, data {}, durability {}, {} event loops, machine {:016x}{}",
                kCairnVersion, config_.bind, port_, config_.data_dir,
@@ -273,6 +276,12 @@ Status Server::open_agent() {
     counters.storage_bytes = counters.bytes;
     return counters;
   };
+  RebuilderOptions rebuild_options;
+  rebuild_options.request_timeout_ms = options.request_timeout_ms;
+  rebuild_options.max_bytes_per_sec =
+      static_cast<uint64_t>(config_.rebuild_max_mb_per_s) * 1024 * 1024;
+  rebuilder_ = std::make_unique<Rebuilder>(rebuild_options, *replica_, *peers_);
+  options.rebuilt_shard = [rebuilder = rebuilder_.get()] { return rebuilder->rebuilt_shard(); };
   auto agent = OrchestratorAgent::create(std::move(options), *tables_);
   if (!agent.is_ok()) return agent.status();
   agent_ = std::move(*agent);
@@ -385,6 +394,8 @@ void Server::teardown() {
   spdlog::info("stopping: closing the listener and {} clients",
                state_ ? state_->connected_clients() : 0);
   if (listener_) listener_->stop();
+  // The rebuilder first: it calls peers and the replica, and feeds the agent's heartbeats.
+  if (rebuilder_) rebuilder_->stop();
   // A stopping machine stops claiming to be alive; its lease then lapses on its own.
   if (agent_) agent_->stop();
   run_on_loop0([this] {
@@ -412,6 +423,7 @@ void Server::teardown() {
   keyspace_.reset();
   coordinator_.reset();
   agent_.reset();
+  rebuilder_.reset();
   peers_.reset();
   replica_.reset();
   tables_.reset();

@@ -4,12 +4,15 @@
 //
 //   start: config → data dir + machine id → Engine → HybridClock → [cluster mode: TableHolder
 //          (+ --table) → Replica → PeerPool → ClusterCoordinator] → LocalKeyspace → ServerState
-//          → [worker pool + runner] → event loops → listener → [--orchestrator: OrchestratorAgent]
-//   stop:  listener → orchestrator agent → workers → connections and loops → coordinator → final
-//          sync → the rest in reverse order of construction
+//          → [worker pool + runner] → event loops → listener → [--orchestrator: Rebuilder,
+//          OrchestratorAgent]
+//   stop:  listener → rebuilder → orchestrator agent → workers → connections and loops →
+//          coordinator → final sync → the rest in reverse order of construction
 //
 // With --orchestrator the machine registers and heartbeats on the agent's thread, follows the
-// orchestrator's tables and acts as a shard leader only while its lease is valid (DESIGN.md §6).
+// orchestrator's tables and acts as a shard leader only while its lease is valid (DESIGN.md §6);
+// when it joins a shard as a replacement, the rebuilder copies the shard's data to it and the
+// agent's heartbeat then asks for its vote (server/rebuilder.h).
 // Without --table it starts with the table it saved when it last ran, or none.
 //
 // Cluster mode (config.cluster_secret set): client commands run on the worker pool through a
@@ -37,6 +40,7 @@
 #include "server/command_runner.h"
 #include "server/config.h"
 #include "server/orchestrator_agent.h"
+#include "server/rebuilder.h"
 #include "server/server_state.h"
 #include "server/worker_pool.h"
 #include "storage/engine.h"
@@ -105,6 +109,7 @@ class Server {
   std::unique_ptr<net::Listener> listener_;
   // --orchestrator only. The coordinator's lease check calls it: destroyed after the coordinator.
   std::unique_ptr<OrchestratorAgent> agent_;
+  std::unique_ptr<Rebuilder> rebuilder_;  // with --orchestrator: copies a shard it joins
 
   std::mutex mutex_;
   std::condition_variable changed_;

@@ -428,6 +428,7 @@ std::string ServerState::cluster_section() {
     out += fmt::format("forwarded_to_leader:{}\r\nforwards_served:{}\r\n",
                        cluster_.runner->forwarded(), cluster_.runner->forwards_served());
   }
+  if (cluster_.extra_info) out += cluster_.extra_info();
   return out;
 }
 

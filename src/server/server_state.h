@@ -35,6 +35,8 @@ struct ClusterParts {
   replica::Replica* replica = nullptr;
   net::PeerPool* peers = nullptr;
   const ClusterRunner* runner = nullptr;
+  // Extra INFO cluster lines (the rebuilder's progress), CRLF ended; null: none.
+  std::function<std::string()> extra_info;
 };
 
 inline constexpr std::string_view kRedisVersion = "7.0.15";  // what clients see (INFO, HELLO)

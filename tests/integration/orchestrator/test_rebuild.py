@@ -1,0 +1,194 @@
+"""A dead replica is rebuilt on the spare that replaces it (issue 5, use (b)): the spare joins its
+shard, copies the shard from the surviving replicas while clients keep writing at QUORUM, and
+becomes a voting replica; read alone, it then holds every acknowledged write of its shard
+(deletes as tombstones), and expired keys stay expired."""
+
+import struct
+import threading
+import time
+
+import pytest
+import redis
+
+from dev_cluster import DEAD_AFTER_MS, orchestrator_supported, wait_for
+
+_SUPPORTED, _WHY_NOT = orchestrator_supported()
+pytestmark = pytest.mark.skipif(not _SUPPORTED, reason=_WHY_NOT)
+
+CELL_HEADER = struct.Struct(">BBBQQqI")  # docs/formats.md "Cells", layout version 1
+KEYS = 500
+SHORT_TTL_MS = 1500
+REBUILD_TIMEOUT_S = DEAD_AFTER_MS / 1000 + 60
+SETTLE_S = 15  # a write hinted to the new machine is replayed within this (hint replay interval)
+
+
+def _decode(data):
+    """(value or None for a tombstone, expire_at_ms) of a stored cell."""
+    version, flags, _type, _ts, _writer, expire, length = CELL_HEADER.unpack_from(data)
+    assert version == 1 and len(data) == CELL_HEADER.size + length, data
+    return (None if flags & 1 else data[CELL_HEADER.size:]), expire
+
+
+def _raw_cells(dev, key):
+    """Each live machine's stored cell of `key`: (timestamp, writer, value) or the error."""
+    out = {}
+    for i in sorted(dev.pids):
+        c = dev.client(i)
+        c.execute_command("CAIRN.AUTH", dev.secret())
+        try:
+            data = c.execute_command("CAIRN.READ", dev.status()["epoch"], key)
+            out[i] = None if data is None else (
+                CELL_HEADER.unpack_from(data)[3:5] + (data[CELL_HEADER.size:],))
+        except redis.ResponseError as e:
+            out[i] = str(e)
+    return out
+
+
+class Writer:
+    """Sets keys through the live machines, remembering the last acknowledged state of each."""
+
+    def __init__(self, dev, indexes):
+        self.clients = [dev.client(i) for i in indexes]
+        self.acked = {}        # key -> ("set", value, ttl kind) | ("del",)
+        self.uncertain = set()  # a write failed: its outcome is unknown, not checked
+        self.n = 0
+
+    def _client(self):
+        self.n += 1
+        return self.clients[self.n % len(self.clients)]
+
+    def set(self, key, value, px=None):
+        try:
+            ok = self._client().set(key, value, px=px)
+        except (redis.RedisError, OSError):
+            self.uncertain.add(key)
+            return
+        assert ok is True
+        self.acked[key] = ("set", value.encode(), "short" if px and px <= SHORT_TTL_MS else
+                           ("long" if px else "none"))
+
+    def delete(self, key):
+        try:
+            deleted = self._client().delete(key)
+        except (redis.RedisError, OSError):
+            self.uncertain.add(key)
+            return
+        # DEL of a key that is not live (never set, deleted, expired) writes nothing.
+        self.acked[key] = ("del", deleted > 0)
+
+
+def test_dead_replica_rebuilt_on_spare_holds_every_acknowledged_write(dev):
+    shard = dev.shards()[0]
+    victim = next(m for m in shard["replicas"] if m != shard.get("leader"))
+    (spare,) = dev.spares()
+    victim_index = dev.index_of(victim)
+    spare_index = dev.index_of(spare)
+    live = [i for i in sorted(dev.pids) if i not in (victim_index, spare_index)]
+
+    writer = Writer(dev, live)
+    for i in range(KEYS):
+        key = "rb:%d" % i
+        if i % 10 == 3:
+            writer.set(key, "short%d" % i, px=SHORT_TTL_MS)
+        elif i % 10 == 5:
+            writer.set(key, "long%d" % i, px=3_600_000)
+        else:
+            writer.set(key, "v%d" % i)
+        if i % 7 == 0:
+            writer.delete(key)
+    assert not writer.uncertain, writer.uncertain
+
+    dev.kill(victim_index)
+    stop = threading.Event()
+
+    def keep_writing():
+        n = 0
+        while not stop.is_set():
+            key = "rb:%d" % (n % KEYS) if n % 2 else "rbw:%d" % n
+            if n % 13 == 0:
+                writer.delete(key)
+            else:
+                writer.set(key, "w%d" % n)
+            n += 1
+            time.sleep(0.005)
+
+    thread = threading.Thread(target=keep_writing)
+    thread.start()
+    try:
+        def voting():
+            s = next(s for s in dev.admin("shards", json_output=True) if s["id"] == shard["id"])
+            return spare in s["replicas"] and victim not in dev.shard_members(s) and s
+
+        wait_for(voting, REBUILD_TIMEOUT_S, interval_s=0.2,
+                 what="the spare to be rebuilt into a voting replica")
+        machines = {m["id"]: m for m in dev.admin("machines", json_output=True)}
+        assert machines[spare]["role"] in ("replica", "leader"), machines[spare]
+        time.sleep(1)  # writes after the promotion too
+    finally:
+        stop.set()
+        thread.join()
+    events = " ".join(e["message"] for e in dev.get("/v1/events?since=0"))
+    assert "machine %d rebuilt: now a voting replica of shard %d" % (spare, shard["id"]) in events
+
+    info = dev.client(spare_index).info("cluster")
+    assert info["rebuild_state"] == "done", info
+    assert int(info["rebuild_shard"]) == shard["id"], info
+    assert int(info["rebuild_keys_copied"]) > 0, info
+
+    # The new machine alone: its stored cell of every acknowledged key of its shard.
+    alone = dev.client(spare_index)
+    assert alone.execute_command("CAIRN.AUTH", dev.secret()) in (b"OK", "OK", True)
+
+    def stored(key):
+        """The decoded cell, None if absent, or "other" if another shard owns the key."""
+        for _ in range(50):
+            try:
+                data = alone.execute_command("CAIRN.READ", dev.status()["epoch"], key)
+            except redis.ResponseError as e:
+                if str(e).startswith("NOTOWNER"):
+                    return "other"
+                time.sleep(0.1)  # STALEEPOCH / TABLEBEHIND while a new epoch spreads
+                continue
+            return None if data is None else _decode(data)
+        raise AssertionError("CAIRN.READ %s kept failing" % key)
+
+    def matches(key, expected, cell):
+        now_ms = int(time.time() * 1000)
+        if expected[0] == "del":
+            if expected[1]:
+                return cell is not None and cell[0] is None  # the DEL's tombstone
+            # Nothing was live: absent, a tombstone, or an expired cell.
+            return cell is None or cell[0] is None or 0 < cell[1] <= now_ms
+        _, value, ttl = expected
+        if cell is None or cell[0] != value:
+            return False
+        if ttl == "short":
+            return 0 < cell[1] <= now_ms  # expired, and it stays so
+        if ttl == "long":
+            return cell[1] > now_ms
+        return cell[1] == 0
+
+    checked = 0
+    deadline = time.monotonic() + SETTLE_S
+    for key, expected in sorted(writer.acked.items()):
+        if key in writer.uncertain:
+            continue
+        cell = stored(key)
+        if cell == "other":
+            continue
+        while not matches(key, expected, cell) and time.monotonic() < deadline:
+            time.sleep(0.2)
+            cell = stored(key)
+        if not matches(key, expected, cell):
+            # Every machine's stored cell (timestamp, writer, value) for the report.
+            pytest.fail("%s: expected %s, the rebuilt machine stores %s; all machines: %s"
+                        % (key, expected, cell, _raw_cells(dev, key)))
+        checked += 1
+    # About half of the keys hash to the rebuilt shard.
+    assert checked >= len(writer.acked) // 5, (checked, len(writer.acked))
+
+    # Expired keys did not come back to life anywhere.
+    reader = dev.client(live[0])
+    for key, expected in writer.acked.items():
+        if key not in writer.uncertain and expected[0] == "set" and expected[2] == "short":
+            assert reader.get(key) is None, key
