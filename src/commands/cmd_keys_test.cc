@@ -10,16 +10,6 @@
 namespace cairn::commands::testing {
 namespace {
 
-struct Step {
-  std::vector<std::string> args;
-  std::string reply;
-};
-
-struct Scenario {
-  const char* name;
-  std::vector<Step> steps;
-};
-
 // Each scenario starts from an empty keyspace; every reply must equal redis-server's byte for byte.
 const std::vector<Scenario>& recorded_scenarios() {
   static const std::vector<Scenario> scenarios = {
@@ -171,17 +161,7 @@ const std::vector<Scenario>& recorded_scenarios() {
 
 class KeyCommandTest : public DataCommandTest {};
 
-TEST_F(KeyCommandTest, MatchesRecordedRedisReplies) {
-  for (const Scenario& scenario : recorded_scenarios()) {
-    SCOPED_TRACE(scenario.name);
-    ASSERT_TRUE(keyspace_->clear().is_ok());
-    for (const Step& step : scenario.steps) {
-      std::string command;
-      for (const std::string& arg : step.args) command += arg + " ";
-      EXPECT_EQ(run(step.args), step.reply) << command;
-    }
-  }
-}
+TEST_F(KeyCommandTest, MatchesRecordedRedisReplies) { expect_recorded_replies(recorded_scenarios()); }
 
 // Runs a full SCAN iteration with the given options and returns every key seen (with repeats).
 std::vector<std::string> scan_all(DataCommandTest& test,

@@ -11,16 +11,6 @@
 namespace cairn::commands::testing {
 namespace {
 
-struct Step {
-  std::vector<std::string> args;
-  std::string reply;
-};
-
-struct Scenario {
-  const char* name;
-  std::vector<Step> steps;
-};
-
 // Each scenario starts from an empty keyspace; every reply must equal redis-server's byte for byte.
 const std::vector<Scenario>& recorded_scenarios() {
   static const std::vector<Scenario> scenarios = {
@@ -244,17 +234,7 @@ const std::vector<Scenario>& recorded_scenarios() {
 
 class StringCommandTest : public DataCommandTest {};
 
-TEST_F(StringCommandTest, MatchesRecordedRedisReplies) {
-  for (const Scenario& scenario : recorded_scenarios()) {
-    SCOPED_TRACE(scenario.name);
-    ASSERT_TRUE(keyspace_->clear().is_ok());
-    for (const Step& step : scenario.steps) {
-      std::string command;
-      for (const std::string& arg : step.args) command += arg + " ";
-      EXPECT_EQ(run(step.args), step.reply) << command;
-    }
-  }
-}
+TEST_F(StringCommandTest, MatchesRecordedRedisReplies) { expect_recorded_replies(recorded_scenarios()); }
 
 TEST_F(StringCommandTest, SetExpiryOptionsUseTheClock) {
   EXPECT_EQ(run({"set", "k", "v", "ex", "10"}), kOk);

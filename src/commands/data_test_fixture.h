@@ -43,6 +43,18 @@ class NullServerControl final : public ServerControl {
   std::string version() override { return "7.0.15"; }
 };
 
+// A command and the raw reply redis-server 7.0.15 gave to it.
+struct Step {
+  std::vector<std::string> args;
+  std::string reply;
+};
+
+// Steps that run in order from an empty keyspace.
+struct Scenario {
+  const char* name;
+  std::vector<Step> steps;
+};
+
 class DataCommandTest : public ::testing::Test {
  protected:
   // A fixed, realistic "now" so TTL arithmetic is exact.
@@ -95,6 +107,20 @@ class DataCommandTest : public ::testing::Test {
   }
 
   void advance_ms(int64_t ms) { now_ms_ += ms; }
+
+  // Runs every scenario from an empty keyspace; each reply must equal the recorded one byte for
+  // byte.
+  void expect_recorded_replies(const std::vector<Scenario>& scenarios) {
+    for (const Scenario& scenario : scenarios) {
+      SCOPED_TRACE(scenario.name);
+      ASSERT_TRUE(keyspace_->clear().is_ok());
+      for (const Step& step : scenario.steps) {
+        std::string command;
+        for (const std::string& arg : step.args) command += arg + " ";
+        EXPECT_EQ(run(step.args), step.reply) << command;
+      }
+    }
+  }
 
   std::atomic<int64_t> now_ms_{kStartMs};
   std::filesystem::path directory_;
