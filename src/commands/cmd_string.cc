@@ -357,52 +357,51 @@ void mget_command(CommandContext& ctx) {
   }
 }
 
-// MSET / MSETNX: all keys are locked together, so no other atomic command sees half the writes.
-void mset_generic(CommandContext& ctx, bool only_if_none_exist) {
-  if (ctx.args.size() % 2 == 0) {
-    ctx.reply.error("ERR wrong number of arguments for '" + to_lower(ctx.args[0]) + "' command");
+// MSET / MSETNX take key-value pairs: an odd number of arguments after the name.
+bool pairs_or_reply(CommandContext& ctx) {
+  if (ctx.args.size() % 2 == 1) return true;
+  ctx.reply.error("ERR wrong number of arguments for '" + to_lower(ctx.args[0]) + "' command");
+  return false;
+}
+
+// MSET: atomic on one machine (Keyspace::write_many locks every key); split by shard in a
+// cluster, where plain writes need no leader.
+void mset_command(CommandContext& ctx) {
+  if (!pairs_or_reply(ctx)) return;
+  std::vector<std::pair<std::string, std::string>> entries;
+  entries.reserve(ctx.args.size() / 2);
+  for (size_t i = 1; i < ctx.args.size(); i += 2) entries.emplace_back(ctx.args[i], ctx.args[i + 1]);
+  if (Status status = ctx.keyspace.write_many(entries); !status.is_ok()) {
+    ctx.reply.error(storage_error_reply(status));
     return;
   }
-  if (!only_if_none_exist) {
-    std::vector<std::pair<std::string, std::string>> entries;
-    entries.reserve(ctx.args.size() / 2);
-    for (size_t i = 1; i < ctx.args.size(); i += 2) entries.emplace_back(ctx.args[i], ctx.args[i + 1]);
-    if (Status status = ctx.keyspace.write_many(entries); !status.is_ok()) {
-      ctx.reply.error(storage_error_reply(status));
-      return;
-    }
-    ctx.reply.ok();
-    return;
-  }
+  ctx.reply.ok();
+}
+
+// MSETNX: all keys are locked together, so the check that none exists and the writes are one
+// atomic step.
+void msetnx_command(CommandContext& ctx) {
+  if (!pairs_or_reply(ctx)) return;
   std::vector<std::string> keys;
   keys.reserve(ctx.args.size() / 2);
   for (size_t i = 1; i < ctx.args.size(); i += 2) keys.push_back(ctx.args[i]);
   run_atomically(ctx, keys, [&](resp::ReplyWriter& reply) -> Status {
-    if (only_if_none_exist) {
-      for (const std::string& key : keys) {
-        Result<std::optional<Cell>> read = ctx.keyspace.read(key);
-        if (!read.is_ok()) return read.status();
-        if (read->has_value()) {
-          reply.integer(0);
-          return Status::ok();
-        }
+    for (const std::string& key : keys) {
+      Result<std::optional<Cell>> read = ctx.keyspace.read(key);
+      if (!read.is_ok()) return read.status();
+      if (read->has_value()) {
+        reply.integer(0);
+        return Status::ok();
       }
     }
     for (size_t i = 1; i < ctx.args.size(); i += 2) {
       Status status = ctx.keyspace.write(ctx.args[i], ValueType::kString, ctx.args[i + 1], 0);
       if (!status.is_ok()) return status;
     }
-    if (only_if_none_exist) {
-      reply.integer(1);
-    } else {
-      reply.ok();
-    }
+    reply.integer(1);
     return Status::ok();
   });
 }
-
-void mset_command(CommandContext& ctx) { mset_generic(ctx, false); }
-void msetnx_command(CommandContext& ctx) { mset_generic(ctx, true); }
 
 // Redis's checkStringLength: the result of APPEND/SETRANGE may not exceed proto-max-bulk-len.
 bool exceeds_string_limit(int64_t size, int64_t append) { return size > kStringBytesMax - append; }
