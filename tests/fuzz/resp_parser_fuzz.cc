@@ -18,6 +18,7 @@
 #include <string_view>
 #include <vector>
 
+#include "common/assert.h"
 #include "resp/parser.h"
 #include "resp/writer.h"
 
@@ -28,15 +29,6 @@ using cairn::resp::ParserLimits;
 using cairn::resp::ParseState;
 using cairn::resp::ReplyWriter;
 using cairn::resp::RequestParser;
-
-#define FUZZ_CHECK(condition)                                                              \
-  do {                                                                                     \
-    if (!(condition)) {                                                                    \
-      std::fprintf(stderr, "fuzz invariant failed at %s:%d: %s\n", __FILE__, __LINE__,     \
-                   #condition);                                                            \
-      std::abort();                                                                        \
-    }                                                                                      \
-  } while (0)
 
 struct StreamResult {
   std::vector<std::vector<std::string>> requests;
@@ -68,8 +60,7 @@ class Chunker {
   uint32_t state_;
 };
 
-StreamResult parse_stream(std::string_view stream, const ParserLimits& limits,
-                          Chunker* chunker) {
+StreamResult parse_stream(std::string_view stream, const ParserLimits& limits, Chunker* chunker) {
   RequestParser parser(limits);
   StreamResult result;
   std::vector<std::string> args;
@@ -81,19 +72,19 @@ StreamResult parse_stream(std::string_view stream, const ParserLimits& limits,
     position += chunk_size;
     while (true) {
       const ParseOutcome outcome = parser.parse(chunk, args);
-      FUZZ_CHECK(outcome.consumed <= chunk.size());
+      CAIRN_ASSERT(outcome.consumed <= chunk.size(), "fuzz invariant");
       if (outcome.state == ParseState::kError) {
-        FUZZ_CHECK(!outcome.error.empty());
+        CAIRN_ASSERT(!outcome.error.empty(), "fuzz invariant");
         result.error = outcome.error;
         result.idle = false;
         return result;  // the parser must not be used again
       }
       if (outcome.state == ParseState::kNeedMore) {
-        FUZZ_CHECK(outcome.consumed == chunk.size());
+        CAIRN_ASSERT(outcome.consumed == chunk.size(), "fuzz invariant");
         break;
       }
-      FUZZ_CHECK(outcome.consumed > 0);
-      FUZZ_CHECK(parser.idle());
+      CAIRN_ASSERT(outcome.consumed > 0, "fuzz invariant");
+      CAIRN_ASSERT(parser.idle(), "fuzz invariant");
       chunk.remove_prefix(outcome.consumed);
       result.requests.push_back(args);
     }
@@ -114,9 +105,9 @@ void check_round_trip(const std::vector<std::string>& args, const ParserLimits& 
   RequestParser parser(limits);
   std::vector<std::string> parsed;
   const ParseOutcome outcome = parser.parse(wire, parsed);
-  FUZZ_CHECK(outcome.state == ParseState::kComplete);
-  FUZZ_CHECK(outcome.consumed == wire.size());
-  FUZZ_CHECK(parsed == args);
+  CAIRN_ASSERT(outcome.state == ParseState::kComplete, "fuzz invariant");
+  CAIRN_ASSERT(outcome.consumed == wire.size(), "fuzz invariant");
+  CAIRN_ASSERT(parsed == args, "fuzz invariant");
 }
 
 }  // namespace
@@ -129,7 +120,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const StreamResult whole = parse_stream(stream, limits, nullptr);
   Chunker chunker(data[1] | (static_cast<uint32_t>(data[0]) << 8));
   const StreamResult chunked = parse_stream(stream, limits, &chunker);
-  FUZZ_CHECK(whole == chunked);
+  CAIRN_ASSERT(whole == chunked, "fuzz invariant");
 
   for (const auto& request : whole.requests) check_round_trip(request, limits);
 

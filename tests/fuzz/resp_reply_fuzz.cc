@@ -19,6 +19,7 @@
 #include <string_view>
 #include <vector>
 
+#include "common/assert.h"
 #include "resp/reply_parser.h"
 
 namespace {
@@ -28,15 +29,6 @@ using cairn::resp::ParseState;
 using cairn::resp::ReplyLimits;
 using cairn::resp::ReplyParser;
 using cairn::resp::Value;
-
-#define FUZZ_CHECK(condition)                                                          \
-  do {                                                                                 \
-    if (!(condition)) {                                                                \
-      std::fprintf(stderr, "fuzz invariant failed at %s:%d: %s\n", __FILE__, __LINE__, \
-                   #condition);                                                        \
-      std::abort();                                                                    \
-    }                                                                                  \
-  } while (0)
 
 // A complete, unambiguous rendering of a Value (lengths prefix every string).
 void describe(const Value& value, std::string& out) {
@@ -97,21 +89,22 @@ StreamResult parse_stream(std::string_view stream, const ReplyLimits& limits, Ch
       Value value;
       std::string raw;
       const ParseOutcome outcome = parser.parse(chunk, value, &raw);
-      FUZZ_CHECK(outcome.consumed <= chunk.size());
+      CAIRN_ASSERT(outcome.consumed <= chunk.size(), "fuzz invariant");
       if (outcome.state == ParseState::kError) {
-        FUZZ_CHECK(!outcome.error.empty());
+        CAIRN_ASSERT(!outcome.error.empty(), "fuzz invariant");
         const ParseOutcome again = parser.parse(chunk, value, &raw);
-        FUZZ_CHECK(again.state == ParseState::kError && again.error == outcome.error);
+        CAIRN_ASSERT(again.state == ParseState::kError && again.error == outcome.error,
+                     "fuzz invariant");
         result.error = outcome.error;
         result.idle = false;
         return result;
       }
       if (outcome.state == ParseState::kNeedMore) {
-        FUZZ_CHECK(outcome.consumed == chunk.size());
+        CAIRN_ASSERT(outcome.consumed == chunk.size(), "fuzz invariant");
         break;
       }
-      FUZZ_CHECK(outcome.consumed > 0);
-      FUZZ_CHECK(parser.idle());
+      CAIRN_ASSERT(outcome.consumed > 0, "fuzz invariant");
+      CAIRN_ASSERT(parser.idle(), "fuzz invariant");
       chunk.remove_prefix(outcome.consumed);
       std::string description;
       describe(value, description);
@@ -133,15 +126,16 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const StreamResult whole = parse_stream(stream, limits, nullptr);
   Chunker chunker(data[1] | (static_cast<uint32_t>(data[0]) << 8));
   const StreamResult chunked = parse_stream(stream, limits, &chunker);
-  FUZZ_CHECK(whole == chunked);
+  CAIRN_ASSERT(whole == chunked, "fuzz invariant");
 
   std::string concatenated;
   for (const std::string& raw : whole.raws) concatenated += raw;
-  FUZZ_CHECK(stream.substr(0, concatenated.size()) == concatenated);
+  CAIRN_ASSERT(stream.substr(0, concatenated.size()) == concatenated, "fuzz invariant");
   for (size_t i = 0; i < whole.raws.size(); ++i) {
     const StreamResult alone = parse_stream(whole.raws[i], limits, nullptr);
-    FUZZ_CHECK(alone.error.empty() && alone.idle && alone.values.size() == 1);
-    FUZZ_CHECK(alone.values[0] == whole.values[i] && alone.raws[0] == whole.raws[i]);
+    CAIRN_ASSERT(alone.error.empty() && alone.idle && alone.values.size() == 1, "fuzz invariant");
+    CAIRN_ASSERT(alone.values[0] == whole.values[i] && alone.raws[0] == whole.raws[i],
+                 "fuzz invariant");
   }
   return 0;
 }
