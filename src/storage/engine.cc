@@ -5,6 +5,7 @@
 #include <rocksdb/filter_policy.h>
 #include <rocksdb/options.h>
 #include <rocksdb/table.h>
+#include <rocksdb/transaction_log.h>
 #include <rocksdb/write_batch.h>
 #include <spdlog/spdlog.h>
 
@@ -48,8 +49,13 @@ constexpr int kBloomBitsPerKey = 10;
 // Archived WAL files are kept for migration readers (GetUpdatesSince, DESIGN.md §5). RocksDB
 // deletes an archived file once it is older than the TTL or the archive exceeds the size limit,
 // whichever comes first; a migration that falls further behind must restart from a range scan.
-constexpr uint64_t kWalRetentionSeconds = 600;
-constexpr uint64_t kWalRetentionMegabytes = 128;
+// The defaults are EngineOptions::wal_retention_seconds / wal_retention_megabytes; a hold
+// (Engine::hold_wal) keeps every WAL file regardless.
+
+// An upper bound past every stored key of the data: token 2^64-1 followed by a key length of
+// 2^32-1, which no stored key has (keys are far shorter), so every real key sorts below it.
+constexpr size_t kRingEndKeyBytes = 12;
+const std::string kRingEndKey(kRingEndKeyBytes, '\xff');
 
 Status from_rocksdb(const rocksdb::Status& status, std::string_view what) {
   std::string message = std::string(what) + ": " + status.ToString();
@@ -143,8 +149,8 @@ rocksdb::Options make_rocksdb_options(const EngineOptions& options,
   db.max_background_jobs = kMaxBackgroundJobs;
   db.keep_log_file_num = kInfoLogFilesKept;
   db.max_log_file_size = kInfoLogFileBytesMax;
-  db.WAL_ttl_seconds = kWalRetentionSeconds;
-  db.WAL_size_limit_MB = kWalRetentionMegabytes;
+  db.WAL_ttl_seconds = options.wal_retention_seconds;
+  db.WAL_size_limit_MB = options.wal_retention_megabytes;
   db.write_buffer_size = options.write_buffer_bytes;
   db.max_write_buffer_number = 2;
   db.level_compaction_dynamic_level_bytes = true;
@@ -161,6 +167,113 @@ rocksdb::Options make_rocksdb_options(const EngineOptions& options,
   db.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
   return db;
 }
+
+
+// The first token of a range deletion whose begin key is `bound`. The engine's own deletions
+// begin at a token prefix (or at the empty key), so the token is covered from its first key.
+topology::Token token_at_or_after(std::string_view bound) {
+  std::string padded(bound.substr(0, std::min<size_t>(bound.size(), 8)));
+  padded.resize(8, '\0');
+  return get_u64(padded);
+}
+
+// The end token (exclusive, 0 = ring end) of a range deletion whose end key is `bound`: every
+// token holding a key below `bound`.
+topology::Token token_before(std::string_view bound) {
+  if (bound.size() >= kRingEndKeyBytes &&
+      bound.substr(0, kRingEndKeyBytes) == std::string_view(kRingEndKey)) {
+    return 0;
+  }
+  std::string padded(bound.substr(0, std::min<size_t>(bound.size(), 8)));
+  padded.resize(8, '\0');
+  const topology::Token token = get_u64(padded);
+  const bool longer =
+      bound.size() > 8 && bound.substr(8).find_first_not_of('\0') != std::string_view::npos;
+  // Some keys of `token` sort below a longer bound: the range reaches into that token.
+  return longer ? token + 1 : token;  // token + 1 wraps to 0 (the ring end) at the last token
+}
+
+// Reads the records of write batches from the WAL (Engine::wal_changes). Every record that
+// consumes a sequence number advances `sequence`, so records before `from` inside the first batch
+// are skipped exactly.
+class WalReader final : public rocksdb::WriteBatch::Handler {
+ public:
+  WalReader(uint64_t from, topology::Token start, topology::Token end, WalChanges& out)
+      : from_(from), start_(start), end_(end), out_(out) {}
+
+  void begin_batch(uint64_t sequence) { sequence_ = sequence; }
+  const Status& error() const { return error_; }
+
+  rocksdb::Status PutCF(uint32_t family, const rocksdb::Slice& key,
+                        const rocksdb::Slice& value) override {
+    if (!take(family)) return rocksdb::Status::OK();
+    Result<DecodedKey> decoded = decode_key(std::string_view(key.data(), key.size()));
+    if (!decoded.is_ok()) return fail(decoded.status());
+    if (!in_range(decoded->token)) return rocksdb::Status::OK();
+    Result<Cell> cell = decode_cell(std::string_view(value.data(), value.size()));
+    if (!cell.is_ok()) return fail(cell.status());
+    out_.changes.push_back(
+        WalChange{decoded->token, std::string(decoded->key), std::move(cell).value()});
+    return rocksdb::Status::OK();
+  }
+  rocksdb::Status DeleteRangeCF(uint32_t family, const rocksdb::Slice& begin,
+                                const rocksdb::Slice& end) override {
+    if (!take(family)) return rocksdb::Status::OK();
+    topology::Token first = token_at_or_after(std::string_view(begin.data(), begin.size()));
+    topology::Token last = token_before(std::string_view(end.data(), end.size()));
+    // Clip to [start_, end_) (0 = ring end on both sides).
+    first = std::max(first, start_);
+    if (end_ != 0 && (last == 0 || last > end_)) last = end_;
+    if (last != 0 && last <= first) return rocksdb::Status::OK();
+    out_.range_deletes.push_back(WalRangeDelete{first, last});
+    return rocksdb::Status::OK();
+  }
+  // The data is only ever written with Put and DeleteRange; other records only count.
+  rocksdb::Status DeleteCF(uint32_t family, const rocksdb::Slice&) override {
+    take(family);
+    return rocksdb::Status::OK();
+  }
+  rocksdb::Status SingleDeleteCF(uint32_t family, const rocksdb::Slice&) override {
+    take(family);
+    return rocksdb::Status::OK();
+  }
+  rocksdb::Status MergeCF(uint32_t family, const rocksdb::Slice&,
+                          const rocksdb::Slice&) override {
+    take(family);
+    return rocksdb::Status::OK();
+  }
+  rocksdb::Status PutEntityCF(uint32_t family, const rocksdb::Slice&,
+                              const rocksdb::Slice&) override {
+    take(family);
+    return rocksdb::Status::OK();
+  }
+  rocksdb::Status PutBlobIndexCF(uint32_t family, const rocksdb::Slice&,
+                                 const rocksdb::Slice&) override {
+    take(family);
+    return rocksdb::Status::OK();
+  }
+
+ private:
+  // Consumes one sequence number; true if the record is of the data and at or after `from_`.
+  bool take(uint32_t family) {
+    const uint64_t sequence = sequence_++;
+    return family == 0 && sequence >= from_;
+  }
+  bool in_range(topology::Token token) const {
+    return token >= start_ && (end_ == 0 || token < end_);
+  }
+  rocksdb::Status fail(Status status) {
+    error_ = std::move(status);
+    return rocksdb::Status::Corruption("storage: undecodable WAL record");
+  }
+
+  const uint64_t from_;
+  const topology::Token start_;
+  const topology::Token end_;
+  WalChanges& out_;
+  uint64_t sequence_ = 0;
+  Status error_;
+};
 
 }  // namespace
 
@@ -238,6 +351,28 @@ struct Engine::Impl {
   // Every write with a sequence number <= this is in a fsynced WAL file. Starts at 0 so the first
   // sync after open also covers whatever recovery left unsynced.
   uint64_t durable_sequence = 0;
+
+  // WAL holds (Engine::hold_wal): id → when it lapses. File deletions are disabled exactly while
+  // the map is not empty (deletions_disabled tracks what RocksDB was told).
+  mutable std::mutex holds_mu;
+  std::map<std::string, std::chrono::steady_clock::time_point, std::less<>> holds;
+  bool deletions_disabled = false;
+
+  // Drops lapsed holds and tells RocksDB whether WAL files may be deleted. REQUIRES: holds_mu.
+  Status update_holds_locked() {
+    const auto now = std::chrono::steady_clock::now();
+    std::erase_if(holds, [now](const auto& hold) { return hold.second <= now; });
+    if (!holds.empty() && !deletions_disabled) {
+      const rocksdb::Status status = db->DisableFileDeletions();
+      if (!status.ok()) return from_rocksdb(status, "storage: hold WAL");
+      deletions_disabled = true;
+    } else if (holds.empty() && deletions_disabled) {
+      const rocksdb::Status status = db->EnableFileDeletions(/*force=*/false);
+      if (!status.ok()) return from_rocksdb(status, "storage: release WAL");
+      deletions_disabled = false;
+    }
+    return Status::ok();
+  }
 
   // The kBatch background syncer.
   std::mutex batch_mu;
@@ -614,6 +749,171 @@ std::vector<std::pair<uint64_t, uint64_t>> Engine::hint_counts() const {
   counts.reserve(impl_->hint_totals.size());
   for (const auto& [target, totals] : impl_->hint_totals) counts.emplace_back(target, totals.count);
   return counts;
+}
+
+uint64_t Engine::latest_sequence() const { return impl_->db->GetLatestSequenceNumber(); }
+
+namespace {
+
+// The error that tells a migration reader to copy the range again: the WAL no longer holds
+// `from`. Names the oldest LSN still readable (0 if none could be found).
+Status wal_gone(rocksdb::DB& db) {
+  uint64_t oldest = 0;
+  rocksdb::VectorLogPtr files;
+  if (db.GetSortedWalFiles(files).ok()) {
+    for (const std::unique_ptr<rocksdb::LogFile>& file : files) {
+      if (file->StartSequence() == 0) continue;  // an empty file
+      if (oldest == 0 || file->StartSequence() < oldest) oldest = file->StartSequence();
+    }
+  }
+  return Status::not_found("WALGONE " + std::to_string(oldest));
+}
+
+}  // namespace
+
+Result<WalChanges> Engine::wal_changes(uint64_t from_sequence, topology::Token start,
+                                       topology::Token end, size_t max_bytes) {
+  if (end != 0 && end <= start) {
+    return Status::invalid_argument("storage: WAL range end must be after its start");
+  }
+  expire_wal_holds();
+  // Records still in the manual-flush buffer are not in the file GetUpdatesSince reads.
+  if (rocksdb::Status flushed = impl_->db->FlushWAL(/*sync=*/false); !flushed.ok()) {
+    return from_rocksdb(flushed, "storage: WAL flush");
+  }
+  WalChanges result;
+  result.latest_sequence = impl_->db->GetLatestSequenceNumber();
+  result.next_sequence = std::max<uint64_t>(from_sequence, 1);
+  if (result.next_sequence > result.latest_sequence) return result;
+
+  std::unique_ptr<rocksdb::TransactionLogIterator> it;
+  rocksdb::Status status = impl_->db->GetUpdatesSince(result.next_sequence, &it);
+  if (!status.ok() || it == nullptr || !it->Valid()) return wal_gone(*impl_->db);
+  WalReader reader(result.next_sequence, start, end, result);
+  size_t examined_bytes = 0;
+  bool first = true;
+  for (; it->Valid(); it->Next()) {
+    rocksdb::BatchResult batch = it->GetBatch();
+    // A first batch that starts after `from` means the records in between are gone.
+    if (first && batch.sequence > result.next_sequence) return wal_gone(*impl_->db);
+    first = false;
+    if (batch.sequence > result.latest_sequence) break;
+    reader.begin_batch(batch.sequence);
+    status = batch.writeBatchPtr->Iterate(&reader);
+    if (!reader.error().is_ok()) return reader.error();
+    if (!status.ok()) return from_rocksdb(status, "storage: read WAL batch");
+    const uint64_t batch_end = batch.sequence + batch.writeBatchPtr->Count();
+    result.next_sequence = std::max(result.next_sequence, batch_end);
+    examined_bytes += batch.writeBatchPtr->GetDataSize();
+    if (examined_bytes >= max_bytes) break;
+  }
+  if (!it->status().ok() && first) return wal_gone(*impl_->db);
+  if (!it->status().ok() && !it->status().IsTryAgain()) {
+    return from_rocksdb(it->status(), "storage: read WAL");
+  }
+  return result;
+}
+
+Result<uint64_t> Engine::hold_wal(std::string_view id, int64_t ttl_ms) {
+  if (ttl_ms <= 0) return Status::invalid_argument("storage: WAL hold ttl must be positive");
+  std::lock_guard<std::mutex> guard(impl_->holds_mu);
+  if (Status status = impl_->update_holds_locked(); !status.is_ok()) return status;
+  auto hold = impl_->holds.find(id);
+  const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(ttl_ms);
+  if (hold != impl_->holds.end()) {
+    hold->second = until;
+  } else {
+    if (impl_->holds.size() >= kWalHoldsMax) {
+      return Status::busy("storage: " + std::to_string(kWalHoldsMax) + " WAL holds are live");
+    }
+    impl_->holds.emplace(std::string(id), until);
+  }
+  if (Status status = impl_->update_holds_locked(); !status.is_ok()) {
+    impl_->holds.erase(std::string(id));
+    return status;
+  }
+  // Read after deletions are disabled: every WAL file holding a later record is kept.
+  return impl_->db->GetLatestSequenceNumber();
+}
+
+void Engine::release_wal(std::string_view id) {
+  std::lock_guard<std::mutex> guard(impl_->holds_mu);
+  auto hold = impl_->holds.find(id);
+  if (hold != impl_->holds.end()) impl_->holds.erase(hold);
+  if (Status status = impl_->update_holds_locked(); !status.is_ok()) {
+    spdlog::error("{}", status.to_string());
+  }
+}
+
+void Engine::expire_wal_holds() {
+  std::lock_guard<std::mutex> guard(impl_->holds_mu);
+  if (Status status = impl_->update_holds_locked(); !status.is_ok()) {
+    spdlog::error("{}", status.to_string());
+  }
+}
+
+size_t Engine::wal_holds() const {
+  std::lock_guard<std::mutex> guard(impl_->holds_mu);
+  const auto now = std::chrono::steady_clock::now();
+  return static_cast<size_t>(std::count_if(impl_->holds.begin(), impl_->holds.end(),
+                                           [now](const auto& hold) { return hold.second > now; }));
+}
+
+Status Engine::delete_range(topology::Token start, topology::Token end) {
+  if (end != 0 && end <= start) {
+    return Status::invalid_argument("storage: delete range end must be after its start");
+  }
+  const std::string begin_key = token_prefix(start);
+  const std::string end_key = end == 0 ? kRingEndKey : token_prefix(end);
+  rocksdb::WriteOptions write_options;
+  write_options.sync = false;  // synced below, with whatever else is buffered
+  const rocksdb::Status status = impl_->db->DeleteRange(
+      write_options, impl_->db->DefaultColumnFamily(), slice(begin_key), slice(end_key));
+  if (!status.ok()) return from_rocksdb(status, "storage: delete range");
+  return impl_->sync_wal();
+}
+
+Result<size_t> Engine::apply_batch(const std::vector<WalChange>& cells) {
+  // The winner per storage key among the cells given (a key may appear more than once).
+  std::map<std::string, const WalChange*> winners;
+  for (const WalChange& change : cells) {
+    auto [it, inserted] = winners.emplace(encode_key(change.token, change.key), &change);
+    if (!inserted && supersedes(change.cell, it->second->cell)) it->second = &change;
+  }
+  // Lock every stripe involved, in index order, so two batches never wait for each other.
+  std::vector<size_t> stripes;
+  stripes.reserve(winners.size());
+  for (const auto& [storage_key, change] : winners) {
+    stripes.push_back(stripe_of(change->token, change->key) % kApplyStripes);
+  }
+  std::sort(stripes.begin(), stripes.end());
+  stripes.erase(std::unique(stripes.begin(), stripes.end()), stripes.end());
+  std::vector<std::unique_lock<std::mutex>> locks;
+  locks.reserve(stripes.size());
+  for (size_t stripe : stripes) locks.emplace_back(impl_->apply_stripes[stripe]);
+
+  rocksdb::WriteBatch batch;
+  size_t stored_count = 0;
+  std::string stored;
+  for (const auto& [storage_key, change] : winners) {
+    const rocksdb::Status status = impl_->db->Get(rocksdb::ReadOptions(), storage_key, &stored);
+    if (status.ok()) {
+      Result<Cell> current = decode_cell(stored);
+      if (!current.is_ok()) return current.status();  // as apply(): never overwrite unreadable
+      if (!supersedes(change->cell, *current)) continue;
+    } else if (!status.IsNotFound()) {
+      return from_rocksdb(status, "storage: read before apply");
+    }
+    batch.Put(storage_key, encode_cell(change->cell));
+    ++stored_count;
+  }
+  if (stored_count == 0) return stored_count;
+  rocksdb::WriteOptions write_options;
+  write_options.sync = false;  // durability is sync()'s job (group commit)
+  const rocksdb::Status status = impl_->db->Write(write_options, &batch);
+  if (!status.ok()) return from_rocksdb(status, "storage: apply batch");
+  impl_->writes.fetch_add(stored_count, std::memory_order_relaxed);
+  return stored_count;
 }
 
 Status Engine::compact_all() {

@@ -54,6 +54,11 @@ struct EngineOptions {
   // it. So a restarted machine never stamps a write older than one it acknowledged before, even
   // if the wall clock went backwards in between.
   std::function<uint64_t()> clock_to_record;
+  // How long closed WAL files stay readable by wal_changes() without a hold (RocksDB's
+  // WAL_ttl_seconds / WAL_size_limit_MB: whichever limit is reached first drops a file). Tests
+  // set both to 0 so a flushed WAL is deleted at once.
+  uint64_t wal_retention_seconds = 600;
+  uint64_t wal_retention_megabytes = 128;
 };
 
 struct EngineStats {
@@ -70,6 +75,27 @@ struct Hint {
   uint64_t sequence = 0;  // engine-wide, increasing in storage order
   std::string key;
   Cell cell;              // the cell's timestamp tells the caller how old the hint is
+};
+
+// One cell change read back from the WAL (Engine::wal_changes), or a cell to apply in a batch
+// (Engine::apply_batch).
+struct WalChange {
+  topology::Token token = 0;
+  std::string key;
+  Cell cell;
+};
+
+// A range deletion (FLUSHALL, a migration's cleanup) read back from the WAL, in tokens.
+struct WalRangeDelete {
+  topology::Token start = 0;
+  topology::Token end = 0;  // 0 = the ring's end
+};
+
+struct WalChanges {
+  uint64_t next_sequence = 0;    // pass as from_sequence next time
+  uint64_t latest_sequence = 0;  // the engine's latest LSN when read
+  std::vector<WalChange> changes;             // cells of the data with start <= token < end
+  std::vector<WalRangeDelete> range_deletes;  // range deletions, clipped to [start, end)
 };
 
 // Visitor for scans: return false to stop.
@@ -137,6 +163,42 @@ class Engine {
   Status drop_hints(uint64_t target, uint64_t up_to_sequence);
   // (target, number of hints) for every target holding hints, by target (for INFO).
   std::vector<std::pair<uint64_t, uint64_t>> hint_counts() const;
+
+  // ---- The WAL tail for migrations (DESIGN.md §5, §7; docs/migration.md) ----
+  //
+  // The WAL records with sequence >= from_sequence: cells (tombstones and expired ones included)
+  // and range deletions of the data with start <= token < end (end 0 = ring end); records of the
+  // meta and hints column families are skipped. Reads whole write batches until about
+  // `max_bytes` of WAL were examined (at least one batch), and never past the latest sequence
+  // read at the start. Buffered records (manual WAL flush) are flushed first so they are seen.
+  // from_sequence > latest: no changes, next_sequence = from_sequence.
+  // Error kNotFound "WALGONE <oldest available LSN>" when the WAL no longer reaches back to
+  // from_sequence (a hold keeps it, see hold_wal): the caller must copy the range again.
+  Result<WalChanges> wal_changes(uint64_t from_sequence, topology::Token start,
+                                 topology::Token end, size_t max_bytes);
+  // The latest sequence number (LSN) written.
+  uint64_t latest_sequence() const;
+
+  // Keeps every WAL file from now on (RocksDB file deletions are disabled while at least one hold
+  // is live) until release_wal(id), or until ttl_ms pass without a renewal (hold_wal again with
+  // the same id). Expired holds are dropped lazily by every hold/release/wal_changes call and by
+  // expire_wal_holds() (the server calls it every second). At most kWalHoldsMax holds: busy
+  // otherwise. Returns latest_sequence() read after the hold is in force, so every record after
+  // the returned LSN stays readable while the hold lives.
+  static constexpr size_t kWalHoldsMax = 256;
+  Result<uint64_t> hold_wal(std::string_view id, int64_t ttl_ms);
+  void release_wal(std::string_view id);
+  void expire_wal_holds();
+  size_t wal_holds() const;  // live holds, for INFO
+
+  // Deletes every cell with start <= token < end (end 0 = ring end) with one range deletion,
+  // durable (WAL fsynced) before it returns.
+  Status delete_range(topology::Token start, topology::Token end);
+
+  // Applies many cells, each by LWW under the same per-key locking as apply(), in one WriteBatch:
+  // the fast path for migration copies. Returns how many cells were stored. Durable with the
+  // next sync(), like apply().
+  Result<size_t> apply_batch(const std::vector<WalChange>& cells);
 
   // Test hook: runs a full manual compaction (so the compaction filter sees every cell).
   Status compact_all();
