@@ -1,10 +1,18 @@
 #include "replica/replica.h"
 
+#include <nlohmann/json.hpp>
+
 #include <algorithm>
+#include <array>
+#include <atomic>
 #include <charconv>
+#include <chrono>
 #include <cstdint>
+#include <shared_mutex>
+#include <thread>
 #include <utility>
 
+#include "common/assert.h"
 #include "topology/token.h"
 
 namespace cairn::replica {
@@ -14,6 +22,12 @@ constexpr std::string_view kStaleEpoch = "STALEEPOCH";
 constexpr std::string_view kTableBehind = "TABLEBEHIND";
 constexpr std::string_view kNotOwner = "NOTOWNER";
 constexpr std::string_view kNoTable = "NOTABLE";
+constexpr std::string_view kMoving = "MOVING";
+
+// The meta column family entry holding the migration fences (JSON).
+constexpr std::string_view kFencesMetaName = "fences";
+// fence_range waits at most this long for requests that skipped the fence lock to finish.
+constexpr auto kFenceDrainMax = std::chrono::seconds(1);
 
 // A page never examines more than max(count * kScanWorkFactor, kScanWorkMin) cells, unless one
 // token alone holds more: a token is never split across pages (the cursor is a token), so it is
@@ -56,6 +70,8 @@ std::string fence_error_text(const Fence& fence) {
       return std::string(kNotOwner) + " " + std::to_string(fence.epoch);
     case FenceCode::kNoTable:
       return std::string(kNoTable);
+    case FenceCode::kMoving:
+      return std::string(kMoving) + " " + std::to_string(fence.epoch);
   }
   return "";
 }
@@ -72,6 +88,8 @@ std::optional<Fence> parse_fence_error(std::string_view error_text) {
     fence.code = FenceCode::kTableBehind;
   } else if (code == kNotOwner) {
     fence.code = FenceCode::kNotOwner;
+  } else if (code == kMoving) {
+    fence.code = FenceCode::kMoving;
   } else {
     return std::nullopt;
   }
@@ -84,43 +102,205 @@ std::optional<Fence> parse_fence_error(std::string_view error_text) {
   return fence;
 }
 
+// Migration fences. Requests take the fence lock shared only while `any` is set; a request that
+// skips it counts itself in its thread's slot of `unlocked`, and fence_range sets `any` and then
+// waits for every slot to drain (both sides use sequentially consistent operations, so either
+// the request sees `any` set or fence_range sees it counted). Slots are per thread group and
+// cache-line sized, so the hot path never shares a written cache line between cores.
+struct Replica::FenceState {
+  static constexpr size_t kSlots = 16;
+  struct alignas(64) Slot {
+    std::atomic<int64_t> count{0};
+  };
+  std::array<Slot, kSlots> unlocked;
+  std::atomic<bool> any{false};
+  mutable std::shared_mutex mu;
+  std::vector<RangeFence> list;  // guarded by mu
+  // fence_range calls in progress (guarded by mu): `any` is not cleared while one runs, else a
+  // request could skip the lock right after the new fence is added.
+  int fencing = 0;
+
+  static size_t slot_of_this_thread() {
+    static std::atomic<size_t> next{0};
+    thread_local const size_t slot = next.fetch_add(1, std::memory_order_relaxed) % kSlots;
+    return slot;
+  }
+  bool drained() const {
+    return std::all_of(unlocked.begin(), unlocked.end(),
+                       [](const Slot& slot) { return slot.count.load() == 0; });
+  }
+};
+
+// Held by one apply/read/scan from its fence check until its storage access is done.
+class Replica::FenceGuard {
+ public:
+  explicit FenceGuard(FenceState& state) : state_(state) {
+    slot_ = FenceState::slot_of_this_thread();
+    state_.unlocked[slot_].count.fetch_add(1);
+    if (!state_.any.load()) return;
+    state_.unlocked[slot_].count.fetch_sub(1);
+    locked_ = true;
+    state_.mu.lock_shared();
+  }
+  ~FenceGuard() {
+    if (locked_) {
+      state_.mu.unlock_shared();
+    } else {
+      state_.unlocked[slot_].count.fetch_sub(1);
+    }
+  }
+  FenceGuard(const FenceGuard&) = delete;
+  FenceGuard& operator=(const FenceGuard&) = delete;
+  // True when fences may be in force: the caller must look at the list (under the lock held).
+  bool locked() const { return locked_; }
+
+ private:
+  FenceState& state_;
+  size_t slot_ = 0;
+  bool locked_ = false;
+};
+
+namespace {
+
+// Tokens are saved as JSON numbers (unsigned 64-bit, exact in nlohmann::json).
+nlohmann::json fences_to_json(const std::vector<Replica::RangeFence>& fences) {
+  nlohmann::json list = nlohmann::json::array();
+  for (const Replica::RangeFence& fence : fences) {
+    list.push_back({{"epoch", fence.epoch}, {"start", fence.start}, {"end", fence.end}});
+  }
+  return list;
+}
+
+Result<std::vector<Replica::RangeFence>> fences_from_json(std::string_view text) {
+  const nlohmann::json list = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (!list.is_array()) return Status::corruption("replica: saved fences are not a JSON array");
+  std::vector<Replica::RangeFence> fences;
+  for (const nlohmann::json& item : list) {
+    const bool valid = item.is_object() && item.contains("epoch") && item.contains("start") &&
+                       item.contains("end") && item["epoch"].is_number_unsigned() &&
+                       item["start"].is_number_unsigned() && item["end"].is_number_unsigned();
+    if (!valid) return Status::corruption("replica: a saved fence is malformed");
+    fences.push_back(Replica::RangeFence{item["epoch"].get<uint64_t>(),
+                                         item["start"].get<topology::Token>(),
+                                         item["end"].get<topology::Token>()});
+  }
+  return fences;
+}
+
+// True if no fence of `list` is in force under `table` (each is older than its epoch).
+bool all_lifted(const std::vector<Replica::RangeFence>& list,
+                const topology::RoutingTable* table) {
+  if (table == nullptr) return false;
+  return std::all_of(list.begin(), list.end(), [table](const Replica::RangeFence& fence) {
+    return fence.epoch < table->epoch();
+  });
+}
+
+// True if [start, end) and [fence.start, fence.end) share a token (end 0 = ring end).
+bool overlaps(const Replica::RangeFence& fence, topology::Token start, topology::Token end) {
+  const bool starts_before_fence_end = fence.end == 0 || start < fence.end;
+  const bool ends_after_fence_start = end == 0 || end > fence.start;
+  return starts_before_fence_end && ends_after_fence_start;
+}
+
+}  // namespace
+
 Replica::Replica(storage::Engine& engine, HybridClock& clock, uint64_t machine_id,
                  TableHolder& tables)
-    : engine_(engine), clock_(clock), machine_id_(machine_id), tables_(tables) {}
+    : engine_(engine),
+      clock_(clock),
+      machine_id_(machine_id),
+      tables_(tables),
+      fence_state_(std::make_unique<FenceState>()) {
+  // A fence forgotten after a restart could let the source accept a write the target misses, so
+  // an unreadable list stops the machine rather than being ignored.
+  Result<std::optional<std::string>> saved = engine_.get_meta(kFencesMetaName);
+  CAIRN_ASSERT(saved.is_ok(), "replica: reading the saved fences: " + saved.status().to_string());
+  if (!saved->has_value()) return;
+  Result<std::vector<RangeFence>> fences = fences_from_json(**saved);
+  CAIRN_ASSERT(fences.is_ok(), fences.status().to_string());
+  fence_state_->list = std::move(fences).value();
+  fence_state_->any = !fence_state_->list.empty();
+}
+
+Replica::~Replica() = default;
 
 Fence Replica::check(uint64_t epoch, topology::Token token) const {
   const std::shared_ptr<const topology::RoutingTable> table = tables_.current();
   return fence_of(table.get(), machine_id_, epoch, token);
 }
 
+Fence Replica::fence_for(const FenceGuard& guard, const topology::RoutingTable* table,
+                         uint64_t epoch, topology::Token start, topology::Token end) const {
+  const Fence fence = fence_of(table, machine_id_, epoch, start);
+  if (!fence.ok() || !guard.locked()) return fence;
+  // fence.ok() means epoch == the table's epoch, so a fence at `epoch` is in force.
+  for (const RangeFence& range : fence_state_->list) {
+    if (range.epoch == epoch && overlaps(range, start, end)) {
+      return Fence{FenceCode::kMoving, epoch};
+    }
+  }
+  return fence;
+}
+
+void Replica::forget_lifted_fences() {
+  FenceState& state = *fence_state_;
+  std::unique_lock<std::shared_mutex> lock(state.mu);
+  const uint64_t current = tables_.epoch();
+  // Lifted fences need not be removed from the saved list: they are never in force again
+  // (epochs only grow), and the next fence_range saves the pruned list.
+  std::erase_if(state.list, [current](const RangeFence& fence) { return fence.epoch < current; });
+  if (state.list.empty() && state.fencing == 0) state.any = false;
+}
+
 Result<std::pair<Fence, bool>> Replica::apply(uint64_t epoch, std::string_view key,
                                               const storage::Cell& cell,
                                               HlcTimestamp* newer_timestamp) {
   const topology::Token token = topology::token_of(key);
-  const Fence fence = check(epoch, token);
-  if (!fence.ok()) return std::make_pair(fence, false);
-  // A coordinator that later leads this shard must stamp after every cell it stores.
-  clock_.observe(cell.timestamp);
-  Result<bool> stored = engine_.apply(token, key, cell, newer_timestamp);
-  if (!stored.is_ok()) return stored.status();
-  return std::make_pair(fence, *stored);
+  bool lifted = false;
+  Result<std::pair<Fence, bool>> result = std::make_pair(Fence{}, false);
+  {
+    FenceGuard guard(*fence_state_);
+    const std::shared_ptr<const topology::RoutingTable> table = tables_.current();
+    const Fence fence = fence_for(guard, table.get(), epoch, token, token + 1);
+    lifted = guard.locked() && fence.ok() && all_lifted(fence_state_->list, table.get());
+    if (!fence.ok()) return std::make_pair(fence, false);
+    // A coordinator that later leads this shard must stamp after every cell it stores.
+    clock_.observe(cell.timestamp);
+    Result<bool> stored = engine_.apply(token, key, cell, newer_timestamp);
+    if (!stored.is_ok()) return stored.status();
+    result = std::make_pair(fence, *stored);
+  }
+  if (lifted) forget_lifted_fences();
+  return result;
 }
 
 Result<std::pair<Fence, std::optional<storage::Cell>>> Replica::read(uint64_t epoch,
                                                                      std::string_view key) {
   const topology::Token token = topology::token_of(key);
-  const Fence fence = check(epoch, token);
-  if (!fence.ok()) return std::make_pair(fence, std::optional<storage::Cell>());
-  Result<std::optional<storage::Cell>> cell = engine_.read(token, key);
-  if (!cell.is_ok()) return cell.status();
-  return std::make_pair(fence, std::move(cell).value());
+  bool lifted = false;
+  std::optional<storage::Cell> found;
+  Fence fence;
+  {
+    FenceGuard guard(*fence_state_);
+    const std::shared_ptr<const topology::RoutingTable> table = tables_.current();
+    fence = fence_for(guard, table.get(), epoch, token, token + 1);
+    lifted = guard.locked() && fence.ok() && all_lifted(fence_state_->list, table.get());
+    if (!fence.ok()) return std::make_pair(fence, std::optional<storage::Cell>());
+    Result<std::optional<storage::Cell>> cell = engine_.read(token, key);
+    if (!cell.is_ok()) return cell.status();
+    found = std::move(cell).value();
+  }
+  if (lifted) forget_lifted_fences();
+  return std::make_pair(fence, std::move(found));
 }
 
 Result<std::pair<Fence, ScanResult>> Replica::scan(uint64_t epoch, topology::Token start,
                                                    topology::Token end, size_t count) {
+  FenceGuard guard(*fence_state_);
   // One snapshot for the fence and the range bound, so both speak of the same table.
   const std::shared_ptr<const topology::RoutingTable> table = tables_.current();
-  const Fence fence = fence_of(table.get(), machine_id_, epoch, start);
+  const Fence fence = fence_for(guard, table.get(), epoch, start, end);
   if (!fence.ok()) return std::make_pair(fence, ScanResult{});
   if (count == 0) return Status::invalid_argument("scan count must be positive");
   if (end != 0 && end <= start) {
@@ -183,5 +363,83 @@ Result<std::pair<Fence, ScanResult>> Replica::scan(uint64_t epoch, topology::Tok
 }
 
 Status Replica::clear() { return engine_.clear(); }
+
+Status Replica::save_fences_locked() {
+  return engine_.put_meta(kFencesMetaName, fences_to_json(fence_state_->list).dump());
+}
+
+Result<std::pair<Fence, uint64_t>> Replica::fence_range(uint64_t epoch, topology::Token start,
+                                                        topology::Token end) {
+  if (end != 0 && end <= start) {
+    return Status::invalid_argument("fence end must be after its start (0 = the ring's end)");
+  }
+  FenceState& state = *fence_state_;
+  {
+    // From here on every new request takes the lock; then wait for those that skipped it.
+    std::unique_lock<std::shared_mutex> lock(state.mu);
+    state.fencing += 1;
+    state.any = true;
+  }
+  struct Done {
+    FenceState& state;
+    ~Done() {
+      std::unique_lock<std::shared_mutex> lock(state.mu);
+      state.fencing -= 1;
+    }
+  } done{state};
+  const auto drain_deadline = std::chrono::steady_clock::now() + kFenceDrainMax;
+  while (!state.drained()) {
+    if (std::chrono::steady_clock::now() >= drain_deadline) {
+      return Status::busy("replica: requests in flight did not finish; fence again");
+    }
+    std::this_thread::yield();
+  }
+  {
+    std::unique_lock<std::shared_mutex> lock(state.mu);
+    const std::shared_ptr<const topology::RoutingTable> table = tables_.current();
+    const Fence fence = fence_of(table.get(), machine_id_, epoch, start);
+    if (!fence.ok()) return std::make_pair(fence, uint64_t{0});
+    std::erase_if(state.list, [epoch](const RangeFence& other) { return other.epoch < epoch; });
+    const RangeFence added{epoch, start, end};
+    if (std::find(state.list.begin(), state.list.end(), added) == state.list.end()) {
+      if (state.list.size() >= kFencesMax) {
+        return Status::busy("replica: " + std::to_string(kFencesMax) + " fences are in force");
+      }
+      state.list.push_back(added);
+    }
+    // Saved (and synced) before any answer: a fence must survive kill -9.
+    if (Status saved = save_fences_locked(); !saved.is_ok()) {
+      std::erase_if(state.list, [&added](const RangeFence& other) { return other == added; });
+      return saved;
+    }
+  }
+  // Every request that passed its check before the fence is in storage now; make it durable,
+  // so the LSN read next covers it.
+  if (Status synced = engine_.sync(); !synced.is_ok()) return synced;
+  return std::make_pair(Fence{FenceCode::kNone, epoch}, engine_.latest_sequence());
+}
+
+std::vector<Replica::RangeFence> Replica::fences() const {
+  const FenceState& state = *fence_state_;
+  std::shared_lock<std::shared_mutex> lock(state.mu);
+  const uint64_t current = tables_.epoch();
+  std::vector<RangeFence> in_force;
+  for (const RangeFence& fence : state.list) {
+    if (fence.epoch == current) in_force.push_back(fence);
+  }
+  return in_force;
+}
+
+Result<bool> Replica::apply_copied(std::string_view key, const storage::Cell& cell) {
+  clock_.observe(cell.timestamp);
+  return engine_.apply(topology::token_of(key), key, cell);
+}
+
+Result<size_t> Replica::apply_copied_batch(const std::vector<storage::WalChange>& cells) {
+  HlcTimestamp newest = 0;
+  for (const storage::WalChange& change : cells) newest = std::max(newest, change.cell.timestamp);
+  if (newest != 0) clock_.observe(newest);
+  return engine_.apply_batch(cells);
+}
 
 }  // namespace cairn::replica

@@ -10,12 +10,23 @@
 //    (CAIRN.TABLE SET) and retries;
 //  * equal: served only if this machine is a voting replica, an extra or a joining replica of
 //    the shard owning the token; otherwise refused with kNotOwner.
+//
+// Migration fences (docs/migration.md "cutover"). fence_range(E, start, end) makes every later
+// apply/read/scan at epoch E for a token in [start, end) answer kMoving ("MOVING E"). A fence is
+// in force only while this machine's table epoch is E: any newer table lifts it (the commit's
+// epoch, or the bump that aborts an attempt). apply/read/scan hold the fence lock shared across
+// their check and their storage access, and fence_range takes it exclusively, so every request
+// that passed its check before the fence is in storage when fence_range reads the fenced LSN.
+// Until the first fence is set (and again once every fence is lifted) requests skip the lock.
+// Fences are saved in the meta column family ("fences", JSON), so they survive kill -9.
 // Thread-safe.
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "common/hlc.h"
@@ -25,7 +36,7 @@
 
 namespace cairn::replica {
 
-enum class FenceCode { kNone, kStaleEpoch, kTableBehind, kNotOwner, kNoTable };
+enum class FenceCode { kNone, kStaleEpoch, kTableBehind, kNotOwner, kNoTable, kMoving };
 
 struct Fence {
   FenceCode code = FenceCode::kNone;
@@ -34,7 +45,7 @@ struct Fence {
 };
 
 // The RESP error text of a fence, e.g. "STALEEPOCH 7", "TABLEBEHIND 5", "NOTOWNER 5",
-// "NOTABLE"; and its inverse for coordinators reading a reply.
+// "NOTABLE", "MOVING 5"; and its inverse for coordinators reading a reply.
 std::string fence_error_text(const Fence& fence);
 std::optional<Fence> parse_fence_error(std::string_view error_text);
 
@@ -80,11 +91,46 @@ class Replica {
   // Deletes every cell on this machine (FLUSHALL fans this out to every machine).
   Status clear();
 
+  // Fences [start, end) (end 0 = ring end) at `epoch` (see the class comment). Requires this
+  // machine's epoch == epoch (else kStaleEpoch / kTableBehind) and that it is a member (voting,
+  // extra or joining) of the shard owning `start` (else kNotOwner). Saves the fence list, syncs
+  // the WAL, and returns the fenced LSN: no write to the range at `epoch` has a later one.
+  // Fencing again the same range at the same epoch is harmless (same answer, a newer LSN).
+  // Busy if kFencesMax fences are in force, or if requests in flight do not drain in time.
+  static constexpr size_t kFencesMax = 64;
+  Result<std::pair<Fence, uint64_t>> fence_range(uint64_t epoch, topology::Token start,
+                                                 topology::Token end);
+  // The fences in force now (for INFO and tests): (epoch, start, end).
+  struct RangeFence {
+    uint64_t epoch = 0;
+    topology::Token start = 0;
+    topology::Token end = 0;  // 0 = ring end
+    bool operator==(const RangeFence&) const = default;
+  };
+  std::vector<RangeFence> fences() const;
+
+  // A cell copied by a migration or a rebuild: stored by LWW without any fence check (the copy
+  // runs before this machine owns the range); the clock observes its timestamp.
+  Result<bool> apply_copied(std::string_view key, const storage::Cell& cell);
+  Result<size_t> apply_copied_batch(const std::vector<storage::WalChange>& cells);
+
+  ~Replica();
+
  private:
+  struct FenceState;
+  class FenceGuard;
+  // The fence of a request for [start, end) at `epoch` against `table`, including migration
+  // fences. REQUIRES: `guard` is held for the whole request.
+  Fence fence_for(const FenceGuard& guard, const topology::RoutingTable* table, uint64_t epoch,
+                  topology::Token start, topology::Token end) const;
+  Status save_fences_locked();
+  void forget_lifted_fences();
+
   storage::Engine& engine_;
   HybridClock& clock_;
   uint64_t machine_id_;
   TableHolder& tables_;
+  std::unique_ptr<FenceState> fence_state_;
 };
 
 }  // namespace cairn::replica

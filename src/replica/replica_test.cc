@@ -8,7 +8,9 @@
 #include <algorithm>
 #include <filesystem>
 #include <memory>
+#include <atomic>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "replica/table_holder.h"
@@ -45,6 +47,10 @@ TEST(FenceText, RoundTrips) {
   }
   EXPECT_EQ(fence_error_text(Fence{FenceCode::kStaleEpoch, 7}), "STALEEPOCH 7");
   EXPECT_EQ(fence_error_text(Fence{FenceCode::kNoTable, 0}), "NOTABLE");
+  EXPECT_EQ(fence_error_text(Fence{FenceCode::kMoving, 9}), "MOVING 9");
+  ASSERT_TRUE(parse_fence_error("-MOVING 9").has_value());
+  EXPECT_EQ(parse_fence_error("-MOVING 9")->code, FenceCode::kMoving);
+  EXPECT_EQ(parse_fence_error("MOVING 9")->epoch, 9u);
   EXPECT_FALSE(parse_fence_error("ERR something").has_value());
   EXPECT_FALSE(parse_fence_error("STALEEPOCH").has_value());
   EXPECT_FALSE(parse_fence_error("STALEEPOCH x").has_value());
@@ -157,6 +163,141 @@ TEST_F(ReplicaTest, ScanWorkIsBoundedAtTokenBoundaries) {
   EXPECT_TRUE(second->second.done);
   EXPECT_EQ(second->second.entries.size(), 2500u);
   EXPECT_EQ(second->second.next_token, 0u);
+}
+
+
+// Migration fences. Two shards of one replica each: machine 1 owns [0, 2^63).
+constexpr Token kHalf = Token{1} << 63;
+
+std::string key_below(Token bound, int index) {
+  for (int i = 0;; ++i) {
+    std::string key = "f" + std::to_string(index) + "-" + std::to_string(i);
+    if (topology::token_of(key) < bound) return key;
+  }
+}
+
+TEST_F(ReplicaTest, FenceRefusesTheRangeAtItsEpochOnly) {
+  ASSERT_TRUE(tables_.install(table_of(2, 2, 1)).is_ok());
+  Replica replica(*engine_, clock_, 1, tables_);
+  const Token quarter = kHalf / 2;
+  const std::string inside = key_below(quarter, 1);
+  std::string outside;
+  for (int i = 0; outside.empty(); ++i) {
+    std::string key = "o" + std::to_string(i);
+    const Token token = topology::token_of(key);
+    if (token >= quarter && token < kHalf) outside = key;
+  }
+  ASSERT_TRUE(replica.apply(1, inside, cell(10)).is_ok());
+
+  // Preconditions: this machine's epoch, and a member of the shard owning start.
+  EXPECT_EQ(replica.fence_range(0, 0, quarter)->first.code, FenceCode::kStaleEpoch);
+  EXPECT_EQ(replica.fence_range(2, 0, quarter)->first.code, FenceCode::kTableBehind);
+  EXPECT_EQ(replica.fence_range(1, kHalf, 0)->first.code, FenceCode::kNotOwner);
+  EXPECT_EQ(replica.fence_range(1, 5, 5).status().code(), StatusCode::kInvalidArgument);
+  EXPECT_TRUE(replica.fences().empty());
+
+  Result<std::pair<Fence, uint64_t>> fenced = replica.fence_range(1, 0, quarter);
+  ASSERT_TRUE(fenced.is_ok()) << fenced.status().to_string();
+  ASSERT_TRUE(fenced->first.ok());
+  EXPECT_EQ(fenced->second, engine_->latest_sequence());
+  EXPECT_EQ(replica.fences(), (std::vector<Replica::RangeFence>{{1, 0, quarter}}));
+
+  auto write = replica.apply(1, inside, cell(11));
+  ASSERT_TRUE(write.is_ok());
+  EXPECT_EQ(write->first.code, FenceCode::kMoving);
+  EXPECT_EQ(fence_error_text(write->first), "MOVING 1");
+  EXPECT_EQ(replica.read(1, inside)->first.code, FenceCode::kMoving);
+  EXPECT_EQ(replica.scan(1, 0, quarter, 10)->first.code, FenceCode::kMoving);
+  EXPECT_EQ(replica.scan(1, quarter - 1, kHalf, 10)->first.code, FenceCode::kMoving);
+  // Outside the fenced range: served.
+  EXPECT_TRUE(replica.apply(1, outside, cell(11))->first.ok());
+  EXPECT_TRUE(replica.read(1, outside)->first.ok());
+  EXPECT_TRUE(replica.scan(1, quarter, kHalf, 10)->first.ok());
+  // Nothing was written to the fenced range after the fence.
+  EXPECT_EQ((*replica.read(1, outside)).second->timestamp, 11u);
+  EXPECT_EQ((*engine_->read(topology::token_of(inside), inside))->timestamp, 10u);
+  // Copies bypass fences.
+  EXPECT_TRUE(*replica.apply_copied(inside, cell(12)));
+  EXPECT_EQ((*engine_->read(topology::token_of(inside), inside))->timestamp, 12u);
+
+  // Fencing again answers again, with a newer (or the same) LSN.
+  Result<std::pair<Fence, uint64_t>> again = replica.fence_range(1, 0, quarter);
+  ASSERT_TRUE(again.is_ok() && again->first.ok());
+  EXPECT_GE(again->second, fenced->second);
+  EXPECT_EQ(replica.fences().size(), 1u);
+
+  // A newer table (the commit's or an abort's bump) lifts the fence.
+  Result<RoutingTable> next = tables_.current()->split_range(0, quarter);
+  ASSERT_TRUE(next.is_ok()) << next.status().to_string();
+  ASSERT_TRUE(tables_.install(*next).is_ok());
+  EXPECT_TRUE(replica.fences().empty());
+  EXPECT_TRUE(replica.apply(2, inside, cell(13))->first.ok());
+  EXPECT_TRUE(replica.read(2, inside)->first.ok());
+  EXPECT_TRUE(replica.scan(2, 0, quarter, 10)->first.ok());
+}
+
+TEST_F(ReplicaTest, FenceSurvivesARestart) {
+  ASSERT_TRUE(tables_.install(table_of(2, 2, 1)).is_ok());
+  const std::string inside = key_below(kHalf, 2);
+  {
+    Replica replica(*engine_, clock_, 1, tables_);
+    ASSERT_TRUE(replica.fence_range(1, 0, kHalf)->first.ok());
+  }
+  // Reopen the engine: the fence is read back from the meta column family.
+  engine_.reset();
+  storage::EngineOptions options;
+  options.path = path_;
+  auto engine = storage::Engine::open(options);
+  ASSERT_TRUE(engine.is_ok());
+  engine_ = std::move(engine).value();
+  Replica replica(*engine_, clock_, 1, tables_);
+  EXPECT_EQ(replica.fences(), (std::vector<Replica::RangeFence>{{1, 0, kHalf}}));
+  EXPECT_EQ(replica.apply(1, inside, cell(10))->first.code, FenceCode::kMoving);
+}
+
+TEST_F(ReplicaTest, EveryAcknowledgedWriteIsBeforeTheFencedLsn) {
+  ASSERT_TRUE(tables_.install(table_of(2, 2, 1)).is_ok());
+  Replica replica(*engine_, clock_, 1, tables_);
+  // Writers race the fence; each stops at its first MOVING answer.
+  constexpr int kWriters = 2;
+  constexpr int kWritesMax = 100000;
+  std::atomic<int> started{0};
+  std::vector<int> acknowledged(kWriters, 0);
+  std::vector<std::thread> writers;
+  for (int w = 0; w < kWriters; ++w) {
+    writers.emplace_back([&, w] {
+      for (int i = 0; i < kWritesMax; ++i) {
+        auto applied = replica.apply(1, key_below(kHalf, w * kWritesMax + i), cell(10 + i));
+        CAIRN_ASSERT(applied.is_ok(), applied.status().to_string());
+        if (!applied->first.ok()) {
+          CAIRN_ASSERT(applied->first.code == FenceCode::kMoving, "only MOVING refusals");
+          return;
+        }
+        acknowledged[w] += 1;
+        if (i == 10) started.fetch_add(1);
+      }
+    });
+  }
+  while (started.load() < kWriters) std::this_thread::yield();
+  Result<std::pair<Fence, uint64_t>> fenced = replica.fence_range(1, 0, kHalf);
+  for (std::thread& writer : writers) writer.join();
+  ASSERT_TRUE(fenced.is_ok() && fenced->first.ok());
+  // No write at all landed after the fenced LSN: every acknowledged one is at or before it.
+  EXPECT_EQ(engine_->latest_sequence(), fenced->second);
+  for (int w = 0; w < kWriters; ++w) EXPECT_LT(acknowledged[w], kWritesMax);
+}
+
+TEST_F(ReplicaTest, CopiedBatchObservesTheClock) {
+  ASSERT_TRUE(tables_.install(table_of(1, 1, 1)).is_ok());
+  Replica replica(*engine_, clock_, 1, tables_);
+  const HlcTimestamp future = clock_.now() + (HlcTimestamp{1} << 40);
+  const std::string key = "copied";
+  Result<size_t> stored = replica.apply_copied_batch(
+      {storage::WalChange{topology::token_of(key), key, cell(future)}});
+  ASSERT_TRUE(stored.is_ok());
+  EXPECT_EQ(*stored, 1u);
+  EXPECT_GT(clock_.now(), future);
+  EXPECT_EQ(replica.read(1, key)->second->timestamp, future);
 }
 
 }  // namespace
