@@ -59,6 +59,74 @@ Result<uint64_t> u64_field(const json& object, const char* name, std::optional<u
   return it->get<uint64_t>();
 }
 
+// An optional token field: "0x..." or a decimal string or an unsigned number.
+Result<std::optional<uint64_t>> token_field(const json& object, const char* name) {
+  auto it = object.find(name);
+  if (it == object.end() || it->is_null()) return std::optional<uint64_t>();
+  if (it->is_number_unsigned()) return std::optional<uint64_t>(it->get<uint64_t>());
+  if (!it->is_string()) {
+    return Status::invalid_argument(fmt::format("\"{}\" must be a token (\"0x...\")", name));
+  }
+  auto token = parse_token(it->get<std::string>());
+  if (!token.is_ok()) {
+    return Status::invalid_argument(fmt::format("\"{}\": {}", name, token.status().message()));
+  }
+  return std::optional<uint64_t>(*token);
+}
+
+Result<bool> bool_field(const json& object, const char* name) {
+  auto it = object.find(name);
+  if (it == object.end()) return false;
+  if (!it->is_boolean()) return Status::invalid_argument(fmt::format("\"{}\" must be a boolean", name));
+  return it->get<bool>();
+}
+
+// The heartbeat's "migrations" array (docs/migration.md); every field but id optional.
+Result<std::vector<MigrationReport>> parse_reports(const json& body) {
+  std::vector<MigrationReport> reports;
+  auto it = body.find("migrations");
+  if (it == body.end()) return reports;
+  if (!it->is_array() || it->size() > kActiveMigrationsMax) {
+    return Status::invalid_argument("\"migrations\" must be an array (of reports)");
+  }
+  for (const json& item : *it) {
+    if (!item.is_object()) return Status::invalid_argument("a migration report is not an object");
+    MigrationReport report;
+    for (auto [name, out] : {std::pair{"id", &report.id}, std::pair{"keys", &report.keys},
+                             std::pair{"bytes", &report.bytes}, std::pair{"lag", &report.lag},
+                             std::pair{"fence_ms", &report.fence_ms}}) {
+      auto value = u64_field(item, name, std::string_view(name) == "id"
+                                             ? std::nullopt
+                                             : std::optional<uint64_t>(0));
+      if (!value.is_ok()) return Status::invalid_argument("migrations: " + value.status().message());
+      *out = *value;
+    }
+    for (auto [name, out] : {std::pair{"staged", &report.staged},
+                             std::pair{"ready", &report.ready},
+                             std::pair{"cleaned", &report.cleaned}}) {
+      auto value = bool_field(item, name);
+      if (!value.is_ok()) return Status::invalid_argument("migrations: " + value.status().message());
+      *out = *value;
+    }
+    reports.push_back(report);
+  }
+  return reports;
+}
+
+json order_json(const MigrationOrder& o) {
+  return json{{"id", o.id},
+              {"start", topology::format_token(o.start)},
+              {"end", topology::format_token(o.end)},
+              {"source", o.source},
+              {"target", o.target},
+              {"phase", std::string(migration_phase_name(o.phase))},
+              {"paused", o.paused},
+              {"max_rate", o.max_rate},
+              {"attempt", o.attempt},
+              {"driver", o.driver},
+              {"commit_epoch", o.commit_epoch}};
+}
+
 Result<json> parse_body(const std::string& body) {
   json parsed = json::parse(body, nullptr, /*allow_exceptions=*/false);
   if (parsed.is_discarded() || !parsed.is_object()) {
@@ -96,6 +164,7 @@ ApiResponse ApiRouter::handle(const ApiRequest& request) const {
     if (path == "/v1/shards") return reply(200, service_->shards_json());
     if (path == "/v1/ring") return reply(200, service_->ring_json());
     if (path == "/v1/history") return reply(200, service_->history_json());
+    if (path == "/v1/migrations") return reply(200, service_->migrations_json());
     if (path == "/v1/events") {
       uint64_t since = 0;
       if (query.starts_with("since=")) {
@@ -115,6 +184,11 @@ ApiResponse ApiRouter::handle(const ApiRequest& request) const {
   if (path == "/v1/heartbeat") return handle_heartbeat(request.body);
   constexpr std::string_view kMachines = "/v1/machines/";
   if (path.starts_with(kMachines)) return handle_machine_action(path.substr(kMachines.size()));
+  if (path == "/v1/migrations") return handle_create_migration(request.body);
+  constexpr std::string_view kMigrations = "/v1/migrations/";
+  if (path.starts_with(kMigrations)) {
+    return handle_migration_action(path.substr(kMigrations.size()), request.body);
+  }
   return error(404, fmt::format("no such endpoint {}", path));
 }
 
@@ -169,11 +243,92 @@ ApiResponse ApiRouter::handle_heartbeat(const std::string& body) const {
   // Absent or 0: the machine finished no rebuild (server/rebuilder.h).
   auto rebuilt = u64_field(*parsed, "rebuilt_shard", 0);
   if (!rebuilt.is_ok()) return from_status(rebuilt.status());
-  auto answered = service_->heartbeat(*id, *epoch, load, *rebuilt);
+  auto reports = parse_reports(*parsed);
+  if (!reports.is_ok()) return from_status(reports.status());
+  auto answered = service_->heartbeat(*id, *epoch, load, *rebuilt, *reports);
   if (!answered.is_ok()) return from_status(answered.status());
+  json orders = json::array();
+  for (const auto& order : answered->migrations) orders.push_back(order_json(order));
   return reply(200, json{{"epoch", answered->epoch},
                          {"state", answered->state},
-                         {"lease_ms", answered->lease_ms}});
+                         {"lease_ms", answered->lease_ms},
+                         {"migrations", std::move(orders)}});
+}
+
+ApiResponse ApiRouter::handle_create_migration(const std::string& body) const {
+  auto parsed = parse_body(body);
+  if (!parsed.is_ok()) return from_status(parsed.status());
+  auto kind = parsed->find("kind");
+  if (kind == parsed->end() || !kind->is_string()) {
+    return error(400, "missing \"kind\" (\"split\" or \"move\")");
+  }
+  auto max_rate = u64_field(*parsed, "max_rate", 0);
+  if (!max_rate.is_ok()) return from_status(max_rate.status());
+  Result<MigrationsCreated> created = Status::invalid_argument("");
+  if (*kind == "split") {
+    auto shard = u64_field(*parsed, "shard", std::nullopt);
+    if (!shard.is_ok()) return from_status(shard.status());
+    auto at = token_field(*parsed, "at");
+    if (!at.is_ok()) return from_status(at.status());
+    created = service_->split(*shard, *at, *max_rate);
+  } else if (*kind == "move") {
+    auto start = token_field(*parsed, "start");
+    if (!start.is_ok()) return from_status(start.status());
+    if (!start->has_value()) return error(400, "missing \"start\"");
+    auto end = token_field(*parsed, "end");
+    if (!end.is_ok()) return from_status(end.status());
+    auto to = u64_field(*parsed, "to", std::nullopt);
+    if (!to.is_ok()) return from_status(to.status());
+    created = service_->move(**start, *end, *to, *max_rate);
+  } else {
+    return error(400, "\"kind\" must be \"split\" or \"move\"");
+  }
+  if (!created.is_ok()) return from_status(created.status());
+  json out{{"migrations", created->ids}, {"message", created->message}};
+  if (created->new_shard != topology::kNoShard) out["new_shard"] = created->new_shard;
+  return reply(201, out);
+}
+
+ApiResponse ApiRouter::handle_migration_action(std::string_view rest,
+                                               const std::string& body) const {
+  auto slash = rest.find('/');
+  if (slash == std::string_view::npos) {
+    return error(404, "expected /v1/migrations/{id}/pause|resume|cancel|rate|commit|abort");
+  }
+  auto id = parse_u64(rest.substr(0, slash), "migration id");
+  if (!id.is_ok()) return from_status(id.status());
+  std::string_view action = rest.substr(slash + 1);
+  if (action == "pause") return from_status(service_->pause_migration(*id));
+  if (action == "resume") return from_status(service_->resume_migration(*id));
+  if (action == "cancel") return from_status(service_->cancel_migration(*id));
+  auto parsed = parse_body(body);
+  if (!parsed.is_ok()) return from_status(parsed.status());
+  if (action == "rate") {
+    auto rate = u64_field(*parsed, "max_rate", std::nullopt);
+    if (!rate.is_ok()) return from_status(rate.status());
+    return from_status(service_->set_migration_rate(*id, *rate));
+  }
+  if (action == "commit" || action == "abort") {
+    auto attempt = u64_field(*parsed, "attempt", std::nullopt);
+    if (!attempt.is_ok()) return from_status(attempt.status());
+    if (*attempt > UINT32_MAX) return error(400, "\"attempt\" is out of range");
+    if (action == "abort") {
+      std::string why;
+      auto it = parsed->find("error");
+      if (it != parsed->end()) {
+        if (!it->is_string()) return error(400, "\"error\" must be a string");
+        why = it->get<std::string>();
+      }
+      return from_status(
+          service_->abort_migration(*id, static_cast<uint32_t>(*attempt), std::move(why)));
+    }
+    auto epoch = u64_field(*parsed, "epoch", std::nullopt);
+    if (!epoch.is_ok()) return from_status(epoch.status());
+    auto table = service_->commit_migration(*id, static_cast<uint32_t>(*attempt), *epoch);
+    if (!table.is_ok()) return from_status(table.status());
+    return reply(200, json{{"table", std::move(*table)}});
+  }
+  return error(404, fmt::format("unknown migration action \"{}\"", action));
 }
 
 ApiResponse ApiRouter::handle_machine_action(std::string_view rest) const {

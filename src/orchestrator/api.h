@@ -8,6 +8,18 @@
 //                       (404 {"error": "unknown machine"}: register again)
 //   GET  /v1/table /v1/status /v1/machines /v1/shards /v1/ring /v1/history /v1/events?since=N
 //   POST /v1/machines/{id}/drain, /v1/machines/{id}/remove → {"ok": true}
+//   Migrations (docs/migration.md):
+//   GET  /v1/migrations → [migration with "active", "keys", "bytes", "lag", "rate" (bytes/s),
+//                          "estimated_bytes", "eta_s" (null when unknown), ...]
+//   POST /v1/migrations {"kind": "split", "shard": n[, "at": "0x..."]} |
+//                       {"kind": "move", "start": "0x..."[, "end": "0x..."], "to": n}
+//                       (optional "max_rate") → 201 {"migrations": [ids], "message"[, "new_shard"]}
+//   POST /v1/migrations/{id}/pause|resume|cancel, /rate {"max_rate": n} → {"ok": true}
+//   POST /v1/migrations/{id}/commit {"attempt", "epoch"} → {"table": ...} (409: refused)
+//   POST /v1/migrations/{id}/abort {"attempt", "error"} → {"ok": true}
+//   The heartbeat takes "migrations": [{"id", "staged", "ready", "keys", "bytes", "lag",
+//   "cleaned", "fence_ms"}] and answers "migrations": [{"id", "start", "end", "source",
+//   "target", "phase", "paused", "max_rate", "attempt", "driver", "commit_epoch"}].
 // Every POST needs "Authorization: Bearer <cluster secret>" (401 otherwise); GETs are open.
 // Errors are {"error": "..."} with 400 (bad request), 401, 404, 405, 409 (conflict).
 
@@ -43,6 +55,8 @@ class ApiRouter {
   ApiResponse handle_register(const std::string& body) const;
   ApiResponse handle_heartbeat(const std::string& body) const;
   ApiResponse handle_machine_action(std::string_view rest) const;
+  ApiResponse handle_create_migration(const std::string& body) const;
+  ApiResponse handle_migration_action(std::string_view rest, const std::string& body) const;
 
   Service* const service_;
   const std::string expected_authorization_;

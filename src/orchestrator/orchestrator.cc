@@ -91,6 +91,13 @@ void add_flags(CLI::App& app, OrchestratorConfig* c) {
       ->capture_default_str();
   app.add_option("--lease-ms", c->service.lease_ms, "shard leader lease length")
       ->capture_default_str();
+  app.add_option("--migration-max-rate", c->service.migration_max_rate,
+                 "default copy rate of a migration, bytes/s per target machine (accepts 64MiB, "
+                 "50MB)")
+      ->transform(CLI::AsSizeValue(true))
+      ->capture_default_str();
+  app.add_flag("--no-auto-rebalance{false}", c->service.auto_rebalance,
+               "do not move ranges to balance shards by themselves (split/move still work)");
   app.add_option("--log-level", c->log_level, "trace|debug|info|warn|error")
       ->capture_default_str();
 }

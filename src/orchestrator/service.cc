@@ -7,6 +7,7 @@
 #include <spdlog/spdlog.h>
 
 #include "common/clock.h"
+#include "orchestrator/balancer.h"
 
 namespace cairn::orchestrator {
 
@@ -88,6 +89,9 @@ Status validate_settings(const ServiceSettings& s) {
     return Status::invalid_argument(
         "need 0 < heartbeat interval < --lease-ms (a leader must renew its lease in time)");
   }
+  if (s.migration_max_rate == 0) {
+    return Status::invalid_argument("--migration-max-rate must be at least 1 byte/s");
+  }
   return Status::ok();
 }
 
@@ -115,6 +119,8 @@ Result<std::unique_ptr<Service>> Service::open(ServiceSettings settings, Clock* 
     machine.last_heartbeat_ms = now;
     machine.drain_started_ms = now;  // a lease granted before the restart may still run
   }
+  // A cutover in progress gets a fresh timeout: its driver may still commit.
+  for (auto& migration : state.migrations) migration.cutover_started_ms = now;
   std::unique_ptr<Service> service(new Service(std::move(settings), clock, std::move(state)));
   {
     std::lock_guard lock(service->mu_);
@@ -209,7 +215,8 @@ Result<RegisterReply> Service::register_machine(MachineId machine_id, std::strin
 }
 
 Result<HeartbeatReply> Service::heartbeat(MachineId machine_id, topology::Epoch machine_epoch,
-                                          const Load& load, topology::ShardId rebuilt_shard) {
+                                          const Load& load, topology::ShardId rebuilt_shard,
+                                          const std::vector<MigrationReport>& migrations) {
   (void)machine_epoch;  // machines behind fetch the table themselves; kept for the log below
   std::lock_guard lock(mu_);
   MachineRecord* record = state_.find_machine(machine_id);
@@ -224,10 +231,23 @@ Result<HeartbeatReply> Service::heartbeat(MachineId machine_id, topology::Epoch 
     persist(false);
   }
   if (rebuilt_shard != topology::kNoShard) promote_rebuilt(machine_id, rebuilt_shard);
+  for (const auto& report : migrations) apply_report(machine_id, report);
+  if (dirty_) persist(false);
+  record = state_.find_machine(machine_id);
+  CAIRN_ASSERT(record != nullptr, "a heartbeat does not forget its machine");
   const RoutingTableSpec* table = state_.table ? &*state_.table : nullptr;
-  return HeartbeatReply{table ? table->epoch : 0,
-                        std::string(topology::machine_state_name(derived_state(*record, table))),
-                        record->draining ? kDrainingLeaseMs : settings_.lease_ms};
+  HeartbeatReply reply{table ? table->epoch : 0,
+                       std::string(topology::machine_state_name(derived_state(*record, table))),
+                       record->draining ? kDrainingLeaseMs : settings_.lease_ms,
+                       {}};
+  for (const auto& m : state_.migrations) {
+    if (m.finished()) continue;
+    reply.migrations.push_back(MigrationOrder{
+        m.id, m.start, m.end, m.source, m.target, m.phase, m.paused,
+        m.max_rate != 0 ? m.max_rate : settings_.migration_max_rate, m.attempt, m.driver,
+        m.commit_epoch});
+  }
+  return reply;
 }
 
 void Service::promote_rebuilt(MachineId machine, topology::ShardId shard_id) {
@@ -300,6 +320,7 @@ void Service::tick() {
     state_.add_history(clock_->wall_ms(), machines_down());
   }
   reconcile();
+  advance_migrations();
   persist(false);
 }
 

@@ -15,6 +15,12 @@
 // answered with lease_ms kDrainingLeaseMs, and its lease counts as expired lease_ms +
 // kLeaseMarginMs after the drain began. So two machines never both believe they lead a shard.
 //
+// Migrations (docs/migration.md): the state machine queued → staging → catchup → cutover →
+// cleanup → done runs in tick(); machines report progress with their heartbeats and are
+// answered with every active migration (MigrationOrder). The only ownership change is
+// commit_migration, a compare-and-swap on the table epoch. Pure planning of moves is in
+// balancer.h.
+//
 // Every change of machines, table or events is written to the state file before the method
 // returns (when a path is configured). A failed write is logged and retried at the next change;
 // the in-memory state stays authoritative.
@@ -22,7 +28,9 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
+#include <vector>
 
 #include <nlohmann/json_fwd.hpp>
 
@@ -40,6 +48,12 @@ inline constexpr int64_t kHistorySampleIntervalMs = 1000;
 // History samples alone are written at most this often (other changes write at once).
 inline constexpr int64_t kHistorySaveIntervalMs = 10000;
 inline constexpr size_t kEventsPageMax = 1000;
+// A cutover the driver neither commits nor aborts within this long is aborted (the epoch bump
+// lifts the fences: clients must not wait for a driver that died).
+inline constexpr int64_t kCutoverTimeoutMs = 5000;
+// Rates are computed over report intervals at least this long.
+inline constexpr int64_t kRateIntervalMs = 1000;
+inline constexpr uint64_t kDefaultMigrationMaxRate = uint64_t{64} << 20;
 
 class Clock {
  public:
@@ -61,6 +75,10 @@ struct ServiceSettings {
   int64_t dead_after_ms = 5000;
   int64_t lease_ms = 2000;
   int64_t heartbeat_interval_ms = 250;
+  // The balancer queues migrations whenever none is active (balancer.h).
+  bool auto_rebalance = true;
+  // Bytes/s per target machine for migrations whose own max_rate is 0.
+  uint64_t migration_max_rate = kDefaultMigrationMaxRate;
   std::string state_path;  // empty: nothing is persisted (tests)
 };
 
@@ -72,10 +90,46 @@ struct RegisterReply {
   topology::Epoch epoch = 0;
 };
 
+// What a machine reports about one migration in its heartbeat (all optional on the wire).
+struct MigrationReport {
+  uint64_t id = 0;
+  bool staged = false;   // target: copied the range from every voting source replica
+  bool ready = false;    // target: caught up (lag small on every source)
+  uint64_t keys = 0;     // target: keys copied so far
+  uint64_t bytes = 0;    // target: bytes copied so far
+  uint64_t lag = 0;      // target: WAL records behind, max over sources
+  bool cleaned = false;  // source: deleted the range after the commit
+  uint64_t fence_ms = 0; // driver: how long the last cutover fenced the range (0: none)
+};
+
+// One active migration, as the heartbeat answer carries it.
+struct MigrationOrder {
+  uint64_t id = 0;
+  topology::Token start = 0;
+  topology::Token end = 0;
+  topology::ShardId source = topology::kNoShard;
+  topology::ShardId target = topology::kNoShard;
+  MigrationPhase phase = MigrationPhase::kQueued;
+  bool paused = false;
+  uint64_t max_rate = 0;  // effective: the settings' default when the migration's own is 0
+  uint32_t attempt = 0;
+  topology::MachineId driver = topology::kNoMachine;
+  topology::Epoch commit_epoch = 0;
+  bool operator==(const MigrationOrder&) const = default;
+};
+
 struct HeartbeatReply {
   topology::Epoch epoch = 0;
   std::string state;  // the machine's state name (topology::machine_state_name)
   int64_t lease_ms = 0;  // the lease this answer grants (kDrainingLeaseMs when draining)
+  std::vector<MigrationOrder> migrations;  // every migration not done or cancelled
+};
+
+// The answer to split/move: the migrations queued, and what to tell the operator.
+struct MigrationsCreated {
+  std::vector<uint64_t> ids;
+  topology::ShardId new_shard = topology::kNoShard;  // split only
+  std::string message;
 };
 
 class Service {
@@ -94,12 +148,36 @@ class Service {
   // voting replica.
   Result<HeartbeatReply> heartbeat(topology::MachineId machine_id, topology::Epoch machine_epoch,
                                    const Load& load,
-                                   topology::ShardId rebuilt_shard = topology::kNoShard);
+                                   topology::ShardId rebuilt_shard = topology::kNoShard,
+                                   const std::vector<MigrationReport>& migrations = {});
   // The operator takes a machine out: its roles are handed over, then it is released.
   Status drain(topology::MachineId machine_id);
   // Forgets a machine. busy (409) while it still holds a role in the table: drain it first, or
   // wait until it is dead and replaced.
   Status remove(topology::MachineId machine_id);
+
+  // Operator migrations (docs/migration.md). Errors: invalid_argument (400: unknown shard,
+  // range too small, bad range), busy (409: not enough free machines, overlaps a migration).
+  // split: a new shard from RF free machines (spares first, then extras), and migrations moving
+  // half of `shard`'s token span to it (or, with `at`, its span from `at` on, in ring order).
+  Result<MigrationsCreated> split(topology::ShardId shard, std::optional<topology::Token> at,
+                                  uint64_t max_rate);
+  // move: [start, end) must lie inside one table range (no end: the range starting at start).
+  Result<MigrationsCreated> move(topology::Token start, std::optional<topology::Token> end,
+                                 topology::ShardId to, uint64_t max_rate);
+  // not_found for an unknown migration; busy when its phase does not allow it.
+  Status pause_migration(uint64_t id);
+  Status resume_migration(uint64_t id);
+  Status cancel_migration(uint64_t id);
+  Status set_migration_rate(uint64_t id, uint64_t max_rate);
+  // The driver's commit: accepted only in cutover, for the current attempt, without a cancel
+  // request, and while the table is still at `epoch`; returns the new table's JSON. Else busy
+  // with the reason.
+  Result<nlohmann::json> commit_migration(uint64_t id, uint32_t attempt, topology::Epoch epoch);
+  // The driver gives up an attempt: the epoch is bumped (lifting the fences), back to catchup.
+  Status abort_migration(uint64_t id, uint32_t attempt, std::string error);
+  // Every migration (active and finished) with computed keys/bytes/lag/rate/ETA.
+  nlohmann::json migrations_json() const;
 
   // Runs failure detection, history sampling, and reconciliation (bootstrap, plan, leaders).
   // Called every 100 ms by the server; tests call it after advancing their clock.
@@ -137,6 +215,19 @@ class Service {
   void persist(bool force);
   uint32_t machines_down() const;
   uint32_t spares_target_now() const;
+  // Migrations; all REQUIRE mu_ held.
+  void advance_migrations();
+  void apply_report(topology::MachineId machine, const MigrationReport& report);
+  void set_phase(Migration& m, MigrationPhase phase, const std::string& detail);
+  void abort_attempt(Migration& m, const std::string& error);
+  void bump_epoch(const std::string& reason);
+  bool start_migration(Migration& m);
+  void run_balancer();
+  Result<uint64_t> queue_migration(const std::string& kind, topology::Token start,
+                                   topology::Token end, topology::ShardId source,
+                                   topology::ShardId target, uint64_t max_rate);
+  std::vector<topology::MachineId> target_machines(const Migration& m) const;
+  const Migration* shard_busy(const Migration& m) const;
 
   const ServiceSettings settings_;
   Clock* const clock_;

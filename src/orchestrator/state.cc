@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <charconv>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
@@ -115,6 +116,106 @@ Status machine_from_json(const json& j, size_t index, MachineRecord* out) {
   return Status::ok();
 }
 
+// A token: "0x" + hex (as written) or a plain unsigned number.
+Status token_field(const json& object, const char* name, topology::Token* out,
+                   const std::string& where) {
+  auto it = object.find(name);
+  if (it == object.end()) {
+    return Status::invalid_argument(fmt::format("{}: missing \"{}\"", where, name));
+  }
+  if (it->is_number_unsigned()) {
+    *out = it->get<uint64_t>();
+    return Status::ok();
+  }
+  auto parsed = it->is_string() ? parse_token(it->get<std::string>()) : Result<topology::Token>(
+      Status::invalid_argument("not a token"));
+  if (!parsed.is_ok()) {
+    return Status::invalid_argument(fmt::format("{}: \"{}\" is not a token", where, name));
+  }
+  *out = *parsed;
+  return Status::ok();
+}
+
+Status ids_field(const json& object, const char* name, std::vector<topology::MachineId>* out,
+                 const std::string& where) {
+  auto it = object.find(name);
+  if (it == object.end()) return Status::ok();
+  if (!it->is_array() || it->size() > topology::kMachinesMax) {
+    return Status::invalid_argument(fmt::format("{}: \"{}\" is not an array of ids", where, name));
+  }
+  for (const json& id : *it) {
+    if (!id.is_number_unsigned()) {
+      return Status::invalid_argument(fmt::format("{}: \"{}\" holds a non-id", where, name));
+    }
+    out->push_back(id.get<topology::MachineId>());
+  }
+  return Status::ok();
+}
+
+Status migration_from_json(const json& j, size_t index, Migration* out) {
+  std::string where = fmt::format("migrations[{}]", index);
+  if (!j.is_object()) return Status::invalid_argument(where + " is not an object");
+  CAIRN_RETURN_IF_ERROR(get_field(j, "id", &out->id, where));
+  CAIRN_RETURN_IF_ERROR(get_field(j, "kind", &out->kind, where));
+  CAIRN_RETURN_IF_ERROR(token_field(j, "start", &out->start, where));
+  CAIRN_RETURN_IF_ERROR(token_field(j, "end", &out->end, where));
+  CAIRN_RETURN_IF_ERROR(get_field(j, "source", &out->source, where));
+  CAIRN_RETURN_IF_ERROR(get_field(j, "target", &out->target, where));
+  std::string phase;
+  CAIRN_RETURN_IF_ERROR(get_field(j, "phase", &phase, where));
+  auto parsed = parse_migration_phase(phase);
+  if (!parsed.is_ok()) return Status::invalid_argument(where + ": " + parsed.status().message());
+  out->phase = *parsed;
+  CAIRN_RETURN_IF_ERROR(get_field(j, "paused", &out->paused, where));
+  CAIRN_RETURN_IF_ERROR(get_field(j, "max_rate", &out->max_rate, where));
+  CAIRN_RETURN_IF_ERROR(get_field(j, "created_ms", &out->created_ms, where));
+  CAIRN_RETURN_IF_ERROR(get_field(j, "updated_ms", &out->updated_ms, where));
+  CAIRN_RETURN_IF_ERROR(get_field(j, "phase_started_ms", &out->phase_started_ms, where));
+  CAIRN_RETURN_IF_ERROR(get_field(j, "attempt", &out->attempt, where));
+  CAIRN_RETURN_IF_ERROR(get_field(j, "driver", &out->driver, where));
+  CAIRN_RETURN_IF_ERROR(get_field(j, "commit_epoch", &out->commit_epoch, where));
+  CAIRN_RETURN_IF_ERROR(get_field(j, "fence_ms_last", &out->fence_ms_last, where));
+  CAIRN_RETURN_IF_ERROR(get_field(j, "fence_ms_max", &out->fence_ms_max, where));
+  CAIRN_RETURN_IF_ERROR(get_field(j, "fence_attempt", &out->fence_attempt, where));
+  auto fences = j.find("fence_history");
+  if (fences != j.end()) {
+    if (!fences->is_array() || fences->size() > kFenceHistoryMax) {
+      return Status::invalid_argument(where + ": \"fence_history\" is not a short array");
+    }
+    for (const json& f : *fences) {
+      if (!f.is_number_unsigned()) {
+        return Status::invalid_argument(where + ": \"fence_history\" holds a non-number");
+      }
+      out->fence_history.push_back(f.get<uint64_t>());
+    }
+  }
+  CAIRN_RETURN_IF_ERROR(get_field(j, "error", &out->error, where));
+  CAIRN_RETURN_IF_ERROR(get_field(j, "cancel_requested", &out->cancel_requested, where));
+  auto progress = j.find("progress");
+  if (progress != j.end()) {
+    if (!progress->is_array() || progress->size() > topology::kMachinesMax) {
+      return Status::invalid_argument(where + ": \"progress\" is not an array");
+    }
+    for (size_t i = 0; i < progress->size(); ++i) {
+      const json& p = (*progress)[i];
+      std::string at = fmt::format("{}.progress[{}]", where, i);
+      if (!p.is_object()) return Status::invalid_argument(at + " is not an object");
+      TargetProgress t;
+      CAIRN_RETURN_IF_ERROR(get_field(p, "machine", &t.machine, at));
+      CAIRN_RETURN_IF_ERROR(get_field(p, "staged", &t.staged, at));
+      CAIRN_RETURN_IF_ERROR(get_field(p, "ready", &t.ready, at));
+      CAIRN_RETURN_IF_ERROR(get_field(p, "keys", &t.keys, at));
+      CAIRN_RETURN_IF_ERROR(get_field(p, "bytes", &t.bytes, at));
+      CAIRN_RETURN_IF_ERROR(get_field(p, "lag", &t.lag, at));
+      CAIRN_RETURN_IF_ERROR(get_field(p, "rate", &t.rate, at));
+      out->progress.push_back(t);
+    }
+  }
+  CAIRN_RETURN_IF_ERROR(ids_field(j, "sources_at_commit", &out->sources_at_commit, where));
+  CAIRN_RETURN_IF_ERROR(ids_field(j, "cleaned", &out->cleaned, where));
+  return Status::ok();
+}
+
 Result<State> parse_state(const json& j) {
   if (!j.is_object()) return Status::invalid_argument("state is not a JSON object");
   int version = 0;
@@ -172,12 +273,138 @@ Result<State> parse_state(const json& j) {
     CAIRN_RETURN_IF_ERROR(get_field(h, "down", &sample.down, where));
     state.history.push_back(sample);
   }
+  // Both optional: files written before migrations existed load with none.
+  if (j.contains("next_migration_id")) {
+    CAIRN_RETURN_IF_ERROR(get_field(j, "next_migration_id", &state.next_migration_id, "state"));
+  }
+  auto migrations = j.find("migrations");
+  if (migrations != j.end()) {
+    if (!migrations->is_array() ||
+        migrations->size() > kActiveMigrationsMax + kFinishedMigrationsMax) {
+      return Status::invalid_argument("state: \"migrations\" is not an array or too long");
+    }
+    for (size_t i = 0; i < migrations->size(); ++i) {
+      Migration m;
+      CAIRN_RETURN_IF_ERROR(migration_from_json((*migrations)[i], i, &m));
+      state.migrations.push_back(std::move(m));
+    }
+  }
   std::sort(state.machines.begin(), state.machines.end(),
             [](const MachineRecord& a, const MachineRecord& b) { return a.id < b.id; });
+  std::sort(state.migrations.begin(), state.migrations.end(),
+            [](const Migration& a, const Migration& b) { return a.id < b.id; });
   return state;
 }
 
 }  // namespace
+
+Result<topology::Token> parse_token(std::string_view text) {
+  int base = 10;
+  if (text.starts_with("0x") || text.starts_with("0X")) {
+    text.remove_prefix(2);
+    base = 16;
+  }
+  uint64_t value = 0;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value, base);
+  if (text.empty() || ec != std::errc() || end != text.data() + text.size()) {
+    return Status::invalid_argument(fmt::format("\"{}\" is not a token (0x hex or decimal)",
+                                                text));
+  }
+  return value;
+}
+
+std::string_view migration_phase_name(MigrationPhase phase) {
+  switch (phase) {
+    case MigrationPhase::kQueued: return "queued";
+    case MigrationPhase::kStaging: return "staging";
+    case MigrationPhase::kCatchup: return "catchup";
+    case MigrationPhase::kCutover: return "cutover";
+    case MigrationPhase::kCleanup: return "cleanup";
+    case MigrationPhase::kDone: return "done";
+    case MigrationPhase::kCancelled: return "cancelled";
+  }
+  return "?";
+}
+
+Result<MigrationPhase> parse_migration_phase(std::string_view name) {
+  for (auto phase : {MigrationPhase::kQueued, MigrationPhase::kStaging, MigrationPhase::kCatchup,
+                     MigrationPhase::kCutover, MigrationPhase::kCleanup, MigrationPhase::kDone,
+                     MigrationPhase::kCancelled}) {
+    if (migration_phase_name(phase) == name) return phase;
+  }
+  return Status::invalid_argument(fmt::format("unknown migration phase \"{}\"", name));
+}
+
+bool Migration::overlaps(topology::Token other_start, topology::Token other_end) const {
+  // End 0 is 2^64: compare as "start < other end" and "other start < end" with that rule.
+  bool starts_before_other_ends = other_end == 0 || start < other_end;
+  bool other_starts_before_end = end == 0 || other_start < end;
+  return starts_before_other_ends && other_starts_before_end;
+}
+
+std::string Migration::range_text() const {
+  return fmt::format("[{}, {})", topology::format_token(start), topology::format_token(end));
+}
+
+TargetProgress* Migration::find_progress(topology::MachineId machine) {
+  for (auto& p : progress) {
+    if (p.machine == machine) return &p;
+  }
+  return nullptr;
+}
+
+nlohmann::json migration_to_json(const Migration& m) {
+  json progress = json::array();
+  for (const auto& p : m.progress) {
+    progress.push_back({{"machine", p.machine}, {"staged", p.staged}, {"ready", p.ready},
+                        {"keys", p.keys}, {"bytes", p.bytes}, {"lag", p.lag},
+                        {"rate", p.rate}});
+  }
+  return json{{"id", m.id},
+              {"kind", m.kind},
+              {"start", topology::format_token(m.start)},
+              {"end", topology::format_token(m.end)},
+              {"source", m.source},
+              {"target", m.target},
+              {"phase", std::string(migration_phase_name(m.phase))},
+              {"paused", m.paused},
+              {"max_rate", m.max_rate},
+              {"created_ms", m.created_ms},
+              {"updated_ms", m.updated_ms},
+              {"phase_started_ms", m.phase_started_ms},
+              {"attempt", m.attempt},
+              {"driver", m.driver},
+              {"commit_epoch", m.commit_epoch},
+              {"fence_ms_last", m.fence_ms_last},
+              {"fence_ms_max", m.fence_ms_max},
+              {"fence_attempt", m.fence_attempt},
+              {"fence_history", m.fence_history},
+              {"error", m.error},
+              {"cancel_requested", m.cancel_requested},
+              {"progress", std::move(progress)},
+              {"sources_at_commit", m.sources_at_commit},
+              {"cleaned", m.cleaned}};
+}
+
+Migration* State::find_migration(uint64_t id) {
+  auto it = std::lower_bound(migrations.begin(), migrations.end(), id,
+                             [](const Migration& m, uint64_t v) { return m.id < v; });
+  return it != migrations.end() && it->id == id ? &*it : nullptr;
+}
+
+void State::prune_migrations() {
+  size_t finished = std::count_if(migrations.begin(), migrations.end(),
+                                  [](const Migration& m) { return m.finished(); });
+  // Oldest first: migrations are sorted by id, and ids grow with time.
+  for (auto it = migrations.begin(); finished > kFinishedMigrationsMax && it != migrations.end();) {
+    if (it->finished()) {
+      it = migrations.erase(it);
+      --finished;
+    } else {
+      ++it;
+    }
+  }
+}
 
 MachineRecord* State::find_machine(topology::MachineId id) {
   auto it = std::lower_bound(machines.begin(), machines.end(), id,
@@ -241,9 +468,13 @@ nlohmann::json state_to_json(const State& state) {
                                       created.status().to_string());
     table = created->to_json();
   }
+  json migrations = json::array();
+  for (const auto& m : state.migrations) migrations.push_back(migration_to_json(m));
   return json{{"version", kStateVersion}, {"next_event_seq", state.next_event_seq},
               {"machines", std::move(machines)}, {"table", std::move(table)},
-              {"events", std::move(events)},     {"history", std::move(history)}};
+              {"events", std::move(events)},     {"history", std::move(history)},
+              {"next_migration_id", state.next_migration_id},
+              {"migrations", std::move(migrations)}};
 }
 
 Result<State> state_from_json(const nlohmann::json& json) {
@@ -258,6 +489,55 @@ Result<State> state_from_json(const nlohmann::json& json) {
     return Status::invalid_argument(std::string("state: ") + e.what());
   }
 }
+
+namespace {
+
+Status validate_migrations(const State& state) {
+  size_t finished = 0;
+  std::vector<const Migration*> active;
+  for (size_t i = 0; i < state.migrations.size(); ++i) {
+    const Migration& m = state.migrations[i];
+    std::string where = fmt::format("migration {}", m.id);
+    if (m.id == 0 || m.id >= state.next_migration_id) {
+      return Status::invalid_argument(where + ": id is 0 or not below next_migration_id");
+    }
+    if (i > 0 && state.migrations[i - 1].id >= m.id) {
+      return Status::invalid_argument(where + ": ids are not unique and increasing");
+    }
+    if (m.kind != "rebalance" && m.kind != "split" && m.kind != "move") {
+      return Status::invalid_argument(fmt::format("{}: unknown kind \"{}\"", where, m.kind));
+    }
+    if (m.end != 0 && m.end <= m.start) {
+      return Status::invalid_argument(where + ": empty range " + m.range_text());
+    }
+    if (m.source == topology::kNoShard || m.target == topology::kNoShard || m.source == m.target) {
+      return Status::invalid_argument(where + ": source and target must be distinct shards");
+    }
+    if (m.fence_history.size() > kFenceHistoryMax) {
+      return Status::invalid_argument(where + ": fence history too long");
+    }
+    if (m.finished()) {
+      ++finished;
+      continue;
+    }
+    for (const Migration* other : active) {
+      if (other->overlaps(m.start, m.end)) {
+        return Status::invalid_argument(fmt::format("{}: range {} overlaps active migration {}",
+                                                    where, m.range_text(), other->id));
+      }
+    }
+    active.push_back(&m);
+  }
+  if (finished > kFinishedMigrationsMax) {
+    return Status::invalid_argument("more than the kept number of finished migrations");
+  }
+  if (active.size() > kActiveMigrationsMax) {
+    return Status::invalid_argument("too many active migrations");
+  }
+  return Status::ok();
+}
+
+}  // namespace
 
 Status validate_state(const State& state) {
   std::set<topology::MachineId> ids;
@@ -289,7 +569,7 @@ Status validate_state(const State& state) {
   if (!state.events.empty() && state.next_event_seq <= state.events.back().seq) {
     return Status::invalid_argument("next_event_seq is not past the last event");
   }
-  return Status::ok();
+  return validate_migrations(state);
 }
 
 Status save_state(const std::string& path, const State& state) {

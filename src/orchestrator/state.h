@@ -7,6 +7,9 @@
 //     (voting, extra, joining) is a registered machine.
 //  3. events and history are bounded (kEventsMax, kHistoryMax): oldest dropped first; event
 //     sequence numbers increase strictly.
+//  4. Migrations have unique ids below next_migration_id, valid non-empty ranges, source !=
+//     target, and no two active (not done/cancelled) migrations overlap; at most
+//     kFinishedMigrationsMax finished ones are kept.
 //
 // The file (D/state.json) is one JSON object:
 //   {"version": 1, "next_event_seq": 12,
@@ -15,7 +18,12 @@
 //                  "load": {"ops_per_sec": 0, "bytes": 0, "storage_bytes": 0, "p99_us": 0}}],
 //    "table": <routing table JSON> | null,
 //    "events": [{"seq": 1, "time_ms": 1700000000000, "message": "..."}],
-//    "history": [{"time_ms": 1700000000000, "down": 0}]}
+//    "history": [{"time_ms": 1700000000000, "down": 0}],
+//    "next_migration_id": 4,                              // optional (older files), default 1
+//    "migrations": [<migration_to_json>, ...]}            // optional (older files), default []
+// Migrations (docs/migration.md): every migration not yet done or cancelled, plus the last
+// kFinishedMigrationsMax finished ones, sorted by id. Their monotonic cutover start is not
+// persisted: after a restart a migration in cutover gets a fresh kCutoverTimeoutMs.
 // Heartbeat times are monotonic and not persisted: after a restart every machine is given a
 // fresh grace period (it keeps serving with its last table while the orchestrator is away).
 //
@@ -40,6 +48,10 @@ inline constexpr size_t kEventsMax = 10000;
 inline constexpr size_t kHistoryMax = 10000;
 inline constexpr size_t kEventMessageBytesMax = 1024;
 inline constexpr size_t kStateFileBytesMax = 64 * 1024 * 1024;
+inline constexpr size_t kFinishedMigrationsMax = 100;
+inline constexpr size_t kActiveMigrationsMax = 4096;
+inline constexpr size_t kFenceHistoryMax = 1000;
+inline constexpr size_t kMigrationErrorBytesMax = 512;
 
 struct Load {
   double ops_per_sec = 0;
@@ -77,12 +89,76 @@ struct HistorySample {
   bool operator==(const HistorySample&) const = default;
 };
 
+enum class MigrationPhase { kQueued, kStaging, kCatchup, kCutover, kCleanup, kDone, kCancelled };
+
+std::string_view migration_phase_name(MigrationPhase phase);
+Result<MigrationPhase> parse_migration_phase(std::string_view name);
+
+// One target machine's copy, as its heartbeats report it (the latest report wins: a machine
+// that restarted reports staged=false again and simply stages again).
+struct TargetProgress {
+  topology::MachineId machine = topology::kNoMachine;
+  bool staged = false;
+  bool ready = false;
+  uint64_t keys = 0;
+  uint64_t bytes = 0;
+  uint64_t lag = 0;    // WAL records behind (max over sources)
+  double rate = 0;     // bytes/s, from deltas of `bytes` between reports
+  // For the rate: the bytes and monotonic time of the report the rate was last computed at.
+  // Not persisted (monotonic time means nothing after a restart).
+  uint64_t rate_bytes = 0;
+  int64_t rate_ms = 0;
+  bool operator==(const TargetProgress&) const = default;
+};
+
+struct Migration {
+  uint64_t id = 0;
+  std::string kind;  // "rebalance" | "split" | "move"
+  topology::Token start = 0;
+  topology::Token end = 0;  // 0 = the end of the ring
+  topology::ShardId source = topology::kNoShard;
+  topology::ShardId target = topology::kNoShard;
+  MigrationPhase phase = MigrationPhase::kQueued;
+  bool paused = false;
+  uint64_t max_rate = 0;  // bytes/s per target machine; 0 = ServiceSettings default
+  int64_t created_ms = 0;        // wall
+  int64_t updated_ms = 0;        // wall
+  int64_t phase_started_ms = 0;  // wall
+  uint32_t attempt = 0;          // cutover attempts so far
+  topology::MachineId driver = topology::kNoMachine;
+  topology::Epoch commit_epoch = 0;
+  int64_t cutover_started_ms = 0;  // monotonic; not persisted
+  uint64_t fence_ms_last = 0;
+  uint64_t fence_ms_max = 0;
+  uint32_t fence_attempt = 0;  // the attempt whose fence time is fence_history.back()
+  std::deque<uint64_t> fence_history;  // last kFenceHistoryMax fence times (ms), one per attempt
+  std::string error;  // the last error (aborted attempt, cancelled because ...)
+  bool cancel_requested = false;
+  std::vector<TargetProgress> progress;  // one per target machine that reported
+  std::vector<topology::MachineId> sources_at_commit;
+  std::vector<topology::MachineId> cleaned;  // of sources_at_commit
+
+  bool finished() const {
+    return phase == MigrationPhase::kDone || phase == MigrationPhase::kCancelled;
+  }
+  // [start, end) overlaps [other_start, other_end) (end 0 = the end of the ring).
+  bool overlaps(topology::Token other_start, topology::Token other_end) const;
+  // The range as text: "[0x..., 0x...)".
+  std::string range_text() const;
+  TargetProgress* find_progress(topology::MachineId machine);
+  bool operator==(const Migration&) const = default;
+};
+
+nlohmann::json migration_to_json(const Migration& migration);
+
 struct State {
   std::vector<MachineRecord> machines;               // sorted by id
   std::optional<topology::RoutingTableSpec> table;   // none until bootstrapped
   uint64_t next_event_seq = 1;
   std::deque<Event> events;
   std::deque<HistorySample> history;
+  uint64_t next_migration_id = 1;
+  std::vector<Migration> migrations;  // sorted by id
 
   MachineRecord* find_machine(topology::MachineId id);
   const MachineRecord* find_machine(topology::MachineId id) const;
@@ -91,8 +167,14 @@ struct State {
   void add_history(int64_t time_ms, uint32_t down);
   // Mean of history[].down; 0 without samples.
   double average_down() const;
+  Migration* find_migration(uint64_t id);
+  // Drops the oldest finished migrations past kFinishedMigrationsMax.
+  void prune_migrations();
   bool operator==(const State&) const = default;
 };
+
+// "0x" + hex digits or decimal, as the API and the CLI accept tokens.
+Result<topology::Token> parse_token(std::string_view text);
 
 std::string_view health_name(Health health);
 Result<Health> parse_health(std::string_view name);
