@@ -71,7 +71,6 @@ std::vector<Move> balance(const topology::RoutingTableSpec& table,
     if (taker == giver || giver->second <= ideal || taker->second >= ideal) break;
     Wide remaining = std::min(ideal - taker->second, giver->second - ideal);
     if (remaining < kMinRangeTokens) break;
-    const Wide wanted = remaining;
     std::vector<Piece>& pieces = free[giver->first];
     // Whole ranges first, largest first (fewest migrations), lower start on ties.
     std::vector<size_t> order(pieces.size());
@@ -81,12 +80,16 @@ std::vector<Move> balance(const topology::RoutingTableSpec& table,
       return sa != sb ? sa > sb : pieces[a].start < pieces[b].start;
     });
     std::vector<bool> taken(pieces.size(), false);
+    Wide moved = 0;
     for (size_t i : order) {
       Wide size = span(pieces[i].start, pieces[i].end);
-      if (size > remaining) continue;
+      // A range up to kMinRangeTokens larger than what is left is taken whole: it could not be
+      // cut to the exact amount anyway, and the overshoot is negligible.
+      if (remaining == 0 || size > remaining + kMinRangeTokens) continue;
       moves.push_back(Move{pieces[i].start, pieces[i].end, giver->first, taker->first});
       taken[i] = true;
-      remaining -= size;
+      moved += size;
+      remaining = size >= remaining ? 0 : remaining - size;
     }
     // Then one cut, in ring order, of a range large enough that both parts keep at least
     // kMinRangeTokens: the moved part is the exact rest.
@@ -99,6 +102,7 @@ std::vector<Move> balance(const topology::RoutingTableSpec& table,
           span(piece.start, piece.end) >= remaining + kMinRangeTokens) {
         Token at = piece.start + static_cast<Token>(remaining);
         moves.push_back(Move{piece.start, at, giver->first, taker->first});
+        moved += remaining;
         remaining = 0;
         piece.start = at;
         cut = true;
@@ -106,9 +110,8 @@ std::vector<Move> balance(const topology::RoutingTableSpec& table,
       kept.push_back(piece);
     }
     pieces = std::move(kept);
-    const Wide moved = wanted - remaining;
     if (moved == 0) break;
-    giver->second -= moved;
+    giver->second -= std::min(giver->second, moved);
     taker->second += moved;
   }
   return moves;
