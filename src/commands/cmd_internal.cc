@@ -1,7 +1,9 @@
-// Internal commands: CAIRN.AUTH ID APPLY READ SCAN CLEAR TABLE, what the machines of a cluster
-// send each other (docs/formats.md "Internal protocol"). Thin wrappers around replica::Replica.
-// All are kInline: they touch local storage only and never wait for another machine, so the
-// front end runs them on its event loop even in cluster mode.
+// Internal commands: CAIRN.AUTH ID APPLY READ SCAN CLEAR TABLE MIGRATE, what the machines of a
+// cluster send each other (docs/formats.md "Internal protocol", docs/migration.md). Thin wrappers
+// around replica::Replica. All but CAIRN.MIGRATE are kInline: they touch local storage only and
+// never wait for another machine, so the front end runs them on its event loop even in cluster
+// mode. CAIRN.MIGRATE is not: FINISH waits for the WAL of other machines, and SCAN, WAL and
+// FENCE read pages of storage or sync it, so they run on a worker and never stall a loop.
 
 #include <algorithm>
 #include <charconv>
@@ -15,6 +17,7 @@
 #include "commands/command.h"
 #include "replica/replica.h"
 #include "storage/cell.h"
+#include "storage/engine.h"
 #include "topology/routing_table.h"
 
 namespace cairn::commands {
@@ -25,6 +28,17 @@ constexpr std::string_view kNotClusterMachine = "ERR this machine is not part of
 constexpr uint64_t kScanCountMax = 10000;
 
 constexpr uint32_t kInternalFlags = kInternal | kInline | kLoading | kStale;
+// CAIRN.MIGRATE runs on a worker (see the file comment).
+constexpr uint32_t kMigrateFlags = kInternal | kLoading | kStale;
+
+// Bounds of CAIRN.MIGRATE's arguments (docs/migration.md).
+constexpr uint64_t kMigrateScanCountMax = 10000;
+constexpr uint64_t kWalPageBytesMax = 16 * 1024 * 1024;
+constexpr size_t kHoldIdBytesMax = 128;
+constexpr uint64_t kHoldTtlMsMax = 3600 * 1000;
+constexpr size_t kFinishSourcesMax = 64;
+// How long FINISH waits for the WAL tails before it answers NOTREADY (the driver retries).
+constexpr int kFinishTimeoutMs = 5000;
 
 std::optional<uint64_t> parse_u64(std::string_view text) {
   uint64_t value = 0;
@@ -56,6 +70,26 @@ replica::Replica* replica_or_reply(CommandContext& context) {
 // Parses args[index] as an epoch, a token or a count; replies and returns nullopt if invalid.
 std::optional<uint64_t> number_arg(CommandContext& context, size_t index, std::string_view what) {
   std::optional<uint64_t> value = parse_u64(context.args[index]);
+  if (!value) context.reply.error("ERR invalid " + std::string(what));
+  return value;
+}
+
+// A token argument: decimal, or "0x" followed by 1-16 hex digits.
+std::optional<uint64_t> parse_token(std::string_view text) {
+  if (text.size() > 2 && text[0] == '0' && (text[1] == 'x' || text[1] == 'X')) {
+    text.remove_prefix(2);
+    if (text.size() > 16) return std::nullopt;
+    uint64_t value = 0;
+    const char* end = text.data() + text.size();
+    const auto [parsed_end, error] = std::from_chars(text.data(), end, value, 16);
+    if (error != std::errc() || parsed_end != end) return std::nullopt;
+    return value;
+  }
+  return parse_u64(text);
+}
+
+std::optional<uint64_t> token_arg(CommandContext& context, size_t index, std::string_view what) {
+  std::optional<uint64_t> value = parse_token(context.args[index]);
   if (!value) context.reply.error("ERR invalid " + std::string(what));
   return value;
 }
@@ -177,6 +211,140 @@ void cairn_table_set(CommandContext& context) {
   context.reply.ok();
 }
 
+// ---- CAIRN.MIGRATE (docs/migration.md "Internal commands") ----
+
+void migrate_hold(CommandContext& context) {
+  replica::Replica* replica = replica_or_reply(context);
+  if (replica == nullptr) return;
+  const std::string& id = context.args[2];
+  if (id.empty() || id.size() > kHoldIdBytesMax) {
+    return context.reply.error("ERR hold id must be 1 to " + std::to_string(kHoldIdBytesMax) +
+                               " bytes");
+  }
+  const std::optional<uint64_t> ttl_ms = number_arg(context, 3, "ttl");
+  if (!ttl_ms) return;
+  if (*ttl_ms == 0 || *ttl_ms > kHoldTtlMsMax) {
+    return context.reply.error("ERR ttl must be between 1 and " + std::to_string(kHoldTtlMsMax) +
+                               " ms");
+  }
+  Result<uint64_t> latest = replica->engine().hold_wal(id, static_cast<int64_t>(*ttl_ms));
+  if (!latest.is_ok()) return reply_status(context, latest.status());
+  context.reply.integer(static_cast<int64_t>(*latest));
+}
+
+void migrate_release(CommandContext& context) {
+  replica::Replica* replica = replica_or_reply(context);
+  if (replica == nullptr) return;
+  replica->engine().release_wal(context.args[2]);
+  context.reply.ok();
+}
+
+void migrate_scan(CommandContext& context) {
+  replica::Replica* replica = replica_or_reply(context);
+  if (replica == nullptr) return;
+  const std::optional<uint64_t> start = token_arg(context, 2, "start token");
+  if (!start) return;
+  const std::optional<uint64_t> end = token_arg(context, 3, "end token");
+  if (!end) return;
+  const std::optional<uint64_t> count = number_arg(context, 4, "count");
+  if (!count) return;
+  if (*count == 0 || *count > kMigrateScanCountMax) {
+    return context.reply.error("ERR count must be between 1 and " +
+                               std::to_string(kMigrateScanCountMax));
+  }
+  Result<replica::ScanResult> page =
+      replica->scan_stored(*start, *end, static_cast<size_t>(*count));
+  if (!page.is_ok()) return reply_status(context, page.status());
+  context.reply.array(2);
+  context.reply.bulk(topology::format_token(page->next_token));
+  context.reply.array(page->entries.size() * 2);
+  for (const replica::ScanEntry& entry : page->entries) {
+    context.reply.bulk(entry.key);
+    context.reply.bulk(storage::encode_cell(entry.cell));
+  }
+}
+
+void migrate_wal(CommandContext& context) {
+  replica::Replica* replica = replica_or_reply(context);
+  if (replica == nullptr) return;
+  const std::optional<uint64_t> start = token_arg(context, 2, "start token");
+  if (!start) return;
+  const std::optional<uint64_t> end = token_arg(context, 3, "end token");
+  if (!end) return;
+  const std::optional<uint64_t> from = number_arg(context, 4, "LSN");
+  if (!from) return;
+  const std::optional<uint64_t> max_bytes = number_arg(context, 5, "max bytes");
+  if (!max_bytes) return;
+  if (*max_bytes == 0 || *max_bytes > kWalPageBytesMax) {
+    return context.reply.error("ERR max bytes must be between 1 and " +
+                               std::to_string(kWalPageBytesMax));
+  }
+  Result<storage::WalChanges> changes =
+      replica->engine().wal_changes(*from, *start, *end, static_cast<size_t>(*max_bytes));
+  if (!changes.is_ok()) {
+    // "WALGONE <oldest>": the target copies the range again.
+    if (changes.status().code() == StatusCode::kNotFound) {
+      return context.reply.error(changes.status().message());
+    }
+    return reply_status(context, changes.status());
+  }
+  context.reply.array(4);
+  context.reply.integer(static_cast<int64_t>(changes->next_sequence));
+  context.reply.integer(static_cast<int64_t>(changes->latest_sequence));
+  context.reply.array(changes->changes.size() * 2);
+  for (const storage::WalChange& change : changes->changes) {
+    context.reply.bulk(change.key);
+    context.reply.bulk(storage::encode_cell(change.cell));
+  }
+  context.reply.array(changes->range_deletes.size() * 2);
+  for (const storage::WalRangeDelete& deleted : changes->range_deletes) {
+    context.reply.bulk(topology::format_token(deleted.start));
+    context.reply.bulk(topology::format_token(deleted.end));
+  }
+}
+
+void migrate_fence(CommandContext& context) {
+  replica::Replica* replica = replica_or_reply(context);
+  if (replica == nullptr) return;
+  const std::optional<uint64_t> epoch = number_arg(context, 2, "epoch");
+  if (!epoch) return;
+  const std::optional<uint64_t> start = token_arg(context, 3, "start token");
+  if (!start) return;
+  const std::optional<uint64_t> end = token_arg(context, 4, "end token");
+  if (!end) return;
+  Result<std::pair<replica::Fence, uint64_t>> fenced = replica->fence_range(*epoch, *start, *end);
+  if (!fenced.is_ok()) return reply_status(context, fenced.status());
+  if (!fenced->first.ok()) return context.reply.error(replica::fence_error_text(fenced->first));
+  context.reply.integer(static_cast<int64_t>(fenced->second));
+}
+
+void migrate_finish(CommandContext& context) {
+  if (replica_or_reply(context) == nullptr) return;
+  if ((context.args.size() - 3) % 2 != 0) {
+    return context.reply.error("ERR FINISH takes a migration id and (source id, LSN) pairs");
+  }
+  const std::optional<uint64_t> migration = number_arg(context, 2, "migration id");
+  if (!migration) return;
+  const size_t sources = (context.args.size() - 3) / 2;
+  if (sources > kFinishSourcesMax) {
+    return context.reply.error("ERR at most " + std::to_string(kFinishSourcesMax) + " sources");
+  }
+  std::vector<std::pair<uint64_t, uint64_t>> source_lsns;
+  source_lsns.reserve(sources);
+  for (size_t i = 3; i + 1 < context.args.size(); i += 2) {
+    const std::optional<uint64_t> source = number_arg(context, i, "source id");
+    if (!source) return;
+    const std::optional<uint64_t> lsn = number_arg(context, i + 1, "LSN");
+    if (!lsn) return;
+    source_lsns.emplace_back(*source, *lsn);
+  }
+  const Status status = context.server.migration_finish(*migration, source_lsns, kFinishTimeoutMs);
+  if (status.is_ok()) return context.reply.ok();
+  // The message starts with its code word (NOTREADY ...) and is the reply as is.
+  if (status.message().empty()) return context.reply.error("ERR " + status.to_string());
+  context.reply.error(status.message());
+}
+
 CommandSpec spec(std::string name, int arity, uint32_t flags, std::string summary,
                  std::string complexity, Handler handler) {
   // Cairn's own commands: "since" is the Cairn version that introduced them.
@@ -213,6 +381,32 @@ void register_internal_commands(CommandTable& table) {
       spec("cairn.table|set", 3, kInternalFlags,
            "Installs a routing table if it is newer (or identical)", "O(N)", cairn_table_set));
   table.add(std::move(table_container));
+
+  CommandSpec migrate = spec("cairn.migrate", -2, kMigrateFlags,
+                             "A container for the migration commands (docs/migration.md)",
+                             "Depends on subcommand.", nullptr);
+  migrate.subcommands.push_back(spec("cairn.migrate|hold", 4, kMigrateFlags | kFast,
+                                     "Keeps this machine's WAL from now on; returns its latest LSN",
+                                     "O(1)", migrate_hold));
+  migrate.subcommands.push_back(spec("cairn.migrate|release", 3, kMigrateFlags | kFast,
+                                     "Releases a WAL hold", "O(1)", migrate_release));
+  migrate.subcommands.push_back(
+      spec("cairn.migrate|scan", 5, kMigrateFlags | kReadOnly,
+           "Returns a page of the cells this machine stores in a token range (not fenced)",
+           "O(N) where N is the number of cells returned", migrate_scan));
+  migrate.subcommands.push_back(
+      spec("cairn.migrate|wal", 6, kMigrateFlags | kReadOnly,
+           "Returns the changes to a token range in the WAL since an LSN",
+           "O(N) where N is the number of WAL bytes read", migrate_wal));
+  migrate.subcommands.push_back(
+      spec("cairn.migrate|fence", 5, kMigrateFlags,
+           "Refuses a token range at an epoch from now on; returns the fenced LSN", "O(1)",
+           migrate_fence));
+  migrate.subcommands.push_back(
+      spec("cairn.migrate|finish", -5, kMigrateFlags,
+           "Waits until this target applied every source's WAL up to the given LSNs",
+           "O(N) where N is the number of WAL records applied", migrate_finish));
+  table.add(std::move(migrate));
 }
 
 }  // namespace cairn::commands

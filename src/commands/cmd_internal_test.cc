@@ -14,6 +14,7 @@
 #include "common/hlc.h"
 #include "replica/replica.h"
 #include "replica/table_holder.h"
+#include "resp/reply_parser.h"
 #include "resp/writer.h"
 #include "storage/cell.h"
 #include "storage/engine.h"
@@ -49,8 +50,20 @@ class ClusterServer final : public ServerControl {
   void request_shutdown() override {}
   std::string version() override { return "0.1.0"; }
   std::string cluster_secret() override { return secret_; }
+  Status migration_finish(uint64_t migration,
+                          const std::vector<std::pair<uint64_t, uint64_t>>& source_lsns,
+                          int timeout_ms) override {
+    finished_migration_ = migration;
+    finished_sources_ = source_lsns;
+    finish_timeout_ms_ = timeout_ms;
+    return finish_status_;
+  }
 
   std::string secret_ = "s3cret";
+  Status finish_status_ = Status::ok();
+  uint64_t finished_migration_ = 0;
+  std::vector<std::pair<uint64_t, uint64_t>> finished_sources_;
+  int finish_timeout_ms_ = 0;
   std::string requirepass_;
 };
 
@@ -172,7 +185,8 @@ TEST_F(InternalCommandTest, WithoutReplica) {
 TEST_F(InternalCommandTest, FlagsTellWhatMayRunInline) {
   for (const auto& [name, spec] : default_table().all()) {
     if (name.rfind("cairn.", 0) != 0) continue;
-    EXPECT_NE(spec.flags & kInline, 0u) << name;
+    // CAIRN.MIGRATE blocks (FINISH) or reads pages of storage: it runs on a worker.
+    EXPECT_EQ(spec.flags & kInline, name == "cairn.migrate" ? 0u : uint32_t{kInline}) << name;
     EXPECT_EQ(spec.flags & kInternal, name == "cairn.auth" ? 0u : uint32_t{kInternal}) << name;
   }
   authenticate();
@@ -359,6 +373,197 @@ TEST_F(InternalCommandTest, TableSetGetIdempotent) {
             "-ERR unknown subcommand 'NOPE'. Try CAIRN.TABLE HELP.\r\n");
   // The fence follows the new epoch.
   EXPECT_EQ(run({"CAIRN.READ", "1", key_in_half(true, 0)}), "-STALEEPOCH 2\r\n");
+}
+
+
+// ---- CAIRN.MIGRATE ----
+
+resp::Value parse_reply(const std::string& reply) {
+  resp::ReplyParser parser;
+  resp::Value value;
+  const resp::ParseOutcome outcome = parser.parse(reply, value);
+  CAIRN_ASSERT(outcome.state == resp::ParseState::kComplete, "a whole reply: " + reply);
+  return value;
+}
+
+// The (key, cell) pairs of a flat array.
+std::vector<std::pair<std::string, storage::Cell>> cells_of(const resp::Value& flat) {
+  std::vector<std::pair<std::string, storage::Cell>> cells;
+  for (size_t i = 0; i + 1 < flat.elements.size(); i += 2) {
+    Result<storage::Cell> c = storage::decode_cell(flat.elements[i + 1].str);
+    CAIRN_ASSERT(c.is_ok(), c.status().to_string());
+    cells.emplace_back(flat.elements[i].str, *c);
+  }
+  return cells;
+}
+
+TEST_F(InternalCommandTest, MigrateNeedsAuthAndAReplica) {
+  EXPECT_EQ(run({"CAIRN.MIGRATE", "RELEASE", "h"}),
+            "-NOPERM this command is for cluster machines\r\n");
+  authenticate();
+  EXPECT_EQ(run({"CAIRN.MIGRATE", "RELEASE", "h"}, false),
+            "-ERR this machine is not part of a cluster\r\n");
+  EXPECT_EQ(run({"CAIRN.MIGRATE", "NOPE"}),
+            "-ERR unknown subcommand 'NOPE'. Try CAIRN.MIGRATE HELP.\r\n");
+}
+
+TEST_F(InternalCommandTest, MigrateHoldAndRelease) {
+  authenticate();
+  install(two_shards());
+  ASSERT_EQ(apply(1, key_in_half(true, 0), cell(10, "v")), ":1\r\n");
+  EXPECT_EQ(run({"CAIRN.MIGRATE", "HOLD", "m1-1", "60000"}),
+            ":" + std::to_string(engine_->latest_sequence()) + "\r\n");
+  EXPECT_EQ(engine_->wal_holds(), 1u);
+  EXPECT_EQ(run({"cairn.migrate", "hold", "m1-1", "60000"}).front(), ':');  // a renewal
+  EXPECT_EQ(engine_->wal_holds(), 1u);
+  EXPECT_EQ(run({"CAIRN.MIGRATE", "RELEASE", "m1-1"}), kOk);
+  EXPECT_EQ(engine_->wal_holds(), 0u);
+  EXPECT_EQ(run({"CAIRN.MIGRATE", "RELEASE", "never-held"}), kOk);
+  EXPECT_EQ(run({"CAIRN.MIGRATE", "HOLD", "h", "0"}).rfind("-ERR ttl", 0), 0u);
+  EXPECT_EQ(run({"CAIRN.MIGRATE", "HOLD", "h", "x"}), "-ERR invalid ttl\r\n");
+  EXPECT_EQ(run({"CAIRN.MIGRATE", "HOLD", std::string(200, 'h'), "10"}).rfind("-ERR hold id", 0),
+            0u);
+  EXPECT_EQ(run({"CAIRN.MIGRATE", "HOLD", "h"}),
+            "-ERR wrong number of arguments for 'cairn.migrate|hold' command\r\n");
+}
+
+TEST_F(InternalCommandTest, MigrateScanReadsWhatIsStoredUnfenced) {
+  authenticate();
+  install(two_shards());
+  std::set<std::string> expected;
+  for (int i = 0; i < 12; ++i) {
+    const std::string key = key_in_half(false, i);  // the other shard's half: not fenced here
+    ASSERT_TRUE(engine_->apply(topology::token_of(key), key, cell(10, "v", i % 4 == 0)).is_ok());
+    expected.insert(key);
+  }
+  ASSERT_TRUE(engine_->apply(5, "low", cell(10, "v")).is_ok());  // outside the scanned range
+
+  std::set<std::string> seen;
+  std::string start = topology::format_token(kHalf);
+  for (int pages = 0; pages < 20; ++pages) {
+    const resp::Value page = parse_reply(run({"CAIRN.MIGRATE", "SCAN", start, "0", "5"}));
+    ASSERT_EQ(page.type, resp::Value::Type::kArray);
+    ASSERT_EQ(page.elements.size(), 2u);
+    EXPECT_LE(page.elements[1].elements.size(), 10u);
+    for (const auto& [key, c] : cells_of(page.elements[1])) {
+      EXPECT_TRUE(seen.insert(key).second) << key;
+      EXPECT_EQ(c.value, "v");
+    }
+    start = page.elements[0].str;
+    if (start == topology::format_token(0)) break;  // the ring's end: done
+  }
+  EXPECT_EQ(seen, expected);
+  // Decimal tokens work too; an explicit end answers that end when done.
+  const resp::Value whole = parse_reply(
+      run({"CAIRN.MIGRATE", "SCAN", "0", std::to_string(kHalf), "100"}));
+  EXPECT_EQ(whole.elements[0].str, topology::format_token(kHalf));
+  ASSERT_EQ(whole.elements[1].elements.size(), 2u);
+  EXPECT_EQ(whole.elements[1].elements[0].str, "low");
+  EXPECT_EQ(run({"CAIRN.MIGRATE", "SCAN", "0", "0", "10001"}).rfind("-ERR count", 0), 0u);
+  EXPECT_EQ(run({"CAIRN.MIGRATE", "SCAN", "0xzz", "0", "1"}), "-ERR invalid start token\r\n");
+  EXPECT_EQ(run({"CAIRN.MIGRATE", "SCAN", "10", "5", "1"}).rfind("-ERR ", 0), 0u);
+}
+
+TEST_F(InternalCommandTest, MigrateWalReturnsTheRangesChanges) {
+  authenticate();
+  install(two_shards());
+  const uint64_t from = engine_->latest_sequence() + 1;
+  const std::string mine = key_in_half(true, 0);
+  const std::string theirs = key_in_half(false, 0);
+  ASSERT_EQ(apply(1, mine, cell(10, "a")), ":1\r\n");
+  ASSERT_TRUE(engine_->apply(topology::token_of(theirs), theirs, cell(11, "b")).is_ok());
+  ASSERT_EQ(apply(1, mine, cell(12, "", true)), ":1\r\n");
+  ASSERT_EQ(run({"CAIRN.CLEAR"}), kOk);
+
+  const resp::Value reply = parse_reply(run({"CAIRN.MIGRATE", "WAL", "0",
+                                             topology::format_token(kHalf),
+                                             std::to_string(from), "1048576"}));
+  ASSERT_EQ(reply.type, resp::Value::Type::kArray) << reply.str;
+  ASSERT_EQ(reply.elements.size(), 4u);
+  const uint64_t latest = engine_->latest_sequence();
+  EXPECT_EQ(reply.elements[1].integer, static_cast<int64_t>(latest));
+  EXPECT_EQ(reply.elements[0].integer, static_cast<int64_t>(latest + 1));
+  const auto cells = cells_of(reply.elements[2]);
+  ASSERT_EQ(cells.size(), 2u);
+  EXPECT_EQ(cells[0].first, mine);
+  EXPECT_EQ(cells[0].second, cell(10, "a"));
+  EXPECT_TRUE(cells[1].second.tombstone);
+  // CLEAR's range deletion, clipped to the range.
+  ASSERT_EQ(reply.elements[3].elements.size(), 2u);
+  EXPECT_EQ(reply.elements[3].elements[0].str, topology::format_token(0));
+  EXPECT_EQ(reply.elements[3].elements[1].str, topology::format_token(kHalf));
+
+  // Caught up: nothing, same cursor.
+  const resp::Value none = parse_reply(run({"CAIRN.MIGRATE", "WAL", "0", "0",
+                                            std::to_string(latest + 1), "1024"}));
+  EXPECT_EQ(none.elements[0].integer, static_cast<int64_t>(latest + 1));
+  EXPECT_TRUE(none.elements[2].elements.empty());
+  EXPECT_EQ(run({"CAIRN.MIGRATE", "WAL", "0", "0", "1", "0"}).rfind("-ERR max bytes", 0), 0u);
+  EXPECT_EQ(run({"CAIRN.MIGRATE", "WAL", "0", "0", "1", "16777217"}).rfind("-ERR max bytes", 0),
+            0u);
+}
+
+TEST_F(InternalCommandTest, MigrateWalGone) {
+  authenticate();
+  install(two_shards());
+  // A machine whose WAL files are not retained (the default keeps them for minutes).
+  replica_.reset();
+  engine_.reset();
+  storage::EngineOptions options;
+  options.path = path_;
+  options.durability = storage::Durability::kNone;
+  options.wal_retention_seconds = 0;
+  options.wal_retention_megabytes = 0;
+  auto engine = storage::Engine::open(options);
+  ASSERT_TRUE(engine.is_ok());
+  engine_ = std::move(engine).value();
+  replica_ = std::make_unique<replica::Replica>(*engine_, clock_, kSelf, tables_);
+  const uint64_t from = engine_->latest_sequence() + 1;
+  ASSERT_EQ(apply(1, key_in_half(true, 0), cell(10, "a")), ":1\r\n");
+  ASSERT_TRUE(engine_->compact_all().is_ok());  // flushes: the WAL holding the write goes
+  ASSERT_EQ(apply(1, key_in_half(true, 1), cell(10, "a")), ":1\r\n");
+  EXPECT_EQ(run({"CAIRN.MIGRATE", "WAL", "0", "0", std::to_string(from), "1024"})
+                .rfind("-WALGONE ", 0),
+            0u);
+}
+
+TEST_F(InternalCommandTest, MigrateFence) {
+  authenticate();
+  const std::string owned = key_in_half(true, 0);
+  EXPECT_EQ(run({"CAIRN.MIGRATE", "FENCE", "1", "0", "0x10"}), "-NOTABLE\r\n");
+  install(two_shards());
+  ASSERT_EQ(apply(1, owned, cell(10, "a")), ":1\r\n");
+  EXPECT_EQ(run({"CAIRN.MIGRATE", "FENCE", "0", "0", "0x10"}), "-STALEEPOCH 1\r\n");
+  EXPECT_EQ(run({"CAIRN.MIGRATE", "FENCE", "2", "0", "0x10"}), "-TABLEBEHIND 1\r\n");
+  EXPECT_EQ(run({"CAIRN.MIGRATE", "FENCE", "1", topology::format_token(kHalf), "0"}),
+            "-NOTOWNER 1\r\n");
+  const std::string reply =
+      run({"CAIRN.MIGRATE", "FENCE", "1", "0", topology::format_token(kHalf)});
+  EXPECT_EQ(reply, ":" + std::to_string(engine_->latest_sequence()) + "\r\n");
+  EXPECT_EQ(apply(1, owned, cell(11, "b")), "-MOVING 1\r\n");
+  EXPECT_EQ(run({"CAIRN.READ", "1", owned}), "-MOVING 1\r\n");
+  EXPECT_EQ(run({"CAIRN.SCAN", "1", "0", std::to_string(kHalf), "10"}), "-MOVING 1\r\n");
+  // The migration's own SCAN still reads what is stored.
+  const resp::Value page = parse_reply(
+      run({"CAIRN.MIGRATE", "SCAN", "0", std::to_string(kHalf), "10"}));
+  EXPECT_EQ(page.elements[1].elements.size(), 2u);
+}
+
+TEST_F(InternalCommandTest, MigrateFinishCallsTheServer) {
+  authenticate();
+  install(two_shards());
+  EXPECT_EQ(run({"CAIRN.MIGRATE", "FINISH", "7", "2", "100", "3", "200"}), kOk);
+  EXPECT_EQ(server_.finished_migration_, 7u);
+  EXPECT_EQ(server_.finished_sources_,
+            (std::vector<std::pair<uint64_t, uint64_t>>{{2, 100}, {3, 200}}));
+  EXPECT_GT(server_.finish_timeout_ms_, 0);
+  server_.finish_status_ = Status::unavailable("NOTREADY not staged from machine 3");
+  EXPECT_EQ(run({"CAIRN.MIGRATE", "FINISH", "7", "3", "200"}),
+            "-NOTREADY not staged from machine 3\r\n");
+  EXPECT_EQ(run({"CAIRN.MIGRATE", "FINISH", "7", "3"}),
+            "-ERR wrong number of arguments for 'cairn.migrate|finish' command\r\n");
+  EXPECT_EQ(run({"CAIRN.MIGRATE", "FINISH", "7", "3", "200", "4"}).rfind("-ERR FINISH", 0), 0u);
+  EXPECT_EQ(run({"CAIRN.MIGRATE", "FINISH", "7", "x", "200"}), "-ERR invalid source id\r\n");
 }
 
 }  // namespace

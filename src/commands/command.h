@@ -105,6 +105,14 @@ class ServerControl {
   virtual std::string version() = 0;
   // The secret other machines send with CAIRN.AUTH ("" = not part of a cluster).
   virtual std::string cluster_secret() { return ""; }
+  // CAIRN.MIGRATE FINISH on a target machine: applies each (source machine id, LSN)'s WAL up to
+  // that LSN for `migration`; blocks up to timeout_ms (so the command runs on a worker). The
+  // error's message is the reply as is (e.g. "NOTREADY ...").
+  virtual Status migration_finish(uint64_t /*migration*/,
+                                  const std::vector<std::pair<uint64_t, uint64_t>>& /*source_lsns*/,
+                                  int /*timeout_ms*/) {
+    return Status::unavailable("NOTREADY this machine runs no migrations");
+  }
 };
 
 struct CommandContext {

@@ -203,6 +203,57 @@ bool overlaps(const Replica::RangeFence& fence, topology::Token start, topology:
   return starts_before_fence_end && ends_after_fence_start;
 }
 
+// One page of stored cells with start <= token < end: at most `count` keys, never splitting one
+// token across pages (see the bounds above). REQUIRES: count > 0, end == 0 or end > start.
+Result<ScanResult> scan_page(storage::Engine& engine, topology::Token start, topology::Token end,
+                             size_t count) {
+  const size_t work_max =
+      std::max(std::min(count, SIZE_MAX / kScanWorkFactor) * kScanWorkFactor, kScanWorkMin);
+  ScanResult result;
+  // Entries before `boundary` are whole tokens; those after belong to `current_token`.
+  size_t boundary = 0;
+  topology::Token current_token = start;
+  bool stopped = false;
+  bool too_big = false;
+  Status status = engine.scan(start, end, [&](topology::Token token, std::string_view key,
+                                              const storage::Cell& cell) {
+    if (result.entries.empty() || token != current_token) {
+      boundary = result.entries.size();
+      // A new token starts: the page may end here.
+      if (boundary >= count || boundary >= work_max) {
+        result.next_token = token;
+        stopped = true;
+        return false;
+      }
+      current_token = token;
+    }
+    if (result.entries.size() >= work_max && boundary > 0) {
+      // Out of budget inside a token: end the page before that token, to return it whole in
+      // the next page.
+      result.entries.resize(boundary);
+      result.next_token = current_token;
+      stopped = true;
+      return false;
+    }
+    if (result.entries.size() - boundary >= kScanTokenCellsMax) {
+      too_big = true;
+      return false;
+    }
+    result.entries.push_back(ScanEntry{std::string(key), cell});
+    return true;
+  });
+  if (!status.is_ok()) return status;
+  if (too_big) {
+    return Status::busy("token " + topology::format_token(current_token) + " holds more than " +
+                        std::to_string(kScanTokenCellsMax) + " keys; it cannot be scanned");
+  }
+  if (!stopped) {
+    result.done = true;
+    result.next_token = end;
+  }
+  return result;
+}
+
 }  // namespace
 
 Replica::Replica(storage::Engine& engine, HybridClock& clock, uint64_t machine_id,
@@ -315,51 +366,18 @@ Result<std::pair<Fence, ScanResult>> Replica::scan(uint64_t epoch, topology::Tok
                                     topology::format_token(range.end));
   }
 
-  const size_t work_max =
-      std::max(std::min(count, SIZE_MAX / kScanWorkFactor) * kScanWorkFactor, kScanWorkMin);
-  ScanResult result;
-  // Entries before `boundary` are whole tokens; those after belong to `current_token`.
-  size_t boundary = 0;
-  topology::Token current_token = start;
-  bool stopped = false;
-  bool too_big = false;
-  Status status = engine_.scan(start, end, [&](topology::Token token, std::string_view key,
-                                               const storage::Cell& cell) {
-    if (result.entries.empty() || token != current_token) {
-      boundary = result.entries.size();
-      // A new token starts: the page may end here.
-      if (boundary >= count || boundary >= work_max) {
-        result.next_token = token;
-        stopped = true;
-        return false;
-      }
-      current_token = token;
-    }
-    if (result.entries.size() >= work_max && boundary > 0) {
-      // Out of budget inside a token: end the page before that token, to return it whole in
-      // the next page.
-      result.entries.resize(boundary);
-      result.next_token = current_token;
-      stopped = true;
-      return false;
-    }
-    if (result.entries.size() - boundary >= kScanTokenCellsMax) {
-      too_big = true;
-      return false;
-    }
-    result.entries.push_back(ScanEntry{std::string(key), cell});
-    return true;
-  });
-  if (!status.is_ok()) return status;
-  if (too_big) {
-    return Status::busy("token " + topology::format_token(current_token) + " holds more than " +
-                        std::to_string(kScanTokenCellsMax) + " keys; it cannot be scanned");
+  Result<ScanResult> page = scan_page(engine_, start, end, count);
+  if (!page.is_ok()) return page.status();
+  return std::make_pair(fence, std::move(page).value());
+}
+
+Result<ScanResult> Replica::scan_stored(topology::Token start, topology::Token end,
+                                        size_t count) {
+  if (count == 0) return Status::invalid_argument("scan count must be positive");
+  if (end != 0 && end <= start) {
+    return Status::invalid_argument("scan end must be after its start (0 = the ring's end)");
   }
-  if (!stopped) {
-    result.done = true;
-    result.next_token = end;
-  }
-  return std::make_pair(fence, std::move(result));
+  return scan_page(engine_, start, end, count);
 }
 
 Status Replica::clear() { return engine_.clear(); }

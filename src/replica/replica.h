@@ -88,6 +88,13 @@ class Replica {
   Result<std::pair<Fence, ScanResult>> scan(uint64_t epoch, topology::Token start,
                                             topology::Token end, size_t count);
 
+  // Like scan(), without any fence check and without the range bound: what this machine stores
+  // (CAIRN.MIGRATE SCAN, which copies a range this machine may no longer own).
+  Result<ScanResult> scan_stored(topology::Token start, topology::Token end, size_t count);
+
+  // The machine's storage, for the migration endpoints (WAL holds and reads, range deletes).
+  storage::Engine& engine() { return engine_; }
+
   // Deletes every cell on this machine (FLUSHALL fans this out to every machine).
   Status clear();
 
