@@ -231,5 +231,93 @@ TEST_F(ApiTest, HttpRoundTrip) {
   stream.socket().shutdown(net::tcp::socket::shutdown_both, error);
 }
 
+TEST_F(ApiTest, MigrationsFromSplitToCommit) {
+  for (int id : {1, 2}) {
+    ASSERT_EQ(post("/v1/register", {{"machine_id", id},
+                                    {"address", "127.0.0.1:700" + std::to_string(id)}})
+                  .status,
+              200);
+  }
+  // Shard 1 is machine 1; machine 2 is the spare a split takes.
+  EXPECT_EQ(post("/v1/migrations", {{"kind", "split"}, {"shard", 1}}, "").status, 401);
+  auto bad_kind = post("/v1/migrations", {{"kind", "merge"}});
+  EXPECT_EQ(bad_kind.status, 400);
+  auto unknown = post("/v1/migrations", {{"kind", "split"}, {"shard", 9}});
+  EXPECT_EQ(unknown.status, 400);
+  EXPECT_EQ(json::parse(unknown.body)["error"], "unknown shard 9");
+  auto bad_token = post("/v1/migrations", {{"kind", "move"}, {"start", "0xZZ"}, {"to", 1}});
+  EXPECT_EQ(bad_token.status, 400);
+
+  auto split = post("/v1/migrations", {{"kind", "split"}, {"shard", 1}, {"max_rate", 1000}});
+  ASSERT_EQ(split.status, 201) << split.body;
+  json created = json::parse(split.body);
+  EXPECT_EQ(created["new_shard"], 2);
+  ASSERT_EQ(created["migrations"].size(), 1u);
+  const uint64_t id = created["migrations"][0].get<uint64_t>();
+  const std::string base = "/v1/migrations/" + std::to_string(id);
+
+  // The new shard's replica finished its (empty) rebuild: it votes, the migration starts.
+  ASSERT_EQ(post("/v1/heartbeat", {{"machine_id", 2}, {"rebuilt_shard", 2}}).status, 200);
+  service_->tick();
+  json list = json::parse(get("/v1/migrations").body);
+  ASSERT_EQ(list.size(), 1u);
+  EXPECT_EQ(list[0]["phase"], "staging");
+  EXPECT_EQ(list[0]["kind"], "split");
+  EXPECT_EQ(list[0]["start"], "0x0000000000000000");
+  EXPECT_EQ(list[0]["end"], "0x8000000000000000");
+
+  json report = {{"machine_id", 2},
+                 {"migrations", {{{"id", id}, {"staged", true}, {"ready", true}, {"keys", 3}}}}};
+  auto beat = post("/v1/heartbeat", report);
+  ASSERT_EQ(beat.status, 200) << beat.body;
+  json orders = json::parse(beat.body)["migrations"];
+  ASSERT_EQ(orders.size(), 1u);
+  for (const char* name : {"id", "start", "end", "source", "target", "phase", "paused",
+                           "max_rate", "attempt", "driver", "commit_epoch"}) {
+    EXPECT_TRUE(orders[0].contains(name)) << name;
+  }
+  EXPECT_EQ(orders[0]["max_rate"], 1000);
+  EXPECT_EQ(post("/v1/heartbeat", {{"machine_id", 2}, {"migrations", {{{"staged", true}}}}}).status,
+            400);  // a report needs its id
+  service_->tick();
+  ASSERT_EQ(post("/v1/heartbeat", report).status, 200);
+  service_->tick();
+  json cutover = json::parse(post("/v1/heartbeat", report).body)["migrations"][0];
+  EXPECT_EQ(cutover["phase"], "cutover");
+  EXPECT_EQ(cutover["attempt"], 1);
+  EXPECT_EQ(cutover["driver"], 2);
+
+  const uint64_t epoch = service_->epoch();
+  EXPECT_EQ(post(base + "/commit", {{"attempt", 1}, {"epoch", epoch}}, "").status, 401);
+  auto refused = post(base + "/commit", {{"attempt", 1}, {"epoch", epoch - 1}});
+  EXPECT_EQ(refused.status, 409);
+  EXPECT_NE(json::parse(refused.body)["error"].get<std::string>().find("epoch"),
+            std::string::npos);
+  EXPECT_EQ(post(base + "/abort", {{"attempt", 7}, {"error", "x"}}).status, 409);
+  auto committed = post(base + "/commit", {{"attempt", 1}, {"epoch", epoch}});
+  ASSERT_EQ(committed.status, 200) << committed.body;
+  EXPECT_EQ(json::parse(committed.body)["table"]["epoch"], epoch + 1);
+  EXPECT_EQ(post(base + "/commit", {{"attempt", 1}, {"epoch", epoch + 1}}).status, 409);
+  auto cancel = post(base + "/cancel", json::object());
+  EXPECT_EQ(cancel.status, 409);
+  EXPECT_NE(cancel.body.find("already committed"), std::string::npos);
+  EXPECT_EQ(post(base + "/pause", json::object()).status, 409);
+  EXPECT_EQ(post(base + "/rate", {{"max_rate", 5}}).status, 200);
+  EXPECT_EQ(post(base + "/rate", {{"max_rate", -5}}).status, 400);
+  EXPECT_EQ(post("/v1/migrations/99/pause", json::object()).status, 404);
+  EXPECT_EQ(post(base + "/explode", json::object()).status, 404);
+
+  // The source cleans up; the migration is done and leaves the heartbeat answers.
+  ASSERT_EQ(post("/v1/heartbeat",
+                 {{"machine_id", 1}, {"migrations", {{{"id", id}, {"cleaned", true}}}}})
+                .status,
+            200);
+  service_->tick();
+  list = json::parse(get("/v1/migrations").body);
+  EXPECT_EQ(list[0]["phase"], "done");
+  EXPECT_FALSE(list[0]["active"].get<bool>());
+  EXPECT_TRUE(json::parse(post("/v1/heartbeat", {{"machine_id", 1}}).body)["migrations"].empty());
+}
+
 }  // namespace
 }  // namespace cairn::orchestrator
