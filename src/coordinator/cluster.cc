@@ -35,6 +35,11 @@ constexpr size_t kScanCountMax = 10'000;
 constexpr size_t kCountPageKeys = 1000;
 // RANDOMKEY examines pages of this many keys until one holds a live key.
 constexpr size_t kRandomKeyPageKeys = 100;
+// A replica that answers MOVING is in a migration's cutover (docs/migration.md): the request
+// waits this long, re-reads its table and tries again until its deadline.
+constexpr auto kCutoverPause = std::chrono::milliseconds(2);
+// Attempts of one request (table refreshes and cutover pauses), besides its deadline.
+constexpr int kAttemptsMax = 1000;
 
 Deadline deadline_after(int timeout_ms) {
   return std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
@@ -118,8 +123,16 @@ bool refresh_table(const CorePtr& core, const std::string& address, uint64_t old
   return tables.epoch() > old_epoch;
 }
 
+// Waits kCutoverPause after a MOVING answer. False (without waiting) if the request's deadline
+// would pass first: the request fails as it is.
+bool pause_for_cutover(Deadline deadline) {
+  if (std::chrono::steady_clock::now() + kCutoverPause >= deadline) return false;
+  std::this_thread::sleep_for(kCutoverPause);
+  return true;
+}
+
 // The STALEEPOCH reporter of one request, if any (the first one wins; an empty string is the
-// local replica).
+// local replica), and whether any replica answered MOVING.
 class StaleMark {
  public:
   void set(std::string address) {
@@ -130,10 +143,18 @@ class StaleMark {
     std::lock_guard<std::mutex> lock(mu_);
     return address_;
   }
+  void set_moving() { moving_.store(true); }
+  bool moving() const { return moving_.load(); }
+  // Records a fence outcome: STALEEPOCH from `address`, or MOVING.
+  void note(const replica::Fence& fence, const std::string& address) {
+    if (fence.code == replica::FenceCode::kStaleEpoch) set(address);
+    if (fence.code == replica::FenceCode::kMoving) set_moving();
+  }
 
  private:
   mutable std::mutex mu_;
   std::optional<std::string> address_;
+  std::atomic<bool> moving_{false};
 };
 
 // Records one replica's answer to a read or a scan: its value on success, else a failure (and
@@ -146,10 +167,7 @@ void settle_answer(Gather& gather, StaleMark& stale, std::vector<Answer>& answer
     gather.succeed(slot);
     return;
   }
-  if (outcome.kind == ReplicaOutcome::Kind::kFence &&
-      outcome.fence.code == replica::FenceCode::kStaleEpoch) {
-    stale.set(address);
-  }
+  if (outcome.kind == ReplicaOutcome::Kind::kFence) stale.note(outcome.fence, address);
   gather.fail(slot);
 }
 
@@ -181,14 +199,15 @@ void settle_write(Core& core, WriteState& state, uint64_t target, std::optional<
   }
   const bool stale = outcome.kind == ReplicaOutcome::Kind::kFence &&
                      outcome.fence.code == replica::FenceCode::kStaleEpoch;
-  if (stale) state.stale.set(address);
+  if (outcome.kind == ReplicaOutcome::Kind::kFence) state.stale.note(outcome.fence, address);
   if (slot) state.gather.fail(*slot);
   // A replica that could not be reached gets the write later (hinted handoff). So does one that
   // follows a newer table (STALEEPOCH): when the others still at our epoch acknowledge W, the
   // write is not retried, and a replica the newer epoch keeps (e.g. a rebuilt replica just
   // promoted from joining) would miss it. The replay runs at our newest epoch and drops the hint
   // if the target no longer owns the key (NOTOWNER). Other fences are not hinted: TABLEBEHIND is
-  // retried after a table push, NOTOWNER means the key is not the target's.
+  // retried after a table push, NOTOWNER means the key is not the target's, MOVING means the
+  // range is in a cutover and the write is retried at the next epoch (its new owner).
   if (hint_on_failure && (outcome.kind == ReplicaOutcome::Kind::kFailed || stale)) {
     Status stored = core.engine.store_hint(target, state.key, state.cell,
                                            core.options.hints_per_target_max,
@@ -203,6 +222,7 @@ struct WriteAttempt {
   size_t acks = 0;
   size_t needed = 0;
   std::optional<std::string> stale;
+  bool moving = false;     // a replica answered MOVING
   HlcTimestamp newer = 0;  // a replica kept a newer cell with this timestamp
 };
 
@@ -254,6 +274,7 @@ Result<WriteAttempt> write_once(const CorePtr& core, const TablePtr& table, cons
   if (!attempt.reached) state->gather.wait_for_all(deadline);
   attempt.acks = state->gather.successes();
   attempt.stale = state->stale.get();
+  attempt.moving = state->stale.moving();
   attempt.newer = state->newer.load();
   return attempt;
 }
@@ -263,8 +284,9 @@ Status write_cell(const CorePtr& core, const std::string& key, const Cell& first
   const Deadline deadline = deadline_after(core->options.request_timeout_ms);
   Cell cell = first_cell;
   bool restamped = false;
-  // One retry, after a STALEEPOCH made us fetch the newer table. The cell keeps its timestamp,
-  // so replicas that already stored it are unaffected (LWW is idempotent).
+  // Retries after a STALEEPOCH made us fetch a newer table, or after a MOVING answer (a pause,
+  // then the current table), until the deadline. The cell keeps its timestamp, so replicas that
+  // already stored it are unaffected (LWW is idempotent).
   for (int attempt_number = 0;; ++attempt_number) {
     TablePtr table = core->replica.tables().current();
     if (!table) return Status::unavailable(std::string(kNoTableMessage));
@@ -289,9 +311,11 @@ Status write_cell(const CorePtr& core, const std::string& key, const Cell& first
       ++core->writes;
       return Status::ok();
     }
-    if (attempt->stale && attempt_number == 0 &&
-        refresh_table(core, *attempt->stale, table->epoch(), deadline)) {
-      continue;
+    if (attempt_number < kAttemptsMax && std::chrono::steady_clock::now() < deadline) {
+      if (attempt->stale && refresh_table(core, *attempt->stale, table->epoch(), deadline)) {
+        continue;
+      }
+      if (attempt->moving && pause_for_cutover(deadline)) continue;
     }
     ++core->uncertain_writes;
     return Status::unavailable(uncertain_write_message(attempt->acks, attempt->needed));
@@ -350,9 +374,7 @@ Result<PendingRead> start_read(const CorePtr& core, const TablePtr& table, const
       pending.state->cells[*local_slot] = std::move(read->second);
       pending.state->gather.succeed(*local_slot);
     } else {
-      if (read.is_ok() && read->first.code == replica::FenceCode::kStaleEpoch) {
-        pending.state->stale.set("");
-      }
+      if (read.is_ok()) pending.state->stale.note(read->first, "");
       pending.state->gather.fail(*local_slot);
     }
   }
@@ -422,7 +444,10 @@ Result<std::vector<std::optional<Cell>>> read_cells(const CorePtr& core,
     }
     std::vector<size_t> retry;
     std::optional<std::string> stale_address;
+    bool moving = false;
     std::string retry_failure;  // the error to report if the retry cannot happen
+    const bool may_retry =
+        attempt_number < kAttemptsMax && std::chrono::steady_clock::now() < deadline;
     for (size_t p = 0; p < pending.size(); ++p) {
       const size_t index = todo[p];
       PendingRead& read = pending[p];
@@ -431,12 +456,14 @@ Result<std::vector<std::optional<Cell>>> read_cells(const CorePtr& core,
         // deadline, so UNAVAILABLE reports every answer.
         read.state->gather.wait_for_all(deadline);
         std::optional<std::string> stale = read.state->stale.get();
-        if (stale && attempt_number == 0) {
-          if (!stale_address) {
-            stale_address = stale;
+        const bool key_moving = read.state->stale.moving();
+        if ((stale || key_moving) && may_retry) {
+          if (retry_failure.empty()) {
             retry_failure =
                 unavailable_read_message(read.state->gather.successes(), read.needed);
           }
+          if (stale && !stale_address) stale_address = stale;
+          moving = moving || key_moving;
           retry.push_back(index);
           continue;
         }
@@ -455,10 +482,13 @@ Result<std::vector<std::optional<Cell>>> read_cells(const CorePtr& core,
             {read.table, read.set.voting[answered[stale_index]], keys[index], *winners[index]});
       }
     }
-    if (!retry.empty() &&
-        !refresh_table(core, stale_address.value_or(""), table->epoch(), deadline)) {
-      ++core->unavailable_reads;
-      return Status::unavailable(retry_failure);
+    if (!retry.empty()) {
+      const bool newer =
+          stale_address && refresh_table(core, *stale_address, table->epoch(), deadline);
+      if (!newer && !(moving && pause_for_cutover(deadline))) {
+        ++core->unavailable_reads;
+        return Status::unavailable(retry_failure);
+      }
     }
     todo = std::move(retry);
   }
@@ -481,6 +511,7 @@ struct ScanAttempt {
   size_t answers = 0;
   size_t needed = 0;
   std::optional<std::string> stale;
+  bool moving = false;  // a replica answered MOVING
 };
 
 Result<ScanAttempt> scan_once(const CorePtr& core, const TablePtr& table,
@@ -518,9 +549,7 @@ Result<ScanAttempt> scan_once(const CorePtr& core, const TablePtr& table,
       state->results[*local_slot] = std::move(scanned->second);
       state->gather.succeed(*local_slot);
     } else {
-      if (scanned.is_ok() && scanned->first.code == replica::FenceCode::kStaleEpoch) {
-        state->stale.set("");
-      }
+      if (scanned.is_ok()) state->stale.note(scanned->first, "");
       state->gather.fail(*local_slot);
     }
   }
@@ -530,6 +559,7 @@ Result<ScanAttempt> scan_once(const CorePtr& core, const TablePtr& table,
     state->gather.wait_for_all(deadline);  // an exact count of answers for the error
     attempt.answers = state->gather.successes();
     attempt.stale = state->stale.get();
+    attempt.moving = state->stale.moving();
     return attempt;
   }
   std::vector<replica::ScanResult> answers;
@@ -552,9 +582,11 @@ Result<ScanPage> scan_cluster(const CorePtr& core, const ScanRequest& request,
     Result<ScanAttempt> attempt = scan_once(core, table, request, level, deadline);
     if (!attempt.is_ok()) return attempt.status();
     if (attempt->page) return std::move(*attempt->page);
-    if (attempt->stale && attempt_number == 0 &&
-        refresh_table(core, *attempt->stale, table->epoch(), deadline)) {
-      continue;
+    if (attempt_number < kAttemptsMax && std::chrono::steady_clock::now() < deadline) {
+      if (attempt->stale && refresh_table(core, *attempt->stale, table->epoch(), deadline)) {
+        continue;
+      }
+      if (attempt->moving && pause_for_cutover(deadline)) continue;
     }
     ++core->unavailable_reads;
     return Status::unavailable(unavailable_read_message(attempt->answers, attempt->needed));

@@ -17,7 +17,9 @@
 // the deadline) before answering (blocking read repair). Fewer than R answers →
 //   "UNAVAILABLE <answers> of <R> required replicas answered".
 // Fencing: a STALEEPOCH reply makes the coordinator fetch the newer table from that replica
-// (CAIRN.TABLE GET), install it and retry once; TABLEBEHIND makes it push its table and retry.
+// (CAIRN.TABLE GET), install it and retry; TABLEBEHIND makes it push its table and retry. MOVING
+// (a migration's cutover fences the range, docs/migration.md) makes it wait 2 ms, re-read its
+// current table and retry; MOVING is never hinted. Retries stop at the request deadline.
 // atomically(keys, fn): all keys must be on one shard (else kInvalidArgument
 //   "CROSSSHARD keys in request don't hash to the same shard"). If this machine is that shard's
 // leader with a valid lease, fn runs under the local key locks, its reads and writes at QUORUM;

@@ -143,6 +143,10 @@ TEST(DecodeTest, ApplyReplies) {
 
   EXPECT_EQ(decode_apply_reply(error_value("TABLEBEHIND 3")).fence.code,
             replica::FenceCode::kTableBehind);
+  // A cutover in progress (docs/migration.md): a fence, so it is retried and never hinted.
+  const ReplicaOutcome moving = decode_apply_reply(error_value("MOVING 4"));
+  EXPECT_EQ(moving.kind, ReplicaOutcome::Kind::kFence);
+  EXPECT_EQ(moving.fence.code, replica::FenceCode::kMoving);
   EXPECT_EQ(decode_apply_reply(error_value("ERR disk full")).kind,
             ReplicaOutcome::Kind::kFailed);
   EXPECT_EQ(decode_apply_reply(Status::timed_out("no reply")).kind,
@@ -167,6 +171,8 @@ TEST(DecodeTest, ReadReplies) {
   EXPECT_EQ(decode_read_reply(bulk_value("garbage"), &out).kind, ReplicaOutcome::Kind::kFailed);
   EXPECT_EQ(decode_read_reply(error_value("NOTOWNER 4"), &out).fence.code,
             replica::FenceCode::kNotOwner);
+  EXPECT_EQ(decode_read_reply(error_value("MOVING 4"), &out).fence.code,
+            replica::FenceCode::kMoving);
 }
 
 TEST(DecodeTest, ScanReplies) {
@@ -538,6 +544,92 @@ TEST_F(ClusterSessionTest, LockKeysTakesRepeatedKeysOnce) {
   EXPECT_GE(locks.size(), 1u);
   EXPECT_LE(locks.size(), 2u);
   for (const auto& lock : locks) EXPECT_TRUE(lock.owns_lock());
+}
+
+
+// ---- MOVING: a migration's cutover (docs/migration.md) ----
+
+// The fence of the whole ring at the current epoch on this (single-replica) machine, lifted by
+// a newer table after `lift_after` (the commit's epoch would do the same), or never.
+class CutoverTest : public ClusterSessionTest {
+ protected:
+  void fence_everything() {
+    Result<std::pair<replica::Fence, uint64_t>> fenced =
+        replica_->fence_range(tables_.epoch(), 0, 0);
+    ASSERT_TRUE(fenced.is_ok() && fenced->first.ok());
+  }
+  void lift_after(milliseconds delay) {
+    lifter_ = std::thread([this, delay] {
+      std::this_thread::sleep_for(delay);
+      const auto table = tables_.current();
+      // A split of the first range, narrower at each epoch: ownership stays, the epoch grows.
+      Result<topology::RoutingTable> next =
+          table->split_range(0, topology::Token{1} << (62 - table->epoch()));
+      CAIRN_ASSERT(next.is_ok(), next.status().to_string());
+      CAIRN_ASSERT(tables_.install(std::move(*next)).is_ok(), "a newer table installs");
+    });
+  }
+  void TearDown() override {
+    if (lifter_.joinable()) lifter_.join();
+    ClusterSessionTest::TearDown();
+  }
+  uint64_t hints() const {
+    uint64_t total = 0;
+    for (const auto& [target, count] : engine_->hint_counts()) total += count;
+    return total;
+  }
+
+  std::thread lifter_;
+};
+
+TEST_F(CutoverTest, WritesReadsAndScansWaitForTheNextEpoch) {
+  install_table({kSelf});
+  ASSERT_TRUE(session_->write("k", storage::ValueType::kString, "old", 0).is_ok());
+
+  fence_everything();
+  lift_after(milliseconds(30));
+  auto start = steady_clock::now();
+  ASSERT_TRUE(session_->write("k", storage::ValueType::kString, "new", 0).is_ok());
+  EXPECT_GE(steady_clock::now() - start, milliseconds(25));
+  lifter_.join();
+  EXPECT_EQ(tables_.epoch(), 2u);
+
+  fence_everything();
+  lift_after(milliseconds(30));
+  start = steady_clock::now();
+  Result<std::optional<Cell>> read = session_->read("k");
+  ASSERT_TRUE(read.is_ok()) << read.status().to_string();
+  EXPECT_EQ((*read)->value, "new");
+  EXPECT_GE(steady_clock::now() - start, milliseconds(25));
+  lifter_.join();
+
+  fence_everything();
+  lift_after(milliseconds(30));
+  Result<uint64_t> count = session_->count();
+  ASSERT_TRUE(count.is_ok()) << count.status().to_string();
+  EXPECT_EQ(*count, 1u);
+  lifter_.join();
+
+  EXPECT_EQ(hints(), 0u);  // MOVING is never hinted
+  EXPECT_EQ(coordinator_->stats().uncertain_writes, 0u);
+  EXPECT_EQ(coordinator_->stats().unavailable_reads, 0u);
+}
+
+TEST_F(CutoverTest, AFenceThatOutlivesTheDeadlineFailsTheRequest) {
+  install_table({kSelf});
+  fence_everything();
+  const auto start = steady_clock::now();
+  Status status = session_->write("k", storage::ValueType::kString, "v", 0);
+  EXPECT_EQ(status.code(), StatusCode::kUnavailable);
+  EXPECT_EQ(status.message(), uncertain_write_message(0, 1));
+  // Retried until the request deadline (500 ms), not beyond it.
+  EXPECT_GE(steady_clock::now() - start, milliseconds(450));
+  EXPECT_LT(steady_clock::now() - start, milliseconds(2000));
+  Result<std::optional<Cell>> read = session_->read("k");
+  ASSERT_FALSE(read.is_ok());
+  EXPECT_EQ(read.status().message(), unavailable_read_message(0, 1));
+  EXPECT_FALSE(session_->scan(ScanRequest{}).is_ok());
+  EXPECT_EQ(hints(), 0u);
 }
 
 }  // namespace
