@@ -1,6 +1,7 @@
 #include "server/orchestrator_agent.h"
 
 #include <algorithm>
+#include <charconv>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
@@ -38,7 +39,78 @@ std::string error_text(const HttpResponse& response) {
   return fmt::format("HTTP {}", response.status);
 }
 
+// A token field: "0x" + 1-16 hex digits, or a non-negative integer.
+bool token_field(const json& object, const char* name, topology::Token* out) {
+  auto it = object.find(name);
+  if (it == object.end()) return false;
+  if (it->is_number_unsigned() || (it->is_number_integer() && it->get<int64_t>() >= 0)) {
+    *out = it->get<uint64_t>();
+    return true;
+  }
+  if (!it->is_string()) return false;
+  const std::string& text = it->get_ref<const std::string&>();
+  if (text.size() < 3 || text.size() > 18 || text[0] != '0' || (text[1] != 'x' && text[1] != 'X')) {
+    return false;
+  }
+  const char* begin = text.data() + 2;
+  const char* end = text.data() + text.size();
+  const auto [parsed_end, error] = std::from_chars(begin, end, *out, 16);
+  return error == std::errc() && parsed_end == end;
+}
+
+uint64_t unsigned_field(const json& object, const char* name) {
+  auto it = object.find(name);
+  if (it == object.end()) return 0;
+  if (it->is_number_unsigned()) return it->get<uint64_t>();
+  if (it->is_number_integer() && it->get<int64_t>() >= 0) return it->get<uint64_t>();
+  return 0;
+}
+
+json report_json(const MigrationReport& report) {
+  json out = {{"id", report.id},       {"staged", report.staged}, {"ready", report.ready},
+              {"keys", report.keys},   {"bytes", report.bytes},   {"lag", report.lag},
+              {"cleaned", report.cleaned}};
+  if (report.fence_ms >= 0) out["fence_ms"] = report.fence_ms;
+  return out;
+}
+
 }  // namespace
+
+std::vector<MigrationOrder> parse_migration_orders(const std::string& answer_json) {
+  std::vector<MigrationOrder> orders;
+  const json answer = parse_object(answer_json);
+  if (!answer.is_object()) return orders;
+  auto it = answer.find("migrations");
+  if (it == answer.end() || !it->is_array()) return orders;
+  for (const json& item : *it) {
+    if (orders.size() >= kMigrationOrdersMax) break;
+    MigrationOrder order;
+    if (!item.is_object() || !token_field(item, "start", &order.start) ||
+        !token_field(item, "end", &order.end)) {
+      spdlog::warn("orchestrator agent: a migration order does not parse: {}", item.dump());
+      continue;
+    }
+    order.id = unsigned_field(item, "id");
+    order.source = unsigned_field(item, "source");
+    order.target = unsigned_field(item, "target");
+    if (order.id == 0 || order.source == 0 || order.target == 0) {
+      spdlog::warn("orchestrator agent: a migration order lacks its id or shards: {}", item.dump());
+      continue;
+    }
+    if (auto phase = item.find("phase"); phase != item.end() && phase->is_string()) {
+      order.phase = phase->get<std::string>();
+    }
+    if (auto paused = item.find("paused"); paused != item.end() && paused->is_boolean()) {
+      order.paused = paused->get<bool>();
+    }
+    order.max_rate = unsigned_field(item, "max_rate");
+    order.attempt = unsigned_field(item, "attempt");
+    order.driver = unsigned_field(item, "driver");
+    order.commit_epoch = unsigned_field(item, "commit_epoch");
+    orders.push_back(std::move(order));
+  }
+  return orders;
+}
 
 Result<std::unique_ptr<OrchestratorAgent>> OrchestratorAgent::create(
     OrchestratorAgentOptions options, replica::TableHolder& tables) {
@@ -125,6 +197,15 @@ void OrchestratorAgent::run() {
     // does not stretch the time between heartbeats (and the lease) further.
     delay_ms = std::max<int>(0, wanted_ms - static_cast<int>(now_ms() - started));
   }
+}
+
+Result<HttpResponse> OrchestratorAgent::post(const std::string& target, std::string body) const {
+  HttpRequest request;
+  request.method = "POST";
+  request.target = target;
+  request.body = std::move(body);
+  request.bearer = options_.cluster_secret;
+  return http_call(endpoint_, request, options_.request_timeout_ms);
 }
 
 Result<HttpResponse> OrchestratorAgent::call(const char* method, const char* target,
@@ -215,6 +296,14 @@ std::string OrchestratorAgent::load_json() {
   if (options_.rebuilt_shard) {
     if (const uint64_t shard = options_.rebuilt_shard(); shard != 0) body["rebuilt_shard"] = shard;
   }
+  if (options_.migration_reports) {
+    const std::vector<MigrationReport> reports = options_.migration_reports();
+    if (!reports.empty()) {
+      json array = json::array();
+      for (const MigrationReport& report : reports) array.push_back(report_json(report));
+      body["migrations"] = std::move(array);
+    }
+  }
   return body.dump();
 }
 
@@ -250,6 +339,8 @@ int OrchestratorAgent::heartbeat_once() {
     }
   }
   fetch_table_if_behind(epoch);
+  // After the table: an order naming a newer epoch then finds it installed where it could be.
+  if (options_.on_migrations) options_.on_migrations(parse_migration_orders(response->body), epoch);
   return interval;
 }
 

@@ -9,7 +9,11 @@
 //     POST /v1/heartbeat {"machine_id", "epoch", "load"}; the answer carries the cluster's epoch
 //     and the lease length; a 404 (the orchestrator forgot this machine) means register again;
 //  3. whenever an answer names an epoch newer than the installed table, fetches GET /v1/table
-//     and installs it into the TableHolder (which saves it and fences older requests).
+//     and installs it into the TableHolder (which saves it and fences older requests);
+//  4. migrations (docs/migration.md): each heartbeat carries the reports of
+//     options.migration_reports, and each answer's "migrations" orders go to
+//     options.on_migrations (the Migrator). post() lets the Migrator's driver call the commit and
+//     abort routes with the same endpoint and secret.
 //
 // Lease (self-fencing): lease_valid() is true while the last successful heartbeat was *sent*
 // less than lease_ms ago. Counting from the send time, not the answer, keeps this machine's
@@ -27,12 +31,51 @@
 #include <mutex>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "common/status.h"
 #include "replica/table_holder.h"
 #include "server/http_client.h"
+#include "topology/token.h"
 
 namespace cairn::server {
+
+// One active migration as the orchestrator's heartbeat answer orders it (docs/migration.md,
+// "Orchestrator API").
+struct MigrationOrder {
+  uint64_t id = 0;
+  topology::Token start = 0;
+  topology::Token end = 0;  // 0 = the ring's end
+  uint64_t source = 0;      // shard ids
+  uint64_t target = 0;
+  std::string phase;        // "queued", "staging", "catchup", "cutover", "cleanup", ...
+  bool paused = false;
+  uint64_t max_rate = 0;    // bytes/s per target machine; 0 = unlimited
+  uint64_t attempt = 0;
+  uint64_t driver = 0;      // machine id that drives the cutover of `attempt`
+  uint64_t commit_epoch = 0;
+
+  bool operator==(const MigrationOrder&) const = default;
+};
+
+// What this machine reports about one migration in each heartbeat.
+struct MigrationReport {
+  uint64_t id = 0;
+  bool staged = false;
+  bool ready = false;
+  uint64_t keys = 0;
+  uint64_t bytes = 0;
+  uint64_t lag = 0;
+  bool cleaned = false;
+  int64_t fence_ms = -1;  // < 0: not sent (no cutover finished since the last report)
+};
+
+// Bounds what a malformed or hostile answer can make this machine hold.
+inline constexpr size_t kMigrationOrdersMax = 1024;
+
+// Parses the "migrations" array of a heartbeat answer (absent: none). Orders that do not parse
+// are skipped (and logged); tokens may be "0x..." strings or integers.
+std::vector<MigrationOrder> parse_migration_orders(const std::string& answer_json);
 
 // What the machine reports about itself in each heartbeat, read on the agent's thread.
 struct MachineLoadCounters {
@@ -56,6 +99,11 @@ struct OrchestratorAgentOptions {
   // The shard whose rebuild is complete (Rebuilder::rebuilt_shard), sent in each heartbeat as
   // "rebuilt_shard" when non-zero; null: never sent.
   std::function<uint64_t()> rebuilt_shard;
+  // Called on the agent's thread with every heartbeat answer's orders (possibly empty) and the
+  // cluster epoch the same answer named; null: ignored.
+  std::function<void(std::vector<MigrationOrder>, uint64_t epoch)> on_migrations;
+  // The reports sent in each heartbeat as "migrations"; null or empty: not sent.
+  std::function<std::vector<MigrationReport>()> migration_reports;
 };
 
 inline constexpr int kHeartbeatIntervalMsMin = 10;
@@ -86,6 +134,10 @@ class OrchestratorAgent {
 
   bool lease_valid() const;
   OrchestratorAgentStats stats() const;
+
+  // POSTs `body` (JSON) to `target` on the orchestrator with the cluster secret and returns the
+  // response whatever its status. Any thread; blocks at most request_timeout_ms.
+  Result<HttpResponse> post(const std::string& target, std::string body) const;
 
  private:
   OrchestratorAgent(OrchestratorAgentOptions options, HttpEndpoint endpoint,

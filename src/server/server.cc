@@ -143,8 +143,16 @@ Status Server::open() {
     auto runner = std::make_unique<ClusterRunner>(
         *workers_, state_->table(), *state_, *coordinator_, *replica_, *peers_,
         static_cast<int>(config_.request_timeout_ms));
-    ClusterParts parts{coordinator_.get(), replica_.get(), peers_.get(), runner.get(), nullptr};
-    parts.extra_info = [this] { return rebuilder_ ? rebuilder_->info() : std::string(); };
+    ClusterParts parts{coordinator_.get(), replica_.get(), peers_.get(), runner.get(), nullptr,
+                       nullptr};
+    parts.extra_info = [this] {
+      return (rebuilder_ ? rebuilder_->info() : std::string()) + migrator_->info();
+    };
+    parts.migration_finish = [this](uint64_t migration,
+                                    const std::vector<std::pair<uint64_t, uint64_t>>& lsns,
+                                    int timeout_ms) {
+      return migrator_->finish(migration, lsns, timeout_ms);
+    };
     state_->set_cluster(std::move(parts));
     runner_ = std::move(runner);
     state_->set_runner(runner_.get());
@@ -194,6 +202,7 @@ Status Server::open() {
   // and peers then reach it at once.
   if (agent_) agent_->start();
   if (rebuilder_) rebuilder_->start();
+  if (migrator_) migrator_->start();
   watcher_ = std::thread([this] { watch_for_shutdown(); });
   spdlog::info("cairn {} ready: {}:{}, data {}, durability {}, {} event loops, machine {:016x}{}",
                kCairnVersion, config_.bind, port_, config_.data_dir,
@@ -247,6 +256,17 @@ Status Server::open_cluster() {
   coordinator_ = std::make_unique<coordinator::ClusterCoordinator>(options, *engine_, *clock_,
                                                                    *replica_, *peers_);
   coordinator_->start();
+  MigratorOptions migrator_options;
+  migrator_options.request_timeout_ms =
+      static_cast<int>(std::min<int64_t>(config_.request_timeout_ms, 1000));
+  if (!config_.orchestrator.empty()) {
+    // Only an orchestrated machine drives cutovers; agent_ exists before the migrator starts
+    // and outlives its thread.
+    migrator_options.post = [this](const std::string& target, std::string body) {
+      return agent_->post(target, std::move(body));
+    };
+  }
+  migrator_ = std::make_unique<Migrator>(std::move(migrator_options), *engine_, *replica_, *peers_);
   return Status::ok();
 }
 
@@ -282,6 +302,11 @@ Status Server::open_agent() {
       static_cast<uint64_t>(config_.rebuild_max_mb_per_s) * 1024 * 1024;
   rebuilder_ = std::make_unique<Rebuilder>(rebuild_options, *replica_, *peers_);
   options.rebuilt_shard = [rebuilder = rebuilder_.get()] { return rebuilder->rebuilt_shard(); };
+  options.on_migrations = [migrator = migrator_.get()](std::vector<MigrationOrder> orders,
+                                                      uint64_t epoch) {
+    migrator->set_orders(std::move(orders), epoch);
+  };
+  options.migration_reports = [migrator = migrator_.get()] { return migrator->reports(); };
   auto agent = OrchestratorAgent::create(std::move(options), *tables_);
   if (!agent.is_ok()) return agent.status();
   agent_ = std::move(*agent);
@@ -394,7 +419,9 @@ void Server::teardown() {
   spdlog::info("stopping: closing the listener and {} clients",
                state_ ? state_->connected_clients() : 0);
   if (listener_) listener_->stop();
-  // The rebuilder first: it calls peers and the replica, and feeds the agent's heartbeats.
+  // The migrator and rebuilder first: they call peers and the replica, and feed the agent's
+  // heartbeats.
+  if (migrator_) migrator_->stop();
   if (rebuilder_) rebuilder_->stop();
   // A stopping machine stops claiming to be alive; its lease then lapses on its own.
   if (agent_) agent_->stop();
@@ -423,6 +450,7 @@ void Server::teardown() {
   keyspace_.reset();
   coordinator_.reset();
   agent_.reset();
+  migrator_.reset();
   rebuilder_.reset();
   peers_.reset();
   replica_.reset();

@@ -5,14 +5,15 @@
 //   start: config → data dir + machine id → Engine → HybridClock → [cluster mode: TableHolder
 //          (+ --table) → Replica → PeerPool → ClusterCoordinator] → LocalKeyspace → ServerState
 //          → [worker pool + runner] → event loops → listener → [--orchestrator: Rebuilder,
-//          OrchestratorAgent]
-//   stop:  listener → rebuilder → orchestrator agent → workers → connections and loops →
+//          OrchestratorAgent] → [cluster mode: Migrator]
+//   stop:  listener → migrator → rebuilder → orchestrator agent → workers → connections and loops →
 //          coordinator → final sync → the rest in reverse order of construction
 //
 // With --orchestrator the machine registers and heartbeats on the agent's thread, follows the
 // orchestrator's tables and acts as a shard leader only while its lease is valid (DESIGN.md §6);
 // when it joins a shard as a replacement, the rebuilder copies the shard's data to it and the
-// agent's heartbeat then asks for its vote (server/rebuilder.h).
+// agent's heartbeat then asks for its vote (server/rebuilder.h). The migrator acts on the
+// migrations the heartbeat answers order (server/migrator.h, docs/migration.md).
 // Without --table it starts with the table it saved when it last ran, or none.
 //
 // Cluster mode (config.cluster_secret set): client commands run on the worker pool through a
@@ -39,6 +40,7 @@
 #include "replica/table_holder.h"
 #include "server/command_runner.h"
 #include "server/config.h"
+#include "server/migrator.h"
 #include "server/orchestrator_agent.h"
 #include "server/rebuilder.h"
 #include "server/server_state.h"
@@ -65,6 +67,8 @@ class Server {
   uint16_t port() const { return port_; }
   uint64_t machine_id() const { return machine_id_; }
   const ServerConfig& config() const { return config_; }
+  // Cluster mode only (else null): tests hand it orders directly.
+  Migrator* migrator() const { return migrator_.get(); }
 
   // Blocks until the server has stopped: after SHUTDOWN, SIGINT/SIGTERM (if config.handle_signals)
   // or stop().
@@ -110,6 +114,9 @@ class Server {
   // --orchestrator only. The coordinator's lease check calls it: destroyed after the coordinator.
   std::unique_ptr<OrchestratorAgent> agent_;
   std::unique_ptr<Rebuilder> rebuilder_;  // with --orchestrator: copies a shard it joins
+  // Cluster mode: moves ranges (orders from the agent; FINISH from workers). Destroyed after
+  // the workers and the agent that call it.
+  std::unique_ptr<Migrator> migrator_;
 
   std::mutex mutex_;
   std::condition_variable changed_;

@@ -194,6 +194,15 @@ std::string ServerState::cluster_secret() {
   return config_.cluster_secret;
 }
 
+Status ServerState::migration_finish(uint64_t migration,
+                                     const std::vector<std::pair<uint64_t, uint64_t>>& source_lsns,
+                                     int timeout_ms) {
+  if (!cluster_.migration_finish) {
+    return Status::unavailable("NOTREADY this machine runs no migrations");
+  }
+  return cluster_.migration_finish(migration, source_lsns, timeout_ms);
+}
+
 std::string ServerState::requirepass() {
   std::lock_guard lock(config_mutex_);
   return config_.requirepass;

@@ -35,8 +35,11 @@ struct ClusterParts {
   replica::Replica* replica = nullptr;
   net::PeerPool* peers = nullptr;
   const ClusterRunner* runner = nullptr;
-  // Extra INFO cluster lines (the rebuilder's progress), CRLF ended; null: none.
+  // Extra INFO cluster lines (the rebuilder's and migrator's progress), CRLF ended; null: none.
   std::function<std::string()> extra_info;
+  // CAIRN.MIGRATE FINISH (Migrator::finish); null: this machine runs no migrations.
+  std::function<Status(uint64_t, const std::vector<std::pair<uint64_t, uint64_t>>&, int)>
+      migration_finish;
 };
 
 inline constexpr std::string_view kRedisVersion = "7.0.15";  // what clients see (INFO, HELLO)
@@ -105,6 +108,9 @@ class ServerState final : public commands::ServerControl {
   void set_cluster(ClusterParts parts) { cluster_ = parts; }
   replica::Replica* replica() const { return cluster_.replica; }
   std::string cluster_secret() override;
+  Status migration_finish(uint64_t migration,
+                          const std::vector<std::pair<uint64_t, uint64_t>>& source_lsns,
+                          int timeout_ms) override;
   // Makes the writes served so far durable (a worker calls it before its reply leaves, as a
   // loop's flush does for the commands it ran).
   Status sync_writes() { return engine_.sync(); }

@@ -1,0 +1,994 @@
+#include "server/migrator.h"
+
+#include <algorithm>
+#include <atomic>
+#include <charconv>
+#include <chrono>
+#include <future>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
+
+#include "common/clock.h"
+#include "storage/cell.h"
+#include "topology/token.h"
+
+namespace cairn::server {
+
+using topology::Token;
+
+namespace {
+
+// a < b where b == 0 stands for the ring's end (2^64).
+bool before_end(Token a, Token b) { return b == 0 || a < b; }
+
+// a < b where 0 stands for the ring's end on both sides.
+bool token_before(Token a, Token b) {
+  if (b == 0) return a != 0;
+  return a != 0 && a < b;
+}
+
+bool overlaps(Token a_start, Token a_end, Token b_start, Token b_end) {
+  return before_end(a_start, b_end) && before_end(b_start, a_end);
+}
+
+bool in_range(Token token, Token start, Token end) {
+  return token >= start && before_end(token, end);
+}
+
+bool contains(const std::vector<uint64_t>& ids, uint64_t id) {
+  return std::find(ids.begin(), ids.end(), id) != ids.end();
+}
+
+// Voting replicas, extras and joining replicas of `shard` (empty if the table has no such shard).
+std::vector<uint64_t> members_of(const topology::RoutingTable& table, uint64_t shard) {
+  std::vector<uint64_t> out;
+  const topology::Shard* found = table.find_shard(shard);
+  if (found == nullptr) return out;
+  for (const auto* list : {&found->replicas, &found->extras, &found->joining}) {
+    for (uint64_t id : *list) {
+      if (!contains(out, id)) out.push_back(id);
+    }
+  }
+  return out;
+}
+
+std::string address_of(const topology::RoutingTable& table, uint64_t machine) {
+  const topology::Machine* found = table.find_machine(machine);
+  if (found == nullptr) return "";
+  return found->internal_address.empty() ? found->address : found->internal_address;
+}
+
+bool is_target_phase(const std::string& phase) {
+  return phase == "staging" || phase == "catchup" || phase == "cutover";
+}
+
+// An unsigned number in a reply: an integer, or a bulk/simple string in decimal or 0x hex.
+std::optional<uint64_t> reply_number(const resp::Value& value) {
+  if (value.type == resp::Value::Type::kInteger) {
+    if (value.integer < 0) return std::nullopt;
+    return static_cast<uint64_t>(value.integer);
+  }
+  if (value.type != resp::Value::Type::kBulk && value.type != resp::Value::Type::kSimple) {
+    return std::nullopt;
+  }
+  std::string_view text = value.str;
+  int base = 10;
+  if (text.size() > 2 && text[0] == '0' && (text[1] == 'x' || text[1] == 'X')) {
+    text.remove_prefix(2);
+    base = 16;
+  }
+  uint64_t out = 0;
+  const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), out, base);
+  if (text.empty() || error != std::errc() || end != text.data() + text.size()) {
+    return std::nullopt;
+  }
+  return out;
+}
+
+// The reply as a Status: transport failures and error replies become errors with their text.
+Status reply_status(const Result<resp::Value>& reply) {
+  if (!reply.is_ok()) return reply.status();
+  if (reply->is_error()) return Status::unavailable(reply->str);
+  return Status::ok();
+}
+
+// Decodes a flat `key, cell, ...` array into copied cells within [start, end).
+Result<std::vector<storage::WalChange>> decode_cells(const resp::Value& flat, Token start,
+                                                     Token end, uint64_t* bytes) {
+  if (flat.type != resp::Value::Type::kArray || flat.elements.size() % 2 != 0) {
+    return Status::corruption("malformed cell list");
+  }
+  std::vector<storage::WalChange> cells;
+  cells.reserve(flat.elements.size() / 2);
+  for (size_t i = 0; i < flat.elements.size(); i += 2) {
+    const resp::Value& key = flat.elements[i];
+    const resp::Value& encoded = flat.elements[i + 1];
+    if (key.type != resp::Value::Type::kBulk || encoded.type != resp::Value::Type::kBulk) {
+      return Status::corruption("malformed cell list");
+    }
+    Result<storage::Cell> cell = storage::decode_cell(encoded.str);
+    if (!cell.is_ok()) return cell.status();
+    storage::WalChange change;
+    change.token = topology::token_of(key.str);
+    // A source answers within the range; anything else is not ours to store.
+    if (!in_range(change.token, start, end)) continue;
+    *bytes += key.str.size() + cell->value.size();
+    change.key = key.str;
+    change.cell = std::move(*cell);
+    cells.push_back(std::move(change));
+  }
+  return cells;
+}
+
+// Sends each (address, args) at once and waits for every answer (each bounded by timeout_ms).
+std::vector<Result<resp::Value>> call_all(
+    net::PeerPool& peers, const std::vector<std::pair<std::string, std::vector<std::string>>>& calls,
+    int timeout_ms) {
+  std::vector<std::future<Result<resp::Value>>> futures;
+  futures.reserve(calls.size());
+  for (const auto& [address, args] : calls) {
+    auto promise = std::make_shared<std::promise<Result<resp::Value>>>();
+    futures.push_back(promise->get_future());
+    peers.call(address, args, timeout_ms,
+               [promise](Result<resp::Value> reply) { promise->set_value(std::move(reply)); });
+  }
+  std::vector<Result<resp::Value>> out;
+  out.reserve(futures.size());
+  // PeerPool completes every call exactly once (its invariant 1), within timeout_ms.
+  for (auto& future : futures) out.push_back(future.get());
+  return out;
+}
+
+}  // namespace
+
+std::string migration_hold_id(uint64_t migration, uint64_t machine) {
+  return fmt::format("{}:{}", migration, machine);
+}
+
+// One source replica a target copies from.
+struct Migrator::Stream {
+  uint64_t machine = 0;
+  std::string address;
+  bool held = false;       // HOLD answered: next_lsn and cursor are valid
+  bool scan_done = false;  // every page of the range copied
+  bool wal_read = false;   // a WAL round succeeded since the scan ended (lag is measured)
+  Token cursor = 0;
+  uint64_t next_lsn = 0;    // the WAL position to read from
+  uint64_t latest_lsn = 0;  // the source's latest LSN when last asked
+  int64_t held_ms = 0;      // when the hold was last taken or renewed
+  int64_t retry_at_ms = 0;
+  int retry_delay_ms = 0;
+
+  uint64_t lag() const { return latest_lsn >= next_lsn ? latest_lsn - next_lsn + 1 : 0; }
+  void restart() {
+    held = false;
+    scan_done = false;
+    wal_read = false;
+  }
+};
+
+struct Migrator::Migration {
+  explicit Migration(MigrationOrder o)
+      : id(o.id), start(o.start), end(o.end), order(std::move(o)) {}
+
+  // An order's id and range never change: read without a lock.
+  const uint64_t id;
+  const Token start;
+  const Token end;
+  // Guarded by Migrator::mu_.
+  MigrationOrder order;
+  bool is_target = false;   // a member of the target shard in the latest round
+  bool was_source = false;  // a member of the source shard in some round: holds its data
+  bool copied = false;      // streams were opened here: copied data of the range may exist
+  bool staged = false;
+  bool ready = false;
+  bool cleaned = false;
+  uint64_t lag = 0;
+  int64_t fence_ms = -1;  // a cutover driven here, not yet reported
+  uint64_t driven_attempt = 0;
+  std::atomic<uint64_t> keys{0};
+  std::atomic<uint64_t> bytes{0};
+
+  // Serializes work on the streams between the migrator thread and finish().
+  std::timed_mutex mu;
+  std::map<uint64_t, Stream> streams;  // by source machine; guarded by mu
+
+  // The migrator thread only: throttle window.
+  int64_t window_start_ms = 0;
+  uint64_t window_bytes = 0;
+};
+
+Migrator::Migrator(MigratorOptions options, storage::Engine& engine, replica::Replica& replica,
+                   net::PeerPool& peers)
+    : options_(std::move(options)),
+      engine_(engine),
+      replica_(replica),
+      peers_(peers),
+      me_(replica.machine_id()) {}
+
+Migrator::~Migrator() { stop(); }
+
+void Migrator::start() {
+  CAIRN_ASSERT(!thread_.joinable(), "migrator started twice");
+  thread_ = std::thread([this] { run(); });
+}
+
+void Migrator::stop() {
+  {
+    std::lock_guard lock(mu_);
+    stopping_ = true;
+  }
+  wake_.notify_all();
+  if (thread_.joinable()) thread_.join();
+}
+
+bool Migrator::wait_ms(int ms) {
+  std::unique_lock lock(mu_);
+  wake_.wait_for(lock, std::chrono::milliseconds(std::max(ms, 0)), [this] { return stopping_; });
+  return !stopping_;
+}
+
+bool Migrator::wait_for_round(int ms) {
+  std::unique_lock lock(mu_);
+  wake_.wait_for(lock, std::chrono::milliseconds(std::max(ms, 0)),
+                 [this] { return stopping_ || orders_changed_; });
+  orders_changed_ = false;
+  return !stopping_;
+}
+
+bool Migrator::stopping() const {
+  std::lock_guard lock(mu_);
+  return stopping_;
+}
+
+int64_t Migrator::now_ms() const { return monotonic_ms(); }
+
+void Migrator::run() {
+  int delay_ms = options_.idle_poll_ms;
+  while (wait_for_round(delay_ms)) {
+    delay_ms = run_round() ? options_.busy_poll_ms : options_.idle_poll_ms;
+  }
+}
+
+void Migrator::set_orders(std::vector<MigrationOrder> orders, uint64_t cluster_epoch) {
+  bool wake = false;
+  {
+    std::lock_guard lock(mu_);
+    std::map<uint64_t, std::shared_ptr<Migration>> next;
+    for (MigrationOrder& order : orders) {
+      // A finished or cancelled migration needs nothing but the goodbye of a forgotten one.
+      if (order.phase == "done" || order.phase == "cancelled") continue;
+      auto it = migrations_.find(order.id);
+      if (it != migrations_.end()) {
+        if (it->second->order.phase != order.phase) {
+          spdlog::info("migration {}: phase {} (attempt {})", order.id, order.phase,
+                       order.attempt);
+          wake = true;
+        }
+        it->second->order = std::move(order);
+        next.emplace(it->first, std::move(it->second));
+      } else {
+        spdlog::info("migration {}: [{}, {}) shard {} -> shard {}, phase {}", order.id,
+                     topology::format_token(order.start), topology::format_token(order.end),
+                     order.source, order.target, order.phase);
+        const uint64_t id = order.id;
+        next.emplace(id, std::make_shared<Migration>(std::move(order)));
+        wake = true;
+      }
+    }
+    for (auto& [id, migration] : migrations_) {
+      if (next.count(id) != 0 || migration == nullptr) continue;
+      spdlog::info("migration {}: no longer active", id);
+      constexpr size_t kForgottenMax = 1024;
+      if (forgotten_.size() < kForgottenMax) forgotten_.emplace_back(migration, cluster_epoch);
+      wake = true;
+    }
+    migrations_ = std::move(next);
+    if (wake) orders_changed_ = true;
+  }
+  if (wake) wake_.notify_all();
+}
+
+std::vector<MigrationReport> Migrator::reports() {
+  std::vector<MigrationReport> out;
+  std::lock_guard lock(mu_);
+  for (auto& [id, migration] : migrations_) {
+    Migration& m = *migration;
+    if (!m.is_target && !m.was_source && m.fence_ms < 0) continue;
+    MigrationReport report;
+    report.id = id;
+    report.staged = m.staged;
+    report.ready = m.ready;
+    report.keys = m.keys.load(std::memory_order_relaxed);
+    report.bytes = m.bytes.load(std::memory_order_relaxed);
+    report.lag = m.lag;
+    report.cleaned = m.cleaned;
+    report.fence_ms = m.fence_ms;
+    m.fence_ms = -1;
+    out.push_back(report);
+  }
+  return out;
+}
+
+std::string Migrator::info() const {
+  std::string out;
+  std::lock_guard lock(mu_);
+  out += fmt::format("migrations_active:{}\r\nwal_holds:{}\r\n", migrations_.size(),
+                     engine_.wal_holds());
+  for (const auto& [id, migration] : migrations_) {
+    const Migration& m = *migration;
+    out += fmt::format(
+        "migration_{}:phase={},range={}-{},source={},target={},role={},staged={},ready={},"
+        "keys={},bytes={},lag={},cleaned={}\r\n",
+        id, m.order.phase, topology::format_token(m.order.start),
+        topology::format_token(m.order.end), m.order.source, m.order.target,
+        m.is_target ? "target" : (m.was_source ? "source" : "none"), m.staged ? 1 : 0,
+        m.ready ? 1 : 0, m.keys.load(std::memory_order_relaxed),
+        m.bytes.load(std::memory_order_relaxed), m.lag, m.cleaned ? 1 : 0);
+  }
+  return out;
+}
+
+bool Migrator::run_round() {
+  const int64_t now = now_ms();
+  if (now - last_expire_ms_ >= 1000) {
+    engine_.expire_wal_holds();
+    last_expire_ms_ = now;
+  }
+  const auto table = replica_.tables().current();
+  if (!table) return false;
+  std::vector<std::shared_ptr<Migration>> list;
+  {
+    std::lock_guard lock(mu_);
+    for (auto& [id, migration] : migrations_) list.push_back(migration);
+  }
+  bool busy = false;
+  for (const std::shared_ptr<Migration>& migration : list) {
+    if (stopping()) return false;
+    MigrationOrder order;
+    bool target = false;
+    {
+      std::lock_guard lock(mu_);
+      order = migration->order;
+      target = contains(members_of(*table, order.target), me_);
+      migration->is_target = target;
+      if (contains(members_of(*table, order.source), me_)) migration->was_source = true;
+    }
+    if (target && is_target_phase(order.phase)) {
+      busy |= target_round(*migration, *table);
+    } else if (order.phase == "cleanup" || !target) {
+      // The copy is over (or this machine left the target shard): the sources may drop their
+      // WAL.
+      release_streams(*migration);
+    }
+    if (order.phase == "cutover" && order.driver == me_ && options_.post) {
+      bool due;
+      {
+        std::lock_guard lock(mu_);
+        due = order.attempt > migration->driven_attempt;
+      }
+      if (due) drive(migration);
+    }
+    if (order.phase == "cleanup") cleanup(*migration, *table);
+  }
+  drop_forgotten(*table);
+  return busy;
+}
+
+bool Migrator::target_round(Migration& migration, const topology::RoutingTable& table) {
+  MigrationOrder order;
+  {
+    std::lock_guard lock(mu_);
+    order = migration.order;
+    migration.copied = true;
+  }
+  const topology::Shard* source = table.find_shard(order.source);
+  const std::vector<uint64_t> voting = source ? source->replicas : std::vector<uint64_t>{};
+  std::vector<uint64_t> ids;
+  {
+    std::lock_guard lock(migration.mu);
+    // The sources come from the current table: a replaced replica's stream goes, its successor's
+    // starts.
+    for (auto it = migration.streams.begin(); it != migration.streams.end();) {
+      if (contains(voting, it->first)) {
+        ++it;
+        continue;
+      }
+      spdlog::info("migration {}: machine {} no longer votes in shard {}: its stream stops",
+                   order.id, it->first, order.source);
+      if (it->second.held) {
+        peers_.call(it->second.address,
+                    {"CAIRN.MIGRATE", "RELEASE", migration_hold_id(order.id, me_)},
+                    options_.request_timeout_ms, [](Result<resp::Value>) {});
+      }
+      it = migration.streams.erase(it);
+    }
+    for (uint64_t id : voting) {
+      Stream& stream = migration.streams[id];
+      stream.machine = id;
+      stream.address = address_of(table, id);
+    }
+    for (const auto& [id, stream] : migration.streams) ids.push_back(id);
+  }
+  bool busy = false;
+  for (uint64_t id : ids) {
+    const int64_t deadline = now_ms() + options_.stream_budget_ms;
+    while (!stopping()) {
+      uint64_t bytes = 0;
+      bool idle = false;
+      {
+        std::unique_lock lock(migration.mu);
+        auto it = migration.streams.find(id);
+        if (it == migration.streams.end()) break;
+        Stream& stream = it->second;
+        const int64_t now = now_ms();
+        if (order.paused) {
+          // Paused: copy nothing, but keep the sources' WAL so the copy resumes where it was.
+          if (stream.held && now - stream.held_ms >= options_.hold_renew_ms) {
+            (void)hold(migration, stream, options_.request_timeout_ms);
+          }
+          break;
+        }
+        if (now < stream.retry_at_ms) {
+          busy = true;
+          break;
+        }
+        Result<uint64_t> step = stream_step(migration, stream, options_.request_timeout_ms, &idle);
+        if (!step.is_ok()) {
+          stream.retry_delay_ms =
+              std::clamp(stream.retry_delay_ms * 2, options_.busy_poll_ms,
+                         options_.retry_delay_max_ms);
+          stream.retry_at_ms = now_ms() + stream.retry_delay_ms;
+          spdlog::debug("migration {}: machine {}: {} (retry in {} ms)", order.id, id,
+                        step.status().message(), stream.retry_delay_ms);
+          busy = true;
+          break;
+        }
+        stream.retry_delay_ms = 0;
+        bytes = *step;
+      }
+      throttle(migration, bytes);
+      if (idle) break;
+      busy = true;
+      if (now_ms() >= deadline) break;
+    }
+  }
+  update_progress(migration, table);
+  return busy;
+}
+
+Result<uint64_t> Migrator::stream_step(Migration& migration, Stream& stream, int timeout_ms,
+                                       bool* idle) {
+  if (stream.address.empty()) return Status::unavailable("no address in the table");
+  if (!stream.held || now_ms() - stream.held_ms >= options_.hold_renew_ms) {
+    return hold(migration, stream, timeout_ms);
+  }
+  if (!stream.scan_done) return scan_page(migration, stream, timeout_ms);
+  Result<uint64_t> bytes = wal_round(migration, stream, timeout_ms);
+  if (bytes.is_ok() && stream.next_lsn > stream.latest_lsn) *idle = true;
+  return bytes;
+}
+
+Result<uint64_t> Migrator::hold(Migration& migration, Stream& stream, int timeout_ms) {
+  const uint64_t id = migration.id;
+  Result<resp::Value> reply = peers_.call_sync(
+      stream.address,
+      {"CAIRN.MIGRATE", "HOLD", migration_hold_id(id, me_), std::to_string(options_.hold_ttl_ms)},
+      timeout_ms);
+  if (Status status = reply_status(reply); !status.is_ok()) return status;
+  const std::optional<uint64_t> lsn = reply_number(*reply);
+  if (!lsn) return Status::corruption("HOLD answered no LSN");
+  stream.held_ms = now_ms();
+  if (stream.held && *lsn + 1 < stream.next_lsn) {
+    // The source's WAL went back (its data was replaced): what we read from it may be gone.
+    spdlog::warn("migration {}: machine {}'s LSN went back from {} to {}: copying again", id,
+                 stream.machine, stream.next_lsn - 1, *lsn);
+    stream.restart();
+  }
+  if (!stream.held) {
+    // Recorded before the scan, so every write to the range is in the scan, in the WAL after
+    // this LSN, or both (docs/migration.md).
+    stream.held = true;
+    stream.scan_done = false;
+    stream.wal_read = false;
+    stream.cursor = migration.start;
+    stream.next_lsn = *lsn + 1;
+    stream.latest_lsn = *lsn;
+    spdlog::info("migration {}: staging from machine {} at LSN {}", id, stream.machine, *lsn);
+  }
+  return uint64_t{0};
+}
+
+Result<uint64_t> Migrator::scan_page(Migration& migration, Stream& stream, int timeout_ms) {
+  const Token start = migration.start;
+  const Token end = migration.end;
+  Result<resp::Value> reply = peers_.call_sync(
+      stream.address,
+      {"CAIRN.MIGRATE", "SCAN", std::to_string(stream.cursor), std::to_string(end),
+       std::to_string(options_.scan_page_keys)},
+      timeout_ms);
+  if (Status status = reply_status(reply); !status.is_ok()) return status;
+  if (reply->type != resp::Value::Type::kArray || reply->elements.size() != 2) {
+    return Status::corruption("malformed SCAN answer");
+  }
+  const std::optional<Token> next = reply_number(reply->elements[0]);
+  if (!next) return Status::corruption("malformed SCAN cursor");
+  uint64_t bytes = 0;
+  Result<std::vector<storage::WalChange>> cells =
+      decode_cells(reply->elements[1], start, end, &bytes);
+  if (!cells.is_ok()) return cells.status();
+  if (!cells->empty()) {
+    Result<size_t> stored = replica_.apply_copied_batch(*cells);
+    if (!stored.is_ok()) return stored.status();
+    migration.keys.fetch_add(*stored, std::memory_order_relaxed);
+  }
+  migration.bytes.fetch_add(bytes, std::memory_order_relaxed);
+  if (*next == 0 || *next == end) {
+    stream.scan_done = true;
+    spdlog::info("migration {}: range scanned from machine {} ({} keys copied so far)",
+                 migration.id, stream.machine,
+                 migration.keys.load(std::memory_order_relaxed));
+  } else if (!token_before(stream.cursor, *next) || !in_range(*next, start, end)) {
+    return Status::corruption(fmt::format("SCAN made no progress at {}", stream.cursor));
+  } else {
+    stream.cursor = *next;
+  }
+  return bytes;
+}
+
+Result<uint64_t> Migrator::wal_round(Migration& migration, Stream& stream, int timeout_ms) {
+  const Token start = migration.start;
+  const Token end = migration.end;
+  Result<resp::Value> reply = peers_.call_sync(
+      stream.address,
+      {"CAIRN.MIGRATE", "WAL", std::to_string(start), std::to_string(end),
+       std::to_string(stream.next_lsn), std::to_string(options_.wal_max_bytes)},
+      timeout_ms);
+  if (reply.is_ok() && reply->is_error() && reply->str.rfind("WALGONE", 0) == 0) {
+    spdlog::warn("migration {}: machine {} no longer has its WAL from LSN {} ({}): copying again",
+                 migration.id, stream.machine, stream.next_lsn, reply->str);
+    stream.restart();
+    return Status::unavailable(reply->str);
+  }
+  if (Status status = reply_status(reply); !status.is_ok()) return status;
+  if (reply->type != resp::Value::Type::kArray || reply->elements.size() != 4) {
+    return Status::corruption("malformed WAL answer");
+  }
+  const std::optional<uint64_t> next = reply_number(reply->elements[0]);
+  const std::optional<uint64_t> latest = reply_number(reply->elements[1]);
+  const resp::Value& deletes = reply->elements[3];
+  if (!next || !latest || *next < stream.next_lsn || deletes.type != resp::Value::Type::kArray ||
+      deletes.elements.size() % 2 != 0) {
+    return Status::corruption("malformed WAL answer");
+  }
+  uint64_t bytes = 0;
+  Result<std::vector<storage::WalChange>> cells =
+      decode_cells(reply->elements[2], start, end, &bytes);
+  if (!cells.is_ok()) return cells.status();
+  // Range deletions (FLUSHALL) come first within a round only if they were first in the WAL;
+  // the engine reports them apart, so apply them in the order most likely right: a FLUSHALL
+  // before the writes that followed it in the same round.
+  for (size_t i = 0; i < deletes.elements.size(); i += 2) {
+    const std::optional<Token> from = reply_number(deletes.elements[i]);
+    const std::optional<Token> to = reply_number(deletes.elements[i + 1]);
+    if (!from || !to) return Status::corruption("malformed range deletion");
+    // Clipped to the migrated range: nothing else on this machine is the source's to delete.
+    const Token clip_start = std::max(*from, start);
+    const Token clip_end = *to == 0 ? end : (end == 0 ? *to : std::min(*to, end));
+    if (!before_end(clip_start, clip_end)) continue;
+    if (Status status = engine_.delete_range(clip_start, clip_end); !status.is_ok()) {
+      return status;
+    }
+  }
+  if (!cells->empty()) {
+    Result<size_t> stored = replica_.apply_copied_batch(*cells);
+    if (!stored.is_ok()) return stored.status();
+    migration.keys.fetch_add(*stored, std::memory_order_relaxed);
+  }
+  migration.bytes.fetch_add(bytes, std::memory_order_relaxed);
+  stream.next_lsn = *next;
+  stream.latest_lsn = *latest;
+  stream.wal_read = true;
+  return bytes;
+}
+
+void Migrator::release_streams(Migration& migration) {
+  std::lock_guard lock(migration.mu);
+  for (const auto& [id, stream] : migration.streams) {
+    if (!stream.held || stream.address.empty()) continue;
+    peers_.call(stream.address,
+                {"CAIRN.MIGRATE", "RELEASE", migration_hold_id(migration.id, me_)},
+                options_.request_timeout_ms, [](Result<resp::Value>) {});
+  }
+  migration.streams.clear();
+}
+
+void Migrator::update_progress(Migration& migration, const topology::RoutingTable& table) {
+  uint64_t source_shard;
+  {
+    std::lock_guard lock(mu_);
+    source_shard = migration.order.source;
+  }
+  const topology::Shard* source = table.find_shard(source_shard);
+  bool staged = source != nullptr && !source->replicas.empty();
+  bool measured = true;
+  uint64_t lag = 0;
+  {
+    std::lock_guard lock(migration.mu);
+    for (uint64_t id : source ? source->replicas : std::vector<uint64_t>{}) {
+      auto it = migration.streams.find(id);
+      if (it == migration.streams.end() || !it->second.held || !it->second.scan_done) {
+        staged = false;
+        continue;
+      }
+      measured = measured && it->second.wal_read;
+      lag = std::max(lag, it->second.lag());
+    }
+  }
+  std::lock_guard lock(mu_);
+  migration.staged = staged;
+  migration.lag = lag;
+  migration.ready = staged && measured && lag < options_.ready_lag_max;
+}
+
+Status Migrator::finish(uint64_t id, const std::vector<std::pair<uint64_t, uint64_t>>& source_lsns,
+                        int timeout_ms) {
+  const auto deadline = Clock::now() + std::chrono::milliseconds(std::max(timeout_ms, 1));
+  std::shared_ptr<Migration> migration;
+  {
+    std::lock_guard lock(mu_);
+    auto it = migrations_.find(id);
+    if (it != migrations_.end()) migration = it->second;
+  }
+  if (migration == nullptr) {
+    return Status::unavailable(fmt::format("NOTREADY machine {} runs no migration {}", me_, id));
+  }
+  std::unique_lock lock(migration->mu, std::defer_lock);
+  if (!lock.try_lock_until(deadline)) {
+    return Status::timed_out(fmt::format("NOTREADY migration {} is busy on machine {}", id, me_));
+  }
+  auto remaining_ms = [&] {
+    return static_cast<int>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                deadline - Clock::now())
+                                .count());
+  };
+  for (const auto& [source, lsn] : source_lsns) {
+    auto it = migration->streams.find(source);
+    if (it == migration->streams.end() || !it->second.held || !it->second.scan_done) {
+      return Status::unavailable(fmt::format(
+          "NOTREADY machine {} has not staged migration {} from machine {}", me_, id, source));
+    }
+    Stream& stream = it->second;
+    // next_lsn > lsn: every record up to the fenced LSN is applied.
+    while (stream.next_lsn <= lsn) {
+      const int left = remaining_ms();
+      if (left <= 0) {
+        return Status::timed_out(fmt::format(
+            "NOTREADY machine {} timed out applying machine {}'s WAL up to {} (at {})", me_,
+            source, lsn, stream.next_lsn));
+      }
+      Result<uint64_t> round = wal_round(*migration, stream, left);
+      if (!round.is_ok()) {
+        return Status::unavailable(fmt::format("NOTREADY machine {} reading machine {}'s WAL: {}",
+                                               me_, source, round.status().message()));
+      }
+      if (stream.next_lsn <= lsn && stream.latest_lsn < lsn) {
+        // The source says its WAL ends before the LSN it fenced at: it lost data.
+        return Status::unavailable(fmt::format(
+            "NOTREADY machine {}'s WAL ends at {}, before the fenced LSN {}", source,
+            stream.latest_lsn, lsn));
+      }
+    }
+  }
+  return Status::ok();
+}
+
+void Migrator::drive(const std::shared_ptr<Migration>& migration) {
+  MigrationOrder order;
+  {
+    std::lock_guard lock(mu_);
+    order = migration->order;
+    migration->driven_attempt = order.attempt;
+  }
+  const auto table = replica_.tables().current();
+  if (!table) return;
+  const int64_t t0 = now_ms();
+  spdlog::info("migration {}: driving cutover attempt {} at epoch {}", order.id, order.attempt,
+               table->epoch());
+  auto fenced = fence_sources(order, *table);
+  if (!fenced.is_ok()) {
+    (void)abort_attempt(order, "fence: " + fenced.status().message());
+    return;
+  }
+  const int64_t t1 = now_ms();
+  spdlog::info("migration {}: fenced {} voting sources in {} ms", order.id, fenced->size(),
+               t1 - t0);
+  if (Status status = finish_targets(order, *table, *fenced); !status.is_ok()) {
+    (void)abort_attempt(order, "finish: " + status.message());
+    return;
+  }
+  const int64_t t2 = now_ms();
+  spdlog::info("migration {}: every target finished in {} ms", order.id, t2 - t1);
+  const nlohmann::json body = {{"attempt", order.attempt}, {"epoch", table->epoch()}};
+  Result<HttpResponse> response =
+      options_.post(fmt::format("/v1/migrations/{}/commit", order.id), body.dump());
+  if (!response.is_ok()) {
+    // Unknown outcome: the orchestrator either committed (we learn the table by heartbeat) or
+    // aborts on its cutover timeout.
+    spdlog::warn("migration {}: commit unanswered: {}", order.id, response.status().message());
+    return;
+  }
+  if (response->status == 409) {
+    spdlog::info("migration {}: commit of attempt {} refused: {}", order.id, order.attempt,
+                 response->body);
+    return;
+  }
+  if (response->status != 200) {
+    (void)abort_attempt(order, fmt::format("commit: HTTP {}: {}", response->status,
+                                           response->body.substr(0, 200)));
+    return;
+  }
+  const nlohmann::json answer =
+      nlohmann::json::parse(response->body, nullptr, /*allow_exceptions=*/false);
+  Result<topology::RoutingTable> committed = Status::corruption("the answer names no table");
+  if (answer.is_object() && answer.contains("table")) {
+    const nlohmann::json& value = answer["table"];
+    committed = value.is_string() ? topology::RoutingTable::from_json_text(value.get<std::string>())
+                                  : topology::RoutingTable::from_json(value);
+  }
+  const int64_t t3 = now_ms();
+  {
+    std::lock_guard lock(mu_);
+    migration->fence_ms = t3 - t0;
+  }
+  if (!committed.is_ok()) {
+    spdlog::error("migration {}: committed, but the table in the answer does not parse: {}",
+                  order.id, committed.status().message());
+    return;
+  }
+  const uint64_t epoch = committed->epoch();
+  std::vector<uint64_t> machines = members_of(*committed, order.source);
+  for (uint64_t id : members_of(*committed, order.target)) {
+    if (!contains(machines, id)) machines.push_back(id);
+  }
+  const topology::RoutingTable pushed = *committed;
+  if (Status status = replica_.tables().install(std::move(*committed)); !status.is_ok()) {
+    spdlog::debug("migration {}: table epoch {} not installed: {}", order.id, epoch,
+                  status.message());
+  }
+  push_table(pushed, machines);
+  spdlog::info("migration {}: committed at epoch {}; fenced for {} ms (commit {} ms, push {} ms)",
+               order.id, epoch, t3 - t0, t3 - t2, now_ms() - t3);
+}
+
+bool Migrator::abort_attempt(const MigrationOrder& order, const std::string& error) {
+  spdlog::warn("migration {}: aborting attempt {}: {}", order.id, order.attempt, error);
+  const nlohmann::json body = {{"attempt", order.attempt}, {"error", error}};
+  Result<HttpResponse> response =
+      options_.post(fmt::format("/v1/migrations/{}/abort", order.id), body.dump());
+  if (!response.is_ok() || response->status != 200) {
+    spdlog::warn("migration {}: abort not accepted ({}): the orchestrator's timeout ends it",
+                 order.id, response.is_ok() ? fmt::format("HTTP {}", response->status)
+                                            : response.status().message());
+    return false;
+  }
+  return true;
+}
+
+Result<std::vector<std::pair<uint64_t, uint64_t>>> Migrator::fence_sources(
+    const MigrationOrder& order, const topology::RoutingTable& table) {
+  const topology::Shard* source = table.find_shard(order.source);
+  if (source == nullptr || source->replicas.empty()) {
+    return Status::unavailable(fmt::format("shard {} has no voting replica", order.source));
+  }
+  const std::vector<uint64_t> members = members_of(table, order.source);
+  const std::vector<std::string> fence = {"CAIRN.MIGRATE", "FENCE", std::to_string(table.epoch()),
+                                          std::to_string(order.start),
+                                          std::to_string(order.end)};
+  std::vector<std::pair<std::string, std::vector<std::string>>> calls;
+  for (uint64_t id : members) calls.emplace_back(address_of(table, id), fence);
+  std::vector<Result<resp::Value>> replies =
+      call_all(peers_, calls, options_.request_timeout_ms);
+  // A member behind our table gets it and one more try.
+  std::vector<size_t> behind;
+  for (size_t i = 0; i < replies.size(); ++i) {
+    if (!replies[i].is_ok() || !replies[i]->is_error()) continue;
+    const std::optional<replica::Fence> code = replica::parse_fence_error(replies[i]->str);
+    if (code && code->code == replica::FenceCode::kTableBehind) behind.push_back(i);
+  }
+  if (!behind.empty()) {
+    std::vector<std::pair<std::string, std::vector<std::string>>> pushes;
+    std::vector<std::pair<std::string, std::vector<std::string>>> retries;
+    for (size_t i : behind) {
+      pushes.emplace_back(calls[i].first,
+                          std::vector<std::string>{"CAIRN.TABLE", "SET", table.to_json_text()});
+      retries.push_back(calls[i]);
+    }
+    (void)call_all(peers_, pushes, options_.request_timeout_ms);
+    std::vector<Result<resp::Value>> again = call_all(peers_, retries, options_.request_timeout_ms);
+    for (size_t j = 0; j < behind.size(); ++j) replies[behind[j]] = std::move(again[j]);
+  }
+  std::vector<std::pair<uint64_t, uint64_t>> lsns;
+  for (size_t i = 0; i < members.size(); ++i) {
+    const uint64_t id = members[i];
+    const bool voting = contains(source->replicas, id);
+    std::optional<uint64_t> lsn;
+    Status status = reply_status(replies[i]);
+    if (status.is_ok()) {
+      lsn = reply_number(*replies[i]);
+      if (!lsn) status = Status::corruption("FENCE answered no LSN");
+    }
+    if (!status.is_ok()) {
+      if (voting) {
+        return Status::unavailable(fmt::format("machine {}: {}", id, status.message()));
+      }
+      // Not needed: an extra or joining replica holds nothing the voting ones do not.
+      spdlog::info("migration {}: non-voting machine {} not fenced: {}", order.id, id,
+                   status.message());
+      continue;
+    }
+    if (voting) lsns.emplace_back(id, *lsn);
+  }
+  return lsns;
+}
+
+Status Migrator::finish_targets(const MigrationOrder& order, const topology::RoutingTable& table,
+                                const std::vector<std::pair<uint64_t, uint64_t>>& lsns) {
+  const std::vector<uint64_t> members = members_of(table, order.target);
+  if (members.empty()) return Status::unavailable(fmt::format("shard {} has no member", order.target));
+  std::vector<std::string> args = {"CAIRN.MIGRATE", "FINISH", std::to_string(order.id)};
+  for (const auto& [id, lsn] : lsns) {
+    args.push_back(std::to_string(id));
+    args.push_back(std::to_string(lsn));
+  }
+  std::vector<std::pair<std::string, std::vector<std::string>>> calls;
+  std::vector<uint64_t> remote;
+  for (uint64_t id : members) {
+    if (id == me_) continue;
+    remote.push_back(id);
+    calls.emplace_back(address_of(table, id), args);
+  }
+  // Sent first, so the other targets work while this one finishes its own part.
+  std::vector<std::future<Result<resp::Value>>> futures;
+  for (const auto& [address, call_args] : calls) {
+    auto promise = std::make_shared<std::promise<Result<resp::Value>>>();
+    futures.push_back(promise->get_future());
+    peers_.call(address, call_args, options_.finish_timeout_ms + options_.request_timeout_ms,
+                [promise](Result<resp::Value> reply) { promise->set_value(std::move(reply)); });
+  }
+  Status own = Status::ok();
+  if (contains(members, me_)) own = finish(order.id, lsns, options_.finish_timeout_ms);
+  Status first_error = own.is_ok() ? Status::ok()
+                                   : Status::unavailable(fmt::format("machine {}: {}", me_,
+                                                                     own.message()));
+  for (size_t i = 0; i < futures.size(); ++i) {
+    Result<resp::Value> reply = futures[i].get();
+    Status status = reply_status(reply);
+    if (!status.is_ok() && first_error.is_ok()) {
+      first_error =
+          Status::unavailable(fmt::format("machine {}: {}", remote[i], status.message()));
+    }
+  }
+  return first_error;
+}
+
+void Migrator::push_table(const topology::RoutingTable& table,
+                          const std::vector<uint64_t>& machines) {
+  std::vector<std::pair<std::string, std::vector<std::string>>> calls;
+  const std::string text = table.to_json_text();
+  for (uint64_t id : machines) {
+    if (id == me_) continue;
+    const std::string address = address_of(table, id);
+    if (address.empty()) continue;
+    calls.emplace_back(address, std::vector<std::string>{"CAIRN.TABLE", "SET", text});
+  }
+  std::vector<Result<resp::Value>> replies = call_all(peers_, calls, options_.request_timeout_ms);
+  for (size_t i = 0; i < replies.size(); ++i) {
+    if (Status status = reply_status(replies[i]); !status.is_ok()) {
+      // The machine learns the table by heartbeat or by its first STALEEPOCH.
+      spdlog::debug("table push to {} failed: {}", calls[i].first, status.message());
+    }
+  }
+}
+
+bool Migrator::owns_part_of(const topology::RoutingTable& table, Token start, Token end) const {
+  for (const topology::Range& range : table.ranges()) {
+    if (!overlaps(range.start, range.end, start, end)) continue;
+    if (contains(members_of(table, range.shard), me_)) return true;
+  }
+  return false;
+}
+
+void Migrator::cleanup(Migration& migration, const topology::RoutingTable& table) {
+  MigrationOrder order;
+  {
+    std::lock_guard lock(mu_);
+    if (migration.cleaned || !migration.was_source) return;
+    order = migration.order;
+  }
+  // Before the commit's epoch this machine may still serve the range to a coordinator that
+  // has not moved on.
+  if (table.epoch() < order.commit_epoch || order.commit_epoch == 0) return;
+  if (owns_part_of(table, order.start, order.end)) {
+    spdlog::info("migration {}: this machine still serves part of [{}, {}): nothing to delete",
+                 order.id, topology::format_token(order.start), topology::format_token(order.end));
+  } else {
+    const int64_t started = now_ms();
+    if (Status status = engine_.delete_range(order.start, order.end); !status.is_ok()) {
+      spdlog::error("migration {}: cannot delete the moved range: {}", order.id,
+                    status.to_string());
+      return;  // tried again next round
+    }
+    spdlog::info("migration {}: deleted the moved range [{}, {}) in {} ms", order.id,
+                 topology::format_token(order.start), topology::format_token(order.end),
+                 now_ms() - started);
+  }
+  for (uint64_t id : members_of(table, order.target)) {
+    engine_.release_wal(migration_hold_id(order.id, id));
+  }
+  std::lock_guard lock(mu_);
+  migration.cleaned = true;
+}
+
+void Migrator::drop_forgotten(const topology::RoutingTable& table) {
+  std::vector<std::pair<std::shared_ptr<Migration>, uint64_t>> due;
+  {
+    std::lock_guard lock(mu_);
+    for (auto it = forgotten_.begin(); it != forgotten_.end();) {
+      // Judged on a table at least as new as the answer that dropped the order, so a committed
+      // range is never mistaken for one this machine does not own.
+      if (table.epoch() >= it->second) {
+        due.push_back(std::move(*it));
+        it = forgotten_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+  }
+  for (auto& [migration, epoch] : due) {
+    release_streams(*migration);
+    MigrationOrder order;
+    bool copied;
+    {
+      std::lock_guard lock(mu_);
+      order = migration->order;
+      copied = migration->copied;
+    }
+    if (!copied || owns_part_of(table, order.start, order.end)) continue;
+    if (Status status = engine_.delete_range(order.start, order.end); !status.is_ok()) {
+      spdlog::error("migration {}: cannot drop the copied range: {}", order.id,
+                    status.to_string());
+      continue;
+    }
+    spdlog::info("migration {}: dropped the data copied of [{}, {})", order.id,
+                 topology::format_token(order.start), topology::format_token(order.end));
+  }
+}
+
+void Migrator::throttle(Migration& migration, uint64_t bytes) {
+  uint64_t rate;
+  {
+    std::lock_guard lock(mu_);
+    rate = migration.order.max_rate;
+  }
+  if (rate == 0 || bytes == 0) return;
+  const int64_t now = now_ms();
+  if (migration.window_start_ms == 0 || now - migration.window_start_ms >= 1000) {
+    migration.window_start_ms = now;
+    migration.window_bytes = 0;
+  }
+  migration.window_bytes += bytes;
+  // The time these bytes take at `rate`: sleep off what is ahead of it, so the average holds
+  // whatever the page sizes.
+  const int64_t due_ms = static_cast<int64_t>(migration.window_bytes * 1000 / rate);
+  const int64_t ahead_ms = due_ms - (now - migration.window_start_ms);
+  if (ahead_ms > 0) {
+    (void)wait_ms(static_cast<int>(std::min<int64_t>(ahead_ms, 10'000)));
+    migration.window_start_ms = now_ms();
+    migration.window_bytes = 0;
+  }
+}
+
+}  // namespace cairn::server

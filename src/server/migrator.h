@@ -1,0 +1,168 @@
+#pragma once
+// Migrator: the machine's side of the two-phase migration (docs/migration.md, DESIGN.md §7).
+//
+// The orchestrator's heartbeat answers carry the active migrations (set_orders()); on its own
+// thread the migrator acts on each order according to this machine's role in the CURRENT table:
+//
+//  * target (voting, extra or joining in the order's target shard; phase staging, catchup or
+//    cutover; not paused): one stream per voting replica of the source shard. A stream holds the
+//    source's WAL (CAIRN.MIGRATE HOLD <id>:<me>, renewed every hold_renew_ms), copies the range
+//    page by page (SCAN), then follows the source's WAL from the held LSN (WAL rounds). Every cell
+//    is applied by LWW with Replica::apply_copied_batch, range deletions with
+//    Engine::delete_range clipped to the range. WALGONE (or a source whose latest LSN went back)
+//    starts that stream over; an unreachable source is retried with a growing delay; streams of
+//    machines no longer voting in the source shard are dropped. The reports say staged (every
+//    current voting source scanned), ready (staged and every source's lag < ready_lag_max).
+//  * FINISH (finish(), from CAIRN.MIGRATE FINISH through ServerControl::migration_finish): pulls
+//    each named source's WAL until it passed the fenced LSN. Streams are guarded by a per-
+//    migration mutex, so FINISH and the background thread never apply the same stream at once.
+//  * driver (phase cutover, driver == me, an attempt not yet driven here): FENCE every member of
+//    the source shard, FINISH on every member of the target shard, commit to the orchestrator,
+//    install and push the new table; any failure before the commit aborts the attempt.
+//  * cleanup (phase cleanup, member of the source shard, table epoch >= commit_epoch, the range
+//    not owned by any shard this machine is in): deletes the range, reports cleaned. An order that
+//    disappears or is cancelled makes a machine that copied the range but does not own it (once
+//    its table caught up with the cluster's epoch) drop what it copied.
+//
+// Every second it also calls Engine::expire_wal_holds().
+//
+// Threading: start()/stop() from the owning thread; set_orders(), reports(), finish(), info()
+// from any thread. finish() blocks up to its timeout (never call it on an event loop).
+
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "common/status.h"
+#include "net/peer_pool.h"
+#include "replica/replica.h"
+#include "server/http_client.h"
+#include "server/orchestrator_agent.h"
+#include "storage/engine.h"
+#include "topology/routing_table.h"
+
+namespace cairn::server {
+
+struct MigratorOptions {
+  int request_timeout_ms = 1000;   // each SCAN, WAL, HOLD, FENCE call
+  int busy_poll_ms = 50;           // between rounds while some order has work
+  int idle_poll_ms = 500;          // between rounds otherwise
+  int64_t hold_ttl_ms = 30'000;    // the sources keep their WAL this long without a renewal
+  int64_t hold_renew_ms = 5'000;
+  size_t scan_page_keys = 1000;
+  size_t wal_max_bytes = 1024 * 1024;
+  uint64_t ready_lag_max = 1000;   // WAL records behind a source for "ready"
+  int64_t stream_budget_ms = 200;  // background work on one stream per round
+  int retry_delay_max_ms = 5'000;  // an unreachable source is retried at most this far apart
+  int finish_timeout_ms = 3'000;   // FINISH, as sent by the driver to each target
+  // The driver's calls to the orchestrator (commit, abort): POST target, JSON body. Null: this
+  // machine never drives (tests that run FINISH by hand).
+  std::function<Result<HttpResponse>(const std::string& target, std::string body)> post;
+};
+
+class Migrator {
+ public:
+  // `engine`, `replica` and `peers` must outlive the migrator.
+  Migrator(MigratorOptions options, storage::Engine& engine, replica::Replica& replica,
+           net::PeerPool& peers);
+  ~Migrator();  // stop()
+  Migrator(const Migrator&) = delete;
+  Migrator& operator=(const Migrator&) = delete;
+
+  void start();
+  void stop();  // idempotent; waits at most for the call in flight
+
+  // The active migrations as the latest heartbeat answer listed them, and that answer's cluster
+  // epoch. Orders absent from the list are forgotten (after dropping copied data, see above).
+  void set_orders(std::vector<MigrationOrder> orders, uint64_t cluster_epoch);
+
+  // The heartbeat's "migrations": one report per migration this machine has a part in. A cutover
+  // this machine drove is reported (fence_ms) once.
+  std::vector<MigrationReport> reports();
+
+  // CAIRN.MIGRATE FINISH: applies each (source machine id, fenced LSN)'s WAL up to that LSN.
+  // unavailable("NOTREADY ...") if this machine has no staged stream from one of the sources;
+  // timed_out if it cannot finish within timeout_ms.
+  Status finish(uint64_t migration, const std::vector<std::pair<uint64_t, uint64_t>>& source_lsns,
+                int timeout_ms);
+
+  // INFO cluster lines (migrations_active, migration_<id>:...), CRLF ended.
+  std::string info() const;
+
+  // One round of work on every order, on the caller's thread (the thread calls it; tests too).
+  // Returns whether some order still has work.
+  bool run_round();
+
+ private:
+  struct Stream;
+  struct Migration;
+  using Clock = std::chrono::steady_clock;
+
+  void run();
+  bool wait_ms(int ms);  // false once stopping
+  // Between rounds: like wait_ms, but new orders end the wait early.
+  bool wait_for_round(int ms);
+  bool stopping() const;
+  int64_t now_ms() const;
+
+  // The target part of one order; returns whether it has work left.
+  bool target_round(Migration& migration, const topology::RoutingTable& table);
+  // One step on one stream (HOLD, renewal, a SCAN page or a WAL round). Returns the bytes applied
+  // (for the throttle), or an error (the stream waits and retries). REQUIRES: migration.mu held.
+  Result<uint64_t> stream_step(Migration& migration, Stream& stream, int timeout_ms,
+                               bool* idle);
+  Result<uint64_t> hold(Migration& migration, Stream& stream, int timeout_ms);
+  Result<uint64_t> scan_page(Migration& migration, Stream& stream, int timeout_ms);
+  // One WAL round from stream.next_lsn. REQUIRES: migration.mu held.
+  Result<uint64_t> wal_round(Migration& migration, Stream& stream, int timeout_ms);
+  void release_streams(Migration& migration);  // RELEASE every stream's hold, drop the streams
+  void update_progress(Migration& migration, const topology::RoutingTable& table);
+
+  void drive(const std::shared_ptr<Migration>& migration);
+  bool abort_attempt(const MigrationOrder& order, const std::string& error);
+  // FENCE on every member of the source shard; the voting ones' (machine, LSN).
+  Result<std::vector<std::pair<uint64_t, uint64_t>>> fence_sources(
+      const MigrationOrder& order, const topology::RoutingTable& table);
+  Status finish_targets(const MigrationOrder& order, const topology::RoutingTable& table,
+                        const std::vector<std::pair<uint64_t, uint64_t>>& lsns);
+  void push_table(const topology::RoutingTable& table, const std::vector<uint64_t>& machines);
+
+  void cleanup(Migration& migration, const topology::RoutingTable& table);
+  void drop_forgotten(const topology::RoutingTable& table);
+  bool owns_part_of(const topology::RoutingTable& table, topology::Token start,
+                    topology::Token end) const;
+  void throttle(Migration& migration, uint64_t bytes);
+
+  const MigratorOptions options_;
+  storage::Engine& engine_;
+  replica::Replica& replica_;
+  net::PeerPool& peers_;
+  const uint64_t me_;
+
+  mutable std::mutex mu_;
+  std::condition_variable wake_;
+  bool stopping_ = false;  // guarded by mu_
+  bool orders_changed_ = false;  // guarded by mu_: wakes the thread for a new round
+  // Guarded by mu_ (the map; each Migration guards its own streams).
+  std::map<uint64_t, std::shared_ptr<Migration>> migrations_;
+  // Migrations that left the orders and whose copied data may have to go: (migration, epoch the
+  // table must reach first). Guarded by mu_.
+  std::vector<std::pair<std::shared_ptr<Migration>, uint64_t>> forgotten_;
+  std::thread thread_;
+
+  // The migrator thread only.
+  int64_t last_expire_ms_ = 0;
+};
+
+// The streams' hold id on a source: "<migration>:<target machine>".
+std::string migration_hold_id(uint64_t migration, uint64_t machine);
+
+}  // namespace cairn::server

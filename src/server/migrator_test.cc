@@ -1,0 +1,255 @@
+// The machine side of a migration on a loopback cluster: two Server instances in this process,
+// each the only replica of its shard. The target's Migrator copies one range of the source's
+// shard while a client keeps writing to it; after a FENCE on the source, CAIRN.MIGRATE FINISH on
+// the target makes both hold exactly the same cells of the range.
+
+#include "server/migrator.h"
+
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <chrono>
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "net/peer_pool.h"
+#include "server/raw_client_test.h"
+#include "server/server.h"
+#include "topology/routing_table.h"
+
+namespace cairn::server {
+namespace {
+
+using test_support::command;
+using test_support::RawClient;
+
+constexpr std::string_view kSecret = "migration-secret";
+constexpr uint64_t kMigrationId = 7;
+
+class MigratorTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    root_ = std::filesystem::temp_directory_path() /
+            ("cairn-migrator-test-" + std::to_string(::getpid()) + "-" +
+             ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    std::filesystem::remove_all(root_);
+    std::vector<topology::Machine> machines;
+    for (uint64_t id = 1; id <= 2; ++id) {
+      ServerConfig config;
+      config.port = 0;
+      config.bind = "127.0.0.1";
+      config.data_dir = (root_ / ("m" + std::to_string(id))).string();
+      config.threads = 1;
+      config.workers = 4;
+      config.cluster_secret = std::string(kSecret);
+      config.machine_id = id;
+      config.request_timeout_ms = 500;
+      auto server = Server::start(config);
+      ASSERT_TRUE(server.is_ok()) << server.status().to_string();
+      topology::Machine machine;
+      machine.id = id;
+      machine.address = "127.0.0.1:" + std::to_string((*server)->port());
+      machine.internal_address = machine.address;
+      machines.push_back(machine);
+      servers_.push_back(std::move(*server));
+    }
+    // Two shards of one replica each, four ranges per shard.
+    auto table = topology::RoutingTable::make_initial(machines, 2, 1, 4);
+    ASSERT_TRUE(table.is_ok()) << table.status().to_string();
+    table_ = std::make_unique<topology::RoutingTable>(*table);
+    net::PeerPoolOptions options;
+    options.secret = std::string(kSecret);
+    pool_ = std::make_unique<net::PeerPool>(options);
+    for (const topology::Machine& machine : machines) {
+      auto reply = pool_->call_sync(machine.address,
+                                    {"CAIRN.TABLE", "SET", table->to_json_text()}, 5000);
+      ASSERT_TRUE(reply.is_ok()) << reply.status().to_string();
+      ASSERT_EQ(reply->type, resp::Value::Type::kSimple) << reply->str;
+    }
+    for (const topology::Shard& shard : table->shards()) {
+      if (shard.replicas == std::vector<uint64_t>{1}) source_shard_ = shard.id;
+      if (shard.replicas == std::vector<uint64_t>{2}) target_shard_ = shard.id;
+    }
+    ASSERT_NE(source_shard_, 0u);
+    ASSERT_NE(target_shard_, 0u);
+    range_ = table->ranges_of_shard(source_shard_).front();
+  }
+  void TearDown() override {
+    pool_.reset();
+    servers_.clear();
+    std::filesystem::remove_all(root_);
+  }
+
+  uint16_t port(uint64_t id) const { return servers_[id - 1]->port(); }
+  std::string address(uint64_t id) const { return "127.0.0.1:" + std::to_string(port(id)); }
+
+  MigrationOrder order(std::string phase) const {
+    MigrationOrder out;
+    out.id = kMigrationId;
+    out.start = range_.start;
+    out.end = range_.end;
+    out.source = source_shard_;
+    out.target = target_shard_;
+    out.phase = std::move(phase);
+    return out;
+  }
+
+  // Every cell machine `id` stores in the range: key → encoded cell.
+  std::map<std::string, std::string> dump(uint64_t id) {
+    std::map<std::string, std::string> out;
+    uint64_t cursor = range_.start;
+    for (int page = 0; page < 10'000; ++page) {
+      auto reply = pool_->call_sync(address(id),
+                                    {"CAIRN.MIGRATE", "SCAN", std::to_string(cursor),
+                                     std::to_string(range_.end), "500"},
+                                    5000);
+      EXPECT_TRUE(reply.is_ok() && reply->type == resp::Value::Type::kArray &&
+                  reply->elements.size() == 2)
+          << (reply.is_ok() ? reply->str : reply.status().to_string());
+      if (!reply.is_ok() || reply->elements.size() != 2) return out;
+      const auto& cells = reply->elements[1].elements;
+      for (size_t i = 0; i + 1 < cells.size(); i += 2) out[cells[i].str] = cells[i + 1].str;
+      const uint64_t next = std::stoull(reply->elements[0].str, nullptr, 16);
+      if (next == 0 || next == range_.end) return out;
+      cursor = next;
+    }
+    ADD_FAILURE() << "the scan did not end";
+    return out;
+  }
+
+  std::optional<MigrationReport> report() {
+    for (const MigrationReport& report : servers_[1]->migrator()->reports()) {
+      if (report.id == kMigrationId) return report;
+    }
+    return std::nullopt;
+  }
+
+  std::filesystem::path root_;
+  std::vector<std::unique_ptr<Server>> servers_;
+  std::unique_ptr<topology::RoutingTable> table_;
+  std::unique_ptr<net::PeerPool> pool_;
+  uint64_t source_shard_ = 0;
+  uint64_t target_shard_ = 0;
+  topology::Range range_;
+};
+
+// Sets, overwrites, deletes and expiring keys through the source machine until told to stop.
+class Writer {
+ public:
+  Writer(uint16_t port, std::string prefix, int first, int count)
+      : thread_([this, port, prefix = std::move(prefix), first, count] {
+          RawClient client(port);
+          for (int i = first; i < first + count && !stop_.load(); ++i) {
+            const std::string key = prefix + std::to_string(i % 700);
+            std::string reply;
+            if (i % 5 == 0) {
+              reply = client.line(command({"DEL", key}));
+            } else if (i % 7 == 0) {
+              reply = client.line(command({"SET", key, "v" + std::to_string(i), "EX", "1000"}));
+            } else {
+              reply = client.line(command({"SET", key, "v" + std::to_string(i)}));
+            }
+            if (!reply.empty() && reply[0] != '-') acknowledged_.fetch_add(1);
+          }
+        }) {}
+  ~Writer() { stop(); }
+  // Waits until every write was sent.
+  void wait() {
+    if (thread_.joinable()) thread_.join();
+  }
+  void stop() {
+    stop_ = true;
+    wait();
+  }
+  int acknowledged() const { return acknowledged_.load(); }
+
+ private:
+  std::atomic<bool> stop_{false};
+  std::atomic<int> acknowledged_{0};
+  std::thread thread_;
+};
+
+TEST_F(MigratorTest, TargetCopiesWhileWritesContinueAndFinishMakesTheRangeIdentical) {
+  {
+    Writer before(port(1), "k", 0, 1500);
+    before.wait();
+    EXPECT_GT(before.acknowledged(), 0);
+  }
+  ASSERT_FALSE(dump(1).empty()) << "no key of the first 700 falls in the migrated range";
+  EXPECT_TRUE(dump(2).empty());
+
+  Writer during(port(1), "k", 1500, 50'000);
+  servers_[1]->migrator()->set_orders({order("staging")}, table_->epoch());
+  // The source machine has no part as a target: it copies nothing.
+  servers_[0]->migrator()->set_orders({order("staging")}, table_->epoch());
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  std::optional<MigrationReport> progress;
+  while (std::chrono::steady_clock::now() < deadline) {
+    progress = report();
+    if (progress && progress->ready) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  ASSERT_TRUE(progress && progress->staged && progress->ready);
+  EXPECT_GT(progress->keys, 0u);
+  EXPECT_GT(progress->bytes, 0u);
+  EXPECT_LT(progress->lag, 1000u);
+  servers_[1]->migrator()->set_orders({order("catchup")}, table_->epoch());
+
+  // Not before every source is named right.
+  auto unknown = pool_->call_sync(address(2), {"CAIRN.MIGRATE", "FINISH", "7", "9", "1"}, 5000);
+  ASSERT_TRUE(unknown.is_ok());
+  EXPECT_EQ(unknown->str.rfind("NOTREADY ", 0), 0u) << unknown->str;
+  auto other = pool_->call_sync(address(2), {"CAIRN.MIGRATE", "FINISH", "8", "1", "1"}, 5000);
+  ASSERT_TRUE(other.is_ok());
+  EXPECT_EQ(other->str.rfind("NOTREADY ", 0), 0u) << other->str;
+
+  // Writes are still arriving when the range is fenced.
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  auto fenced = pool_->call_sync(address(1),
+                                 {"CAIRN.MIGRATE", "FENCE", std::to_string(table_->epoch()),
+                                  std::to_string(range_.start), std::to_string(range_.end)},
+                                 5000);
+  ASSERT_TRUE(fenced.is_ok());
+  ASSERT_EQ(fenced->type, resp::Value::Type::kInteger) << fenced->str;
+  during.stop();
+  EXPECT_GT(during.acknowledged(), 0);
+  auto finished = pool_->call_sync(
+      address(2),
+      {"CAIRN.MIGRATE", "FINISH", "7", "1", std::to_string(fenced->integer)}, 10'000);
+  ASSERT_TRUE(finished.is_ok()) << finished.status().to_string();
+  ASSERT_EQ(finished->type, resp::Value::Type::kSimple) << finished->str;
+
+  const std::map<std::string, std::string> source = dump(1);
+  const std::map<std::string, std::string> target = dump(2);
+  EXPECT_FALSE(source.empty());
+  EXPECT_EQ(source.size(), target.size());
+  EXPECT_TRUE(source == target);
+
+  // INFO names the migration.
+  RawClient client(port(2));
+  client.send(command({"INFO", "cluster"}));
+  const std::string header = client.read_until("\r\n");
+  const std::string info = client.read(std::stoul(header.substr(1)) + 2);
+  EXPECT_NE(info.find("migrations_active:1\r\n"), std::string::npos) << info;
+  EXPECT_NE(info.find("migration_7:phase=catchup"), std::string::npos) << info;
+
+  // The migration is cancelled: the target drops what it copied (it owns none of the range),
+  // the source keeps it.
+  servers_[1]->migrator()->set_orders({}, table_->epoch());
+  servers_[0]->migrator()->set_orders({}, table_->epoch());
+  const auto dropped_by = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (!dump(2).empty() && std::chrono::steady_clock::now() < dropped_by) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  EXPECT_TRUE(dump(2).empty());
+  EXPECT_EQ(dump(1), source);
+}
+
+}  // namespace
+}  // namespace cairn::server
