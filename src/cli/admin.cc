@@ -1,6 +1,7 @@
 #include "cli/admin.h"
 
 #include <algorithm>
+#include <cctype>
 #include <cstdlib>
 #include <ctime>
 #include <fstream>
@@ -13,6 +14,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "orchestrator/state.h"
 #include "server/http_client.h"
 
 namespace cairn::cli {
@@ -193,6 +195,90 @@ void print_events(std::ostream& out, const json& events) {
   print_table(out, {"SEQ", "TIME", "MESSAGE"}, rows);
 }
 
+std::string bytes_text(const json& value) {
+  if (!value.is_number()) return "-";
+  const double b = value.get<double>();
+  if (b >= 1024.0 * 1024 * 1024) return fmt::format("{:.1f}GiB", b / (1024.0 * 1024 * 1024));
+  if (b >= 1024.0 * 1024) return fmt::format("{:.1f}MiB", b / (1024.0 * 1024));
+  if (b >= 1024.0) return fmt::format("{:.1f}KiB", b / 1024.0);
+  return fmt::format("{:.0f}B", b);
+}
+
+std::string eta_text(const json& value) {
+  if (!value.is_number()) return "-";
+  const double s = value.get<double>();
+  if (s < 120) return fmt::format("{:.0f}s", s);
+  if (s < 7200) return fmt::format("{:.0f}m", s / 60);
+  return fmt::format("{:.1f}h", s / 3600);
+}
+
+void print_migrations(std::ostream& out, const json& migrations) {
+  std::vector<std::vector<std::string>> rows;
+  for (const json& m : migrations) {
+    std::string phase = field(m, "phase");
+    if (member(m, "paused").is_boolean() && member(m, "paused").get<bool>()) phase += " (paused)";
+    const json fence = member(m, "fence_ms_last");
+    rows.push_back({field(m, "id"), field(m, "kind"),
+                    fmt::format("[{}, {})", field(m, "start"), field(m, "end")),
+                    fmt::format("{}->{}", field(m, "source"), field(m, "target")), phase,
+                    field(m, "keys"), bytes_text(member(m, "bytes")), field(m, "lag"),
+                    bytes_text(member(m, "rate")) + "/s", eta_text(member(m, "eta_s")),
+                    fence.is_number() && fence.get<double>() > 0
+                        ? fmt::format("{} (max {})", text_of(fence), field(m, "fence_ms_max"))
+                        : "-",
+                    field(m, "error")});
+  }
+  print_table(out, {"ID", "KIND", "RANGE", "SHARDS", "PHASE", "KEYS", "COPIED", "LAG", "RATE",
+                    "ETA", "FENCE-MS", "ERROR"},
+              rows);
+}
+
+// The body of POST /v1/migrations for split/move, or the reason it cannot be built.
+std::optional<json> creation_body(const AdminOptions& options, std::ostream& err) {
+  json body;
+  if (!options.rate.empty()) {
+    auto rate = parse_rate(options.rate);
+    if (!rate) {
+      err << "cairn admin: --max-rate \"" << options.rate << "\" is not a rate (e.g. 50MB)\n";
+      return std::nullopt;
+    }
+    body["max_rate"] = *rate;
+  }
+  if (options.command == "split") {
+    body["kind"] = "split";
+    body["shard"] = options.shard;
+    if (!options.at.empty()) {
+      auto at = orchestrator::parse_token(options.at);
+      if (!at.is_ok()) {
+        err << "cairn admin: --at " << at.status().message() << "\n";
+        return std::nullopt;
+      }
+      body["at"] = topology::format_token(*at);
+    }
+    return body;
+  }
+  body["kind"] = "move";
+  body["to"] = options.shard;
+  const std::string& range = options.range;
+  const size_t dash = range.find('-');
+  auto start = orchestrator::parse_token(range.substr(0, dash));
+  if (!start.is_ok()) {
+    err << "cairn admin: RANGE must be 0xSTART-0xEND or 0xSTART: " << start.status().message()
+        << "\n";
+    return std::nullopt;
+  }
+  body["start"] = topology::format_token(*start);
+  if (dash != std::string::npos) {
+    auto end = orchestrator::parse_token(range.substr(dash + 1));
+    if (!end.is_ok()) {
+      err << "cairn admin: RANGE end: " << end.status().message() << "\n";
+      return std::nullopt;
+    }
+    body["end"] = topology::format_token(*end);
+  }
+  return body;
+}
+
 std::string resolve_secret(const AdminOptions& options) {
   if (!options.cluster_secret.empty()) return options.cluster_secret;
   if (const char* env = std::getenv("CAIRN_CLUSTER_SECRET"); env != nullptr && *env != '\0') {
@@ -205,6 +291,40 @@ std::string resolve_secret(const AdminOptions& options) {
 }
 
 }  // namespace
+
+std::optional<uint64_t> parse_rate(std::string_view text) {
+  if (text.ends_with("/s")) text.remove_suffix(2);
+  size_t digits = 0;
+  while (digits < text.size() && (std::isdigit(static_cast<unsigned char>(text[digits])) ||
+                                  text[digits] == '.')) {
+    ++digits;
+  }
+  if (digits == 0) return std::nullopt;
+  double number = 0;
+  try {
+    size_t used = 0;
+    number = std::stod(std::string(text.substr(0, digits)), &used);
+    if (used != digits) return std::nullopt;
+  } catch (const std::exception&) {
+    return std::nullopt;
+  }
+  std::string unit(text.substr(digits));
+  std::transform(unit.begin(), unit.end(), unit.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  if (unit.ends_with("b") && unit != "b") unit.pop_back();  // "mb" → "m", "mib" → "mi"
+  double scale = 0;
+  if (unit.empty() || unit == "b") scale = 1;
+  if (unit == "k") scale = 1e3;
+  if (unit == "m") scale = 1e6;
+  if (unit == "g") scale = 1e9;
+  if (unit == "ki") scale = 1024.0;
+  if (unit == "mi") scale = 1024.0 * 1024;
+  if (unit == "gi") scale = 1024.0 * 1024 * 1024;
+  if (scale == 0) return std::nullopt;
+  const double bytes = number * scale;
+  if (bytes < 0 || bytes >= 1.8e19) return std::nullopt;
+  return static_cast<uint64_t>(bytes);
+}
 
 CLI::App* add_admin_command(CLI::App& app, AdminOptions& options) {
   CLI::App* admin =
@@ -241,6 +361,39 @@ CLI::App* add_admin_command(CLI::App& app, AdminOptions& options) {
     sub->add_option("id", options.machine_id, "machine id")->required();
     sub->callback([&options, name] { options.command = name; });
   }
+  CLI::App* migrations = admin->add_subcommand(
+      "migrations", "data migrations: id, range, shards, phase, progress, rate, ETA, fence");
+  migrations->callback([&options] {
+    if (options.command.empty()) options.command = "migrations";
+  });
+  migrations->require_subcommand(0, 1);
+  migrations->fallthrough();  // `cairn admin migrations --json` as well as `admin --json ...`
+  for (const char* name : {"pause", "resume", "cancel"}) {
+    CLI::App* sub = migrations->add_subcommand(name, std::string(name) + " a migration");
+    sub->add_option("id", options.migration_id, "migration id")->required();
+    sub->callback([&options, name] { options.command = std::string("migrations-") + name; });
+    sub->fallthrough();
+  }
+  CLI::App* rate = migrations->add_subcommand(
+      "rate", "change a migration's copy rate per target machine (0 = the default)");
+  rate->add_option("id", options.migration_id, "migration id")->required();
+  rate->add_option("bytes_per_sec", options.rate, "e.g. 50MB, 1GiB, 0")->required();
+  rate->callback([&options] { options.command = "migrations-rate"; });
+  rate->fallthrough();
+  CLI::App* split = admin->add_subcommand(
+      "split", "new shard from free machines taking half of SHARD's ring (or from --at on)");
+  split->add_option("shard", options.shard, "shard id")->required();
+  split->add_option("--at", options.at, "token (0x...) where the moved part begins");
+  split->add_option("--max-rate", options.rate, "copy rate per target machine, e.g. 50MB");
+  split->callback([&options] { options.command = "split"; });
+  split->fallthrough();
+  CLI::App* move = admin->add_subcommand("move", "move a token range to another shard");
+  move->add_option("range", options.range, "0xSTART-0xEND, or 0xSTART naming a table range")
+      ->required();
+  move->add_option("--to", options.shard, "target shard id")->required();
+  move->add_option("--max-rate", options.rate, "copy rate per target machine, e.g. 50MB");
+  move->callback([&options] { options.command = "move"; });
+  move->fallthrough();
   return admin;
 }
 
@@ -251,16 +404,39 @@ int run_admin(const AdminOptions& options, std::ostream& out, std::ostream& err)
     return kExitFailure;
   }
   server::HttpRequest request;
-  const bool mutating = options.command == "drain" || options.command == "remove";
+  const bool machine_action = options.command == "drain" || options.command == "remove";
+  const bool migration_action = options.command.starts_with("migrations-");
+  const bool creation = options.command == "split" || options.command == "move";
+  const bool mutating = machine_action || migration_action || creation;
   if (mutating) {
     request.method = "POST";
-    request.target = fmt::format("/v1/machines/{}/{}", options.machine_id, options.command);
     request.bearer = resolve_secret(options);
     if (request.bearer.empty()) {
       err << "cairn admin: " << options.command
           << " needs the cluster secret: pass --cluster-secret or set CAIRN_CLUSTER_SECRET\n";
       return kExitFailure;
     }
+  }
+  if (machine_action) {
+    request.target = fmt::format("/v1/machines/{}/{}", options.machine_id, options.command);
+  } else if (migration_action) {
+    const std::string action = options.command.substr(std::string("migrations-").size());
+    request.target = fmt::format("/v1/migrations/{}/{}", options.migration_id, action);
+    json body = json::object();
+    if (action == "rate") {
+      auto rate = parse_rate(options.rate);
+      if (!rate) {
+        err << "cairn admin: \"" << options.rate << "\" is not a rate (e.g. 50MB, 1GiB, 0)\n";
+        return kExitFailure;
+      }
+      body["max_rate"] = *rate;
+    }
+    request.body = body.dump();
+  } else if (creation) {
+    auto body = creation_body(options, err);
+    if (!body) return kExitFailure;
+    request.target = "/v1/migrations";
+    request.body = body->dump();
   } else if (options.command == "events") {
     request.target = fmt::format("/v1/events?since={}", options.since);
   } else {
@@ -275,13 +451,15 @@ int run_admin(const AdminOptions& options, std::ostream& out, std::ostream& err)
     return kExitFailure;
   }
   const json body = json::parse(response->body, nullptr, /*allow_exceptions=*/false);
-  if (response->status != 200) {
+  if (response->status != 200 && !(creation && response->status == 201)) {
     std::string reason = fmt::format("HTTP {}", response->status);
     if (body.is_object() && body.contains("error")) reason += ": " + text_of(body["error"]);
     if (response->status == 404 && options.command == "ring") {
       reason += " (the cluster has no routing table yet)";
     }
-    err << "cairn admin " << options.command << ": " << reason << "\n";
+    std::string command = options.command;
+    std::replace(command.begin(), command.end(), '-', ' ');  // "migrations-cancel"
+    err << "cairn admin " << command << ": " << reason << "\n";
     return kExitFailure;
   }
   if (body.is_discarded()) {
@@ -293,8 +471,17 @@ int run_admin(const AdminOptions& options, std::ostream& out, std::ostream& err)
     if (!response->body.ends_with('\n')) out << "\n";
     return 0;
   }
-  if (mutating) {
+  if (machine_action) {
     out << fmt::format("machine {}: {} requested\n", options.machine_id, options.command);
+    return 0;
+  }
+  if (migration_action) {
+    out << fmt::format("migration {}: {} done\n", options.migration_id,
+                       options.command.substr(std::string("migrations-").size()));
+    return 0;
+  }
+  if (creation) {
+    out << field(body, "message") << "\n";
     return 0;
   }
   const bool list = options.command != "status";
@@ -307,6 +494,7 @@ int run_admin(const AdminOptions& options, std::ostream& out, std::ostream& err)
   if (options.command == "shards") print_shards(out, body);
   if (options.command == "ring") print_ring(out, body);
   if (options.command == "events") print_events(out, body);
+  if (options.command == "migrations") print_migrations(out, body);
   return 0;
 }
 

@@ -3,6 +3,11 @@
 //
 //   cairn admin [--orchestrator 127.0.0.1:7700] [--json] [--cluster-secret S]
 //               status | machines | shards | ring | events [--since N] | drain ID | remove ID
+//               migrations [pause|resume|cancel ID | rate ID BYTES_PER_SEC]
+//               split SHARD [--at TOKEN] [--max-rate R] | move RANGE --to SHARD [--max-rate R]
+//
+// Rates accept a unit: 50MB (10^6), 1GiB (2^30), 800K, plain bytes/s. RANGE is 0xSTART-0xEND
+// or 0xSTART naming a range of the table (end 0x0 = the end of the ring); tokens may be decimal.
 //
 // Reads print aligned human-readable tables; --json prints the API's JSON as it came. drain and
 // remove are authenticated with the cluster secret: --cluster-secret, else the environment
@@ -12,7 +17,9 @@
 
 #include <cstdint>
 #include <iosfwd>
+#include <optional>
 #include <string>
+#include <string_view>
 
 namespace CLI {
 class App;
@@ -29,7 +36,15 @@ struct AdminOptions {
   std::string command;     // status, machines, ...
   uint64_t machine_id = 0;  // drain, remove
   int64_t since = 0;        // events
+  uint64_t migration_id = 0;  // migrations pause|resume|cancel|rate
+  std::string rate;           // migrations rate, --max-rate of split/move ("" = default)
+  uint64_t shard = 0;         // split SHARD, move --to SHARD
+  std::string at;             // split --at TOKEN
+  std::string range;          // move RANGE
 };
+
+// "50MB", "1GiB", "800k", "1000" (optionally "/s") as bytes/s; nullopt if malformed.
+std::optional<uint64_t> parse_rate(std::string_view text);
 
 // Adds the `admin` subcommand and its own subcommands to `app`, bound to `options`. Returns the
 // `admin` subcommand (check ->parsed() after parsing).

@@ -51,7 +51,8 @@ TEST_F(ApiTest, DashboardIsAnHtmlPageThatReadsTheApi) {
   ApiResponse page = get("/");
   EXPECT_EQ(page.status, 200);
   EXPECT_EQ(page.content_type, "text/html; charset=utf-8");
-  for (const char* endpoint : {"/v1/status", "/v1/machines", "/v1/shards", "/v1/ring", "/v1/events"}) {
+  for (const char* endpoint : {"/v1/status", "/v1/machines", "/v1/shards", "/v1/ring", "/v1/events",
+                               "/v1/migrations"}) {
     EXPECT_NE(page.body.find(endpoint), std::string::npos) << endpoint;
   }
   EXPECT_EQ(get("/v1/status").content_type, "application/json");

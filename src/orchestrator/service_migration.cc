@@ -585,10 +585,10 @@ Result<MigrationsCreated> Service::split(ShardId shard_id, std::optional<Token> 
     created.ids.push_back(*id);
   }
   created.message = fmt::format(
-      "shard {} created from machines {}; {} migration(s) queued moving {} of shard {}'s ring "
-      "span to it",
-      new_id, names, created.ids.size(), at ? "from " + topology::format_token(*at) + " on" : "half",
-      shard_id);
+      "shard {} created from machines {}; {} migration(s) queued moving {} to it", new_id, names,
+      created.ids.size(),
+      at ? fmt::format("shard {}'s ring span from {} on", shard_id, topology::format_token(*at))
+         : fmt::format("half of shard {}'s ring span", shard_id));
   persist(false);
   return created;
 }
