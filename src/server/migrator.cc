@@ -362,6 +362,7 @@ bool Migrator::run_round() {
       // The copy is over (or this machine left the target shard): the sources may drop their
       // WAL.
       release_streams(*migration);
+      if (!target) drop_copy_if_not_owner(*migration, *table);
     }
     if (order.phase == "cutover" && order.driver == me_ && options_.post) {
       bool due;
@@ -949,22 +950,25 @@ void Migrator::drop_forgotten(const topology::RoutingTable& table) {
   }
   for (auto& [migration, epoch] : due) {
     release_streams(*migration);
-    MigrationOrder order;
-    bool copied;
-    {
-      std::lock_guard lock(mu_);
-      order = migration->order;
-      copied = migration->copied;
-    }
-    if (!copied || owns_part_of(table, order.start, order.end)) continue;
-    if (Status status = engine_.delete_range(order.start, order.end); !status.is_ok()) {
-      spdlog::error("migration {}: cannot drop the copied range: {}", order.id,
-                    status.to_string());
-      continue;
-    }
-    spdlog::info("migration {}: dropped the data copied of [{}, {})", order.id,
-                 topology::format_token(order.start), topology::format_token(order.end));
+    drop_copy_if_not_owner(*migration, table);
   }
+}
+
+void Migrator::drop_copy_if_not_owner(Migration& migration, const topology::RoutingTable& table) {
+  {
+    std::lock_guard lock(mu_);
+    if (!migration.copied) return;
+  }
+  if (owns_part_of(table, migration.start, migration.end)) return;
+  if (Status status = engine_.delete_range(migration.start, migration.end); !status.is_ok()) {
+    spdlog::error("migration {}: cannot drop the copied range: {}", migration.id,
+                  status.to_string());
+    return;  // tried again next round while the order lasts
+  }
+  spdlog::info("migration {}: dropped the data copied of [{}, {})", migration.id,
+               topology::format_token(migration.start), topology::format_token(migration.end));
+  std::lock_guard lock(mu_);
+  migration.copied = false;
 }
 
 void Migrator::throttle(Migration& migration, uint64_t bytes) {

@@ -137,6 +137,8 @@ class Migrator {
 
   void cleanup(Migration& migration, const topology::RoutingTable& table);
   void drop_forgotten(const topology::RoutingTable& table);
+  // Deletes the range if streams copied into it here and no shard of this machine owns any of it.
+  void drop_copy_if_not_owner(Migration& migration, const topology::RoutingTable& table);
   bool owns_part_of(const topology::RoutingTable& table, topology::Token start,
                     topology::Token end) const;
   void throttle(Migration& migration, uint64_t bytes);

@@ -18,7 +18,14 @@
 #include <thread>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
+#include "common/clock.h"
+#include "common/hlc.h"
 #include "net/peer_pool.h"
+#include "replica/replica.h"
+#include "replica/table_holder.h"
+#include "storage/engine.h"
 #include "server/raw_client_test.h"
 #include "server/server.h"
 #include "topology/routing_table.h"
@@ -249,6 +256,154 @@ TEST_F(MigratorTest, TargetCopiesWhileWritesContinueAndFinishMakesTheRangeIdenti
   }
   EXPECT_TRUE(dump(2).empty());
   EXPECT_EQ(dump(1), source);
+}
+
+TEST(MigrationOrdersTest, ParsesTheHeartbeatAnswersOrdersAndSkipsBrokenOnes) {
+  const std::string answer = R"({"epoch": 4, "migrations": [
+      {"id": 3, "start": "0x10", "end": "0x0", "source": 1, "target": 2, "phase": "cutover",
+       "paused": false, "max_rate": 1000, "attempt": 2, "driver": 5, "commit_epoch": 0},
+      {"id": 4, "start": "nope", "end": "0x0", "source": 1, "target": 2},
+      {"id": 0, "start": "0x1", "end": "0x2", "source": 1, "target": 2},
+      {"id": 6, "start": 16, "end": 32, "source": 2, "target": 3, "phase": "staging",
+       "paused": true}]})";
+  const std::vector<MigrationOrder> orders = parse_migration_orders(answer);
+  ASSERT_EQ(orders.size(), 2u);
+  EXPECT_EQ(orders[0].id, 3u);
+  EXPECT_EQ(orders[0].start, 0x10u);
+  EXPECT_EQ(orders[0].end, 0u);
+  EXPECT_EQ(orders[0].phase, "cutover");
+  EXPECT_EQ(orders[0].max_rate, 1000u);
+  EXPECT_EQ(orders[0].attempt, 2u);
+  EXPECT_EQ(orders[0].driver, 5u);
+  EXPECT_EQ(orders[1].id, 6u);
+  EXPECT_EQ(orders[1].end, 32u);
+  EXPECT_TRUE(orders[1].paused);
+  EXPECT_TRUE(parse_migration_orders(R"({"epoch": 4})").empty());
+  EXPECT_TRUE(parse_migration_orders("not json").empty());
+}
+
+// The driver: this test plays machine 2 (the target shard's only replica) with its own engine,
+// replica and migrator, and the orchestrator with a `post` function; machine 1 is a real server.
+TEST_F(MigratorTest, TheDriverFencesFinishesCommitsAndPushesAndTheSourceCleansUp) {
+  {
+    Writer before(port(1), "d", 0, 1000);
+    before.wait();
+  }
+  const std::map<std::string, std::string> preloaded = dump(1);
+  ASSERT_FALSE(preloaded.empty());
+  // Machine 2 steps aside: the test's own target takes its place in the table.
+  servers_[1].reset();
+  storage::EngineOptions engine_options;
+  engine_options.path = (root_ / "driver-engine").string();
+  engine_options.wall_clock_ms = wall_clock_ms;
+  auto engine = storage::Engine::open(engine_options);
+  ASSERT_TRUE(engine.is_ok()) << engine.status().to_string();
+  HybridClock clock;
+  replica::TableHolder tables;
+  ASSERT_TRUE(tables.install(*table_).is_ok());
+  replica::Replica target(**engine, clock, 2, tables);
+  net::PeerPoolOptions peer_options;
+  peer_options.secret = std::string(kSecret);
+  net::PeerPool peers(peer_options);
+
+  std::mutex posts_mu;
+  std::vector<std::string> posts;
+  MigratorOptions options;
+  options.post = [&](const std::string& path, std::string body) -> Result<HttpResponse> {
+    {
+      std::lock_guard lock(posts_mu);
+      posts.push_back(path + " " + body);
+    }
+    if (path != "/v1/migrations/7/commit") return HttpResponse{200, "{}"};
+    const nlohmann::json request = nlohmann::json::parse(body);
+    EXPECT_EQ(request["attempt"], 1);
+    EXPECT_EQ(request["epoch"], table_->epoch());
+    auto committed = table_->reassign_range(range_.start, target_shard_);
+    EXPECT_TRUE(committed.is_ok());
+    return HttpResponse{200, nlohmann::json{{"table", committed->to_json()}}.dump()};
+  };
+  Migrator migrator(options, **engine, target, peers);
+  migrator.start();
+  MigrationOrder staging = order("staging");
+  migrator.set_orders({staging}, table_->epoch());
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  auto ready = [&] {
+    for (const MigrationReport& report : migrator.reports()) {
+      if (report.id == kMigrationId && report.ready) return true;
+    }
+    return false;
+  };
+  while (!ready() && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  ASSERT_TRUE(ready());
+
+  MigrationOrder cutover = order("cutover");
+  cutover.attempt = 1;
+  cutover.driver = 2;
+  migrator.set_orders({cutover}, table_->epoch());
+  while (tables.epoch() == table_->epoch() && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  ASSERT_EQ(tables.epoch(), table_->epoch() + 1);
+  {
+    std::lock_guard lock(posts_mu);
+    ASSERT_EQ(posts.size(), 1u);
+    EXPECT_EQ(posts[0].rfind("/v1/migrations/7/commit ", 0), 0u) << posts[0];
+  }
+  // The fence time is reported once.
+  std::vector<MigrationReport> reports = migrator.reports();
+  ASSERT_EQ(reports.size(), 1u);
+  EXPECT_GE(reports[0].fence_ms, 0);
+  EXPECT_LT(reports[0].fence_ms, 5000);
+  EXPECT_EQ(migrator.reports()[0].fence_ms, -1);
+  // The source got the new table from the driver.
+  auto source_table = pool_->call_sync(address(1), {"CAIRN.TABLE", "GET"}, 5000);
+  ASSERT_TRUE(source_table.is_ok());
+  auto parsed = topology::RoutingTable::from_json_text(source_table->str);
+  ASSERT_TRUE(parsed.is_ok()) << source_table->str;
+  EXPECT_EQ(parsed->epoch(), table_->epoch() + 1);
+
+  // The target holds exactly what the source held.
+  std::map<std::string, std::string> copied;
+  ASSERT_TRUE((*engine)
+                  ->scan(range_.start, range_.end,
+                         [&](topology::Token, std::string_view key, const storage::Cell& cell) {
+                           copied[std::string(key)] = storage::encode_cell(cell);
+                           return true;
+                         })
+                  .is_ok());
+  EXPECT_TRUE(copied == dump(1));
+
+  // Cleanup: the source deletes the range once it follows the commit's epoch.
+  MigrationOrder cleanup = order("cleanup");
+  cleanup.attempt = 1;
+  cleanup.driver = 2;
+  cleanup.commit_epoch = table_->epoch() + 1;
+  servers_[0]->migrator()->set_orders({cleanup}, cleanup.commit_epoch);
+  migrator.set_orders({cleanup}, cleanup.commit_epoch);
+  bool cleaned = false;
+  while (!cleaned && std::chrono::steady_clock::now() < deadline) {
+    for (const MigrationReport& report : servers_[0]->migrator()->reports()) {
+      cleaned = cleaned || (report.id == kMigrationId && report.cleaned);
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  EXPECT_TRUE(cleaned);
+  EXPECT_TRUE(dump(1).empty());
+  // The target keeps the range: it owns it now, and the migration ending changes nothing.
+  migrator.set_orders({}, cleanup.commit_epoch);
+  std::this_thread::sleep_for(std::chrono::milliseconds(700));
+  size_t kept = 0;
+  ASSERT_TRUE((*engine)
+                  ->scan(range_.start, range_.end,
+                         [&](topology::Token, std::string_view, const storage::Cell&) {
+                           ++kept;
+                           return true;
+                         })
+                  .is_ok());
+  EXPECT_EQ(kept, copied.size());
+  migrator.stop();
 }
 
 }  // namespace
