@@ -4,7 +4,7 @@ JOBS ?= $(shell nproc)
 PYTHON := /usr/bin/python3
 PORT ?= 7000
 
-.PHONY: all deps build run test unit integration fault-long fuzz fuzz-long bench clean
+.PHONY: all deps build run test unit integration fault-long fuzz fuzz-long bench bench-migration clean
 
 all: build
 
@@ -47,6 +47,10 @@ test: build
 
 bench: build
 	bash bench/redis_compare.sh
+
+# Loads 1 GiB into one shard, adds a shard and measures the migration (bench/RESULTS.md).
+bench-migration: build
+	bash bench/migration.sh
 
 clean:
 	rm -rf $(BUILD)

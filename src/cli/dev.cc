@@ -482,6 +482,8 @@ void Supervisor::build_children(const std::string& secret, const std::string& se
   pass("--down-after-ms", config_.down_after_ms);
   pass("--dead-after-ms", config_.dead_after_ms);
   pass("--lease-ms", config_.lease_ms);
+  pass("--migration-max-rate", config_.migration_max_rate);
+  if (config_.no_auto_rebalance) orchestrator.argv.push_back("--no-auto-rebalance");
   orchestrator.display_command = display(orchestrator.argv);
   orchestrator.log_path = data_dir_ / "logs" / "orchestrator.log";
   children_.push_back(std::move(orchestrator));
@@ -860,6 +862,12 @@ void add_dev_flags(CLI::App& app, DevConfig& config) {
       ->check(CLI::Range(int64_t{0}, int64_t{3'600'000}));
   app.add_option("--lease-ms", config.lease_ms, "orchestrator: leader lease (0 = its default)")
       ->check(CLI::Range(int64_t{0}, int64_t{600'000}));
+  app.add_option("--migration-max-rate", config.migration_max_rate,
+                 "orchestrator: migration copy rate per target machine, bytes/s (0 = its "
+                 "default)")
+      ->check(CLI::Range(int64_t{0}, int64_t{1} << 40));
+  app.add_flag("--no-auto-rebalance", config.no_auto_rebalance,
+               "orchestrator: new shards wait for `cairn admin move` instead of taking ranges");
   app.add_option("--log-level", config.log_level, "log level of this process and the machines")
       ->capture_default_str();
   app.add_option("--ready-timeout-ms", config.ready_timeout_ms,

@@ -31,6 +31,10 @@ struct DevConfig {
   int64_t down_after_ms = 0;
   int64_t dead_after_ms = 0;
   int64_t lease_ms = 0;
+  // Passed through to `cairn orchestrator`: --migration-max-rate (bytes/s per target machine,
+  // 0 = its default) and --no-auto-rebalance.
+  int64_t migration_max_rate = 0;
+  bool no_auto_rebalance = false;
   std::string log_level = "info";     // this process and its children
   int64_t ready_timeout_ms = 30'000;  // how long to wait for the cluster to serve
 };

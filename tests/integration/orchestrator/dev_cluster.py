@@ -352,6 +352,13 @@ class DevCluster:
         assert out.returncode == 0, "cairn admin %s: %s%s" % (args, out.stdout, out.stderr)
         return json.loads(out.stdout) if json_output else out.stdout
 
+    def admin_fail(self, *args):
+        """Runs `cairn admin` expecting a refusal; returns its output (stdout + stderr)."""
+        argv = [self.binary, "admin", "--orchestrator", "127.0.0.1:%d" % self.orchestrator_port]
+        out = subprocess.run(argv + list(args), capture_output=True, text=True, timeout=20)
+        assert out.returncode != 0, "cairn admin %s succeeded: %s" % (args, out.stdout)
+        return out.stdout + out.stderr
+
 
 def _cmdline(pid):
     with open("/proc/%d/cmdline" % pid, "rb") as f:

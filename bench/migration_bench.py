@@ -1,0 +1,177 @@
+"""The migration benchmark (bench/migration.sh): load a shard, add a shard, watch it move.
+
+Reports copy throughput (MB/s of range data a target machine copied during staging), the write
+fence of every cutover (max and p99), and client throughput and p99 latency (redis-benchmark,
+unpipelined SET/GET) before and during the migrations, plus redis-server measured with the same
+client in the same run so the client numbers have a reference.
+"""
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import threading
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "tests", "integration", "orchestrator"))
+
+from dev_cluster import DevCluster, wait_for  # noqa: E402
+
+
+def benchmark(port, seconds, clients=20, host="127.0.0.1"):
+    """redis-benchmark SET+GET for about `seconds`: (requests/s, p99 ms) summed/maxed over both."""
+    n = 5000
+    total_rps, p99 = [], []
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        out = subprocess.run(["redis-benchmark", "-h", host, "-p", str(port), "-t", "set,get",
+                              "-n", str(n), "-c", str(clients), "-r", "100000", "-d", "100",
+                              "--csv"], capture_output=True, text=True, timeout=120).stdout
+        for line in out.splitlines()[1:]:
+            cols = [c.strip('"') for c in line.split(",")]
+            if len(cols) >= 8:
+                total_rps.append(float(cols[1]))
+                p99.append(float(cols[6]))
+    if not total_rps:
+        return 0.0, 0.0
+    # Throughput: the mean over runs; p99: the worst run's (conservative).
+    return sum(total_rps) / len(total_rps), max(p99)
+
+
+def load(port, megabytes, value_bytes=1000):
+    """Loads about `megabytes` MiB of values with redis-benchmark (random keys, pipelined)."""
+    requests = megabytes * 1024 * 1024 // value_bytes
+    started = time.monotonic()
+    subprocess.run(["redis-benchmark", "-p", str(port), "-t", "set", "-n", str(requests),
+                    "-r", str(requests * 100), "-d", str(value_bytes), "-P", "32", "-c", "8",
+                    "-q"], check=True, capture_output=True, timeout=3600)
+    return requests, time.monotonic() - started
+
+
+class Watcher(threading.Thread):
+    """Polls /v1/migrations every 100 ms; remembers when each migration was in each phase."""
+
+    def __init__(self, dev):
+        super().__init__(daemon=True)
+        self.dev = dev
+        self.stop = threading.Event()
+        self.seen = {}  # id -> {"phases": {phase: (first_t, last_t)}, "last": migration}
+
+    def run(self):
+        while not self.stop.is_set():
+            try:
+                for m in self.dev.get("/v1/migrations")["migrations"]:
+                    rec = self.seen.setdefault(m["id"], {"phases": {}, "last": m,
+                                                         "staged_bytes": 0})
+                    now = time.monotonic()
+                    first, _ = rec["phases"].get(m["phase"], (now, now))
+                    rec["phases"][m["phase"]] = (first, now)
+                    rec["last"] = m
+                    if m["phase"] == "staging":
+                        rec["staged_bytes"] = max(rec["staged_bytes"], m.get("bytes", 0) or 0)
+            except Exception:  # the orchestrator is busy: poll again
+                pass
+            time.sleep(0.1)
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--megabytes", type=int, default=1024)
+    p.add_argument("--rf", type=int, default=1)
+    p.add_argument("--ranges-per-shard", type=int, default=8)
+    p.add_argument("--max-rate", type=int, default=1 << 40, help="bytes/s per target machine")
+    p.add_argument("--bench-seconds", type=int, default=20)
+    a = p.parse_args()
+
+    redis_port = None
+    redis_proc = None
+    with DevCluster(shards=1, rf=a.rf, spares=1,
+                    extra_args=["--migration-max-rate", str(a.max_rate)]) as dev:
+        print("loading %d MiB into one shard (RF %d) ..." % (a.megabytes, a.rf), flush=True)
+        keys, secs = load(dev.port(0), a.megabytes)
+        print("loaded %d SETs of 1000 bytes in %.1f s" % (keys, secs), flush=True)
+        before = benchmark(dev.port(0), a.bench_seconds)
+        print("before: %.0f req/s, p99 %.2f ms" % before, flush=True)
+
+        watcher = Watcher(dev)
+        watcher.start()
+        started = time.monotonic()
+        for _ in range(a.rf):
+            dev.add_machine()
+        wait_for(lambda: dev.get("/v1/migrations")["migrations"], 120, what="migrations")
+        during_samples = []
+
+        def active():
+            return [m for m in dev.get("/v1/migrations")["migrations"]
+                    if m["phase"] not in ("done", "cancelled")]
+
+        while active():
+            during_samples.append(benchmark(dev.port(0), 5))
+        total = time.monotonic() - started
+        watcher.stop.set()
+        watcher.join()
+        after = benchmark(dev.port(0), a.bench_seconds)
+
+        copy_rates, fences = [], []
+        moved_bytes = 0
+        for mid, rec in sorted(watcher.seen.items()):
+            m = rec["last"]
+            if "staging" in rec["phases"]:
+                first, last = rec["phases"]["staging"]
+                nxt = min((f for ph, (f, _) in rec["phases"].items() if ph != "staging"
+                           and f >= first), default=last)
+                staged = max(rec["staged_bytes"], m.get("bytes", 0) or 0)
+                if nxt > first and staged:
+                    copy_rates.append(staged / (nxt - first) / 1e6)
+                    moved_bytes += staged
+            history = m.get("fence_history") or ([m["fence_ms"]] if m.get("fence_ms") else [])
+            fences += [float(f) for f in history]
+        fences.sort()
+
+    # redis-server, same client, same run.
+    import socket
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    redis_port = s.getsockname()[1]
+    s.close()
+    redis_proc = subprocess.Popen(["redis-server", "--port", str(redis_port), "--save", "",
+                                   "--appendonly", "yes", "--appendfsync", "always", "--dir",
+                                   "/tmp"], stdout=subprocess.DEVNULL)
+    try:
+        wait_for(lambda: subprocess.run(["redis-cli", "-p", str(redis_port), "PING"],
+                                        capture_output=True, text=True).stdout.strip() == "PONG",
+                 10, what="redis-server")
+        redis_ref = benchmark(redis_port, a.bench_seconds)
+    finally:
+        redis_proc.terminate()
+        redis_proc.wait(10)
+
+    during = (sum(r for r, _ in during_samples) / len(during_samples) if during_samples else 0,
+              max((p for _, p in during_samples), default=0))
+    result = {
+        "megabytes": a.megabytes, "rf": a.rf, "migrations": len(watcher.seen),
+        "migration_seconds": round(total, 1), "moved_mb": round(moved_bytes / 1e6, 1),
+        "copy_mb_s_per_migration": [round(r, 1) for r in copy_rates],
+        "copy_mb_s_mean": round(sum(copy_rates) / len(copy_rates), 1) if copy_rates else None,
+        "fence_ms_max": fences[-1] if fences else None,
+        "fence_ms_p99": fences[max(0, len(fences) * 99 // 100 - 1)] if fences else None,
+        "fences": len(fences),
+        "before_rps": round(before[0]), "before_p99_ms": before[1],
+        "during_rps": round(during[0]), "during_p99_ms": during[1],
+        "after_rps": round(after[0]), "after_p99_ms": after[1],
+        "during_vs_before": round(during[0] / before[0], 2) if before[0] else None,
+        "redis_rps": round(redis_ref[0]), "redis_p99_ms": redis_ref[1],
+        "before_vs_redis": round(before[0] / redis_ref[0], 2) if redis_ref[0] else None,
+    }
+    print(json.dumps(result, indent=2))
+    ok = ((result["copy_mb_s_mean"] or 0) >= 100 and (result["fence_ms_max"] or 1e9) <= 100
+          and (result["during_vs_before"] or 0) >= 0.7)
+    print("targets (copy >= 100 MB/s, fence <= 100 ms, during >= 70%% of before): %s"
+          % ("met" if ok else "NOT met"))
+
+
+if __name__ == "__main__":
+    main()

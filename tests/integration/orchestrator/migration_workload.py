@@ -1,0 +1,287 @@
+"""Clients that keep a dev cluster busy while ranges migrate, and the checks run afterwards.
+
+Two kinds of traffic run at the default QUORUM levels, through every live machine:
+  * checked clients (threads): SET of unique values and GET on a small set of hot keys spread
+    over the ring; every operation goes into a fault-test History, and the fault checker
+    (tests/fault/checker.py) proves afterwards that no acknowledged write was lost and no read
+    was stale;
+  * pipelined writers (threads, each owning its keys, so each key's last acknowledged state is
+    known exactly): batches of SET with a long TTL, SET with a short TTL, SET + DEL, and INCR,
+    sent as non-transactional pipelines.
+Afterwards verify() reads every key once more: deleted keys are gone, short-TTL keys stayed
+expired, long-TTL keys still hold their value and a TTL, counters hold at least every
+acknowledged INCR and at most every attempted one.
+"""
+
+import os
+import random
+import sys
+import threading
+import time
+
+import redis
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "..", "fault"))
+sys.path.insert(0, os.path.join(HERE, "..", "..", "cluster"))
+
+import checker  # noqa: E402
+from history import FAIL, OK, READ, UNCERTAIN, WRITE, History  # noqa: E402
+from xxh3 import token_of  # noqa: E402
+
+CLIENT_TIMEOUT_S = 3.0
+SHORT_TTL_MS = 1500
+LONG_TTL_S = 3600
+PIPELINE = 20
+
+
+def _text(v):
+    return v.decode() if isinstance(v, bytes) else v
+
+
+class Traffic:
+    """Starts the clients on `indexes` (machines of `dev`); stop() joins them."""
+
+    def __init__(self, dev, indexes, checked_threads=3, writer_threads=2, hot_keys=48, seed=None):
+        self.dev = dev
+        self.indexes = list(indexes)
+        self.rng = random.Random(seed if seed is not None else random.randrange(1 << 30))
+        self.history = History()
+        self.hot_keys = ["hot:%d" % i for i in range(hot_keys)]
+        self.stop_event = threading.Event()
+        self.errors = []
+        self.threads = []
+        # Pipelined writers' model, key -> state; written by the owning thread only.
+        self.models = [dict() for _ in range(writer_threads)]
+        self.incr_attempted = [dict() for _ in range(writer_threads)]
+        self.uncertain = [set() for _ in range(writer_threads)]
+        self.counts = {"checked": 0, "pipelines": 0, "pipeline_failures": 0}
+        for n in range(checked_threads):
+            self.threads.append(threading.Thread(target=self._guard(self._checked, n),
+                                                 name="checked%d" % n, daemon=True))
+        for n in range(writer_threads):
+            self.threads.append(threading.Thread(target=self._guard(self._writer, n),
+                                                 name="writer%d" % n, daemon=True))
+
+    def _guard(self, fn, n):
+        def run():
+            try:
+                fn(n)
+            except BaseException as e:  # a bug in the test driver: surface it
+                self.errors.append(e)
+        return run
+
+    def _conn(self, rng):
+        return self.dev.client(rng.choice(self.indexes), socket_timeout=CLIENT_TIMEOUT_S,
+                               socket_connect_timeout=CLIENT_TIMEOUT_S)
+
+    def start(self):
+        for t in self.threads:
+            t.start()
+        return self
+
+    def stop(self):
+        self.stop_event.set()
+        for t in self.threads:
+            t.join(CLIENT_TIMEOUT_S * 5)
+        if self.errors:
+            raise self.errors[0]
+
+    # ---- checked SET/GET -------------------------------------------------------------------
+
+    def _checked(self, n):
+        rng = random.Random(self.rng.randrange(1 << 30))
+        conns = {}
+        count = 0
+        while not self.stop_event.is_set():
+            i = rng.choice(self.indexes)
+            conn = conns.get(i) or conns.setdefault(i, self.dev.client(
+                i, socket_timeout=CLIENT_TIMEOUT_S, socket_connect_timeout=CLIENT_TIMEOUT_S))
+            key = rng.choice(self.hot_keys)
+            name = "c%d" % n
+            if rng.random() < 0.5:
+                count += 1
+                value = "%s-%d" % (name, count)
+                op = self.history.invoke(name, WRITE, key, value)
+                try:
+                    conn.set(key, value)
+                    self.history.complete(op, OK)
+                except redis.ResponseError as e:
+                    outcome = UNCERTAIN if str(e).startswith("UNCERTAIN") else FAIL
+                    self.history.complete(op, outcome, error=str(e))
+                except redis.RedisError as e:
+                    self.history.complete(op, UNCERTAIN, error=type(e).__name__)
+                    time.sleep(0.05)
+            else:
+                op = self.history.invoke(name, READ, key)
+                try:
+                    self.history.complete(op, OK, value=_text(conn.get(key)))
+                except redis.RedisError as e:
+                    self.history.complete(op, FAIL, error="%s: %s" % (type(e).__name__, e))
+                    if not isinstance(e, redis.ResponseError):
+                        time.sleep(0.05)
+            self.counts["checked"] += 1
+
+    # ---- pipelined writers ------------------------------------------------------------------
+
+    def _writer(self, n):
+        rng = random.Random(self.rng.randrange(1 << 30))
+        model, attempted, uncertain = self.models[n], self.incr_attempted[n], self.uncertain[n]
+        seq = 0
+        while not self.stop_event.is_set():
+            pipe = self._conn(rng).pipeline(transaction=False)
+            planned = []
+            for _ in range(PIPELINE):
+                seq += 1
+                kind = seq % 5
+                if kind == 0:
+                    key = "w%d:long:%d" % (n, seq % 400)
+                    value = "L%d" % seq
+                    pipe.set(key, value, ex=LONG_TTL_S)
+                    planned.append((key, ("long", value)))
+                elif kind == 1:
+                    key = "w%d:short:%d" % (n, seq % 400)
+                    value = "S%d" % seq
+                    pipe.set(key, value, px=SHORT_TTL_MS)
+                    planned.append((key, ("short", value)))
+                elif kind == 2:
+                    key = "w%d:plain:%d" % (n, seq % 400)
+                    value = "P%d" % seq
+                    pipe.set(key, value)
+                    planned.append((key, ("plain", value)))
+                elif kind == 3:
+                    key = "w%d:plain:%d" % (n, (seq * 7) % 400)
+                    pipe.delete(key)
+                    planned.append((key, ("del",)))
+                else:
+                    key = "w%d:ctr:%d" % (n, seq % 50)
+                    attempted[key] = attempted.get(key, 0) + 1
+                    pipe.incr(key)
+                    planned.append((key, ("incr",)))
+            try:
+                replies = pipe.execute(raise_on_error=False)
+            except redis.RedisError:
+                replies = [redis.ConnectionError("pipeline failed")] * len(planned)
+                self.counts["pipeline_failures"] += 1
+                time.sleep(0.05)
+            self.counts["pipelines"] += 1
+            for (key, state), reply in zip(planned, replies):
+                if isinstance(reply, Exception):
+                    uncertain.add(key)
+                    continue
+                if state[0] == "incr":
+                    model[key] = ("ctr", model.get(key, ("ctr", 0))[1] + 1)
+                else:
+                    model[key] = state
+                    uncertain.discard(key)  # a later acknowledged SET or DEL decides the key
+
+    # ---- checks -----------------------------------------------------------------------------
+
+    def final_reads(self, deadline_s=30.0):
+        """One successful read of every hot key (into the history)."""
+        rng = random.Random(1)
+        for key in self.hot_keys:
+            end = time.monotonic() + deadline_s
+            while True:
+                op = self.history.invoke("final", READ, key, final=True)
+                try:
+                    self.history.complete(op, OK, value=_text(self._conn(rng).get(key)))
+                    break
+                except redis.RedisError as e:
+                    self.history.complete(op, FAIL, error=str(e))
+                    if time.monotonic() > end:
+                        break
+                    time.sleep(0.2)
+
+    def violations(self):
+        """The fault checker's findings on the checked clients' history (after final_reads)."""
+        return checker.check(self.history.ops())
+
+    def verify_writers(self):
+        """Problems found in the pipelined writers' keys (a list of strings; empty = none)."""
+        problems = []
+        rng = random.Random(2)
+        time.sleep(SHORT_TTL_MS / 1000.0 + 0.5)  # every short TTL written has expired
+        for n, model in enumerate(self.models):
+            conn = self._conn(rng)
+            keys = sorted(set(model) | set(self.incr_attempted[n]))
+            for key in keys:
+                state = model.get(key)
+                if key in self.uncertain[n] and (state is None or state[0] != "ctr"):
+                    continue
+                value = _text(conn.get(key))
+                if key.split(":")[1] == "ctr":
+                    got = int(value or 0)
+                    low = state[1] if state else 0
+                    high = self.incr_attempted[n].get(key, 0)
+                    if not low <= got <= high:
+                        problems.append("%s = %s, expected between %d acknowledged and %d "
+                                        "attempted INCRs" % (key, value, low, high))
+                elif state is None:
+                    continue
+                elif state[0] == "del":
+                    if value is not None:
+                        problems.append("%s deleted but reads %r" % (key, value))
+                elif state[0] == "short":
+                    if value is not None:
+                        problems.append("%s expired (PX %d) but reads %r"
+                                        % (key, SHORT_TTL_MS, value))
+                elif state[0] == "long":
+                    ttl = conn.ttl(key)
+                    if value != state[1] or not 0 < ttl <= LONG_TTL_S:
+                        problems.append("%s = %r ttl %s, expected %r with a TTL"
+                                        % (key, value, ttl, state[1]))
+                elif value != state[1]:
+                    problems.append("%s = %r, expected %r" % (key, value, state[1]))
+        return problems
+
+
+def stored_keys(dev, index, start=0, end=0):
+    """Every key machine `index` stores with start <= token < end (CAIRN.MIGRATE SCAN)."""
+    c = dev.client(index)
+    c.execute_command("CAIRN.AUTH", dev.secret())
+    keys = []
+    cursor = start
+    for _ in range(100000):
+        nxt, flat = c.execute_command("CAIRN.MIGRATE", "SCAN", "0x%016x" % cursor,
+                                      "0x%016x" % end, 1000)
+        keys += [_text(k) for k in flat[0::2]]
+        cursor = int(_text(nxt), 0)
+        if cursor == end or (end == 0 and cursor == 0):
+            return keys
+    raise AssertionError("scan did not finish")
+
+
+def owner_of(ranges, token):
+    for r in ranges:
+        start, end = int(r["start"], 0), int(r["end"], 0)
+        if start <= token and (end == 0 or token < end):
+            return r["shard"]
+    raise AssertionError("no range holds token %x" % token)
+
+
+def misplaced_keys(dev, table):
+    """Keys a live machine stores in a range its shards do not own: {index: [keys]}."""
+    members = {}
+    for s in table["shards"]:
+        for m in s["replicas"] + s.get("extras", []) + s.get("joining", []):
+            members.setdefault(m, set()).add(s["id"])
+    out = {}
+    for index in sorted(dev.pids):
+        shards = members.get(dev.id_of(index), set())
+        bad = [k for k in stored_keys(dev, index) if owner_of(table["ranges"], token_of(k))
+               not in shards]
+        if bad:
+            out[index] = bad
+    return out
+
+
+def keys_per_shard(dev, table):
+    """{shard: number of stored keys} counted on one voting replica of each shard."""
+    out = {}
+    for s in table["shards"]:
+        ranges = [r for r in table["ranges"] if r["shard"] == s["id"]]
+        index = dev.index_of(s["replicas"][0])
+        out[s["id"]] = sum(len(stored_keys(dev, index, int(r["start"], 0), int(r["end"], 0)))
+                           for r in ranges)
+    return out
