@@ -93,13 +93,17 @@ Result<std::vector<MigrationReport>> parse_reports(const json& body) {
     if (!item.is_object()) return Status::invalid_argument("a migration report is not an object");
     MigrationReport report;
     for (auto [name, out] : {std::pair{"id", &report.id}, std::pair{"keys", &report.keys},
-                             std::pair{"bytes", &report.bytes}, std::pair{"lag", &report.lag},
-                             std::pair{"fence_ms", &report.fence_ms}}) {
+                             std::pair{"bytes", &report.bytes}, std::pair{"lag", &report.lag}}) {
       auto value = u64_field(item, name, std::string_view(name) == "id"
                                              ? std::nullopt
                                              : std::optional<uint64_t>(0));
       if (!value.is_ok()) return Status::invalid_argument("migrations: " + value.status().message());
       *out = *value;
+    }
+    if (item.contains("fence_ms")) {
+      auto fence = u64_field(item, "fence_ms", std::nullopt);
+      if (!fence.is_ok()) return Status::invalid_argument("migrations: " + fence.status().message());
+      report.fence_ms = *fence;
     }
     for (auto [name, out] : {std::pair{"staged", &report.staged},
                              std::pair{"ready", &report.ready},

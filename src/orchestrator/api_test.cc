@@ -299,6 +299,14 @@ TEST_F(ApiTest, MigrationsFromSplitToCommit) {
   ASSERT_EQ(committed.status, 200) << committed.body;
   EXPECT_EQ(json::parse(committed.body)["table"]["epoch"], epoch + 1);
   EXPECT_EQ(post(base + "/commit", {{"attempt", 1}, {"epoch", epoch + 1}}).status, 409);
+  // The driver reports how long it fenced, once (0 ms is a time too).
+  ASSERT_EQ(post("/v1/heartbeat",
+                 {{"machine_id", 2}, {"migrations", {{{"id", id}, {"fence_ms", 0}}}}})
+                .status,
+            200);
+  json fenced = json::parse(get("/v1/migrations").body)[0];
+  EXPECT_EQ(fenced["fence_ms_last"], 0);
+  EXPECT_EQ(service_->snapshot().migrations[0].fence_history.size(), 1u);
   auto cancel = post(base + "/cancel", json::object());
   EXPECT_EQ(cancel.status, 409);
   EXPECT_NE(cancel.body.find("already committed"), std::string::npos);

@@ -99,7 +99,8 @@ struct MigrationReport {
   uint64_t bytes = 0;    // target: bytes copied so far
   uint64_t lag = 0;      // target: WAL records behind, max over sources
   bool cleaned = false;  // source: deleted the range after the commit
-  uint64_t fence_ms = 0; // driver: how long the last cutover fenced the range (0: none)
+  // driver: how long its last cutover fenced the range; sent once per cutover (absent: none)
+  std::optional<uint64_t> fence_ms = std::nullopt;
 };
 
 // One active migration, as the heartbeat answer carries it.

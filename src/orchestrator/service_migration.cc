@@ -258,21 +258,21 @@ void Service::apply_report(MachineId machine, const MigrationReport& report) {
   Migration* m = state_.find_migration(report.id);
   if (m == nullptr || m->finished()) return;  // stale: the machine learns from the answer
   const int64_t now = clock_->monotonic_ms();
-  if (report.fence_ms != 0 && m->attempt != 0 &&
+  if (report.fence_ms.has_value() && m->attempt != 0 &&
       (m->phase == MigrationPhase::kCutover || m->phase == MigrationPhase::kCleanup ||
        m->phase == MigrationPhase::kCatchup)) {
     // One fence time per attempt; later reports of the same attempt correct it.
     if (m->fence_attempt != m->attempt || m->fence_history.empty()) {
-      m->fence_history.push_back(report.fence_ms);
+      m->fence_history.push_back(*report.fence_ms);
       while (m->fence_history.size() > kFenceHistoryMax) m->fence_history.pop_front();
       m->fence_attempt = m->attempt;
       dirty_ = true;
-    } else if (m->fence_history.back() != report.fence_ms) {
-      m->fence_history.back() = report.fence_ms;
+    } else if (m->fence_history.back() != *report.fence_ms) {
+      m->fence_history.back() = *report.fence_ms;
       dirty_ = true;
     }
-    m->fence_ms_last = report.fence_ms;
-    m->fence_ms_max = std::max(m->fence_ms_max, report.fence_ms);
+    m->fence_ms_last = *report.fence_ms;
+    m->fence_ms_max = std::max(m->fence_ms_max, *report.fence_ms);
   }
   if (m->phase == MigrationPhase::kCleanup) {
     if (report.cleaned && contains(m->sources_at_commit, machine) &&
