@@ -240,12 +240,16 @@ Result<HeartbeatReply> Service::heartbeat(MachineId machine_id, topology::Epoch 
                        std::string(topology::machine_state_name(derived_state(*record, table))),
                        record->draining ? kDrainingLeaseMs : settings_.lease_ms,
                        {}};
-  for (const auto& m : state_.migrations) {
-    if (m.finished()) continue;
-    reply.migrations.push_back(MigrationOrder{
-        m.id, m.start, m.end, m.source, m.target, m.phase, m.paused,
-        m.max_rate != 0 ? m.max_rate : settings_.migration_max_rate, m.attempt, m.driver,
-        m.commit_epoch});
+  // Running migrations first: a machine may read only the first orders of a long list, and
+  // queued ones ask nothing of it yet.
+  for (bool queued : {false, true}) {
+    for (const auto& m : state_.migrations) {
+      if (m.finished() || (m.phase == MigrationPhase::kQueued) != queued) continue;
+      reply.migrations.push_back(MigrationOrder{
+          m.id, m.start, m.end, m.source, m.target, m.phase, m.paused,
+          m.max_rate != 0 ? m.max_rate : settings_.migration_max_rate, m.attempt, m.driver,
+          m.commit_epoch});
+    }
   }
   return reply;
 }
