@@ -200,13 +200,55 @@ struct Migrator::Migration {
   uint64_t window_bytes = 0;
 };
 
+struct Migrator::Unowned {
+  std::mutex mu;
+  uint64_t epoch = 0;                     // the table `owned` comes from (0: none yet)
+  std::vector<topology::Range> owned;     // the ranges this machine owned in it
+  std::vector<topology::Range> to_drop;   // owned before, not any more: for the thread to delete
+
+  // Called for every installed table, in epoch order.
+  void observe(const topology::RoutingTable& table, uint64_t me) {
+    std::vector<topology::Range> now;
+    for (const topology::Range& range : table.ranges()) {
+      if (contains(members_of(table, range.shard), me)) now.push_back(range);
+    }
+    std::lock_guard lock(mu);
+    if (epoch != 0 && table.epoch() > epoch) {
+      for (const topology::Range& before : owned) {
+        for (const topology::Range& range : table.ranges()) {
+          if (!overlaps(before.start, before.end, range.start, range.end)) continue;
+          if (contains(members_of(table, range.shard), me)) continue;
+          topology::Range gone;
+          gone.start = std::max(before.start, range.start);
+          gone.end = before.end == 0 ? range.end
+                                     : (range.end == 0 ? before.end : std::min(before.end, range.end));
+          gone.shard = range.shard;
+          // Bounded like the table itself; deleting a range twice is harmless.
+          if (to_drop.size() < topology::kRangesMax) to_drop.push_back(gone);
+        }
+      }
+    }
+    owned = std::move(now);
+    epoch = table.epoch();
+  }
+};
+
 Migrator::Migrator(MigratorOptions options, storage::Engine& engine, replica::Replica& replica,
                    net::PeerPool& peers)
     : options_(std::move(options)),
       engine_(engine),
       replica_(replica),
       peers_(peers),
-      me_(replica.machine_id()) {}
+      me_(replica.machine_id()),
+      unowned_(std::make_shared<Unowned>()) {
+  std::shared_ptr<Unowned> unowned = unowned_;
+  const uint64_t me = me_;
+  // Registered before reading the current table: a table installed in between is seen twice,
+  // which changes nothing (only a newer epoch compares).
+  replica_.tables().on_change(
+      [unowned, me](const topology::RoutingTable& table) { unowned->observe(table, me); });
+  if (auto table = replica_.tables().current()) unowned_->observe(*table, me_);
+}
 
 Migrator::~Migrator() { stop(); }
 
@@ -375,6 +417,7 @@ bool Migrator::run_round() {
     if (order.phase == "cleanup") cleanup(*migration, *table);
   }
   drop_forgotten(*table);
+  drop_unowned_ranges();
   return busy;
 }
 
@@ -900,6 +943,30 @@ bool Migrator::owns_part_of(const topology::RoutingTable& table, Token start, To
     if (contains(members_of(table, range.shard), me_)) return true;
   }
   return false;
+}
+
+void Migrator::drop_unowned_ranges() {
+  std::vector<topology::Range> due;
+  {
+    std::lock_guard lock(unowned_->mu);
+    due.swap(unowned_->to_drop);
+  }
+  for (size_t i = 0; i < due.size(); ++i) {
+    const topology::Range& range = due[i];
+    if (Status status = engine_.delete_range(range.start, range.end); !status.is_ok()) {
+      spdlog::error("cannot delete [{}, {}), no longer owned: {}",
+                    topology::format_token(range.start), topology::format_token(range.end),
+                    status.to_string());
+      // Tried again next round.
+      std::lock_guard lock(unowned_->mu);
+      unowned_->to_drop.insert(unowned_->to_drop.end(), due.begin() + static_cast<ptrdiff_t>(i),
+                               due.end());
+      return;
+    }
+    spdlog::info("deleted [{}, {}): shard {} owns it and this machine is not in it",
+                 topology::format_token(range.start), topology::format_token(range.end),
+                 range.shard);
+  }
 }
 
 void Migrator::cleanup(Migration& migration, const topology::RoutingTable& table) {

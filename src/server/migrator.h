@@ -22,7 +22,8 @@
 //  * cleanup (phase cleanup, member of the source shard, table epoch >= commit_epoch, the range
 //    not owned by any shard this machine is in): deletes the range, reports cleaned. An order that
 //    disappears or is cancelled makes a machine that copied the range but does not own it (once
-//    its table caught up with the cluster's epoch) drop what it copied.
+//    its table caught up with the cluster's epoch) drop what it copied. Whenever a newer table
+//    takes a range away from every shard this machine belongs to, its data there is deleted.
 //
 // Every second it also calls Engine::expire_wal_holds().
 //
@@ -139,6 +140,14 @@ class Migrator {
   void drop_forgotten(const topology::RoutingTable& table);
   // Deletes the range if streams copied into it here and no shard of this machine owns any of it.
   void drop_copy_if_not_owner(Migration& migration, const topology::RoutingTable& table);
+  // Deletes what this machine stores of ranges it owned (through a shard it belonged to) in the
+  // previous table installed and owns no longer: a range committed away, or a shard it left (an
+  // extra reclaimed for a new shard, a replaced replica). Tables only move forward, so a newer
+  // table saying so is final; coming back into a shard means joining and a rebuild. The
+  // TableHolder's listener records the ranges at each install (so no table is missed); the
+  // migrator thread deletes them.
+  struct Unowned;
+  void drop_unowned_ranges();
   bool owns_part_of(const topology::RoutingTable& table, topology::Token start,
                     topology::Token end) const;
   void throttle(Migration& migration, uint64_t bytes);
@@ -162,6 +171,8 @@ class Migrator {
 
   // The migrator thread only.
   int64_t last_expire_ms_ = 0;
+  // Shared with the TableHolder listener, which may outlive this object.
+  std::shared_ptr<Unowned> unowned_;
 };
 
 // The streams' hold id on a source: "<migration>:<target machine>".
