@@ -63,7 +63,7 @@ class Watcher(threading.Thread):
     def run(self):
         while not self.stop.is_set():
             try:
-                for m in self.dev.get("/v1/migrations")["migrations"]:
+                for m in self.dev.get("/v1/migrations"):
                     rec = self.seen.setdefault(m["id"], {"phases": {}, "last": m,
                                                          "staged_bytes": 0})
                     now = time.monotonic()
@@ -101,11 +101,11 @@ def main():
         started = time.monotonic()
         for _ in range(a.rf):
             dev.add_machine()
-        wait_for(lambda: dev.get("/v1/migrations")["migrations"], 120, what="migrations")
+        wait_for(lambda: dev.get("/v1/migrations"), 120, what="migrations")
         during_samples = []
 
         def active():
-            return [m for m in dev.get("/v1/migrations")["migrations"]
+            return [m for m in dev.get("/v1/migrations")
                     if m["phase"] not in ("done", "cancelled")]
 
         while active():
@@ -127,8 +127,8 @@ def main():
                 if nxt > first and staged:
                     copy_rates.append(staged / (nxt - first) / 1e6)
                     moved_bytes += staged
-            history = m.get("fence_history") or ([m["fence_ms"]] if m.get("fence_ms") else [])
-            fences += [float(f) for f in history]
+            if m["phase"] == "done" and m.get("fence_ms_last") is not None:
+                fences.append(float(m["fence_ms_last"]))
         fences.sort()
 
     # redis-server, same client, same run.

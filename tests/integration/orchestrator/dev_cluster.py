@@ -348,14 +348,20 @@ class DevCluster:
         argv = [self.binary, "admin", "--orchestrator", "127.0.0.1:%d" % self.orchestrator_port]
         if json_output:
             argv.append("--json")
-        out = subprocess.run(argv + list(args), capture_output=True, text=True, timeout=20)
+        out = subprocess.run(argv + list(args), capture_output=True, text=True, timeout=20,
+                             env=self._admin_env())
         assert out.returncode == 0, "cairn admin %s: %s%s" % (args, out.stdout, out.stderr)
         return json.loads(out.stdout) if json_output else out.stdout
+
+    def _admin_env(self):
+        """The environment of `cairn admin`: the cluster secret as an operator would export it."""
+        return dict(os.environ, CAIRN_CLUSTER_SECRET=self.secret())
 
     def admin_fail(self, *args):
         """Runs `cairn admin` expecting a refusal; returns its output (stdout + stderr)."""
         argv = [self.binary, "admin", "--orchestrator", "127.0.0.1:%d" % self.orchestrator_port]
-        out = subprocess.run(argv + list(args), capture_output=True, text=True, timeout=20)
+        out = subprocess.run(argv + list(args), capture_output=True, text=True, timeout=20,
+                             env=self._admin_env())
         assert out.returncode != 0, "cairn admin %s succeeded: %s" % (args, out.stdout)
         return out.stdout + out.stderr
 
