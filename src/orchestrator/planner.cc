@@ -253,8 +253,11 @@ class Planner {
   }
 
   // Rule 1, second half. Three passes so that a shard's own extra is never reclaimed by another
-  // shard while its own shard still needs it: own extras (they have the data: they vote at
-  // once), then free machines, then extras of other shards (both join and do not vote yet).
+  // shard while its own shard still needs it: own extras, then free machines, then extras of
+  // other shards. All of them join and do not vote yet: an extra received the writes made since
+  // it became one, not what the shard held before, so it too is rebuilt (server/rebuilder.h)
+  // before it votes — mostly LWW no-ops for an extra, but a quorum never counts a member that
+  // may lack an acknowledged write.
   // Shards owning ranges and with the fewest members go first when machines run short.
   void fill_deficits() {
     std::vector<Shard*> order;
@@ -270,7 +273,7 @@ class Planner {
         if (deficit(*shard) == 0) break;
         if (!usable(find_info(infos_, id))) continue;
         erase_id(shard->extras, id);
-        shard->replicas.push_back(id);
+        shard->joining.push_back(id);
         act(ActionKind::kPromoteExtra, id, next_replaced(shard->id), shard->id);
       }
     }
@@ -489,7 +492,8 @@ std::string replaces(MachineId replaced) {
 std::string Action::describe() const {
   switch (kind) {
     case ActionKind::kPromoteExtra:
-      return fmt::format("promote extra {} in shard {} ({})", machine, shard, replaces(replaced));
+      return fmt::format("extra {} joins shard {} as joining, to vote once rebuilt ({})", machine,
+                         shard, replaces(replaced));
     case ActionKind::kReplaceWithSpare:
       return fmt::format("machine {} joins shard {} as joining ({})", machine, shard,
                          replaces(replaced));

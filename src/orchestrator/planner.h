@@ -4,8 +4,9 @@
 // change; the simulation test drives it for simulated days.
 //
 // Rules, in order (DESIGN.md §6):
-//  1. Replace every failed (dead) voting replica: promote an extra replica of the same shard if
-//     there is one (it already has the data: it votes at once); else take a spare, which joins
+//  1. Replace every failed (dead) voting replica: an extra replica of the same shard if there is
+//     one (it joins, and votes once rebuilt: it only has the writes made since it became an
+//     extra; the copy is mostly LWW no-ops); else take a spare, which joins
 //     the shard as *joining* (receives writes, does not vote) until its data is streamed to it
 //     (the migration issue); until then the shard has fewer voting replicas, never a silent
 //     quorum member without data.
@@ -60,7 +61,7 @@ struct PlannerInput {
 };
 
 enum class ActionKind {
-  kPromoteExtra,     // machine (an extra of shard) replaces dead `replaced` as a voting replica
+  kPromoteExtra,     // machine (an extra of shard) replaces dead `replaced`: joins, votes once rebuilt
   kReplaceWithSpare, // spare `machine` joins `shard` as joining, replacing dead `replaced`
   kRemoveDead,       // dead `machine` is removed from `shard` (no replacement available)
   kKeepSpare,        // free `machine` stays an idle spare
@@ -103,7 +104,7 @@ struct Plan {
 //  - Table states follow roles: voting/extra kUp, joining kJoining, free kSpare.
 //  - Only machines that are up and not draining are given a new role. A new machine whose
 //    address collides with one still in the table is left out until that one is gone.
-//  - Rule 1 order: the shard's own up extras are promoted; then free machines join as joining;
+//  - Rule 1 order: the shard's own up extras join as joining; then free machines join as joining;
 //    then up extras of other shards are reclaimed and join as joining. Joining members that are
 //    gone are replaced too (a shard aims at RF voting + joining members).
 //  - Leaders: a shard without a leader, or whose leader is gone or down with its lease expired,

@@ -157,16 +157,18 @@ TEST(Planner, EveryRule) {
          return input;
        },
        {"create shard 4 from machines 13, 11, 12 (joining)"}},
-      {"rule 1: a dead voting replica is replaced by the shard's extra, which votes at once",
+      {"rule 1: a dead voting replica is replaced by the shard's extra, which joins and votes "
+       "only once rebuilt (it lacks what was written before it became an extra)",
        [] {
          PlannerInput input = cluster(3, 3);
          input.table = plan_ok(input).table;  // extras: 11 in shard 1, 12 in shard 2
          kill(input, 2);
          return input;
        },
-       {"promote extra 11 in shard 1 (replaces 2)"},
+       {"extra 11 joins shard 1 as joining, to vote once rebuilt (replaces 2)"},
        [](const Plan& plan) {
-         EXPECT_EQ(shard_of(plan.table, 1).replicas, (std::vector<MachineId>{1, 3, 11}));
+         EXPECT_EQ(shard_of(plan.table, 1).replicas, (std::vector<MachineId>{1, 3}));
+         EXPECT_EQ(shard_of(plan.table, 1).joining, (std::vector<MachineId>{11}));
          EXPECT_FALSE(listed(plan.table, 2));  // dead machines leave the table
        }},
       {"rule 1: without an extra, a spare joins (does not vote) and the spare is not restored "

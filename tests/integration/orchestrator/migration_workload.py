@@ -42,8 +42,10 @@ def _text(v):
 class Traffic:
     """Starts the clients on `indexes` (machines of `dev`); stop() joins them."""
 
-    def __init__(self, dev, indexes, checked_threads=3, writer_threads=2, hot_keys=48, seed=None):
+    def __init__(self, dev, indexes, checked_threads=3, writer_threads=2, hot_keys=48, seed=None,
+                 generation=0):
         self.dev = dev
+        self.generation = generation  # part of every client name: values stay unique per key
         self.indexes = list(indexes)
         self.rng = random.Random(seed if seed is not None else random.randrange(1 << 30))
         self.history = History()
@@ -98,7 +100,7 @@ class Traffic:
             conn = conns.get(i) or conns.setdefault(i, self.dev.client(
                 i, socket_timeout=CLIENT_TIMEOUT_S, socket_connect_timeout=CLIENT_TIMEOUT_S))
             key = rng.choice(self.hot_keys)
-            name = "c%d" % n
+            name = "g%dc%d" % (self.generation, n)
             if rng.random() < 0.5:
                 count += 1
                 value = "%s-%d" % (name, count)

@@ -121,7 +121,7 @@ def _kill_during(dev, phases, do_kill, after_kill=None):
             traffic.stop()
             traffic_indexes = [i for i in sorted(dev.pids)]
             old = traffic
-            traffic = Traffic(dev, traffic_indexes)
+            traffic = Traffic(dev, traffic_indexes, generation=old.generation + 1)
             traffic.history = old.history  # one history: the checker sees both halves
             traffic.models, traffic.incr_attempted, traffic.uncertain = (
                 old.models, old.incr_attempted, old.uncertain)
