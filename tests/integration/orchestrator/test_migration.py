@@ -207,3 +207,50 @@ def test_split_and_move_by_hand_and_their_refusals():
             assert dev.client(0).get("pre:%d" % i) == b"v%d" % i
         listing = dev.admin("migrations", json_output=True)
         assert json.dumps(listing)
+
+
+def test_pause_resume_cancel_and_rate_are_obeyed():
+    with DevCluster(shards=1, rf=1, spares=1,
+                    extra_args=["--no-auto-rebalance", "--migration-max-rate", "100000"]) as dev:
+        preload(dev, 2000, value_bytes=1000)  # 2 MB: each range takes seconds at 100 kB/s
+        dev.admin("split", "1")
+        first = wait_phase(dev, ("staging",), timeout_s=60)
+        dev.admin("migrations", "pause", str(first["id"]))
+
+        def mine():
+            return next(m for m in migrations(dev) if m["id"] == first["id"])
+        time.sleep(1.0)  # reports in flight when the pause began arrive
+        paused_bytes = mine()["bytes"]
+        time.sleep(2.0)
+        m = mine()
+        assert m["paused"] and m["phase"] == "staging", m
+        assert m["bytes"] == paused_bytes, (paused_bytes, m)
+        listing = dev.admin("migrations")
+        assert "paused" in listing, listing
+        dev.admin("migrations", "resume", str(first["id"]))
+        dev.admin("migrations", "rate", str(first["id"]), "10MB")
+        wait_for(lambda: mine()["phase"] in ("cleanup", "done"), 60, interval_s=0.2,
+                 what="the resumed migration to commit")
+        # The next one is cancelled before it commits; its range stays with shard 1.
+        second = wait_for(lambda: next((m for m in migrations(dev) if m["id"] != first["id"]
+                                        and m["phase"] in ("queued", "staging", "catchup")),
+                                       None), 60, what="a second migration")
+        dev.admin("migrations", "cancel", str(second["id"]))
+        def cancelled_and_rest_done():
+            ms = migrations(dev)
+            return (any(m["id"] == second["id"] and m["phase"] == "cancelled" for m in ms)
+                    and not any(m["phase"] not in ("done", "cancelled") for m in ms))
+        wait_for(cancelled_and_rest_done, 120, interval_s=0.5, what="the rest to finish")
+        table = dev.get("/v1/table")
+        owner = [r["shard"] for r in table["ranges"] if int(r["start"], 0) <= int(
+            second["start"], 0) and (int(r["end"], 0) == 0 or int(second["start"], 0) <
+                                     int(r["end"], 0))]
+        assert owner == [1], (owner, second)
+        code, body = dev.api("/v1/migrations/%d/cancel" % first["id"], method="POST",
+                             secret=dev.secret())
+        assert code == 409 and "committed" in json.dumps(body), (code, body)
+        wait_for(lambda: not misplaced_keys(dev, dev.get("/v1/table")), 30, interval_s=1,
+                 what="copies of the cancelled range to be dropped")
+        c = dev.client(0)
+        for i in range(0, 2000, 7):
+            assert c.get("pre:%d" % i).startswith(b"v%d" % i)
