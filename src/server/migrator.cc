@@ -23,12 +23,7 @@ namespace {
 // a < b where b == 0 stands for the ring's end (2^64).
 bool before_end(Token a, Token b) { return b == 0 || a < b; }
 
-// a < b where 0 stands for the ring's end on both sides.
-bool token_before(Token a, Token b) {
-  if (b == 0) return a != 0;
-  return a != 0 && a < b;
-}
-
+// Whether [a_start, a_end) and [b_start, b_end) share a token (an end of 0 is the ring's end).
 bool overlaps(Token a_start, Token a_end, Token b_start, Token b_end) {
   return before_end(a_start, b_end) && before_end(b_start, a_end);
 }
@@ -574,7 +569,9 @@ Result<uint64_t> Migrator::scan_page(Migration& migration, Stream& stream, int t
     spdlog::info("migration {}: range scanned from machine {} ({} keys copied so far)",
                  migration.id, stream.machine,
                  migration.keys.load(std::memory_order_relaxed));
-  } else if (!token_before(stream.cursor, *next) || !in_range(*next, start, end)) {
+  } else if (*next <= stream.cursor || !in_range(*next, start, end)) {
+    // A cursor is a start token (0 is the ring's start here, not its end): a page must move it
+    // forward, within the range.
     return Status::corruption(fmt::format("SCAN made no progress at {}", stream.cursor));
   } else {
     stream.cursor = *next;

@@ -290,7 +290,8 @@ TEST_F(MigratorTest, TheDriverFencesFinishesCommitsAndPushesAndTheSourceCleansUp
     before.wait();
   }
   const std::map<std::string, std::string> preloaded = dump(1);
-  ASSERT_FALSE(preloaded.empty());
+  ASSERT_GT(preloaded.size(), 7u * 3);
+  ASSERT_EQ(range_.start, 0u);
   // Machine 2 steps aside: the test's own target takes its place in the table.
   servers_[1].reset();
   storage::EngineOptions engine_options;
@@ -309,6 +310,9 @@ TEST_F(MigratorTest, TheDriverFencesFinishesCommitsAndPushesAndTheSourceCleansUp
   std::mutex posts_mu;
   std::vector<std::string> posts;
   MigratorOptions options;
+  // Many pages: the range starts at token 0, and the copy must move its cursor past 0 (a bug
+  // once treated a cursor of 0 as the ring's end and rescanned the first page forever).
+  options.scan_page_keys = 7;
   options.post = [&](const std::string& path, std::string body) -> Result<HttpResponse> {
     {
       std::lock_guard lock(posts_mu);
