@@ -21,16 +21,33 @@ sys.path.insert(0, os.path.join(HERE, "..", "tests", "integration", "orchestrato
 from dev_cluster import DevCluster, wait_for  # noqa: E402
 
 
-def benchmark(port, seconds, clients=20, host="127.0.0.1"):
-    """redis-benchmark SET+GET for about `seconds`: (requests/s, p99 ms) summed/maxed over both."""
+# A hash tag whose token (0xd3f1...) lies in the ring's last quarter, which the balancer leaves
+# with the first shard when a second one is added (it takes ranges from the ring's start): the
+# tagged keys stay on the machine the clients talk to, so before/during/after differ only by
+# the migration's load on the machines, not by requests starting to hop to the new shard.
+TAG = "{b3}"
+
+
+def benchmark(port, seconds, clients=20, host="127.0.0.1", tagged=True):
+    """redis-benchmark SET and GET (100-byte values) for about `seconds`: (mean requests/s of
+    the runs, worst run's p99 ms). tagged: keys "{b3}:k:<n>" (see TAG), else random keys."""
     n = 5000
     total_rps, p99 = [], []
     end = time.monotonic() + seconds
+    base = ["redis-benchmark", "-h", host, "-p", str(port), "-n", str(n), "-c", str(clients),
+            "-r", "100000", "--csv"]
+    if tagged:
+        runs = [base + ["SET", TAG + ":k:__rand_int__", "v" * 100],
+                base + ["GET", TAG + ":k:__rand_int__"]]
+    else:
+        runs = [base + ["-t", "set,get", "-d", "100"]]
     while time.monotonic() < end:
-        out = subprocess.run(["redis-benchmark", "-h", host, "-p", str(port), "-t", "set,get",
-                              "-n", str(n), "-c", str(clients), "-r", "100000", "-d", "100",
-                              "--csv"], capture_output=True, text=True, timeout=120).stdout
-        for line in out.splitlines()[1:]:
+        out = ""
+        for argv in runs:
+            out += subprocess.run(argv, capture_output=True, text=True, timeout=120).stdout
+        for line in out.splitlines():
+            if line.startswith('"test"'):
+                continue
             cols = [c.strip('"') for c in line.split(",")]
             if len(cols) >= 8:
                 total_rps.append(float(cols[1]))
@@ -94,7 +111,9 @@ def main():
         keys, secs = load(dev.port(0), a.megabytes)
         print("loaded %d SETs of 1000 bytes in %.1f s" % (keys, secs), flush=True)
         before = benchmark(dev.port(0), a.bench_seconds)
-        print("before: %.0f req/s, p99 %.2f ms" % before, flush=True)
+        before_random = benchmark(dev.port(0), a.bench_seconds, tagged=False)
+        print("before: %.0f req/s, p99 %.2f ms (random keys: %.0f req/s, p99 %.2f ms)"
+              % (before + before_random), flush=True)
 
         watcher = Watcher(dev)
         watcher.start()
@@ -109,11 +128,12 @@ def main():
                     if m["phase"] not in ("done", "cancelled")]
 
         while active():
-            during_samples.append(benchmark(dev.port(0), 5))
+            during_samples.append(benchmark(dev.port(0), 3))
         total = time.monotonic() - started
         watcher.stop.set()
         watcher.join()
         after = benchmark(dev.port(0), a.bench_seconds)
+        after_random = benchmark(dev.port(0), a.bench_seconds, tagged=False)
 
         copy_rates, fences = [], []
         moved_bytes = 0
@@ -162,6 +182,8 @@ def main():
         "before_rps": round(before[0]), "before_p99_ms": before[1],
         "during_rps": round(during[0]), "during_p99_ms": during[1],
         "after_rps": round(after[0]), "after_p99_ms": after[1],
+        "random_keys_before_rps": round(before_random[0]),
+        "random_keys_after_rps": round(after_random[0]),
         "during_vs_before": round(during[0] / before[0], 2) if before[0] else None,
         "redis_rps": round(redis_ref[0]), "redis_p99_ms": redis_ref[1],
         "before_vs_redis": round(before[0] / redis_ref[0], 2) if redis_ref[0] else None,
