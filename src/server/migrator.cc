@@ -155,12 +155,18 @@ struct Migrator::Stream {
   int64_t held_ms = 0;      // when the hold was last taken or renewed
   int64_t retry_at_ms = 0;
   int retry_delay_ms = 0;
+  // The SCAN page starting at prefetch_cursor, asked for while the previous page was being
+  // applied (so the source reads and sends it meanwhile); used only if the cursor still matches.
+  std::shared_ptr<std::promise<Result<resp::Value>>> prefetch;
+  std::shared_future<Result<resp::Value>> prefetched;
+  Token prefetch_cursor = 0;
 
   uint64_t lag() const { return latest_lsn >= next_lsn ? latest_lsn - next_lsn + 1 : 0; }
   void restart() {
     held = false;
     scan_done = false;
     wal_read = false;
+    prefetch.reset();
   }
 };
 
@@ -543,17 +549,32 @@ Result<uint64_t> Migrator::hold(Migration& migration, Stream& stream, int timeou
 Result<uint64_t> Migrator::scan_page(Migration& migration, Stream& stream, int timeout_ms) {
   const Token start = migration.start;
   const Token end = migration.end;
-  Result<resp::Value> reply = peers_.call_sync(
-      stream.address,
-      {"CAIRN.MIGRATE", "SCAN", std::to_string(stream.cursor), std::to_string(end),
-       std::to_string(options_.scan_page_keys)},
-      timeout_ms);
+  auto scan_args = [&](Token cursor) -> std::vector<std::string> {
+    return {"CAIRN.MIGRATE", "SCAN", std::to_string(cursor), std::to_string(end),
+            std::to_string(options_.scan_page_keys)};
+  };
+  Result<resp::Value> reply = Status::unavailable("no reply");
+  if (stream.prefetch && stream.prefetch_cursor == stream.cursor) {
+    reply = stream.prefetched.get();  // the pool's timeout bounds the wait
+  } else {
+    reply = peers_.call_sync(stream.address, scan_args(stream.cursor), timeout_ms);
+  }
+  stream.prefetch.reset();
   if (Status status = reply_status(reply); !status.is_ok()) return status;
   if (reply->type != resp::Value::Type::kArray || reply->elements.size() != 2) {
     return Status::corruption("malformed SCAN answer");
   }
   const std::optional<Token> next = reply_number(reply->elements[0]);
   if (!next) return Status::corruption("malformed SCAN cursor");
+  if (*next != 0 && *next != end && *next > stream.cursor && in_range(*next, start, end)) {
+    // Ask for the next page now: the source reads it while this one is applied here.
+    auto promise = std::make_shared<std::promise<Result<resp::Value>>>();
+    stream.prefetched = promise->get_future().share();
+    stream.prefetch = promise;
+    stream.prefetch_cursor = *next;
+    peers_.call(stream.address, scan_args(*next), timeout_ms,
+                [promise](Result<resp::Value> answer) { promise->set_value(std::move(answer)); });
+  }
   uint64_t bytes = 0;
   Result<std::vector<storage::WalChange>> cells =
       decode_cells(reply->elements[1], start, end, &bytes);
