@@ -127,8 +127,10 @@ def _port_free(host, port):
     return True
 
 
-def find_base_port(count, lo=20000, hi=60000):
-    """A base port such that base..base+count-1 are free on every machine's address."""
+def find_base_port(count, lo=10000, hi=32000):
+    """A base port such that base..base+count-1 are free on every machine's address. Below
+    Linux's ephemeral range (32768-60999), so client connections cannot take a port between
+    this check and a machine's (re)start."""
     import random
     rng = random.Random()
     for _ in range(200):
