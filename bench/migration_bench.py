@@ -22,15 +22,17 @@ from dev_cluster import DevCluster, wait_for  # noqa: E402
 
 
 # A hash tag whose token (0xd3f1...) lies in the ring's last quarter, which the balancer leaves
-# with the first shard when a second one is added (it takes ranges from the ring's start): the
-# tagged keys stay on the machine the clients talk to, so before/during/after differ only by
-# the migration's load on the machines, not by requests starting to hop to the new shard.
+# with the first shard. Not the default: a sustained SET/GET load on the keys of one hash tag
+# slows down by itself (38k → 14k req/s within 30 s with no migration running; cause not found
+# yet), which would be mistaken for the migration's cost.
 TAG = "{b3}"
 
 
-def benchmark(port, seconds, clients=20, host="127.0.0.1", tagged=True):
+def benchmark(port, seconds, clients=20, host="127.0.0.1", tagged=False):
     """redis-benchmark SET and GET (100-byte values) for about `seconds`: (mean requests/s of
-    the runs, worst run's p99 ms). tagged: keys "{b3}:k:<n>" (see TAG), else random keys."""
+    the runs, worst run's p99 ms). Random keys over 100,000 (the default: on one machine before
+    the migration, spread over both after it — which measured the same, 29.4k vs 28.8k req/s),
+    or tagged keys "{b3}:k:<n>" (see TAG)."""
     n = 5000
     total_rps, p99 = [], []
     end = time.monotonic() + seconds
@@ -111,9 +113,7 @@ def main():
         keys, secs = load(dev.port(0), a.megabytes)
         print("loaded %d SETs of 1000 bytes in %.1f s" % (keys, secs), flush=True)
         before = benchmark(dev.port(0), a.bench_seconds)
-        before_random = benchmark(dev.port(0), a.bench_seconds, tagged=False)
-        print("before: %.0f req/s, p99 %.2f ms (random keys: %.0f req/s, p99 %.2f ms)"
-              % (before + before_random), flush=True)
+        print("before: %.0f req/s, p99 %.2f ms" % before, flush=True)
 
         watcher = Watcher(dev)
         watcher.start()
@@ -133,7 +133,6 @@ def main():
         watcher.stop.set()
         watcher.join()
         after = benchmark(dev.port(0), a.bench_seconds)
-        after_random = benchmark(dev.port(0), a.bench_seconds, tagged=False)
 
         copy_rates, fences = [], []
         moved_bytes = 0
@@ -182,8 +181,6 @@ def main():
         "before_rps": round(before[0]), "before_p99_ms": before[1],
         "during_rps": round(during[0]), "during_p99_ms": during[1],
         "after_rps": round(after[0]), "after_p99_ms": after[1],
-        "random_keys_before_rps": round(before_random[0]),
-        "random_keys_after_rps": round(after_random[0]),
         "during_vs_before": round(during[0] / before[0], 2) if before[0] else None,
         "redis_rps": round(redis_ref[0]), "redis_p99_ms": redis_ref[1],
         "before_vs_redis": round(before[0] / redis_ref[0], 2) if redis_ref[0] else None,
