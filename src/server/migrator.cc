@@ -187,7 +187,7 @@ struct Migrator::Migration {
   bool ready = false;
   bool cleaned = false;
   uint64_t lag = 0;
-  int64_t fence_ms = -1;  // a cutover driven here, not yet reported
+  int64_t fence_ms = -1;  // the committed cutover driven here (-1: none)
   uint64_t driven_attempt = 0;
   std::atomic<uint64_t> keys{0};
   std::atomic<uint64_t> bytes{0};
@@ -348,8 +348,9 @@ std::vector<MigrationReport> Migrator::reports() {
     report.bytes = m.bytes.load(std::memory_order_relaxed);
     report.lag = m.lag;
     report.cleaned = m.cleaned;
+    // Repeated in every heartbeat while the order lasts, so a lost heartbeat does not lose it
+    // (the orchestrator keeps one value per attempt, and only a committed attempt sets it).
     report.fence_ms = m.fence_ms;
-    m.fence_ms = -1;
     out.push_back(report);
   }
   return out;

@@ -86,7 +86,7 @@ class Migrator {
   void set_orders(std::vector<MigrationOrder> orders, uint64_t cluster_epoch);
 
   // The heartbeat's "migrations": one report per migration this machine has a part in. A cutover
-  // this machine drove is reported (fence_ms) once.
+  // this machine drove and committed is reported (fence_ms) in every heartbeat while it lasts.
   std::vector<MigrationReport> reports();
 
   // CAIRN.MIGRATE FINISH: applies each (source machine id, fenced LSN)'s WAL up to that LSN.
