@@ -10,6 +10,7 @@
 
 #include "orchestrator/balancer.h"
 #include "orchestrator/service.h"
+#include "orchestrator/service_test_fixture.h"
 
 namespace cairn::orchestrator {
 namespace {
@@ -17,34 +18,10 @@ namespace {
 using topology::MachineId;
 using topology::ShardId;
 
-class FakeClock final : public Clock {
- public:
-  int64_t monotonic_ms() override { return now_ms; }
-  int64_t wall_ms() override { return 1'700'000'000'000 + now_ms; }
-  int64_t now_ms = 1'000'000;
-};
-
-class MigrationTest : public ::testing::Test {
+class MigrationTest : public test::ServiceFixture {
  protected:
-  void SetUp() override {
-    dir_ = std::filesystem::temp_directory_path() /
-           ("cairn_migration_test_" + std::to_string(::getpid()) + "_" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    std::filesystem::remove_all(dir_);
-    std::filesystem::create_directories(dir_);
-    settings_.replication_factor = 3;
-    settings_.initial_shards = 2;
-    settings_.ranges_per_shard = 4;
-    settings_.min_spares = 1;
-    settings_.state_path = (dir_ / "state.json").string();
-  }
-  void TearDown() override { std::filesystem::remove_all(dir_); }
+  MigrationTest() : ServiceFixture("cairn_migration_test_", 2) {}
 
-  std::unique_ptr<Service> open() {
-    auto service = Service::open(settings_, &clock_);
-    EXPECT_TRUE(service.is_ok()) << service.status().to_string();
-    return service.is_ok() ? std::move(*service) : nullptr;
-  }
   // Registers machines 1..count and ticks once: 2 shards of 3 are bootstrapped from 1..6.
   std::unique_ptr<Service> cluster(MachineId count) {
     auto service = open();
@@ -132,9 +109,6 @@ class MigrationTest : public ::testing::Test {
     return false;
   }
 
-  FakeClock clock_;
-  ServiceSettings settings_;
-  std::filesystem::path dir_;
 };
 
 TEST_F(MigrationTest, AMoveRunsThroughEveryPhase) {

@@ -1,4 +1,5 @@
 #include "orchestrator/service.h"
+#include "orchestrator/service_test_fixture.h"
 
 #include <unistd.h>
 
@@ -11,36 +12,12 @@
 namespace cairn::orchestrator {
 namespace {
 
-class FakeClock final : public Clock {
- public:
-  int64_t monotonic_ms() override { return now_ms; }
-  int64_t wall_ms() override { return 1'700'000'000'000 + now_ms; }
-  int64_t now_ms = 1'000'000;
-};
-
 std::string address(topology::MachineId id) { return "127.0.0.1:" + std::to_string(7000 + id); }
 
-class ServiceTest : public ::testing::Test {
+class ServiceTest : public test::ServiceFixture {
  protected:
-  void SetUp() override {
-    dir_ = std::filesystem::temp_directory_path() /
-           ("cairn_service_test_" + std::to_string(::getpid()) + "_" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    std::filesystem::remove_all(dir_);
-    std::filesystem::create_directories(dir_);
-    settings_.replication_factor = 3;
-    settings_.initial_shards = 1;
-    settings_.ranges_per_shard = 4;
-    settings_.min_spares = 1;
-    settings_.state_path = (dir_ / "state.json").string();
-  }
-  void TearDown() override { std::filesystem::remove_all(dir_); }
+  ServiceTest() : ServiceFixture("cairn_service_test_", 1) {}
 
-  std::unique_ptr<Service> open() {
-    auto service = Service::open(settings_, &clock_);
-    EXPECT_TRUE(service.is_ok()) << service.status().to_string();
-    return service.is_ok() ? std::move(*service) : nullptr;
-  }
   void register_machines(Service& service, topology::MachineId first, topology::MachineId last) {
     for (auto id = first; id <= last; ++id) {
       auto reply = service.register_machine(id, address(id), "");
@@ -69,9 +46,6 @@ class ServiceTest : public ::testing::Test {
     return false;
   }
 
-  FakeClock clock_;
-  ServiceSettings settings_;
-  std::filesystem::path dir_;
 };
 
 TEST_F(ServiceTest, BootstrapsOnceEnoughMachinesRegistered) {
