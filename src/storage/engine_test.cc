@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "storage/cell_compaction_filter.h"
+#include "storage/temp_dir_test_util.h"
 
 extern char** environ;
 
@@ -28,23 +29,7 @@ namespace {
 constexpr const char* kCrashDirVariable = "CAIRN_STORAGE_CRASH_TEST_DIR";
 constexpr int kCrashSyncedWrites = 100;
 
-// A fresh directory under /tmp, removed with everything in it when the test ends.
-class TempDir {
- public:
-  TempDir() {
-    std::string pattern = "/tmp/cairn-storage-test-XXXXXX";
-    CAIRN_ASSERT(mkdtemp(pattern.data()) != nullptr, "mkdtemp failed");
-    path_ = pattern;
-  }
-  ~TempDir() {
-    std::error_code ignored;
-    std::filesystem::remove_all(path_, ignored);
-  }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
+using test::TempDir;
 
 struct FakeClock {
   std::atomic<int64_t> now_ms{0};

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "storage/engine.h"
+#include "storage/temp_dir_test_util.h"
 
 namespace cairn::storage {
 namespace {
@@ -18,22 +19,7 @@ namespace {
 constexpr size_t kAllBytes = 64 * 1024 * 1024;
 constexpr topology::Token kHalf = topology::Token{1} << 63;
 
-class TempDir {
- public:
-  TempDir() {
-    std::string pattern = "/tmp/cairn-wal-test-XXXXXX";
-    CAIRN_ASSERT(mkdtemp(pattern.data()) != nullptr, "mkdtemp failed");
-    path_ = pattern;
-  }
-  ~TempDir() {
-    std::error_code ignored;
-    std::filesystem::remove_all(path_, ignored);
-  }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
+using test::TempDir;
 
 // `retained`: closed WAL files stay readable (the default); otherwise they are deleted as soon
 // as RocksDB no longer needs them, unless a hold keeps them.
