@@ -61,6 +61,17 @@ bool equal_constant_time(std::string_view a, std::string_view b) {
   return difference == 0;
 }
 
+// A flat array key, cell, key, cell, ... of stored cells (scan pages, WAL changes), each cell in
+// its storage encoding (docs/formats.md).
+template <typename Entries>
+void reply_cells(CommandContext& context, const Entries& entries) {
+  context.reply.array(entries.size() * 2);
+  for (const auto& entry : entries) {
+    context.reply.bulk(entry.key);
+    context.reply.bulk(storage::encode_cell(entry.cell));
+  }
+}
+
 // The replica of this machine, or nullptr after replying that there is none.
 replica::Replica* replica_or_reply(CommandContext& context) {
   if (context.replica == nullptr) context.reply.error(kNotClusterMachine);
@@ -178,11 +189,7 @@ void cairn_scan(CommandContext& context) {
   // Tokens are unsigned 64-bit: a RESP integer is signed, so the token travels as a string.
   context.reply.bulk(std::to_string(page.next_token));
   context.reply.integer(page.done ? 1 : 0);
-  context.reply.array(page.entries.size() * 2);
-  for (const replica::ScanEntry& entry : page.entries) {
-    context.reply.bulk(entry.key);
-    context.reply.bulk(storage::encode_cell(entry.cell));
-  }
+  reply_cells(context, page.entries);
 }
 
 void cairn_clear(CommandContext& context) {
@@ -257,11 +264,7 @@ void migrate_scan(CommandContext& context) {
   if (!page.is_ok()) return reply_status(context, page.status());
   context.reply.array(2);
   context.reply.bulk(topology::format_token(page->next_token));
-  context.reply.array(page->entries.size() * 2);
-  for (const replica::ScanEntry& entry : page->entries) {
-    context.reply.bulk(entry.key);
-    context.reply.bulk(storage::encode_cell(entry.cell));
-  }
+  reply_cells(context, page->entries);
 }
 
 void migrate_wal(CommandContext& context) {
@@ -291,11 +294,7 @@ void migrate_wal(CommandContext& context) {
   context.reply.array(4);
   context.reply.integer(static_cast<int64_t>(changes->next_sequence));
   context.reply.integer(static_cast<int64_t>(changes->latest_sequence));
-  context.reply.array(changes->changes.size() * 2);
-  for (const storage::WalChange& change : changes->changes) {
-    context.reply.bulk(change.key);
-    context.reply.bulk(storage::encode_cell(change.cell));
-  }
+  reply_cells(context, changes->changes);
   context.reply.array(changes->range_deletes.size() * 2);
   for (const storage::WalRangeDelete& deleted : changes->range_deletes) {
     context.reply.bulk(topology::format_token(deleted.start));
