@@ -348,7 +348,7 @@ Status Server::load_table_file() {
 void Server::schedule_ops_sampling() {
   ops_timer_->expires_after(std::chrono::milliseconds(kOpsSampleIntervalMs));
   ops_timer_->async_wait([this](const net::error_code& error) {
-    if (error) return;
+    if (error || ops_sampling_stopped_) return;
     state_->sample_ops(monotonic_ms());
     schedule_ops_sampling();
   });
@@ -428,6 +428,7 @@ void Server::teardown() {
   run_on_loop0([this] {
     net::error_code ignored;
     if (signals_) signals_->cancel(ignored);
+    ops_sampling_stopped_ = true;
     if (ops_timer_) ops_timer_->cancel();
   });
   // Workers finish their commands while the loops still run, so every reply reaches its

@@ -109,6 +109,9 @@ class Server {
   std::unique_ptr<CommandRunner> runner_;
   std::unique_ptr<net::EventLoops> loops_;
   std::unique_ptr<net::asio::steady_timer> ops_timer_;
+  // Set on loop 0 at teardown. cancel() alone misses a sample whose timer already fired and
+  // whose handler is queued: it would arm the timer again and keep loop 0 running forever.
+  bool ops_sampling_stopped_ = false;
   std::unique_ptr<net::asio::signal_set> signals_;
   std::unique_ptr<net::Listener> listener_;
   // --orchestrator only. The coordinator's lease check calls it: destroyed after the coordinator.
