@@ -453,11 +453,12 @@ Result<bool> Replica::apply_copied(std::string_view key, const storage::Cell& ce
   return engine_.apply(topology::token_of(key), key, cell);
 }
 
-Result<size_t> Replica::apply_copied_batch(const std::vector<storage::WalChange>& cells) {
+Result<size_t> Replica::apply_copied_batch(const std::vector<storage::WalChange>& cells,
+                                           bool logged) {
   HlcTimestamp newest = 0;
   for (const storage::WalChange& change : cells) newest = std::max(newest, change.cell.timestamp);
   if (newest != 0) clock_.observe(newest);
-  return engine_.apply_batch(cells);
+  return engine_.apply_batch(cells, logged);
 }
 
 }  // namespace cairn::replica

@@ -119,7 +119,9 @@ class Replica {
   // A cell copied by a migration or a rebuild: stored by LWW without any fence check (the copy
   // runs before this machine owns the range); the clock observes its timestamp.
   Result<bool> apply_copied(std::string_view key, const storage::Cell& cell);
-  Result<size_t> apply_copied_batch(const std::vector<storage::WalChange>& cells);
+  // `logged` false: see storage::Engine::apply_batch (durable only after flush_memtables()).
+  Result<size_t> apply_copied_batch(const std::vector<storage::WalChange>& cells,
+                                    bool logged = true);
 
   ~Replica();
 

@@ -581,12 +581,16 @@ Result<uint64_t> Migrator::scan_page(Migration& migration, Stream& stream, int t
       decode_cells(reply->elements[1], start, end, &bytes);
   if (!cells.is_ok()) return cells.status();
   if (!cells->empty()) {
-    Result<size_t> stored = replica_.apply_copied_batch(*cells);
+    // Unlogged: the bulk copy stays out of the WAL every client write fsyncs. It becomes durable
+    // with the flush below, before the stream counts as staged; a crash before that ends this
+    // process's streams, and a restarted machine copies again.
+    Result<size_t> stored = replica_.apply_copied_batch(*cells, /*logged=*/false);
     if (!stored.is_ok()) return stored.status();
     migration.keys.fetch_add(*stored, std::memory_order_relaxed);
   }
   migration.bytes.fetch_add(bytes, std::memory_order_relaxed);
   if (*next == 0 || *next == end) {
+    if (Status flushed = engine_.flush_memtables(); !flushed.is_ok()) return flushed;
     stream.scan_done = true;
     spdlog::info("migration {}: range scanned from machine {} ({} keys copied so far)",
                  migration.id, stream.machine,

@@ -778,9 +778,8 @@ uint64_t Engine::latest_sequence() const { return impl_->db->GetLatestSequenceNu
 
 namespace {
 
-// The error that tells a migration reader to copy the range again: the WAL no longer holds
-// `from`. Names the oldest LSN still readable (0 if none could be found).
-Status wal_gone(rocksdb::DB& db) {
+// The first sequence number of the oldest WAL file still on disk (0 if none could be found).
+uint64_t oldest_wal_sequence(rocksdb::DB& db) {
   uint64_t oldest = 0;
   rocksdb::VectorLogPtr files;
   if (db.GetSortedWalFiles(files).ok()) {
@@ -789,7 +788,21 @@ Status wal_gone(rocksdb::DB& db) {
       if (oldest == 0 || file->StartSequence() < oldest) oldest = file->StartSequence();
     }
   }
-  return Status::not_found("WALGONE " + std::to_string(oldest));
+  return oldest;
+}
+
+// The error that tells a migration reader to copy the range again: the WAL no longer holds
+// `from`. Names the oldest LSN still readable (0 if none could be found).
+Status wal_gone(rocksdb::DB& db) {
+  return Status::not_found("WALGONE " + std::to_string(oldest_wal_sequence(db)));
+}
+
+// Whether the records from `from` on are still in the WAL files. Sequence numbers missing from
+// the WAL after that are unlogged writes (Engine::apply_batch with logged = false), not losses:
+// WAL files are deleted oldest first, so the files from the oldest one on are contiguous.
+bool wal_reaches_back_to(rocksdb::DB& db, uint64_t from) {
+  const uint64_t oldest = oldest_wal_sequence(db);
+  return oldest != 0 && oldest <= from;
 }
 
 }  // namespace
@@ -800,25 +813,41 @@ Result<WalChanges> Engine::wal_changes(uint64_t from_sequence, topology::Token s
     return Status::invalid_argument("storage: WAL range end must be after its start");
   }
   expire_wal_holds();
-  // Records still in the manual-flush buffer are not in the file GetUpdatesSince reads.
+  WalChanges result;
+  // The latest sequence first, then the flush: a write publishes its sequence only after its WAL
+  // record is in the manual-flush buffer, so every logged record up to `latest` is then in the
+  // file GetUpdatesSince reads.
+  result.latest_sequence = impl_->db->GetLatestSequenceNumber();
   if (rocksdb::Status flushed = impl_->db->FlushWAL(/*sync=*/false); !flushed.ok()) {
     return from_rocksdb(flushed, "storage: WAL flush");
   }
-  WalChanges result;
-  result.latest_sequence = impl_->db->GetLatestSequenceNumber();
   result.next_sequence = std::max<uint64_t>(from_sequence, 1);
   if (result.next_sequence > result.latest_sequence) return result;
 
   std::unique_ptr<rocksdb::TransactionLogIterator> it;
   rocksdb::Status status = impl_->db->GetUpdatesSince(result.next_sequence, &it);
-  if (!status.ok() || it == nullptr || !it->Valid()) return wal_gone(*impl_->db);
+  if (!status.ok() || it == nullptr || !it->Valid()) {
+    if (!wal_reaches_back_to(*impl_->db, result.next_sequence)) return wal_gone(*impl_->db);
+    // Nothing logged from `from` to `latest`: those sequence numbers were unlogged writes.
+    result.next_sequence = result.latest_sequence + 1;
+    return result;
+  }
   WalReader reader(result.next_sequence, start, end, result);
   size_t examined_bytes = 0;
   bool first = true;
   for (; it->Valid(); it->Next()) {
     rocksdb::BatchResult batch = it->GetBatch();
-    // A first batch that starts after `from` means the records in between are gone.
-    if (first && batch.sequence > result.next_sequence) return wal_gone(*impl_->db);
+    // A first batch that starts after `from`: the records in between are gone, unless the WAL
+    // still reaches back to `from` and they were unlogged. (The iterator itself stops at such a
+    // gap later on; the next call starts there.)
+    if (first && batch.sequence > result.next_sequence) {
+      if (!wal_reaches_back_to(*impl_->db, result.next_sequence)) return wal_gone(*impl_->db);
+      if (batch.sequence > result.latest_sequence) {
+        result.next_sequence = result.latest_sequence + 1;
+        break;
+      }
+      result.next_sequence = batch.sequence;
+    }
     first = false;
     if (batch.sequence > result.latest_sequence) break;
     reader.begin_batch(batch.sequence);
@@ -832,6 +861,9 @@ Result<WalChanges> Engine::wal_changes(uint64_t from_sequence, topology::Token s
   }
   if (!it->status().ok() && first) return wal_gone(*impl_->db);
   if (!it->status().ok() && !it->status().IsTryAgain()) {
+    // The iterator stops at a gap of unlogged sequence numbers; the next call starts there and
+    // steps over it (above).
+    if (it->status().ToString().find("Gap in sequence") != std::string::npos) return result;
     return from_rocksdb(it->status(), "storage: read WAL");
   }
   return result;
@@ -896,7 +928,7 @@ Status Engine::delete_range(topology::Token start, topology::Token end) {
   return impl_->sync_wal();
 }
 
-Result<size_t> Engine::apply_batch(const std::vector<WalChange>& cells) {
+Result<size_t> Engine::apply_batch(const std::vector<WalChange>& cells, bool logged) {
   // The winner per storage key among the cells given (a key may appear more than once).
   std::map<std::string, const WalChange*> winners;
   for (const WalChange& change : cells) {
@@ -915,13 +947,24 @@ Result<size_t> Engine::apply_batch(const std::vector<WalChange>& cells) {
   locks.reserve(stripes.size());
   for (size_t stripe : stripes) locks.emplace_back(impl_->apply_stripes[stripe]);
 
+  // One MultiGet for the stored cells (the keys are sorted, as the map holds them).
+  std::vector<rocksdb::Slice> keys;
+  keys.reserve(winners.size());
+  for (const auto& [storage_key, change] : winners) keys.emplace_back(storage_key);
+  std::vector<rocksdb::PinnableSlice> values(keys.size());
+  std::vector<rocksdb::Status> statuses(keys.size());
+  impl_->db->MultiGet(rocksdb::ReadOptions(), impl_->db->DefaultColumnFamily(), keys.size(),
+                      keys.data(), values.data(), statuses.data(), /*sorted_input=*/true);
+
   rocksdb::WriteBatch batch;
   size_t stored_count = 0;
-  std::string stored;
+  size_t i = 0;
   for (const auto& [storage_key, change] : winners) {
-    const rocksdb::Status status = impl_->db->Get(rocksdb::ReadOptions(), storage_key, &stored);
+    const rocksdb::Status& status = statuses[i];
+    const rocksdb::PinnableSlice& stored = values[i];
+    ++i;
     if (status.ok()) {
-      Result<Cell> current = decode_cell(stored);
+      Result<Cell> current = decode_cell(std::string_view(stored.data(), stored.size()));
       if (!current.is_ok()) return current.status();  // as apply(): never overwrite unreadable
       if (!supersedes(change->cell, *current)) continue;
     } else if (!status.IsNotFound()) {
@@ -933,10 +976,19 @@ Result<size_t> Engine::apply_batch(const std::vector<WalChange>& cells) {
   if (stored_count == 0) return stored_count;
   rocksdb::WriteOptions write_options;
   write_options.sync = false;  // durability is sync()'s job (group commit)
+  write_options.disableWAL = !logged;
   const rocksdb::Status status = impl_->db->Write(write_options, &batch);
   if (!status.ok()) return from_rocksdb(status, "storage: apply batch");
   impl_->writes.fetch_add(stored_count, std::memory_order_relaxed);
   return stored_count;
+}
+
+Status Engine::flush_memtables() {
+  rocksdb::FlushOptions flush_options;
+  flush_options.wait = true;
+  const rocksdb::Status status = impl_->db->Flush(flush_options);
+  if (!status.ok()) return from_rocksdb(status, "storage: flush");
+  return Status::ok();
 }
 
 Status Engine::compact_all() {

@@ -196,9 +196,14 @@ class Engine {
   Status delete_range(topology::Token start, topology::Token end);
 
   // Applies many cells, each by LWW under the same per-key locking as apply(), in one WriteBatch:
-  // the fast path for migration copies. Returns how many cells were stored. Durable with the
-  // next sync(), like apply().
-  Result<size_t> apply_batch(const std::vector<WalChange>& cells);
+  // the fast path for migration copies. Returns how many cells were stored. Logged: durable with
+  // the next sync(), like apply(). Unlogged (a migration's bulk copy): the cells skip the WAL, so
+  // client fsyncs do not carry them, and are durable only once flush_memtables() returned; a
+  // crash before loses them, so only a copy that is redone after a crash may skip the log.
+  Result<size_t> apply_batch(const std::vector<WalChange>& cells, bool logged = true);
+
+  // Writes every memtable to SST files and waits: makes unlogged batches durable.
+  Status flush_memtables();
 
   // Test hook: runs a full manual compaction (so the compaction filter sees every cell).
   Status compact_all();

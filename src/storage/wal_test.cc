@@ -280,5 +280,45 @@ TEST(ApplyBatchTest, AppliesEachCellByLastWriteWins) {
   EXPECT_EQ(*engine->apply_batch({}), 0u);
 }
 
+TEST(ApplyBatchTest, UnloggedCellsStayOutOfTheWalAndSurviveAFlush) {
+  TempDir dir;
+  auto engine = open_engine(dir.path());
+  apply_ok(*engine, 1, "kept", value_cell(9, "newer, logged"));
+  const uint64_t before = engine->latest_sequence();
+  const std::vector<WalChange> cells = {
+      {1, "kept", value_cell(4, "older: loses")},
+      {2, "copied", value_cell(5, "copy")},
+  };
+  Result<size_t> stored = engine->apply_batch(cells, /*logged=*/false);
+  ASSERT_TRUE(stored.is_ok()) << stored.status().to_string();
+  EXPECT_EQ(*stored, 1u);
+  EXPECT_EQ((*engine->read(2, "copied"))->value, "copy");
+  // The copy took a sequence number but wrote no WAL record: a reader of the WAL steps over the
+  // gap (it is not a lost WAL), at the end of the log and between logged writes.
+  Result<WalChanges> tail = engine->wal_changes(before + 1, 0, 0, kAllBytes);
+  ASSERT_TRUE(tail.is_ok()) << tail.status().to_string();
+  EXPECT_TRUE(tail->changes.empty());
+  EXPECT_EQ(tail->next_sequence, engine->latest_sequence() + 1);
+  apply_ok(*engine, 3, "after", value_cell(6, "logged"));
+  ASSERT_TRUE(engine->apply_batch({{4, "copied2", value_cell(5, "copy")}}, false).is_ok());
+  apply_ok(*engine, 5, "last", value_cell(7, "logged"));
+  std::vector<std::string> seen;
+  uint64_t from = before + 1;
+  for (int round = 0; round < 10 && from <= engine->latest_sequence(); ++round) {
+    Result<WalChanges> part = engine->wal_changes(from, 0, 0, kAllBytes);
+    ASSERT_TRUE(part.is_ok()) << part.status().to_string();
+    for (const WalChange& change : part->changes) seen.push_back(change.key);
+    ASSERT_GE(part->next_sequence, from);
+    from = part->next_sequence;
+  }
+  EXPECT_EQ(seen, (std::vector<std::string>{"after", "last"}));
+  EXPECT_EQ(from, engine->latest_sequence() + 1);
+  ASSERT_TRUE(engine->flush_memtables().is_ok());
+  engine.reset();
+  engine = open_engine(dir.path());
+  EXPECT_EQ((*engine->read(1, "kept"))->value, "newer, logged");
+  EXPECT_EQ((*engine->read(2, "copied"))->value, "copy");
+}
+
 }  // namespace
 }  // namespace cairn::storage
