@@ -291,7 +291,9 @@ int64_t Migrator::now_ms() const { return monotonic_ms(); }
 void Migrator::run() {
   int delay_ms = options_.idle_poll_ms;
   while (wait_for_round(delay_ms)) {
-    delay_ms = run_round() ? options_.busy_poll_ms : options_.idle_poll_ms;
+    work_left_ = false;
+    const bool busy = run_round();
+    delay_ms = work_left_ ? 0 : busy ? options_.busy_poll_ms : options_.idle_poll_ms;
   }
 }
 
@@ -498,7 +500,10 @@ bool Migrator::target_round(Migration& migration, const topology::RoutingTable& 
       throttle(migration, bytes);
       if (idle) break;
       busy = true;
-      if (now_ms() >= deadline) break;
+      if (now_ms() >= deadline) {
+        work_left_ = true;
+        break;
+      }
     }
   }
   update_progress(migration, table);

@@ -171,6 +171,9 @@ class Migrator {
 
   // The migrator thread only.
   int64_t last_expire_ms_ = 0;
+  // Set by a round in which a stream used up its budget with work left: the next round starts
+  // at once instead of after busy_poll_ms (migrator thread only).
+  bool work_left_ = false;
   // Shared with the TableHolder listener, which may outlive this object.
   std::shared_ptr<Unowned> unowned_;
 };
