@@ -134,7 +134,7 @@ def main():
         watcher.join()
         after = benchmark(dev.port(0), a.bench_seconds)
 
-        copy_rates, fences = [], []
+        copy_rates, phase_rates, fences = [], [], []
         moved_bytes = 0
         for mid, rec in sorted(watcher.seen.items()):
             m = rec["last"]
@@ -144,7 +144,12 @@ def main():
                            and f >= first), default=last)
                 staged = max(rec["staged_bytes"], m.get("bytes", 0) or 0)
                 if nxt > first and staged:
-                    copy_rates.append(staged / (nxt - first) / 1e6)
+                    # The copy as the target measured it (first HOLD to every source scanned and
+                    # flushed), and the staging phase as the orchestrator saw it (adds the
+                    # heartbeats that carry the order and the report).
+                    if m.get("copy_ms"):
+                        copy_rates.append(staged / (m["copy_ms"] / 1000.0) / 1e6)
+                    phase_rates.append(staged / (nxt - first) / 1e6)
                     moved_bytes += staged
             if m["phase"] == "done" and m.get("fence_ms_last") is not None:
                 fences.append(float(m["fence_ms_last"]))
@@ -175,6 +180,8 @@ def main():
         "migration_seconds": round(total, 1), "moved_mb": round(moved_bytes / 1e6, 1),
         "copy_mb_s_per_migration": [round(r, 1) for r in copy_rates],
         "copy_mb_s_mean": round(sum(copy_rates) / len(copy_rates), 1) if copy_rates else None,
+        "staging_phase_mb_s_mean": (round(sum(phase_rates) / len(phase_rates), 1)
+                                    if phase_rates else None),
         "fence_ms_max": fences[-1] if fences else None,
         "fence_ms_p99": fences[max(0, len(fences) * 99 // 100 - 1)] if fences else None,
         "fences": len(fences),

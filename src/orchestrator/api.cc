@@ -105,6 +105,11 @@ Result<std::vector<MigrationReport>> parse_reports(const json& body) {
       if (!fence.is_ok()) return Status::invalid_argument("migrations: " + fence.status().message());
       report.fence_ms = *fence;
     }
+    if (item.contains("copy_ms")) {
+      auto copy = u64_field(item, "copy_ms", std::nullopt);
+      if (!copy.is_ok()) return Status::invalid_argument("migrations: " + copy.status().message());
+      report.copy_ms = *copy;
+    }
     for (auto [name, out] : {std::pair{"staged", &report.staged},
                              std::pair{"ready", &report.ready},
                              std::pair{"cleaned", &report.cleaned}}) {

@@ -18,7 +18,7 @@
 //   POST /v1/migrations/{id}/commit {"attempt", "epoch"} → {"table": ...} (409: refused)
 //   POST /v1/migrations/{id}/abort {"attempt", "error"} → {"ok": true}
 //   The heartbeat takes "migrations": [{"id", "staged", "ready", "keys", "bytes", "lag",
-//   "cleaned", "fence_ms"}] and answers "migrations": [{"id", "start", "end", "source",
+//   "cleaned", "fence_ms", "copy_ms"}] and answers "migrations": [{"id", "start", "end", "source",
 //   "target", "phase", "paused", "max_rate", "attempt", "driver", "commit_epoch"}].
 // Every POST needs "Authorization: Bearer <cluster secret>" (401 otherwise); GETs are open.
 // Errors are {"error": "..."} with 400 (bad request), 401, 404, 405, 409 (conflict).

@@ -301,7 +301,7 @@ TEST_F(ApiTest, MigrationsFromSplitToCommit) {
   EXPECT_EQ(post(base + "/commit", {{"attempt", 1}, {"epoch", epoch + 1}}).status, 409);
   // The driver reports how long it fenced, once (0 ms is a time too).
   ASSERT_EQ(post("/v1/heartbeat",
-                 {{"machine_id", 2}, {"migrations", {{{"id", id}, {"fence_ms", 0}}}}})
+                 {{"machine_id", 2}, {"migrations", {{{"id", id}, {"fence_ms", 0}, {"copy_ms", 5}}}}})
                 .status,
             200);
   json fenced = json::parse(get("/v1/migrations").body)[0];

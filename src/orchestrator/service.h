@@ -101,6 +101,8 @@ struct MigrationReport {
   bool cleaned = false;  // source: deleted the range after the commit
   // driver: how long its last cutover fenced the range; sent once per cutover (absent: none)
   std::optional<uint64_t> fence_ms = std::nullopt;
+  // target: how long its staging took, first HOLD to every source scanned (absent: not staged)
+  std::optional<uint64_t> copy_ms = std::nullopt;
 };
 
 // One active migration, as the heartbeat answer carries it.

@@ -308,6 +308,7 @@ void Service::apply_report(MachineId machine, const MigrationReport& report) {
     p->rate_bytes = report.bytes;
   }
   p->bytes = report.bytes;
+  if (report.copy_ms.has_value()) p->copy_ms = *report.copy_ms;
 }
 
 Result<nlohmann::json> Service::commit_migration(uint64_t id, uint32_t attempt,
@@ -670,6 +671,10 @@ nlohmann::json Service::migrations_json() const {
     j["bytes"] = bytes;
     j["lag"] = lag;
     j["rate"] = rate;
+    // The slowest target's staging time, as the machines measured it (0: not staged yet).
+    uint64_t copy_ms = 0;
+    for (const auto& p : m.progress) copy_ms = std::max(copy_ms, p.copy_ms);
+    j["copy_ms"] = copy_ms;
     j["effective_max_rate"] = m.max_rate != 0 ? m.max_rate : settings_.migration_max_rate;
     // The range's bytes: the fullest source machine's bytes × the range's share of the source
     // shard's span (keys hash uniformly, so bytes spread like tokens).

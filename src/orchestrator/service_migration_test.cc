@@ -140,9 +140,16 @@ TEST_F(MigrationTest, AMoveRunsThroughEveryPhase) {
   report(*service, members(*service, 1), r);
   service->tick();
   EXPECT_EQ(phase(*service, id), MigrationPhase::kStaging);
-  report(*service, {targets[2]}, r);
+  // Each target measures its own staging time; the slowest one is the migration's.
+  MigrationReport slow = r;
+  slow.copy_ms = 900;
+  report(*service, {targets[2]}, slow);
+  r.copy_ms = 300;
+  report(*service, {targets[0]}, r);
   service->tick();
   EXPECT_EQ(phase(*service, id), MigrationPhase::kCatchup);
+  EXPECT_EQ(service->migrations_json()[0]["copy_ms"], 900);
+  r.copy_ms.reset();
   r.ready = true;
   report(*service, targets, r);
   service->tick();

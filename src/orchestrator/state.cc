@@ -208,6 +208,9 @@ Status migration_from_json(const json& j, size_t index, Migration* out) {
       CAIRN_RETURN_IF_ERROR(get_field(p, "bytes", &t.bytes, at));
       CAIRN_RETURN_IF_ERROR(get_field(p, "lag", &t.lag, at));
       CAIRN_RETURN_IF_ERROR(get_field(p, "rate", &t.rate, at));
+      if (p.contains("copy_ms")) {  // absent in state files written before it existed
+        CAIRN_RETURN_IF_ERROR(get_field(p, "copy_ms", &t.copy_ms, at));
+      }
       out->progress.push_back(t);
     }
   }
@@ -358,7 +361,7 @@ nlohmann::json migration_to_json(const Migration& m) {
   for (const auto& p : m.progress) {
     progress.push_back({{"machine", p.machine}, {"staged", p.staged}, {"ready", p.ready},
                         {"keys", p.keys}, {"bytes", p.bytes}, {"lag", p.lag},
-                        {"rate", p.rate}});
+                        {"rate", p.rate}, {"copy_ms", p.copy_ms}});
   }
   return json{{"id", m.id},
               {"kind", m.kind},

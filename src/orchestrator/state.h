@@ -104,6 +104,7 @@ struct TargetProgress {
   uint64_t bytes = 0;
   uint64_t lag = 0;    // WAL records behind (max over sources)
   double rate = 0;     // bytes/s, from deltas of `bytes` between reports
+  uint64_t copy_ms = 0;  // how long its staging took, as it measured (0: not staged yet)
   // For the rate: the bytes and monotonic time of the report the rate was last computed at.
   // Not persisted (monotonic time means nothing after a restart).
   uint64_t rate_bytes = 0;

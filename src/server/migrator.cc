@@ -188,7 +188,10 @@ struct Migrator::Migration {
   bool cleaned = false;
   uint64_t lag = 0;
   int64_t fence_ms = -1;  // the committed cutover driven here (-1: none)
+  int64_t copy_ms = -1;   // first HOLD to staged on this machine (-1: not staged yet)
   uint64_t driven_attempt = 0;
+  // When this machine first held a source for this migration (monotonic ms, -1: not yet).
+  std::atomic<int64_t> staging_started_ms{-1};
   std::atomic<uint64_t> keys{0};
   std::atomic<uint64_t> bytes{0};
 
@@ -353,6 +356,7 @@ std::vector<MigrationReport> Migrator::reports() {
     // Repeated in every heartbeat while the order lasts, so a lost heartbeat does not lose it
     // (the orchestrator keeps one value per attempt, and only a committed attempt sets it).
     report.fence_ms = m.fence_ms;
+    report.copy_ms = m.copy_ms;
     out.push_back(report);
   }
   return out;
@@ -547,6 +551,8 @@ Result<uint64_t> Migrator::hold(Migration& migration, Stream& stream, int timeou
     stream.cursor = migration.start;
     stream.next_lsn = *lsn + 1;
     stream.latest_lsn = *lsn;
+    int64_t unset = -1;
+    migration.staging_started_ms.compare_exchange_strong(unset, stream.held_ms);
     spdlog::info("migration {}: staging from machine {} at LSN {}", id, stream.machine, *lsn);
   }
   return uint64_t{0};
@@ -700,6 +706,12 @@ void Migrator::update_progress(Migration& migration, const topology::RoutingTabl
     }
   }
   std::lock_guard lock(mu_);
+  const int64_t started = migration.staging_started_ms.load();
+  if (staged && migration.copy_ms < 0 && started >= 0) {
+    migration.copy_ms = now_ms() - started;
+    spdlog::info("migration {}: staged {} bytes in {} ms", migration.id,
+                 migration.bytes.load(std::memory_order_relaxed), migration.copy_ms);
+  }
   migration.staged = staged;
   migration.lag = lag;
   migration.ready = staged && measured && lag < options_.ready_lag_max;

@@ -341,6 +341,10 @@ TEST_F(MigratorTest, TheDriverFencesFinishesCommitsAndPushesAndTheSourceCleansUp
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
   ASSERT_TRUE(ready());
+  // The target measured its staging: from its first HOLD to the range scanned and flushed.
+  ASSERT_EQ(migrator.reports().size(), 1u);
+  EXPECT_GE(migrator.reports()[0].copy_ms, 0);
+  EXPECT_LT(migrator.reports()[0].copy_ms, 30'000);
 
   MigrationOrder cutover = order("cutover");
   cutover.attempt = 1;

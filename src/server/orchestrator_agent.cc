@@ -71,6 +71,7 @@ json report_json(const MigrationReport& report) {
               {"keys", report.keys},   {"bytes", report.bytes},   {"lag", report.lag},
               {"cleaned", report.cleaned}};
   if (report.fence_ms >= 0) out["fence_ms"] = report.fence_ms;
+  if (report.copy_ms >= 0) out["copy_ms"] = report.copy_ms;
   return out;
 }
 

@@ -68,6 +68,9 @@ struct MigrationReport {
   uint64_t lag = 0;
   bool cleaned = false;
   int64_t fence_ms = -1;  // < 0: not sent (no cutover finished since the last report)
+  // Target: milliseconds from its first HOLD to every voting source's range scanned and flushed
+  // (< 0: not staged yet, not sent).
+  int64_t copy_ms = -1;
 };
 
 // Bounds what a malformed or hostile answer can make this machine hold.
