@@ -23,8 +23,9 @@ from dev_cluster import DevCluster, wait_for  # noqa: E402
 
 # A hash tag whose token (0xd3f1...) lies in the ring's last quarter, which the balancer leaves
 # with the first shard. Not the default: a sustained SET/GET load on the keys of one hash tag
-# slows down by itself (38k → 14k req/s within 30 s with no migration running; cause not found
-# yet), which would be mistaken for the migration's cost.
+# settles lower than it starts (35.7k -> 27k req/s within 20 s, then flat, with no migration
+# running; 38k -> 14k before the partitioned index, bench/RESULTS.md), which would be mistaken
+# for the migration's cost.
 TAG = "{b3}"
 
 
