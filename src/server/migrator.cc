@@ -991,8 +991,16 @@ void Migrator::drop_unowned_ranges() {
     std::lock_guard lock(unowned_->mu);
     due.swap(unowned_->to_drop);
   }
+  const auto table = replica_.tables().current();
   for (size_t i = 0; i < due.size(); ++i) {
     const topology::Range& range = due[i];
+    // Judged again on the current table: a range this machine owns again since (a commit to its
+    // new shard) is never deleted.
+    if (table && owns_part_of(*table, range.start, range.end)) {
+      spdlog::info("not deleting [{}, {}): this machine owns part of it again",
+                   topology::format_token(range.start), topology::format_token(range.end));
+      continue;
+    }
     if (Status status = engine_.delete_range(range.start, range.end); !status.is_ok()) {
       spdlog::error("cannot delete [{}, {}), no longer owned: {}",
                     topology::format_token(range.start), topology::format_token(range.end),
@@ -1006,6 +1014,33 @@ void Migrator::drop_unowned_ranges() {
     spdlog::info("deleted [{}, {}): shard {} owns it and this machine is not in it",
                  topology::format_token(range.start), topology::format_token(range.end),
                  range.shard);
+    restage_overlapping(range);
+  }
+}
+
+void Migrator::restage_overlapping(const topology::Range& range) {
+  // A machine that leaves a shard (an extra reclaimed into the target shard of a migration) may
+  // already copy a range it held there: the deletion just removed pages it copied, so every
+  // stream of such a migration copies again from the start.
+  std::vector<std::shared_ptr<Migration>> list;
+  {
+    std::lock_guard lock(mu_);
+    for (auto& [id, migration] : migrations_) list.push_back(migration);
+  }
+  for (const std::shared_ptr<Migration>& migration : list) {
+    if (!overlaps(migration->start, migration->end, range.start, range.end)) continue;
+    std::lock_guard lock(migration->mu);
+    bool restarted = false;
+    for (auto& [id, stream] : migration->streams) {
+      if (!stream.held) continue;
+      stream.restart();
+      restarted = true;
+    }
+    if (restarted) {
+      spdlog::warn("migration {}: [{}, {}) was deleted here while it was being copied: copying "
+                   "again", migration->id, topology::format_token(range.start),
+                   topology::format_token(range.end));
+    }
   }
 }
 

@@ -148,6 +148,8 @@ class Migrator {
   // migrator thread deletes them.
   struct Unowned;
   void drop_unowned_ranges();
+  // Restarts the streams of every migration whose range overlaps `range` (just deleted here).
+  void restage_overlapping(const topology::Range& range);
   bool owns_part_of(const topology::RoutingTable& table, topology::Token start,
                     topology::Token end) const;
   void throttle(Migration& migration, uint64_t bytes);

@@ -198,6 +198,12 @@ class DevCluster:
                     proc.kill()
                     proc.wait(timeout=10)
             _LIVE.discard(proc)
+        if os.environ.get("CAIRN_KEEP_TEST_DIR"):
+            # Debugging aid: keep the data, the added machines' logs and `cairn dev`'s output.
+            with open(os.path.join(self.tmp, "dev-output.log"), "w") as out:
+                out.write("\n".join(self.output))
+            print("kept %s" % self.tmp)
+            return
         subprocess.run(["rm", "-rf", self.tmp], check=False)
 
     def __enter__(self):

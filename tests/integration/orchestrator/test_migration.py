@@ -187,7 +187,7 @@ def test_kill_target_machine_during_catchup_migration_completes():
 
 @pytest.mark.skipif(not os.environ.get("CAIRN_MIGRATION_REPLICA_KEYS"),
                     reason="open finding (docs/migration.md 'Known problems'): fails about 1 run "
-                           "in 20; set CAIRN_MIGRATION_REPLICA_KEYS=1 to run it")
+                           "in 15; set CAIRN_MIGRATION_REPLICA_KEYS=1 to run it")
 def test_target_killed_while_staging_and_restarted_copies_again_and_holds_every_key():
     """Staged pages skip the target's WAL until the stream's flush: a target killed mid-copy
     loses them, and must stage again (it cannot FINISH before). Afterwards it stores exactly
