@@ -826,8 +826,12 @@ Result<WalChanges> Engine::wal_changes(uint64_t from_sequence, topology::Token s
 
   std::unique_ptr<rocksdb::TransactionLogIterator> it;
   rocksdb::Status status = impl_->db->GetUpdatesSince(result.next_sequence, &it);
-  if (!status.ok() || it == nullptr || !it->Valid()) {
-    if (!wal_reaches_back_to(*impl_->db, result.next_sequence)) return wal_gone(*impl_->db);
+  if (!status.ok() || it == nullptr) return wal_gone(*impl_->db);  // the reader copies again
+  if (!it->Valid()) {
+    const bool failed = !it->status().ok() && !it->status().IsTryAgain();  // TryAgain: at the end
+    if (failed || !wal_reaches_back_to(*impl_->db, result.next_sequence)) {
+      return wal_gone(*impl_->db);
+    }
     // Nothing logged from `from` to `latest`: those sequence numbers were unlogged writes.
     result.next_sequence = result.latest_sequence + 1;
     return result;
