@@ -100,15 +100,13 @@ Result<std::vector<MigrationReport>> parse_reports(const json& body) {
       if (!value.is_ok()) return Status::invalid_argument("migrations: " + value.status().message());
       *out = *value;
     }
-    if (item.contains("fence_ms")) {
-      auto fence = u64_field(item, "fence_ms", std::nullopt);
-      if (!fence.is_ok()) return Status::invalid_argument("migrations: " + fence.status().message());
-      report.fence_ms = *fence;
-    }
-    if (item.contains("copy_ms")) {
-      auto copy = u64_field(item, "copy_ms", std::nullopt);
-      if (!copy.is_ok()) return Status::invalid_argument("migrations: " + copy.status().message());
-      report.copy_ms = *copy;
+    // Optional: absent means not measured (nothing sent), not 0.
+    for (auto [name, out] : {std::pair{"fence_ms", &report.fence_ms},
+                             std::pair{"copy_ms", &report.copy_ms}}) {
+      if (!item.contains(name)) continue;
+      auto value = u64_field(item, name, std::nullopt);
+      if (!value.is_ok()) return Status::invalid_argument("migrations: " + value.status().message());
+      *out = *value;
     }
     for (auto [name, out] : {std::pair{"staged", &report.staged},
                              std::pair{"ready", &report.ready},

@@ -797,12 +797,14 @@ Status wal_gone(rocksdb::DB& db) {
   return Status::not_found("WALGONE " + std::to_string(oldest_wal_sequence(db)));
 }
 
-// Whether the records from `from` on are still in the WAL files. Sequence numbers missing from
-// the WAL after that are unlogged writes (Engine::apply_batch with logged = false), not losses:
-// WAL files are deleted oldest first, so the files from the oldest one on are contiguous.
-bool wal_reaches_back_to(rocksdb::DB& db, uint64_t from) {
+// OK while the records from `from` on are still in the WAL files, WALGONE otherwise. Sequence
+// numbers missing from the WAL after that are unlogged writes (Engine::apply_batch with logged =
+// false), not losses: WAL files are deleted oldest first, so the files from the oldest one on are
+// contiguous.
+Status wal_reaches_back_to(rocksdb::DB& db, uint64_t from) {
   const uint64_t oldest = oldest_wal_sequence(db);
-  return oldest != 0 && oldest <= from;
+  if (oldest != 0 && oldest <= from) return Status::ok();
+  return Status::not_found("WALGONE " + std::to_string(oldest));
 }
 
 }  // namespace
@@ -829,8 +831,9 @@ Result<WalChanges> Engine::wal_changes(uint64_t from_sequence, topology::Token s
   if (!status.ok() || it == nullptr) return wal_gone(*impl_->db);  // the reader copies again
   if (!it->Valid()) {
     const bool failed = !it->status().ok() && !it->status().IsTryAgain();  // TryAgain: at the end
-    if (failed || !wal_reaches_back_to(*impl_->db, result.next_sequence)) {
-      return wal_gone(*impl_->db);
+    if (failed) return wal_gone(*impl_->db);
+    if (Status kept = wal_reaches_back_to(*impl_->db, result.next_sequence); !kept.is_ok()) {
+      return kept;
     }
     // Nothing logged from `from` to `latest`: those sequence numbers were unlogged writes.
     result.next_sequence = result.latest_sequence + 1;
@@ -845,7 +848,9 @@ Result<WalChanges> Engine::wal_changes(uint64_t from_sequence, topology::Token s
     // still reaches back to `from` and they were unlogged. (The iterator itself stops at such a
     // gap later on; the next call starts there.)
     if (first && batch.sequence > result.next_sequence) {
-      if (!wal_reaches_back_to(*impl_->db, result.next_sequence)) return wal_gone(*impl_->db);
+      if (Status kept = wal_reaches_back_to(*impl_->db, result.next_sequence); !kept.is_ok()) {
+        return kept;
+      }
       if (batch.sequence > result.latest_sequence) {
         result.next_sequence = result.latest_sequence + 1;
         break;
