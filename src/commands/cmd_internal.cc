@@ -15,6 +15,7 @@
 #include <utility>
 
 #include "commands/command.h"
+#include "commands/parse.h"
 #include "replica/replica.h"
 #include "storage/cell.h"
 #include "storage/engine.h"
@@ -259,9 +260,18 @@ void migrate_scan(CommandContext& context) {
     return context.reply.error("ERR count must be between 1 and " +
                                std::to_string(kMigrateScanCountMax));
   }
+  // STAMPS: every cell without its value (a target verifying its copy compares timestamps).
+  bool stamps = false;
+  if (context.args.size() == 6) {
+    if (!equals_ignore_case(context.args[5], "STAMPS")) return context.reply.error("ERR syntax error");
+    stamps = true;
+  }
   Result<replica::ScanResult> page =
       replica->scan_stored(*start, *end, static_cast<size_t>(*count));
   if (!page.is_ok()) return reply_status(context, page.status());
+  if (stamps) {
+    for (replica::ScanEntry& entry : page->entries) entry.cell.value.clear();
+  }
   context.reply.array(2);
   context.reply.bulk(topology::format_token(page->next_token));
   reply_cells(context, page->entries);
@@ -390,8 +400,9 @@ void register_internal_commands(CommandTable& table) {
   migrate.subcommands.push_back(spec("cairn.migrate|release", 3, kMigrateFlags | kFast,
                                      "Releases a WAL hold", "O(1)", migrate_release));
   migrate.subcommands.push_back(
-      spec("cairn.migrate|scan", 5, kMigrateFlags | kReadOnly,
-           "Returns a page of the cells this machine stores in a token range (not fenced)",
+      spec("cairn.migrate|scan", -5, kMigrateFlags | kReadOnly,
+           "Returns a page of the cells this machine stores in a token range (not fenced); "
+           "STAMPS: without their values",
            "O(N) where N is the number of cells returned", migrate_scan));
   migrate.subcommands.push_back(
       spec("cairn.migrate|wal", 6, kMigrateFlags | kReadOnly,

@@ -55,6 +55,18 @@ std::string address_of(const topology::RoutingTable& table, uint64_t machine) {
   return found->internal_address.empty() ? found->address : found->internal_address;
 }
 
+// Whether the table gives all of [start, end) to `shard`: for a migration's target shard, the
+// commit happened and the copy is over.
+bool owned_by(const topology::RoutingTable& table, Token start, Token end, uint64_t shard) {
+  bool any = false;
+  for (const topology::Range& range : table.ranges()) {
+    if (!overlaps(range.start, range.end, start, end)) continue;
+    if (range.shard != shard) return false;
+    any = true;
+  }
+  return any;
+}
+
 bool is_target_phase(const std::string& phase) {
   return phase == "staging" || phase == "catchup" || phase == "cutover";
 }
@@ -149,7 +161,13 @@ struct Migrator::Stream {
   bool held = false;       // HOLD answered: next_lsn and cursor are valid
   bool scan_done = false;  // every page of the range copied
   bool wal_read = false;   // a WAL round succeeded since the scan ended (lag is measured)
+  // Every page of the range compared with the source after the scan (verify_page): what this
+  // machine stores supersedes or equals every cell the source stores, as of a WAL position this
+  // stream has applied. Only then does the stream count as staged.
+  bool verified = false;
   Token cursor = 0;
+  Token verify_cursor = 0;
+  int verify_repairs = 0;  // copies of the page at verify_cursor again, since it last matched
   uint64_t next_lsn = 0;    // the WAL position to read from
   uint64_t latest_lsn = 0;  // the source's latest LSN when last asked
   int64_t held_ms = 0;      // when the hold was last taken or renewed
@@ -166,8 +184,11 @@ struct Migrator::Stream {
     held = false;
     scan_done = false;
     wal_read = false;
+    verified = false;
+    verify_repairs = 0;
     prefetch.reset();
   }
+  bool staged() const { return held && scan_done && verified; }
 };
 
 struct Migrator::Migration {
@@ -194,6 +215,10 @@ struct Migrator::Migration {
   std::atomic<int64_t> staging_started_ms{-1};
   std::atomic<uint64_t> keys{0};
   std::atomic<uint64_t> bytes{0};
+  // Cells the verification compared, and those it found missing or older here and copied again
+  // (each one a defect of the copy: logged).
+  std::atomic<uint64_t> verified_cells{0};
+  std::atomic<uint64_t> repaired_cells{0};
 
   // Serializes work on the streams between the migrator thread and finish().
   std::timed_mutex mu;
@@ -371,12 +396,14 @@ std::string Migrator::info() const {
     const Migration& m = *migration;
     out += fmt::format(
         "migration_{}:phase={},range={}-{},source={},target={},role={},staged={},ready={},"
-        "keys={},bytes={},lag={},cleaned={}\r\n",
+        "keys={},bytes={},lag={},cleaned={},verified_cells={},repaired_cells={}\r\n",
         id, m.order.phase, topology::format_token(m.order.start),
         topology::format_token(m.order.end), m.order.source, m.order.target,
         m.is_target ? "target" : (m.was_source ? "source" : "none"), m.staged ? 1 : 0,
         m.ready ? 1 : 0, m.keys.load(std::memory_order_relaxed),
-        m.bytes.load(std::memory_order_relaxed), m.lag, m.cleaned ? 1 : 0);
+        m.bytes.load(std::memory_order_relaxed), m.lag, m.cleaned ? 1 : 0,
+        m.verified_cells.load(std::memory_order_relaxed),
+        m.repaired_cells.load(std::memory_order_relaxed));
   }
   return out;
 }
@@ -406,9 +433,14 @@ bool Migrator::run_round() {
       migration->is_target = target;
       if (contains(members_of(*table, order.source), me_)) migration->was_source = true;
     }
-    if (target && is_target_phase(order.phase)) {
+    // Once this machine's table says the commit happened, the copy is over even if the order
+    // still says cutover (the heartbeat that moves it to cleanup may come later than the table
+    // push): the sources give the range up from then on, and nothing they log about it after
+    // the fence is ours to apply.
+    const bool committed = owned_by(*table, order.start, order.end, order.target);
+    if (target && is_target_phase(order.phase) && !committed) {
       busy |= target_round(*migration, *table);
-    } else if (order.phase == "cleanup" || !target) {
+    } else if (order.phase == "cleanup" || !target || committed) {
       // The copy is over (or this machine left the target shard): the sources may drop their
       // WAL.
       release_streams(*migration);
@@ -521,8 +553,12 @@ Result<uint64_t> Migrator::stream_step(Migration& migration, Stream& stream, int
     return hold(migration, stream, timeout_ms);
   }
   if (!stream.scan_done) return scan_page(migration, stream, timeout_ms);
+  // Verified once the WAL is followed closely, so few differences are only writes not read yet.
+  if (!stream.verified && stream.wal_read && stream.lag() < options_.ready_lag_max) {
+    return verify_page(migration, stream, timeout_ms);
+  }
   Result<uint64_t> bytes = wal_round(migration, stream, timeout_ms);
-  if (bytes.is_ok() && stream.next_lsn > stream.latest_lsn) *idle = true;
+  if (bytes.is_ok() && stream.verified && stream.next_lsn > stream.latest_lsn) *idle = true;
   return bytes;
 }
 
@@ -548,7 +584,10 @@ Result<uint64_t> Migrator::hold(Migration& migration, Stream& stream, int timeou
     stream.held = true;
     stream.scan_done = false;
     stream.wal_read = false;
+    stream.verified = false;
+    stream.verify_repairs = 0;
     stream.cursor = migration.start;
+    stream.verify_cursor = migration.start;
     stream.next_lsn = *lsn + 1;
     stream.latest_lsn = *lsn;
     int64_t unset = -1;
@@ -616,6 +655,131 @@ Result<uint64_t> Migrator::scan_page(Migration& migration, Stream& stream, int t
   return bytes;
 }
 
+namespace {
+
+// Whether the stored cell `mine` is the source's cell `stamp` or supersedes it (LWW compares
+// timestamp, then writer; one (timestamp, writer) is one write, even once the compaction filter
+// turned its expired value into a tombstone).
+bool covers(const storage::Cell& mine, const storage::Cell& stamp) {
+  return mine.timestamp > stamp.timestamp ||
+         (mine.timestamp == stamp.timestamp && mine.writer >= stamp.writer);
+}
+
+}  // namespace
+
+Result<std::vector<const storage::WalChange*>> Migrator::uncovered(
+    const std::vector<storage::WalChange>& stamps) {
+  std::vector<const storage::WalChange*> out;
+  for (const storage::WalChange& stamp : stamps) {
+    Result<std::optional<storage::Cell>> mine = engine_.read(stamp.token, stamp.key);
+    if (!mine.is_ok()) return mine.status();
+    if (mine->has_value() ? covers(**mine, stamp.cell) : engine_.may_have_dropped(stamp.cell)) {
+      continue;
+    }
+    out.push_back(&stamp);
+  }
+  return out;
+}
+
+Status Migrator::catch_up(Migration& migration, Stream& stream, int timeout_ms) {
+  // The first round's latest LSN is at least that of every cell the source answered before it.
+  Result<uint64_t> first = wal_round(migration, stream, timeout_ms);
+  if (!first.is_ok()) return first.status();
+  const uint64_t target = stream.latest_lsn;
+  constexpr int kRoundsMax = 1000;  // of wal_max_bytes each: far more than the ready lag
+  for (int round = 0; round < kRoundsMax && stream.next_lsn <= target; ++round) {
+    Result<uint64_t> bytes = wal_round(migration, stream, timeout_ms);
+    if (!bytes.is_ok()) return bytes.status();
+  }
+  if (stream.next_lsn <= target) {
+    return Status::unavailable(fmt::format("WAL of machine {} not caught up to {}",
+                                           stream.machine, target));
+  }
+  return Status::ok();
+}
+
+Result<uint64_t> Migrator::verify_page(Migration& migration, Stream& stream, int timeout_ms) {
+  const Token start = migration.start;
+  const Token end = migration.end;
+  const std::vector<std::string> args = {"CAIRN.MIGRATE", "SCAN",
+                                         std::to_string(stream.verify_cursor), std::to_string(end),
+                                         std::to_string(options_.scan_page_keys), "STAMPS"};
+  Result<resp::Value> reply = peers_.call_sync(stream.address, args, timeout_ms);
+  if (Status status = reply_status(reply); !status.is_ok()) return status;
+  if (reply->type != resp::Value::Type::kArray || reply->elements.size() != 2) {
+    return Status::corruption("malformed SCAN answer");
+  }
+  const std::optional<Token> next = reply_number(reply->elements[0]);
+  if (!next) return Status::corruption("malformed SCAN cursor");
+  uint64_t bytes = 0;
+  Result<std::vector<storage::WalChange>> stamps =
+      decode_cells(reply->elements[1], start, end, &bytes);
+  if (!stamps.is_ok()) return stamps.status();
+  Result<std::vector<const storage::WalChange*>> missing = uncovered(*stamps);
+  if (!missing.is_ok()) return missing.status();
+  if (!missing->empty()) {
+    // Cells written since this stream's last WAL round differ until it is read: read it up to
+    // where the page was, and compare those again.
+    if (Status status = catch_up(migration, stream, timeout_ms); !status.is_ok()) return status;
+    std::vector<storage::WalChange> again;
+    for (const storage::WalChange* stamp : *missing) again.push_back(*stamp);
+    missing = uncovered(again);
+    if (!missing.is_ok()) return missing.status();
+    if (!missing->empty()) {
+      return repair_page(migration, stream, (*missing)[0]->key, missing->size(), timeout_ms);
+    }
+  }
+  stream.verify_repairs = 0;
+  migration.verified_cells.fetch_add(stamps->size(), std::memory_order_relaxed);
+  if (*next == 0 || *next == end) {
+    stream.verified = true;
+    spdlog::info("migration {}: copy from machine {} verified ({} cells compared so far, {} "
+                 "copied again)",
+                 migration.id, stream.machine,
+                 migration.verified_cells.load(std::memory_order_relaxed),
+                 migration.repaired_cells.load(std::memory_order_relaxed));
+  } else if (*next <= stream.verify_cursor || !in_range(*next, start, end)) {
+    return Status::corruption(fmt::format("SCAN made no progress at {}", stream.verify_cursor));
+  } else {
+    stream.verify_cursor = *next;
+  }
+  return bytes;
+}
+
+Result<uint64_t> Migrator::repair_page(Migration& migration, Stream& stream,
+                                       const std::string& example, size_t count, int timeout_ms) {
+  // A copy defect, not a race: log it, copy the page again in full, and compare it once more.
+  spdlog::error("migration {}: {} cells from machine {} at [{}, ...) are missing or older here "
+                "after the copy (e.g. key '{}'): copying the page again",
+                migration.id, count, stream.machine, topology::format_token(stream.verify_cursor),
+                example);
+  constexpr int kRepairsMax = 3;
+  if (++stream.verify_repairs > kRepairsMax) {
+    // Pages that keep differing: copy the whole range from this source again.
+    stream.restart();
+    return Status::unavailable(fmt::format(
+        "the page at {} from machine {} still differs after {} copies: staging again",
+        topology::format_token(stream.verify_cursor), stream.machine, kRepairsMax));
+  }
+  Result<resp::Value> reply = peers_.call_sync(
+      stream.address,
+      {"CAIRN.MIGRATE", "SCAN", std::to_string(stream.verify_cursor),
+       std::to_string(migration.end), std::to_string(options_.scan_page_keys)},
+      timeout_ms);
+  if (Status status = reply_status(reply); !status.is_ok()) return status;
+  if (reply->type != resp::Value::Type::kArray || reply->elements.size() != 2) {
+    return Status::corruption("malformed SCAN answer");
+  }
+  uint64_t bytes = 0;
+  Result<std::vector<storage::WalChange>> cells =
+      decode_cells(reply->elements[1], migration.start, migration.end, &bytes);
+  if (!cells.is_ok()) return cells.status();
+  Result<size_t> stored = replica_.apply_copied_batch(*cells);
+  if (!stored.is_ok()) return stored.status();
+  migration.repaired_cells.fetch_add(*stored, std::memory_order_relaxed);
+  return bytes;
+}
+
 Result<uint64_t> Migrator::wal_round(Migration& migration, Stream& stream, int timeout_ms) {
   const Token start = migration.start;
   const Token end = migration.end;
@@ -659,6 +823,10 @@ Result<uint64_t> Migrator::wal_round(Migration& migration, Stream& stream, int t
     if (Status status = engine_.delete_range(clip_start, clip_end); !status.is_ok()) {
       return status;
     }
+    // Rare (a client's FLUSHALL during a migration) and destructive: always in the log.
+    spdlog::warn("migration {}: applied machine {}'s range deletion [{}, {}) from its WAL",
+                 migration.id, stream.machine, topology::format_token(clip_start),
+                 topology::format_token(clip_end));
   }
   if (!cells->empty()) {
     Result<size_t> stored = replica_.apply_copied_batch(*cells);
@@ -697,7 +865,7 @@ void Migrator::update_progress(Migration& migration, const topology::RoutingTabl
     std::lock_guard lock(migration.mu);
     for (uint64_t id : source ? source->replicas : std::vector<uint64_t>{}) {
       auto it = migration.streams.find(id);
-      if (it == migration.streams.end() || !it->second.held || !it->second.scan_done) {
+      if (it == migration.streams.end() || !it->second.staged()) {
         staged = false;
         continue;
       }
@@ -740,9 +908,10 @@ Status Migrator::finish(uint64_t id, const std::vector<std::pair<uint64_t, uint6
   };
   for (const auto& [source, lsn] : source_lsns) {
     auto it = migration->streams.find(source);
-    if (it == migration->streams.end() || !it->second.held || !it->second.scan_done) {
+    if (it == migration->streams.end() || !it->second.staged()) {
       return Status::unavailable(fmt::format(
-          "NOTREADY machine {} has not staged migration {} from machine {}", me_, id, source));
+          "NOTREADY machine {} has not staged (copied and verified) migration {} from machine {}",
+          me_, id, source));
     }
     Stream& stream = it->second;
     // next_lsn > lsn: every record up to the fenced LSN is applied.
@@ -1001,7 +1170,7 @@ void Migrator::drop_unowned_ranges() {
                    topology::format_token(range.start), topology::format_token(range.end));
       continue;
     }
-    if (Status status = engine_.delete_range(range.start, range.end); !status.is_ok()) {
+    if (Status status = engine_.drop_range(range.start, range.end); !status.is_ok()) {
       spdlog::error("cannot delete [{}, {}), no longer owned: {}",
                     topology::format_token(range.start), topology::format_token(range.end),
                     status.to_string());
@@ -1059,7 +1228,7 @@ void Migrator::cleanup(Migration& migration, const topology::RoutingTable& table
                  order.id, topology::format_token(order.start), topology::format_token(order.end));
   } else {
     const int64_t started = now_ms();
-    if (Status status = engine_.delete_range(order.start, order.end); !status.is_ok()) {
+    if (Status status = engine_.drop_range(order.start, order.end); !status.is_ok()) {
       spdlog::error("migration {}: cannot delete the moved range: {}", order.id,
                     status.to_string());
       return;  // tried again next round
@@ -1102,7 +1271,7 @@ void Migrator::drop_copy_if_not_owner(Migration& migration, const topology::Rout
     if (!migration.copied) return;
   }
   if (owns_part_of(table, migration.start, migration.end)) return;
-  if (Status status = engine_.delete_range(migration.start, migration.end); !status.is_ok()) {
+  if (Status status = engine_.drop_range(migration.start, migration.end); !status.is_ok()) {
     spdlog::error("migration {}: cannot drop the copied range: {}", migration.id,
                   status.to_string());
     return;  // tried again next round while the order lasts

@@ -122,6 +122,19 @@ class Migrator {
                                bool* idle);
   Result<uint64_t> hold(Migration& migration, Stream& stream, int timeout_ms);
   Result<uint64_t> scan_page(Migration& migration, Stream& stream, int timeout_ms);
+  // One page of the verification: the source's cells of the page without their values (SCAN
+  // ... STAMPS), each of which this machine must store or supersede; differences are read again
+  // after catching up with the source's WAL, and what still differs is copied again
+  // (repair_page). REQUIRES: migration.mu held, stream scanned.
+  Result<uint64_t> verify_page(Migration& migration, Stream& stream, int timeout_ms);
+  Result<uint64_t> repair_page(Migration& migration, Stream& stream, const std::string& example,
+                               size_t count, int timeout_ms);
+  // The source's cells (stamps) this machine neither stores nor supersedes, except those its
+  // compaction may already have removed.
+  Result<std::vector<const storage::WalChange*>> uncovered(
+      const std::vector<storage::WalChange>& stamps);
+  // WAL rounds until the stream passed the source's latest LSN as of the first round.
+  Status catch_up(Migration& migration, Stream& stream, int timeout_ms);
   // One WAL round from stream.next_lsn. REQUIRES: migration.mu held.
   Result<uint64_t> wal_round(Migration& migration, Stream& stream, int timeout_ms);
   void release_streams(Migration& migration);  // RELEASE every stream's hold, drop the streams

@@ -64,6 +64,9 @@ constexpr uint64_t kSstBytesPerSync = 1 << 20;
 // 2^32-1, which no stored key has (keys are far shorter), so every real key sorts below it.
 constexpr size_t kRingEndKeyBytes = 12;
 const std::string kRingEndKey(kRingEndKeyBytes, '\xff');
+// The WAL-only blob (WriteBatch::PutLogData) that marks a batch's range deletion as this
+// machine's own housekeeping (Engine::drop_range), which migration readers skip. docs/formats.md.
+constexpr std::string_view kLocalDropMarker = "cairn:local-drop";
 
 Status from_rocksdb(const rocksdb::Status& status, std::string_view what) {
   std::string message = std::string(what) + ": " + status.ToString();
@@ -224,7 +227,10 @@ class WalReader final : public rocksdb::WriteBatch::Handler {
   WalReader(uint64_t from, topology::Token start, topology::Token end, WalChanges& out)
       : from_(from), start_(start), end_(end), out_(out) {}
 
-  void begin_batch(uint64_t sequence) { sequence_ = sequence; }
+  void begin_batch(uint64_t sequence) {
+    sequence_ = sequence;
+    local_drop_ = false;
+  }
   const Status& error() const { return error_; }
 
   rocksdb::Status PutCF(uint32_t family, const rocksdb::Slice& key,
@@ -242,6 +248,8 @@ class WalReader final : public rocksdb::WriteBatch::Handler {
   rocksdb::Status DeleteRangeCF(uint32_t family, const rocksdb::Slice& begin,
                                 const rocksdb::Slice& end) override {
     if (!take(family)) return rocksdb::Status::OK();
+    // This machine's own housekeeping (Engine::drop_range): never repeated elsewhere.
+    if (local_drop_) return rocksdb::Status::OK();
     topology::Token first = token_at_or_after(std::string_view(begin.data(), begin.size()));
     topology::Token last = token_before(std::string_view(end.data(), end.size()));
     // Clip to [start_, end_) (0 = ring end on both sides).
@@ -250,6 +258,10 @@ class WalReader final : public rocksdb::WriteBatch::Handler {
     if (last != 0 && last <= first) return rocksdb::Status::OK();
     out_.range_deletes.push_back(WalRangeDelete{first, last});
     return rocksdb::Status::OK();
+  }
+  // Takes no sequence number.
+  void LogData(const rocksdb::Slice& blob) override {
+    if (blob == slice(kLocalDropMarker)) local_drop_ = true;
   }
   // The data is only ever written with Put and DeleteRange; other records only count.
   rocksdb::Status DeleteCF(uint32_t family, const rocksdb::Slice&) override {
@@ -295,6 +307,7 @@ class WalReader final : public rocksdb::WriteBatch::Handler {
   const topology::Token end_;
   WalChanges& out_;
   uint64_t sequence_ = 0;
+  bool local_drop_ = false;  // the current batch is a local drop (Engine::drop_range)
   Status error_;
 };
 
@@ -774,6 +787,11 @@ std::vector<std::pair<uint64_t, uint64_t>> Engine::hint_counts() const {
   return counts;
 }
 
+bool Engine::may_have_dropped(const Cell& cell) const {
+  return CellCompactionFilter::judge(cell, options_.wall_clock_ms(), options_.tombstone_grace_ms) ==
+         CellCompactionFilter::Verdict::kRemove;
+}
+
 uint64_t Engine::latest_sequence() const { return impl_->db->GetLatestSequenceNumber(); }
 
 namespace {
@@ -924,15 +942,31 @@ size_t Engine::wal_holds() const {
 }
 
 Status Engine::delete_range(topology::Token start, topology::Token end) {
+  return delete_token_range(start, end, /*local=*/false);
+}
+
+Status Engine::drop_range(topology::Token start, topology::Token end) {
+  return delete_token_range(start, end, /*local=*/true);
+}
+
+Status Engine::delete_token_range(topology::Token start, topology::Token end, bool local) {
   if (end != 0 && end <= start) {
     return Status::invalid_argument("storage: delete range end must be after its start");
   }
   const std::string begin_key = token_prefix(start);
   const std::string end_key = end == 0 ? kRingEndKey : token_prefix(end);
+  rocksdb::WriteBatch batch;
+  // The marker lives in the WAL only (it takes no sequence number and reaches no memtable); the
+  // WAL reader sees it before the deletion of the same batch.
+  if (local) batch.PutLogData(slice(kLocalDropMarker));
+  if (rocksdb::Status status = batch.DeleteRange(impl_->db->DefaultColumnFamily(),
+                                                 slice(begin_key), slice(end_key));
+      !status.ok()) {
+    return from_rocksdb(status, "storage: delete range");
+  }
   rocksdb::WriteOptions write_options;
   write_options.sync = false;  // synced below, with whatever else is buffered
-  const rocksdb::Status status = impl_->db->DeleteRange(
-      write_options, impl_->db->DefaultColumnFamily(), slice(begin_key), slice(end_key));
+  const rocksdb::Status status = impl_->db->Write(write_options, &batch);
   if (!status.ok()) return from_rocksdb(status, "storage: delete range");
   return impl_->sync_wal();
 }

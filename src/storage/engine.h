@@ -85,7 +85,8 @@ struct WalChange {
   Cell cell;
 };
 
-// A range deletion (FLUSHALL, a migration's cleanup) read back from the WAL, in tokens.
+// A range deletion read back from the WAL, in tokens: a client's FLUSHALL, or one relayed by a
+// migration. Local drops (Engine::drop_range) are never read back.
 struct WalRangeDelete {
   topology::Token start = 0;
   topology::Token end = 0;  // 0 = the ring's end
@@ -140,6 +141,10 @@ class Engine {
   Status put_meta(std::string_view name, std::string_view value);
   Result<std::optional<std::string>> get_meta(std::string_view name);
 
+  // Whether the compaction filter may already have removed `cell` here: a tombstone or expired
+  // value past the tombstone grace period. A copy that lacks such a cell is still complete.
+  bool may_have_dropped(const Cell& cell) const;
+
   EngineStats stats() const;
   const EngineOptions& options() const { return options_; }
 
@@ -192,8 +197,16 @@ class Engine {
   size_t wal_holds() const;  // live holds, for INFO
 
   // Deletes every cell with start <= token < end (end 0 = ring end) with one range deletion,
-  // durable (WAL fsynced) before it returns.
+  // durable (WAL fsynced) before it returns. wal_changes() reports it: a machine copying the
+  // range from this one repeats it (the relay of a client's FLUSHALL).
   Status delete_range(topology::Token start, topology::Token end);
+
+  // Deletes like delete_range, but the deletion is this machine's own housekeeping: a range it
+  // no longer owns (a migration's cleanup, a shard it left) or a copy it discards. The WAL record
+  // carries a marker, and wal_changes() never reports it, so no machine copying from this one
+  // repeats it: a target still following this source's WAL when the source gives the range up
+  // must not delete what it now owns (docs/migration.md "Why nothing acknowledged is lost").
+  Status drop_range(topology::Token start, topology::Token end);
 
   // Applies many cells, each by LWW under the same per-key locking as apply(), in one WriteBatch:
   // the fast path for migration copies. Returns how many cells were stored. Logged: durable with
@@ -210,6 +223,8 @@ class Engine {
 
  private:
   Status record_clock();
+  // A range deletion; `local` marks it as housekeeping that WAL readers skip (drop_range).
+  Status delete_token_range(topology::Token start, topology::Token end, bool local);
   struct Impl;
   explicit Engine(EngineOptions options, std::unique_ptr<Impl> impl);
   EngineOptions options_;

@@ -228,6 +228,35 @@ TEST(WalTest, ReadsAcrossAReopenWhileRetained) {
   EXPECT_EQ(changes.changes[1].key, "b");
 }
 
+// A machine's own housekeeping (a range it gave up, a copy it discards) must never be repeated
+// by a machine copying from it: a target still following a source's WAL right after the commit
+// would delete the range it now owns.
+TEST(WalTest, LocalDropsDeleteButAreNeverReadBack) {
+  TempDir dir;
+  auto engine = open_engine(dir.path());
+  apply_ok(*engine, 10, "a", value_cell(1, "va"));
+  apply_ok(*engine, 150, "b", value_cell(1, "vb"));
+  const uint64_t from = engine->latest_sequence() + 1;
+  ASSERT_TRUE(engine->drop_range(100, 200).is_ok());
+  apply_ok(*engine, 160, "c", value_cell(2, "vc"));
+  ASSERT_TRUE(engine->delete_range(0, 50).is_ok());
+  ASSERT_TRUE(engine->drop_range(kHalf, 0).is_ok());
+
+  auto stored = engine->read(150, "b");
+  ASSERT_TRUE(stored.is_ok());
+  EXPECT_FALSE(stored->has_value()) << "drop_range deletes like delete_range";
+
+  const WalChanges changes = changes_ok(*engine, from, 0, 0);
+  ASSERT_EQ(changes.changes.size(), 1u);
+  EXPECT_EQ(changes.changes[0].key, "c");
+  // Only the replicated deletion; both drops are skipped, and the records after them still read.
+  ASSERT_EQ(changes.range_deletes.size(), 1u);
+  EXPECT_EQ(changes.range_deletes[0].start, 0u);
+  EXPECT_EQ(changes.range_deletes[0].end, 50u);
+  EXPECT_EQ(changes.next_sequence, engine->latest_sequence() + 1);
+  EXPECT_EQ(engine->drop_range(5, 5).code(), StatusCode::kInvalidArgument);
+}
+
 TEST(DeleteRangeTest, DeletesExactlyTheRange) {
   TempDir dir;
   auto engine = open_engine(dir.path());
