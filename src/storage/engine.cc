@@ -38,7 +38,7 @@ constexpr size_t kHintKeyLengthBytes = 4;
 constexpr size_t kApplyStripes = 256;
 constexpr size_t kKeyStripes = 1024;
 
-// Bounds that keep an idle server small (DESIGN.md: idle RSS < 64 MiB for the whole process).
+// Bounds that keep an idle server small (idle RSS < 64 MiB for the whole process).
 constexpr int kMaxOpenFiles = 256;
 constexpr size_t kMinWriteBufferBytes = 64 * 1024;
 constexpr int kMaxBackgroundJobs = 2;
@@ -54,7 +54,7 @@ constexpr uint64_t kMetadataBlockBytes = 4096;
 // every acknowledged write waits for.
 constexpr uint64_t kSstBytesPerSync = 1 << 20;
 
-// Archived WAL files are kept for migration readers (GetUpdatesSince, DESIGN.md §5). RocksDB
+// Archived WAL files are kept for migration readers (GetUpdatesSince, docs/formats.md). RocksDB
 // deletes an archived file once it is older than the TTL or the archive exceeds the size limit,
 // whichever comes first; a migration that falls further behind must restart from a range scan.
 // The defaults are EngineOptions::wal_retention_seconds / wal_retention_megabytes; a hold
@@ -154,7 +154,7 @@ rocksdb::Options make_rocksdb_options(const EngineOptions& options,
   db.avoid_flush_during_shutdown = false;
   // WAL records collect in RocksDB's buffer until sync() flushes them: one write() (and, with
   // durability `always`, one fsync) per event-loop iteration instead of one per command. This is
-  // the group commit of DESIGN.md §5.
+  // the group commit of docs/formats.md
   db.manual_wal_flush = true;
   db.max_open_files = kMaxOpenFiles;
   db.max_background_jobs = kMaxBackgroundJobs;

@@ -117,7 +117,7 @@ TEST(EngineTest, SurvivesReopen) {
   EXPECT_EQ(read_ok(*engine, 5, "")->value, std::string("\0\xff", 2));
 }
 
-// Property (DESIGN.md §4.5): applying the same cells in any order leaves the same stored cells.
+// Property (docs/cluster.md): applying the same cells in any order leaves the same stored cells.
 // Each permutation writes to its own copy of the keys (a key prefix) in one engine, so all
 // copies must end identical and equal to the in-memory fold.
 TEST(EngineTest, FinalStateIsIndependentOfApplyOrder) {
