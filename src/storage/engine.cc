@@ -1,5 +1,6 @@
 #include "storage/engine.h"
 
+#include <fcntl.h>
 #include <rocksdb/cache.h>
 #include <rocksdb/db.h>
 #include <rocksdb/filter_policy.h>
@@ -8,6 +9,7 @@
 #include <rocksdb/transaction_log.h>
 #include <rocksdb/write_batch.h>
 #include <spdlog/spdlog.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <array>
@@ -469,6 +471,36 @@ struct Engine::Impl {
   }
 };
 
+namespace {
+
+// The process holding the RocksDB directory's LOCK (an fcntl lock), or 0 if none holds it.
+pid_t lock_holder(const std::string& dir) {
+  const int fd = ::open((dir + "/LOCK").c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return 0;
+  struct flock probe {};
+  probe.l_type = F_WRLCK;
+  probe.l_whence = SEEK_SET;
+  const bool held = ::fcntl(fd, F_GETLK, &probe) == 0 && probe.l_type != F_UNLCK;
+  ::close(fd);
+  return held ? probe.l_pid : 0;
+}
+
+// A machine restarted right after kill -9 can find its directory still locked by the old
+// process, whose threads are still being torn down: wait for it rather than fail to start.
+void wait_for_lock(const std::string& dir, int wait_ms) {
+  pid_t holder = lock_holder(dir);
+  if (holder == 0) return;
+  spdlog::warn("storage: {} is locked by process {}: waiting up to {} ms for it to exit", dir,
+               holder, wait_ms);
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(wait_ms);
+  while (holder != 0 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    holder = lock_holder(dir);
+  }
+}
+
+}  // namespace
+
 Engine::Engine(EngineOptions options, std::unique_ptr<Impl> impl)
     : options_(std::move(options)), impl_(std::move(impl)) {}
 
@@ -488,6 +520,7 @@ Result<std::unique_ptr<Engine>> Engine::open(const EngineOptions& options) {
       {kHintsFamily, rocksdb::ColumnFamilyOptions()}};
   std::vector<rocksdb::ColumnFamilyHandle*> handles;
   rocksdb::DB* db = nullptr;
+  wait_for_lock(resolved.path, resolved.lock_wait_ms);
   rocksdb::Status status = rocksdb::DB::Open(db_options, resolved.path, families, &handles, &db);
   if (!status.ok()) return from_rocksdb(status, "storage: open " + resolved.path);
   impl->db.reset(db);

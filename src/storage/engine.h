@@ -59,6 +59,9 @@ struct EngineOptions {
   // set both to 0 so a flushed WAL is deleted at once.
   uint64_t wal_retention_seconds = 600;
   uint64_t wal_retention_megabytes = 128;
+  // How long open() waits for another process to release the directory's lock (a previous
+  // instance killed a moment ago still exiting) before it fails.
+  int lock_wait_ms = 10000;
 };
 
 struct EngineStats {
