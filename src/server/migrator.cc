@@ -393,6 +393,7 @@ void Migrator::set_orders(std::vector<MigrationOrder> orders, uint64_t cluster_e
       wake = true;
     }
     migrations_ = std::move(next);
+    orders_epoch_ = std::max(orders_epoch_, cluster_epoch);
     if (wake) orders_changed_ = true;
   }
   if (wake) wake_.notify_all();
@@ -424,8 +425,9 @@ std::vector<MigrationReport> Migrator::reports() {
 std::string Migrator::info() const {
   std::string out;
   std::lock_guard lock(mu_);
-  out += fmt::format("migrations_active:{}\r\nwal_holds:{}\r\n", migrations_.size(),
-                     engine_.wal_holds());
+  out += fmt::format("migrations_active:{}\r\nwal_holds:{}\r\nstray_ranges_dropped:{}\r\n",
+                     migrations_.size(), engine_.wal_holds(),
+                     strays_dropped_.load(std::memory_order_relaxed));
   for (const auto& [id, migration] : migrations_) {
     const Migration& m = *migration;
     out += fmt::format(
@@ -492,6 +494,10 @@ bool Migrator::run_round() {
   }
   drop_forgotten(*table);
   drop_unowned_ranges();
+  if (now - last_sweep_ms_ >= options_.stray_sweep_ms) {
+    last_sweep_ms_ = now;
+    sweep_strays(*table);
+  }
   return busy;
 }
 
@@ -1192,6 +1198,52 @@ void Migrator::drop_unowned_ranges() {
                  topology::format_token(range.start), topology::format_token(range.end),
                  range.shard);
     restage_overlapping(range);
+  }
+}
+
+void Migrator::sweep_strays(const topology::RoutingTable& table) {
+  std::vector<std::pair<Token, Token>> moving;
+  {
+    std::lock_guard lock(mu_);
+    if (orders_epoch_ == 0 || table.epoch() < orders_epoch_) return;
+    for (const auto& [id, migration] : migrations_) {
+      moving.emplace_back(migration->start, migration->end);
+    }
+    for (const auto& [migration, epoch] : forgotten_) {
+      moving.emplace_back(migration->start, migration->end);
+    }
+  }
+  for (const topology::Range& range : table.ranges()) {
+    if (stopping()) return;
+    if (contains(members_of(table, range.shard), me_)) continue;
+    const bool moves = std::any_of(moving.begin(), moving.end(), [&](const auto& m) {
+      return overlaps(m.first, m.second, range.start, range.end);
+    });
+    if (moves) continue;
+    uint64_t found = 0;
+    std::string example;
+    const Status scanned = engine_.scan(range.start, range.end,
+                                        [&](Token, std::string_view key, const storage::Cell&) {
+                                          if (found++ == 0) example = std::string(key);
+                                          return found < 1000;
+                                        });
+    if (!scanned.is_ok()) {
+      spdlog::error("cannot look for leftovers in [{}, {}): {}", topology::format_token(range.start),
+                    topology::format_token(range.end), scanned.to_string());
+      continue;
+    }
+    if (found == 0) continue;
+    // Nothing should ever be found: each case is a path that forgot to delete (logged as such).
+    spdlog::warn("found {}{} keys (e.g. '{}') in [{}, {}), which shard {} owns and this machine "
+                 "is not in: deleting them", found >= 1000 ? "at least " : "", found, example,
+                 topology::format_token(range.start), topology::format_token(range.end),
+                 range.shard);
+    if (Status status = engine_.drop_range(range.start, range.end); !status.is_ok()) {
+      spdlog::error("cannot delete leftovers in [{}, {}): {}", topology::format_token(range.start),
+                    topology::format_token(range.end), status.to_string());
+      continue;
+    }
+    strays_dropped_.fetch_add(1, std::memory_order_relaxed);
   }
 }
 

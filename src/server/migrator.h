@@ -30,6 +30,7 @@
 // Threading: start()/stop() from the owning thread; set_orders(), reports(), finish(), info()
 // from any thread. finish() blocks up to its timeout (never call it on an event loop).
 
+#include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
@@ -64,6 +65,7 @@ struct MigratorOptions {
   int64_t stream_budget_ms = 200;  // background work on one stream per round
   int retry_delay_max_ms = 5'000;  // an unreachable source is retried at most this far apart
   int finish_timeout_ms = 3'000;   // FINISH, as sent by the driver to each target
+  int stray_sweep_ms = 10'000;     // between two looks for data in ranges nobody gave us
   // The driver's calls to the orchestrator (commit, abort): POST target, JSON body. Null: this
   // machine never drives (tests that run FINISH by hand).
   std::function<Result<HttpResponse>(const std::string& target, std::string body)> post;
@@ -161,6 +163,12 @@ class Migrator {
   // migrator thread deletes them.
   struct Unowned;
   void drop_unowned_ranges();
+  // Deletes what this machine stores in ranges of the current table that none of its shards
+  // owns and no migration it knows of moves (its own or one still being forgotten): data that
+  // arrived after its range was given up, or that a table-to-table comparison could not see.
+  // Runs every stray_sweep_ms, and only on a table at least as new as the latest orders, so a
+  // copy staged here for a commit this machine has not heard of yet is never touched.
+  void sweep_strays(const topology::RoutingTable& table);
   // Restarts the streams of every migration whose range overlaps `range` (just deleted here).
   void restage_overlapping(const topology::Range& range);
   bool owns_part_of(const topology::RoutingTable& table, topology::Token start,
@@ -182,10 +190,15 @@ class Migrator {
   // Migrations that left the orders and whose copied data may have to go: (migration, epoch the
   // table must reach first). Guarded by mu_.
   std::vector<std::pair<std::shared_ptr<Migration>, uint64_t>> forgotten_;
+  // The cluster epoch of the latest orders (0: no orders heard since this process started).
+  // Guarded by mu_.
+  uint64_t orders_epoch_ = 0;
+  std::atomic<uint64_t> strays_dropped_{0};  // ranges sweep_strays found data in and deleted
   std::thread thread_;
 
   // The migrator thread only.
   int64_t last_expire_ms_ = 0;
+  int64_t last_sweep_ms_ = 0;
   // Set by a round in which a stream used up its budget with work left: the next round starts
   // at once instead of after busy_poll_ms (migrator thread only).
   bool work_left_ = false;
