@@ -89,6 +89,10 @@ void add_flags(CLI::App& app, OrchestratorConfig* c) {
   app.add_option("--dead-after-ms", c->service.dead_after_ms,
                  "heartbeat silence after which a machine is dead and replaced")
       ->capture_default_str();
+  app.add_option("--self-stall-ms", c->service.self_stall_ms,
+                 "a gap this long between two of its own 100 ms ticks means the orchestrator "
+                 "itself stalled: that time is not counted as heartbeat silence (0: off)")
+      ->capture_default_str();
   app.add_option("--lease-ms", c->service.lease_ms, "shard leader lease length")
       ->capture_default_str();
   app.add_option("--migration-max-rate", c->service.migration_max_rate,

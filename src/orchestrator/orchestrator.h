@@ -16,8 +16,6 @@ class App;
 
 namespace cairn::orchestrator {
 
-inline constexpr int64_t kTickIntervalMs = 100;
-
 struct OrchestratorConfig {
   std::string bind = "127.0.0.1";
   uint16_t port = 7700;

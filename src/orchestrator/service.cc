@@ -89,6 +89,9 @@ Status validate_settings(const ServiceSettings& s) {
     return Status::invalid_argument(
         "need 0 < heartbeat interval < --lease-ms (a leader must renew its lease in time)");
   }
+  if (s.self_stall_ms < 0) {
+    return Status::invalid_argument("--self-stall-ms must be 0 (off) or more");
+  }
   if (s.migration_max_rate == 0) {
     return Status::invalid_argument("--migration-max-rate must be at least 1 byte/s");
   }
@@ -311,6 +314,7 @@ Status Service::remove(MachineId machine_id) {
 void Service::tick() {
   std::lock_guard lock(mu_);
   int64_t now = clock_->monotonic_ms();
+  credit_own_stall(now);
   DetectorSettings detector{settings_.down_after_ms, settings_.dead_after_ms};
   for (const auto& change : detect_failures(state_.machines, now, detector)) {
     MachineRecord* record = state_.find_machine(change.machine);
@@ -326,6 +330,24 @@ void Service::tick() {
   reconcile();
   advance_migrations();
   persist(false);
+}
+
+// Like Cassandra's failure detector refusing to convict peers after a local pause: while this
+// process did not run, heartbeats queued up unread, so the machines' silence in that time says
+// nothing about them. Without this, one multi-second stall declared every machine dead at once
+// and emptied whole shards (seen in the migration-under-restarts recipe on an overloaded box).
+void Service::credit_own_stall(int64_t now) {
+  const int64_t gap = last_tick_ms_ == 0 ? 0 : now - last_tick_ms_;
+  last_tick_ms_ = now;
+  if (settings_.self_stall_ms <= 0 || gap <= settings_.self_stall_ms) return;
+  const int64_t credit = gap - kTickIntervalMs;
+  for (auto& machine : state_.machines) {
+    machine.last_heartbeat_ms = std::min(now, machine.last_heartbeat_ms + credit);
+  }
+  add_event(fmt::format(
+      "orchestrator stalled for {} ms (overloaded machine, slow disk or paused process): that "
+      "time is not counted as silence of the machines",
+      gap));
 }
 
 void Service::reconcile() {

@@ -65,6 +65,9 @@ class Clock {
 // CLOCK_MONOTONIC / CLOCK_REALTIME. Lives for the whole program.
 Clock& system_clock();
 
+// The server calls Service::tick() this often.
+inline constexpr int64_t kTickIntervalMs = 100;
+
 struct ServiceSettings {
   uint32_t replication_factor = 3;
   uint32_t initial_shards = 2;
@@ -75,6 +78,10 @@ struct ServiceSettings {
   int64_t dead_after_ms = 5000;
   int64_t lease_ms = 2000;
   int64_t heartbeat_interval_ms = 250;
+  // Two ticks further apart than this mean this process itself stalled (an overloaded machine,
+  // a slow fsync of state.json, a paused process): the gap is not counted as the machines'
+  // silence, since their heartbeats sat unread meanwhile. 0 turns the credit off.
+  int64_t self_stall_ms = 1000;
   // The balancer queues migrations whenever none is active (balancer.h).
   bool auto_rebalance = true;
   // Bytes/s per target machine for migrations whose own max_rate is 0.
@@ -205,6 +212,7 @@ class Service {
 
   // All REQUIRE mu_ held.
   void add_event(std::string message);
+  void credit_own_stall(int64_t now);
   void reconcile();
   void maybe_bootstrap();
   void run_planner();
@@ -239,6 +247,7 @@ class Service {
   bool dirty_ = false;
   int64_t last_history_ms_ = 0;
   int64_t last_save_ms_ = 0;
+  int64_t last_tick_ms_ = 0;  // 0: no tick yet
   std::string last_plan_error_;  // logged once, not every tick
 };
 

@@ -187,6 +187,37 @@ TEST_F(ServiceTest, StateSurvivesARestart) {
   EXPECT_TRUE(service->heartbeat(1, epoch, Load{}).is_ok());
 }
 
+// The orchestrator's own stall (its tick and the heartbeats queued behind it both late) is not
+// the machines' silence: nobody is declared down for it, and a machine that really stopped
+// during the stall is still found dead once the detector's windows pass after it.
+TEST_F(ServiceTest, ItsOwnStallIsNotCountedAsTheMachinesSilence) {
+  auto service = open();
+  register_machines(*service, 1, 5);
+  run_for(*service, 2000, {1, 2, 3, 4, 5});
+  const topology::Epoch epoch = service->epoch();
+  clock_.now_ms += 8000;  // longer than --dead-after-ms: no tick, no heartbeat read
+  service->tick();
+  for (topology::MachineId id = 1; id <= 5; ++id) EXPECT_EQ(health(*service, id), Health::kUp);
+  EXPECT_EQ(service->epoch(), epoch);
+  EXPECT_TRUE(has_event(*service, "orchestrator stalled for 8000 ms"));
+  // Machine 5 stopped during the stall: it is found dead after the usual windows.
+  run_for(*service, 1000, {1, 2, 3, 4});
+  EXPECT_EQ(health(*service, 5), Health::kUp);
+  run_for(*service, 5000, {1, 2, 3, 4});
+  EXPECT_EQ(health(*service, 5), Health::kDead);
+  EXPECT_EQ(health(*service, 1), Health::kUp);
+}
+
+TEST_F(ServiceTest, WithoutTheStallCreditAStallKillsEveryMachine) {
+  settings_.self_stall_ms = 0;
+  auto service = open();
+  register_machines(*service, 1, 5);
+  run_for(*service, 2000, {1, 2, 3, 4, 5});
+  clock_.now_ms += 8000;
+  service->tick();
+  for (topology::MachineId id = 1; id <= 5; ++id) EXPECT_EQ(health(*service, id), Health::kDead);
+}
+
 TEST_F(ServiceTest, ACorruptStateFileStopsTheStart) {
   { std::ofstream(settings_.state_path) << "{\"version\": 1, \"machines\": ["; }
   auto service = Service::open(settings_, &clock_);
@@ -213,6 +244,9 @@ TEST(ServiceSettingsTest, RejectsInconsistentSettings) {
   EXPECT_FALSE(validate_settings(s).is_ok());
   s = ServiceSettings{};
   s.replication_factor = 0;
+  EXPECT_FALSE(validate_settings(s).is_ok());
+  s = ServiceSettings{};
+  s.self_stall_ms = -1;
   EXPECT_FALSE(validate_settings(s).is_ok());
   s = ServiceSettings{};
   s.lease_ms = 200;
