@@ -568,3 +568,72 @@ TEST_F(InternalCommandTest, MigrateFinishCallsTheServer) {
 
 }  // namespace
 }  // namespace cairn::commands
+
+namespace cairn::commands {
+namespace {
+
+// ---- The Redis Cluster commands (cmd_cluster.cc) and MOVED (dispatch step 3b) ----
+
+std::string node_id(int id) { return std::string(39, '0') + std::to_string(id); }
+
+TEST_F(InternalCommandTest, ClusterMapCommandsNeedAClusterMachineWithATable) {
+  EXPECT_EQ(run({"CLUSTER", "SLOTS"}, false),
+            "-ERR This instance has cluster support disabled\r\n");
+  EXPECT_EQ(run({"CLUSTER", "KEYSLOT", "foo"}, false), ":12182\r\n");
+  EXPECT_EQ(run({"CLUSTER", "SLOTS"}).rfind("-CLUSTERDOWN", 0), 0u);
+  EXPECT_EQ(run({"CLUSTER", "MYID"}), bulk(node_id(1)));
+  EXPECT_EQ(run({"CLUSTER", "NOPE"}).rfind("-ERR unknown subcommand 'NOPE'", 0), 0u);
+}
+
+TEST_F(InternalCommandTest, ClusterSlotsAndNodesDescribeTheTable) {
+  install(two_shards());  // machine 1 holds slots 0..8191, machine 2 the rest
+  EXPECT_EQ(run({"CLUSTER", "SLOTS"}),
+            "*2\r\n"
+            "*3\r\n:0\r\n:8191\r\n*3\r\n" +
+                bulk("127.0.0.1") + ":7000\r\n" + bulk(node_id(1)) +
+                "*3\r\n:8192\r\n:16383\r\n*3\r\n" + bulk("127.0.0.2") + ":7000\r\n" +
+                bulk(node_id(2)));
+  const std::string nodes = run({"CLUSTER", "NODES"});
+  EXPECT_NE(
+      nodes.find(node_id(1) + " 127.0.0.1:7000@7000 myself,master - 0 0 1 connected 0-8191\n"),
+      std::string::npos)
+      << nodes;
+  EXPECT_NE(nodes.find(node_id(2) + " 127.0.0.2:7000@7000 master - 0 0 1 connected 8192-16383\n"),
+            std::string::npos)
+      << nodes;
+  const std::string info = run({"CLUSTER", "INFO"});
+  EXPECT_NE(info.find("cluster_state:ok\r\n"), std::string::npos) << info;
+  EXPECT_NE(info.find("cluster_size:2\r\n"), std::string::npos) << info;
+  EXPECT_EQ(run({"CLUSTER", "KEYSLOT", "{user1000}.following"}),
+            run({"CLUSTER", "KEYSLOT", "{user1000}.followers"}));
+  EXPECT_EQ(run({"CLUSTER", "COUNTKEYSINSLOT", "16384"}), "-ERR Invalid slot\r\n");
+  EXPECT_EQ(run({"CLUSTER", "GETKEYSINSLOT", "1", "-1"}),
+            "-ERR Invalid slot or number of keys\r\n");
+}
+
+TEST_F(InternalCommandTest, OnlyAConnectionThatAskedIsRedirected) {
+  install(two_shards());
+  const std::string theirs = key_in_half(false, 0);
+  const std::string ours = key_in_half(true, 0);
+  EXPECT_EQ(run({"GET", theirs}), kNull);  // the default: served (here by the fake keyspace)
+  EXPECT_EQ(run({"ASKING"}), kOk);
+  EXPECT_EQ(run({"READWRITE"}), kOk);
+  EXPECT_EQ(run({"GET", theirs}), kNull);
+  EXPECT_EQ(run({"READONLY"}), kOk);
+  EXPECT_EQ(run({"GET", theirs}),
+            "-MOVED " + std::to_string(topology::slot_of(theirs)) + " 127.0.0.2:7000\r\n");
+  EXPECT_EQ(run({"SET", theirs, "v"}).rfind("-MOVED ", 0), 0u);
+  EXPECT_EQ(run({"GET", ours}), kNull);
+  EXPECT_EQ(run({"PING"}), "+PONG\r\n");          // no key, no redirect
+  EXPECT_EQ(run({"GET", theirs}, false), kNull);  // a single machine never redirects
+
+  Session fresh;
+  fresh.authenticated = true;
+  session_ = fresh;
+  EXPECT_EQ(run({"GET", theirs}), kNull);
+  ASSERT_EQ(run({"CLUSTER", "SLOTS"}).rfind("*2\r\n", 0), 0u);  // asking for the map opts in
+  EXPECT_EQ(run({"GET", theirs}).rfind("-MOVED ", 0), 0u);
+}
+
+}  // namespace
+}  // namespace cairn::commands
