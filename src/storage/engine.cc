@@ -407,12 +407,15 @@ struct Engine::Impl {
             path, kFormatVersion));
       }
       const std::string current = std::to_string(kFormatVersion);
-      const rocksdb::Status written =
-          db->Put(rocksdb::WriteOptions(), meta, kFormatVersionKey, current);
+      // Written past the WAL and flushed at once into an SST: durable when Flush returns, and
+      // the WAL holds nothing of it, so no WAL file is pinned by the meta family's memtable or
+      // kept in the archive with an entry older than every data change (migrations read the
+      // WAL by sequence number, docs/formats.md "WAL retention"). A crash before the flush
+      // leaves no version and no data: the next open writes it again.
+      rocksdb::WriteOptions options;
+      options.disableWAL = true;
+      const rocksdb::Status written = db->Put(options, meta, kFormatVersionKey, current);
       if (!written.ok()) return from_rocksdb(written, "storage: write format version");
-      // Flushed at once into an SST: durable without a WAL sync, and the WAL file holding it
-      // does not stay pinned by the meta family's memtable (migrations expect a flush of the
-      // data to free the WAL, docs/formats.md "WAL retention").
       const rocksdb::Status flushed = db->Flush(rocksdb::FlushOptions(), meta);
       if (!flushed.ok()) return from_rocksdb(flushed, "storage: flush format version");
       return Status::ok();
