@@ -635,5 +635,28 @@ TEST_F(InternalCommandTest, OnlyAConnectionThatAskedIsRedirected) {
   EXPECT_EQ(run({"GET", theirs}).rfind("-MOVED ", 0), 0u);
 }
 
+// A slot cut between shards is reported on the shard holding most of it; a machine serves (and
+// does not redirect) the keys of the slot whose tokens its shard holds, and redirects the rest
+// to the reported shard.
+TEST_F(InternalCommandTest, ASplitSlotRedirectsOnlyTheKeysThisMachineDoesNotHold) {
+  const topology::Slot slot = topology::slot_of("foo");
+  const Token cut = topology::slot_start(slot) + topology::kSlotTokens / 4;
+  topology::RoutingTableSpec spec = two_shards().spec();
+  spec.ranges = {topology::Range{0, cut, 1}, topology::Range{cut, 0, 2}};
+  Result<RoutingTable> table = RoutingTable::create(spec);
+  ASSERT_TRUE(table.is_ok()) << table.status().to_string();
+  install(*table);
+  std::string below;  // a key of the slot in machine 1's quarter
+  std::string above;  // a key of the slot in machine 2's three quarters
+  for (int i = 0; below.empty() || above.empty(); ++i) {
+    const std::string key = "s" + std::to_string(i);
+    if (topology::slot_of(key) != slot) continue;
+    (topology::token_of(key) < cut ? below : above) = key;
+  }
+  EXPECT_EQ(run({"READONLY"}), kOk);
+  EXPECT_EQ(run({"GET", below}), kNull);
+  EXPECT_EQ(run({"GET", above}), "-MOVED " + std::to_string(slot) + " 127.0.0.2:7000\r\n");
+}
+
 }  // namespace
 }  // namespace cairn::commands
