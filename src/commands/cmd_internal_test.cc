@@ -568,3 +568,95 @@ TEST_F(InternalCommandTest, MigrateFinishCallsTheServer) {
 
 }  // namespace
 }  // namespace cairn::commands
+
+namespace cairn::commands {
+namespace {
+
+// ---- The Redis Cluster commands (cmd_cluster.cc) and MOVED (dispatch step 3b) ----
+
+std::string node_id(int id) { return std::string(39, '0') + std::to_string(id); }
+
+TEST_F(InternalCommandTest, ClusterMapCommandsNeedAClusterMachineWithATable) {
+  EXPECT_EQ(run({"CLUSTER", "SLOTS"}, false),
+            "-ERR This instance has cluster support disabled\r\n");
+  EXPECT_EQ(run({"CLUSTER", "KEYSLOT", "foo"}, false), ":12182\r\n");
+  EXPECT_EQ(run({"CLUSTER", "SLOTS"}).rfind("-CLUSTERDOWN", 0), 0u);
+  EXPECT_EQ(run({"CLUSTER", "MYID"}), bulk(node_id(1)));
+  EXPECT_EQ(run({"CLUSTER", "NOPE"}).rfind("-ERR unknown subcommand 'NOPE'", 0), 0u);
+}
+
+TEST_F(InternalCommandTest, ClusterSlotsAndNodesDescribeTheTable) {
+  install(two_shards());  // machine 1 holds slots 0..8191, machine 2 the rest
+  EXPECT_EQ(run({"CLUSTER", "SLOTS"}),
+            "*2\r\n"
+            "*3\r\n:0\r\n:8191\r\n*3\r\n" +
+                bulk("127.0.0.1") + ":7000\r\n" + bulk(node_id(1)) +
+                "*3\r\n:8192\r\n:16383\r\n*3\r\n" + bulk("127.0.0.2") + ":7000\r\n" +
+                bulk(node_id(2)));
+  const std::string nodes = run({"CLUSTER", "NODES"});
+  EXPECT_NE(
+      nodes.find(node_id(1) + " 127.0.0.1:7000@7000 myself,master - 0 0 1 connected 0-8191\n"),
+      std::string::npos)
+      << nodes;
+  EXPECT_NE(nodes.find(node_id(2) + " 127.0.0.2:7000@7000 master - 0 0 1 connected 8192-16383\n"),
+            std::string::npos)
+      << nodes;
+  const std::string info = run({"CLUSTER", "INFO"});
+  EXPECT_NE(info.find("cluster_state:ok\r\n"), std::string::npos) << info;
+  EXPECT_NE(info.find("cluster_size:2\r\n"), std::string::npos) << info;
+  EXPECT_EQ(run({"CLUSTER", "KEYSLOT", "{user1000}.following"}),
+            run({"CLUSTER", "KEYSLOT", "{user1000}.followers"}));
+  EXPECT_EQ(run({"CLUSTER", "COUNTKEYSINSLOT", "16384"}), "-ERR Invalid slot\r\n");
+  EXPECT_EQ(run({"CLUSTER", "GETKEYSINSLOT", "1", "-1"}),
+            "-ERR Invalid slot or number of keys\r\n");
+}
+
+TEST_F(InternalCommandTest, OnlyAConnectionThatAskedIsRedirected) {
+  install(two_shards());
+  const std::string theirs = key_in_half(false, 0);
+  const std::string ours = key_in_half(true, 0);
+  EXPECT_EQ(run({"GET", theirs}), kNull);  // the default: served (here by the fake keyspace)
+  EXPECT_EQ(run({"ASKING"}), kOk);
+  EXPECT_EQ(run({"READWRITE"}), kOk);
+  EXPECT_EQ(run({"GET", theirs}), kNull);
+  EXPECT_EQ(run({"READONLY"}), kOk);
+  EXPECT_EQ(run({"GET", theirs}),
+            "-MOVED " + std::to_string(topology::slot_of(theirs)) + " 127.0.0.2:7000\r\n");
+  EXPECT_EQ(run({"SET", theirs, "v"}).rfind("-MOVED ", 0), 0u);
+  EXPECT_EQ(run({"GET", ours}), kNull);
+  EXPECT_EQ(run({"PING"}), "+PONG\r\n");          // no key, no redirect
+  EXPECT_EQ(run({"GET", theirs}, false), kNull);  // a single machine never redirects
+
+  Session fresh;
+  fresh.authenticated = true;
+  session_ = fresh;
+  EXPECT_EQ(run({"GET", theirs}), kNull);
+  ASSERT_EQ(run({"CLUSTER", "SLOTS"}).rfind("*2\r\n", 0), 0u);  // asking for the map opts in
+  EXPECT_EQ(run({"GET", theirs}).rfind("-MOVED ", 0), 0u);
+}
+
+// A slot cut between shards is reported on the shard holding most of it; a machine serves (and
+// does not redirect) the keys of the slot whose tokens its shard holds, and redirects the rest
+// to the reported shard.
+TEST_F(InternalCommandTest, ASplitSlotRedirectsOnlyTheKeysThisMachineDoesNotHold) {
+  const topology::Slot slot = topology::slot_of("foo");
+  const Token cut = topology::slot_start(slot) + topology::kSlotTokens / 4;
+  topology::RoutingTableSpec spec = two_shards().spec();
+  spec.ranges = {topology::Range{0, cut, 1}, topology::Range{cut, 0, 2}};
+  Result<RoutingTable> table = RoutingTable::create(spec);
+  ASSERT_TRUE(table.is_ok()) << table.status().to_string();
+  install(*table);
+  std::string below;  // a key of the slot in machine 1's quarter
+  std::string above;  // a key of the slot in machine 2's three quarters
+  for (int i = 0; below.empty() || above.empty(); ++i) {
+    const std::string key = "s" + std::to_string(i);
+    if (topology::slot_of(key) != slot) continue;
+    (topology::token_of(key) < cut ? below : above) = key;
+  }
+  EXPECT_EQ(run({"READONLY"}), kOk);
+  EXPECT_EQ(run({"GET", below}), kNull);
+  EXPECT_EQ(run({"GET", above}), "-MOVED " + std::to_string(slot) + " 127.0.0.2:7000\r\n");
+}
+
+}  // namespace
+}  // namespace cairn::commands

@@ -1,10 +1,16 @@
 #include "commands/command.h"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <cctype>
+#include <optional>
 #include <utility>
 
 #include "common/assert.h"
+#include "replica/replica.h"
+#include "topology/slot_map.h"
+#include "topology/token.h"
 
 namespace cairn::commands {
 namespace {
@@ -51,6 +57,30 @@ std::string unknown_command_message(const std::vector<std::string>& args) {
 bool arity_ok(const CommandSpec& spec, size_t argc) {
   if (spec.arity > 0) return argc == static_cast<size_t>(spec.arity);
   return argc >= static_cast<size_t>(-spec.arity);
+}
+
+// The MOVED error for a Redis Cluster client (Session::cluster_redirects) whose command's first
+// key this machine does not serve, or nullopt to run the command here. This machine serves a key
+// when it is a voting replica or extra of the shard its slot is reported on (what the client's
+// map says) or of the shard holding the key's token (they differ only in a slot split between
+// shards); the keys of such a slot held elsewhere are forwarded as for any client. Redirecting
+// to the shard the map names keeps a client's slot cache and the redirects consistent.
+std::optional<std::string> moved_error(const CommandSpec& spec, const CommandContext& context) {
+  const std::vector<size_t> keys = key_indexes(spec, context.args.size());
+  if (keys.empty()) return std::nullopt;
+  const std::shared_ptr<const topology::RoutingTable> table = context.replica->tables().current();
+  if (table == nullptr) return std::nullopt;
+  const std::string& key = context.args[keys.front()];
+  const uint64_t self = context.replica->machine_id();
+  const topology::Slot slot = topology::slot_of(key);
+  const topology::Shard* reported = table->find_shard(topology::slot_owner(*table, slot));
+  if (reported == nullptr || topology::serves_shard(*reported, self)) return std::nullopt;
+  if (topology::serves_shard(table->shard_for_token(topology::token_of(key)), self)) {
+    return std::nullopt;
+  }
+  const topology::Machine* primary = topology::shard_primary(*table, *reported);
+  if (primary == nullptr) return std::nullopt;
+  return fmt::format("MOVED {} {}", slot, primary->address);
 }
 
 }  // namespace
@@ -182,6 +212,15 @@ DispatchOutcome dispatch(const CommandTable& table, CommandContext& context) {
   if (!arity_ok(*spec, args.size())) {
     context.reply.error("ERR wrong number of arguments for '" + spec->name + "' command");
     return outcome;
+  }
+
+  // 3b. Routing, for Redis Cluster clients only (docs/cluster.md "Redis Cluster clients"):
+  // every other connection may send any key to any machine.
+  if (context.session.cluster_redirects && context.replica != nullptr) {
+    if (std::optional<std::string> moved = moved_error(*spec, context)) {
+      context.reply.error(*moved);
+      return outcome;
+    }
   }
 
   // 4. The handler. A container reached without a subcommand has an arity of at least 2, so

@@ -8,6 +8,8 @@
 //   2b. internal     → "NOPERM this command is for cluster machines" (kInternal commands on a
 //                      connection that did not send CAIRN.AUTH)
 //   3. arity         → "ERR wrong number of arguments for '<name>' command"
+//   3b. routing      → "MOVED <slot> <host:port>" (only on a cluster machine, for a connection
+//                      with Session::cluster_redirects, when it does not serve the first key)
 //   4. the handler.
 // Handlers stay small: parse their own options, call the Keyspace, write one reply.
 
@@ -78,6 +80,9 @@ struct Session {
   // Set by CAIRN.AUTH <cluster secret>: the peer is another machine of the cluster. It may run
   // kInternal commands and counts as authenticated.
   bool internal = false;
+  // Set by READONLY and by CLUSTER SLOTS / SHARDS / NODES: a Redis Cluster client that routes by
+  // slot and follows MOVED (dispatch, step 3b). Other connections are never redirected.
+  bool cluster_redirects = false;
   // CONSISTENCY [READ lvl] [WRITE lvl]: this connection's levels.
   coordinator::RequestOptions request_options;
 };
@@ -180,7 +185,7 @@ void register_key_commands(CommandTable& table);
 void register_connection_commands(CommandTable& table);   // PING ECHO HELLO AUTH QUIT SELECT CLIENT
 void register_server_commands(CommandTable& table);       // COMMAND INFO CONFIG TIME SHUTDOWN...
 void register_internal_commands(CommandTable& table);     // CAIRN.* (docs/formats.md)
-void register_cluster_commands(CommandTable& table);      // CONSISTENCY
+void register_cluster_commands(CommandTable& table);      // CONSISTENCY CLUSTER READONLY...
 // (COMMAND's handlers describe default_table(), whichever table dispatched them.)
 
 // Indexes into `args` (args[0] is the command) of the keys of a command with `argc` arguments,

@@ -29,6 +29,16 @@ struct Piece {
 
 }  // namespace
 
+Token slot_aligned_cut(Token start, Token end, Token at) {
+  CAIRN_ASSERT(at > start && (end == 0 || at < end), "a cut lies strictly inside its range");
+  const Token aligned = topology::nearest_slot_boundary(at);
+  // 0 is the ring's end, never a cut; otherwise both parts must keep their minimum size.
+  if (aligned == 0 || aligned <= start) return at;
+  if (span(start, aligned) < kMinRangeTokens || span(aligned, end) < kMinRangeTokens) return at;
+  if (end != 0 && aligned >= end) return at;
+  return aligned;
+}
+
 double ring_fraction(Token start, Token end) {
   return static_cast<double>(span(start, end)) / static_cast<double>(kRing);
 }
@@ -92,7 +102,7 @@ std::vector<Move> balance(const topology::RoutingTableSpec& table,
       remaining = size >= remaining ? 0 : remaining - size;
     }
     // Then one cut, in ring order, of a range large enough that both parts keep at least
-    // kMinRangeTokens: the moved part is the exact rest.
+    // kMinRangeTokens: the moved part is the rest, to the nearest slot boundary.
     std::vector<Piece> kept;
     bool cut = false;
     for (size_t i = 0; i < pieces.size(); ++i) {
@@ -100,9 +110,10 @@ std::vector<Move> balance(const topology::RoutingTableSpec& table,
       Piece piece = pieces[i];
       if (!cut && remaining >= kMinRangeTokens &&
           span(piece.start, piece.end) >= remaining + kMinRangeTokens) {
-        Token at = piece.start + static_cast<Token>(remaining);
+        const Token at =
+            slot_aligned_cut(piece.start, piece.end, piece.start + static_cast<Token>(remaining));
         moves.push_back(Move{piece.start, at, giver->first, taker->first});
-        moved += remaining;
+        moved += span(piece.start, at);
         remaining = 0;
         piece.start = at;
         cut = true;

@@ -10,7 +10,9 @@
 // largest share (counting migrations already queued or running: what it is already sending is
 // no longer its own) to the one with the smallest, exactly min(what the taker lacks, what the
 // giver has too much): whole ranges when they fit, largest first, then one range cut so that
-// the total is exact. A cut never leaves a piece below kMinRangeTokens. Ranges touched by an
+// the total is exact to within half a slot: the cut is moved to the nearest slot boundary
+// (slot_aligned_cut), so that every Redis Cluster slot stays inside one range. A cut never
+// leaves a piece below kMinRangeTokens. Ranges touched by an
 // active migration are left alone. Ties are broken by the lower shard id / token, so the
 // result depends on the input only.
 
@@ -38,6 +40,11 @@ struct Move {
 // is left to move is smaller than kMinRangeTokens.
 std::vector<Move> balance(const topology::RoutingTableSpec& table,
                           const std::vector<Move>& active);
+
+// `at` moved to the nearest slot boundary (topology/token.h) when that keeps both [start, at)
+// and [at, end) at least kMinRangeTokens long, else `at` itself (a range smaller than a slot
+// is cut where asked). REQUIRES: `at` lies strictly inside [start, end) (end 0 = 2^64).
+topology::Token slot_aligned_cut(topology::Token start, topology::Token end, topology::Token at);
 
 // Tokens in [start, end) with end 0 = 2^64, as a fraction of the ring (for tests and logs).
 double ring_fraction(topology::Token start, topology::Token end);

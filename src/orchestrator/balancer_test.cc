@@ -93,15 +93,33 @@ TEST(Balancer, BringsEveryShardWithinTenPercent) {
   }
 }
 
-TEST(Balancer, TwoToThreeMovesExactAmounts) {
+TEST(Balancer, TwoToThreeMovesExactAmountsCutOnSlotBoundaries) {
   RoutingTableSpec spec = table_of(3, 16, {1, 2});
   std::vector<Move> moves = balance(spec, {});
   long double to_three = 0;
   for (const auto& m : moves) {
     EXPECT_EQ(m.target, 3u);
+    EXPECT_EQ(m.start % topology::kSlotTokens, 0u) << m.start;
+    EXPECT_EQ(m.end % topology::kSlotTokens, 0u) << m.end;
     to_three += span_of(m.start, m.end);
   }
-  EXPECT_NEAR(static_cast<double>(to_three / kRing), 1.0 / 3, 1e-9);
+  // Exact to within half a slot per cut (1/32768 of the ring).
+  EXPECT_NEAR(static_cast<double>(to_three / kRing), 1.0 / 3, 1.0 / topology::kSlotCount);
+}
+
+TEST(Balancer, SlotAlignedCutKeepsTheMinimumOnBothSides) {
+  using topology::kSlotTokens;
+  // Rounded to the nearest slot boundary.
+  EXPECT_EQ(slot_aligned_cut(0, 0, 5 * kSlotTokens + 7), 5 * kSlotTokens);
+  EXPECT_EQ(slot_aligned_cut(0, 0, 5 * kSlotTokens - 7), 5 * kSlotTokens);
+  // A range inside one slot is cut where asked.
+  EXPECT_EQ(slot_aligned_cut(kSlotTokens + 8, kSlotTokens + (1u << 30), kSlotTokens + (1u << 25)),
+            kSlotTokens + (1u << 25));
+  // Rounding that would leave less than kMinRangeTokens on a side keeps the exact cut.
+  const Token start = 3 * kSlotTokens - kMinRangeTokens / 2;
+  EXPECT_EQ(slot_aligned_cut(start, 0, start + kMinRangeTokens * 2), start + kMinRangeTokens * 2);
+  // Never rounds up to the ring's end.
+  EXPECT_EQ(slot_aligned_cut(0, 0, ~Token{0} - 5), ~Token{0} - 5);
 }
 
 TEST(Balancer, BalancedOrSingleShardTablesNeedNothing) {

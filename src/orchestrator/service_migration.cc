@@ -504,9 +504,11 @@ Result<MigrationsCreated> Service::split(ShardId shard_id, std::optional<Token> 
         left -= size;
         continue;
       }
-      // Cut so that the moved part is exact, unless that leaves a sliver on either side.
+      // Cut so that the moved part is exact (to the nearest slot boundary: a slot stays in one
+      // range), unless that leaves a sliver on either side.
       if (size - left >= kMinRangeTokens) {
-        pieces.emplace_back(range.start, range.start + static_cast<Token>(left));
+        pieces.emplace_back(range.start, slot_aligned_cut(range.start, range.end,
+                                                          range.start + static_cast<Token>(left)));
       } else {
         pieces.emplace_back(range.start, range.end);
       }

@@ -157,6 +157,7 @@ commands::DispatchOutcome ClusterRunner::serve_forward(std::vector<std::string>&
   inner.protocol = protocol;
   inner.internal = false;
   inner.authenticated = true;
+  inner.cluster_redirects = false;  // the forwarding machine chose to serve the request
   inner.request_options.read = *read;
   inner.request_options.write = *write;
   std::vector<std::string> inner_args(std::make_move_iterator(args.begin() + kForwardHeaderArgs),

@@ -405,12 +405,12 @@ std::string ServerState::cpu_section() {
 }
 
 std::string ServerState::cluster_section() {
-  // cluster_enabled stays 0: Redis Cluster clients must not try to speak its protocol to Cairn.
-  std::string out = "# Cluster\r\ncluster_enabled:0\r\n";
+  // A cluster machine speaks the Redis Cluster protocol (CLUSTER SLOTS...); a single machine
+  // answers it as a Redis without cluster support does.
   if (cluster_.coordinator == nullptr) {
-    out += "cairn_cluster_mode:0\r\n";
-    return out;
+    return "# Cluster\r\ncluster_enabled:0\r\ncairn_cluster_mode:0\r\n";
   }
+  std::string out = "# Cluster\r\ncluster_enabled:1\r\n";
   const auto table = cluster_.coordinator->tables().current();
   size_t peers_up = 0;
   size_t peers_known = 0;

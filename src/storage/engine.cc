@@ -30,6 +30,12 @@ namespace {
 // Column family of the engine's own metadata, and the key of the recorded clock in it.
 constexpr char kMetaFamily[] = "meta";
 constexpr char kClockKey[] = "hlc";
+// The key of the data directory's format version in the meta family (docs/formats.md "Format
+// version"), and the version this build writes and reads. Version 1 (never written: directories
+// without the key) placed keys by xxh3 alone; version 2 places them by Redis Cluster slot first
+// (topology/token.h), which changes every key's token and so the order of the storage keys.
+constexpr char kFormatVersionKey[] = "format-version";
+constexpr uint32_t kFormatVersion = 2;
 // Column family of hinted-handoff records (Engine::store_hint).
 constexpr char kHintsFamily[] = "hints";
 constexpr size_t kHintKeyBytes = 16;  // target (8 BE) | sequence (8 BE)
@@ -376,6 +382,54 @@ struct Engine::Impl {
     return Status::ok();
   }
 
+  // Whether the family holds any entry (deleted ranges may still cost a seek past tombstones).
+  bool family_has_entries(rocksdb::ColumnFamilyHandle* family) {
+    std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(rocksdb::ReadOptions(), family));
+    it->SeekToFirst();
+    return it->Valid();
+  }
+
+  // Refuses a directory written in another format; records the current one in a directory that
+  // has none yet and holds no cells and no hints (a fresh directory, or one whose meta family
+  // only has a clock reading or a routing table, which do not depend on the token function).
+  Status check_format_version(const std::string& path) {
+    std::string value;
+    const rocksdb::Status read = db->Get(rocksdb::ReadOptions(), meta, kFormatVersionKey, &value);
+    if (!read.ok() && !read.IsNotFound()) return from_rocksdb(read, "storage: read format version");
+    if (read.IsNotFound()) {
+      if (family_has_entries(db->DefaultColumnFamily()) || family_has_entries(hints)) {
+        return Status::invalid_argument(fmt::format(
+            "storage: {} holds data written by a Cairn older than format version {} (no format "
+            "version recorded). Keys are now placed by Redis Cluster slot, so the data cannot be "
+            "read in place: copy the keys over the Redis protocol from the older Cairn running "
+            "on this directory, or move the directory aside and start with an empty "
+            "--data-dir (docs/formats.md, \"Format version\")",
+            path, kFormatVersion));
+      }
+      const std::string current = std::to_string(kFormatVersion);
+      // Written past the WAL and flushed at once into an SST: durable when Flush returns, and
+      // the WAL holds nothing of it, so no WAL file is pinned by the meta family's memtable or
+      // kept in the archive with an entry older than every data change (migrations read the
+      // WAL by sequence number, docs/formats.md "WAL retention"). A crash before the flush
+      // leaves no version and no data: the next open writes it again.
+      rocksdb::WriteOptions options;
+      options.disableWAL = true;
+      const rocksdb::Status written = db->Put(options, meta, kFormatVersionKey, current);
+      if (!written.ok()) return from_rocksdb(written, "storage: write format version");
+      const rocksdb::Status flushed = db->Flush(rocksdb::FlushOptions(), meta);
+      if (!flushed.ok()) return from_rocksdb(flushed, "storage: flush format version");
+      return Status::ok();
+    }
+    if (value != std::to_string(kFormatVersion)) {
+      return Status::invalid_argument(fmt::format(
+          "storage: {} is in format version {}, this Cairn reads format version {} only: open it "
+          "with the Cairn that wrote it, or start with an empty --data-dir and copy the keys "
+          "over the Redis protocol (docs/formats.md, \"Format version\")",
+          path, value.substr(0, 32), kFormatVersion));
+    }
+    return Status::ok();
+  }
+
   std::array<std::mutex, kApplyStripes> apply_stripes;
   std::array<std::mutex, kKeyStripes> key_stripes;
 
@@ -529,7 +583,9 @@ Result<std::unique_ptr<Engine>> Engine::open(const EngineOptions& options) {
   delete handles[0];
   impl->meta = handles[1];
   impl->hints = handles[2];
-  if (Status loaded = impl->load_hint_totals(); !loaded.is_ok()) {
+  Status loaded = impl->check_format_version(resolved.path);
+  if (loaded.is_ok()) loaded = impl->load_hint_totals();
+  if (!loaded.is_ok()) {
     impl->db->DestroyColumnFamilyHandle(impl->meta);
     impl->db->DestroyColumnFamilyHandle(impl->hints);
     return loaded;
@@ -669,7 +725,7 @@ Status Engine::record_clock() {
 }
 
 Status Engine::put_meta(std::string_view name, std::string_view value) {
-  CAIRN_ASSERT(name != kClockKey, "the clock key is the engine's own");
+  CAIRN_ASSERT(name != kClockKey && name != kFormatVersionKey, "the engine's own meta keys");
   const rocksdb::Status status =
       impl_->db->Put(rocksdb::WriteOptions(), impl_->meta, slice(name), slice(value));
   if (!status.ok()) return from_rocksdb(status, "storage: put meta");

@@ -108,6 +108,10 @@ using CellVisitor = std::function<bool(topology::Token token, std::string_view k
 
 class Engine {
  public:
+  // Opens (creating if missing) the directory options.path. A directory gets the current format
+  // version recorded on first open; one recorded in another format, or holding cells or hints
+  // without a recorded version (written before versions were recorded), is refused with
+  // invalid_argument and a message saying what to do (docs/formats.md "Format version").
   static Result<std::unique_ptr<Engine>> open(const EngineOptions& options);
   ~Engine();
   Engine(const Engine&) = delete;
@@ -139,8 +143,8 @@ class Engine {
   Result<uint64_t> recorded_clock();
 
   // A small named value of the machine's own (e.g. the routing table it follows), kept in the
-  // meta column family and made durable before put_meta returns. The name "hlc" is the engine's
-  // own (the recorded clock).
+  // meta column family and made durable before put_meta returns. The names "hlc" (the recorded
+  // clock) and "format-version" are the engine's own.
   Status put_meta(std::string_view name, std::string_view value);
   Result<std::optional<std::string>> get_meta(std::string_view name);
 

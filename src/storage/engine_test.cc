@@ -279,18 +279,92 @@ TEST(EngineTest, OpenWaitsForAnExitingProcessToReleaseTheDirectory) {
   ::waitpid(child, nullptr, 0);
 }
 
+EngineOptions options_at(const std::string& path) {
+  EngineOptions options;
+  options.path = path;
+  return options;
+}
+
+// Writes raw entries into the RocksDB directory `path` (created if missing) with the engine's
+// three column families: `cells` into the default family, `meta` into the meta family.
+void write_raw(const std::string& path,
+               const std::vector<std::pair<std::string, std::string>>& cells,
+               const std::vector<std::pair<std::string, std::string>>& meta) {
+  rocksdb::Options options;
+  options.create_if_missing = true;
+  options.create_missing_column_families = true;
+  const std::vector<rocksdb::ColumnFamilyDescriptor> families = {
+      {rocksdb::kDefaultColumnFamilyName, rocksdb::ColumnFamilyOptions()},
+      {"meta", rocksdb::ColumnFamilyOptions()},
+      {"hints", rocksdb::ColumnFamilyOptions()}};
+  std::vector<rocksdb::ColumnFamilyHandle*> handles;
+  rocksdb::DB* raw = nullptr;
+  ASSERT_TRUE(rocksdb::DB::Open(options, path, families, &handles, &raw).ok());
+  std::unique_ptr<rocksdb::DB> db(raw);
+  for (const auto& [key, value] : cells) {
+    ASSERT_TRUE(db->Put(rocksdb::WriteOptions(), handles[0], key, value).ok());
+  }
+  for (const auto& [key, value] : meta) {
+    ASSERT_TRUE(db->Put(rocksdb::WriteOptions(), handles[1], key, value).ok());
+  }
+  for (rocksdb::ColumnFamilyHandle* handle : handles) {
+    ASSERT_TRUE(db->DestroyColumnFamilyHandle(handle).ok());
+  }
+  ASSERT_TRUE(db->Close().ok());
+}
+
+TEST(EngineTest, AFreshDirectoryRecordsTheFormatVersion) {
+  TempDir dir;
+  { auto engine = open_engine(dir.path()); }
+  // Reopening a directory in the current version works, with or without data.
+  {
+    auto engine = open_engine(dir.path());
+    ASSERT_TRUE(apply_ok(*engine, 5, "k", value_cell(1, "v")));
+  }
+  auto engine = open_engine(dir.path());
+  EXPECT_EQ(read_ok(*engine, 5, "k")->value, "v");
+  EXPECT_EQ(*engine->get_meta("format-version"), std::optional<std::string>("2"));
+}
+
+TEST(EngineTest, AnUnversionedDirectoryWithDataIsRefused) {
+  TempDir dir;
+  write_raw(dir.path(), {{encode_key(3, "old"), encode_cell(value_cell(1, "v"))}},
+            {{"hlc", std::string(8, '\0')}});
+  Result<std::unique_ptr<Engine>> engine = Engine::open(options_at(dir.path()));
+  ASSERT_FALSE(engine.is_ok());
+  EXPECT_EQ(engine.status().code(), StatusCode::kInvalidArgument);
+  const std::string& message = engine.status().message();
+  EXPECT_NE(message.find("older than format version 2"), std::string::npos) << message;
+  EXPECT_NE(message.find("empty --data-dir"), std::string::npos) << message;
+  // Refusing changed nothing: the data is still there for the older version to read.
+  EXPECT_FALSE(Engine::open(options_at(dir.path())).is_ok());
+}
+
+TEST(EngineTest, AnUnversionedDirectoryWithoutDataGetsTheVersion) {
+  TempDir dir;
+  write_raw(dir.path(), {}, {{"routing-table", "{}"}});
+  auto engine = open_engine(dir.path());
+  EXPECT_EQ(*engine->get_meta("format-version"), std::optional<std::string>("2"));
+  EXPECT_EQ(*engine->get_meta("routing-table"), std::optional<std::string>("{}"));
+}
+
+TEST(EngineTest, AnotherFormatVersionIsRefused) {
+  for (const char* version : {"1", "3"}) {
+    TempDir dir;
+    write_raw(dir.path(), {}, {{"format-version", version}});
+    Result<std::unique_ptr<Engine>> engine = Engine::open(options_at(dir.path()));
+    ASSERT_FALSE(engine.is_ok()) << version;
+    EXPECT_NE(engine.status().message().find(std::string("format version ") + version),
+              std::string::npos)
+        << engine.status().message();
+  }
+}
+
 TEST(EngineTest, CorruptStoredBytesAreReported) {
   TempDir dir;
-  {
-    rocksdb::Options options;
-    options.create_if_missing = true;
-    rocksdb::DB* raw = nullptr;
-    ASSERT_TRUE(rocksdb::DB::Open(options, dir.path(), &raw).ok());
-    std::unique_ptr<rocksdb::DB> db(raw);
-    ASSERT_TRUE(db->Put(rocksdb::WriteOptions(), encode_key(3, "bad"), "garbage").ok());
-    ASSERT_TRUE(db->Put(rocksdb::WriteOptions(), std::string("\x00\x00", 2), "short key").ok());
-    ASSERT_TRUE(db->Close().ok());
-  }
+  write_raw(dir.path(),
+            {{encode_key(3, "bad"), "garbage"}, {std::string("\x00\x00", 2), "short key"}},
+            {{"format-version", "2"}});
   auto engine = open_engine(dir.path());
   EXPECT_EQ(engine->read(3, "bad").status().code(), StatusCode::kCorruption);
   EXPECT_EQ(engine->apply(3, "bad", value_cell(1, "x")).status().code(), StatusCode::kCorruption);

@@ -509,12 +509,18 @@ Result<RoutingTable> RoutingTable::make_initial(std::vector<Machine> machines, u
   }
   for (size_t i = members; i < machines.size(); ++i) machines[i].state = MachineState::kSpare;
   spec.machines = std::move(machines);
-  // Range i starts at floor(i * 2^64 / range_count): the sizes differ by at most one token.
+  // Range i starts at slot floor(i * 16384 / range_count), so every slot lies in one range
+  // (docs/cluster.md, Redis Cluster clients) and the sizes differ by at most one slot. With more
+  // ranges than slots, range i starts at floor(i * 2^64 / range_count) instead.
+  const auto boundary = [range_count](uint64_t i) -> Token {
+    if (range_count <= kSlotCount) {
+      return slot_start(static_cast<Slot>(i * kSlotCount / range_count));
+    }
+    return static_cast<Token>((static_cast<unsigned __int128>(i) << 64) / range_count);
+  };
   for (uint64_t i = 0; i < range_count; ++i) {
-    const auto start = static_cast<Token>((static_cast<unsigned __int128>(i) << 64) / range_count);
-    const auto end =
-        static_cast<Token>((static_cast<unsigned __int128>(i + 1) << 64) / range_count);
-    spec.ranges.push_back(Range{start, end, (i % shard_count) + 1});
+    const Token end = i + 1 == range_count ? 0 : boundary(i + 1);
+    spec.ranges.push_back(Range{boundary(i), end, (i % shard_count) + 1});
   }
   return create(std::move(spec));
 }

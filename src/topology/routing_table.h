@@ -149,7 +149,8 @@ class RoutingTable {
   // replicas (state kUp) and its first replica as leader with a lease that never expires.
   // Machines left over become kSpare. The ring is cut into shard_count * ranges_per_shard equal
   // ranges dealt round-robin, so each shard holds several ranges spread around the ring and a
-  // later move of one range shifts load by a small step.
+  // later move of one range shifts load by a small step. Cuts fall on slot boundaries
+  // (topology/token.h) whenever there are no more ranges than slots.
   // Fails if there are fewer than shard_count * replication_factor machines or a limit is hit.
   static Result<RoutingTable> make_initial(std::vector<Machine> machines, uint32_t shard_count,
                                            uint32_t replication_factor, uint32_t ranges_per_shard);

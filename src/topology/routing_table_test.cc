@@ -8,6 +8,8 @@
 #include <random>
 #include <string>
 
+#include "topology/test_tables.h"
+
 namespace cairn::topology {
 namespace {
 
@@ -15,21 +17,8 @@ using Json = nlohmann::json;
 
 constexpr Token kLastToken = UINT64_MAX;
 
-std::vector<Machine> make_machines(size_t count) {
-  std::vector<Machine> machines;
-  for (size_t i = 1; i <= count; ++i) {
-    machines.push_back(Machine{i, "127.0.0." + std::to_string(i) + ":7000",
-                               "127.0.0." + std::to_string(i) + ":17000", MachineState::kUp});
-  }
-  return machines;
-}
-
-RoutingTable initial(size_t machines, uint32_t shards, uint32_t rf, uint32_t ranges_per_shard) {
-  Result<RoutingTable> table =
-      RoutingTable::make_initial(make_machines(machines), shards, rf, ranges_per_shard);
-  EXPECT_TRUE(table.is_ok()) << table.status().to_string();
-  return std::move(table).value();
-}
+using test::initial;
+using test::make_machines;
 
 // The reference answer: scan every range, and insist exactly one contains the token.
 const Range* linear_lookup(const RoutingTable& table, Token token) {
@@ -95,8 +84,20 @@ TEST(RoutingTable, InitialLayoutIsBalancedAndInterleaved) {
   EXPECT_TRUE(table.ranges_of_shard(3).empty());
 }
 
-TEST(RoutingTable, InitialLayoutSizesDifferByAtMostOneToken) {
-  const RoutingTable table = initial(3, 3, 1, 7);  // 21 ranges: 2^64 is not a multiple of 21
+TEST(RoutingTable, InitialLayoutCutsOnSlotsAndSizesDifferByAtMostOneSlot) {
+  const RoutingTable table = initial(3, 3, 1, 7);  // 21 ranges: 16384 is not a multiple of 21
+  uint64_t smallest = UINT64_MAX;
+  uint64_t largest = 0;
+  for (const Range& range : table.ranges()) {
+    EXPECT_EQ(range.start % kSlotTokens, 0u) << format_token(range.start);
+    smallest = std::min(smallest, range.size());
+    largest = std::max(largest, range.size());
+  }
+  EXPECT_LE(largest - smallest, kSlotTokens);
+}
+
+TEST(RoutingTable, InitialLayoutWithMoreRangesThanSlotsSizesDifferByAtMostOneToken) {
+  const RoutingTable table = initial(3, 3, 1, 5462);  // 16386 ranges: more than the slots
   uint64_t smallest = UINT64_MAX;
   uint64_t largest = 0;
   for (const Range& range : table.ranges()) {

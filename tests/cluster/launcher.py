@@ -36,7 +36,7 @@ import time
 import redis
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from xxh3 import token_of  # noqa: E402
+from xxh3 import SLOT_COUNT, SLOT_SHIFT, token_of  # noqa: E402
 
 REPO_ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 DEFAULT_BINARY = os.environ.get("CAIRN_BIN", os.path.join(REPO_ROOT, "build", "cairn"))
@@ -100,9 +100,16 @@ def build_table(addresses, shards, rf, ranges_per_shard=4, epoch=1):
                            "leader": replicas[0], "lease_expiry_ms": 0})
     count = shards * ranges_per_shard
     ranges = []
+    def boundary(i):
+        # As RoutingTable::make_initial: on slot boundaries while there are no more ranges than
+        # slots, else on equal shares of the ring.
+        if count <= SLOT_COUNT:
+            return (i * SLOT_COUNT // count) << SLOT_SHIFT
+        return (i * RING) // count
+
     for i in range(count):
-        start = (i * RING) // count
-        end = ((i + 1) * RING) // count % RING  # the last range ends at 0, meaning 2^64
+        start = boundary(i)
+        end = boundary(i + 1) % RING  # the last range ends at 0, meaning 2^64
         ranges.append({"start": format_token(start), "end": format_token(end),
                        "shard": i % shards + 1})
     return {"epoch": epoch, "replication_factor": rf, "machines": machines,

@@ -6,7 +6,7 @@ import subprocess
 
 import pytest
 
-from xxh3 import hash_tag, token_of, xxh3_64
+from xxh3 import hash_tag, key_slot, token_of, xxh3_64
 
 _PROGRAM = r"""
 #include <stdio.h>
@@ -55,4 +55,13 @@ def test_hash_tag_rule(reference):
     assert hash_tag("nobraces") == b"nobraces"
     assert hash_tag("open{only") == b"open{only"
     assert token_of("{user1000}.following") == token_of("{user1000}.followers")
-    assert token_of("{user1000}.x") == reference["tag"]
+    # 3443 is redis-server's CLUSTER KEYSLOT user1000.
+    assert token_of("{user1000}.x") == 3443 << 50 | reference["tag"] >> 14
+
+
+def test_slots_are_redis_key_slots():
+    # Values of redis-server 7.0's CLUSTER KEYSLOT.
+    assert key_slot("foo") == 12182
+    assert key_slot("somekey") == 11058
+    assert key_slot("{user1000}.following") == key_slot("{user1000}.followers") == 3443
+    assert token_of("foo") >> 50 == 12182

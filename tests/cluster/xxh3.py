@@ -1,12 +1,13 @@
 """XXH3-64 (seed 0, default secret) in pure Python, to compute Cairn tokens from tests.
 
-Cairn places a key on the ring by XXH3_64bits of the key or of its {hash tag}
-(src/topology/token.cc). The tests need the same function to pick keys on a given shard without
-asking a server. This follows the published XXH3 algorithm for every input length (0-3, 4-8,
+Cairn places a key on the ring by its Redis Cluster slot and XXH3_64bits of the key or of its
+{hash tag}: token = slot << 50 | xxh3 >> 14 (src/topology/token.h, docs/formats.md). The tests
+need the same function to pick keys on a given shard without asking a server. This follows the published XXH3 algorithm for every input length (0-3, 4-8,
 9-16, 17-128, 129-240 bytes and the long, striped path); test_xxh3.py checks it against the
 system's libxxhash on many lengths. Speed is irrelevant here: keys are short.
 """
 
+import binascii
 import struct
 
 _M64 = (1 << 64) - 1
@@ -174,6 +175,16 @@ def hash_tag(key):
     return key[open_ + 1:close]
 
 
+SLOT_COUNT = 16384
+SLOT_SHIFT = 50
+
+
+def key_slot(key):
+    """The Redis Cluster slot of `key`: CRC16-XMODEM of its hashed part mod 16384 (KEYSLOT)."""
+    return binascii.crc_hqx(hash_tag(key), 0) % SLOT_COUNT
+
+
 def token_of(key):
     """Cairn's token of `key` (src/topology/token.cc)."""
-    return xxh3_64(hash_tag(key))
+    hashed = hash_tag(key)
+    return (binascii.crc_hqx(hashed, 0) % SLOT_COUNT) << SLOT_SHIFT | xxh3_64(hashed) >> 14
