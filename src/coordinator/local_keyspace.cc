@@ -34,6 +34,16 @@ Status stamp_and_apply(storage::Engine& engine, HybridClock& clock, uint64_t wri
 
 }  // namespace
 
+bool LocalKeyspace::is_live_key(topology::Token token, std::string_view key,
+                                const storage::Cell& cell, int64_t now) {
+  if (!cell.live_at(now)) return false;
+  if (!storage::is_row_type(cell.type)) return true;
+  // A row header counts as a key only while its row has a field. A storage error here counts
+  // the key as live: SCAN may over-report, never hide a key.
+  Result<storage::StoredRow> row = engine_.read_row(token, key);
+  return !row.is_ok() || row->state.count > 0;
+}
+
 LocalKeyspace::LocalKeyspace(storage::Engine& engine, HybridClock& clock, uint64_t writer_id,
                              std::function<int64_t()> wall_clock_ms)
     : engine_(engine),
@@ -46,9 +56,12 @@ LocalKeyspace::LocalKeyspace(storage::Engine& engine, HybridClock& clock, uint64
 int64_t LocalKeyspace::now_ms() { return wall_clock_ms_(); }
 
 Result<std::optional<storage::Cell>> LocalKeyspace::read(std::string_view key) {
-  Result<std::optional<storage::Cell>> stored = engine_.read(topology::token_of(key), key);
+  const topology::Token token = topology::token_of(key);
+  Result<std::optional<storage::Cell>> stored = engine_.read(token, key);
   if (!stored.is_ok()) return stored.status();
-  if (!stored->has_value() || !(*stored)->live_at(now_ms())) return std::optional<storage::Cell>();
+  if (!stored->has_value() || !is_live_key(token, key, **stored, now_ms())) {
+    return std::optional<storage::Cell>();
+  }
   return stored;
 }
 
@@ -82,11 +95,10 @@ Result<ScanPage> LocalKeyspace::scan(const ScanRequest& request) {
   size_t keys_seen = 0;
   bool any_token = false;
   topology::Token current_token = 0;
-  std::string last_key;
-  bool have_last_key = false;
   Status status =
       engine_.scan(request.cursor, 0,
-                   [&](topology::Token token, std::string_view key, const storage::Cell& cell) {
+                   [&](topology::Token token, std::string_view key, std::string_view sub_key,
+                       const storage::Cell& cell) {
                      if (!any_token || token != current_token) {
                        // Pages end only between tokens, so the keys of one token (one hash tag) are
                        // never split across pages and the cursor (a token) resumes exactly after
@@ -97,18 +109,16 @@ Result<ScanPage> LocalKeyspace::scan(const ScanRequest& request) {
                        }
                        any_token = true;
                        current_token = token;
-                       have_last_key = false;
                      }
                      ++cells_seen;
-                     // The cells of a key's sub-keys are contiguous: report the key once.
-                     if (have_last_key && key == last_key) return true;
-                     if (!cell.live_at(now)) return true;
-                     last_key.assign(key);
-                     have_last_key = true;
+                     // A key is its own cell (sub-key empty), which comes before its fields.
+                     if (!sub_key.empty()) return true;
+                     if (!is_live_key(token, key, cell, now)) return true;
                      ++keys_seen;
                      if (!request.filter || request.filter(key, cell)) page.keys.emplace_back(key);
                      return true;
-                   });
+                   },
+                   /*keys_only=*/true);
   if (!status.is_ok()) return status;
   return page;
 }
@@ -116,17 +126,13 @@ Result<ScanPage> LocalKeyspace::scan(const ScanRequest& request) {
 Result<uint64_t> LocalKeyspace::count() {
   const int64_t now = now_ms();
   uint64_t live = 0;
-  std::string last_key;
-  bool have_last_key = false;
   Status status =
-      engine_.scan(0, 0, [&](topology::Token, std::string_view key, const storage::Cell& cell) {
-        if (have_last_key && key == last_key) return true;
-        if (!cell.live_at(now)) return true;
-        last_key.assign(key);
-        have_last_key = true;
+      engine_.scan(0, 0, [&](topology::Token token, std::string_view key, std::string_view sub_key,
+                             const storage::Cell& cell) {
+        if (!sub_key.empty() || !is_live_key(token, key, cell, now)) return true;
         ++live;
         return true;
-      });
+      }, /*keys_only=*/true);
   if (!status.is_ok()) return status;
   return live;
 }
@@ -136,15 +142,16 @@ Result<std::optional<std::string>> LocalKeyspace::random_key() {
   const topology::Token start = random();
   const int64_t now = now_ms();
   std::optional<std::string> found;
-  auto visit = [&](topology::Token, std::string_view key, const storage::Cell& cell) {
-    if (!cell.live_at(now)) return true;
+  auto visit = [&](topology::Token token, std::string_view key, std::string_view sub_key,
+                   const storage::Cell& cell) {
+    if (!sub_key.empty() || !is_live_key(token, key, cell, now)) return true;
     found.emplace(key);
     return false;
   };
   // From a random token to the end of the ring, then wrap around once to cover [0, start).
-  if (Status status = engine_.scan(start, 0, visit); !status.is_ok()) return status;
+  if (Status status = engine_.scan(start, 0, visit, true); !status.is_ok()) return status;
   if (!found && start != 0) {
-    if (Status status = engine_.scan(0, start, visit); !status.is_ok()) return status;
+    if (Status status = engine_.scan(0, start, visit, true); !status.is_ok()) return status;
   }
   return found;
 }

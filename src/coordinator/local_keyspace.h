@@ -31,6 +31,10 @@ class LocalKeyspace final : public Keyspace {
   int64_t now_ms() override;
 
  private:
+  // Whether the key's own cell `cell` makes the key exist (SCAN, DBSIZE, RANDOMKEY).
+  bool is_live_key(topology::Token token, std::string_view key, const storage::Cell& cell,
+                   int64_t now);
+
   storage::Engine& engine_;
   HybridClock& clock_;
   uint64_t writer_id_;

@@ -234,6 +234,31 @@ TEST(KeyTest, TokenRangesAndKeysAreContiguous) {
   }
 }
 
+TEST(RowFormatTest, HeadersFieldsAndWhatAHeaderHides) {
+  EXPECT_EQ(*decode_row_header(encode_row_header({42})), RowHeader{42});
+  EXPECT_FALSE(decode_row_header("").is_ok());
+  EXPECT_FALSE(decode_row_header(std::string(9, '\x02')).is_ok());  // unknown version
+  // A field named "" is not the header's empty sub-key.
+  EXPECT_EQ(field_sub_key(""), std::string(1, kFieldNamespace));
+  EXPECT_EQ(*field_of_sub_key(field_sub_key("a b")), "a b");
+  EXPECT_FALSE(field_of_sub_key("").has_value());
+  EXPECT_FALSE(field_of_sub_key("\x02x").has_value());
+  // Fields of one key sort after its header and before any other key's cells.
+  EXPECT_LT(encode_key(1, "k"), encode_key(1, "k", field_sub_key("")));
+  EXPECT_LT(encode_key(1, "k", field_sub_key("\xff\xff")), encode_key(1, "k") + "\xff");
+  const HlcTimestamp t = HybridClock::make(1000, 5);
+  Cell tombstone{.tombstone = true, .timestamp = t, .value = ""};
+  EXPECT_EQ(hidden_through(tombstone, 0), t);
+  Cell string{.timestamp = t, .value = "s"};
+  EXPECT_EQ(hidden_through(string, 0), t);
+  Cell header{.type = ValueType::kHash, .timestamp = t, .expire_at_ms = 2000,
+              .value = encode_row_header({7})};
+  EXPECT_EQ(hidden_through(header, 1999), 7u);  // a live row hides only its past
+  EXPECT_EQ(hidden_through(header, 2000), expiry_bound(2000));  // expired: all it held
+  EXPECT_GT(expiry_bound(2000), HybridClock::make(2000, 0xfffe));
+  EXPECT_LT(expiry_bound(2000), HybridClock::make(2001, 0));
+}
+
 TEST(CompactionFilterTest, ExpiredValuesBecomeTombstonesUntilTheGraceRunsOut) {
   using V = CellCompactionFilter::Verdict;
   const int64_t grace = 1000;

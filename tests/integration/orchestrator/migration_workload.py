@@ -247,7 +247,7 @@ def stored_keys(dev, index, start=0, end=0):
     for _ in range(100000):
         nxt, flat = c.execute_command("CAIRN.MIGRATE", "SCAN", "0x%016x" % cursor,
                                       "0x%016x" % end, 1000)
-        keys += [_text(k) for k in flat[0::2]]
+        keys += [_text(k) for k, sub in zip(flat[0::3], flat[1::3]) if not sub]
         cursor = int(_text(nxt), 0)
         if cursor == end or (end == 0 and cursor == 0):
             return keys
