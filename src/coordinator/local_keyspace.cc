@@ -65,6 +65,84 @@ Result<std::optional<storage::Cell>> LocalKeyspace::read(std::string_view key) {
   return stored;
 }
 
+Result<RowRead> LocalKeyspace::read_row(std::string_view key) {
+  const int64_t now = now_ms();
+  Result<storage::StoredRow> stored = engine_.read_row(topology::token_of(key), key);
+  if (!stored.is_ok()) return stored.status();
+  RowRead row;
+  row.hidden_through = stored->state.hidden_through(now);
+  row.delete_through_for_new_header = row.hidden_through;
+  if (!stored->header.has_value()) return row;
+  storage::Cell& header = *stored->header;
+  row.delete_through_for_new_header =
+      std::max(row.delete_through_for_new_header, storage::hidden_through(header, now));
+  if (!header.live_at(now)) return row;
+  if (storage::is_row_type(header.type)) {
+    // An emptied row is no key (Redis deletes a hash with its last field).
+    if (stored->state.count == 0) return row;
+    row.count = stored->state.count;
+  }
+  row.header = std::move(header);
+  return row;
+}
+
+Result<std::vector<std::optional<storage::Cell>>> LocalKeyspace::read_fields(
+    std::string_view key, std::span<const std::string> sub_keys, HlcTimestamp hidden_through) {
+  const topology::Token token = topology::token_of(key);
+  const int64_t now = now_ms();
+  std::vector<std::optional<storage::Cell>> cells;
+  cells.reserve(sub_keys.size());
+  for (const std::string& sub_key : sub_keys) {
+    Result<std::optional<storage::Cell>> cell = engine_.read_field(token, key, sub_key);
+    if (!cell.is_ok()) return cell.status();
+    if (cell->has_value() && (!(*cell)->live_at(now) || (*cell)->timestamp <= hidden_through)) {
+      cell->reset();
+    }
+    cells.push_back(std::move(*cell));
+  }
+  return cells;
+}
+
+Status LocalKeyspace::write_fields(std::string_view key, storage::ValueType type,
+                                   std::span<const std::pair<std::string, std::string>> fields) {
+  const topology::Token token = topology::token_of(key);
+  for (const auto& [sub_key, value] : fields) {
+    storage::Cell cell;
+    cell.type = type;
+    cell.value = value;
+    cell.writer = writer_id_;
+    cell.timestamp = clock_.now();
+    Result<bool> applied = engine_.apply_field(token, key, sub_key, cell);
+    if (!applied.is_ok()) return applied.status();
+  }
+  return Status::ok();
+}
+
+Status LocalKeyspace::remove_fields(std::string_view key, storage::ValueType type,
+                                    std::span<const std::string> sub_keys) {
+  const topology::Token token = topology::token_of(key);
+  for (const std::string& sub_key : sub_keys) {
+    storage::Cell cell;
+    cell.type = type;
+    cell.tombstone = true;
+    cell.writer = writer_id_;
+    cell.timestamp = clock_.now();
+    Result<bool> applied = engine_.apply_field(token, key, sub_key, cell);
+    if (!applied.is_ok()) return applied.status();
+  }
+  return Status::ok();
+}
+
+Status LocalKeyspace::scan_fields(std::string_view key, std::string_view from_sub_key,
+                                  HlcTimestamp hidden_through, const RowFieldVisitor& visitor) {
+  const int64_t now = now_ms();
+  return engine_.scan_row(topology::token_of(key), key, from_sub_key,
+                          [&](std::string_view sub_key, const storage::Cell& cell) {
+                            if (!cell.live_at(now) || cell.timestamp <= hidden_through) return true;
+                            return visitor(sub_key, cell);
+                          });
+}
+
 Status LocalKeyspace::write(std::string_view key, storage::ValueType type, std::string value,
                             int64_t expire_at_ms) {
   storage::Cell cell;
