@@ -17,64 +17,32 @@
 #include "commands/command.h"
 #include "commands/glob.h"
 #include "commands/parse.h"
+#include "commands/rows.h"
 
 namespace cairn::commands {
 namespace {
 
 using coordinator::Keyspace;
-using coordinator::RowRead;
 using storage::Cell;
 using storage::ValueType;
 
-// Fields written per call to the keyspace when a command writes many (RENAME copies use the
-// same bound): keeps the staged vectors small whatever the argument count.
-constexpr size_t kFieldsPerBatch = 1024;
+// HRANDFIELD reserves room for at most this many fields up front (the vector grows past it).
+constexpr size_t kFieldsReservedMax = 1024;
 // HRANDFIELD with a negative count may repeat fields; Redis answers any count. We bound the
 // reply (a count beyond this is answered with this many) so one command cannot exhaust memory.
 constexpr int64_t kRandomFieldsMax = 10'000'000;
 // HSCAN returns a small hash whole in one page (cursor 0), as Redis does for a listpack hash.
 constexpr uint64_t kScanWholeMax = 128;
 
+using HashRead = RowOfType;
+
 void run_atomically(CommandContext& ctx, const std::string& key,
                     const std::function<Status(resp::ReplyWriter&)>& fn) {
-  std::string staged;
-  resp::ReplyWriter staged_reply(&staged, ctx.reply.protocol());
-  Status status = ctx.keyspace.atomically(std::span<const std::string>(&key, 1),
-                                          [&] { return fn(staged_reply); });
-  if (!status.is_ok()) {
-    ctx.reply.error(storage_error_reply(status));
-    return;
-  }
-  ctx.reply.buffer()->append(staged);
+  run_row_command(ctx, std::span<const std::string>(&key, 1), fn);
 }
 
-// The result of reading a key for a hash command.
-struct HashRead {
-  bool replied = false;  // an error reply was written (WRONGTYPE); the caller stops
-  Status status;         // a storage error (the caller returns it)
-  RowRead row;
-  bool exists() const { return row.header.has_value(); }
-  // The bound below which stored fields are not part of the hash (for a hash about to be
-  // created: everything of the key's past).
-  HlcTimestamp hidden() const {
-    return row.header ? row.hidden_through : row.delete_through_for_new_header;
-  }
-};
-
 HashRead read_hash(Keyspace& keyspace, const std::string& key, resp::ReplyWriter& reply) {
-  HashRead result;
-  Result<RowRead> row = keyspace.read_row(key);
-  if (!row.is_ok()) {
-    result.status = row.status();
-    return result;
-  }
-  if (row->header && row->header->type != ValueType::kHash) {
-    reply.error(kErrWrongType);
-    result.replied = true;
-    return result;
-  }
-  result.row = std::move(row).value();
-  return result;
+  return read_row_of_type(keyspace, key, ValueType::kHash, reply);
 }
 
 // For read-only commands: nullopt after replying (storage error or WRONGTYPE).
@@ -88,42 +56,23 @@ std::optional<HashRead> read_hash_or_reply(CommandContext& ctx, const std::strin
   return read;
 }
 
-// Writes a header for a hash that does not exist yet: it hides everything of the key's past
-// (a deleted or expired hash, a string, fields of an emptied hash) and has no expiry.
-Status create_hash(Keyspace& keyspace, const std::string& key, const HashRead& read) {
-  if (read.exists()) return Status::ok();
-  return keyspace.write(key, ValueType::kHash,
-                        storage::encode_row_header({read.row.delete_through_for_new_header}), 0);
+Status create_hash(Keyspace& keyspace, const std::string& key, HashRead& read) {
+  return create_row(keyspace, key, ValueType::kHash, read);
 }
 
-// The visible value of one field, if any.
 Result<std::optional<Cell>> read_field(Keyspace& keyspace, const std::string& key,
                                        const HashRead& read, std::string_view field) {
-  if (!read.exists()) return std::optional<Cell>();
-  const std::string sub_key = storage::field_sub_key(field);
-  Result<std::vector<std::optional<Cell>>> cells =
-      keyspace.read_fields(key, std::span<const std::string>(&sub_key, 1), read.hidden());
-  if (!cells.is_ok()) return cells.status();
-  return std::move((*cells)[0]);
+  return read_row_field(keyspace, key, read, field);
 }
 
 Status write_field(Keyspace& keyspace, const std::string& key, std::string_view field,
                    std::string value) {
-  const std::pair<std::string, std::string> entry{storage::field_sub_key(field), std::move(value)};
-  return keyspace.write_fields(key, ValueType::kHash, std::span(&entry, 1));
+  return write_row_field(keyspace, key, ValueType::kHash, field, std::move(value));
 }
 
-// Visits every visible field and value of an existing hash, in field order.
 Status for_each_field(Keyspace& keyspace, const std::string& key, const HashRead& read,
                       const std::function<bool(std::string_view field, const Cell& cell)>& fn) {
-  if (!read.exists()) return Status::ok();
-  return keyspace.scan_fields(key, {}, read.hidden(),
-                              [&](std::string_view sub_key, const Cell& cell) {
-                                std::optional<std::string_view> field =
-                                    storage::field_of_sub_key(sub_key);
-                                if (!field) return true;
-                                return fn(*field, cell);
-                              });
+  return for_each_row_field(keyspace, key, read, fn);
 }
 
 // ---- HSET / HMSET / HSETNX ----
@@ -137,12 +86,8 @@ void hset_generic(CommandContext& ctx, bool reply_ok) {
   run_atomically(ctx, key, [&](resp::ReplyWriter& reply) -> Status {
     HashRead read = read_hash(ctx.keyspace, key, reply);
     if (read.replied || !read.status.is_ok()) return read.status;
-    if (Status status = create_hash(ctx.keyspace, key, read); !status.is_ok()) return status;
     const bool existed = read.exists();
-    // From here on the hash exists, with the bound it was read or created with.
-    const HlcTimestamp hidden = read.hidden();
-    read.row.header.emplace();
-    read.row.hidden_through = hidden;
+    if (Status status = create_hash(ctx.keyspace, key, read); !status.is_ok()) return status;
     int64_t added = 0;
     for (size_t i = 2; i + 1 < ctx.args.size(); i += 2) {
       if (existed || i > 2) {
@@ -294,22 +239,15 @@ void hdel_command(CommandContext& ctx) {
       Result<std::optional<Cell>> current = read_field(ctx.keyspace, key, read, ctx.args[i]);
       if (!current.is_ok()) return current.status();
       if (!current->has_value()) continue;  // absent, or named twice and deleted already
-      const std::string sub_key = storage::field_sub_key(ctx.args[i]);
-      if (Status status = ctx.keyspace.remove_fields(key, ValueType::kHash,
-                                                     std::span<const std::string>(&sub_key, 1));
+      if (Status status = remove_row_field(ctx.keyspace, key, ValueType::kHash, ctx.args[i]);
           !status.is_ok()) {
         return status;
       }
       ++deleted;
     }
     if (deleted > 0 && static_cast<uint64_t>(deleted) >= read.row.count) {
-      // The last field went: Redis deletes the key. A tombstone lets compaction reclaim the
-      // header (and forgets the key's expiry, so a new hash starts without one).
-      Result<RowRead> after = ctx.keyspace.read_row(key);
-      if (!after.is_ok()) return after.status();
-      if (!after->header) {
-        if (Status status = ctx.keyspace.remove(key); !status.is_ok()) return status;
-      }
+      // The last field went: Redis deletes the key (and its TTL).
+      if (Status status = delete_row_if_empty(ctx.keyspace, key); !status.is_ok()) return status;
     }
     reply.integer(deleted);
     return Status::ok();
@@ -433,7 +371,7 @@ void hrandfield_command(CommandContext& ctx) {
   if (!read->exists() || *count == 0) return ctx.reply.array(0);
   // The whole hash (bounded by the reply limits like HGETALL), then a sample of it.
   std::vector<std::pair<std::string, std::string>> fields;
-  fields.reserve(std::min<uint64_t>(read->row.count, kFieldsPerBatch));
+  fields.reserve(std::min<uint64_t>(read->row.count, kFieldsReservedMax));
   Status status = for_each_field(ctx.keyspace, key, *read, [&](std::string_view field,
                                                                const Cell& cell) {
     fields.emplace_back(std::string(field), cell.value);

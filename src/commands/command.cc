@@ -122,6 +122,7 @@ const CommandTable& default_table() {
     register_string_commands(t);
     register_key_commands(t);
     register_hash_commands(t);
+    register_set_commands(t);
     register_connection_commands(t);
     register_server_commands(t);
     register_internal_commands(t);

@@ -51,7 +51,7 @@ struct RowRead {
 using RowFieldVisitor = std::function<bool(std::string_view sub_key, const storage::Cell& cell)>;
 
 inline constexpr std::string_view kRowsNotInClusterMessage =
-    "hashes are not supported in cluster mode yet (issue 9)";
+    "hashes and sets are not supported in cluster mode yet (issue 9)";
 
 // Per-connection request options (CONSISTENCY). A single machine (RF 1) satisfies every level.
 struct RequestOptions {

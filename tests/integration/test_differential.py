@@ -52,7 +52,12 @@ ARITY = {
     "hset": -4, "hsetnx": 4, "hmset": -4, "hget": 3, "hmget": -3, "hgetall": 2, "hdel": -3,
     "hexists": 3, "hlen": 2, "hstrlen": 3, "hkeys": 2, "hvals": 2, "hincrby": 4,
     "hincrbyfloat": 4, "hrandfield": -2, "hscan": -3,
+    "sadd": -3, "srem": -3, "smembers": 2, "sismember": 3, "smismember": -3, "scard": 2,
+    "spop": -2, "srandmember": -2, "smove": 4, "sinter": -2, "sintercard": -3,
+    "sinterstore": -3, "sunion": -2, "sunionstore": -3, "sdiff": -2, "sdiffstore": -3,
+    "sscan": -3,
 }
+MEMBERS = [b"a", b"b", b"c", b"1", b"2", b"", b"x y", b"\xff"]
 FIELDS = [b"f0", b"f1", b"f2", b"f3", b"", b"a b", b"\xff\x00", b"n"]
 TOLERANCE = {"ttl": 1, "expiretime": 1, "pttl": 100, "pexpiretime": 100}
 
@@ -180,6 +185,8 @@ class Generator:
             (self.op_hset, 14 * h), (self.op_hread, 10 * h), (self.op_hdel, 4 * h),
             (self.op_hincr, 5 * h), (self.op_hlist, 4 * h), (self.op_hrandfield, 2 * h),
             (self.op_hscan, 2 * h),
+            (self.op_sadd, 10 * h), (self.op_sread, 8 * h), (self.op_salgebra, 5 * h),
+            (self.op_spop, 3 * h), (self.op_smove, 2 * h), (self.op_sscan, 1 * h),
         ]
         total = sum(w for _, w in weights)
         x = rng.random() * total
@@ -423,6 +430,77 @@ class Generator:
                       keys=[k])
         return Op([b"HSCAN", k, b"0"] + opts, kind="hscan", keys=[k])
 
+    # -- sets ----------------------------------------------------------------------------------
+
+    def member(self):
+        return self.rng.choice(MEMBERS)
+
+    def set_key(self):
+        return self.rng.choice([b"s0", b"s1", b"s2", b"s0", b"h0", self.key()])
+
+    def op_sadd(self):
+        k = self.set_key()
+        name = self.rng.choice(["sadd", "sadd", "srem"])
+        return Op([self.name(name), k] + [self.member() for _ in range(self.rng.randrange(1, 4))],
+                  keys=[k])
+
+    def op_sread(self):
+        rng = self.rng
+        k = self.set_key()
+        name = rng.choice(["sismember", "smismember", "scard", "smembers", "type", "srandmember"])
+        if name in ("scard", "type"):
+            return Op([self.name(name), k], keys=[k])
+        if name == "smembers":
+            return Op([self.name(name), k], kind="sorted", keys=[k])
+        if name == "smismember":
+            return Op([self.name(name), k] + [self.member() for _ in range(rng.randrange(1, 4))],
+                      keys=[k])
+        if name == "srandmember":
+            args = [self.name(name), k]
+            if rng.random() < 0.7:
+                args.append(rng.choice([b"1", b"3", b"100", b"-2", b"0", b"abc", MIN]))
+            return Op(args, kind="srandmember", keys=[k])
+        return Op([self.name(name), k, self.member()], keys=[k])
+
+    def op_salgebra(self):
+        rng = self.rng
+        keys = [self.set_key() for _ in range(rng.randrange(1, 4))]
+        name = rng.choice(["sinter", "sunion", "sdiff", "sinterstore", "sunionstore",
+                           "sdiffstore", "sintercard"])
+        if name.endswith("store"):
+            dst = self.set_key()
+            return Op([self.name(name), dst] + keys, keys=[dst] + keys)
+        if name == "sintercard":
+            args = [self.name(name), str(len(keys)).encode()] + keys
+            if rng.random() < 0.3:
+                args += [b"LIMIT", rng.choice([b"0", b"1", b"-1", b"abc"])]
+            if rng.random() < 0.05:
+                args[1] = rng.choice([b"0", b"9", b"abc"])
+            return Op(args, keys=keys)
+        return Op([self.name(name)] + keys, kind="sorted", keys=keys)
+
+    def op_spop(self):
+        rng = self.rng
+        k = self.set_key()
+        args = [self.name("spop"), k]
+        if rng.random() < 0.5:
+            args.append(rng.choice([b"1", b"2", b"100", b"0", b"-1", b"abc"]))
+        return Op(args, kind="spop", keys=[k])
+
+    def op_smove(self):
+        a, b = self.set_key(), self.set_key()
+        return Op([self.name("smove"), a, b, self.member()], keys=[a, b])
+
+    def op_sscan(self):
+        rng = self.rng
+        k = self.set_key()
+        opts = []
+        if rng.random() < 0.4:
+            opts += [b"MATCH", rng.choice([b"a*", b"*", b"[ab]", b"?"])]
+        if rng.random() < 0.4:
+            opts += [b"COUNT", rng.choice([b"1", b"100"])]
+        return Op([b"SSCAN", k, b"0"] + opts, kind="sscan", keys=[k])
+
     def op_randomkey(self):
         return Op([self.name("randomkey")], kind="randomkey", keys=ALL)
 
@@ -560,8 +638,57 @@ class Driver:
             flat = flat if isinstance(tgt[0], list) else flat[0::2]
         return all(f in fields for f in flat)
 
+    def full_sscan(self, conn, key, opts):
+        members = set()
+        cursor = b"0"
+        for _ in range(100000):
+            reply = conn.cmd(b"SSCAN", key, cursor, *opts)
+            if isinstance(reply, ErrorReply):
+                return reply
+            cursor, batch = reply
+            members.update(batch)
+            if cursor == b"0":
+                return sorted(members)
+        raise AssertionError("SSCAN did not finish")
+
+    def random_pick_same(self, op, ref_raw, ref, tgt_raw, tgt):
+        """SPOP/SRANDMEMBER: the same kind and size of reply; members are checked by the final
+        state and by later commands (SPOP removes what it returned on both sides only if the
+        same members were chosen, so the popped sets are made equal again afterwards)."""
+        if isinstance(ref, ErrorReply) or ref is None or isinstance(ref, (bytes, int)):
+            if isinstance(ref, bytes):
+                return isinstance(tgt, bytes)
+            return ref_raw == tgt_raw
+        return type(ref) == type(tgt) and len(ref) == len(tgt)
+
     def run_op(self, index, op):
         self.wait_for_short_expiries(op.keys)
+        if op.kind == "sscan":
+            ref = self.full_sscan(self.ref, op.args[1], op.args[3:])
+            tgt = self.full_sscan(self.tgt, op.args[1], op.args[3:])
+            if ref != tgt:
+                self.fail(index, op, ref, tgt, "SSCAN full iteration members differ")
+            self.history.append(op.args)
+            return
+        if op.kind in ("spop", "srandmember"):
+            (ref_raw, ref), (tgt_raw, tgt) = self.both(op.args)
+            if not self.random_pick_same(op, ref_raw, ref, tgt_raw, tgt):
+                self.fail(index, op, ref_raw, tgt_raw, "random pick replies differ in shape")
+            if op.kind == "spop" and not isinstance(ref, ErrorReply):
+                # Each side popped its own random choice: make both hold redis's result again.
+                key = op.args[1]
+                members = self.ref.cmd(b"SMEMBERS", key) if self.ref.cmd(b"TYPE", key) in (
+                    b"set", "set") else None
+                if members is not None:
+                    self.tgt.cmd(b"DEL", key)
+                    self.tgt.cmd(b"SADD", key, *members)
+                    ttl = self.ref.cmd(b"PTTL", key)
+                    if isinstance(ttl, int) and ttl > 0:
+                        self.tgt.cmd(b"PEXPIRE", key, ttl)
+                else:
+                    self.tgt.cmd(b"DEL", key)
+            self.history.append(op.args)
+            return
         if op.kind == "exact" and op.args[0].upper() == b"SCAN" and len(op.args) >= 2:
             # An odd option that is still valid (TYPE -1) answers a page whose cursor differs
             # (a documented difference): compared by the keys of a full iteration instead.
@@ -601,7 +728,7 @@ class Driver:
                     isinstance(ref, int) and isinstance(tgt, int) and ref >= 0 and tgt >= 0
                     and abs(ref - tgt) <= TOLERANCE[op.kind])
             elif op.kind == "sorted" and isinstance(ref, list) and isinstance(tgt, list):
-                same = sorted(ref) == sorted(tgt)
+                same = sorted(ref) == sorted(tgt) and type(ref) == type(tgt)
             elif op.kind == "pairs" and isinstance(ref, (list, dict)):
                 same = self.as_pairs(ref) == self.as_pairs(tgt)
             elif op.kind == "hrandfield" and self.hrandfield_same(op, ref, tgt) is not None:
@@ -630,6 +757,9 @@ class Driver:
             (_, rh), (_, th) = self.both([b"HGETALL", k])
             if self.as_pairs(rh) != self.as_pairs(th) and not isinstance(rh, ErrorReply):
                 self.fail(index, Op([b"HGETALL", k]), rh, th, "final hashes differ")
+            (_, rs), (_, ts) = self.both([b"SMEMBERS", k])
+            if not isinstance(rs, ErrorReply) and sorted(rs) != sorted(ts):
+                self.fail(index, Op([b"SMEMBERS", k]), rs, ts, "final sets differ")
             (ra, _), (ta, _) = self.both([b"GET", k])
             if ra != ta:
                 self.fail(index, Op([b"GET", k]), ra, ta, "final values differ")

@@ -544,7 +544,7 @@ def test_hash_commands_answer_the_documented_error_until_rows_reach_the_cluster(
     c = cluster.client(1)
     for args in (["HSET", "clh", "f", "v"], ["HGET", "clh", "f"], ["HLEN", "clh"],
                  ["HINCRBY", "clh", "f", "1"]):
-        with pytest.raises(redis.ResponseError, match="hashes are not supported in cluster mode"):
+        with pytest.raises(redis.ResponseError, match="are not supported in cluster mode"):
             c.execute_command(*args)
     assert c.exists("clh") == 0
     with pytest.raises(redis.ResponseError, match="wrong number of arguments"):
