@@ -1,6 +1,8 @@
 #include "storage/cell.h"
 
 #include <algorithm>
+#include <bit>
+#include <cmath>
 #include <limits>
 
 namespace cairn::storage {
@@ -115,6 +117,34 @@ std::string field_sub_key(std::string_view field) {
 std::optional<std::string_view> field_of_sub_key(std::string_view sub_key) {
   if (sub_key.empty() || sub_key[0] != kFieldNamespace) return std::nullopt;
   return sub_key.substr(1);
+}
+
+std::string encode_score(double score) {
+  CAIRN_ASSERT(!std::isnan(score), "a score is a number");
+  if (score == 0) score = 0;  // -0 and +0 are one score
+  uint64_t bits = std::bit_cast<uint64_t>(score);
+  // Positive numbers: set the sign bit so they sort above every negative one. Negative numbers:
+  // flip every bit, so a larger magnitude sorts lower.
+  bits = (bits & (uint64_t{1} << 63)) ? ~bits : bits | (uint64_t{1} << 63);
+  std::string out;
+  put_u64(out, bits);
+  return out;
+}
+
+double decode_score(std::string_view eight_bytes) {
+  CAIRN_ASSERT(eight_bytes.size() == 8, "a score is 8 bytes");
+  uint64_t bits = get_u64(eight_bytes);
+  bits = (bits & (uint64_t{1} << 63)) ? bits & ~(uint64_t{1} << 63) : ~bits;
+  return std::bit_cast<double>(bits);
+}
+
+std::string score_index_sub_key(double score, std::string_view member) {
+  std::string out;
+  out.reserve(1 + 8 + member.size());
+  out.push_back(kScoreIndexNamespace);
+  out.append(encode_score(score));
+  out.append(member);
+  return out;
 }
 
 std::string encode_row_header(const RowHeader& header) {

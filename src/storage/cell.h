@@ -62,6 +62,17 @@ Result<Cell> decode_cell(std::string_view bytes);
 // Sub-keys of a row start with a namespace byte, so a field named "" is never the header's empty
 // sub-key, and a sorted set can keep a score index beside its members.
 inline constexpr char kFieldNamespace = '\x01';
+// Reserved for the score index of sorted sets (docs/formats.md "Rows", not written yet): cells
+// at 0x02 | score (8 bytes, order-preserving) | member. They never count toward the row's size.
+inline constexpr char kScoreIndexNamespace = '\x02';
+
+// The 8 bytes of `score` whose bytewise order is the numeric order (-inf first, +inf last; -0 and
+// +0 encode alike). REQUIRES: score is not NaN.
+std::string encode_score(double score);
+double decode_score(std::string_view eight_bytes);
+// The score index sub-key of (score, member); members of equal score sort bytewise, as Redis
+// orders them. REQUIRES: score is not NaN.
+std::string score_index_sub_key(double score, std::string_view member);
 
 // The sub-key of field (or member) `field`.
 std::string field_sub_key(std::string_view field);

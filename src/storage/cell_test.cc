@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cmath>
 #include <map>
 #include <optional>
 #include <random>
@@ -257,6 +258,20 @@ TEST(RowFormatTest, HeadersFieldsAndWhatAHeaderHides) {
   EXPECT_EQ(hidden_through(header, 2000), expiry_bound(2000));  // expired: all it held
   EXPECT_GT(expiry_bound(2000), HybridClock::make(2000, 0xfffe));
   EXPECT_LT(expiry_bound(2000), HybridClock::make(2001, 0));
+}
+
+TEST(RowFormatTest, ScoresEncodeInNumericOrder) {
+  const double scores[] = {-HUGE_VAL, -1e308, -2.5, -1, -1e-300, 0, 1e-300, 1, 2.5, 1e308,
+                           HUGE_VAL};
+  for (size_t i = 0; i + 1 < std::size(scores); ++i) {
+    EXPECT_LT(encode_score(scores[i]), encode_score(scores[i + 1])) << scores[i];
+  }
+  for (double score : scores) EXPECT_EQ(decode_score(encode_score(score)), score);
+  EXPECT_EQ(encode_score(-0.0), encode_score(0.0));
+  // Equal scores order their members bytewise; the index never mixes with fields.
+  EXPECT_LT(score_index_sub_key(1, "a"), score_index_sub_key(1, "b"));
+  EXPECT_LT(score_index_sub_key(1, "zzz"), score_index_sub_key(2, "a"));
+  EXPECT_LT(field_sub_key("\xff"), score_index_sub_key(-HUGE_VAL, ""));
 }
 
 TEST(CompactionFilterTest, ExpiredValuesBecomeTombstonesUntilTheGraceRunsOut) {

@@ -101,6 +101,12 @@ uint64_t get_u64(std::string_view bytes) {
   return value;
 }
 
+// Whether a cell at `sub_key` is one of the row's fields (members): the row's count and
+// newest_field are about these only.
+bool counts_toward_row(std::string_view sub_key) {
+  return !sub_key.empty() && sub_key[0] == kFieldNamespace;
+}
+
 std::string hint_key(uint64_t target, uint64_t sequence) {
   std::string key;
   key.reserve(kHintKeyBytes);
@@ -411,6 +417,11 @@ struct Engine::Impl {
     std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(read_options));
     uint64_t count = 0;
     for (it->Seek(lower); it->Valid(); it->Next()) {
+      // Only fields count; other namespaces (a sorted set's score index) mirror them.
+      if (!counts_toward_row(std::string_view(it->key().data(), it->key().size())
+                                 .substr(row_key.size()))) {
+        continue;
+      }
       Result<Cell> cell = decode_cell(std::string_view(it->value().data(), it->value().size()));
       if (!cell.is_ok()) return cell.status();
       if (!cell->tombstone && cell->timestamp > bound) ++count;
@@ -756,12 +767,15 @@ Result<bool> Engine::apply_field(topology::Token token, std::string_view key,
       if (newer_timestamp != nullptr && !(*current == cell)) *newer_timestamp = current->timestamp;
       return false;
     }
-    counted_before = !current->tombstone && current->timestamp > state->delete_through;
+    counted_before = counts_toward_row(sub_key) && !current->tombstone &&
+                     current->timestamp > state->delete_through;
   } else if (!status.IsNotFound()) {
     return from_rocksdb(status, "storage: read before apply");
   }
   RowState next = *state;
-  if (!cell.tombstone) {
+  if (!counts_toward_row(sub_key)) {
+    // A cell of another namespace (a score index entry): stored by LWW, never counted.
+  } else if (!cell.tombstone) {
     if (!counted_before) ++next.count;
     next.newest_field = std::max(next.newest_field, cell.timestamp);
   } else if (counted_before) {

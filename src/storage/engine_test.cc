@@ -400,13 +400,17 @@ TEST(EngineRowTest, CountsFieldsUnderPerFieldLastWriteWins) {
   // A delete older than the stored value loses, whatever order the replicas saw them in.
   EXPECT_FALSE(apply_field_ok(*engine, "h", "a", field_cell(13, "", true)));
   EXPECT_EQ(row_count(*engine, "h"), 2u);
+  // Cells of other namespaces (a sorted set's score index) never count.
+  ASSERT_TRUE(engine->apply_field(7, "h", score_index_sub_key(1, "a"), field_cell(16, "")).is_ok());
+  EXPECT_EQ(row_count(*engine, "h"), 2u);
   // The header's string neighbour and the fields do not mix: the string key "h" of another token
   // and the row are apart.
   EXPECT_EQ(read_ok(*engine, 7, "h")->type, ValueType::kHash);
   std::vector<std::string> fields;
   ASSERT_TRUE(engine
                   ->scan_row(7, "h", {}, [&](std::string_view sub_key, const Cell& cell) {
-                    if (!cell.tombstone) fields.emplace_back(*field_of_sub_key(sub_key));
+                    std::optional<std::string_view> field = field_of_sub_key(sub_key);
+                    if (!cell.tombstone && field) fields.emplace_back(*field);
                     return true;
                   })
                   .is_ok());
