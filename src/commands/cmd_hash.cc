@@ -31,6 +31,11 @@ constexpr size_t kFieldsReservedMax = 1024;
 // HRANDFIELD with a negative count may repeat fields; Redis answers any count. We bound the
 // reply (a count beyond this is answered with this many) so one command cannot exhaust memory.
 constexpr int64_t kRandomFieldsMax = 10'000'000;
+// ...and by bytes: repeated big fields would otherwise make one reply of terabytes.
+constexpr uint64_t kRandomReplyBytesMax = 256ull * 1024 * 1024;
+constexpr uint64_t kElementOverheadBytes = 16;  // "$<length>\r\n...\r\n" around each element
+constexpr std::string_view kErrRandomReplyTooLarge =
+    "ERR the reply would exceed 268435456 bytes; ask for fewer elements";
 // HSCAN returns a small hash whole in one page (cursor 0), as Redis does for a listpack hash.
 constexpr uint64_t kScanWholeMax = 128;
 
@@ -393,7 +398,13 @@ void hrandfield_command(CommandContext& ctx) {
     const int64_t wanted = std::min<int64_t>(-*count, kRandomFieldsMax);
     std::uniform_int_distribution<size_t> pick(0, fields.size() - 1);
     picks.reserve(static_cast<size_t>(wanted));
-    for (int64_t i = 0; i < wanted; ++i) picks.push_back(pick(random));
+    uint64_t reply_bytes = 0;
+    for (int64_t i = 0; i < wanted; ++i) {
+      picks.push_back(pick(random));
+      const auto& [field, value] = fields[picks.back()];
+      reply_bytes += field.size() + (with_values ? value.size() : 0) + kElementOverheadBytes;
+      if (reply_bytes > kRandomReplyBytesMax) return ctx.reply.error(kErrRandomReplyTooLarge);
+    }
   }
   const bool resp3 = ctx.reply.protocol() == 3;
   ctx.reply.array(with_values && !resp3 ? picks.size() * 2 : picks.size());
@@ -440,7 +451,10 @@ void hscan_command(CommandContext& ctx) {
   // returned twice, or — unlike Redis — missed (docs/protocol.md "Hashes").
   const bool whole = read->row.count <= kScanWholeMax;
   const uint64_t start = whole ? 0 : *cursor;
-  const uint64_t page = whole ? read->row.count : static_cast<uint64_t>(count);
+  // Clamped so start + page cannot wrap around (a cursor near 2^64 with a huge COUNT).
+  const uint64_t page = whole ? read->row.count
+                              : std::min(static_cast<uint64_t>(count),
+                                         std::numeric_limits<uint64_t>::max() - start);
   std::string body;
   resp::ReplyWriter writer(&body, ctx.reply.protocol());
   uint64_t position = 0;

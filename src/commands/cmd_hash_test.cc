@@ -194,6 +194,14 @@ TEST_F(HashCommandTest, KeysScanAndDbsizeSeeHashesOnce) {
   EXPECT_EQ(run({"dbsize"}), ":1\r\n");
 }
 
+TEST_F(HashCommandTest, RandomRepliesAreBoundedInBytes) {
+  // Redis would try to send 2^63 copies of a 1 MiB field; Cairn refuses past 256 MiB.
+  EXPECT_EQ(run({"hset", "h", std::string(1 << 20, 'f'), "v"}), ":1\r\n");
+  EXPECT_EQ(run({"hrandfield", "h", "-9223372036854775807"}),
+            "-ERR the reply would exceed 268435456 bytes; ask for fewer elements\r\n");
+  EXPECT_EQ(run({"hrandfield", "h", "-2"}).substr(0, 4), "*2\r\n");
+}
+
 TEST_F(HashCommandTest, Resp3RepliesAreMaps) {
   EXPECT_EQ(run({"hset", "h", "a", "1"}), ":1\r\n");
   EXPECT_EQ(run({"hgetall", "h"}, 3), "%1\r\n$1\r\na\r\n$1\r\n1\r\n");

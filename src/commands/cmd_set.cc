@@ -30,6 +30,11 @@ constexpr ValueType kSet = ValueType::kSet;
 // SRANDMEMBER with a negative count may repeat members; the reply is bounded (a larger count
 // is answered with this many) so one command cannot exhaust memory. Redis answers any count.
 constexpr int64_t kRandomMembersMax = 10'000'000;
+// ...and by bytes: repeated big members would otherwise make one reply of terabytes.
+constexpr uint64_t kRandomReplyBytesMax = 256ull * 1024 * 1024;
+constexpr uint64_t kElementOverheadBytes = 16;  // "$<length>\r\n...\r\n" around each element
+constexpr std::string_view kErrRandomReplyTooLarge =
+    "ERR the reply would exceed 268435456 bytes; ask for fewer elements";
 // SSCAN returns a small set whole in one reply, as Redis does for an intset or small set.
 constexpr uint64_t kScanWholeMax = 128;
 constexpr std::string_view kErrNotPositive = "ERR value is out of range, must be positive";
@@ -242,8 +247,16 @@ void srandmember_command(CommandContext& ctx) {
     return;
   }
   const int64_t wanted = std::min<int64_t>(-*count, kRandomMembersMax);
-  ctx.reply.array(static_cast<size_t>(wanted));
-  for (int64_t i = 0; i < wanted; ++i) ctx.reply.bulk((*members)[pick(random_engine())]);
+  std::vector<size_t> picks;
+  picks.reserve(static_cast<size_t>(wanted));
+  uint64_t reply_bytes = 0;
+  for (int64_t i = 0; i < wanted; ++i) {
+    picks.push_back(pick(random_engine()));
+    reply_bytes += (*members)[picks.back()].size() + kElementOverheadBytes;
+    if (reply_bytes > kRandomReplyBytesMax) return ctx.reply.error(kErrRandomReplyTooLarge);
+  }
+  ctx.reply.array(picks.size());
+  for (size_t index : picks) ctx.reply.bulk((*members)[index]);
 }
 
 // ---- SMOVE ----
@@ -469,7 +482,10 @@ void sscan_command(CommandContext& ctx) {
   // As HSCAN (docs/protocol.md "Hashes"): the cursor counts the members already returned.
   const bool whole = read->row.count <= kScanWholeMax;
   const uint64_t start = whole ? 0 : *cursor;
-  const uint64_t page = whole ? read->row.count : static_cast<uint64_t>(count);
+  // Clamped so start + page cannot wrap around (a cursor near 2^64 with a huge COUNT).
+  const uint64_t page = whole ? read->row.count
+                              : std::min(static_cast<uint64_t>(count),
+                                         std::numeric_limits<uint64_t>::max() - start);
   std::vector<std::string> members;
   uint64_t position = 0;
   bool more = false;

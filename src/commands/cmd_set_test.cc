@@ -161,6 +161,9 @@ TEST_F(SetCommandTest, Resp3RepliesAreSetsAndBigSetsPage) {
   EXPECT_EQ(run({"rename", "big", "moved"}), "+OK\r\n");
   EXPECT_EQ(run({"scard", "moved"}), ":1\r\n");
   EXPECT_EQ(run({"type", "moved"}), "+set\r\n");
+  EXPECT_EQ(run({"sadd", "wide", std::string(1 << 20, 'm')}), ":1\r\n");
+  EXPECT_EQ(run({"srandmember", "wide", "-9223372036854775807"}),
+            "-ERR the reply would exceed 268435456 bytes; ask for fewer elements\r\n");
 }
 
 }  // namespace
