@@ -55,7 +55,7 @@ ARITY = {
     "sadd": -3, "srem": -3, "smembers": 2, "sismember": 3, "smismember": -3, "scard": 2,
     "spop": -2, "srandmember": -2, "smove": 4, "sinter": -2, "sintercard": -3,
     "sinterstore": -3, "sunion": -2, "sunionstore": -3, "sdiff": -2, "sdiffstore": -3,
-    "sscan": -3,
+    "sscan": -3, "setbit": 4, "getbit": 3, "bitcount": -2,
 }
 MEMBERS = [b"a", b"b", b"c", b"1", b"2", b"", b"x y", b"\xff"]
 FIELDS = [b"f0", b"f1", b"f2", b"f3", b"", b"a b", b"\xff\x00", b"n"]
@@ -180,6 +180,7 @@ class Generator:
             (self.op_scan, 2), (self.op_randomkey, 1), (self.op_misc, 3), (self.op_dbsize, 1),
             (self.op_flush, 0.3), (self.op_wrong_arity, 4), (self.op_setex, 3),
         ]
+        weights += [(self.op_bit, 6)]
         h = self.hash_weight
         weights += [
             (self.op_hset, 14 * h), (self.op_hread, 10 * h), (self.op_hdel, 4 * h),
@@ -429,6 +430,33 @@ class Generator:
                        rng.choice([b"COUNT", b"FOO", b"MATCH"]), rng.choice([b"0", b"x"])],
                       keys=[k])
         return Op([b"HSCAN", k, b"0"] + opts, kind="hscan", keys=[k])
+
+    # -- bits ----------------------------------------------------------------------------------
+
+    def bit_offset(self):
+        rng = self.rng
+        if rng.random() < 0.1:
+            return rng.choice([b"-1", b"abc", b"4294967296", MAX, b""])
+        return str(rng.randrange(0, 200)).encode()
+
+    def op_bit(self):
+        rng = self.rng
+        k = self.key()
+        name = rng.choice(["setbit", "setbit", "getbit", "bitcount"])
+        if name == "setbit":
+            bit = rng.choice([b"0", b"1", b"1"]) if rng.random() < 0.95 else rng.choice(
+                [b"2", b"-1", b"abc"])
+            return Op([self.name(name), k, self.bit_offset(), bit], keys=[k])
+        if name == "getbit":
+            return Op([self.name(name), k, self.bit_offset()], keys=[k])
+        args = [self.name(name), k]
+        if rng.random() < 0.6:
+            args += [self.index_arg(), self.index_arg()]
+            if rng.random() < 0.4:
+                args.append(rng.choice([b"BIT", b"byte", b"FOO"]))
+        elif rng.random() < 0.1:
+            args.append(self.index_arg())
+        return Op(args, keys=[k])
 
     # -- sets ----------------------------------------------------------------------------------
 
