@@ -1,5 +1,5 @@
 #pragma once
-// OrchestratorAgent: the machine's side of the orchestrator (DESIGN.md §6), started by a server
+// OrchestratorAgent: the machine's side of the orchestrator (docs/operations.md), started by a server
 // run with --orchestrator HOST:PORT.
 //
 // On its own thread (so no event loop or worker ever waits for the orchestrator), it
