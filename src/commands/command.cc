@@ -123,6 +123,7 @@ const CommandTable& default_table() {
     register_key_commands(t);
     register_hash_commands(t);
     register_set_commands(t);
+    register_zset_commands(t);
     register_bit_commands(t);
     register_connection_commands(t);
     register_server_commands(t);

@@ -56,6 +56,10 @@ ARITY = {
     "spop": -2, "srandmember": -2, "smove": 4, "sinter": -2, "sintercard": -3,
     "sinterstore": -3, "sunion": -2, "sunionstore": -3, "sdiff": -2, "sdiffstore": -3,
     "sscan": -3, "setbit": 4, "getbit": 3, "bitcount": -2,
+    "zadd": -4, "zincrby": 4, "zrem": -3, "zscore": 3, "zmscore": -3, "zcard": 2, "zcount": 4,
+    "zlexcount": 4, "zrange": -4, "zrevrange": -4, "zrangebyscore": -4, "zrevrangebyscore": -4,
+    "zrangebylex": -4, "zrevrangebylex": -4, "zrank": 3, "zrevrank": 3, "zpopmin": -2,
+    "zpopmax": -2,
 }
 MEMBERS = [b"a", b"b", b"c", b"1", b"2", b"", b"x y", b"\xff"]
 FIELDS = [b"f0", b"f1", b"f2", b"f3", b"", b"a b", b"\xff\x00", b"n"]
@@ -188,6 +192,8 @@ class Generator:
             (self.op_hscan, 2 * h),
             (self.op_sadd, 10 * h), (self.op_sread, 8 * h), (self.op_salgebra, 5 * h),
             (self.op_spop, 3 * h), (self.op_smove, 2 * h), (self.op_sscan, 1 * h),
+            (self.op_zadd, 12 * h), (self.op_zread, 8 * h), (self.op_zrange, 10 * h),
+            (self.op_zrem, 3 * h), (self.op_zpop, 3 * h),
         ]
         total = sum(w for _, w in weights)
         x = rng.random() * total
@@ -529,6 +535,116 @@ class Generator:
             opts += [b"COUNT", rng.choice([b"1", b"100"])]
         return Op([b"SSCAN", k, b"0"] + opts, kind="sscan", keys=[k])
 
+    # -- sorted sets ---------------------------------------------------------------------------
+
+    def zset_key(self):
+        return self.rng.choice([b"z0", b"z1", b"z0", b"z1", b"s0", b"h0", self.key()])
+
+    def score(self):
+        rng = self.rng
+        choice = rng.randrange(8)
+        if choice <= 3:
+            return str(rng.randrange(-5, 6)).encode()
+        if choice <= 5:
+            return rng.choice([b"1.5", b"-2.25", b"0.1", b"1e3", b"-0", b"3.0", b"1e-320",
+                               b"0.30000000000000004"])
+        if choice == 6:
+            return rng.choice([b"inf", b"-inf", b"+inf", b"+5"])
+        return rng.choice([b"nan", b"abc", b"", b" 1", b"1e400", b"(1", b"0x10", b"1e-400"])
+
+    def score_bound(self):
+        rng = self.rng
+        if rng.random() < 0.85:
+            prefix = rng.choice([b"", b"", b"("])
+            return prefix + rng.choice([str(rng.randrange(-6, 7)).encode(), b"1.5", b"-inf",
+                                        b"+inf", b"inf", b"-2.25"])
+        return rng.choice([b"abc", b"", b"(", b"nan", b"[1", b" 2", b"1e400", b"(nan"])
+
+    def lex_bound(self):
+        rng = self.rng
+        if rng.random() < 0.85:
+            return rng.choice([b"-", b"+", b"[", b"("]) + (
+                b"" if rng.random() < 0.3 else self.member())
+        return rng.choice([b"a", b"", b"+x", b"-a", b"]a"])
+
+    def op_zadd(self):
+        rng = self.rng
+        k = self.zset_key()
+        if rng.random() < 0.2:
+            return Op([self.name("zincrby"), k, self.score(), self.member()], keys=[k])
+        args = [self.name("zadd"), k]
+        if rng.random() < 0.5:
+            options = [o for o in [b"NX", b"XX", b"GT", b"LT", b"CH", b"INCR", b"ch"]
+                       if rng.random() < 0.25]
+            rng.shuffle(options)
+            args += options
+        for _ in range(rng.randrange(1, 4)):
+            args += [self.score(), self.member()]
+        if rng.random() < 0.05:
+            args.append(self.member())  # an odd count: syntax error
+        return Op(args, keys=[k])
+
+    def op_zrem(self):
+        k = self.zset_key()
+        return Op([self.name("zrem"), k] + [self.member() for _ in range(self.rng.randrange(1, 4))],
+                  keys=[k])
+
+    def op_zread(self):
+        rng = self.rng
+        k = self.zset_key()
+        name = rng.choice(["zscore", "zmscore", "zcard", "zrank", "zrevrank", "type", "zcount",
+                           "zlexcount"])
+        if name in ("zcard", "type"):
+            return Op([self.name(name), k], keys=[k])
+        if name == "zmscore":
+            return Op([self.name(name), k] + [self.member() for _ in range(rng.randrange(1, 4))],
+                      keys=[k])
+        if name == "zcount":
+            return Op([self.name(name), k, self.score_bound(), self.score_bound()], keys=[k])
+        if name == "zlexcount":
+            return Op([self.name(name), k, self.lex_bound(), self.lex_bound()], keys=[k])
+        return Op([self.name(name), k, self.member()], keys=[k])
+
+    def op_zrange(self):
+        rng = self.rng
+        k = self.zset_key()
+        name = rng.choice(["zrange", "zrange", "zrange", "zrevrange", "zrangebyscore",
+                           "zrevrangebyscore", "zrangebylex", "zrevrangebylex"])
+        by = {"zrangebyscore": "score", "zrevrangebyscore": "score", "zrangebylex": "lex",
+              "zrevrangebylex": "lex"}.get(name)
+        options = []
+        if name == "zrange":
+            by = rng.choice([None, None, "score", "lex"])
+            if by:
+                options.append(b"BYSCORE" if by == "score" else b"BYLEX")
+            if rng.random() < 0.4:
+                options.append(rng.choice([b"REV", b"rev"]))
+        if rng.random() < 0.4:
+            options.append(b"WITHSCORES")
+        if rng.random() < (0.4 if by else 0.05):
+            options += [b"LIMIT", rng.choice([b"0", b"1", b"2", b"-1", b"10", b"abc"]),
+                        rng.choice([b"1", b"2", b"-1", b"0", b"-5", b"abc"])]
+        if rng.random() < 0.03:
+            options.append(rng.choice([b"BYSCORE", b"REV", b"LIMIT", b"FOO"]))
+        rng.shuffle(options)
+        if by == "score":
+            bounds = [self.score_bound(), self.score_bound()]
+        elif by == "lex":
+            bounds = [self.lex_bound(), self.lex_bound()]
+        else:
+            bounds = [self.index_arg(), self.index_arg()]
+        return Op([self.name(name), k] + bounds + options, keys=[k])
+
+    def op_zpop(self):
+        rng = self.rng
+        k = self.zset_key()
+        args = [self.name(rng.choice(["zpopmin", "zpopmax"])), k]
+        if rng.random() < 0.5:
+            args.append(rng.choice([b"1", b"2", b"100", b"0", b"-1", b"abc"]))
+        if rng.random() < 0.03:
+            args.append(b"1")
+        return Op(args, keys=[k])
+
     def op_randomkey(self):
         return Op([self.name("randomkey")], kind="randomkey", keys=ALL)
 
@@ -788,6 +904,10 @@ class Driver:
             (_, rs), (_, ts) = self.both([b"SMEMBERS", k])
             if not isinstance(rs, ErrorReply) and sorted(rs) != sorted(ts):
                 self.fail(index, Op([b"SMEMBERS", k]), rs, ts, "final sets differ")
+            (rz, _), (tz, _) = self.both([b"ZRANGE", k, b"0", b"-1", b"WITHSCORES"])
+            if rz != tz:
+                self.fail(index, Op([b"ZRANGE", k, b"0", b"-1", b"WITHSCORES"]), rz, tz,
+                          "final sorted sets differ")
             (ra, _), (ta, _) = self.both([b"GET", k])
             if ra != ta:
                 self.fail(index, Op([b"GET", k]), ra, ta, "final values differ")

@@ -543,7 +543,8 @@ def test_hash_commands_answer_the_documented_error_until_rows_reach_the_cluster(
     # stores nothing for them; arity errors still come first, as for every command.
     c = cluster.client(1)
     for args in (["HSET", "clh", "f", "v"], ["HGET", "clh", "f"], ["HLEN", "clh"],
-                 ["HINCRBY", "clh", "f", "1"]):
+                 ["HINCRBY", "clh", "f", "1"], ["SADD", "clh", "m"], ["ZADD", "clh", "1", "m"],
+                 ["ZRANGE", "clh", "0", "-1"], ["ZCARD", "clh"]):
         with pytest.raises(redis.ResponseError, match="are not supported in cluster mode"):
             c.execute_command(*args)
     assert c.exists("clh") == 0
