@@ -658,6 +658,64 @@ void zrevrangebylex_command(CommandContext& ctx) {
   zrange_generic(ctx, RangeType::kLex, Direction::kReverse);
 }
 
+// ---- ZREMRANGEBYRANK / ZREMRANGEBYSCORE / ZREMRANGEBYLEX ----
+
+enum class RemoveBy { kRank, kScore, kLex };
+
+// The range is parsed before the key is read (its errors come first, as in Redis); the entries
+// it selects are those the matching ZRANGE form would return, removed under the key's lock.
+void zremrange_generic(CommandContext& ctx, RemoveBy by) {
+  std::optional<int64_t> start, stop;
+  std::optional<ScoreRange> scores;
+  std::optional<LexRange> lex;
+  switch (by) {
+    case RemoveBy::kRank:
+      start = parse_int64(ctx.args[2]);
+      stop = parse_int64(ctx.args[3]);
+      if (!start || !stop) return ctx.reply.error(kErrNotInteger);
+      break;
+    case RemoveBy::kScore:
+      scores = parse_score_range(ctx.args[2], ctx.args[3]);
+      if (!scores) return ctx.reply.error(kErrScoreRange);
+      break;
+    case RemoveBy::kLex:
+      lex = parse_lex_range(ctx.args[2], ctx.args[3]);
+      if (!lex) return ctx.reply.error(kErrLexRange);
+      break;
+  }
+  const std::string& key = ctx.args[1];
+  run_row_command(ctx, std::span(&ctx.args[1], 1), [&](resp::ReplyWriter& reply) -> Status {
+    RowOfType read = read_row_of_type(ctx.keyspace, key, kZSet, reply);
+    if (read.replied || !read.status.is_ok()) return read.status;
+    if (!read.exists()) {
+      reply.integer(0);
+      return Status::ok();
+    }
+    Result<std::vector<Entry>> entries =
+        by == RemoveBy::kRank
+            ? entries_by_rank(ctx.keyspace, key, read, *start, *stop, /*reverse=*/false)
+        : by == RemoveBy::kScore
+            ? entries_by_score(ctx.keyspace, key, read, *scores, false, 0, -1)
+            : entries_by_lex(ctx.keyspace, key, read, *lex, false, 0, -1);
+    if (!entries.is_ok()) return entries.status();
+    for (const Entry& entry : *entries) {
+      if (Status status = remove_member(ctx.keyspace, key, entry.member, entry.score);
+          !status.is_ok()) {
+        return status;
+      }
+    }
+    if (!entries->empty() && entries->size() >= read.row.count) {
+      if (Status status = delete_row_if_empty(ctx.keyspace, key); !status.is_ok()) return status;
+    }
+    reply.integer(static_cast<int64_t>(entries->size()));
+    return Status::ok();
+  });
+}
+
+void zremrangebyrank_command(CommandContext& ctx) { zremrange_generic(ctx, RemoveBy::kRank); }
+void zremrangebyscore_command(CommandContext& ctx) { zremrange_generic(ctx, RemoveBy::kScore); }
+void zremrangebylex_command(CommandContext& ctx) { zremrange_generic(ctx, RemoveBy::kLex); }
+
 // ---- ZRANK / ZREVRANK ----
 
 void zrank_generic(CommandContext& ctx, bool reverse) {
@@ -801,6 +859,18 @@ void register_zset_commands(CommandTable& table) {
   table.add(spec("zrevrangebylex", -4, kReadOnly,
                  "Return a range of members in a sorted set, by lexicographical range, ordered "
                  "from higher to lower strings.", "2.8.9", range, zrevrangebylex_command));
+  const std::string removal =
+      "O(log(N)+M) with N being the number of elements in the sorted set and M the number of "
+      "elements removed by the operation.";
+  table.add(spec("zremrangebyrank", 4, kWrite,
+                 "Remove all members in a sorted set within the given indexes", "2.0.0", removal,
+                 zremrangebyrank_command));
+  table.add(spec("zremrangebyscore", 4, kWrite,
+                 "Remove all members in a sorted set within the given scores", "1.2.0", removal,
+                 zremrangebyscore_command));
+  table.add(spec("zremrangebylex", 4, kWrite,
+                 "Remove all members in a sorted set between the given lexicographical range",
+                 "2.8.9", removal, zremrangebylex_command));
   table.add(spec("zrank", 3, kReadOnly | kFast,
                  "Determine the index of a member in a sorted set", "2.0.0", log_n,
                  zrank_command));

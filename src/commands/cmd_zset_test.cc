@@ -138,6 +138,26 @@ const std::vector<Scenario>& recorded_scenarios() {
            {{"smembers", "z2"}, "-WRONGTYPE Operation against a key holding the wrong kind of value\r\n"},
            {{"hget", "z2", "a"}, "-WRONGTYPE Operation against a key holding the wrong kind of value\r\n"},
        }},
+      {"remove_ranges",
+       {
+           {{"zadd", "r", "1", "a", "2", "b", "3", "c", "4", "d", "5", "e"}, ":5\r\n"},
+           {{"zremrangebyrank", "r", "0", "0"}, ":1\r\n"},
+           {{"zremrangebyrank", "r", "-1", "-1"}, ":1\r\n"},
+           {{"zremrangebyrank", "r", "5", "10"}, ":0\r\n"},
+           {{"zremrangebyrank", "r", "x", "1"}, "-ERR value is not an integer or out of range\r\n"},
+           {{"zremrangebyscore", "r", "(2", "3"}, ":1\r\n"},
+           {{"zremrangebyscore", "r", "x", "3"}, "-ERR min or max is not a float\r\n"},
+           {{"zrange", "r", "0", "-1"}, "*2\r\n$1\r\nb\r\n$1\r\nd\r\n"},
+           {{"zadd", "l", "0", "a", "0", "b", "0", "c"}, ":3\r\n"},
+           {{"zremrangebylex", "l", "[b", "+"}, ":2\r\n"},
+           {{"zremrangebylex", "l", "b", "+"}, "-ERR min or max not valid string range item\r\n"},
+           {{"zremrangebylex", "l", "-", "+"}, ":1\r\n"},
+           {{"exists", "l"}, ":0\r\n"},
+           {{"zremrangebyrank", "missing", "0", "-1"}, ":0\r\n"},
+           {{"set", "str", "v"}, "+OK\r\n"},
+           {{"zremrangebyscore", "str", "0", "1"}, "-WRONGTYPE Operation against a key holding the wrong kind of value\r\n"},
+           {{"zremrangebyscore", "str", "x", "1"}, "-ERR min or max is not a float\r\n"},
+       }},
   };
   return scenarios;
 }

@@ -59,7 +59,7 @@ ARITY = {
     "zadd": -4, "zincrby": 4, "zrem": -3, "zscore": 3, "zmscore": -3, "zcard": 2, "zcount": 4,
     "zlexcount": 4, "zrange": -4, "zrevrange": -4, "zrangebyscore": -4, "zrevrangebyscore": -4,
     "zrangebylex": -4, "zrevrangebylex": -4, "zrank": 3, "zrevrank": 3, "zpopmin": -2,
-    "zpopmax": -2,
+    "zpopmax": -2, "zremrangebyrank": 4, "zremrangebyscore": 4, "zremrangebylex": 4,
 }
 MEMBERS = [b"a", b"b", b"c", b"1", b"2", b"", b"x y", b"\xff"]
 FIELDS = [b"f0", b"f1", b"f2", b"f3", b"", b"a b", b"\xff\x00", b"n"]
@@ -585,7 +585,17 @@ class Generator:
         return Op(args, keys=[k])
 
     def op_zrem(self):
+        rng = self.rng
         k = self.zset_key()
+        if rng.random() < 0.4:
+            name = rng.choice(["zremrangebyrank", "zremrangebyscore", "zremrangebylex"])
+            if name == "zremrangebyrank":
+                bounds = [self.index_arg(), self.index_arg()]
+            elif name == "zremrangebyscore":
+                bounds = [self.score_bound(), self.score_bound()]
+            else:
+                bounds = [self.lex_bound(), self.lex_bound()]
+            return Op([self.name(name), k] + bounds, keys=[k])
         return Op([self.name("zrem"), k] + [self.member() for _ in range(self.rng.randrange(1, 4))],
                   keys=[k])
 
