@@ -62,13 +62,15 @@ bool equal_constant_time(std::string_view a, std::string_view b) {
   return difference == 0;
 }
 
-// A flat array key, cell, key, cell, ... of stored cells (scan pages, WAL changes), each cell in
-// its storage encoding (docs/formats.md).
+// A flat array key, sub-key, cell, key, sub-key, cell, ... of stored cells (scan pages, WAL
+// changes), each cell in its storage encoding (docs/formats.md). The sub-key is empty for a
+// key's own cell and names a field of its row otherwise.
 template <typename Entries>
 void reply_cells(CommandContext& context, const Entries& entries) {
-  context.reply.array(entries.size() * 2);
+  context.reply.array(entries.size() * 3);
   for (const auto& entry : entries) {
     context.reply.bulk(entry.key);
+    context.reply.bulk(entry.sub_key);
     context.reply.bulk(storage::encode_cell(entry.cell));
   }
 }

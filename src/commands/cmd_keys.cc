@@ -45,6 +45,12 @@ std::string_view type_name(ValueType type) {
   switch (type) {
     case ValueType::kString:
       return "string";
+    case ValueType::kHash:
+      return "hash";
+    case ValueType::kSet:
+      return "set";
+    case ValueType::kZSet:
+      return "zset";
   }
   return "unknown";
 }
@@ -333,6 +339,41 @@ void randomkey_command(CommandContext& ctx) {
 
 // Moves the value and its TTL to the new name, replacing what was there (RENAME) or not
 // (RENAMENX replies 0).
+// Copies the row `from` (whose live header is `header`) to `to`, replacing whatever `to` held:
+// a tombstone first hides every field `to` had, then a new header and a copy of each field.
+// O(fields); runs under the locks of both keys.
+Status copy_row(coordinator::Keyspace& keyspace, const std::string& from, const std::string& to,
+                const Cell& header) {
+  constexpr size_t kFieldsPerWrite = 1024;
+  Result<coordinator::RowRead> source = keyspace.read_row(from);
+  if (!source.is_ok()) return source.status();
+  if (Status status = keyspace.remove(to); !status.is_ok()) return status;
+  Result<coordinator::RowRead> target = keyspace.read_row(to);
+  if (!target.is_ok()) return target.status();
+  if (Status status = keyspace.write(
+          to, header.type, storage::encode_row_header({target->delete_through_for_new_header}),
+          header.expire_at_ms);
+      !status.is_ok()) {
+    return status;
+  }
+  std::vector<std::pair<std::string, std::string>> batch;
+  Status written = Status::ok();
+  auto flush = [&] {
+    if (batch.empty() || !written.is_ok()) return;
+    written = keyspace.write_fields(to, header.type, batch);
+    batch.clear();
+  };
+  Status scanned = keyspace.scan_fields(from, {}, source->hidden_through,
+                                        [&](std::string_view sub_key, const Cell& field) {
+                                          batch.emplace_back(std::string(sub_key), field.value);
+                                          if (batch.size() >= kFieldsPerWrite) flush();
+                                          return written.is_ok();
+                                        });
+  flush();
+  if (!scanned.is_ok()) return scanned;
+  return written;
+}
+
 void rename_generic(CommandContext& ctx, bool only_if_absent) {
   const std::string& from = ctx.args[1];
   const std::string& to = ctx.args[2];
@@ -361,8 +402,11 @@ void rename_generic(CommandContext& ctx, bool only_if_absent) {
       }
     }
     Cell& cell = **source;
-    if (Status status = ctx.keyspace.write(to, cell.type, std::move(cell.value), cell.expire_at_ms);
-        !status.is_ok()) {
+    if (storage::is_row_type(cell.type)) {
+      if (Status status = copy_row(ctx.keyspace, from, to, cell); !status.is_ok()) return status;
+    } else if (Status status =
+                   ctx.keyspace.write(to, cell.type, std::move(cell.value), cell.expire_at_ms);
+               !status.is_ok()) {
       return status;
     }
     if (Status status = ctx.keyspace.remove(from); !status.is_ok()) return status;

@@ -151,6 +151,10 @@ const CommandTable& default_table() {
     CommandTable t;
     register_string_commands(t);
     register_key_commands(t);
+    register_hash_commands(t);
+    register_set_commands(t);
+    register_zset_commands(t);
+    register_bit_commands(t);
     register_connection_commands(t);
     register_server_commands(t);
     register_internal_commands(t);

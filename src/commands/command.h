@@ -182,6 +182,10 @@ const CommandTable& default_table();
 // Registration per family; each lives in its cmd_<family>.cc.
 void register_string_commands(CommandTable& table);
 void register_key_commands(CommandTable& table);
+void register_hash_commands(CommandTable& table);         // HSET HGET ... (rows)
+void register_set_commands(CommandTable& table);          // SADD SMEMBERS ... (rows)
+void register_zset_commands(CommandTable& table);         // ZADD ZRANGE ... (rows)
+void register_bit_commands(CommandTable& table);          // SETBIT GETBIT BITCOUNT
 void register_connection_commands(CommandTable& table);   // PING ECHO HELLO AUTH QUIT SELECT CLIENT
 void register_server_commands(CommandTable& table);       // COMMAND INFO CONFIG TIME SHUTDOWN...
 void register_internal_commands(CommandTable& table);     // CAIRN.* (docs/formats.md)

@@ -181,8 +181,9 @@ TEST(DecodeTest, ScanReplies) {
   replica::ScanResult result;
   ReplicaOutcome outcome = decode_scan_reply(
       array_value({bulk_value("42"), integer_value(0),
-                   array_value({bulk_value("ka"), bulk_value(storage::encode_cell(a)),
-                                bulk_value("kb"), bulk_value(storage::encode_cell(b))})}),
+                   array_value({bulk_value("ka"), bulk_value(""), bulk_value(storage::encode_cell(a)),
+                                bulk_value("kb"), bulk_value("\x01f"),
+                                bulk_value(storage::encode_cell(b))})}),
       &result);
   ASSERT_TRUE(outcome.ok()) << outcome.error;
   EXPECT_EQ(result.next_token, 42u);
@@ -191,6 +192,8 @@ TEST(DecodeTest, ScanReplies) {
   EXPECT_EQ(result.entries[0].key, "ka");
   EXPECT_EQ(result.entries[0].cell, a);
   EXPECT_EQ(result.entries[1].cell, b);
+  EXPECT_EQ(result.entries[0].sub_key, "");
+  EXPECT_EQ(result.entries[1].sub_key, "\x01f");  // a field of kb's row
 
   // The full 64-bit range of tokens survives.
   ASSERT_TRUE(decode_scan_reply(array_value({bulk_value("18446744073709551615"), integer_value(1),
@@ -210,7 +213,8 @@ TEST(DecodeTest, ScanReplies) {
                    .ok());
   EXPECT_FALSE(decode_scan_reply(array_value({bulk_value("1"), integer_value(1)}), &result).ok());
   EXPECT_FALSE(decode_scan_reply(array_value({bulk_value("1"), integer_value(1),
-                                              array_value({bulk_value("k"), bulk_value("x")})}),
+                                              array_value({bulk_value("k"), bulk_value(""),
+                                                           bulk_value("x")})}),
                                  &result)
                    .ok());
 }
@@ -268,13 +272,13 @@ TEST(ScanMergeTest, PageStopsAtTheFirstReplicaThatIsNotDone) {
   // Replica A saw keys 0..3 and stopped before key 4; replica B saw 0..5 and is done, with a
   // newer tombstone for key 1 and a key A misses (key 2).
   replica::ScanResult a;
-  for (int i : {0, 1, 3}) a.entries.push_back({keys[i].second, v1});
+  for (int i : {0, 1, 3}) a.entries.push_back({keys[i].second, v1, {}});
   a.next_token = keys[4].first;
   a.done = false;
   replica::ScanResult b;
-  b.entries.push_back({keys[0].second, v1});
-  b.entries.push_back({keys[1].second, make_tombstone(HybridClock::make(3000, 0), 2)});
-  for (int i : {2, 3, 4, 5}) b.entries.push_back({keys[i].second, v2});
+  b.entries.push_back({keys[0].second, v1, {}});
+  b.entries.push_back({keys[1].second, make_tombstone(HybridClock::make(3000, 0), 2), {}});
+  for (int i : {2, 3, 4, 5}) b.entries.push_back({keys[i].second, v2, {}});
   b.next_token = 0;
   b.done = true;
   const std::vector<replica::ScanResult> answers = {a, b};
@@ -289,7 +293,7 @@ TEST(ScanMergeTest, AllDoneEndsAtTheRangeEndOrTheRingEnd) {
   const auto keys = sorted_keys(3);
   const Cell value = make_cell(HybridClock::make(1000, 0), 1, "v");
   replica::ScanResult a;
-  for (const auto& [token, key] : keys) a.entries.push_back({key, value});
+  for (const auto& [token, key] : keys) a.entries.push_back({key, value, {}});
   a.done = true;
   const std::vector<replica::ScanResult> answers = {a, a};
   ScanPage to_ring_end = merge_scan_answers(0, answers, 5000, nullptr);
@@ -305,11 +309,11 @@ TEST(ScanMergeTest, ExpiredCellsAndFilteredKeysAreLeftOut) {
   const auto keys = sorted_keys(3);
   replica::ScanResult a;
   a.done = true;
-  a.entries.push_back({keys[0].second, make_cell(HybridClock::make(1000, 0), 1, "keep")});
+  a.entries.push_back({keys[0].second, make_cell(HybridClock::make(1000, 0), 1, "keep"), {}});
   Cell expired = make_cell(HybridClock::make(1000, 0), 1, "gone");
   expired.expire_at_ms = 4000;
-  a.entries.push_back({keys[1].second, expired});
-  a.entries.push_back({keys[2].second, make_cell(HybridClock::make(1000, 0), 1, "drop")});
+  a.entries.push_back({keys[1].second, expired, {}});
+  a.entries.push_back({keys[2].second, make_cell(HybridClock::make(1000, 0), 1, "drop"), {}});
   const std::vector<replica::ScanResult> answers = {a};
   ScanPage page = merge_scan_answers(0, answers, 5000, [](std::string_view, const Cell& cell) {
     return cell.value != "drop";

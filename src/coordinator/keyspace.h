@@ -36,6 +36,23 @@ struct ScanRequest {
   std::function<bool(std::string_view key, const storage::Cell& cell)> filter;
 };
 
+// A key as a row reader sees it (Keyspace::read_row).
+struct RowRead {
+  // The live cell of the key, whatever its type (a string, or a row header whose row has at
+  // least one field); nullopt if the key does not exist.
+  std::optional<storage::Cell> header;
+  uint64_t count = 0;                 // fields or members of a row (0 for a string)
+  HlcTimestamp hidden_through = 0;    // fields at or before belong to an earlier life of the key
+  // What a new header written now must hide (the key's whole past), live or not.
+  HlcTimestamp delete_through_for_new_header = 0;
+};
+
+// Visitor of a row's visible fields: sub-key and cell. Return false to stop.
+using RowFieldVisitor = std::function<bool(std::string_view sub_key, const storage::Cell& cell)>;
+
+inline constexpr std::string_view kRowsNotInClusterMessage =
+    "hashes and sets are not supported in cluster mode yet (issue 9)";
+
 // Per-connection request options (CONSISTENCY). A single machine (RF 1) satisfies every level.
 struct RequestOptions {
   topology::ConsistencyLevel read = topology::ConsistencyLevel::quorum();
@@ -125,6 +142,40 @@ class Keyspace {
 
   // The clock reads use to decide what has expired (Unix ms).
   virtual int64_t now_ms() = 0;
+
+  // ---- Rows (hashes; docs/formats.md "Rows") ----
+  // A row is a header cell at the key (type, key-level deletion bound, whole-key expiry) and one
+  // cell per field at the field's sub-key, each with its own timestamp. The defaults refuse:
+  // only a single machine holds rows so far.
+  //
+  // The key's live cell and, for a row, its field count and deletion bound. A row header whose
+  // row has no field left is reported as no key at all (Redis deletes an emptied hash).
+  virtual Result<RowRead> read_row(std::string_view /*key*/) {
+    return Status::invalid_argument(std::string(kRowsNotInClusterMessage));
+  }
+  // The visible cells of `sub_keys` (element i answers sub_keys[i]): live and newer than
+  // `hidden_through` (from read_row).
+  virtual Result<std::vector<std::optional<storage::Cell>>> read_fields(
+      std::string_view /*key*/, std::span<const std::string> /*sub_keys*/,
+      HlcTimestamp /*hidden_through*/) {
+    return Status::invalid_argument(std::string(kRowsNotInClusterMessage));
+  }
+  // Writes field cells of type `type` (each stamped with its own timestamp).
+  virtual Status write_fields(std::string_view /*key*/, storage::ValueType /*type*/,
+                              std::span<const std::pair<std::string, std::string>> /*fields*/) {
+    return Status::invalid_argument(std::string(kRowsNotInClusterMessage));
+  }
+  // Writes tombstones for fields.
+  virtual Status remove_fields(std::string_view /*key*/, storage::ValueType /*type*/,
+                               std::span<const std::string> /*sub_keys*/) {
+    return Status::invalid_argument(std::string(kRowsNotInClusterMessage));
+  }
+  // Visits the visible fields in sub-key order from the first sub-key >= from_sub_key.
+  virtual Status scan_fields(std::string_view /*key*/, std::string_view /*from_sub_key*/,
+                             HlcTimestamp /*hidden_through*/,
+                             const RowFieldVisitor& /*visitor*/) {
+    return Status::invalid_argument(std::string(kRowsNotInClusterMessage));
+  }
 };
 
 }  // namespace cairn::coordinator

@@ -34,6 +34,16 @@ Status stamp_and_apply(storage::Engine& engine, HybridClock& clock, uint64_t wri
 
 }  // namespace
 
+bool LocalKeyspace::is_live_key(topology::Token token, std::string_view key,
+                                const storage::Cell& cell, int64_t now) {
+  if (!cell.live_at(now)) return false;
+  if (!storage::is_row_type(cell.type)) return true;
+  // A row header counts as a key only while its row has a field. A storage error here counts
+  // the key as live: SCAN may over-report, never hide a key.
+  Result<storage::StoredRow> row = engine_.read_row(token, key);
+  return !row.is_ok() || row->state.count > 0;
+}
+
 LocalKeyspace::LocalKeyspace(storage::Engine& engine, HybridClock& clock, uint64_t writer_id,
                              std::function<int64_t()> wall_clock_ms)
     : engine_(engine),
@@ -46,10 +56,91 @@ LocalKeyspace::LocalKeyspace(storage::Engine& engine, HybridClock& clock, uint64
 int64_t LocalKeyspace::now_ms() { return wall_clock_ms_(); }
 
 Result<std::optional<storage::Cell>> LocalKeyspace::read(std::string_view key) {
-  Result<std::optional<storage::Cell>> stored = engine_.read(topology::token_of(key), key);
+  const topology::Token token = topology::token_of(key);
+  Result<std::optional<storage::Cell>> stored = engine_.read(token, key);
   if (!stored.is_ok()) return stored.status();
-  if (!stored->has_value() || !(*stored)->live_at(now_ms())) return std::optional<storage::Cell>();
+  if (!stored->has_value() || !is_live_key(token, key, **stored, now_ms())) {
+    return std::optional<storage::Cell>();
+  }
   return stored;
+}
+
+Result<RowRead> LocalKeyspace::read_row(std::string_view key) {
+  const int64_t now = now_ms();
+  Result<storage::StoredRow> stored = engine_.read_row(topology::token_of(key), key);
+  if (!stored.is_ok()) return stored.status();
+  RowRead row;
+  row.hidden_through = stored->state.hidden_through(now);
+  row.delete_through_for_new_header = row.hidden_through;
+  if (!stored->header.has_value()) return row;
+  storage::Cell& header = *stored->header;
+  row.delete_through_for_new_header =
+      std::max(row.delete_through_for_new_header, storage::hidden_through(header, now));
+  if (!header.live_at(now)) return row;
+  if (storage::is_row_type(header.type)) {
+    // An emptied row is no key (Redis deletes a hash with its last field).
+    if (stored->state.count == 0) return row;
+    row.count = stored->state.count;
+  }
+  row.header = std::move(header);
+  return row;
+}
+
+Result<std::vector<std::optional<storage::Cell>>> LocalKeyspace::read_fields(
+    std::string_view key, std::span<const std::string> sub_keys, HlcTimestamp hidden_through) {
+  const topology::Token token = topology::token_of(key);
+  const int64_t now = now_ms();
+  std::vector<std::optional<storage::Cell>> cells;
+  cells.reserve(sub_keys.size());
+  for (const std::string& sub_key : sub_keys) {
+    Result<std::optional<storage::Cell>> cell = engine_.read_field(token, key, sub_key);
+    if (!cell.is_ok()) return cell.status();
+    if (cell->has_value() && (!(*cell)->live_at(now) || (*cell)->timestamp <= hidden_through)) {
+      cell->reset();
+    }
+    cells.push_back(std::move(*cell));
+  }
+  return cells;
+}
+
+Status LocalKeyspace::write_fields(std::string_view key, storage::ValueType type,
+                                   std::span<const std::pair<std::string, std::string>> fields) {
+  const topology::Token token = topology::token_of(key);
+  for (const auto& [sub_key, value] : fields) {
+    storage::Cell cell;
+    cell.type = type;
+    cell.value = value;
+    cell.writer = writer_id_;
+    cell.timestamp = clock_.now();
+    Result<bool> applied = engine_.apply_field(token, key, sub_key, cell);
+    if (!applied.is_ok()) return applied.status();
+  }
+  return Status::ok();
+}
+
+Status LocalKeyspace::remove_fields(std::string_view key, storage::ValueType type,
+                                    std::span<const std::string> sub_keys) {
+  const topology::Token token = topology::token_of(key);
+  for (const std::string& sub_key : sub_keys) {
+    storage::Cell cell;
+    cell.type = type;
+    cell.tombstone = true;
+    cell.writer = writer_id_;
+    cell.timestamp = clock_.now();
+    Result<bool> applied = engine_.apply_field(token, key, sub_key, cell);
+    if (!applied.is_ok()) return applied.status();
+  }
+  return Status::ok();
+}
+
+Status LocalKeyspace::scan_fields(std::string_view key, std::string_view from_sub_key,
+                                  HlcTimestamp hidden_through, const RowFieldVisitor& visitor) {
+  const int64_t now = now_ms();
+  return engine_.scan_row(topology::token_of(key), key, from_sub_key,
+                          [&](std::string_view sub_key, const storage::Cell& cell) {
+                            if (!cell.live_at(now) || cell.timestamp <= hidden_through) return true;
+                            return visitor(sub_key, cell);
+                          });
 }
 
 Status LocalKeyspace::write(std::string_view key, storage::ValueType type, std::string value,
@@ -82,11 +173,10 @@ Result<ScanPage> LocalKeyspace::scan(const ScanRequest& request) {
   size_t keys_seen = 0;
   bool any_token = false;
   topology::Token current_token = 0;
-  std::string last_key;
-  bool have_last_key = false;
   Status status =
       engine_.scan(request.cursor, 0,
-                   [&](topology::Token token, std::string_view key, const storage::Cell& cell) {
+                   [&](topology::Token token, std::string_view key, std::string_view sub_key,
+                       const storage::Cell& cell) {
                      if (!any_token || token != current_token) {
                        // Pages end only between tokens, so the keys of one token (one hash tag) are
                        // never split across pages and the cursor (a token) resumes exactly after
@@ -97,18 +187,16 @@ Result<ScanPage> LocalKeyspace::scan(const ScanRequest& request) {
                        }
                        any_token = true;
                        current_token = token;
-                       have_last_key = false;
                      }
                      ++cells_seen;
-                     // The cells of a key's sub-keys are contiguous: report the key once.
-                     if (have_last_key && key == last_key) return true;
-                     if (!cell.live_at(now)) return true;
-                     last_key.assign(key);
-                     have_last_key = true;
+                     // A key is its own cell (sub-key empty), which comes before its fields.
+                     if (!sub_key.empty()) return true;
+                     if (!is_live_key(token, key, cell, now)) return true;
                      ++keys_seen;
                      if (!request.filter || request.filter(key, cell)) page.keys.emplace_back(key);
                      return true;
-                   });
+                   },
+                   /*keys_only=*/true);
   if (!status.is_ok()) return status;
   return page;
 }
@@ -116,17 +204,13 @@ Result<ScanPage> LocalKeyspace::scan(const ScanRequest& request) {
 Result<uint64_t> LocalKeyspace::count() {
   const int64_t now = now_ms();
   uint64_t live = 0;
-  std::string last_key;
-  bool have_last_key = false;
   Status status =
-      engine_.scan(0, 0, [&](topology::Token, std::string_view key, const storage::Cell& cell) {
-        if (have_last_key && key == last_key) return true;
-        if (!cell.live_at(now)) return true;
-        last_key.assign(key);
-        have_last_key = true;
+      engine_.scan(0, 0, [&](topology::Token token, std::string_view key, std::string_view sub_key,
+                             const storage::Cell& cell) {
+        if (!sub_key.empty() || !is_live_key(token, key, cell, now)) return true;
         ++live;
         return true;
-      });
+      }, /*keys_only=*/true);
   if (!status.is_ok()) return status;
   return live;
 }
@@ -136,15 +220,16 @@ Result<std::optional<std::string>> LocalKeyspace::random_key() {
   const topology::Token start = random();
   const int64_t now = now_ms();
   std::optional<std::string> found;
-  auto visit = [&](topology::Token, std::string_view key, const storage::Cell& cell) {
-    if (!cell.live_at(now)) return true;
+  auto visit = [&](topology::Token token, std::string_view key, std::string_view sub_key,
+                   const storage::Cell& cell) {
+    if (!sub_key.empty() || !is_live_key(token, key, cell, now)) return true;
     found.emplace(key);
     return false;
   };
   // From a random token to the end of the ring, then wrap around once to cover [0, start).
-  if (Status status = engine_.scan(start, 0, visit); !status.is_ok()) return status;
+  if (Status status = engine_.scan(start, 0, visit, true); !status.is_ok()) return status;
   if (!found && start != 0) {
-    if (Status status = engine_.scan(0, start, visit); !status.is_ok()) return status;
+    if (Status status = engine_.scan(0, start, visit, true); !status.is_ok()) return status;
   }
   return found;
 }

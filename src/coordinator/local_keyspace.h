@@ -29,8 +29,22 @@ class LocalKeyspace final : public Keyspace {
   Result<std::optional<std::string>> random_key() override;
   Status clear() override;
   int64_t now_ms() override;
+  Result<RowRead> read_row(std::string_view key) override;
+  Result<std::vector<std::optional<storage::Cell>>> read_fields(
+      std::string_view key, std::span<const std::string> sub_keys,
+      HlcTimestamp hidden_through) override;
+  Status write_fields(std::string_view key, storage::ValueType type,
+                      std::span<const std::pair<std::string, std::string>> fields) override;
+  Status remove_fields(std::string_view key, storage::ValueType type,
+                       std::span<const std::string> sub_keys) override;
+  Status scan_fields(std::string_view key, std::string_view from_sub_key,
+                     HlcTimestamp hidden_through, const RowFieldVisitor& visitor) override;
 
  private:
+  // Whether the key's own cell `cell` makes the key exist (SCAN, DBSIZE, RANDOMKEY).
+  bool is_live_key(topology::Token token, std::string_view key, const storage::Cell& cell,
+                   int64_t now);
+
   storage::Engine& engine_;
   HybridClock& clock_;
   uint64_t writer_id_;

@@ -216,6 +216,7 @@ Result<ScanResult> scan_page(storage::Engine& engine, topology::Token start, top
   bool stopped = false;
   bool too_big = false;
   Status status = engine.scan(start, end, [&](topology::Token token, std::string_view key,
+                                              std::string_view sub_key,
                                               const storage::Cell& cell) {
     if (result.entries.empty() || token != current_token) {
       boundary = result.entries.size();
@@ -239,7 +240,7 @@ Result<ScanResult> scan_page(storage::Engine& engine, topology::Token start, top
       too_big = true;
       return false;
     }
-    result.entries.push_back(ScanEntry{std::string(key), cell});
+    result.entries.push_back(ScanEntry{std::string(key), cell, std::string(sub_key)});
     return true;
   });
   if (!status.is_ok()) return status;
@@ -306,7 +307,8 @@ void Replica::forget_lifted_fences() {
 
 Result<std::pair<Fence, bool>> Replica::apply(uint64_t epoch, std::string_view key,
                                               const storage::Cell& cell,
-                                              HlcTimestamp* newer_timestamp) {
+                                              HlcTimestamp* newer_timestamp,
+                                              std::string_view sub_key) {
   const topology::Token token = topology::token_of(key);
   bool lifted = false;
   Result<std::pair<Fence, bool>> result = std::make_pair(Fence{}, false);
@@ -318,7 +320,9 @@ Result<std::pair<Fence, bool>> Replica::apply(uint64_t epoch, std::string_view k
     if (!fence.ok()) return std::make_pair(fence, false);
     // A coordinator that later leads this shard must stamp after every cell it stores.
     clock_.observe(cell.timestamp);
-    Result<bool> stored = engine_.apply(token, key, cell, newer_timestamp);
+    Result<bool> stored = sub_key.empty()
+                              ? engine_.apply(token, key, cell, newer_timestamp)
+                              : engine_.apply_field(token, key, sub_key, cell, newer_timestamp);
     if (!stored.is_ok()) return stored.status();
     result = std::make_pair(fence, *stored);
   }

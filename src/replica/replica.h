@@ -52,6 +52,7 @@ std::optional<Fence> parse_fence_error(std::string_view error_text);
 struct ScanEntry {
   std::string key;
   storage::Cell cell;
+  std::string sub_key;  // empty: the key's own cell; else a field of its row
 };
 
 struct ScanResult {
@@ -74,9 +75,11 @@ class Replica {
   // Applies a cell written by a coordinator (LWW), after the fence check. The clock observes the
   // cell's timestamp. Result: fence outcome, and whether the cell was stored.
   // `newer_timestamp`: see storage::Engine::apply.
+  // A non-empty `sub_key` applies a field of the key's row (storage::Engine::apply_field).
   Result<std::pair<Fence, bool>> apply(uint64_t epoch, std::string_view key,
                                        const storage::Cell& cell,
-                                       HlcTimestamp* newer_timestamp = nullptr);
+                                       HlcTimestamp* newer_timestamp = nullptr,
+                                       std::string_view sub_key = {});
 
   // The stored cell of `key` (tombstones and expired cells included: the coordinator merges).
   Result<std::pair<Fence, std::optional<storage::Cell>>> read(uint64_t epoch,

@@ -293,7 +293,7 @@ TEST_F(ReplicaTest, CopiedBatchObservesTheClock) {
   const HlcTimestamp future = clock_.now() + (HlcTimestamp{1} << 40);
   const std::string key = "copied";
   Result<size_t> stored = replica.apply_copied_batch(
-      {storage::WalChange{topology::token_of(key), key, cell(future)}});
+      {storage::WalChange{topology::token_of(key), key, cell(future), {}}});
   ASSERT_TRUE(stored.is_ok());
   EXPECT_EQ(*stored, 1u);
   EXPECT_GT(clock_.now(), future);

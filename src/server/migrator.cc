@@ -101,18 +101,20 @@ Status reply_status(const Result<resp::Value>& reply) {
   return Status::ok();
 }
 
-// Decodes a flat `key, cell, ...` array into copied cells within [start, end).
+// Decodes a flat `key, sub-key, cell, ...` array into copied cells within [start, end).
 Result<std::vector<storage::WalChange>> decode_cells(const resp::Value& flat, Token start,
                                                      Token end, uint64_t* bytes) {
-  if (flat.type != resp::Value::Type::kArray || flat.elements.size() % 2 != 0) {
+  if (flat.type != resp::Value::Type::kArray || flat.elements.size() % 3 != 0) {
     return Status::corruption("malformed cell list");
   }
   std::vector<storage::WalChange> cells;
-  cells.reserve(flat.elements.size() / 2);
-  for (size_t i = 0; i < flat.elements.size(); i += 2) {
+  cells.reserve(flat.elements.size() / 3);
+  for (size_t i = 0; i < flat.elements.size(); i += 3) {
     const resp::Value& key = flat.elements[i];
-    const resp::Value& encoded = flat.elements[i + 1];
-    if (key.type != resp::Value::Type::kBulk || encoded.type != resp::Value::Type::kBulk) {
+    const resp::Value& sub_key = flat.elements[i + 1];
+    const resp::Value& encoded = flat.elements[i + 2];
+    if (key.type != resp::Value::Type::kBulk || sub_key.type != resp::Value::Type::kBulk ||
+        encoded.type != resp::Value::Type::kBulk) {
       return Status::corruption("malformed cell list");
     }
     Result<storage::Cell> cell = storage::decode_cell(encoded.str);
@@ -123,6 +125,7 @@ Result<std::vector<storage::WalChange>> decode_cells(const resp::Value& flat, To
     if (!in_range(change.token, start, end)) continue;
     *bytes += key.str.size() + cell->value.size();
     change.key = key.str;
+    change.sub_key = sub_key.str;
     change.cell = std::move(*cell);
     cells.push_back(std::move(change));
   }
@@ -700,8 +703,16 @@ Result<std::vector<const storage::WalChange*>> Migrator::uncovered(
     const std::vector<storage::WalChange>& stamps) {
   std::vector<const storage::WalChange*> out;
   for (const storage::WalChange& stamp : stamps) {
-    Result<std::optional<storage::Cell>> mine = engine_.read(stamp.token, stamp.key);
+    Result<std::optional<storage::Cell>> mine =
+        stamp.sub_key.empty() ? engine_.read(stamp.token, stamp.key)
+                              : engine_.read_field(stamp.token, stamp.key, stamp.sub_key);
     if (!mine.is_ok()) return mine.status();
+    if (!mine->has_value() && !stamp.sub_key.empty()) {
+      // A field its row hides here was never stored (Engine::apply_field): the copy is complete.
+      Result<storage::StoredRow> row = engine_.read_row(stamp.token, stamp.key);
+      if (!row.is_ok()) return row.status();
+      if (stamp.cell.timestamp <= row->state.hidden_through(engine_.options().wall_clock_ms())) continue;
+    }
     if (mine->has_value() ? covers(**mine, stamp.cell) : engine_.may_have_dropped(stamp.cell)) {
       continue;
     }

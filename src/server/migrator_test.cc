@@ -121,7 +121,11 @@ class MigratorTest : public ::testing::Test {
           << (reply.is_ok() ? reply->str : reply.status().to_string());
       if (!reply.is_ok() || reply->elements.size() != 2) return out;
       const auto& cells = reply->elements[1].elements;
-      for (size_t i = 0; i + 1 < cells.size(); i += 2) out[cells[i].str] = cells[i + 1].str;
+      for (size_t i = 0; i + 2 < cells.size(); i += 3) {
+        // Strings only in these tests: a field would be named key/sub-key.
+        const std::string& sub_key = cells[i + 1].str;
+        out[sub_key.empty() ? cells[i].str : cells[i].str + "/" + sub_key] = cells[i + 2].str;
+      }
       const uint64_t next = std::stoull(reply->elements[0].str, nullptr, 16);
       if (next == 0 || next == range_.end) return out;
       cursor = next;
@@ -303,13 +307,18 @@ struct LocalTarget {
     options.secret = std::string(kSecret);
     return options;
   }
-  // Every cell stored in the range: key → encoded cell.
+  // Every cell stored in the range: key (or key/sub-key) → encoded cell.
   std::map<std::string, std::string> cells(const topology::Range& range) {
     std::map<std::string, std::string> out;
     EXPECT_TRUE(engine
                     ->scan(range.start, range.end,
-                           [&](topology::Token, std::string_view key, const storage::Cell& cell) {
-                             out[std::string(key)] = storage::encode_cell(cell);
+                           [&](topology::Token, std::string_view key, std::string_view sub_key,
+                               const storage::Cell& cell) {
+                             // Named like dump(): key, or key/sub-key for a row's cell.
+                             const std::string name = sub_key.empty()
+                                                          ? std::string(key)
+                                                          : std::string(key) + "/" + std::string(sub_key);
+                             out[name] = storage::encode_cell(cell);
                              return true;
                            })
                     .is_ok());
@@ -319,7 +328,7 @@ struct LocalTarget {
     size_t count = 0;
     EXPECT_TRUE(engine
                     ->scan(range.start, range.end,
-                           [&](topology::Token, std::string_view, const storage::Cell&) {
+                           [&](topology::Token, std::string_view, std::string_view, const storage::Cell&) {
                              ++count;
                              return true;
                            })

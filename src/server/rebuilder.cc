@@ -204,7 +204,7 @@ bool Rebuilder::copy_range(ShardId shard, Token start, Token end) {
         const Token token = topology::token_of(entry.key);
         if (next != 0 && token >= next) continue;
         Result<std::pair<replica::Fence, bool>> applied =
-            replica_.apply(table->epoch(), entry.key, entry.cell);
+            replica_.apply(table->epoch(), entry.key, entry.cell, nullptr, entry.sub_key);
         if (!applied.is_ok() || !applied->first.ok()) {
           // Our own table moved on (or storage failed): redo the page with the newer table.
           page_ok = false;

@@ -1,5 +1,8 @@
 #include "storage/cell.h"
 
+#include <algorithm>
+#include <bit>
+#include <cmath>
 #include <limits>
 
 namespace cairn::storage {
@@ -38,7 +41,14 @@ uint64_t get_u64(std::string_view bytes) {
   return v;
 }
 
-bool known_type(uint8_t type) { return type == static_cast<uint8_t>(ValueType::kString); }
+bool known_type(uint8_t type) {
+  return type >= static_cast<uint8_t>(ValueType::kString) &&
+         type <= static_cast<uint8_t>(ValueType::kZSet);
+}
+
+// Row header value, version 1: version(1) delete_through(8).
+constexpr uint8_t kRowHeaderVersion = 1;
+constexpr size_t kRowHeaderBytes = 1 + 8;
 
 }  // namespace
 
@@ -94,6 +104,77 @@ Result<Cell> decode_cell(std::string_view bytes) {
   cell.expire_at_ms = static_cast<int64_t>(get_u64(bytes.substr(19)));
   cell.value.assign(bytes.substr(kCellHeaderBytes));
   return cell;
+}
+
+std::string field_sub_key(std::string_view field) {
+  std::string out;
+  out.reserve(1 + field.size());
+  out.push_back(kFieldNamespace);
+  out.append(field);
+  return out;
+}
+
+std::optional<std::string_view> field_of_sub_key(std::string_view sub_key) {
+  if (sub_key.empty() || sub_key[0] != kFieldNamespace) return std::nullopt;
+  return sub_key.substr(1);
+}
+
+std::string encode_score(double score) {
+  CAIRN_ASSERT(!std::isnan(score), "a score is a number");
+  if (score == 0) score = 0;  // -0 and +0 are one score
+  uint64_t bits = std::bit_cast<uint64_t>(score);
+  // Positive numbers: set the sign bit so they sort above every negative one. Negative numbers:
+  // flip every bit, so a larger magnitude sorts lower.
+  bits = (bits & (uint64_t{1} << 63)) ? ~bits : bits | (uint64_t{1} << 63);
+  std::string out;
+  put_u64(out, bits);
+  return out;
+}
+
+double decode_score(std::string_view eight_bytes) {
+  CAIRN_ASSERT(eight_bytes.size() == 8, "a score is 8 bytes");
+  uint64_t bits = get_u64(eight_bytes);
+  bits = (bits & (uint64_t{1} << 63)) ? bits & ~(uint64_t{1} << 63) : ~bits;
+  return std::bit_cast<double>(bits);
+}
+
+std::string score_index_sub_key(double score, std::string_view member) {
+  std::string out;
+  out.reserve(1 + 8 + member.size());
+  out.push_back(kScoreIndexNamespace);
+  out.append(encode_score(score));
+  out.append(member);
+  return out;
+}
+
+std::string encode_row_header(const RowHeader& header) {
+  std::string out;
+  out.reserve(kRowHeaderBytes);
+  out.push_back(static_cast<char>(kRowHeaderVersion));
+  put_u64(out, header.delete_through);
+  return out;
+}
+
+Result<RowHeader> decode_row_header(std::string_view bytes) {
+  if (bytes.size() != kRowHeaderBytes || static_cast<uint8_t>(bytes[0]) != kRowHeaderVersion) {
+    return Status::corruption("row header: " + std::to_string(bytes.size()) +
+                              " bytes, not a version 1 header");
+  }
+  return RowHeader{get_u64(bytes.substr(1))};
+}
+
+HlcTimestamp hidden_through(const Cell& header, int64_t now_ms) {
+  if (header.tombstone || !is_row_type(header.type)) {
+    // A tombstone that was an expired row header (the compaction filter rewrites those) keeps
+    // its expiry: it hides what was written until then too.
+    return std::max(header.timestamp, header.tombstone ? expiry_bound(header.expire_at_ms) : 0);
+  }
+  Result<RowHeader> row = decode_row_header(header.value);
+  HlcTimestamp bound = row.is_ok() ? row->delete_through : header.timestamp;
+  if (header.expired_at(now_ms)) {
+    bound = std::max({bound, header.timestamp, expiry_bound(header.expire_at_ms)});
+  }
+  return bound;
 }
 
 std::string encode_key(topology::Token token, std::string_view key, std::string_view sub_key) {

@@ -23,7 +23,17 @@ namespace cairn::storage {
 
 enum class ValueType : uint8_t {
   kString = 1,
+  // Row types (docs/formats.md "Rows"): the cell at the key's empty sub-key is the row header;
+  // each field or member is its own cell at a non-empty sub-key.
+  kHash = 2,
+  kSet = 3,
+  kZSet = 4,
 };
+
+// Whether values of `type` are rows (a header cell plus one cell per field or member).
+constexpr bool is_row_type(ValueType type) {
+  return type == ValueType::kHash || type == ValueType::kSet || type == ValueType::kZSet;
+}
 
 struct Cell {
   bool tombstone = false;           // a delete; `value` is empty
@@ -46,6 +56,49 @@ bool supersedes(const Cell& a, const Cell& b);
 
 std::string encode_cell(const Cell& cell);
 Result<Cell> decode_cell(std::string_view bytes);
+
+// ---- Rows (docs/formats.md "Rows") ----
+//
+// Sub-keys of a row start with a namespace byte, so a field named "" is never the header's empty
+// sub-key, and a sorted set can keep a score index beside its members.
+inline constexpr char kFieldNamespace = '\x01';
+// Reserved for the score index of sorted sets (docs/formats.md "Rows", not written yet): cells
+// at 0x02 | score (8 bytes, order-preserving) | member. They never count toward the row's size.
+inline constexpr char kScoreIndexNamespace = '\x02';
+
+// The 8 bytes of `score` whose bytewise order is the numeric order (-inf first, +inf last; -0 and
+// +0 encode alike). REQUIRES: score is not NaN.
+std::string encode_score(double score);
+double decode_score(std::string_view eight_bytes);
+// The score index sub-key of (score, member); members of equal score sort bytewise, as Redis
+// orders them. REQUIRES: score is not NaN.
+std::string score_index_sub_key(double score, std::string_view member);
+
+// The sub-key of field (or member) `field`.
+std::string field_sub_key(std::string_view field);
+// The field name of a sub-key of kFieldNamespace; nullopt for any other sub-key.
+std::optional<std::string_view> field_of_sub_key(std::string_view sub_key);
+
+// The value of a row header cell: the key-level deletion bound the header carries. Every field
+// whose timestamp is <= delete_through is hidden (it belonged to an earlier life of the key).
+struct RowHeader {
+  HlcTimestamp delete_through = 0;
+  bool operator==(const RowHeader&) const = default;
+};
+std::string encode_row_header(const RowHeader& header);
+Result<RowHeader> decode_row_header(std::string_view bytes);
+
+// The HLC timestamp of the last instant of Unix millisecond `ms` (every timestamp stamped at or
+// before `ms` is <= it): the deletion bound of an expiry.
+constexpr HlcTimestamp expiry_bound(int64_t ms) {
+  return ms <= 0 ? 0 : HybridClock::make(ms, 0xffff);
+}
+
+// The fields a stored header cell at a key's empty sub-key hides, whatever it is: a tombstone
+// or a value of another type hides everything up to its own timestamp; a live row header hides
+// what its delete_through says; an expired row header also everything up to its expiry.
+// A header of a row type that does not decode hides what its timestamp says (conservative).
+HlcTimestamp hidden_through(const Cell& header, int64_t now_ms);
 
 // Storage key: token (8 bytes big-endian) | key length (4 bytes big-endian) | key | sub_key.
 std::string encode_key(topology::Token token, std::string_view key, std::string_view sub_key = {});

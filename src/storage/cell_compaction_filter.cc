@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <utility>
 
+#include "storage/engine.h"
+
 namespace cairn::storage {
 
 CellCompactionFilter::CellCompactionFilter(std::function<int64_t()> wall_clock_ms,
@@ -24,14 +26,45 @@ CellCompactionFilter::Verdict CellCompactionFilter::judge(const Cell& cell, int6
   return cell.tombstone ? Verdict::kKeep : Verdict::kToTombstone;
 }
 
+void CellCompactionFilter::attach_rows(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* rows) {
+  rows_.store(rows);
+  db_.store(db);
+}
+
+void CellCompactionFilter::detach_rows() {
+  db_.store(nullptr);
+  rows_.store(nullptr);
+}
+
+bool CellCompactionFilter::row_hides(std::string_view storage_key, HlcTimestamp timestamp,
+                                     int64_t now_ms) const {
+  rocksdb::DB* db = db_.load();
+  rocksdb::ColumnFamilyHandle* rows = rows_.load();
+  if (db == nullptr || rows == nullptr) return false;
+  Result<DecodedKey> decoded = decode_key(storage_key);
+  if (!decoded.is_ok() || decoded->sub_key.empty()) return false;
+  const std::string row_key = encode_key(decoded->token, decoded->key);
+  std::string stored;
+  if (!db->Get(rocksdb::ReadOptions(), rows, row_key, &stored).ok()) return false;
+  Result<RowState> state = decode_row_state(stored);
+  if (!state.is_ok()) return false;
+  return timestamp <= state->hidden_through(now_ms);
+}
+
 CellCompactionFilter::Decision CellCompactionFilter::FilterV2(
-    int /*level*/, const rocksdb::Slice& /*key*/, ValueType value_type,
+    int /*level*/, const rocksdb::Slice& key, ValueType value_type,
     const rocksdb::Slice& existing_value, std::string* new_value,
     std::string* /*skip_until*/) const {
   if (value_type != ValueType::kValue) return Decision::kKeep;
   Result<Cell> cell = decode_cell(std::string_view(existing_value.data(), existing_value.size()));
   if (!cell.is_ok()) return Decision::kKeep;
-  switch (judge(*cell, wall_clock_ms_(), tombstone_grace_ms_)) {
+  const int64_t now = wall_clock_ms_();
+  // A field of an earlier life of its key (before a DEL, a type change, a whole-key expiry):
+  // no read can see it again, whatever its own timestamp says.
+  if (row_hides(std::string_view(key.data(), key.size()), cell->timestamp, now)) {
+    return Decision::kRemove;
+  }
+  switch (judge(*cell, now, tombstone_grace_ms_)) {
     case Verdict::kKeep:
       return Decision::kKeep;
     case Verdict::kToTombstone: {

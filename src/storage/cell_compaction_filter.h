@@ -8,8 +8,14 @@
 //  2. A removed entry becomes a RocksDB deletion marker (Decision::kRemove), never a silent drop,
 //     so an older version of the key in a level below this compaction cannot resurface.
 //  3. Thread-safe: one instance serves concurrent compactions; `wall_clock_ms` must be too.
+//  4. A field of a row is removed only when its row's state (the `rows` column family) hides it:
+//     timestamp <= RowState::hidden_through(now). The state only rises and outlives the header,
+//     so a removed field can never become visible again (docs/formats.md "Rows").
 
 #include <rocksdb/compaction_filter.h>
+#include <rocksdb/db.h>
+
+#include <atomic>
 
 #include <cstdint>
 #include <functional>
@@ -37,7 +43,18 @@ class CellCompactionFilter final : public rocksdb::CompactionFilter {
                     std::string* skip_until) const override;
   const char* Name() const override { return "cairn.CellCompactionFilter"; }
 
+  // The row states fields are judged by. Until attached (and after detach) fields are judged
+  // as cells only. REQUIRES: detach_rows() and the end of running compactions before `rows` is
+  // destroyed.
+  void attach_rows(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* rows);
+  void detach_rows();
+
  private:
+  // Whether the row state hides the field stored under `storage_key` with timestamp `timestamp`.
+  bool row_hides(std::string_view storage_key, HlcTimestamp timestamp, int64_t now_ms) const;
+
+  std::atomic<rocksdb::DB*> db_{nullptr};
+  std::atomic<rocksdb::ColumnFamilyHandle*> rows_{nullptr};
   std::function<int64_t()> wall_clock_ms_;
   int64_t tombstone_grace_ms_;
 };

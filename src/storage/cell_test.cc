@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cmath>
 #include <map>
 #include <optional>
 #include <random>
@@ -232,6 +233,45 @@ TEST(KeyTest, TokenRangesAndKeysAreContiguous) {
     }
     previous = entry;
   }
+}
+
+TEST(RowFormatTest, HeadersFieldsAndWhatAHeaderHides) {
+  EXPECT_EQ(*decode_row_header(encode_row_header({42})), RowHeader{42});
+  EXPECT_FALSE(decode_row_header("").is_ok());
+  EXPECT_FALSE(decode_row_header(std::string(9, '\x02')).is_ok());  // unknown version
+  // A field named "" is not the header's empty sub-key.
+  EXPECT_EQ(field_sub_key(""), std::string(1, kFieldNamespace));
+  EXPECT_EQ(*field_of_sub_key(field_sub_key("a b")), "a b");
+  EXPECT_FALSE(field_of_sub_key("").has_value());
+  EXPECT_FALSE(field_of_sub_key("\x02x").has_value());
+  // Fields of one key sort after its header and before any other key's cells.
+  EXPECT_LT(encode_key(1, "k"), encode_key(1, "k", field_sub_key("")));
+  EXPECT_LT(encode_key(1, "k", field_sub_key("\xff\xff")), encode_key(1, "k") + "\xff");
+  const HlcTimestamp t = HybridClock::make(1000, 5);
+  Cell tombstone{.tombstone = true, .timestamp = t, .value = ""};
+  EXPECT_EQ(hidden_through(tombstone, 0), t);
+  Cell string{.timestamp = t, .value = "s"};
+  EXPECT_EQ(hidden_through(string, 0), t);
+  Cell header{.type = ValueType::kHash, .timestamp = t, .expire_at_ms = 2000,
+              .value = encode_row_header({7})};
+  EXPECT_EQ(hidden_through(header, 1999), 7u);  // a live row hides only its past
+  EXPECT_EQ(hidden_through(header, 2000), expiry_bound(2000));  // expired: all it held
+  EXPECT_GT(expiry_bound(2000), HybridClock::make(2000, 0xfffe));
+  EXPECT_LT(expiry_bound(2000), HybridClock::make(2001, 0));
+}
+
+TEST(RowFormatTest, ScoresEncodeInNumericOrder) {
+  const double scores[] = {-HUGE_VAL, -1e308, -2.5, -1, -1e-300, 0, 1e-300, 1, 2.5, 1e308,
+                           HUGE_VAL};
+  for (size_t i = 0; i + 1 < std::size(scores); ++i) {
+    EXPECT_LT(encode_score(scores[i]), encode_score(scores[i + 1])) << scores[i];
+  }
+  for (double score : scores) EXPECT_EQ(decode_score(encode_score(score)), score);
+  EXPECT_EQ(encode_score(-0.0), encode_score(0.0));
+  // Equal scores order their members bytewise; the index never mixes with fields.
+  EXPECT_LT(score_index_sub_key(1, "a"), score_index_sub_key(1, "b"));
+  EXPECT_LT(score_index_sub_key(1, "zzz"), score_index_sub_key(2, "a"));
+  EXPECT_LT(field_sub_key("\xff"), score_index_sub_key(-HUGE_VAL, ""));
 }
 
 TEST(CompactionFilterTest, ExpiredValuesBecomeTombstonesUntilTheGraceRunsOut) {

@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <rocksdb/cache.h>
+#include <rocksdb/convenience.h>
 #include <rocksdb/db.h>
 #include <rocksdb/filter_policy.h>
 #include <rocksdb/options.h>
@@ -36,6 +37,13 @@ constexpr char kClockKey[] = "hlc";
 // (topology/token.h), which changes every key's token and so the order of the storage keys.
 constexpr char kFormatVersionKey[] = "format-version";
 constexpr uint32_t kFormatVersion = 2;
+// Column family of the derived state of rows (RowState), keyed by the row's storage key without
+// sub-key. Local: written in the same batch as the cell that changes it, never relayed.
+constexpr char kRowsFamily[] = "rows";
+// RowState layout, version 1: version(1) delete_through(8) header_expire_at_ms(8) count(8)
+// newest_field(8), integers big-endian (docs/formats.md "Rows").
+constexpr uint8_t kRowStateVersion = 1;
+constexpr size_t kRowStateBytes = 1 + 8 + 8 + 8 + 8;
 // Column family of hinted-handoff records (Engine::store_hint).
 constexpr char kHintsFamily[] = "hints";
 constexpr size_t kHintKeyBytes = 16;  // target (8 BE) | sequence (8 BE)
@@ -99,6 +107,12 @@ uint64_t get_u64(std::string_view bytes) {
   uint64_t value = 0;
   for (size_t i = 0; i < 8; ++i) value = (value << 8) | static_cast<unsigned char>(bytes[i]);
   return value;
+}
+
+// Whether a cell at `sub_key` is one of the row's fields (members): the row's count and
+// newest_field are about these only.
+bool counts_toward_row(std::string_view sub_key) {
+  return !sub_key.empty() && sub_key[0] == kFieldNamespace;
 }
 
 std::string hint_key(uint64_t target, uint64_t sequence) {
@@ -249,8 +263,8 @@ class WalReader final : public rocksdb::WriteBatch::Handler {
     if (!in_range(decoded->token)) return rocksdb::Status::OK();
     Result<Cell> cell = decode_cell(std::string_view(value.data(), value.size()));
     if (!cell.is_ok()) return fail(cell.status());
-    out_.changes.push_back(
-        WalChange{decoded->token, std::string(decoded->key), std::move(cell).value()});
+    out_.changes.push_back(WalChange{decoded->token, std::string(decoded->key),
+                                     std::move(cell).value(), std::string(decoded->sub_key)});
     return rocksdb::Status::OK();
   }
   rocksdb::Status DeleteRangeCF(uint32_t family, const rocksdb::Slice& begin,
@@ -321,6 +335,37 @@ class WalReader final : public rocksdb::WriteBatch::Handler {
 
 }  // namespace
 
+std::string encode_row_state(const RowState& state) {
+  std::string out;
+  out.reserve(kRowStateBytes);
+  out.push_back(static_cast<char>(kRowStateVersion));
+  put_u64(out, state.delete_through);
+  put_u64(out, static_cast<uint64_t>(state.header_expire_at_ms));
+  put_u64(out, state.count);
+  put_u64(out, state.newest_field);
+  return out;
+}
+
+Result<RowState> decode_row_state(std::string_view bytes) {
+  if (bytes.size() != kRowStateBytes || static_cast<uint8_t>(bytes[0]) != kRowStateVersion) {
+    return Status::corruption("storage: row state of " + std::to_string(bytes.size()) +
+                              " bytes is not version 1");
+  }
+  RowState state;
+  state.delete_through = get_u64(bytes.substr(1));
+  state.header_expire_at_ms = static_cast<int64_t>(get_u64(bytes.substr(9)));
+  state.count = get_u64(bytes.substr(17));
+  state.newest_field = get_u64(bytes.substr(25));
+  return state;
+}
+
+HlcTimestamp RowState::hidden_through(int64_t now_ms) const {
+  if (header_expire_at_ms != 0 && header_expire_at_ms <= now_ms) {
+    return std::max(delete_through, expiry_bound(header_expire_at_ms));
+  }
+  return delete_through;
+}
+
 Result<Durability> parse_durability(std::string_view text) {
   std::string lower(text);
   std::transform(lower.begin(), lower.end(), lower.begin(),
@@ -352,6 +397,46 @@ struct Engine::Impl {
   // the WAL with the data, so a record is durable together with the writes before it.
   rocksdb::ColumnFamilyHandle* meta = nullptr;
   std::atomic<uint64_t> clock_recorded{0};
+  // The "rows" column family (RowState of each row).
+  rocksdb::ColumnFamilyHandle* rows = nullptr;
+
+  // The stored RowState of a row (a default one if none is stored).
+  Result<RowState> get_row_state(const std::string& row_key, bool* found = nullptr) {
+    std::string stored;
+    const rocksdb::Status status = db->Get(rocksdb::ReadOptions(), rows, row_key, &stored);
+    if (found != nullptr) *found = status.ok();
+    if (status.IsNotFound()) return RowState{};
+    if (!status.ok()) return from_rocksdb(status, "storage: read row state");
+    return decode_row_state(stored);
+  }
+
+  // The number of stored fields of a row that are neither tombstones nor at or before `bound`.
+  // REQUIRES: the row's apply stripe is held. O(fields of the row): only run when a header
+  // raises delete_through below a field newer than it (fields that arrived before the header).
+  Result<uint64_t> count_fields(const std::string& row_key, HlcTimestamp bound) {
+    std::string lower = row_key;
+    lower.push_back('\0');  // the first sub-key after the header
+    std::string upper = row_key;
+    upper.push_back('\xff');
+    // Sub-keys start with a namespace byte below 0xff, so prefix + 0xff bounds them all.
+    rocksdb::ReadOptions read_options;
+    const rocksdb::Slice upper_slice(upper);
+    read_options.iterate_upper_bound = &upper_slice;
+    std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(read_options));
+    uint64_t count = 0;
+    for (it->Seek(lower); it->Valid(); it->Next()) {
+      // Only fields count; other namespaces (a sorted set's score index) mirror them.
+      if (!counts_toward_row(std::string_view(it->key().data(), it->key().size())
+                                 .substr(row_key.size()))) {
+        continue;
+      }
+      Result<Cell> cell = decode_cell(std::string_view(it->value().data(), it->value().size()));
+      if (!cell.is_ok()) return cell.status();
+      if (!cell->tombstone && cell->timestamp > bound) ++count;
+    }
+    if (!it->status().ok()) return from_rocksdb(it->status(), "storage: count row");
+    return count;
+  }
 
   // The "hints" column family (Engine::store_hint). hints_mu serializes the bound check with
   // the write, and drop_hints' count with its delete, so the counters match what is stored.
@@ -568,10 +653,15 @@ Result<std::unique_ptr<Engine>> Engine::open(const EngineOptions& options) {
       std::make_unique<CellCompactionFilter>(resolved.wall_clock_ms, resolved.tombstone_grace_ms);
   rocksdb::Options db_options = make_rocksdb_options(resolved, impl->filter.get());
   db_options.create_missing_column_families = true;
+  // The rows family shares the data's table options (Bloom filters: every write of a string
+  // looks for a row state that is almost never there) but not its compaction filter.
+  rocksdb::ColumnFamilyOptions rows_options(db_options);
+  rows_options.compaction_filter = nullptr;
   const std::vector<rocksdb::ColumnFamilyDescriptor> families = {
       {rocksdb::kDefaultColumnFamilyName, rocksdb::ColumnFamilyOptions(db_options)},
       {kMetaFamily, rocksdb::ColumnFamilyOptions()},
-      {kHintsFamily, rocksdb::ColumnFamilyOptions()}};
+      {kHintsFamily, rocksdb::ColumnFamilyOptions()},
+      {kRowsFamily, rows_options}};
   std::vector<rocksdb::ColumnFamilyHandle*> handles;
   rocksdb::DB* db = nullptr;
   wait_for_lock(resolved.path, resolved.lock_wait_ms);
@@ -579,17 +669,21 @@ Result<std::unique_ptr<Engine>> Engine::open(const EngineOptions& options) {
   if (!status.ok()) return from_rocksdb(status, "storage: open " + resolved.path);
   impl->db.reset(db);
   // RocksDB keeps the default family's handle itself; ours only needs the meta and hints ones.
-  CAIRN_ASSERT(handles.size() == 3, "three column families were opened");
+  CAIRN_ASSERT(handles.size() == 4, "four column families were opened");
   delete handles[0];
   impl->meta = handles[1];
   impl->hints = handles[2];
+  impl->rows = handles[3];
   Status loaded = impl->check_format_version(resolved.path);
   if (loaded.is_ok()) loaded = impl->load_hint_totals();
   if (!loaded.is_ok()) {
+    impl->filter->detach_rows();
     impl->db->DestroyColumnFamilyHandle(impl->meta);
     impl->db->DestroyColumnFamilyHandle(impl->hints);
+    impl->db->DestroyColumnFamilyHandle(impl->rows);
     return loaded;
   }
+  impl->filter->attach_rows(impl->db.get(), impl->rows);
 
   const Durability durability = resolved.durability;
   const auto interval = std::chrono::milliseconds(resolved.batch_sync_interval_ms);
@@ -611,6 +705,13 @@ Engine::~Engine() {
     if (Status status = impl_->sync_wal(); !status.is_ok()) {
       spdlog::error("storage: final WAL sync failed: {}", status.to_string());
     }
+  }
+  // The compaction filter reads row states through the rows handle: detach it, and let running
+  // compactions finish, before the handle goes.
+  impl_->filter->detach_rows();
+  rocksdb::CancelAllBackgroundWork(impl_->db.get(), /*wait=*/true);
+  if (rocksdb::Status status = impl_->db->DestroyColumnFamilyHandle(impl_->rows); !status.ok()) {
+    spdlog::error("storage: closing the rows column family failed: {}", status.ToString());
   }
   // Close() flushes the memtables (avoid_flush_during_shutdown is false), so the next open does
   // not have to replay the WAL.
@@ -642,29 +743,172 @@ Result<bool> Engine::apply(topology::Token token, std::string_view key, const Ce
   const std::string storage_key = encode_key(token, key);
   std::lock_guard<std::mutex> guard(impl_->apply_stripes[stripe_of(token, key) % kApplyStripes]);
   std::string stored;
+  std::optional<Cell> current;
   rocksdb::Status status = impl_->db->Get(rocksdb::ReadOptions(), storage_key, &stored);
   if (status.ok()) {
-    Result<Cell> current = decode_cell(stored);
+    Result<Cell> decoded = decode_cell(stored);
     // A stored cell we cannot read is reported, not overwritten: overwriting could hide a newer
     // value and the corruption itself.
-    if (!current.is_ok()) return current.status();
-    if (!supersedes(cell, *current)) {
-      if (newer_timestamp != nullptr && !(*current == cell)) *newer_timestamp = current->timestamp;
+    if (!decoded.is_ok()) return decoded.status();
+    if (!supersedes(cell, *decoded)) {
+      if (newer_timestamp != nullptr && !(*decoded == cell)) *newer_timestamp = decoded->timestamp;
       return false;
     }
+    current = std::move(decoded).value();
   } else if (!status.IsNotFound()) {
     return from_rocksdb(status, "storage: read before apply");
   }
+  rocksdb::WriteBatch batch;
+  batch.Put(storage_key, encode_cell(cell));
+  if (Status row = update_row_for_header(storage_key, current, cell, batch); !row.is_ok()) {
+    return row;
+  }
   rocksdb::WriteOptions write_options;
   write_options.sync = false;  // durability is sync()'s job (group commit)
-  status = impl_->db->Put(write_options, storage_key, encode_cell(cell));
+  status = impl_->db->Write(write_options, &batch);
   if (!status.ok()) return from_rocksdb(status, "storage: apply");
   impl_->writes.fetch_add(1, std::memory_order_relaxed);
   return true;
 }
 
+// REQUIRES: the row's apply stripe is held; `cell` supersedes `current`.
+Status Engine::update_row_for_header(const std::string& row_key, const std::optional<Cell>& current,
+                                     const Cell& cell, rocksdb::WriteBatch& batch) {
+  bool found = false;
+  Result<RowState> state = impl_->get_row_state(row_key, &found);
+  if (!state.is_ok()) return state.status();
+  // Strings that never were rows keep no state: one Bloom-filtered miss per write is their cost.
+  if (!found && !is_row_type(cell.type) && (!current || !is_row_type(current->type))) {
+    return Status::ok();
+  }
+  const int64_t now = options_.wall_clock_ms();
+  RowState next = *state;
+  // What the new header hides, what the replaced header hid if it has expired by now (its
+  // writer may not have seen it expire), and the expiry remembered from an earlier header that
+  // the compaction filter may since have dropped.
+  HlcTimestamp bound = hidden_through(cell, now);
+  if (current && current->expired_at(now)) bound = std::max(bound, hidden_through(*current, now));
+  if (state->header_expire_at_ms != 0 && state->header_expire_at_ms <= now) {
+    bound = std::max(bound, expiry_bound(state->header_expire_at_ms));
+  }
+  next.header_expire_at_ms = (!cell.tombstone && is_row_type(cell.type)) ? cell.expire_at_ms : 0;
+  if (bound > next.delete_through) {
+    next.delete_through = bound;
+    if (next.newest_field <= bound) {
+      next.count = 0;  // every counted field is now hidden: no scan needed (the DEL of a big row)
+    } else {
+      Result<uint64_t> count = impl_->count_fields(row_key, bound);
+      if (!count.is_ok()) return count.status();
+      next.count = *count;
+    }
+  }
+  if (found && next == *state) return Status::ok();
+  batch.Put(impl_->rows, row_key, encode_row_state(next));
+  return Status::ok();
+}
+
+Result<StoredRow> Engine::read_row(topology::Token token, std::string_view key) {
+  StoredRow row;
+  Result<std::optional<Cell>> header = read(token, key);
+  if (!header.is_ok()) return header.status();
+  row.header = std::move(header).value();
+  Result<RowState> state = impl_->get_row_state(encode_key(token, key));
+  if (!state.is_ok()) return state.status();
+  row.state = *state;
+  return row;
+}
+
+Result<std::optional<Cell>> Engine::read_field(topology::Token token, std::string_view key,
+                                               std::string_view sub_key) {
+  CAIRN_ASSERT(!sub_key.empty(), "a field has a sub-key");
+  std::string stored;
+  const rocksdb::Status status =
+      impl_->db->Get(rocksdb::ReadOptions(), encode_key(token, key, sub_key), &stored);
+  if (status.IsNotFound()) return std::optional<Cell>();
+  if (!status.ok()) return from_rocksdb(status, "storage: read field");
+  Result<Cell> cell = decode_cell(stored);
+  if (!cell.is_ok()) return cell.status();
+  return std::optional<Cell>(std::move(cell).value());
+}
+
+Result<bool> Engine::apply_field(topology::Token token, std::string_view key,
+                                 std::string_view sub_key, const Cell& cell,
+                                 HlcTimestamp* newer_timestamp) {
+  CAIRN_ASSERT(!sub_key.empty(), "a field has a sub-key");
+  const std::string row_key = encode_key(token, key);
+  const std::string storage_key = encode_key(token, key, sub_key);
+  std::lock_guard<std::mutex> guard(impl_->apply_stripes[stripe_of(token, key) % kApplyStripes]);
+  Result<RowState> state = impl_->get_row_state(row_key);
+  if (!state.is_ok()) return state.status();
+  const HlcTimestamp hidden = state->hidden_through(options_.wall_clock_ms());
+  if (cell.timestamp <= hidden) {
+    // Hidden from the start: an earlier life of the key. Storing it would only feed compaction.
+    if (newer_timestamp != nullptr) *newer_timestamp = hidden;
+    return false;
+  }
+  std::string stored;
+  rocksdb::Status status = impl_->db->Get(rocksdb::ReadOptions(), storage_key, &stored);
+  bool counted_before = false;
+  if (status.ok()) {
+    Result<Cell> current = decode_cell(stored);
+    if (!current.is_ok()) return current.status();
+    if (!supersedes(cell, *current)) {
+      if (newer_timestamp != nullptr && !(*current == cell)) *newer_timestamp = current->timestamp;
+      return false;
+    }
+    counted_before = counts_toward_row(sub_key) && !current->tombstone &&
+                     current->timestamp > state->delete_through;
+  } else if (!status.IsNotFound()) {
+    return from_rocksdb(status, "storage: read before apply");
+  }
+  RowState next = *state;
+  if (!counts_toward_row(sub_key)) {
+    // A cell of another namespace (a score index entry): stored by LWW, never counted.
+  } else if (!cell.tombstone) {
+    if (!counted_before) ++next.count;
+    next.newest_field = std::max(next.newest_field, cell.timestamp);
+  } else if (counted_before) {
+    CAIRN_ASSERT(next.count > 0, "a counted field was counted");
+    --next.count;
+  }
+  rocksdb::WriteBatch batch;
+  batch.Put(storage_key, encode_cell(cell));
+  if (next != *state) batch.Put(impl_->rows, row_key, encode_row_state(next));
+  rocksdb::WriteOptions write_options;
+  write_options.sync = false;  // durability is sync()'s job (group commit)
+  status = impl_->db->Write(write_options, &batch);
+  if (!status.ok()) return from_rocksdb(status, "storage: apply field");
+  impl_->writes.fetch_add(1, std::memory_order_relaxed);
+  return true;
+}
+
+Status Engine::scan_row(topology::Token token, std::string_view key, std::string_view from_sub_key,
+                        const FieldVisitor& visitor) {
+  const std::string row_key = encode_key(token, key);
+  std::string lower = row_key;
+  if (from_sub_key.empty()) {
+    lower.push_back('\0');
+  } else {
+    lower.append(from_sub_key);
+  }
+  std::string upper = row_key;
+  upper.push_back('\xff');
+  rocksdb::ReadOptions read_options;
+  const rocksdb::Slice upper_slice(upper);
+  read_options.iterate_upper_bound = &upper_slice;
+  std::unique_ptr<rocksdb::Iterator> it(impl_->db->NewIterator(read_options));
+  for (it->Seek(lower); it->Valid(); it->Next()) {
+    const std::string_view raw_key(it->key().data(), it->key().size());
+    Result<Cell> cell = decode_cell(std::string_view(it->value().data(), it->value().size()));
+    if (!cell.is_ok()) return cell.status();
+    if (!visitor(raw_key.substr(row_key.size()), *cell)) return Status::ok();
+  }
+  if (!it->status().ok()) return from_rocksdb(it->status(), "storage: scan row");
+  return Status::ok();
+}
+
 Status Engine::scan(topology::Token start_token, topology::Token end_token,
-                    const CellVisitor& visitor) {
+                    const CellVisitor& visitor, bool keys_only) {
   if (end_token != 0 && end_token < start_token) {
     return Status::invalid_argument("storage: scan range wraps around the ring; split it");
   }
@@ -675,14 +919,30 @@ Status Engine::scan(topology::Token start_token, topology::Token end_token,
   rocksdb::ReadOptions read_options;
   if (end_token != 0) read_options.iterate_upper_bound = &upper_bound;
   std::unique_ptr<rocksdb::Iterator> it(impl_->db->NewIterator(read_options));
-  for (it->Seek(slice(start)); it->Valid(); it->Next()) {
+  std::string past_fields;
+  it->Seek(slice(start));
+  while (it->Valid()) {
     const rocksdb::Slice raw_key = it->key();
     Result<DecodedKey> decoded = decode_key(std::string_view(raw_key.data(), raw_key.size()));
     if (!decoded.is_ok()) return decoded.status();
+    if (keys_only && !decoded->sub_key.empty()) {
+      // A field whose header is gone (or was skipped): step over the rest of its row.
+      past_fields = encode_key(decoded->token, decoded->key);
+      past_fields.push_back('\xff');
+      it->Seek(slice(past_fields));
+      continue;
+    }
     const rocksdb::Slice raw_value = it->value();
     Result<Cell> cell = decode_cell(std::string_view(raw_value.data(), raw_value.size()));
     if (!cell.is_ok()) return cell.status();
-    if (!visitor(decoded->token, decoded->key, *cell)) return Status::ok();
+    if (!visitor(decoded->token, decoded->key, decoded->sub_key, *cell)) return Status::ok();
+    if (keys_only && is_row_type(cell->type)) {
+      past_fields.assign(raw_key.data(), raw_key.size());
+      past_fields.push_back('\xff');
+      it->Seek(slice(past_fields));
+      continue;
+    }
+    it->Next();
   }
   if (!it->status().ok()) return from_rocksdb(it->status(), "storage: scan");
   return Status::ok();
@@ -694,16 +954,20 @@ Status Engine::clear() {
     std::unique_ptr<rocksdb::Iterator> it(impl_->db->NewIterator(rocksdb::ReadOptions()));
     it->SeekToLast();
     if (!it->status().ok()) return from_rocksdb(it->status(), "storage: clear");
-    if (!it->Valid()) return Status::ok();
-    last_key = it->key().ToString();
+    if (it->Valid()) last_key = it->key().ToString();
   }
-  // The smallest key after the last one, so the range covers every stored key without having to
-  // invent a maximal key.
-  last_key.push_back('\0');
+  rocksdb::WriteBatch batch;
+  if (!last_key.empty()) {
+    // The smallest key after the last one, so the range covers every stored key without having
+    // to invent a maximal key.
+    last_key.push_back('\0');
+    batch.DeleteRange(impl_->db->DefaultColumnFamily(), rocksdb::Slice(), last_key);
+  }
+  // Row states sort below kRingEndKey like the rows themselves.
+  batch.DeleteRange(impl_->rows, rocksdb::Slice(), slice(kRingEndKey));
   rocksdb::WriteOptions write_options;
   write_options.sync = false;
-  const rocksdb::Status status = impl_->db->DeleteRange(
-      write_options, impl_->db->DefaultColumnFamily(), rocksdb::Slice(), last_key);
+  const rocksdb::Status status = impl_->db->Write(write_options, &batch);
   if (!status.ok()) return from_rocksdb(status, "storage: clear");
   return sync();
 }
@@ -1053,6 +1317,11 @@ Status Engine::delete_token_range(topology::Token start, topology::Token end, bo
       !status.ok()) {
     return from_rocksdb(status, "storage: delete range");
   }
+  // The derived row states of the range go with it, in the same batch.
+  if (rocksdb::Status status = batch.DeleteRange(impl_->rows, slice(begin_key), slice(end_key));
+      !status.ok()) {
+    return from_rocksdb(status, "storage: delete range");
+  }
   rocksdb::WriteOptions write_options;
   write_options.sync = false;  // synced below, with whatever else is buffered
   const rocksdb::Status status = impl_->db->Write(write_options, &batch);
@@ -1061,9 +1330,41 @@ Status Engine::delete_token_range(topology::Token start, topology::Token end, bo
 }
 
 Result<size_t> Engine::apply_batch(const std::vector<WalChange>& cells, bool logged) {
+  // Cells of rows (fields, row headers, and any key that has a row state) keep the row's state
+  // up to date, which the batch path below does not: they go one by one through apply() and
+  // apply_field(), logged. A string that replaces a row is caught by its row state.
+  std::vector<const WalChange*> plain;
+  plain.reserve(cells.size());
+  size_t stored_rows = 0;
+  for (const WalChange& change : cells) {
+    bool row = !change.sub_key.empty() || is_row_type(change.cell.type);
+    if (!row) {
+      bool found = false;
+      Result<RowState> state = impl_->get_row_state(encode_key(change.token, change.key), &found);
+      if (!state.is_ok()) return state.status();
+      row = found;
+    }
+    if (!row) {
+      plain.push_back(&change);
+      continue;
+    }
+    Result<bool> stored =
+        change.sub_key.empty()
+            ? apply(change.token, change.key, change.cell)
+            : apply_field(change.token, change.key, change.sub_key, change.cell);
+    if (!stored.is_ok()) return stored.status();
+    if (*stored) ++stored_rows;
+  }
+  Result<size_t> stored_plain = apply_plain_batch(plain, logged);
+  if (!stored_plain.is_ok()) return stored_plain.status();
+  return *stored_plain + stored_rows;
+}
+
+Result<size_t> Engine::apply_plain_batch(const std::vector<const WalChange*>& cells, bool logged) {
   // The winner per storage key among the cells given (a key may appear more than once).
   std::map<std::string, const WalChange*> winners;
-  for (const WalChange& change : cells) {
+  for (const WalChange* change_pointer : cells) {
+    const WalChange& change = *change_pointer;
     auto [it, inserted] = winners.emplace(encode_key(change.token, change.key), &change);
     if (!inserted && supersedes(change.cell, it->second->cell)) it->second = &change;
   }

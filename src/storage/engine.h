@@ -27,6 +27,10 @@
 #include "common/status.h"
 #include "storage/cell.h"
 
+namespace rocksdb {
+class WriteBatch;
+}  // namespace rocksdb
+
 namespace cairn::storage {
 
 enum class Durability {
@@ -86,7 +90,40 @@ struct WalChange {
   topology::Token token = 0;
   std::string key;
   Cell cell;
+  std::string sub_key;  // empty: the key's own cell (a string, or a row's header)
 };
+
+// What this machine derives about a row (docs/formats.md "Rows"), kept in the `rows` column
+// family and maintained by every apply under the row's lock. Local: never replicated, never
+// relayed by a WAL reader; each replica derives its own from the cells it holds.
+struct RowState {
+  // Fields with timestamp <= delete_through are hidden (an earlier life of the key). Only rises.
+  HlcTimestamp delete_through = 0;
+  // Expiry of the stored header (0 = none); once passed, fields up to it are hidden as well.
+  int64_t header_expire_at_ms = 0;
+  // Stored field cells that are neither tombstones nor hidden by delete_through.
+  uint64_t count = 0;
+  // The largest timestamp of a counted field ever applied: when delete_through rises past it,
+  // the count is 0 without a scan of the row.
+  HlcTimestamp newest_field = 0;
+  bool operator==(const RowState&) const = default;
+
+  // The bound a reader or the compaction filter applies at `now_ms`.
+  HlcTimestamp hidden_through(int64_t now_ms) const;
+};
+
+// The RowState layout of docs/formats.md "Rows".
+std::string encode_row_state(const RowState& state);
+Result<RowState> decode_row_state(std::string_view bytes);
+
+// A row as stored: its header cell (the key's own cell, if any) and the state derived from it.
+struct StoredRow {
+  std::optional<Cell> header;
+  RowState state;
+};
+
+// Visitor of a row's fields (scan_row): the sub-key and the stored cell. Return false to stop.
+using FieldVisitor = std::function<bool(std::string_view sub_key, const Cell& cell)>;
 
 // A range deletion read back from the WAL, in tokens: a client's FLUSHALL, or one relayed by a
 // migration. Local drops (Engine::drop_range) are never read back.
@@ -102,9 +139,10 @@ struct WalChanges {
   std::vector<WalRangeDelete> range_deletes;  // range deletions, clipped to [start, end)
 };
 
-// Visitor for scans: return false to stop.
+// Visitor for scans: return false to stop. `sub_key` is empty for a key's own cell (a string or
+// a row header) and non-empty for the fields of a row, which follow their header.
 using CellVisitor = std::function<bool(topology::Token token, std::string_view key,
-                                       const Cell& cell)>;
+                                       std::string_view sub_key, const Cell& cell)>;
 
 class Engine {
  public:
@@ -121,16 +159,37 @@ class Engine {
   Result<std::optional<Cell>> read(topology::Token token, std::string_view key);
 
   // Stores `cell` if it supersedes the stored cell of `key` (or there is none). Returns whether it
-  // was stored. Atomic with respect to other apply() calls on the same key. If a different,
+  // was stored. The key's own cell is also a row's header: storing one raises the row's
+  // delete_through to what the new cell hides (and recounts the row if fields are newer). Atomic with respect to other apply() calls on the same key. If a different,
   // newer cell is stored and `newer_timestamp` is given, it receives that cell's timestamp (so a
   // coordinator can stamp again after it; an identical cell leaves it untouched).
   Result<bool> apply(topology::Token token, std::string_view key, const Cell& cell,
                      HlcTimestamp* newer_timestamp = nullptr);
 
+  // ---- Rows (docs/formats.md "Rows") ----
+  //
+  // The header (the key's own cell) and the derived state of a row.
+  Result<StoredRow> read_row(topology::Token token, std::string_view key);
+  // The stored cell of one field. REQUIRES: sub_key is not empty.
+  Result<std::optional<Cell>> read_field(topology::Token token, std::string_view key,
+                                         std::string_view sub_key);
+  // Stores a field cell by LWW and keeps the row's count. A cell the row's delete_through
+  // already hides is not stored: returns false and reports delete_through in newer_timestamp,
+  // so a coordinator stamps again after it (a clock behind the DEL's). REQUIRES: sub_key not empty.
+  Result<bool> apply_field(topology::Token token, std::string_view key, std::string_view sub_key,
+                           const Cell& cell, HlcTimestamp* newer_timestamp = nullptr);
+  // Visits the stored field cells of a row (tombstones and hidden ones included) in sub-key
+  // order, from the first sub-key >= from_sub_key (at least the first field).
+  Status scan_row(topology::Token token, std::string_view key, std::string_view from_sub_key,
+                  const FieldVisitor& visitor);
+
   // Visits stored cells (tombstones and expired ones included) in key order, starting at the
   // first key whose token is >= start_token, while token < end_token (end_token 0 means "to the
   // end of the ring"). Stops when the visitor returns false.
-  Status scan(topology::Token start_token, topology::Token end_token, const CellVisitor& visitor);
+  // `keys_only`: skip the fields of rows (a seek past them), so a walk over keys costs
+  // O(keys), not O(cells), whatever the size of the rows.
+  Status scan(topology::Token start_token, topology::Token end_token, const CellVisitor& visitor,
+              bool keys_only = false);
 
   // Deletes every stored cell (FLUSHALL): a range delete over the whole key space, then sync.
   Status clear();
@@ -230,6 +289,12 @@ class Engine {
 
  private:
   Status record_clock();
+  // apply_batch for cells of keys that are not rows (no sub-key, no row state).
+  Result<size_t> apply_plain_batch(const std::vector<const WalChange*>& cells, bool logged);
+  // Adds to `batch` the new RowState of the row `row_key` (storage key, no sub-key) whose header
+  // changes from `current` to `cell`. REQUIRES: the row's apply stripe is held.
+  Status update_row_for_header(const std::string& row_key, const std::optional<Cell>& current,
+                               const Cell& cell, rocksdb::WriteBatch& batch);
   // A range deletion; `local` marks it as housekeeping that WAL readers skip (drop_range).
   Status delete_token_range(topology::Token start, topology::Token end, bool local);
   struct Impl;

@@ -180,7 +180,7 @@ TEST(EngineTest, ScansTokenRangesInKeyOrder) {
   auto collect = [&](topology::Token start, topology::Token end) {
     std::vector<std::pair<topology::Token, std::string>> seen;
     Status status = engine->scan(start, end, [&](topology::Token token, std::string_view key,
-                                                 const Cell& cell) {
+                                                 std::string_view, const Cell& cell) {
       EXPECT_EQ(cell.value, std::to_string(token));
       seen.emplace_back(token, std::string(key));
       return true;
@@ -207,11 +207,11 @@ TEST(EngineTest, ScansTokenRangesInKeyOrder) {
   ASSERT_EQ(tail.size(), 2u * 4);
   EXPECT_TRUE(collect(2, 255).empty());
   EXPECT_TRUE(collect(5, 5).empty());
-  EXPECT_EQ(engine->scan(10, 5, [](auto, auto, const auto&) { return true; }).code(),
+  EXPECT_EQ(engine->scan(10, 5, [](auto, auto, auto, const auto&) { return true; }).code(),
             StatusCode::kInvalidArgument);
 
   int visited = 0;
-  ASSERT_TRUE(engine->scan(0, 0, [&](auto, auto, const auto&) { return ++visited < 3; }).is_ok());
+  ASSERT_TRUE(engine->scan(0, 0, [&](auto, auto, auto, const auto&) { return ++visited < 3; }).is_ok());
   EXPECT_EQ(visited, 3);
 }
 
@@ -225,7 +225,7 @@ TEST(EngineTest, ClearDeletesEverything) {
   }
   ASSERT_TRUE(engine->clear().is_ok());
   int visited = 0;
-  ASSERT_TRUE(engine->scan(0, 0, [&](auto, auto, const auto&) { return ++visited > 0; }).is_ok());
+  ASSERT_TRUE(engine->scan(0, 0, [&](auto, auto, auto, const auto&) { return ++visited > 0; }).is_ok());
   EXPECT_EQ(visited, 0);
   EXPECT_TRUE(apply_ok(*engine, ~0ull, "1", value_cell(1, "again")));
   EXPECT_EQ(read_ok(*engine, ~0ull, "1")->value, "again");
@@ -368,9 +368,9 @@ TEST(EngineTest, CorruptStoredBytesAreReported) {
   auto engine = open_engine(dir.path());
   EXPECT_EQ(engine->read(3, "bad").status().code(), StatusCode::kCorruption);
   EXPECT_EQ(engine->apply(3, "bad", value_cell(1, "x")).status().code(), StatusCode::kCorruption);
-  EXPECT_EQ(engine->scan(0, 0, [](auto, auto, const auto&) { return true; }).code(),
+  EXPECT_EQ(engine->scan(0, 0, [](auto, auto, auto, const auto&) { return true; }).code(),
             StatusCode::kCorruption);
-  EXPECT_EQ(engine->scan(3, 4, [](auto, auto, const auto&) { return true; }).code(),
+  EXPECT_EQ(engine->scan(3, 4, [](auto, auto, auto, const auto&) { return true; }).code(),
             StatusCode::kCorruption);
   // The filter keeps what it cannot decode.
   ASSERT_TRUE(engine->compact_all().is_ok());
@@ -476,6 +476,179 @@ TEST(EngineTest, FilteredCellDoesNotResurrectOlderVersionBelow) {
   EXPECT_FALSE(read_ok(*engine, 42, "k").has_value());
   ASSERT_TRUE(engine->compact_all().is_ok());
   EXPECT_FALSE(read_ok(*engine, 42, "k").has_value());
+}
+
+// ---- Rows (docs/formats.md "Rows") ----
+
+Cell header_cell(HlcTimestamp timestamp, HlcTimestamp delete_through, int64_t expire_at_ms = 0) {
+  return Cell{.type = ValueType::kHash,
+              .timestamp = timestamp,
+              .writer = 1,
+              .expire_at_ms = expire_at_ms,
+              .value = encode_row_header({delete_through})};
+}
+
+Cell field_cell(HlcTimestamp timestamp, std::string value, bool tombstone = false) {
+  return Cell{.tombstone = tombstone,
+              .type = ValueType::kHash,
+              .timestamp = timestamp,
+              .writer = 1,
+              .value = tombstone ? std::string() : std::move(value)};
+}
+
+uint64_t row_count(Engine& engine, std::string_view key) {
+  Result<StoredRow> row = engine.read_row(7, key);
+  CAIRN_ASSERT(row.is_ok(), row.status().to_string());
+  return row->state.count;
+}
+
+bool apply_field_ok(Engine& engine, std::string_view key, std::string_view field, const Cell& cell) {
+  Result<bool> stored = engine.apply_field(7, key, field_sub_key(field), cell);
+  CAIRN_ASSERT(stored.is_ok(), stored.status().to_string());
+  return *stored;
+}
+
+TEST(EngineRowTest, CountsFieldsUnderPerFieldLastWriteWins) {
+  TempDir dir;
+  auto engine = open_engine(dir.path());
+  ASSERT_TRUE(apply_ok(*engine, 7, "h", header_cell(10, 0)));
+  EXPECT_TRUE(apply_field_ok(*engine, "h", "a", field_cell(11, "1")));
+  EXPECT_TRUE(apply_field_ok(*engine, "h", "b", field_cell(12, "2")));
+  EXPECT_TRUE(apply_field_ok(*engine, "h", "", field_cell(13, "empty name")));
+  EXPECT_EQ(row_count(*engine, "h"), 3u);
+  EXPECT_TRUE(apply_field_ok(*engine, "h", "a", field_cell(14, "1b")));  // overwrite: same count
+  EXPECT_FALSE(apply_field_ok(*engine, "h", "a", field_cell(9, "old")));  // older: ignored
+  EXPECT_EQ(row_count(*engine, "h"), 3u);
+  EXPECT_TRUE(apply_field_ok(*engine, "h", "b", field_cell(15, "", true)));  // HDEL
+  EXPECT_EQ(row_count(*engine, "h"), 2u);
+  // A delete older than the stored value loses, whatever order the replicas saw them in.
+  EXPECT_FALSE(apply_field_ok(*engine, "h", "a", field_cell(13, "", true)));
+  EXPECT_EQ(row_count(*engine, "h"), 2u);
+  // Cells of other namespaces (a sorted set's score index) never count.
+  ASSERT_TRUE(engine->apply_field(7, "h", score_index_sub_key(1, "a"), field_cell(16, "")).is_ok());
+  EXPECT_EQ(row_count(*engine, "h"), 2u);
+  // The header's string neighbour and the fields do not mix: the string key "h" of another token
+  // and the row are apart.
+  EXPECT_EQ(read_ok(*engine, 7, "h")->type, ValueType::kHash);
+  std::vector<std::string> fields;
+  ASSERT_TRUE(engine
+                  ->scan_row(7, "h", {}, [&](std::string_view sub_key, const Cell& cell) {
+                    std::optional<std::string_view> field = field_of_sub_key(sub_key);
+                    if (!cell.tombstone && field) fields.emplace_back(*field);
+                    return true;
+                  })
+                  .is_ok());
+  EXPECT_EQ(fields, (std::vector<std::string>{"", "a"}));
+}
+
+TEST(EngineRowTest, KeyLevelDeleteHidesOlderFieldsAndRecountsNewerOnes) {
+  TempDir dir;
+  auto engine = open_engine(dir.path());
+  ASSERT_TRUE(apply_ok(*engine, 7, "h", header_cell(10, 0)));
+  for (int i = 0; i < 5; ++i) {
+    ASSERT_TRUE(apply_field_ok(*engine, "h", "f" + std::to_string(i), field_cell(20 + i, "v")));
+  }
+  // A field of the next life of the key arrives before the DEL that precedes it (replicas
+  // receive writes in any order).
+  ASSERT_TRUE(apply_field_ok(*engine, "h", "late", field_cell(40, "v")));
+  EXPECT_EQ(row_count(*engine, "h"), 6u);
+  Cell tombstone{.tombstone = true, .timestamp = 30, .writer = 1, .value = ""};
+  ASSERT_TRUE(apply_ok(*engine, 7, "h", tombstone));
+  EXPECT_EQ(row_count(*engine, "h"), 1u);  // only "late" is newer than the DEL
+  EXPECT_EQ(engine->read_row(7, "h")->state.delete_through, 30u);
+  // A field written before the DEL but delivered after it is refused and reports the bound.
+  HlcTimestamp newer = 0;
+  Result<bool> stored = engine->apply_field(7, "h", field_sub_key("f9"), field_cell(25, "v"), &newer);
+  ASSERT_TRUE(stored.is_ok());
+  EXPECT_FALSE(*stored);
+  EXPECT_EQ(newer, 30u);
+  // A new header cannot lower the bound (it only rises).
+  ASSERT_TRUE(apply_ok(*engine, 7, "h", header_cell(41, 0)));
+  EXPECT_EQ(engine->read_row(7, "h")->state.delete_through, 30u);
+  EXPECT_EQ(row_count(*engine, "h"), 1u);
+  // A string written over the row hides all of it.
+  ASSERT_TRUE(apply_ok(*engine, 7, "h", value_cell(50, "s")));
+  EXPECT_EQ(row_count(*engine, "h"), 0u);
+}
+
+TEST(EngineRowTest, CompactionDropsHiddenFieldsAndExpiredRows) {
+  TempDir dir;
+  FakeClock clock;
+  clock.now_ms = 1'000;
+  EngineOptions options;
+  options.path = dir.path();
+  options.wall_clock_ms = clock.function();
+  auto engine = open_engine(options);
+  const HlcTimestamp t = HybridClock::make(100, 0);
+  ASSERT_TRUE(apply_ok(*engine, 7, "dead", header_cell(t, 0)));
+  ASSERT_TRUE(apply_ok(*engine, 7, "expiring", header_cell(t, 0, /*expire_at_ms=*/2'000)));
+  ASSERT_TRUE(apply_ok(*engine, 7, "kept", header_cell(t, 0)));
+  const std::string big(1000, 'x');
+  for (int i = 0; i < 200; ++i) {
+    for (const char* key : {"dead", "expiring", "kept"}) {
+      ASSERT_TRUE(apply_field_ok(*engine, key, "f" + std::to_string(i), field_cell(t + 1 + i, big)));
+    }
+  }
+  ASSERT_TRUE(apply_ok(*engine, 7, "dead", Cell{.tombstone = true, .timestamp = t + 1000,
+                                                 .writer = 1, .value = ""}));
+  clock.now_ms = 3'000;  // "expiring" has expired
+  ASSERT_TRUE(engine->compact_all().is_ok());
+  auto fields_of = [&](std::string_view key) {
+    size_t n = 0;
+    EXPECT_TRUE(engine->scan_row(7, key, {}, [&](std::string_view, const Cell&) {
+      ++n;
+      return true;
+    }).is_ok());
+    return n;
+  };
+  EXPECT_EQ(fields_of("dead"), 0u);
+  EXPECT_EQ(fields_of("expiring"), 0u);
+  EXPECT_EQ(fields_of("kept"), 200u);
+  EXPECT_EQ(row_count(*engine, "kept"), 200u);
+  // The row states survive a reopen.
+  engine.reset();
+  engine = open_engine(options);
+  EXPECT_EQ(row_count(*engine, "kept"), 200u);
+  EXPECT_EQ(engine->read_row(7, "dead")->state.delete_through, t + 1000);
+}
+
+TEST(EngineRowTest, KeysOnlyScansSkipFieldsAndBatchesKeepCounts) {
+  TempDir dir;
+  auto engine = open_engine(dir.path());
+  ASSERT_TRUE(apply_ok(*engine, 7, "h", header_cell(10, 0)));
+  for (int i = 0; i < 50; ++i) {
+    ASSERT_TRUE(apply_field_ok(*engine, "h", "f" + std::to_string(i), field_cell(11 + i, "v")));
+  }
+  ASSERT_TRUE(apply_ok(*engine, 7, "s", value_cell(10, "v")));
+  size_t visited = 0;
+  ASSERT_TRUE(engine->scan(0, 0, [&](auto, auto, std::string_view sub_key, const auto&) {
+    EXPECT_TRUE(sub_key.empty());
+    ++visited;
+    return true;
+  }, /*keys_only=*/true).is_ok());
+  EXPECT_EQ(visited, 2u);
+  // A copy (migration, rebuild) of every cell, fields included, rebuilds the count elsewhere.
+  std::vector<WalChange> copy;
+  ASSERT_TRUE(engine->scan(0, 0, [&](topology::Token token, std::string_view key,
+                                     std::string_view sub_key, const Cell& cell) {
+    copy.push_back(WalChange{token, std::string(key), cell, std::string(sub_key)});
+    return true;
+  }).is_ok());
+  EXPECT_EQ(copy.size(), 52u);
+  TempDir other_dir;
+  auto other = open_engine(other_dir.path());
+  ASSERT_EQ(*other->apply_batch(copy, /*logged=*/false), 52u);
+  EXPECT_EQ(row_count(*other, "h"), 50u);
+  EXPECT_EQ(read_ok(*other, 7, "s")->value, "v");
+  // The WAL carries the sub-keys.
+  Result<WalChanges> changes = engine->wal_changes(1, 0, 0, 1 << 20);
+  ASSERT_TRUE(changes.is_ok());
+  size_t fields = 0;
+  for (const WalChange& change : changes->changes) fields += change.sub_key.empty() ? 0 : 1;
+  EXPECT_EQ(fields, 50u);
+  // FLUSHALL forgets the row states too.
+  ASSERT_TRUE(engine->clear().is_ok());
+  EXPECT_EQ(row_count(*engine, "h"), 0u);
 }
 
 TEST(EngineTest, BatchModeSyncsInTheBackground) {

@@ -268,7 +268,7 @@ TEST(DeleteRangeTest, DeletesExactlyTheRange) {
   std::vector<topology::Token> left;
   ASSERT_TRUE(engine
                   ->scan(0, 0,
-                         [&](topology::Token token, std::string_view, const Cell&) {
+                         [&](topology::Token token, std::string_view, std::string_view, const Cell&) {
                            left.push_back(token);
                            return true;
                          })
@@ -278,7 +278,7 @@ TEST(DeleteRangeTest, DeletesExactlyTheRange) {
   left.clear();
   ASSERT_TRUE(engine
                   ->scan(0, 0,
-                         [&](topology::Token token, std::string_view, const Cell&) {
+                         [&](topology::Token token, std::string_view, std::string_view, const Cell&) {
                            left.push_back(token);
                            return true;
                          })
@@ -293,11 +293,11 @@ TEST(ApplyBatchTest, AppliesEachCellByLastWriteWins) {
   apply_ok(*engine, 1, "old", value_cell(5, "stored"));
   apply_ok(*engine, 2, "new", value_cell(5, "stored"));
   const std::vector<WalChange> cells = {
-      {1, "old", value_cell(4, "older: loses")},
-      {2, "new", value_cell(6, "newer: wins")},
-      {3, "fresh", value_cell(1, "first")},
-      {3, "fresh", value_cell(3, "later in the batch")},
-      {3, "fresh", value_cell(2, "between")},
+      {1, "old", value_cell(4, "older: loses"), {}},
+      {2, "new", value_cell(6, "newer: wins"), {}},
+      {3, "fresh", value_cell(1, "first"), {}},
+      {3, "fresh", value_cell(3, "later in the batch"), {}},
+      {3, "fresh", value_cell(2, "between"), {}},
   };
   Result<size_t> stored = engine->apply_batch(cells);
   ASSERT_TRUE(stored.is_ok()) << stored.status().to_string();
@@ -315,8 +315,8 @@ TEST(ApplyBatchTest, UnloggedCellsStayOutOfTheWalAndSurviveAFlush) {
   apply_ok(*engine, 1, "kept", value_cell(9, "newer, logged"));
   const uint64_t before = engine->latest_sequence();
   const std::vector<WalChange> cells = {
-      {1, "kept", value_cell(4, "older: loses")},
-      {2, "copied", value_cell(5, "copy")},
+      {1, "kept", value_cell(4, "older: loses"), {}},
+      {2, "copied", value_cell(5, "copy"), {}},
   };
   Result<size_t> stored = engine->apply_batch(cells, /*logged=*/false);
   ASSERT_TRUE(stored.is_ok()) << stored.status().to_string();
@@ -329,7 +329,7 @@ TEST(ApplyBatchTest, UnloggedCellsStayOutOfTheWalAndSurviveAFlush) {
   EXPECT_TRUE(tail->changes.empty());
   EXPECT_EQ(tail->next_sequence, engine->latest_sequence() + 1);
   apply_ok(*engine, 3, "after", value_cell(6, "logged"));
-  ASSERT_TRUE(engine->apply_batch({{4, "copied2", value_cell(5, "copy")}}, false).is_ok());
+  ASSERT_TRUE(engine->apply_batch({{4, "copied2", value_cell(5, "copy"), {}}}, false).is_ok());
   apply_ok(*engine, 5, "last", value_cell(7, "logged"));
   std::vector<std::string> seen;
   uint64_t from = before + 1;

@@ -536,3 +536,17 @@ def test_key_commands_cover_the_whole_cluster(cluster):
         for i in cluster.replicas_of(k):
             cell = cluster.stored(i, k)
             assert cell is None or cell[0] is None, (i, k, cell)
+
+
+def test_hash_commands_answer_the_documented_error_until_rows_reach_the_cluster(cluster):
+    # docs/protocol.md "Hashes": a cluster machine refuses hash commands (leader or not) and
+    # stores nothing for them; arity errors still come first, as for every command.
+    c = cluster.client(1)
+    for args in (["HSET", "clh", "f", "v"], ["HGET", "clh", "f"], ["HLEN", "clh"],
+                 ["HINCRBY", "clh", "f", "1"], ["SADD", "clh", "m"], ["ZADD", "clh", "1", "m"],
+                 ["ZRANGE", "clh", "0", "-1"], ["ZCARD", "clh"]):
+        with pytest.raises(redis.ResponseError, match="are not supported in cluster mode"):
+            c.execute_command(*args)
+    assert c.exists("clh") == 0
+    with pytest.raises(redis.ResponseError, match="wrong number of arguments"):
+        c.execute_command("HSET", "clh", "f")

@@ -258,9 +258,10 @@ class Traffic:
 
 
 def stored_cells(dev, index, start=0, end=0):
-    """[(key, cell bytes)] of every cell machine `index` stores with start <= token < end
-    (CAIRN.MIGRATE SCAN: not fenced, what the machine stores, tombstones and expired values
-    included)."""
+    """[(key, sub-key bytes, cell bytes)] of every cell machine `index` stores with start <=
+    token < end (CAIRN.MIGRATE SCAN: not fenced, what the machine stores, tombstones and expired
+    values included). The sub-key is b"" for a key's own cell and names a field of the key's row
+    otherwise (docs/formats.md "Rows")."""
     c = dev.client(index)
     c.execute_command("CAIRN.AUTH", dev.secret())
     cells = []
@@ -268,7 +269,8 @@ def stored_cells(dev, index, start=0, end=0):
     for _ in range(100000):
         nxt, flat = c.execute_command("CAIRN.MIGRATE", "SCAN", "0x%016x" % cursor,
                                       "0x%016x" % end, 1000)
-        cells += [(_text(k), v) for k, v in zip(flat[0::2], flat[1::2])]
+        cells += [(_text(k), bytes(sub), v)
+                  for k, sub, v in zip(flat[0::3], flat[1::3], flat[2::3])]
         cursor = int(_text(nxt), 0)
         if cursor == end or (end == 0 and cursor == 0):
             return cells
@@ -277,7 +279,7 @@ def stored_cells(dev, index, start=0, end=0):
 
 def stored_keys(dev, index, start=0, end=0):
     """Every key machine `index` stores with start <= token < end (CAIRN.MIGRATE SCAN)."""
-    return [k for k, _ in stored_cells(dev, index, start, end)]
+    return [k for k, sub, _ in stored_cells(dev, index, start, end) if not sub]
 
 
 def cell_expire_at_ms(cell):
@@ -287,16 +289,22 @@ def cell_expire_at_ms(cell):
     return CELL_HEADER.unpack_from(cell)[5]
 
 
+def cell_name(key, sub_key):
+    """How replica_differences names a stored cell: the key for its own cell, `key/<sub-key>`
+    for a field of its row (each field cell is compared on its own)."""
+    return key if not sub_key else "%s/%r" % (key, sub_key)
+
+
 def replica_differences(dev, table, must_agree=None, shards=None):
     """Where the voting replicas of a shard do not store the same keys: for every shard of
     `table` (or only those in `shards`), for every range the shard owns, the keys each voting
-    replica stores in it (CAIRN.MIGRATE SCAN) are compared. Returns readable lines, [] if all
-    agree.
+    replica stores in it (CAIRN.MIGRATE SCAN) are compared, and the field cells of rows one by
+    one (cell_name). Returns readable lines, [] if all agree.
 
     What is compared: every stored cell counts, values and tombstones alike, since a tombstone
     stays until the 10-day grace period (docs/formats.md "TTL and tombstone GC"), so an
     acknowledged DEL must be on every replica too. Left out: keys whose cell is expired on any
-    replica (an expired value may be rewritten or dropped by compaction on one replica and not
+    replica (with their fields), fields whose cell is expired on any replica (an expired value may be rewritten or dropped by compaction on one replica and not
     another; it reads as nothing everywhere), and keys for which must_agree(key) is false (e.g.
     keys only ever written by unacknowledged writes, which may have reached some replicas only:
     Traffic.must_agree)."""
@@ -324,13 +332,14 @@ def replica_differences(dev, table, must_agree=None, shards=None):
                     out.append("%s: m%d (id %d) cannot be scanned: %r" % (where, index, machine,
                                                                           e))
             now_ms = time.time() * 1000
-            expired = set()
+            expired = set()  # keys whose own cell expired, (key, sub-key) of expired fields
             for cells in stored.values():
-                for key, cell in cells:
+                for key, sub, cell in cells:
                     expire = cell_expire_at_ms(cell)
                     if 0 < expire <= now_ms:
-                        expired.add(key)
-            keys = {machine: {k for k, _ in cells if k not in expired and
+                        expired.add((key, sub) if sub else key)
+            keys = {machine: {cell_name(k, sub) for k, sub, _ in cells
+                              if k not in expired and (k, sub) not in expired and
                               (must_agree is None or must_agree(k))}
                     for machine, cells in stored.items()}
             if len(keys) < 2:

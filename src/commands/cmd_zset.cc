@@ -1,0 +1,890 @@
+// The sorted-set family (ZADD, ZRANGE and its variants, ZRANK, ZPOPMIN...), with redis-server
+// 7.0 semantics and error texts. A sorted set is a row (docs/formats.md "Sorted sets"): each
+// member is a field at 0x01 member holding its score, and a score index cell at
+// 0x02 | score | member sits beside it, so ranges by score and by rank are scans of the index in
+// score order and ZCARD is the row's O(1) count. Writes run inside Keyspace::atomically() over
+// the key, which keeps a member's field and its index cell in step; replies are staged and sent
+// only when the keyspace operation succeeded.
+
+#include <algorithm>
+#include <bit>
+#include <cerrno>
+#include <cmath>
+#include <cstdint>
+#include <cstdlib>
+#include <deque>
+#include <functional>
+#include <optional>
+#include <span>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "commands/command.h"
+#include "commands/parse.h"
+#include "commands/rows.h"
+
+namespace cairn::commands {
+namespace {
+
+using coordinator::Keyspace;
+using storage::Cell;
+using storage::ValueType;
+
+constexpr ValueType kZSet = ValueType::kZSet;
+constexpr std::string_view kErrNotPositive = "ERR value is out of range, must be positive";
+constexpr std::string_view kErrScoreRange = "ERR min or max is not a float";
+constexpr std::string_view kErrLexRange = "ERR min or max not valid string range item";
+constexpr std::string_view kErrNan = "ERR resulting score is not a number (NaN)";
+constexpr std::string_view kErrLimitWithRank =
+    "ERR syntax error, LIMIT is only supported in combination with either BYSCORE or BYLEX";
+constexpr std::string_view kErrWithScoresByLex =
+    "ERR syntax error, WITHSCORES not supported in combination with BYLEX";
+
+struct Entry {
+  double score = 0;
+  std::string member;
+};
+
+// A member's cell holds its score as the IEEE 754 bits of the double, big-endian
+// (docs/formats.md "Sorted sets"); the index sub-key uses storage::encode_score instead, whose
+// bytes sort in numeric order.
+std::string encode_member_score(double score) {
+  const uint64_t bits = std::bit_cast<uint64_t>(score);
+  std::string out(8, '\0');
+  for (int i = 0; i < 8; ++i) out[i] = static_cast<char>(bits >> (56 - 8 * i));
+  return out;
+}
+
+// nullopt unless `value` is 8 bytes holding a number (not NaN).
+std::optional<double> decode_member_score(std::string_view value) {
+  if (value.size() != 8) return std::nullopt;
+  uint64_t bits = 0;
+  for (char byte : value) bits = (bits << 8) | static_cast<uint8_t>(byte);
+  const double score = std::bit_cast<double>(bits);
+  if (std::isnan(score)) return std::nullopt;
+  return score;
+}
+
+// For read-only commands: nullopt after replying (storage error or WRONGTYPE).
+std::optional<RowOfType> read_zset_or_reply(CommandContext& ctx, const std::string& key) {
+  RowOfType read = read_row_of_type(ctx.keyspace, key, kZSet, ctx.reply);
+  if (read.replied) return std::nullopt;
+  if (!read.status.is_ok()) {
+    ctx.reply.error(storage_error_reply(read.status));
+    return std::nullopt;
+  }
+  return read;
+}
+
+// The score of `member`, if it is in the set.
+Result<std::optional<double>> score_of(Keyspace& keyspace, const std::string& key,
+                                       const RowOfType& read, std::string_view member) {
+  Result<std::optional<Cell>> cell = read_row_field(keyspace, key, read, member);
+  if (!cell.is_ok()) return cell.status();
+  if (!cell->has_value()) return std::optional<double>();
+  std::optional<double> score = decode_member_score((*cell)->value);
+  if (!score) return Status::corruption("sorted set member without a valid score");
+  return score;
+}
+
+// Gives `member` the score `score` (`old` is its current one, if any): its field and its index
+// cell, and a tombstone for the index cell of the old score.
+Status store_score(Keyspace& keyspace, const std::string& key, std::string_view member,
+                   std::optional<double> old, double score) {
+  // -0 is stored as 0, as redis-server stores a small sorted set (its scores as text).
+  if (score == 0) score = 0;
+  if (old && storage::score_index_sub_key(*old, member) !=
+                 storage::score_index_sub_key(score, member)) {
+    const std::string stale = storage::score_index_sub_key(*old, member);
+    if (Status status = keyspace.remove_fields(key, kZSet, std::span(&stale, 1));
+        !status.is_ok()) {
+      return status;
+    }
+  }
+  const std::pair<std::string, std::string> cells[] = {
+      {storage::field_sub_key(member), encode_member_score(score)},
+      {storage::score_index_sub_key(score, member), std::string()}};
+  return keyspace.write_fields(key, kZSet, cells);
+}
+
+Status remove_member(Keyspace& keyspace, const std::string& key, std::string_view member,
+                     double score) {
+  const std::string sub_keys[] = {storage::field_sub_key(member),
+                                  storage::score_index_sub_key(score, member)};
+  return keyspace.remove_fields(key, kZSet, sub_keys);
+}
+
+// Visits the index in (score, member) order from the first entry whose score is >= `from` (the
+// whole index without it) until `fn` returns false.
+Status for_each_entry(Keyspace& keyspace, const std::string& key, const RowOfType& read,
+                      std::optional<double> from,
+                      const std::function<bool(double score, std::string_view member)>& fn) {
+  if (!read.exists()) return Status::ok();
+  std::string start(1, storage::kScoreIndexNamespace);
+  if (from) start += storage::encode_score(*from);
+  return keyspace.scan_fields(key, start, read.hidden(),
+                              [&](std::string_view sub_key, const Cell&) {
+                                if (sub_key.empty() || sub_key[0] != storage::kScoreIndexNamespace) {
+                                  return false;  // past the index
+                                }
+                                if (sub_key.size() < 9) return true;  // not an index entry
+                                return fn(storage::decode_score(sub_key.substr(1, 8)),
+                                          sub_key.substr(9));
+                              });
+}
+
+// ---- Ranges ----
+
+// A score range as zslParseRange reads it: strtod over the text (after an optional '('), which
+// must consume it all; NaN refused.
+struct ScoreRange {
+  double min = 0, max = 0;
+  bool min_exclusive = false, max_exclusive = false;
+  bool empty() const {
+    return min > max || (min == max && (min_exclusive || max_exclusive));
+  }
+  bool above_min(double score) const { return min_exclusive ? score > min : score >= min; }
+  bool below_max(double score) const { return max_exclusive ? score < max : score <= max; }
+};
+
+bool parse_score_bound(std::string_view text, double* value, bool* exclusive) {
+  // A C string, as Redis reads it: an embedded NUL ends the text.
+  std::string buffer(text);
+  const char* start = buffer.c_str();
+  *exclusive = false;
+  if (start[0] == '(') {
+    *exclusive = true;
+    ++start;
+  }
+  char* end = nullptr;
+  *value = std::strtod(start, &end);
+  return end[0] == '\0' && !std::isnan(*value);
+}
+
+std::optional<ScoreRange> parse_score_range(std::string_view min, std::string_view max) {
+  ScoreRange range;
+  if (!parse_score_bound(min, &range.min, &range.min_exclusive) ||
+      !parse_score_bound(max, &range.max, &range.max_exclusive)) {
+    return std::nullopt;
+  }
+  return range;
+}
+
+// A lexicographic bound: '-' and '+' are below and above every member.
+struct LexBound {
+  enum class Kind { kMinusInfinity, kValue, kPlusInfinity } kind = Kind::kValue;
+  std::string value;
+  bool exclusive = false;
+};
+
+int compare_lex(const LexBound& a, const LexBound& b) {
+  if (a.kind != LexBound::Kind::kValue || b.kind != LexBound::Kind::kValue) {
+    if (a.kind == b.kind) return 0;
+    if (a.kind == LexBound::Kind::kMinusInfinity || b.kind == LexBound::Kind::kPlusInfinity) {
+      return -1;
+    }
+    return 1;
+  }
+  const int cmp = a.value.compare(b.value);
+  return cmp < 0 ? -1 : (cmp > 0 ? 1 : 0);
+}
+
+std::optional<LexBound> parse_lex_bound(std::string_view text) {
+  // As zslParseLexRangeItem reads a C string.
+  const std::string_view c = text.substr(0, text.find('\0'));
+  LexBound bound;
+  if (c.empty()) return std::nullopt;
+  switch (c[0]) {
+    case '+':
+    case '-':
+      if (c.size() != 1) return std::nullopt;
+      bound.kind = c[0] == '+' ? LexBound::Kind::kPlusInfinity : LexBound::Kind::kMinusInfinity;
+      bound.exclusive = true;
+      return bound;
+    case '(':
+    case '[':
+      bound.exclusive = c[0] == '(';
+      bound.value = std::string(text.substr(1));
+      return bound;
+    default:
+      return std::nullopt;
+  }
+}
+
+struct LexRange {
+  LexBound min, max;
+  bool empty() const {
+    const int cmp = compare_lex(min, max);
+    return cmp > 0 || (cmp == 0 && (min.exclusive || max.exclusive));
+  }
+  bool above_min(std::string_view member) const {
+    if (min.kind != LexBound::Kind::kValue) return min.kind == LexBound::Kind::kMinusInfinity;
+    const int cmp = member.compare(min.value);
+    return min.exclusive ? cmp > 0 : cmp >= 0;
+  }
+  bool below_max(std::string_view member) const {
+    if (max.kind != LexBound::Kind::kValue) return max.kind == LexBound::Kind::kPlusInfinity;
+    const int cmp = member.compare(max.value);
+    return max.exclusive ? cmp < 0 : cmp <= 0;
+  }
+};
+
+std::optional<LexRange> parse_lex_range(std::string_view min, std::string_view max) {
+  std::optional<LexBound> low = parse_lex_bound(min);
+  std::optional<LexBound> high = parse_lex_bound(max);
+  if (!low || !high) return std::nullopt;
+  return LexRange{std::move(*low), std::move(*high)};
+}
+
+// Entries by rank: [start, stop] after Redis's index sanitizing, forward or from the top.
+Result<std::vector<Entry>> entries_by_rank(Keyspace& keyspace, const std::string& key,
+                                           const RowOfType& read, int64_t start, int64_t stop,
+                                           bool reverse) {
+  std::vector<Entry> out;
+  const int64_t length = static_cast<int64_t>(read.row.count);
+  if (start < 0) start = length + start;
+  if (stop < 0) stop = length + stop;
+  if (start < 0) start = 0;
+  if (start > stop || start >= length) return out;
+  if (stop >= length) stop = length - 1;
+  // Reverse ranks count from the top: the same entries as forward ranks mirrored.
+  const int64_t first = reverse ? length - 1 - stop : start;
+  const int64_t last = reverse ? length - 1 - start : stop;
+  int64_t rank = 0;
+  Status status = for_each_entry(keyspace, key, read, std::nullopt,
+                                 [&](double score, std::string_view member) {
+                                   if (rank >= first) out.push_back({score, std::string(member)});
+                                   return ++rank <= last;
+                                 });
+  if (!status.is_ok()) return status;
+  if (reverse) std::reverse(out.begin(), out.end());
+  return out;
+}
+
+// Applies LIMIT offset count to entries in emission order, as Redis does: an offset at or past
+// the set's length, or a negative one, leaves nothing; a negative count means all.
+std::vector<Entry> apply_limit(std::vector<Entry> entries, int64_t offset, int64_t limit) {
+  if (offset < 0) return {};
+  if (static_cast<uint64_t>(offset) >= entries.size()) return {};
+  entries.erase(entries.begin(), entries.begin() + offset);
+  if (limit >= 0 && static_cast<uint64_t>(limit) < entries.size()) entries.resize(limit);
+  return entries;
+}
+
+// Entries with a score in `range`, in emission order (`reverse`: highest first), after
+// LIMIT. Reverse ranges are read forward and turned around (O(entries in range) memory).
+Result<std::vector<Entry>> entries_by_score(Keyspace& keyspace, const std::string& key,
+                                            const RowOfType& read, const ScoreRange& range,
+                                            bool reverse, int64_t offset, int64_t limit) {
+  std::vector<Entry> out;
+  if (range.empty() || (offset > 0 && static_cast<uint64_t>(offset) >= read.row.count)) {
+    return out;
+  }
+  const bool stream = !reverse && offset >= 0;  // forward: stop once LIMIT is satisfied
+  int64_t skip = offset;
+  Status status = for_each_entry(keyspace, key, read, range.min,
+                                 [&](double score, std::string_view member) {
+                                   if (!range.above_min(score)) return true;
+                                   if (!range.below_max(score)) return false;
+                                   if (stream && skip > 0) {
+                                     --skip;
+                                     return true;
+                                   }
+                                   if (stream && limit >= 0 &&
+                                       static_cast<int64_t>(out.size()) >= limit) {
+                                     return false;  // LIMIT satisfied (LIMIT 0 0: nothing)
+                                   }
+                                   out.push_back({score, std::string(member)});
+                                   return true;
+                                 });
+  if (!status.is_ok()) return status;
+  if (stream) return out;
+  if (reverse) std::reverse(out.begin(), out.end());
+  return apply_limit(std::move(out), offset, limit);
+}
+
+// Entries in a lexicographic range, walked as Redis walks a small (listpack) sorted set: empty
+// unless the last entry is at or above min and the first at or below max; then forward from the
+// first entry at or above min while entries stay at or below max (backwards from the last entry
+// at or below max while they stay at or above min, for `reverse`). Meaningful when every score
+// is equal, as in Redis; O(set size) either way.
+Result<std::vector<Entry>> entries_by_lex(Keyspace& keyspace, const std::string& key,
+                                          const RowOfType& read, const LexRange& range,
+                                          bool reverse, int64_t offset, int64_t limit) {
+  std::vector<Entry> out;
+  if (range.empty() || (offset > 0 && static_cast<uint64_t>(offset) >= read.row.count)) {
+    return out;
+  }
+  std::vector<Entry> all;
+  Status status = for_each_entry(keyspace, key, read, std::nullopt,
+                                 [&](double score, std::string_view member) {
+                                   all.push_back({score, std::string(member)});
+                                   return true;
+                                 });
+  if (!status.is_ok()) return status;
+  if (all.empty() || !range.above_min(all.back().member) ||
+      !range.below_max(all.front().member)) {
+    return out;
+  }
+  if (reverse) std::reverse(all.begin(), all.end());
+  bool started = false;
+  for (Entry& entry : all) {
+    if (!started) {
+      if (reverse ? !range.below_max(entry.member) : !range.above_min(entry.member)) continue;
+      started = true;
+    }
+    if (reverse ? !range.above_min(entry.member) : !range.below_max(entry.member)) break;
+    out.push_back(std::move(entry));
+  }
+  return apply_limit(std::move(out), offset, limit);
+}
+
+// RESP2: member, score, ... flat (scores as bulk strings); RESP3 with scores: [member, score]
+// pairs.
+void reply_entries(resp::ReplyWriter& reply, const std::vector<Entry>& entries,
+                   bool with_scores) {
+  if (!with_scores) {
+    reply.array(entries.size());
+    for (const Entry& entry : entries) reply.bulk(entry.member);
+    return;
+  }
+  const bool pairs = reply.protocol() >= 3;
+  reply.array(pairs ? entries.size() : entries.size() * 2);
+  for (const Entry& entry : entries) {
+    if (pairs) reply.array(2);
+    reply.bulk(entry.member);
+    reply.double_value(entry.score);
+  }
+}
+
+// ---- ZADD / ZINCRBY ----
+
+struct AddFlags {
+  bool nx = false, xx = false, gt = false, lt = false, ch = false, incr = false;
+};
+
+// ZADD key [NX|XX] [GT|LT] [CH] [INCR] score member [score member ...], and ZINCRBY as ZADD
+// INCR with its arguments starting at `scores_at`.
+void zadd_generic(CommandContext& ctx, AddFlags flags, size_t scores_at) {
+  const std::vector<std::string>& args = ctx.args;
+  while (scores_at < args.size()) {
+    const std::string& option = args[scores_at];
+    if (equals_ignore_case(option, "nx")) {
+      flags.nx = true;
+    } else if (equals_ignore_case(option, "xx")) {
+      flags.xx = true;
+    } else if (equals_ignore_case(option, "ch")) {
+      flags.ch = true;
+    } else if (equals_ignore_case(option, "incr")) {
+      flags.incr = true;
+    } else if (equals_ignore_case(option, "gt")) {
+      flags.gt = true;
+    } else if (equals_ignore_case(option, "lt")) {
+      flags.lt = true;
+    } else {
+      break;
+    }
+    ++scores_at;
+  }
+  const size_t elements = args.size() - scores_at;
+  if (elements == 0 || elements % 2 != 0) return ctx.reply.error(kErrSyntax);
+  if (flags.xx && flags.nx) {
+    return ctx.reply.error("ERR XX and NX options at the same time are not compatible");
+  }
+  if ((flags.gt && flags.nx) || (flags.lt && flags.nx) || (flags.gt && flags.lt)) {
+    return ctx.reply.error("ERR GT, LT, and/or NX options at the same time are not compatible");
+  }
+  if (flags.incr && elements > 2) {
+    return ctx.reply.error("ERR INCR option supports a single increment-element pair");
+  }
+  std::vector<double> scores;
+  for (size_t i = scores_at; i < args.size(); i += 2) {
+    std::optional<double> score = parse_double(args[i]);
+    if (!score) return ctx.reply.error(kErrNotFloat);
+    scores.push_back(*score);
+  }
+  const std::string& key = args[1];
+  run_row_command(ctx, std::span(&ctx.args[1], 1), [&](resp::ReplyWriter& reply) -> Status {
+    RowOfType read = read_row_of_type(ctx.keyspace, key, kZSet, reply);
+    if (read.replied || !read.status.is_ok()) return read.status;
+    int64_t added = 0, updated = 0, processed = 0;
+    double last_score = 0;
+    if (read.exists() || !flags.xx) {
+      if (Status status = create_row(ctx.keyspace, key, kZSet, read); !status.is_ok()) {
+        return status;
+      }
+      for (size_t j = 0; j < scores.size(); ++j) {
+        const std::string& member = args[scores_at + 2 * j + 1];
+        double score = scores[j];
+        Result<std::optional<double>> current = score_of(ctx.keyspace, key, read, member);
+        if (!current.is_ok()) return current.status();
+        if (current->has_value()) {
+          const double old = **current;
+          if (flags.nx) continue;
+          if (flags.incr) {
+            score += old;
+            if (std::isnan(score)) {
+              reply.error(kErrNan);
+              return Status::ok();
+            }
+          }
+          if ((flags.lt && score >= old) || (flags.gt && score <= old)) continue;
+          ++processed;
+          last_score = score;
+          // Redis compares as doubles: -0 and +0 are the same score, kept as first given.
+          if (score != old) {
+            if (Status status = store_score(ctx.keyspace, key, member, old, score);
+                !status.is_ok()) {
+              return status;
+            }
+            ++updated;
+          }
+        } else if (!flags.xx) {
+          if (Status status = store_score(ctx.keyspace, key, member, std::nullopt, score);
+              !status.is_ok()) {
+            return status;
+          }
+          ++added;
+          ++processed;
+          last_score = score;
+        }
+      }
+    }
+    if (flags.incr) {
+      if (processed > 0) {
+        reply.double_value(last_score);
+      } else {
+        reply.null();
+      }
+    } else {
+      reply.integer(flags.ch ? added + updated : added);
+    }
+    return Status::ok();
+  });
+}
+
+void zadd_command(CommandContext& ctx) { zadd_generic(ctx, AddFlags{}, 2); }
+
+void zincrby_command(CommandContext& ctx) {
+  // ZADD INCR over the same arguments: an increment spelled like an option ("nx") is read as
+  // one, and the pair left is then a syntax error, as in Redis.
+  AddFlags flags;
+  flags.incr = true;
+  zadd_generic(ctx, flags, 2);
+}
+
+// ---- ZREM / ZSCORE / ZMSCORE / ZCARD ----
+
+void zrem_command(CommandContext& ctx) {
+  const std::string& key = ctx.args[1];
+  run_row_command(ctx, std::span(&ctx.args[1], 1), [&](resp::ReplyWriter& reply) -> Status {
+    RowOfType read = read_row_of_type(ctx.keyspace, key, kZSet, reply);
+    if (read.replied || !read.status.is_ok()) return read.status;
+    int64_t removed = 0;
+    for (size_t i = 2; i < ctx.args.size() && read.exists(); ++i) {
+      Result<std::optional<double>> score = score_of(ctx.keyspace, key, read, ctx.args[i]);
+      if (!score.is_ok()) return score.status();
+      if (!score->has_value()) continue;  // absent, or named twice and removed already
+      if (Status status = remove_member(ctx.keyspace, key, ctx.args[i], **score);
+          !status.is_ok()) {
+        return status;
+      }
+      ++removed;
+    }
+    if (removed > 0 && static_cast<uint64_t>(removed) >= read.row.count) {
+      if (Status status = delete_row_if_empty(ctx.keyspace, key); !status.is_ok()) return status;
+    }
+    reply.integer(removed);
+    return Status::ok();
+  });
+}
+
+void zscore_command(CommandContext& ctx) {
+  std::optional<RowOfType> read = read_zset_or_reply(ctx, ctx.args[1]);
+  if (!read) return;
+  Result<std::optional<double>> score = score_of(ctx.keyspace, ctx.args[1], *read, ctx.args[2]);
+  if (!score.is_ok()) return ctx.reply.error(storage_error_reply(score.status()));
+  if (!score->has_value()) return ctx.reply.null();
+  ctx.reply.double_value(**score);
+}
+
+void zmscore_command(CommandContext& ctx) {
+  std::optional<RowOfType> read = read_zset_or_reply(ctx, ctx.args[1]);
+  if (!read) return;
+  std::vector<std::optional<double>> scores;
+  for (size_t i = 2; i < ctx.args.size(); ++i) {
+    Result<std::optional<double>> score =
+        score_of(ctx.keyspace, ctx.args[1], *read, ctx.args[i]);
+    if (!score.is_ok()) return ctx.reply.error(storage_error_reply(score.status()));
+    scores.push_back(*score);
+  }
+  ctx.reply.array(scores.size());
+  for (const std::optional<double>& score : scores) {
+    if (score) {
+      ctx.reply.double_value(*score);
+    } else {
+      ctx.reply.null();
+    }
+  }
+}
+
+void zcard_command(CommandContext& ctx) {
+  std::optional<RowOfType> read = read_zset_or_reply(ctx, ctx.args[1]);
+  if (!read) return;
+  ctx.reply.integer(static_cast<int64_t>(read->row.count));
+}
+
+// ---- ZCOUNT / ZLEXCOUNT ----
+
+void zcount_command(CommandContext& ctx) {
+  std::optional<ScoreRange> range = parse_score_range(ctx.args[2], ctx.args[3]);
+  if (!range) return ctx.reply.error(kErrScoreRange);
+  std::optional<RowOfType> read = read_zset_or_reply(ctx, ctx.args[1]);
+  if (!read) return;
+  int64_t count = 0;
+  if (!range->empty()) {
+    Status status = for_each_entry(ctx.keyspace, ctx.args[1], *read, range->min,
+                                   [&](double score, std::string_view) {
+                                     if (!range->above_min(score)) return true;
+                                     if (!range->below_max(score)) return false;
+                                     ++count;
+                                     return true;
+                                   });
+    if (!status.is_ok()) return ctx.reply.error(storage_error_reply(status));
+  }
+  ctx.reply.integer(count);
+}
+
+void zlexcount_command(CommandContext& ctx) {
+  std::optional<LexRange> range = parse_lex_range(ctx.args[2], ctx.args[3]);
+  if (!range) return ctx.reply.error(kErrLexRange);
+  std::optional<RowOfType> read = read_zset_or_reply(ctx, ctx.args[1]);
+  if (!read) return;
+  Result<std::vector<Entry>> entries =
+      entries_by_lex(ctx.keyspace, ctx.args[1], *read, *range, false, 0, -1);
+  if (!entries.is_ok()) return ctx.reply.error(storage_error_reply(entries.status()));
+  ctx.reply.integer(static_cast<int64_t>(entries->size()));
+}
+
+// ---- ZRANGE and its older forms ----
+
+enum class RangeType { kAuto, kRank, kScore, kLex };
+enum class Direction { kAuto, kForward, kReverse };
+
+// zrangeGenericCommand: ZRANGE key min max [BYSCORE|BYLEX] [REV] [LIMIT offset count]
+// [WITHSCORES], and the older commands with their type and direction fixed.
+void zrange_generic(CommandContext& ctx, RangeType type, Direction direction) {
+  const std::vector<std::string>& args = ctx.args;
+  bool with_scores = false;
+  int64_t offset = 0, limit = -1;
+  for (size_t j = 4; j < args.size(); ++j) {
+    const size_t left = args.size() - j - 1;
+    if (equals_ignore_case(args[j], "withscores")) {
+      with_scores = true;
+    } else if (equals_ignore_case(args[j], "limit") && left >= 2) {
+      std::optional<int64_t> parsed_offset = parse_int64(args[j + 1]);
+      std::optional<int64_t> parsed_limit = parse_int64(args[j + 2]);
+      if (!parsed_offset || !parsed_limit) return ctx.reply.error(kErrNotInteger);
+      offset = *parsed_offset;
+      limit = *parsed_limit;
+      j += 2;
+    } else if (direction == Direction::kAuto && equals_ignore_case(args[j], "rev")) {
+      direction = Direction::kReverse;
+    } else if (type == RangeType::kAuto && equals_ignore_case(args[j], "bylex")) {
+      type = RangeType::kLex;
+    } else if (type == RangeType::kAuto && equals_ignore_case(args[j], "byscore")) {
+      type = RangeType::kScore;
+    } else {
+      return ctx.reply.error(kErrSyntax);
+    }
+  }
+  if (direction == Direction::kAuto) direction = Direction::kForward;
+  if (type == RangeType::kAuto) type = RangeType::kRank;
+  if (limit != -1 && type == RangeType::kRank) return ctx.reply.error(kErrLimitWithRank);
+  if (with_scores && type == RangeType::kLex) return ctx.reply.error(kErrWithScoresByLex);
+  const bool reverse = direction == Direction::kReverse;
+  // Ranges by score or lex are given as max, min when reversed.
+  const std::string& min = reverse && type != RangeType::kRank ? args[3] : args[2];
+  const std::string& max = reverse && type != RangeType::kRank ? args[2] : args[3];
+  std::optional<int64_t> start, stop;
+  std::optional<ScoreRange> scores;
+  std::optional<LexRange> lex;
+  switch (type) {
+    case RangeType::kAuto:
+    case RangeType::kRank:
+      start = parse_int64(min);
+      stop = parse_int64(max);
+      if (!start || !stop) return ctx.reply.error(kErrNotInteger);
+      break;
+    case RangeType::kScore:
+      scores = parse_score_range(min, max);
+      if (!scores) return ctx.reply.error(kErrScoreRange);
+      break;
+    case RangeType::kLex:
+      lex = parse_lex_range(min, max);
+      if (!lex) return ctx.reply.error(kErrLexRange);
+      break;
+  }
+  std::optional<RowOfType> read = read_zset_or_reply(ctx, args[1]);
+  if (!read) return;
+  if (!read->exists()) return ctx.reply.array(0);
+  Result<std::vector<Entry>> entries =
+      type == RangeType::kScore
+          ? entries_by_score(ctx.keyspace, args[1], *read, *scores, reverse, offset, limit)
+      : type == RangeType::kLex
+          ? entries_by_lex(ctx.keyspace, args[1], *read, *lex, reverse, offset, limit)
+          : entries_by_rank(ctx.keyspace, args[1], *read, *start, *stop, reverse);
+  if (!entries.is_ok()) return ctx.reply.error(storage_error_reply(entries.status()));
+  reply_entries(ctx.reply, *entries, with_scores);
+}
+
+void zrange_command(CommandContext& ctx) {
+  zrange_generic(ctx, RangeType::kAuto, Direction::kAuto);
+}
+void zrevrange_command(CommandContext& ctx) {
+  zrange_generic(ctx, RangeType::kRank, Direction::kReverse);
+}
+void zrangebyscore_command(CommandContext& ctx) {
+  zrange_generic(ctx, RangeType::kScore, Direction::kForward);
+}
+void zrevrangebyscore_command(CommandContext& ctx) {
+  zrange_generic(ctx, RangeType::kScore, Direction::kReverse);
+}
+void zrangebylex_command(CommandContext& ctx) {
+  zrange_generic(ctx, RangeType::kLex, Direction::kForward);
+}
+void zrevrangebylex_command(CommandContext& ctx) {
+  zrange_generic(ctx, RangeType::kLex, Direction::kReverse);
+}
+
+// ---- ZREMRANGEBYRANK / ZREMRANGEBYSCORE / ZREMRANGEBYLEX ----
+
+enum class RemoveBy { kRank, kScore, kLex };
+
+// The range is parsed before the key is read (its errors come first, as in Redis); the entries
+// it selects are those the matching ZRANGE form would return, removed under the key's lock.
+void zremrange_generic(CommandContext& ctx, RemoveBy by) {
+  std::optional<int64_t> start, stop;
+  std::optional<ScoreRange> scores;
+  std::optional<LexRange> lex;
+  switch (by) {
+    case RemoveBy::kRank:
+      start = parse_int64(ctx.args[2]);
+      stop = parse_int64(ctx.args[3]);
+      if (!start || !stop) return ctx.reply.error(kErrNotInteger);
+      break;
+    case RemoveBy::kScore:
+      scores = parse_score_range(ctx.args[2], ctx.args[3]);
+      if (!scores) return ctx.reply.error(kErrScoreRange);
+      break;
+    case RemoveBy::kLex:
+      lex = parse_lex_range(ctx.args[2], ctx.args[3]);
+      if (!lex) return ctx.reply.error(kErrLexRange);
+      break;
+  }
+  const std::string& key = ctx.args[1];
+  run_row_command(ctx, std::span(&ctx.args[1], 1), [&](resp::ReplyWriter& reply) -> Status {
+    RowOfType read = read_row_of_type(ctx.keyspace, key, kZSet, reply);
+    if (read.replied || !read.status.is_ok()) return read.status;
+    if (!read.exists()) {
+      reply.integer(0);
+      return Status::ok();
+    }
+    Result<std::vector<Entry>> entries =
+        by == RemoveBy::kRank
+            ? entries_by_rank(ctx.keyspace, key, read, *start, *stop, /*reverse=*/false)
+        : by == RemoveBy::kScore
+            ? entries_by_score(ctx.keyspace, key, read, *scores, false, 0, -1)
+            : entries_by_lex(ctx.keyspace, key, read, *lex, false, 0, -1);
+    if (!entries.is_ok()) return entries.status();
+    for (const Entry& entry : *entries) {
+      if (Status status = remove_member(ctx.keyspace, key, entry.member, entry.score);
+          !status.is_ok()) {
+        return status;
+      }
+    }
+    if (!entries->empty() && entries->size() >= read.row.count) {
+      if (Status status = delete_row_if_empty(ctx.keyspace, key); !status.is_ok()) return status;
+    }
+    reply.integer(static_cast<int64_t>(entries->size()));
+    return Status::ok();
+  });
+}
+
+void zremrangebyrank_command(CommandContext& ctx) { zremrange_generic(ctx, RemoveBy::kRank); }
+void zremrangebyscore_command(CommandContext& ctx) { zremrange_generic(ctx, RemoveBy::kScore); }
+void zremrangebylex_command(CommandContext& ctx) { zremrange_generic(ctx, RemoveBy::kLex); }
+
+// ---- ZRANK / ZREVRANK ----
+
+void zrank_generic(CommandContext& ctx, bool reverse) {
+  std::optional<RowOfType> read = read_zset_or_reply(ctx, ctx.args[1]);
+  if (!read) return;
+  Result<std::optional<double>> score = score_of(ctx.keyspace, ctx.args[1], *read, ctx.args[2]);
+  if (!score.is_ok()) return ctx.reply.error(storage_error_reply(score.status()));
+  if (!score->has_value()) return ctx.reply.null();
+  // The rank is the number of index entries before the member's own: O(rank).
+  const std::string own = storage::score_index_sub_key(**score, ctx.args[2]).substr(1);
+  int64_t rank = 0;
+  Status status = for_each_entry(ctx.keyspace, ctx.args[1], *read, std::nullopt,
+                                 [&](double entry_score, std::string_view member) {
+                                   const std::string sub_key =
+                                       storage::score_index_sub_key(entry_score, member)
+                                           .substr(1);
+                                   if (sub_key >= own) return false;
+                                   ++rank;
+                                   return true;
+                                 });
+  if (!status.is_ok()) return ctx.reply.error(storage_error_reply(status));
+  ctx.reply.integer(reverse ? static_cast<int64_t>(read->row.count) - 1 - rank : rank);
+}
+
+void zrank_command(CommandContext& ctx) { zrank_generic(ctx, false); }
+void zrevrank_command(CommandContext& ctx) { zrank_generic(ctx, true); }
+
+// ---- ZPOPMIN / ZPOPMAX ----
+
+void zpop_generic(CommandContext& ctx, bool max) {
+  if (ctx.args.size() > 3) return ctx.reply.error(kErrSyntax);
+  int64_t count = -1;  // not given: one entry, a flat reply
+  if (ctx.args.size() == 3) {
+    // getPositiveLongFromObjectOrReply: one message for text and for negative numbers.
+    std::optional<int64_t> parsed = parse_int64(ctx.args[2]);
+    if (!parsed || *parsed < 0) return ctx.reply.error(kErrNotPositive);
+    count = *parsed;
+  }
+  const bool nested = ctx.reply.protocol() >= 3 && count != -1;
+  const std::string& key = ctx.args[1];
+  run_row_command(ctx, std::span(&ctx.args[1], 1), [&](resp::ReplyWriter& reply) -> Status {
+    RowOfType read = read_row_of_type(ctx.keyspace, key, kZSet, reply);
+    if (read.replied || !read.status.is_ok()) return read.status;
+    if (!read.exists() || count == 0) {
+      reply.array(0);
+      return Status::ok();
+    }
+    const uint64_t wanted = count == -1 ? 1 : static_cast<uint64_t>(count);
+    // The lowest entries stream from the start of the index; the highest are the last ones of
+    // a walk over all of it (O(set size) time, O(count) memory).
+    std::deque<Entry> popped;
+    Status status = for_each_entry(ctx.keyspace, key, read, std::nullopt,
+                                   [&](double score, std::string_view member) {
+                                     popped.push_back({score, std::string(member)});
+                                     if (max && popped.size() > wanted) popped.pop_front();
+                                     return max || popped.size() < wanted;
+                                   });
+    if (!status.is_ok()) return status;
+    if (max) std::reverse(popped.begin(), popped.end());
+    for (const Entry& entry : popped) {
+      if (Status removed = remove_member(ctx.keyspace, key, entry.member, entry.score);
+          !removed.is_ok()) {
+        return removed;
+      }
+    }
+    if (popped.size() >= read.row.count) {
+      if (Status deleted = delete_row_if_empty(ctx.keyspace, key); !deleted.is_ok()) {
+        return deleted;
+      }
+    }
+    reply.array(nested ? popped.size() : popped.size() * 2);
+    for (const Entry& entry : popped) {
+      if (nested) reply.array(2);
+      reply.bulk(entry.member);
+      reply.double_value(entry.score);
+    }
+    return Status::ok();
+  });
+}
+
+void zpopmin_command(CommandContext& ctx) { zpop_generic(ctx, false); }
+void zpopmax_command(CommandContext& ctx) { zpop_generic(ctx, true); }
+
+CommandSpec spec(std::string name, int arity, uint32_t flags, std::string summary,
+                 std::string since, std::string complexity, Handler handler) {
+  CommandSpec command = make_command_spec("sorted_set", std::move(name), arity, flags,
+                                          std::move(summary), std::move(since),
+                                          std::move(complexity), std::move(handler));
+  command.first_key = 1;
+  command.last_key = 1;
+  command.key_step = 1;
+  return command;
+}
+
+}  // namespace
+
+void register_zset_commands(CommandTable& table) {
+  const std::string o1 = "O(1)";
+  const std::string log_n = "O(log(N)) with N being the number of elements in the sorted set.";
+  const std::string range =
+      "O(log(N)+M) with N being the number of elements in the sorted set and M the number of "
+      "elements returned.";
+  table.add(spec("zadd", -4, kWrite | kDenyOom | kFast,
+                 "Add one or more members to a sorted set, or update its score if it already "
+                 "exists", "1.2.0", "O(log(N)) for each item added, where N is the number of "
+                 "elements in the sorted set.", zadd_command));
+  table.add(spec("zincrby", 4, kWrite | kDenyOom | kFast,
+                 "Increment the score of a member in a sorted set", "1.2.0", log_n,
+                 zincrby_command));
+  table.add(spec("zrem", -3, kWrite | kFast, "Remove one or more members from a sorted set",
+                 "1.2.0", "O(M*log(N)) with N being the number of elements in the sorted set "
+                 "and M the number of elements to be removed.", zrem_command));
+  table.add(spec("zscore", 3, kReadOnly | kFast,
+                 "Get the score associated with the given member in a sorted set", "1.2.0", o1,
+                 zscore_command));
+  table.add(spec("zmscore", -3, kReadOnly | kFast,
+                 "Get the score associated with the given members in a sorted set", "6.2.0",
+                 "O(N) where N is the number of members being requested.", zmscore_command));
+  table.add(spec("zcard", 2, kReadOnly | kFast, "Get the number of members in a sorted set",
+                 "1.2.0", o1, zcard_command));
+  table.add(spec("zcount", 4, kReadOnly | kFast,
+                 "Count the members in a sorted set with scores within the given values",
+                 "2.0.0", log_n, zcount_command));
+  table.add(spec("zlexcount", 4, kReadOnly | kFast,
+                 "Count the number of members in a sorted set between a given lexicographical "
+                 "range", "2.8.9", log_n, zlexcount_command));
+  table.add(spec("zrange", -4, kReadOnly, "Return a range of members in a sorted set", "1.2.0",
+                 range, zrange_command));
+  table.add(spec("zrevrange", -4, kReadOnly,
+                 "Return a range of members in a sorted set, by index, with scores ordered from "
+                 "high to low", "1.2.0", range, zrevrange_command));
+  table.add(spec("zrangebyscore", -4, kReadOnly,
+                 "Return a range of members in a sorted set, by score", "1.0.5", range,
+                 zrangebyscore_command));
+  table.add(spec("zrevrangebyscore", -4, kReadOnly,
+                 "Return a range of members in a sorted set, by score, with scores ordered from "
+                 "high to low", "2.2.0", range, zrevrangebyscore_command));
+  table.add(spec("zrangebylex", -4, kReadOnly,
+                 "Return a range of members in a sorted set, by lexicographical range", "2.8.9",
+                 range, zrangebylex_command));
+  table.add(spec("zrevrangebylex", -4, kReadOnly,
+                 "Return a range of members in a sorted set, by lexicographical range, ordered "
+                 "from higher to lower strings.", "2.8.9", range, zrevrangebylex_command));
+  const std::string removal =
+      "O(log(N)+M) with N being the number of elements in the sorted set and M the number of "
+      "elements removed by the operation.";
+  table.add(spec("zremrangebyrank", 4, kWrite,
+                 "Remove all members in a sorted set within the given indexes", "2.0.0", removal,
+                 zremrangebyrank_command));
+  table.add(spec("zremrangebyscore", 4, kWrite,
+                 "Remove all members in a sorted set within the given scores", "1.2.0", removal,
+                 zremrangebyscore_command));
+  table.add(spec("zremrangebylex", 4, kWrite,
+                 "Remove all members in a sorted set between the given lexicographical range",
+                 "2.8.9", removal, zremrangebylex_command));
+  table.add(spec("zrank", 3, kReadOnly | kFast,
+                 "Determine the index of a member in a sorted set", "2.0.0", log_n,
+                 zrank_command));
+  table.add(spec("zrevrank", 3, kReadOnly | kFast,
+                 "Determine the index of a member in a sorted set, with scores ordered from high "
+                 "to low", "2.0.0", log_n, zrevrank_command));
+  table.add(spec("zpopmin", -2, kWrite | kFast,
+                 "Remove and return members with the lowest scores in a sorted set", "5.0.0",
+                 "O(log(N)*M) with N being the number of elements in the sorted set, and M "
+                 "being the number of elements popped.", zpopmin_command));
+  table.add(spec("zpopmax", -2, kWrite | kFast,
+                 "Remove and return members with the highest scores in a sorted set", "5.0.0",
+                 "O(log(N)*M) with N being the number of elements in the sorted set, and M "
+                 "being the number of elements popped.", zpopmax_command));
+}
+
+}  // namespace cairn::commands
