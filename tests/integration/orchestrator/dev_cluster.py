@@ -121,6 +121,7 @@ class DevCluster:
         self.commands = {}        # index -> argv that starts the machine
         self.own = {}             # index -> Popen of machines this helper started
         self.orchestrator_pid = None
+        self.orchestrator_pids = []
         self.orchestrator_command = None
         self.own_orchestrator = None
         self.output = []
@@ -165,10 +166,14 @@ class DevCluster:
                 assert port == self.port(index), line
                 self.pids[index] = pid
                 self.commands[index] = _cmdline(pid)
-            m = re.search(r"orchestrator pid (\d+)", line)
+            m = re.search(r"orchestrator(\d*) pid (\d+)", line)
             if m:
-                self.orchestrator_pid = int(m.group(1))
-                self.orchestrator_command = _cmdline(self.orchestrator_pid)
+                # `cairn dev --orchestrators N` lists orchestrator0..N-1; the first is the one
+                # the single-orchestrator helpers (kill_orchestrator...) act on.
+                self.orchestrator_pids.append(int(m.group(2)))
+                if self.orchestrator_pid is None:
+                    self.orchestrator_pid = int(m.group(2))
+                    self.orchestrator_command = _cmdline(self.orchestrator_pid)
         assert len(self.pids) == self.count, self.output_text()
         assert self.orchestrator_pid, self.output_text()
 
