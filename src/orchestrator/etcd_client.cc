@@ -35,6 +35,18 @@ int64_t int_field(const json& object, const char* name) {
   return value;
 }
 
+// Member ids are uint64 (often above INT64_MAX); same rules as int_field.
+uint64_t uint_field(const json& object, const char* name) {
+  auto it = object.find(name);
+  if (it == object.end()) return 0;
+  if (it->is_number_unsigned()) return it->get<uint64_t>();
+  if (!it->is_string()) return 0;
+  const std::string& text = it->get_ref<const std::string&>();
+  uint64_t value = 0;
+  std::from_chars(text.data(), text.data() + text.size(), value);
+  return value;
+}
+
 Result<json> parse(const std::string& body, std::string_view what) {
   json parsed = json::parse(body, nullptr, /*allow_exceptions=*/false);
   if (parsed.is_discarded() || !parsed.is_object()) {
@@ -318,8 +330,8 @@ Result<std::vector<EtcdMember>> EtcdClient::members() {
         auto status_json = parse(*status, "status");
         if (status_json.is_ok()) {
           auto header = status_json->find("header");
-          const int64_t self = header != status_json->end() ? int_field(*header, "member_id") : 0;
-          const int64_t raft_leader = int_field(*status_json, "leader");
+          const uint64_t self = header != status_json->end() ? uint_field(*header, "member_id") : 0;
+          const uint64_t raft_leader = uint_field(*status_json, "leader");
           // A member that answers but knows no raft leader has lost quorum: not healthy.
           member.healthy = raft_leader != 0;
           member.leader = self != 0 && self == raft_leader;

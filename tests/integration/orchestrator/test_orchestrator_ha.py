@@ -227,9 +227,19 @@ def test_cairn_dev_with_three_orchestrators_on_a_local_etcd():
                 if code == 200 and status.get("orchestrators", {}).get("role") == "leader":
                     return port, pid, status
             return None
-        port, pid, status = wait_for(leading, 10, what="a leading orchestrator")
-        etcd = status["orchestrators"]["etcd"]
-        assert len(etcd) == 3 and all(m["healthy"] for m in etcd), etcd
+        # Members publish their client URL once they joined; health is refreshed every 2 s.
+        seen = []
+
+        def healthy_leader():
+            found = leading()
+            seen[:] = [found]
+            etcd = found[2]["orchestrators"]["etcd"] if found else []
+            return found if len(etcd) == 3 and all(m["healthy"] for m in etcd) else None
+        try:
+            port, pid, status = wait_for(healthy_leader, 15, interval_s=0.2,
+                                         what="a leader that sees 3 healthy etcd members")
+        except AssertionError:
+            raise AssertionError("last seen: %r\n%s" % (seen, d.output_text()))
         out = d.admin("status")
         assert "leader:" in out and "127.0.0.1:%d" % port in out, out
         # kill -9 the leader: another of the three leads, and the cluster still serves.
