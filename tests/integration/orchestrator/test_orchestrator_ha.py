@@ -288,3 +288,57 @@ def test_etcd_members_lost_and_restored():
                      secret=SECRET)[0] == 200
         for i in range(0, written, max(1, written // 20)):
             assert h.client(1).get("outage-%d" % i) == str(i).encode()
+
+
+def test_import_a_file_store_cluster_into_etcd():
+    """A cluster managed by a file-store orchestrator moves to etcd with --import-state: same
+    machines, same table, machines keep heartbeating; a second import is refused."""
+    import subprocess
+    from ha_cluster import _LIVE
+    h = HaCluster(orchestrators=2, etcd_members=1)
+    try:
+        h.etcd.start()
+        state_dir = os.path.join(h.tmp, "file-orchestrator")
+        file_argv = [h.binary, "orchestrator", "--data-dir", state_dir, "--port",
+                     str(h.orchestrator_ports[0]), "--bind", "127.0.0.1", "--cluster-secret",
+                     SECRET] + h.orchestrator_args
+        log = open(os.path.join(h.tmp, "file-orchestrator.log"), "w")
+        file_orchestrator = subprocess.Popen(file_argv, stdout=log, stderr=subprocess.STDOUT)
+        log.close()
+        _LIVE.add(file_orchestrator)
+        for i in range(h.machine_count):
+            h.start_machine(i)
+        wait_for(lambda: (lambda s: s and s["bootstrapped"] and s["machines"]["up"] == 4)(
+            h.status(0)), 30, what="the file-store cluster to bootstrap")
+        table_before = h.api(0, "/v1/table")[1]
+        machines_before = sorted(m["id"] for m in h.api(0, "/v1/machines")[1])
+        file_orchestrator.terminate()
+        file_orchestrator.wait(timeout=15)
+        _LIVE.discard(file_orchestrator)
+
+        h.start_orchestrator(0, extra=["--import-state", os.path.join(state_dir, "state.json")])
+        h.start_orchestrator(1)
+        leader = h.wait_leader()
+        assert sorted(m["id"] for m in h.api(leader, "/v1/machines")[1]) == machines_before
+        table_after = h.api(leader, "/v1/table")[1]
+        assert table_after["epoch"] >= table_before["epoch"]
+        if table_after["epoch"] == table_before["epoch"]:
+            assert table_after == table_before
+        stored = h.stored_state()
+        assert stored["table"]["epoch"] == table_after["epoch"]
+
+        def heartbeating():
+            machines = h.api(h.wait_leader(), "/v1/machines")[1]
+            return all(m["health"] == "up" and m["last_heartbeat_ms_ago"] < 600 for m in machines)
+        time.sleep(2.5)  # past the new leader's grace: fresh heartbeats are real ones
+        wait_for(heartbeating, 10, what="the machines to heartbeat to the etcd orchestrators")
+
+        again = subprocess.run(
+            [h.binary, "orchestrator", "--etcd", h.etcd.urls(), "--etcd-prefix", h.prefix,
+             "--port", str(h.machine_ports[-1]), "--bind", "127.0.0.1", "--cluster-secret",
+             SECRET, "--import-state", os.path.join(state_dir, "state.json")] +
+            h.orchestrator_args, capture_output=True, text=True, timeout=30)
+        assert again.returncode != 0
+        assert "never overwritten" in again.stdout + again.stderr, again.stdout + again.stderr
+    finally:
+        h.close()
