@@ -125,6 +125,11 @@ class DevCluster:
         self.orchestrator_command = None
         self.own_orchestrator = None
         self.output = []
+        # `--orchestrators N` in extra_args: machines added here get every orchestrator's address.
+        extra = list(extra_args)
+        count = int(extra[extra.index("--orchestrators") + 1]) if "--orchestrators" in extra else 1
+        self.orchestrator_addresses = ",".join(
+            "127.0.0.1:%d" % (self.orchestrator_port + i) for i in range(count))
         self.args = [binary, "dev", "--shards", str(shards), "--rf", str(rf), "--spares",
                      str(spares), "--port", str(self.base_port), "--orchestrator-port",
                      str(self.orchestrator_port), "--data-dir", self.data_dir,
@@ -252,7 +257,7 @@ class DevCluster:
         with open(os.path.join(self.data_dir, "secret")) as f:
             secret = f.read().strip()
         argv = [self.binary, "server", "--cluster-secret", secret, "--orchestrator",
-                "127.0.0.1:%d" % self.orchestrator_port, "--port", str(self.port(index)),
+                self.orchestrator_addresses, "--port", str(self.port(index)),
                 "--data-dir", os.path.join(self.data_dir, "extra%d" % index), "--bind",
                 "127.0.0.1"]
         self.commands[index] = argv

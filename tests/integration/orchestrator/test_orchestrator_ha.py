@@ -15,7 +15,7 @@ import time
 import pytest
 
 from dev_cluster import orchestrator_supported, wait_for
-from ha_cluster import SECRET, HaCluster, etcd_available
+from ha_cluster import SECRET, HaCluster, etcd_available, http_json
 
 pytestmark = [
     pytest.mark.skipif(not orchestrator_supported()[0], reason=orchestrator_supported()[1]),
@@ -30,8 +30,9 @@ class EpochWatcher:
     """Reads every orchestrator's /v1/table (and etcd's stored state) every 30 ms and remembers
     each epoch's table: an epoch seen with two different contents is a split brain."""
 
-    def __init__(self, cluster):
+    def __init__(self, cluster, ports=None):
         self.cluster = cluster
+        self.ports = ports  # instead of a HaCluster: read these orchestrators' tables
         self.tables = {}      # epoch -> canonical JSON
         self.conflicts = []
         self.stop = threading.Event()
@@ -46,7 +47,16 @@ class EpochWatcher:
             self.conflicts.append((table["epoch"], where, seen, text))
 
     def run(self):
-        while not self.stop.is_set():
+        while not self.stop.is_set() and self.ports:
+            for port in self.ports:
+                try:
+                    code, table = http_json("http://127.0.0.1:%d/v1/table" % port, timeout=1)
+                except OSError:
+                    continue
+                if code == 200:
+                    self.record(table, "orchestrator on port %d" % port)
+            time.sleep(0.03)
+        while not self.stop.is_set() and not self.ports:
             for i, proc in enumerate(list(self.cluster.orchestrators)):
                 if proc is None:
                     continue
@@ -342,3 +352,64 @@ def test_import_a_file_store_cluster_into_etcd():
         assert "never overwritten" in again.stdout + again.stderr, again.stdout + again.stderr
     finally:
         h.close()
+
+
+def test_migration_completes_while_leading_orchestrators_are_killed():
+    """`cairn dev --orchestrators 3`, RF machines added (a third shard, migrations at 200 kB/s
+    per target) under the migration tests' checked QUORUM traffic; the leading orchestrator is
+    killed -9 (and restarted as a follower) three times while migrations run. Every migration
+    completes, the checker finds no violation, no epoch is seen with two contents."""
+    import subprocess
+    from dev_cluster import DevCluster, _LIVE, _cmdline, free_port_block
+    from migration_workload import Traffic
+    from test_migration import add_rf_machines, check_clean, preload, wait_phase, wait_settled
+    etcd_port = free_port_block(6)
+    restarted = []
+    with DevCluster(shards=2, rf=3, spares=1,
+                    extra_args=["--orchestrators", "3", "--etcd-port", str(etcd_port),
+                                "--migration-max-rate", "200000"]) as dev:
+        ports = [dev.orchestrator_port + i for i in range(3)]
+
+        def leading():
+            for port in ports:
+                try:
+                    code, status = http_json("http://127.0.0.1:%d/v1/status" % port, timeout=1)
+                except OSError:
+                    continue
+                if code == 200 and status.get("orchestrators", {}).get("role") == "leader":
+                    return port
+            return None
+        traffic = None
+        try:
+            with EpochWatcher(None, ports=ports) as watcher:
+                preload(dev, value_bytes=1000)
+                add_rf_machines(dev)
+                traffic = Traffic(dev, sorted(dev.pids)).start()
+                wait_phase(dev, ("staging", "catchup", "cutover"))
+                for _ in range(3):
+                    port = wait_for(leading, 15, what="a leading orchestrator")
+                    pid = int(subprocess.run(["fuser", "-n", "tcp", str(port)],
+                                             capture_output=True, text=True).stdout.split()[0])
+                    argv = _cmdline(pid)
+                    os.kill(pid, signal.SIGKILL)
+                    wait_for(lambda: (lambda p: p and p != port)(leading()), 10,
+                             what="another orchestrator to lead")
+                    time.sleep(0.5)  # the dead one's port is free again
+                    log = open(os.path.join(dev.tmp, "restarted-%d.log" % port), "a")
+                    proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
+                    log.close()
+                    _LIVE.add(proc)
+                    restarted.append(proc)
+                    time.sleep(3)
+                table = wait_settled(dev, 3)
+                time.sleep(1)
+            traffic.stop()
+            check_clean(dev, traffic, table)
+            assert not watcher.conflicts, watcher.conflicts[:2]
+        finally:
+            if traffic is not None:
+                traffic.stop()
+            for proc in restarted:
+                proc.kill()
+                proc.wait(timeout=10)
+                _LIVE.discard(proc)
