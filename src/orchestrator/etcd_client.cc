@@ -115,10 +115,12 @@ Result<std::string> base64_decode(std::string_view text) {
 
 Result<std::vector<net::HttpEndpoint>> parse_etcd_endpoints(std::string_view list) {
   std::vector<net::HttpEndpoint> endpoints;
-  while (!list.empty()) {
+  // Every item between commas must be a URL: "a," and "a,,b" are refused, not shortened.
+  for (bool more = true; more && endpoints.size() <= kEtcdEndpointsMax;) {
     const size_t comma = list.find(',');
     std::string_view item = list.substr(0, comma);
-    list = comma == std::string_view::npos ? std::string_view() : list.substr(comma + 1);
+    more = comma != std::string_view::npos;
+    if (more) list = list.substr(comma + 1);
     if (item.starts_with("https://")) {
       return Status::invalid_argument(fmt::format(
           "--etcd {}: https is not supported (plain http on a trusted network only)", item));

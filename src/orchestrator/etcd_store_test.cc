@@ -41,6 +41,8 @@ TEST(EtcdEndpointsTest, ParsesUrlLists) {
   EXPECT_EQ((*endpoints)[0].port, 2379);
   EXPECT_EQ((*endpoints)[1].port, 2381);
   EXPECT_FALSE(parse_etcd_endpoints("").is_ok());
+  EXPECT_FALSE(parse_etcd_endpoints("127.0.0.1:2379,").is_ok());
+  EXPECT_FALSE(parse_etcd_endpoints("127.0.0.1:2379,,127.0.0.1:2381").is_ok());
   EXPECT_FALSE(parse_etcd_endpoints("https://127.0.0.1:2379").is_ok());
   EXPECT_FALSE(parse_etcd_endpoints("http://127.0.0.1").is_ok());
 }

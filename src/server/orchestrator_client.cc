@@ -27,12 +27,14 @@ std::optional<net::HttpEndpoint> redirected_leader(const net::HttpResponse& resp
 
 Result<std::vector<net::HttpEndpoint>> parse_orchestrator_list(std::string_view list) {
   std::vector<net::HttpEndpoint> endpoints;
-  while (!list.empty()) {
+  // Every item between commas must be an address: "a," and "a,,b" are refused, not shortened.
+  while (endpoints.size() <= kOrchestratorsMax) {
     const size_t comma = list.find(',');
     auto endpoint = net::parse_http_endpoint(list.substr(0, comma));
     if (!endpoint.is_ok()) return endpoint.status();
     endpoints.push_back(std::move(*endpoint));
-    list = comma == std::string_view::npos ? std::string_view() : list.substr(comma + 1);
+    if (comma == std::string_view::npos) break;
+    list = list.substr(comma + 1);
   }
   if (endpoints.empty() || endpoints.size() > kOrchestratorsMax) {
     return Status::invalid_argument(fmt::format(
