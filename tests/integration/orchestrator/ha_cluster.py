@@ -273,6 +273,11 @@ class HaCluster:
             return status and status.get("bootstrapped") and \
                 status["machines"]["up"] == self.machine_count
         wait_for(done, timeout_s, interval_s=0.1, what="the cluster to bootstrap")
+        # Every machine serves once it has installed a table (until then: NOTABLE), which it
+        # fetches after a heartbeat answer names a newer epoch.
+        for i in sorted(self.machines):
+            wait_for(lambda: self.client(i).get("ha-ready") is None, timeout_s, interval_s=0.1,
+                     what="machine %d to install a routing table" % i)
 
     def client(self, i, **kwargs):
         kwargs.setdefault("socket_timeout", 2)
