@@ -4,7 +4,8 @@ JOBS ?= $(shell nproc)
 PYTHON := /usr/bin/python3
 PORT ?= 7000
 
-.PHONY: all deps build run test unit integration fault-long fuzz fuzz-long bench bench-migration clean
+.PHONY: all deps build run test unit integration fault-long fuzz fuzz-long bench bench-migration \
+	migration-restarts migration-restarts-long clean
 
 all: build
 
@@ -33,6 +34,13 @@ integration: build
 # The long fault run (10 minutes); its last result is recorded in docs/fault-testing.md.
 fault-long: build
 	bash tests/fault/run_long.sh
+
+# Migrations while machines restart (issue 16); results in docs/migration.md "Recipe runs".
+migration-restarts: build
+	bash scripts/migration-under-restarts.sh $(BUILD)/cairn
+
+migration-restarts-long: build
+	LONG=1 bash scripts/migration-under-restarts.sh $(BUILD)/cairn
 
 fuzz: deps
 	bash tests/fuzz/run.sh 30

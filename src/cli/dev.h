@@ -1,6 +1,6 @@
 #pragma once
 
-// `cairn dev` (DESIGN.md §2): a whole local cluster from one command. It runs an orchestrator
+// `cairn dev` (docs/operations.md): a whole local cluster from one command. It runs an orchestrator
 // and shards × rf + spares machines as child processes of this same binary (/proc/self/exe) on
 // loopback, waits until the cluster serves, prints how to connect, and stops everything on
 // Ctrl-C or SIGTERM. Layout under --data-dir (kept across restarts):

@@ -1,4 +1,4 @@
-// The `cairn` binary (DESIGN.md §2): one program, subcommands. Only `server` exists so far; the
+// The `cairn` binary (docs/operations.md): one program, subcommands. Only `server` exists so far; the
 // others are reserved and say so.
 
 #include <csignal>

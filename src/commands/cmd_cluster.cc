@@ -1,4 +1,4 @@
-// Cluster commands a client uses: CONSISTENCY [READ lvl] [WRITE lvl] (DESIGN.md §4). The levels
+// Cluster commands a client uses: CONSISTENCY [READ lvl] [WRITE lvl] (docs/cluster.md). The levels
 // belong to the connection (Session::request_options); the cluster coordinator reads them on
 // every request.
 

@@ -1,6 +1,6 @@
 // The string family (GET, SET and friends, counters, ranges), with redis-server 7.0 semantics and
 // error texts. Read-modify-write commands run inside Keyspace::atomically(), so they are atomic
-// among themselves as in Redis (DESIGN.md §4). Replies are staged and committed only when the
+// among themselves as in Redis (docs/cluster.md). Replies are staged and committed only when the
 // keyspace operation succeeded, so a storage error never leaves half a reply on the wire.
 
 #include <cmath>
@@ -193,7 +193,7 @@ void set_generic(CommandContext& ctx, const std::string& key, const std::string&
                  uint32_t flags, int64_t expire_at, bool nx_reply_integer) {
   if (!(flags & (kSetGet | kSetNx | kSetXx | kKeepTtl))) {
     // A plain SET does not depend on the stored value: it is ordered against other writes by
-    // last-write-wins (DESIGN.md §4), so it takes no key lock and never waits for one.
+    // last-write-wins (docs/cluster.md), so it takes no key lock and never waits for one.
     if (Status status = ctx.keyspace.write(key, ValueType::kString, value, expire_at);
         !status.is_ok()) {
       ctx.reply.error(storage_error_reply(status));

@@ -1,5 +1,5 @@
 #pragma once
-// Hybrid logical clock (DESIGN.md §1). A timestamp is 64 bits: the high 48 are wall-clock
+// Hybrid logical clock (docs/architecture.md). A timestamp is 64 bits: the high 48 are wall-clock
 // milliseconds since the Unix epoch, the low 16 a counter that orders events within one
 // millisecond. Invariants:
 //  1. now() returns strictly increasing values, even if the wall clock goes backwards.

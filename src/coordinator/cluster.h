@@ -1,5 +1,5 @@
 #pragma once
-// The cluster coordinator (DESIGN.md §4): any machine coordinates any key. ClusterCoordinator is
+// The cluster coordinator (docs/cluster.md): any machine coordinates any key. ClusterCoordinator is
 // the machine-wide service (peers, routing table, hints, the local replica); ClusterSession is
 // the Keyspace one client connection uses, carrying that connection's consistency levels.
 //
@@ -67,7 +67,7 @@ class ClusterCoordinator {
   void start();  // starts the hint replayer thread
   void stop();
 
-  // Self-fencing of the shard leader (DESIGN.md §6): when set, this machine acts as the leader of
+  // Self-fencing of the shard leader (docs/operations.md): when set, this machine acts as the leader of
   // a shard named in its table only while `valid()` returns true (an orchestrator-managed machine
   // answers whether its last successful heartbeat is younger than the lease); otherwise
   // atomically() fails with NOLEADER. Unset (the default, hand-pushed tables): always valid.

@@ -1,5 +1,5 @@
 #pragma once
-// Keyspace: what command handlers use to read and write keys (DESIGN.md §4). Handlers never touch
+// Keyspace: what command handlers use to read and write keys (docs/cluster.md). Handlers never touch
 // storage directly, so the same handlers serve a single machine (LocalKeyspace, this issue) and a
 // cluster (the coordinator that fans out to replicas, a later issue).
 //
@@ -89,7 +89,7 @@ class Keyspace {
 
   // Writes several string values without expiry (MSET). The default is atomic: all keys are
   // locked and written together. A cluster keyspace writes every key at the write level, split
-  // by shard, without atomicity across shards (cross-shard transactions are DESIGN.md §8).
+  // by shard, without atomicity across shards (cross-shard transactions are a later issue).
   virtual Status write_many(std::span<const std::pair<std::string, std::string>> entries) {
     std::vector<std::string> keys;
     keys.reserve(entries.size());

@@ -1,5 +1,5 @@
 #pragma once
-// The one place Boost.Asio is included (DESIGN.md §3: src/net owns the network). With g++ 12 and
+// The one place Boost.Asio is included (docs/architecture.md: src/net owns the network). With g++ 12 and
 // C++20 coroutines, Boost 1.74's Asio needs <utility> before it, so every user includes this
 // header instead of <boost/asio.hpp>.
 

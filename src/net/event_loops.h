@@ -1,9 +1,9 @@
 #pragma once
-// Event loops: one io_context per thread (DESIGN.md §4 step 1). Connections are spread over the
+// Event loops: one io_context per thread (docs/cluster.md). Connections are spread over the
 // loops round-robin and then live on one loop for their whole life, so a connection's state is
 // only ever touched by its loop's thread and needs no lock.
 //
-// Group commit (DESIGN.md §5): a connection that served a write asks its loop for a flush instead
+// Group commit (docs/formats.md): a connection that served a write asks its loop for a flush instead
 // of writing its replies. The loop posts one flush task per iteration; it runs after every read
 // completion of that iteration, calls `sync` once, and then starts the writes of all connections
 // that were waiting. So all writes of one iteration share one fsync, and no reply of a write

@@ -1,6 +1,6 @@
 #pragma once
 // PeerPool: persistent, pipelined, authenticated RESP connections from this machine to the
-// other machines of the cluster (DESIGN.md §3 "peer connection pools"; the messages are in
+// other machines of the cluster (docs/architecture.md "peer connection pools"; the messages are in
 // docs/formats.md "Internal protocol").
 //
 // Threading: the pool runs its own io_context on its own thread(s). call() may be called from

@@ -1,5 +1,5 @@
 #pragma once
-// Failure detection (DESIGN.md §6): a machine whose heartbeats stopped for down_after_ms is down,
+// Failure detection (docs/operations.md): a machine whose heartbeats stopped for down_after_ms is down,
 // for dead_after_ms dead. Pure: the caller passes the monotonic time, so tests drive it with a
 // fake clock. Returning machines are handled where their heartbeat arrives (Service), not here.
 

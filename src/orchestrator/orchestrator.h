@@ -1,5 +1,5 @@
 #pragma once
-// `cairn orchestrator` (DESIGN.md §2, §6): the composition root of the orchestrator process.
+// `cairn orchestrator` (docs/operations.md): the composition root of the orchestrator process.
 // Builds, in order: the data dir lock, the Service (state reloaded from D/state.json), the HTTP
 // API server, the 100 ms tick timer, the signal handler; runs them on one io thread and stops
 // them in reverse on SIGINT/SIGTERM.

@@ -1,9 +1,9 @@
 #pragma once
-// The planner: the machine addition protocol of DESIGN.md §6, as a pure function of the cluster
+// The planner: the machine addition protocol of docs/operations.md, as a pure function of the cluster
 // state (no I/O, no clock: time comes in the state). The orchestrator calls it whenever machines
 // change; the simulation test drives it for simulated days.
 //
-// Rules, in order (DESIGN.md §6):
+// Rules, in order (docs/operations.md):
 //  1. Replace every failed (dead) voting replica: an extra replica of the same shard if there is
 //     one (it joins, and votes once rebuilt: it only has the writes made since it became an
 //     extra; the copy is mostly LWW no-ops); else take a spare, which joins
@@ -40,7 +40,7 @@ struct MachineInfo {
   double load = 0;                // ops/s reported by heartbeats (for "busiest shards")
   // True once this machine cannot be acting as a shard leader any more: the orchestrator has
   // not renewed its lease (no heartbeat, or it stopped renewing a draining machine's lease) for
-  // lease_ms + margin (DESIGN.md §6). The planner names another leader for a shard, or removes
+  // lease_ms + margin (docs/operations.md). The planner names another leader for a shard, or removes
   // a dead/draining leader from it, only when this is true; false (the default) is the safe
   // value. The orchestrator should re-run the planner when a leader's lease expires.
   bool lease_expired = false;

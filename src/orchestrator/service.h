@@ -1,5 +1,5 @@
 #pragma once
-// The orchestrator service (DESIGN.md §6): membership (register, heartbeat, drain, remove),
+// The orchestrator service (docs/operations.md): membership (register, heartbeat, drain, remove),
 // failure detection, the first table (bootstrap), plans applied as new table epochs, leaders
 // named under the lease rule, events and the down-machines history. The HTTP API (api.h) is a
 // thin translation onto these methods.

@@ -1,5 +1,5 @@
 #pragma once
-// The orchestrator's durable state (DESIGN.md §6) and its JSON file.
+// The orchestrator's durable state (docs/operations.md) and its JSON file.
 //
 // Invariants of a State the service holds (checked by validate_state at load):
 //  1. Machine ids are non-zero and unique; machines are sorted by id.

@@ -1,6 +1,6 @@
 #pragma once
-// Replica: what a machine does with data it owns (DESIGN.md §3 "replica"): apply and read cells
-// for other machines' coordinators, with epoch fencing (DESIGN.md §4.6). The internal commands
+// Replica: what a machine does with data it owns (docs/architecture.md "replica"): apply and read cells
+// for other machines' coordinators, with epoch fencing (docs/cluster.md). The internal commands
 // (src/commands/cmd_internal.cc) are thin wrappers around this class.
 //
 // Epoch fencing. Every request carries the caller's epoch E_c; this machine follows E_r:

@@ -1,5 +1,5 @@
 #pragma once
-// TableHolder: the routing table this machine currently follows (DESIGN.md §4.6, §6).
+// TableHolder: the routing table this machine currently follows (docs/cluster.md, docs/operations.md).
 // Thread-safe: readers take a snapshot (a shared_ptr) and use it for one request; install()
 // swaps in a newer table atomically.
 //

@@ -1,5 +1,5 @@
 #pragma once
-// RESP request parser (DESIGN.md §4 step 1). Pure: no I/O.
+// RESP request parser (docs/cluster.md). Pure: no I/O.
 //
 // Accepts what redis-server accepts from a client: multibulk requests (`*N\r\n$len\r\n...`) and
 // inline commands (a line of space-separated words, with Redis's quoting rules). The parser is

@@ -1,5 +1,5 @@
 #pragma once
-// The RESP client session: what a client connection's bytes mean (DESIGN.md §4 step 1). It parses
+// The RESP client session: what a client connection's bytes mean (docs/cluster.md). It parses
 // every complete request in the buffered bytes, dispatches them in order through the command
 // table and appends the replies (pipelining). It enforces the protocol limits of redis-server:
 // proto-max-bulk-len (in the parser) and client-query-buffer-limit (here).

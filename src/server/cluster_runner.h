@@ -1,6 +1,6 @@
 #pragma once
 // ClusterRunner: runs client commands of a cluster machine on workers (docs/formats.md "Internal
-// protocol", DESIGN.md §4). Each connection gets its own coordinator::ClusterSession, carrying its
+// protocol", docs/cluster.md). Each connection gets its own coordinator::ClusterSession, carrying its
 // CONSISTENCY levels. Read-modify-write commands run only on their shard's leader: when the
 // session asks for a redirect, the handler's reply is discarded and the whole command is sent to
 // the leader as

@@ -1,5 +1,5 @@
 #pragma once
-// Settings of `cairn server` (DESIGN.md §2, §9). They come from the defaults, then a TOML file
+// Settings of `cairn server` (docs/operations.md). They come from the defaults, then a TOML file
 // (--config FILE), then command-line flags, each overriding the one before. Every setting has one
 // name, used as the flag (--name), the TOML key (name or name_with_underscores) and the CONFIG
 // GET/SET parameter. Unknown names and bad values are start-up errors, never ignored.

@@ -129,6 +129,40 @@ Result<std::vector<storage::WalChange>> decode_cells(const resp::Value& flat, To
   return cells;
 }
 
+// A CAIRN.MIGRATE SCAN answer: where the next page starts, and the cells within [start, end).
+struct ScanPage {
+  Token next = 0;
+  std::vector<storage::WalChange> cells;
+  uint64_t bytes = 0;  // of the keys and values received
+};
+
+Result<ScanPage> decode_scan_page(const Result<resp::Value>& reply, Token start, Token end) {
+  if (Status status = reply_status(reply); !status.is_ok()) return status;
+  if (reply->type != resp::Value::Type::kArray || reply->elements.size() != 2) {
+    return Status::corruption("malformed SCAN answer");
+  }
+  const std::optional<Token> next = reply_number(reply->elements[0]);
+  if (!next) return Status::corruption("malformed SCAN cursor");
+  ScanPage page;
+  page.next = *next;
+  Result<std::vector<storage::WalChange>> cells =
+      decode_cells(reply->elements[1], start, end, &page.bytes);
+  if (!cells.is_ok()) return cells.status();
+  page.cells = std::move(*cells);
+  return page;
+}
+
+// Moves a page cursor to `next`; returns whether the range is done. A cursor is a start token (0
+// is the ring's start here, not its end): a page must move it forward, within the range.
+Result<bool> advance_cursor(Token& cursor, Token next, Token start, Token end) {
+  if (next == 0 || next == end) return true;
+  if (next <= cursor || !in_range(next, start, end)) {
+    return Status::corruption(fmt::format("SCAN made no progress at {}", cursor));
+  }
+  cursor = next;
+  return false;
+}
+
 // Sends each (address, args) at once and waits for every answer (each bounded by timeout_ms).
 std::vector<Result<resp::Value>> call_all(
     net::PeerPool& peers, const std::vector<std::pair<std::string, std::vector<std::string>>>& calls,
@@ -611,48 +645,37 @@ Result<uint64_t> Migrator::scan_page(Migration& migration, Stream& stream, int t
     reply = peers_.call_sync(stream.address, scan_args(stream.cursor), timeout_ms);
   }
   stream.prefetch.reset();
-  if (Status status = reply_status(reply); !status.is_ok()) return status;
-  if (reply->type != resp::Value::Type::kArray || reply->elements.size() != 2) {
-    return Status::corruption("malformed SCAN answer");
-  }
-  const std::optional<Token> next = reply_number(reply->elements[0]);
-  if (!next) return Status::corruption("malformed SCAN cursor");
-  if (*next != 0 && *next != end && *next > stream.cursor && in_range(*next, start, end)) {
+  Result<ScanPage> page = decode_scan_page(reply, start, end);
+  if (!page.is_ok()) return page.status();
+  const Token next = page->next;
+  if (next != 0 && next != end && next > stream.cursor && in_range(next, start, end)) {
     // Ask for the next page now: the source reads it while this one is applied here.
     auto promise = std::make_shared<std::promise<Result<resp::Value>>>();
     stream.prefetched = promise->get_future().share();
     stream.prefetch = promise;
-    stream.prefetch_cursor = *next;
-    peers_.call(stream.address, scan_args(*next), timeout_ms,
+    stream.prefetch_cursor = next;
+    peers_.call(stream.address, scan_args(next), timeout_ms,
                 [promise](Result<resp::Value> answer) { promise->set_value(std::move(answer)); });
   }
-  uint64_t bytes = 0;
-  Result<std::vector<storage::WalChange>> cells =
-      decode_cells(reply->elements[1], start, end, &bytes);
-  if (!cells.is_ok()) return cells.status();
-  if (!cells->empty()) {
+  if (!page->cells.empty()) {
     // Unlogged: the bulk copy stays out of the WAL every client write fsyncs. It becomes durable
     // with the flush below, before the stream counts as staged; a crash before that ends this
     // process's streams, and a restarted machine copies again.
-    Result<size_t> stored = replica_.apply_copied_batch(*cells, /*logged=*/false);
+    Result<size_t> stored = replica_.apply_copied_batch(page->cells, /*logged=*/false);
     if (!stored.is_ok()) return stored.status();
     migration.keys.fetch_add(*stored, std::memory_order_relaxed);
   }
-  migration.bytes.fetch_add(bytes, std::memory_order_relaxed);
-  if (*next == 0 || *next == end) {
+  migration.bytes.fetch_add(page->bytes, std::memory_order_relaxed);
+  Result<bool> done = advance_cursor(stream.cursor, next, start, end);
+  if (!done.is_ok()) return done.status();
+  if (*done) {
     if (Status flushed = engine_.flush_memtables(); !flushed.is_ok()) return flushed;
     stream.scan_done = true;
     spdlog::info("migration {}: range scanned from machine {} ({} keys copied so far)",
                  migration.id, stream.machine,
                  migration.keys.load(std::memory_order_relaxed));
-  } else if (*next <= stream.cursor || !in_range(*next, start, end)) {
-    // A cursor is a start token (0 is the ring's start here, not its end): a page must move it
-    // forward, within the range.
-    return Status::corruption(fmt::format("SCAN made no progress at {}", stream.cursor));
-  } else {
-    stream.cursor = *next;
   }
-  return bytes;
+  return page->bytes;
 }
 
 namespace {
@@ -704,17 +727,10 @@ Result<uint64_t> Migrator::verify_page(Migration& migration, Stream& stream, int
   const std::vector<std::string> args = {"CAIRN.MIGRATE", "SCAN",
                                          std::to_string(stream.verify_cursor), std::to_string(end),
                                          std::to_string(options_.scan_page_keys), "STAMPS"};
-  Result<resp::Value> reply = peers_.call_sync(stream.address, args, timeout_ms);
-  if (Status status = reply_status(reply); !status.is_ok()) return status;
-  if (reply->type != resp::Value::Type::kArray || reply->elements.size() != 2) {
-    return Status::corruption("malformed SCAN answer");
-  }
-  const std::optional<Token> next = reply_number(reply->elements[0]);
-  if (!next) return Status::corruption("malformed SCAN cursor");
-  uint64_t bytes = 0;
-  Result<std::vector<storage::WalChange>> stamps =
-      decode_cells(reply->elements[1], start, end, &bytes);
-  if (!stamps.is_ok()) return stamps.status();
+  Result<ScanPage> page =
+      decode_scan_page(peers_.call_sync(stream.address, args, timeout_ms), start, end);
+  if (!page.is_ok()) return page.status();
+  const std::vector<storage::WalChange>* stamps = &page->cells;
   Result<std::vector<const storage::WalChange*>> missing = uncovered(*stamps);
   if (!missing.is_ok()) return missing.status();
   if (!missing->empty()) {
@@ -731,19 +747,17 @@ Result<uint64_t> Migrator::verify_page(Migration& migration, Stream& stream, int
   }
   stream.verify_repairs = 0;
   migration.verified_cells.fetch_add(stamps->size(), std::memory_order_relaxed);
-  if (*next == 0 || *next == end) {
+  Result<bool> done = advance_cursor(stream.verify_cursor, page->next, start, end);
+  if (!done.is_ok()) return done.status();
+  if (*done) {
     stream.verified = true;
     spdlog::info("migration {}: copy from machine {} verified ({} cells compared so far, {} "
                  "copied again)",
                  migration.id, stream.machine,
                  migration.verified_cells.load(std::memory_order_relaxed),
                  migration.repaired_cells.load(std::memory_order_relaxed));
-  } else if (*next <= stream.verify_cursor || !in_range(*next, start, end)) {
-    return Status::corruption(fmt::format("SCAN made no progress at {}", stream.verify_cursor));
-  } else {
-    stream.verify_cursor = *next;
   }
-  return bytes;
+  return page->bytes;
 }
 
 Result<uint64_t> Migrator::repair_page(Migration& migration, Stream& stream,
@@ -761,23 +775,17 @@ Result<uint64_t> Migrator::repair_page(Migration& migration, Stream& stream,
         "the page at {} from machine {} still differs after {} copies: staging again",
         topology::format_token(stream.verify_cursor), stream.machine, kRepairsMax));
   }
-  Result<resp::Value> reply = peers_.call_sync(
-      stream.address,
-      {"CAIRN.MIGRATE", "SCAN", std::to_string(stream.verify_cursor),
-       std::to_string(migration.end), std::to_string(options_.scan_page_keys)},
-      timeout_ms);
-  if (Status status = reply_status(reply); !status.is_ok()) return status;
-  if (reply->type != resp::Value::Type::kArray || reply->elements.size() != 2) {
-    return Status::corruption("malformed SCAN answer");
-  }
-  uint64_t bytes = 0;
-  Result<std::vector<storage::WalChange>> cells =
-      decode_cells(reply->elements[1], migration.start, migration.end, &bytes);
-  if (!cells.is_ok()) return cells.status();
-  Result<size_t> stored = replica_.apply_copied_batch(*cells);
+  Result<ScanPage> page = decode_scan_page(
+      peers_.call_sync(stream.address,
+                       {"CAIRN.MIGRATE", "SCAN", std::to_string(stream.verify_cursor),
+                        std::to_string(migration.end), std::to_string(options_.scan_page_keys)},
+                       timeout_ms),
+      migration.start, migration.end);
+  if (!page.is_ok()) return page.status();
+  Result<size_t> stored = replica_.apply_copied_batch(page->cells);
   if (!stored.is_ok()) return stored.status();
   migration.repaired_cells.fetch_add(*stored, std::memory_order_relaxed);
-  return bytes;
+  return page->bytes;
 }
 
 Result<uint64_t> Migrator::wal_round(Migration& migration, Stream& stream, int timeout_ms) {

@@ -1,5 +1,5 @@
 #pragma once
-// Migrator: the machine's side of the two-phase migration (docs/migration.md, DESIGN.md §7).
+// Migrator: the machine's side of the two-phase migration (docs/migration.md, docs/migration.md).
 //
 // The orchestrator's heartbeat answers carry the active migrations (set_orders()); on its own
 // thread the migrator acts on each order according to this machine's role in the CURRENT table:

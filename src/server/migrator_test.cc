@@ -303,6 +303,18 @@ struct LocalTarget {
     options.secret = std::string(kSecret);
     return options;
   }
+  // Every cell stored in the range: key → encoded cell.
+  std::map<std::string, std::string> cells(const topology::Range& range) {
+    std::map<std::string, std::string> out;
+    EXPECT_TRUE(engine
+                    ->scan(range.start, range.end,
+                           [&](topology::Token, std::string_view key, const storage::Cell& cell) {
+                             out[std::string(key)] = storage::encode_cell(cell);
+                             return true;
+                           })
+                    .is_ok());
+    return out;
+  }
   size_t stored(const topology::Range& range) {
     size_t count = 0;
     EXPECT_TRUE(engine
@@ -362,14 +374,7 @@ TEST_F(MigratorTest, VerificationCopiesAgainWhatTheCopyLacks) {
   for (int round = 0; round < 1000 && !staged(); ++round) migrator.run_round();
   ASSERT_TRUE(staged());
   EXPECT_EQ(local.stored(range_), preloaded.size());
-  std::map<std::string, std::string> copied;
-  ASSERT_TRUE(local.engine
-                  ->scan(range_.start, range_.end,
-                         [&](topology::Token, std::string_view key, const storage::Cell& cell) {
-                           copied[std::string(key)] = storage::encode_cell(cell);
-                           return true;
-                         })
-                  .is_ok());
+  const std::map<std::string, std::string> copied = local.cells(range_);
   EXPECT_TRUE(copied == preloaded);
   const std::string info = migrator.info();
   EXPECT_EQ(info.find("repaired_cells=0"), std::string::npos) << info;
@@ -458,14 +463,7 @@ TEST_F(MigratorTest, TheDriverFencesFinishesCommitsAndPushesAndTheSourceCleansUp
   EXPECT_EQ(parsed->epoch(), table_->epoch() + 1);
 
   // The target holds exactly what the source held (no write since the preload).
-  std::map<std::string, std::string> copied;
-  ASSERT_TRUE(engine
-                  ->scan(range_.start, range_.end,
-                         [&](topology::Token, std::string_view key, const storage::Cell& cell) {
-                           copied[std::string(key)] = storage::encode_cell(cell);
-                           return true;
-                         })
-                  .is_ok());
+  const std::map<std::string, std::string> copied = local.cells(range_);
   EXPECT_TRUE(copied == preloaded);
 
   // The source deletes the range once it follows the commit's epoch: at once when the new table

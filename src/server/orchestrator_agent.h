@@ -1,7 +1,7 @@
 #pragma once
-// OrchestratorAgent: the machine's side of the orchestrator (DESIGN.md §6), started by a server
-// run with --orchestrator HOST:PORT[,HOST:PORT...] (several orchestrators: every call goes to
-// the leader, orchestrator_client.h; while none answers the machine keeps its last table).
+// OrchestratorAgent: the machine's side of the orchestrator (docs/operations.md), started by a
+// server run with --orchestrator HOST:PORT[,HOST:PORT...] (several orchestrators: every call goes
+// to the leader, orchestrator_client.h; while none answers the machine keeps its last table).
 //
 // On its own thread (so no event loop or worker ever waits for the orchestrator), it
 //  1. registers: POST /v1/register {"machine_id", "address"}, retried with a growing delay (up

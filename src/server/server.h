@@ -1,5 +1,5 @@
 #pragma once
-// The composition root of `cairn server` (DESIGN.md §3): builds the services of one machine in
+// The composition root of `cairn server` (docs/architecture.md): builds the services of one machine in
 // dependency order and stops them in reverse.
 //
 //   start: config → data dir + machine id → Engine → HybridClock → [cluster mode: TableHolder
@@ -10,7 +10,7 @@
 //          coordinator → final sync → the rest in reverse order of construction
 //
 // With --orchestrator the machine registers and heartbeats on the agent's thread, follows the
-// orchestrator's tables and acts as a shard leader only while its lease is valid (DESIGN.md §6);
+// orchestrator's tables and acts as a shard leader only while its lease is valid (docs/operations.md);
 // when it joins a shard as a replacement, the rebuilder copies the shard's data to it and the
 // agent's heartbeat then asks for its vote (server/rebuilder.h). The migrator acts on the
 // migrations the heartbeat answers order (server/migrator.h, docs/migration.md).

@@ -1,5 +1,5 @@
 #pragma once
-// Cells: the unit of storage and of conflict resolution (DESIGN.md §1, §4.5, §5).
+// Cells: the unit of storage and of conflict resolution (docs/architecture.md, docs/cluster.md, docs/formats.md).
 // The byte layouts are documented in docs/formats.md; change both together.
 //
 // Invariants:

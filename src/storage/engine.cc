@@ -1,5 +1,6 @@
 #include "storage/engine.h"
 
+#include <fcntl.h>
 #include <rocksdb/cache.h>
 #include <rocksdb/db.h>
 #include <rocksdb/filter_policy.h>
@@ -8,6 +9,7 @@
 #include <rocksdb/transaction_log.h>
 #include <rocksdb/write_batch.h>
 #include <spdlog/spdlog.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <array>
@@ -38,7 +40,7 @@ constexpr size_t kHintKeyLengthBytes = 4;
 constexpr size_t kApplyStripes = 256;
 constexpr size_t kKeyStripes = 1024;
 
-// Bounds that keep an idle server small (DESIGN.md: idle RSS < 64 MiB for the whole process).
+// Bounds that keep an idle server small (idle RSS < 64 MiB for the whole process).
 constexpr int kMaxOpenFiles = 256;
 constexpr size_t kMinWriteBufferBytes = 64 * 1024;
 constexpr int kMaxBackgroundJobs = 2;
@@ -54,7 +56,7 @@ constexpr uint64_t kMetadataBlockBytes = 4096;
 // every acknowledged write waits for.
 constexpr uint64_t kSstBytesPerSync = 1 << 20;
 
-// Archived WAL files are kept for migration readers (GetUpdatesSince, DESIGN.md §5). RocksDB
+// Archived WAL files are kept for migration readers (GetUpdatesSince, docs/formats.md). RocksDB
 // deletes an archived file once it is older than the TTL or the archive exceeds the size limit,
 // whichever comes first; a migration that falls further behind must restart from a range scan.
 // The defaults are EngineOptions::wal_retention_seconds / wal_retention_megabytes; a hold
@@ -154,7 +156,7 @@ rocksdb::Options make_rocksdb_options(const EngineOptions& options,
   db.avoid_flush_during_shutdown = false;
   // WAL records collect in RocksDB's buffer until sync() flushes them: one write() (and, with
   // durability `always`, one fsync) per event-loop iteration instead of one per command. This is
-  // the group commit of DESIGN.md §5.
+  // the group commit of docs/formats.md
   db.manual_wal_flush = true;
   db.max_open_files = kMaxOpenFiles;
   db.max_background_jobs = kMaxBackgroundJobs;
@@ -469,6 +471,36 @@ struct Engine::Impl {
   }
 };
 
+namespace {
+
+// The process holding the RocksDB directory's LOCK (an fcntl lock), or 0 if none holds it.
+pid_t lock_holder(const std::string& dir) {
+  const int fd = ::open((dir + "/LOCK").c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return 0;
+  struct flock probe {};
+  probe.l_type = F_WRLCK;
+  probe.l_whence = SEEK_SET;
+  const bool held = ::fcntl(fd, F_GETLK, &probe) == 0 && probe.l_type != F_UNLCK;
+  ::close(fd);
+  return held ? probe.l_pid : 0;
+}
+
+// A machine restarted right after kill -9 can find its directory still locked by the old
+// process, whose threads are still being torn down: wait for it rather than fail to start.
+void wait_for_lock(const std::string& dir, int wait_ms) {
+  pid_t holder = lock_holder(dir);
+  if (holder == 0) return;
+  spdlog::warn("storage: {} is locked by process {}: waiting up to {} ms for it to exit", dir,
+               holder, wait_ms);
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(wait_ms);
+  while (holder != 0 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    holder = lock_holder(dir);
+  }
+}
+
+}  // namespace
+
 Engine::Engine(EngineOptions options, std::unique_ptr<Impl> impl)
     : options_(std::move(options)), impl_(std::move(impl)) {}
 
@@ -488,6 +520,7 @@ Result<std::unique_ptr<Engine>> Engine::open(const EngineOptions& options) {
       {kHintsFamily, rocksdb::ColumnFamilyOptions()}};
   std::vector<rocksdb::ColumnFamilyHandle*> handles;
   rocksdb::DB* db = nullptr;
+  wait_for_lock(resolved.path, resolved.lock_wait_ms);
   rocksdb::Status status = rocksdb::DB::Open(db_options, resolved.path, families, &handles, &db);
   if (!status.ok()) return from_rocksdb(status, "storage: open " + resolved.path);
   impl->db.reset(db);

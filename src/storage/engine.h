@@ -1,5 +1,5 @@
 #pragma once
-// The storage engine of one machine: the only code that includes <rocksdb/...> (DESIGN.md §3, §5).
+// The storage engine of one machine: the only code that includes <rocksdb/...> (docs/architecture.md, docs/formats.md).
 //
 // Thread-safety: every method may be called from any thread concurrently.
 // Durability: apply() puts its record in RocksDB's WAL buffer (manual_wal_flush); sync() makes
@@ -59,6 +59,9 @@ struct EngineOptions {
   // set both to 0 so a flushed WAL is deleted at once.
   uint64_t wal_retention_seconds = 600;
   uint64_t wal_retention_megabytes = 128;
+  // How long open() waits for another process to release the directory's lock (a previous
+  // instance killed a moment ago still exiting) before it fails.
+  int lock_wait_ms = 10000;
 };
 
 struct EngineStats {
@@ -68,7 +71,7 @@ struct EngineStats {
   uint64_t latest_sequence = 0;     // RocksDB's last sequence number (the WAL LSN)
 };
 
-// A write a coordinator could not deliver to a replica, kept for hinted handoff (DESIGN.md §4):
+// A write a coordinator could not deliver to a replica, kept for hinted handoff (docs/cluster.md):
 // replayed (in `sequence` order) when the target answers again, then dropped.
 struct Hint {
   uint64_t target = 0;    // machine id of the replica that missed the write
@@ -169,7 +172,7 @@ class Engine {
   // (target, number of hints) for every target holding hints, by target (for INFO).
   std::vector<std::pair<uint64_t, uint64_t>> hint_counts() const;
 
-  // ---- The WAL tail for migrations (DESIGN.md §5, §7; docs/migration.md) ----
+  // ---- The WAL tail for migrations (docs/formats.md, docs/migration.md; docs/migration.md) ----
   //
   // The WAL records with sequence >= from_sequence: cells (tombstones and expired ones included)
   // and range deletions of the data with start <= token < end (end 0 = ring end); records of the

@@ -3,12 +3,14 @@
 #include <gtest/gtest.h>
 #include <rocksdb/db.h>
 #include <rocksdb/options.h>
+#include <fcntl.h>
 #include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
@@ -117,7 +119,7 @@ TEST(EngineTest, SurvivesReopen) {
   EXPECT_EQ(read_ok(*engine, 5, "")->value, std::string("\0\xff", 2));
 }
 
-// Property (DESIGN.md §4.5): applying the same cells in any order leaves the same stored cells.
+// Property (docs/cluster.md): applying the same cells in any order leaves the same stored cells.
 // Each permutation writes to its own copy of the keys (a key prefix) in one engine, so all
 // copies must end identical and equal to the in-memory fold.
 TEST(EngineTest, FinalStateIsIndependentOfApplyOrder) {
@@ -227,6 +229,54 @@ TEST(EngineTest, ClearDeletesEverything) {
   EXPECT_EQ(visited, 0);
   EXPECT_TRUE(apply_ok(*engine, ~0ull, "1", value_cell(1, "again")));
   EXPECT_EQ(read_ok(*engine, ~0ull, "1")->value, "again");
+}
+
+// A process that still holds the directory (a machine killed a moment ago, not yet exited):
+// open() waits for it to go instead of failing, and fails clearly if it never goes.
+TEST(EngineTest, OpenWaitsForAnExitingProcessToReleaseTheDirectory) {
+  TempDir dir;
+  open_engine(dir.path()).reset();  // creates the LOCK file
+  const auto hold_lock_in_child = [&](int hold_ms) {
+    int ready[2];
+    CAIRN_ASSERT(::pipe(ready) == 0, "pipe");
+    const pid_t child = ::fork();
+    CAIRN_ASSERT(child >= 0, "fork");
+    if (child == 0) {
+      const int fd = ::open((dir.path() + "/LOCK").c_str(), O_RDWR);
+      struct flock lock {};
+      lock.l_type = F_WRLCK;
+      lock.l_whence = SEEK_SET;
+      if (fd < 0 || ::fcntl(fd, F_SETLK, &lock) != 0) ::_exit(1);
+      const char byte = 1;
+      if (::write(ready[1], &byte, 1) != 1) ::_exit(1);
+      ::usleep(static_cast<useconds_t>(hold_ms) * 1000);
+      ::_exit(0);
+    }
+    char byte = 0;
+    CAIRN_ASSERT(::read(ready[0], &byte, 1) == 1, "the child took the lock");
+    ::close(ready[0]);
+    ::close(ready[1]);
+    return child;
+  };
+
+  pid_t child = hold_lock_in_child(300);
+  EngineOptions options;
+  options.path = dir.path();
+  const auto started = std::chrono::steady_clock::now();
+  Result<std::unique_ptr<Engine>> engine = Engine::open(options);
+  EXPECT_TRUE(engine.is_ok()) << engine.status().to_string();
+  EXPECT_GE(std::chrono::steady_clock::now() - started, std::chrono::milliseconds(200));
+  engine = Status::internal("closed");
+  ::waitpid(child, nullptr, 0);
+
+  child = hold_lock_in_child(3000);
+  options.lock_wait_ms = 100;
+  Result<std::unique_ptr<Engine>> refused = Engine::open(options);
+  EXPECT_FALSE(refused.is_ok());
+  EXPECT_NE(refused.status().message().find("lock"), std::string::npos)
+      << refused.status().to_string();
+  ::kill(child, SIGKILL);
+  ::waitpid(child, nullptr, 0);
 }
 
 TEST(EngineTest, CorruptStoredBytesAreReported) {

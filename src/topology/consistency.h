@@ -1,5 +1,5 @@
 #pragma once
-// Consistency levels and quorum math (DESIGN.md §4). Pure: no I/O, no clock.
+// Consistency levels and quorum math (docs/cluster.md). Pure: no I/O, no clock.
 //
 // A level says how many voting replicas of a shard must answer before a request succeeds:
 // ONE, TWO, THREE, QUORUM (floor(N/2) + 1), ALL (N), or an explicit number 1..15. Extra and

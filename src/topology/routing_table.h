@@ -1,6 +1,6 @@
 #pragma once
 // The routing table: which shard owns each token, which machines make up each shard, and the
-// state of every machine (DESIGN.md §1, §4, §6). Pure: no I/O, no clock; time is an argument.
+// state of every machine (docs/architecture.md, docs/cluster.md, docs/operations.md). Pure: no I/O, no clock; time is an argument.
 //
 // Invariants of every RoutingTable object (checked by validate(); a RoutingTable can only be
 // built through functions that run it, so code holding one may rely on them):
@@ -92,7 +92,7 @@ struct Shard {
   std::vector<MachineId> replicas;  // voting: count toward R and W
   std::vector<MachineId> extras;    // receive writes, may serve reads, never vote
   std::vector<MachineId> joining;   // receive writes while their data streams in, never vote
-  MachineId leader = kNoMachine;    // runs read-modify-write commands (DESIGN.md §4)
+  MachineId leader = kNoMachine;    // runs read-modify-write commands (docs/cluster.md)
   uint64_t lease_expiry_ms = 0;     // wall-clock ms; 0 = never expires (hand-pushed tables)
 
   // Whether the leader may act at `now_ms`. The caller supplies the time to keep this pure.

@@ -1,5 +1,5 @@
 #pragma once
-// Tokens place keys on the ring (DESIGN.md §1). Pure: no I/O, no clock.
+// Tokens place keys on the ring (docs/architecture.md). Pure: no I/O, no clock.
 //
 // A key's token is xxh3-64 of the key, or of its hash tag: the bytes between the first '{' and
 // the first '}' after it, when that span is non-empty (the rule of Redis Cluster). Keys that share

@@ -213,6 +213,25 @@ class Machine:
         if self.running():
             self.proc.send_signal(sig)
 
+    def wait_stopped(self, timeout):
+        """Waits until every thread of the process is in state T (stopped); raises if not."""
+        deadline = time.monotonic() + timeout
+        task_dir = "/proc/%d/task" % self.proc.pid
+        while True:
+            states = []
+            try:
+                for tid in os.listdir(task_dir):
+                    with open(os.path.join(task_dir, tid, "stat")) as f:
+                        states.append(f.read().rsplit(")", 1)[1].split()[0])
+            except OSError:
+                states = ["?"]  # a thread came or went while listing: look again
+            if states and all(s in ("T", "t") for s in states):
+                return
+            if time.monotonic() > deadline:
+                raise RuntimeError("machine %d did not stop within %.1f s (thread states %s)"
+                                   % (self.index, timeout, "".join(states)))
+            time.sleep(0.005)
+
     def wait_exit(self, timeout):
         try:
             self.proc.wait(timeout=timeout)
@@ -316,8 +335,13 @@ class Cluster:
         m.paused = False
 
     def pause(self, i):
-        self.machines[i].signal(signal.SIGSTOP)
-        self.machines[i].paused = True
+        """SIGSTOP machine i; returns once every thread of it has stopped. kill() only queues
+        the stop: until one thread takes it, the others (the event loop) may still answer."""
+        m = self.machines[i]
+        m.signal(signal.SIGSTOP)
+        m.paused = True
+        if m.running():
+            m.wait_stopped(STOP_GRACE_S)
 
     def resume(self, i):
         self.machines[i].signal(signal.SIGCONT)

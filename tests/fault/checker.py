@@ -1,4 +1,4 @@
-"""Checks a fault-test history (history.py) for the guarantees of R + W > N (DESIGN.md §4).
+"""Checks a fault-test history (history.py) for the guarantees of R + W > N (docs/cluster.md).
 
 Pure: takes the recorded operations, reads no clock and does no I/O. Every value written is
 unique per key (the workload guarantees it; the checker refuses a history where it is not), so

@@ -1,4 +1,4 @@
-// libFuzzer harness for the RESP request parser (DESIGN.md §10).
+// libFuzzer harness for the RESP request parser (docs/fault-testing.md).
 //
 // Input layout: byte 0 picks the parser limits, byte 1 seeds how the rest is cut into reads, and
 // the remaining bytes are the stream a client sends. For every input the harness checks:

@@ -246,9 +246,11 @@ class DevCluster:
         else:
             wait_for(lambda: not _alive(pid), 10, what="pid %d to exit" % pid)
 
-    def restart(self, index):
-        """Starts machine `index` again with its data and flags (after kill)."""
+    def restart(self, index, extra_args=()):
+        """Starts machine `index` again with its data and flags (after kill); `extra_args`
+        (server flags, e.g. --rebuild-max-mb-per-s 1) are added from now on."""
         assert index not in self.pids, "machine %d is running" % index
+        self.commands[index] = self.commands[index] + list(extra_args)
         return self._start_machine(index, self.commands[index])
 
     def add_machine(self):
@@ -391,8 +393,13 @@ def _cmdline(pid):
 
 
 def _alive(pid):
+    """Whether any thread of process `pid` still runs. The thread group leader of a killed
+    multi-threaded process turns zombie before its other threads have exited, and those still
+    hold its files (RocksDB's LOCK): a restart on the same data directory must wait for them."""
     try:
         with open("/proc/%d/stat" % pid) as f:
-            return f.read().split(")")[-1].split()[0] != "Z"
+            if f.read().split(")")[-1].split()[0] not in ("Z", "X"):
+                return True
+        return len(os.listdir("/proc/%d/task" % pid)) > 1
     except OSError:
         return False

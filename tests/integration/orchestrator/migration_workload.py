@@ -15,6 +15,8 @@ acknowledged INCR and at most every attempted one.
 
 import os
 import random
+import re
+import struct
 import sys
 import threading
 import time
@@ -33,6 +35,8 @@ CLIENT_TIMEOUT_S = 3.0
 SHORT_TTL_MS = 1500
 LONG_TTL_S = 3600
 PIPELINE = 20
+CELL_HEADER = struct.Struct(">BBBQQqI")  # docs/formats.md "Cells", layout version 1
+_TRAFFIC_KEY = re.compile(r"(hot|w\d+):")
 
 
 def _text(v):
@@ -58,6 +62,10 @@ class Traffic:
         self.incr_attempted = [dict() for _ in range(writer_threads)]
         self.uncertain = [set() for _ in range(writer_threads)]
         self.counts = {"checked": 0, "pipelines": 0, "pipeline_failures": 0}
+        # Keys some acknowledged operation wrote a cell to (SET, INCR, DEL that deleted): every
+        # voting replica of their shard must store them. Shared by the threads (set.add is
+        # atomic), and by a Traffic that takes over this one's history.
+        self.written = set()
         for n in range(checked_threads):
             self.threads.append(threading.Thread(target=self._guard(self._checked, n),
                                                  name="checked%d" % n, daemon=True))
@@ -108,6 +116,7 @@ class Traffic:
                 try:
                     conn.set(key, value)
                     self.history.complete(op, OK)
+                    self.written.add(key)
                 except redis.ResponseError as e:
                     outcome = UNCERTAIN if str(e).startswith("UNCERTAIN") else FAIL
                     self.history.complete(op, outcome, error=str(e))
@@ -171,6 +180,8 @@ class Traffic:
                 if isinstance(reply, Exception):
                     uncertain.add(key)
                     continue
+                if state[0] != "del" or reply:
+                    self.written.add(key)  # a DEL of nothing live writes nothing
                 if state[0] == "incr":
                     model[key] = ("ctr", model.get(key, ("ctr", 0))[1] + 1)
                 else:
@@ -178,6 +189,14 @@ class Traffic:
                     uncertain.discard(key)  # a later acknowledged SET or DEL decides the key
 
     # ---- checks -----------------------------------------------------------------------------
+
+    def must_agree(self, key):
+        """Whether every voting replica of `key`'s shard must store it (replica_differences):
+        keys of other writers (preloads) always; this traffic's keys once an acknowledged
+        operation wrote them. A key only ever written by failed or uncertain operations (e.g.
+        through a machine killed mid-request, which then stored no hint) may be on some
+        replicas only."""
+        return not _TRAFFIC_KEY.match(key) or key in self.written
 
     def final_reads(self, deadline_s=30.0):
         """One successful read of every hot key (into the history)."""
@@ -238,20 +257,115 @@ class Traffic:
         return problems
 
 
-def stored_keys(dev, index, start=0, end=0):
-    """Every key machine `index` stores with start <= token < end (CAIRN.MIGRATE SCAN)."""
+def stored_cells(dev, index, start=0, end=0):
+    """[(key, cell bytes)] of every cell machine `index` stores with start <= token < end
+    (CAIRN.MIGRATE SCAN: not fenced, what the machine stores, tombstones and expired values
+    included)."""
     c = dev.client(index)
     c.execute_command("CAIRN.AUTH", dev.secret())
-    keys = []
+    cells = []
     cursor = start
     for _ in range(100000):
         nxt, flat = c.execute_command("CAIRN.MIGRATE", "SCAN", "0x%016x" % cursor,
                                       "0x%016x" % end, 1000)
-        keys += [_text(k) for k in flat[0::2]]
+        cells += [(_text(k), v) for k, v in zip(flat[0::2], flat[1::2])]
         cursor = int(_text(nxt), 0)
         if cursor == end or (end == 0 and cursor == 0):
-            return keys
+            return cells
     raise AssertionError("scan did not finish")
+
+
+def stored_keys(dev, index, start=0, end=0):
+    """Every key machine `index` stores with start <= token < end (CAIRN.MIGRATE SCAN)."""
+    return [k for k, _ in stored_cells(dev, index, start, end)]
+
+
+def cell_expire_at_ms(cell):
+    """The expiry (Unix ms, 0 = never) in a stored cell's header (docs/formats.md "Cells")."""
+    version = cell[0]
+    assert version == 1, cell
+    return CELL_HEADER.unpack_from(cell)[5]
+
+
+def replica_differences(dev, table, must_agree=None, shards=None):
+    """Where the voting replicas of a shard do not store the same keys: for every shard of
+    `table` (or only those in `shards`), for every range the shard owns, the keys each voting
+    replica stores in it (CAIRN.MIGRATE SCAN) are compared. Returns readable lines, [] if all
+    agree.
+
+    What is compared: every stored cell counts, values and tombstones alike, since a tombstone
+    stays until the 10-day grace period (docs/formats.md "TTL and tombstone GC"), so an
+    acknowledged DEL must be on every replica too. Left out: keys whose cell is expired on any
+    replica (an expired value may be rewritten or dropped by compaction on one replica and not
+    another; it reads as nothing everywhere), and keys for which must_agree(key) is false (e.g.
+    keys only ever written by unacknowledged writes, which may have reached some replicas only:
+    Traffic.must_agree)."""
+    index_of = {}
+    for m in dev.machines():
+        index_of[m["id"]] = int(m["address"].rsplit(":", 1)[1]) - dev.base_port
+    out = []
+    for shard in table["shards"]:
+        if shards is not None and shard["id"] not in shards:
+            continue
+        voting = list(shard["replicas"])
+        for r in [r for r in table["ranges"] if r["shard"] == shard["id"]]:
+            start, end = int(r["start"], 0), int(r["end"], 0)
+            where = "shard %d range [%s, %s)" % (shard["id"], r["start"], r["end"])
+            stored = {}
+            for machine in voting:
+                index = index_of.get(machine)
+                if index is None or index not in dev.pids:
+                    out.append("%s: voting replica %s is not a running machine (index %s)"
+                               % (where, machine, index))
+                    continue
+                try:
+                    stored[machine] = stored_cells(dev, index, start, end)
+                except Exception as e:  # a machine that does not answer: report, retry later
+                    out.append("%s: m%d (id %d) cannot be scanned: %r" % (where, index, machine,
+                                                                          e))
+            now_ms = time.time() * 1000
+            expired = set()
+            for cells in stored.values():
+                for key, cell in cells:
+                    expire = cell_expire_at_ms(cell)
+                    if 0 < expire <= now_ms:
+                        expired.add(key)
+            keys = {machine: {k for k, _ in cells if k not in expired and
+                              (must_agree is None or must_agree(k))}
+                    for machine, cells in stored.items()}
+            if len(keys) < 2:
+                continue  # nothing to compare with (RF 1, or the scans above failed)
+            for machine, mine in keys.items():
+                others = [m for m in keys if m != machine]
+                theirs = set().union(*(keys[m] for m in others))
+                missing = theirs - mine
+                only_here = mine - theirs
+                if not missing and not only_here:
+                    continue
+                line = "%s: m%d (id %d) stores %d keys" % (where, index_of[machine], machine,
+                                                           len(mine))
+                if missing:
+                    holders = ", ".join("m%d has %d of them" % (
+                        index_of[m], len(missing & keys[m])) for m in others)
+                    line += "; lacks %d that others store (%s), e.g. %s" % (
+                        len(missing), holders, sorted(missing)[:6])
+                if only_here:
+                    line += "; %d that no other replica stores, e.g. %s" % (
+                        len(only_here), sorted(only_here)[:6])
+                out.append(line)
+    return out
+
+
+def wait_replicas_agree(dev, table, timeout_s=20, interval_s=0.5, must_agree=None, shards=None):
+    """replica_differences until there are none or `timeout_s` passed; the last differences
+    ([] = the replicas agree). Writes a replica missed while it was down reach it by hinted
+    handoff (replayed every 500 ms once it answers), which may still be under way."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        diff = replica_differences(dev, table, must_agree=must_agree, shards=shards)
+        if not diff or time.monotonic() >= deadline:
+            return diff
+        time.sleep(interval_s)
 
 
 def owner_of(ranges, token):

@@ -1,7 +1,9 @@
 """A dead replica is rebuilt on the spare that replaces it (issue 5, use (b)): the spare joins its
 shard, copies the shard from the surviving replicas while clients keep writing at QUORUM, and
 becomes a voting replica; read alone, it then holds every acknowledged write of its shard
-(deletes as tombstones), and expired keys stay expired."""
+(deletes as tombstones), and expired keys stay expired; and every replica of the shard then
+stores the same keys in each of its ranges, also when a surviving replica was killed -9 and
+restarted during the copy."""
 
 import struct
 import threading
@@ -10,7 +12,8 @@ import time
 import pytest
 import redis
 
-from dev_cluster import DEAD_AFTER_MS, orchestrator_supported, wait_for
+from dev_cluster import DEAD_AFTER_MS, DevCluster, orchestrator_supported, wait_for
+from migration_workload import wait_replicas_agree
 
 _SUPPORTED, _WHY_NOT = orchestrator_supported()
 pytestmark = pytest.mark.skipif(not _SUPPORTED, reason=_WHY_NOT)
@@ -51,6 +54,7 @@ class Writer:
         self.clients = [dev.client(i) for i in indexes]
         self.acked = {}        # key -> ("set", value, ttl kind) | ("del",)
         self.uncertain = set()  # a write failed: its outcome is unknown, not checked
+        self.written = set()    # an acknowledged write stored a cell (SET, DEL that deleted)
         self.n = 0
 
     def _client(self):
@@ -66,6 +70,7 @@ class Writer:
         assert ok is True
         self.acked[key] = ("set", value.encode(), "short" if px and px <= SHORT_TTL_MS else
                            ("long" if px else "none"))
+        self.written.add(key)
 
     def delete(self, key):
         try:
@@ -75,6 +80,14 @@ class Writer:
             return
         # DEL of a key that is not live (never set, deleted, expired) writes nothing.
         self.acked[key] = ("del", deleted > 0)
+        if deleted > 0:
+            self.written.add(key)
+
+    def must_agree(self, key):
+        """Whether every replica must store `key` (replica_differences): yes once an
+        acknowledged write stored a cell; a key only ever written by failed writes may be on
+        some replicas only."""
+        return key in self.written or key not in self.uncertain
 
 
 def test_dead_replica_rebuilt_on_spare_holds_every_acknowledged_write(dev):
@@ -192,3 +205,120 @@ def test_dead_replica_rebuilt_on_spare_holds_every_acknowledged_write(dev):
     for key, expected in writer.acked.items():
         if key not in writer.uncertain and expected[0] == "set" and expected[2] == "short":
             assert reader.get(key) is None, key
+
+    # Every voting replica of the rebuilt shard (the new one and the two that survived) stores
+    # the same keys in each of the shard's ranges.
+    diff = wait_replicas_agree(dev, dev.get("/v1/table"), shards={shard["id"]},
+                               must_agree=writer.must_agree)
+    assert not diff, "\n".join(diff[:20])
+
+
+RESTART_PRELOAD_KEYS = 6000
+RESTART_VALUE_BYTES = 1000  # ~3 MB per shard: the copy takes seconds at 1 MiB/s
+
+
+def test_rebuild_survives_restart_of_a_surviving_replica_and_replicas_agree():
+    """A replica dies; the spare replacing it copies the shard from the two surviving replicas
+    (throttled to 1 MiB/s so the copy lasts a few seconds); while the spare is `joining` and
+    copying, the surviving replica that is not the leader is killed -9 and restarted with its
+    data (before it is declared dead; while it is down the shard's copy and QUORUM writes
+    wait, and writes are hinted to it). Proves: the rebuild still completes (the spare becomes a voting replica,
+    the restarted machine stays one); afterwards every voting replica of the shard stores the
+    same keys in each of its ranges (replica_differences), every preloaded key reads back at
+    QUORUM with its value, and every acknowledged write of the background writer reads back
+    as acknowledged."""
+    with DevCluster(shards=2, rf=3, spares=1) as dev:
+        # The spare, restarted with its copy throttled (still a spare: back before it is dead).
+        (spare,) = dev.spares()
+        spare_index = dev.index_of(spare)
+        dev.kill(spare_index)
+        dev.restart(spare_index, extra_args=["--rebuild-max-mb-per-s", "1"])
+        wait_for(lambda: spare in dev.spares(), 30, interval_s=0.2, what="the spare to be up")
+        shard, other = dev.shards()[0], dev.shards()[1]
+        victim = next(m for m in shard["replicas"] if m != shard.get("leader"))
+        survivor = next(m for m in shard["replicas"] if m not in (victim, shard.get("leader")))
+        victim_index, survivor_index = dev.index_of(victim), dev.index_of(survivor)
+        # Clients go through the other shard's machines only, which are never killed: a write
+        # that misses a replica of the shard is hinted to it.
+        coordinators = [dev.index_of(m) for m in other["replicas"]]
+
+        c = dev.client(coordinators[0])
+        pad = "x" * RESTART_VALUE_BYTES
+        for start in range(0, RESTART_PRELOAD_KEYS, 500):
+            pipe = c.pipeline(transaction=False)
+            for i in range(start, min(RESTART_PRELOAD_KEYS, start + 500)):
+                pipe.set("pre:%d" % i, "v%d%s" % (i, pad))
+            assert all(r is True for r in pipe.execute())
+
+        writer = Writer(dev, coordinators)
+        stop = threading.Event()
+
+        def keep_writing():
+            n = 0
+            while not stop.is_set():
+                key = "rs:%d" % (n % 300)
+                if n % 11 == 0:
+                    writer.delete(key)
+                else:
+                    writer.set(key, "w%d" % n)
+                n += 1
+                time.sleep(0.005)
+
+        dev.kill(victim_index)
+        thread = threading.Thread(target=keep_writing)
+        thread.start()
+        try:
+            def copying():
+                s = next(s for s in dev.shards() if s["id"] == shard["id"])
+                if spare not in s.get("joining", []):
+                    return None
+                info = dev.client(spare_index).info("cluster")
+                return (info.get("rebuild_state") == "copying"
+                        and int(info.get("rebuild_keys_copied", 0)) > 0 and info)
+            at_kill = wait_for(copying, REBUILD_TIMEOUT_S, interval_s=0.05,
+                               what="the spare to be joining and copying")
+            dev.kill(survivor_index)
+            dev.restart(survivor_index)  # same data directory, back before it is declared dead
+            after_restart = dev.client(spare_index).info("cluster")
+
+            def voting():
+                s = next(s for s in dev.shards() if s["id"] == shard["id"])
+                return spare in s["replicas"] and victim not in dev.shard_members(s) and s
+            rebuilt = wait_for(voting, REBUILD_TIMEOUT_S, interval_s=0.2,
+                               what="the spare to be rebuilt into a voting replica")
+            time.sleep(1)  # writes after the promotion too
+        finally:
+            stop.set()
+            thread.join()
+        where = "spare m%d at the kill: %s; after the restart: %s" % (
+            spare_index, {k: v for k, v in at_kill.items() if k.startswith("rebuild")},
+            {k: v for k, v in after_restart.items() if k.startswith("rebuild")})
+        assert survivor in rebuilt["replicas"], (rebuilt, where)
+        info = dev.client(spare_index).info("cluster")
+        assert info["rebuild_state"] == "done" and int(info["rebuild_shard"]) == shard["id"], info
+
+        diff = wait_replicas_agree(dev, dev.get("/v1/table"), shards={shard["id"]},
+                                   must_agree=writer.must_agree)
+        assert not diff, "%s\n%s" % (where, "\n".join(diff[:20]))
+
+        problems = []
+        for index in (spare_index, coordinators[0]):
+            reader = dev.client(index, socket_timeout=10)
+            for start in range(0, RESTART_PRELOAD_KEYS, 1000):
+                pipe = reader.pipeline(transaction=False)
+                keys = range(start, min(RESTART_PRELOAD_KEYS, start + 1000))
+                for i in keys:
+                    pipe.get("pre:%d" % i)
+                for i, value in zip(keys, pipe.execute(raise_on_error=False)):
+                    if value != ("v%d%s" % (i, pad)).encode():
+                        problems.append("m%d: pre:%d reads %r" % (
+                            index, i, value[:20] if isinstance(value, bytes) else value))
+        assert not problems, "%d problems, %s:\n%s" % (len(problems), where,
+                                                        "\n".join(problems[:30]))
+        reader = dev.client(spare_index)
+        for key, expected in sorted(writer.acked.items()):
+            if key in writer.uncertain:
+                continue
+            value = reader.get(key)
+            want = expected[1] if expected[0] == "set" else None
+            assert value == want, (key, expected, value, _raw_cells(dev, key), where)
