@@ -86,6 +86,11 @@ EtcdLeadership::EtcdLeadership(LeadershipOptions options, std::shared_ptr<EtcdCl
     : options_(std::move(options)), client_(std::move(client)), clock_(clock) {
   CAIRN_ASSERT(client_ != nullptr && clock_ != nullptr, "leadership needs etcd and a clock");
   CAIRN_ASSERT(options_.lease_ttl_s > 0, "a leader lease has a length");
+  CAIRN_ASSERT(options_.lease_overrun_ms >= 0, "an overrun only lengthens a lease");
+  if (options_.lease_overrun_ms > 0) {
+    spdlog::warn("orchestrator: UNSAFE: leading up to {} ms past the lease (tests only)",
+                 options_.lease_overrun_ms);
+  }
 }
 
 EtcdLeadership::~EtcdLeadership() { stop(); }
@@ -206,7 +211,7 @@ bool EtcdLeadership::keep_lease() {
     lease_ttl_ms_ = lease->ttl_s * 1000;
     next_keepalive_ms_ = sent + lease_ttl_ms_ / 4;
     std::lock_guard lock(mu_);
-    valid_until_ms_ = sent + lease_ttl_ms_ - kLeaderSafetyMarginMs;
+    valid_until_ms_ = sent + lease_ttl_ms_ - kLeaderSafetyMarginMs + options_.lease_overrun_ms;
     return true;
   }
   if (sent < next_keepalive_ms_) return true;
@@ -225,7 +230,7 @@ bool EtcdLeadership::keep_lease() {
   }
   next_keepalive_ms_ = sent + lease_ttl_ms_ / 4;
   std::lock_guard lock(mu_);
-  valid_until_ms_ = sent + *ttl * 1000 - kLeaderSafetyMarginMs;
+  valid_until_ms_ = sent + *ttl * 1000 - kLeaderSafetyMarginMs + options_.lease_overrun_ms;
   return true;
 }
 

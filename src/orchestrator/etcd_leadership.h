@@ -84,6 +84,10 @@ struct LeadershipOptions {
   std::string prefix = "/cairn/default";
   std::string address;  // host:port other orchestrators redirect to (this one's API)
   int64_t lease_ttl_s = 1;
+  // Tests only (--unsafe-lease-overrun-ms): a leader keeps acting this long past the end of its
+  // lease, as a leader whose clock or scheduler misled it would, so that a test can show that
+  // fencing alone refuses its writes (invariant 1 without invariant 2). 0 in production.
+  int64_t lease_overrun_ms = 0;
   ServiceSettings service;  // store and takeover_grace_ms are set per term
 };
 

@@ -90,6 +90,12 @@ void add_flags(CLI::App& app, OrchestratorConfig* c) {
   app.add_option("--import-state", c->import_state,
                  "with --etcd: store this state.json of a file-store orchestrator in etcd "
                  "(refused if etcd already holds a state), then run");
+  // Hidden (empty group): it exists for the fencing test of docs/orchestrator-ha.md only.
+  app.add_option("--unsafe-lease-overrun-ms", c->unsafe_lease_overrun_ms,
+                 "tests only: a leader acts this long past its etcd lease, so that only "
+                 "fencing stops a deposed leader's writes")
+      ->check(CLI::NonNegativeNumber)
+      ->group("");
   app.add_option("--rf", c->service.replication_factor, "replication factor")
       ->capture_default_str();
   app.add_option("--initial-shards", c->service.initial_shards,
@@ -230,6 +236,7 @@ Status run_etcd(const OrchestratorConfig& config) {
   options.address = !config.advertise.empty() ? config.advertise
                                               : fmt::format("{}:{}", config.bind, (*http)->port());
   options.lease_ttl_s = config.etcd_lease_ttl_s;
+  options.lease_overrun_ms = config.unsafe_lease_overrun_ms;
   options.service = config.service;
   leadership = std::make_unique<EtcdLeadership>(options, client, &system_clock());
   leadership->start();

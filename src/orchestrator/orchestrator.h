@@ -33,6 +33,7 @@ struct OrchestratorConfig {
   std::string advertise;                  // host:port others redirect to; "" = bind:port
   int64_t etcd_lease_ttl_s = 1;           // the leader lease (etcd may raise it)
   std::string import_state;               // a file store's state.json to import once
+  int64_t unsafe_lease_overrun_ms = 0;    // tests only: LeadershipOptions::lease_overrun_ms
   ServiceSettings service;     // state_path is derived from data_dir
   std::string log_level = "info";
 };

@@ -6,16 +6,23 @@
         h.kill_orchestrator(leader)         # SIGKILL
         h.restart_orchestrator(leader)
 
-Every process listens on 127.0.0.1 only. etcd runs with a 50 ms heartbeat and a 500 ms
-election timeout, the tuning under which it grants 1 s leases (docs/orchestrator-ha.md).
+Every process listens on loopback (127.0.0.1). With `etcd_links=True`, etcd also listens on one
+address of its own per orchestrator (127.A.B.1+i for orchestrator i, A.B drawn at random so that
+concurrent runs share no address) and orchestrator i reaches etcd through that one only:
+`partition_from_etcd(i)` (iptables rules on that address, both directions, through the fault
+tests' nemesis) cuts orchestrator i off from etcd while clients, machines and the other
+orchestrators still reach everything. etcd runs with a 50 ms heartbeat and a 500 ms election
+timeout, the tuning under which it grants 1 s leases (docs/orchestrator-ha.md).
 """
 
 import base64
 import json
 import os
+import random
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 import time
 import urllib.error
@@ -23,7 +30,12 @@ import urllib.request
 
 import redis
 
-from dev_cluster import CAIRN_BIN, _LIVE, free_port_block, wait_for
+from dev_cluster import CAIRN_BIN, REPO_ROOT, _LIVE, free_port_block, wait_for
+
+# The fault tests' nemesis owns iptables rules (added and removed by their full specification,
+# removed at exit as a last resort): one implementation for every test that cuts a link.
+sys.path.insert(0, os.path.join(REPO_ROOT, "tests", "fault"))
+import nemesis  # noqa: E402
 
 ETCD_BIN = shutil.which("etcd") or "/usr/bin/etcd"
 SECRET = "ha-test-secret"
@@ -63,8 +75,9 @@ def http_json(url, method="GET", body=None, secret=None, timeout=2):
 class Etcd:
     """1 or 3 etcd members on loopback, data under `root`."""
 
-    def __init__(self, root, members=1):
+    def __init__(self, root, members=1, link_hosts=()):
         self.root = root
+        self.link_hosts = list(link_hosts)  # extra addresses every member's clients may use
         base = free_port_block(2 * members)
         self.client_ports = [base + 2 * i for i in range(members)]
         self.peer_ports = [base + 2 * i + 1 for i in range(members)]
@@ -73,13 +86,15 @@ class Etcd:
         self.initial = ",".join("%s=http://127.0.0.1:%d" % (n, p)
                                 for n, p in zip(self.names, self.peer_ports))
 
-    def urls(self):
-        return ",".join("http://127.0.0.1:%d" % p for p in self.client_ports)
+    def urls(self, host="127.0.0.1"):
+        return ",".join("http://%s:%d" % (host, p) for p in self.client_ports)
 
     def start_member(self, i):
         data = os.path.join(self.root, "etcd-" + self.names[i])
         argv = [ETCD_BIN, "--name", self.names[i], "--data-dir", data,
-                "--listen-client-urls", "http://127.0.0.1:%d" % self.client_ports[i],
+                "--listen-client-urls", ",".join(
+                    "http://%s:%d" % (host, self.client_ports[i])
+                    for host in ["127.0.0.1"] + self.link_hosts),
                 "--advertise-client-urls", "http://127.0.0.1:%d" % self.client_ports[i],
                 "--listen-peer-urls", "http://127.0.0.1:%d" % self.peer_ports[i],
                 "--initial-advertise-peer-urls", "http://127.0.0.1:%d" % self.peer_ports[i],
@@ -136,11 +151,18 @@ class HaCluster:
 
     def __init__(self, orchestrators=3, etcd_members=1, shards=1, rf=3, spares=1,
                  down_after_ms=1000, dead_after_ms=3000, prefix="/cairn/test", binary=CAIRN_BIN,
-                 orchestrator_args=()):
+                 orchestrator_args=(), etcd_links=False):
         self.tmp = tempfile.mkdtemp(prefix="cairn-ha-test-")
         self.binary = binary
         self.prefix = prefix
-        self.etcd = Etcd(self.tmp, etcd_members)
+        # The address orchestrator i reaches etcd on (etcd_links: one of its own).
+        self.etcd_hosts = ["127.0.0.1"] * orchestrators
+        if etcd_links:
+            net = "127.%d.%d." % (random.randint(100, 250), random.randint(1, 250))
+            self.etcd_hosts = [net + str(1 + i) for i in range(orchestrators)]
+        self.partitioned = []  # (src, dst) rules installed by partition_from_etcd
+        self.etcd = Etcd(self.tmp, etcd_members,
+                         link_hosts=self.etcd_hosts if etcd_links else ())
         self.machine_count = shards * rf + spares
         base = free_port_block(orchestrators + self.machine_count + 8)
         self.orchestrator_ports = [base + i for i in range(orchestrators)]
@@ -167,7 +189,8 @@ class HaCluster:
         return ",".join("127.0.0.1:%d" % p for p in self.orchestrator_ports)
 
     def start_orchestrator(self, i, extra=()):
-        argv = [self.binary, "orchestrator", "--etcd", self.etcd.urls(), "--etcd-prefix",
+        argv = [self.binary, "orchestrator", "--etcd", self.etcd.urls(self.etcd_hosts[i]),
+                "--etcd-prefix",
                 self.prefix, "--port", str(self.orchestrator_ports[i]), "--bind", "127.0.0.1",
                 "--cluster-secret", SECRET] + self.orchestrator_args + list(extra)
         log = open(os.path.join(self.tmp, "orchestrator-%d.log" % i), "a")
@@ -205,7 +228,25 @@ class HaCluster:
         proc.wait(timeout=10)
         _LIVE.discard(proc)
 
+    def partition_from_etcd(self, i):
+        """Drops every packet to and from orchestrator i's etcd address (REQUIRES
+        etcd_links=True and a usable iptables, nemesis.iptables_status())."""
+        link = self.etcd_hosts[i]
+        assert link != "127.0.0.1", "partitions need HaCluster(etcd_links=True)"
+        for src, dst in (("127.0.0.1", link), (link, "127.0.0.1")):
+            nemesis._add_rule(src, dst)
+            self.partitioned.append((src, dst))
+
+    def heal(self):
+        """Deletes exactly the rules partition_from_etcd added."""
+        failed = [(src, dst) for src, dst in self.partitioned
+                  if not nemesis._delete_rule(src, dst)]
+        self.partitioned = []
+        assert not failed, "iptables rules left behind: %r" % failed
+
     def close(self):
+        if self.partitioned:
+            self.heal()
         for proc in list(self.orchestrators) + list(self.machines.values()):
             if proc is not None and proc.poll() is None:
                 proc.kill()
