@@ -302,8 +302,26 @@ class DevCluster:
     # ---- the API and `cairn admin` -----------------------------------------------------------
 
     def api(self, path, method="GET", secret=None, timeout=3):
-        """(HTTP status, parsed JSON body) of one API request."""
-        request = urllib.request.Request("http://127.0.0.1:%d%s" % (self.orchestrator_port, path),
+        """(HTTP status, parsed JSON body) of one API request. With several orchestrators
+        (--orchestrators N), a GET that the first cannot answer (killed by a test, or just
+        restarted: 503 until it has read etcd's state) goes to the next: any orchestrator
+        answers reads (a follower from etcd, at most ~250 ms behind)."""
+        ports = [self.orchestrator_port]
+        if method == "GET":
+            ports = [int(a.rsplit(":", 1)[1]) for a in self.orchestrator_addresses.split(",")]
+        for n, port in enumerate(ports):
+            last = n + 1 == len(ports)
+            try:
+                answer = self._api_on(port, path, method, secret, timeout)
+            except OSError:  # unreachable (URLError, reset, timeout); HTTP errors are answers
+                if last:
+                    raise
+                continue
+            if answer[0] != 503 or last:
+                return answer
+
+    def _api_on(self, port, path, method, secret, timeout):
+        request = urllib.request.Request("http://127.0.0.1:%d%s" % (port, path),
                                          method=method, data=b"{}" if method == "POST" else None)
         if secret:
             request.add_header("Authorization", "Bearer " + secret)
