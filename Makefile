@@ -3,6 +3,7 @@ BUILD ?= build
 JOBS ?= $(shell nproc)
 PYTHON := /usr/bin/python3
 PORT ?= 7000
+ORCHESTRATORS ?= 1
 
 .PHONY: all deps build run test unit integration fault-long fuzz fuzz-long bench bench-migration \
 	migration-restarts migration-restarts-long clean
@@ -20,10 +21,12 @@ build: deps $(BUILD)/Makefile
 
 # A self-managing local cluster (`cairn dev`): an orchestrator on port 7700 and 2 shards x RF 3
 # plus 1 spare on ports $(PORT)..$(PORT)+6. It prints how to connect once the cluster serves.
+# `make run ORCHESTRATORS=3`: three orchestrators (7700-7702) on a local 3-member etcd
+# (docs/orchestrator-ha.md).
 run: build
 	@echo "Starting cairn dev (data in ./cairn-data). Once it says ready, connect with: redis-cli -p $(PORT)"
 	@echo "API and dashboard: http://127.0.0.1:7700/v1/status; Ctrl-C stops everything and keeps the data."
-	./$(BUILD)/cairn dev --port $(PORT) --data-dir ./cairn-data
+	./$(BUILD)/cairn dev --port $(PORT) --data-dir ./cairn-data --orchestrators $(ORCHESTRATORS)
 
 unit: build
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS) --timeout 300

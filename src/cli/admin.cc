@@ -16,6 +16,7 @@
 
 #include "orchestrator/state.h"
 #include "server/http_client.h"
+#include "server/orchestrator_client.h"
 
 namespace cairn::cli {
 
@@ -128,6 +129,28 @@ void print_status(std::ostream& out, const json& status) {
                                     field(status, "average_down"))},
   };
   for (const auto& [name, value] : lines) out << fmt::format("{:<20}{}\n", name + ":", value);
+  // Several orchestrators on etcd (docs/orchestrator-ha.md): who leads, since when, etcd health.
+  const json orchestrators = member(status, "orchestrators");
+  if (!orchestrators.is_object()) return;
+  std::string since = "-";
+  const json since_ms = member(orchestrators, "leader_since_ms");
+  if (since_ms.is_number_integer() && since_ms.get<int64_t>() > 0) {
+    const std::time_t seconds = static_cast<std::time_t>(since_ms.get<int64_t>() / 1000);
+    std::tm utc{};
+    gmtime_r(&seconds, &utc);
+    char text[32];
+    std::strftime(text, sizeof text, "%Y-%m-%d %H:%M:%S UTC", &utc);
+    since = text;
+  }
+  out << fmt::format("{:<20}{} (since {})\n", "leader:", field(orchestrators, "leader"), since);
+  out << fmt::format("{:<20}{} is {}\n", "this orchestrator:", field(orchestrators, "self"),
+                     field(orchestrators, "role"));
+  for (const json& etcd : member(orchestrators, "etcd")) {
+    out << fmt::format("{:<20}{} {} {}{}\n", "etcd member:", field(etcd, "name"),
+                       field(etcd, "client_url"),
+                       member(etcd, "healthy") == true ? "healthy" : "UNHEALTHY",
+                       member(etcd, "leader") == true ? " (raft leader)" : "");
+  }
 }
 
 void print_machines(std::ostream& out, const json& machines) {
@@ -330,7 +353,8 @@ CLI::App* add_admin_command(CLI::App& app, AdminOptions& options) {
   CLI::App* admin =
       app.add_subcommand("admin", "inspect and change a cluster through its orchestrator");
   admin->add_option("--orchestrator", options.orchestrator,
-                    "host:port of the orchestrator's API  [default: 127.0.0.1:7700]");
+                    "host:port of the orchestrator's API, or several comma-separated (changes go "
+                    "to the one that leads)  [default: 127.0.0.1:7700]");
   admin->add_flag("--json", options.json, "print the API's JSON as is");
   admin->add_option("--cluster-secret", options.cluster_secret,
                     "secret for drain/remove  [default: $CAIRN_CLUSTER_SECRET, else the file "
@@ -398,11 +422,13 @@ CLI::App* add_admin_command(CLI::App& app, AdminOptions& options) {
 }
 
 int run_admin(const AdminOptions& options, std::ostream& out, std::ostream& err) {
-  auto endpoint = server::parse_http_endpoint(options.orchestrator);
-  if (!endpoint.is_ok()) {
-    err << "cairn admin: --orchestrator " << endpoint.status().message() << "\n";
+  auto endpoints = server::parse_orchestrator_list(options.orchestrator);
+  if (!endpoints.is_ok()) {
+    err << "cairn admin: --orchestrator " << endpoints.status().message() << "\n";
     return kExitFailure;
   }
+  // Several orchestrators: changes go to the leader, reads to whichever answers first.
+  const server::OrchestratorClient client(std::move(*endpoints));
   server::HttpRequest request;
   const bool machine_action = options.command == "drain" || options.command == "remove";
   const bool migration_action = options.command.starts_with("migrations-");
@@ -443,7 +469,7 @@ int run_admin(const AdminOptions& options, std::ostream& out, std::ostream& err)
     request.target = "/v1/" + options.command;
   }
 
-  auto response = server::http_call(*endpoint, request, options.timeout_ms);
+  auto response = client.call(request, options.timeout_ms);
   if (!response.is_ok()) {
     err << "cairn admin: the orchestrator at " << options.orchestrator
         << " is unreachable (is `cairn orchestrator` or `cairn dev` running?): "

@@ -1,7 +1,7 @@
 #pragma once
 // `cairn admin`: inspect and change a cluster through its orchestrator's HTTP API.
 //
-//   cairn admin [--orchestrator 127.0.0.1:7700] [--json] [--cluster-secret S]
+//   cairn admin [--orchestrator 127.0.0.1:7700[,HOST:PORT...]] [--json] [--cluster-secret S]
 //               status | machines | shards | ring | events [--since N] | drain ID | remove ID
 //               migrations [pause|resume|cancel ID | rate ID BYTES_PER_SEC]
 //               split SHARD [--at TOKEN] [--max-rate R] | move RANGE --to SHARD [--max-rate R]

@@ -1,12 +1,13 @@
-// `cairn dev`: an orchestrator and a loopback cluster as child processes of this binary.
+// `cairn dev`: an orchestrator (or several on a local etcd) and a loopback cluster as child
+// processes of this binary.
 //
 // Invariants:
 // 1. Only the main thread runs; SIGINT, SIGTERM and SIGCHLD stay blocked in it from the first
 //    spawn to the end and are consumed synchronously with sigtimedwait, so there are no signal
 //    handlers and every child is reaped by waitpid in one place (reap_children).
 // 2. Every child runs in its own process group: a terminal's Ctrl-C reaches only this process,
-//    which then stops the children in a fixed order (orchestrator first). PR_SET_PDEATHSIG
-//    makes a child stop by itself if this process is killed with SIGKILL.
+//    which then stops the children in a fixed order (orchestrators, machines, then etcd).
+//    PR_SET_PDEATHSIG makes a child stop by itself if this process is killed with SIGKILL.
 // 3. Every wait is bounded: network checks by a deadline per request, start-up by
 //    ready_timeout_ms, shutdown by kStopGraceMs per phase before SIGKILL.
 
@@ -26,6 +27,7 @@
 #include <cerrno>
 #include <chrono>
 #include <csignal>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -61,9 +63,11 @@ constexpr int64_t kPollIntervalMs = 200;
 constexpr size_t kResponseBytesMax = 4 << 20;  // a status or machines answer is far smaller
 constexpr size_t kSecretBytes = 24;            // 192 random bits, hex encoded
 constexpr int kLogTailLines = 20;
+constexpr int kEtcdMembers = 3;  // a quorum survives one member's loss
+constexpr int kOrchestratorsMax = 9;
 
 struct Child {
-  std::string name;  // "orchestrator" or "m<i>"
+  std::string name;  // "etcd<j>", "orchestrator" (or "orchestrator<i>") or "m<i>"
   std::vector<std::string> argv;
   std::string display_command;  // argv for people: the secret replaced by $(cat secret)
   fs::path log_path;
@@ -80,6 +84,21 @@ sigset_t handled_signals() {
   sigaddset(&set, SIGTERM);
   sigaddset(&set, SIGCHLD);
   return set;
+}
+
+// The first executable `name` in $PATH; "" when there is none.
+std::string find_in_path(const std::string& name) {
+  const char* path = std::getenv("PATH");
+  std::string_view rest = path != nullptr ? path : "/usr/local/bin:/usr/bin:/bin";
+  while (!rest.empty()) {
+    const size_t colon = rest.find(':');
+    const std::string dir(rest.substr(0, colon));
+    rest = colon == std::string_view::npos ? std::string_view() : rest.substr(colon + 1);
+    if (dir.empty()) continue;
+    const std::string candidate = dir + "/" + name;
+    if (::access(candidate.c_str(), X_OK) == 0) return candidate;
+  }
+  return "";
 }
 
 std::string describe_wait_status(int status) {
@@ -122,11 +141,31 @@ class Supervisor {
 
   uint16_t machine_port(int i) const { return static_cast<uint16_t>(config_.port + i); }
   int machine_count() const { return config_.shards * config_.rf + config_.spares; }
+  uint16_t orchestrator_port(int i) const {
+    return static_cast<uint16_t>(config_.orchestrator_port + i);
+  }
+  // Several orchestrators keep their state in a local etcd (docs/orchestrator-ha.md).
+  bool uses_etcd() const { return config_.orchestrators > 1; }
+  int etcd_count() const { return uses_etcd() ? kEtcdMembers : 0; }
+  uint16_t etcd_client_port(int j) const {
+    return static_cast<uint16_t>(config_.etcd_port + 2 * j);
+  }
+  uint16_t etcd_peer_port(int j) const {
+    return static_cast<uint16_t>(config_.etcd_port + 2 * j + 1);
+  }
+  std::string orchestrator_list() const;
+  // children_ holds the etcd members, then the orchestrators, then the machines.
+  Child& etcd_child(int j) { return children_[static_cast<size_t>(j)]; }
+  Child& orchestrator_child(int i) { return children_[static_cast<size_t>(etcd_count() + i)]; }
+  Child& machine_child(int i) {
+    return children_[static_cast<size_t>(etcd_count() + config_.orchestrators + i)];
+  }
 
   const DevConfig& config_;
   fs::path data_dir_;
   int lock_fd_ = -1;
-  std::vector<Child> children_;  // [0] is the orchestrator, [1 + i] is machine i
+  std::vector<Child> children_;  // etcd members, orchestrators, machines (see etcd_child...)
+  std::string etcd_binary_;      // found in PATH when uses_etcd()
   bool supervising_ = false;  // start-up is over: a child exit is news worth a warning
   bool stop_requested_ = false;
   int stop_signals_ = 0;
@@ -394,6 +433,7 @@ Status Supervisor::prepare_directories() {
   std::error_code error;
   fs::create_directories(data_dir_ / "logs", error);
   if (!error) fs::create_directories(data_dir_ / "orchestrator", error);
+  if (!error && uses_etcd()) fs::create_directories(data_dir_ / "etcd", error);
   for (int i = 0; !error && i < machine_count(); ++i) {
     fs::create_directories(data_dir_ / fmt::format("m{}", i), error);
   }
@@ -455,38 +495,97 @@ void Supervisor::build_children(const std::string& secret, const std::string& se
     return out;
   };
 
-  Child orchestrator;
-  orchestrator.name = "orchestrator";
-  orchestrator.argv = {self,
-                       "orchestrator",
-                       "--port",
-                       std::to_string(config_.orchestrator_port),
-                       "--bind",
-                       "127.0.0.1",
-                       "--data-dir",
-                       (data_dir_ / "orchestrator").string(),
-                       "--cluster-secret",
-                       secret,
-                       "--rf",
-                       std::to_string(config_.rf),
-                       "--initial-shards",
-                       std::to_string(config_.shards),
-                       "--min-spares",
-                       std::to_string(config_.spares)};
-  auto pass = [&](const char* flag, int64_t value) {
-    if (value > 0) {
-      orchestrator.argv.push_back(flag);
-      orchestrator.argv.push_back(std::to_string(value));
+  // etcd first: the orchestrators keep their state in it (docs/orchestrator-ha.md). Its
+  // heartbeat and election timeout are shortened so that it grants 1 s leases (takeover ~1 s).
+  std::string initial_cluster;
+  for (int j = 0; j < etcd_count(); ++j) {
+    if (j > 0) initial_cluster += ",";
+    initial_cluster += fmt::format("e{}=http://127.0.0.1:{}", j, etcd_peer_port(j));
+  }
+  std::string etcd_urls;
+  for (int j = 0; j < etcd_count(); ++j) {
+    if (j > 0) etcd_urls += ",";
+    etcd_urls += fmt::format("http://127.0.0.1:{}", etcd_client_port(j));
+    Child etcd;
+    etcd.name = fmt::format("etcd{}", j);
+    const std::string client_url = fmt::format("http://127.0.0.1:{}", etcd_client_port(j));
+    const std::string peer_url = fmt::format("http://127.0.0.1:{}", etcd_peer_port(j));
+    etcd.argv = {etcd_binary_,
+                 "--name",
+                 fmt::format("e{}", j),
+                 "--data-dir",
+                 (data_dir_ / "etcd" / fmt::format("e{}", j)).string(),
+                 "--listen-client-urls",
+                 client_url,
+                 "--advertise-client-urls",
+                 client_url,
+                 "--listen-peer-urls",
+                 peer_url,
+                 "--initial-advertise-peer-urls",
+                 peer_url,
+                 "--initial-cluster",
+                 initial_cluster,
+                 "--initial-cluster-state",
+                 "new",
+                 "--initial-cluster-token",
+                 "cairn-dev",
+                 "--heartbeat-interval",
+                 "50",
+                 "--election-timeout",
+                 "500",
+                 "--auto-compaction-mode",
+                 "revision",
+                 "--auto-compaction-retention",
+                 "1000",
+                 "--logger",
+                 "zap",
+                 "--log-level",
+                 "warn"};
+    etcd.display_command = display(etcd.argv);
+    etcd.log_path = data_dir_ / "logs" / (etcd.name + ".log");
+    children_.push_back(std::move(etcd));
+  }
+
+  for (int i = 0; i < config_.orchestrators; ++i) {
+    Child orchestrator;
+    orchestrator.name = uses_etcd() ? fmt::format("orchestrator{}", i) : "orchestrator";
+    orchestrator.argv = {self,
+                         "orchestrator",
+                         "--port",
+                         std::to_string(orchestrator_port(i)),
+                         "--bind",
+                         "127.0.0.1",
+                         "--cluster-secret",
+                         secret,
+                         "--rf",
+                         std::to_string(config_.rf),
+                         "--initial-shards",
+                         std::to_string(config_.shards),
+                         "--min-spares",
+                         std::to_string(config_.spares)};
+    if (uses_etcd()) {
+      for (const char* word : {"--etcd", etcd_urls.c_str(), "--etcd-prefix", "/cairn/dev"}) {
+        orchestrator.argv.push_back(word);
+      }
+    } else {
+      orchestrator.argv.push_back("--data-dir");
+      orchestrator.argv.push_back((data_dir_ / "orchestrator").string());
     }
-  };
-  pass("--down-after-ms", config_.down_after_ms);
-  pass("--dead-after-ms", config_.dead_after_ms);
-  pass("--lease-ms", config_.lease_ms);
-  pass("--migration-max-rate", config_.migration_max_rate);
-  if (config_.no_auto_rebalance) orchestrator.argv.push_back("--no-auto-rebalance");
-  orchestrator.display_command = display(orchestrator.argv);
-  orchestrator.log_path = data_dir_ / "logs" / "orchestrator.log";
-  children_.push_back(std::move(orchestrator));
+    auto pass = [&](const char* flag, int64_t value) {
+      if (value > 0) {
+        orchestrator.argv.push_back(flag);
+        orchestrator.argv.push_back(std::to_string(value));
+      }
+    };
+    pass("--down-after-ms", config_.down_after_ms);
+    pass("--dead-after-ms", config_.dead_after_ms);
+    pass("--lease-ms", config_.lease_ms);
+    pass("--migration-max-rate", config_.migration_max_rate);
+    if (config_.no_auto_rebalance) orchestrator.argv.push_back("--no-auto-rebalance");
+    orchestrator.display_command = display(orchestrator.argv);
+    orchestrator.log_path = data_dir_ / "logs" / (orchestrator.name + ".log");
+    children_.push_back(std::move(orchestrator));
+  }
 
   for (int i = 0; i < machine_count(); ++i) {
     Child machine;
@@ -496,7 +595,7 @@ void Supervisor::build_children(const std::string& secret, const std::string& se
                     "--cluster-secret",
                     secret,
                     "--orchestrator",
-                    fmt::format("127.0.0.1:{}", config_.orchestrator_port),
+                    orchestrator_list(),
                     "--port",
                     std::to_string(machine_port(i)),
                     "--data-dir",
@@ -509,6 +608,15 @@ void Supervisor::build_children(const std::string& secret, const std::string& se
     machine.log_path = data_dir_ / "logs" / (machine.name + ".log");
     children_.push_back(std::move(machine));
   }
+}
+
+std::string Supervisor::orchestrator_list() const {
+  std::string list;
+  for (int i = 0; i < config_.orchestrators; ++i) {
+    if (i > 0) list += ",";
+    list += fmt::format("127.0.0.1:{}", orchestrator_port(i));
+  }
+  return list;
 }
 
 Status Supervisor::spawn(Child& child) {
@@ -562,11 +670,17 @@ void Supervisor::reap_children(bool quiet) {
       child.running = false;
       if (quiet) {
         spdlog::info("{} (pid {}) {}", child.name, pid, describe_wait_status(status));
-      } else if (child.name == "orchestrator") {
+      } else if (child.name.starts_with("orchestrator")) {
         spdlog::warn(
-            "orchestrator (pid {}) {}; machines keep serving with their last routing table. "
+            "{} (pid {}) {}; machines keep serving with their last routing table{}. "
             "Restart it with: {}",
-            pid, describe_wait_status(status), child.display_command);
+            child.name, pid, describe_wait_status(status),
+            uses_etcd() ? " and another orchestrator takes over" : "", child.display_command);
+      } else if (child.name.starts_with("etcd")) {
+        spdlog::warn(
+            "{} (pid {}) {}; the orchestrators continue while a quorum of etcd members "
+            "runs. Restart it with: {}",
+            child.name, pid, describe_wait_status(status), child.display_command);
       } else {
         spdlog::warn(
             "{} (pid {}) {}; the orchestrator marks it down, then dead and replaces it. "
@@ -631,11 +745,16 @@ void Supervisor::stop_all() {
   stop_requested_ = true;
   // The orchestrator first: stopping machines under a running orchestrator would have it record
   // them down (and maybe dead, then replaced) in its saved state.
-  std::vector<Child*> orchestrator{&children_[0]};
-  stop_group(orchestrator);
+  // etcd last: a stopping leader revokes its lease in it.
+  std::vector<Child*> orchestrators;
+  for (int i = 0; i < config_.orchestrators; ++i) orchestrators.push_back(&orchestrator_child(i));
+  stop_group(orchestrators);
   std::vector<Child*> machines;
-  for (size_t i = 1; i < children_.size(); ++i) machines.push_back(&children_[i]);
+  for (int i = 0; i < machine_count(); ++i) machines.push_back(&machine_child(i));
   stop_group(machines);
+  std::vector<Child*> etcd;
+  for (int j = 0; j < etcd_count(); ++j) etcd.push_back(&etcd_child(j));
+  stop_group(etcd);
 }
 
 const Child* Supervisor::first_exited_during_start() const {
@@ -736,13 +855,19 @@ void Supervisor::print_banner(const std::string& self) {
   out << "  Connect:        redis-cli -p " << config_.port << "    (any machine serves any key)\n";
   out << "  Dashboard:      http://127.0.0.1:" << config_.orchestrator_port
       << "/    (JSON API under /v1/: status, machines, shards, ring, events)\n";
-  out << "  API:            http://127.0.0.1:" << config_.orchestrator_port << "/v1/status"
-      << "    (orchestrator pid " << children_[0].pid << ")\n";
-  out << "  Admin:          " << self << " admin --orchestrator 127.0.0.1:"
-      << config_.orchestrator_port << " status\n";
+  for (int i = 0; i < config_.orchestrators; ++i) {
+    out << "  API:            http://127.0.0.1:" << orchestrator_port(i) << "/v1/status"
+        << "    (" << orchestrator_child(i).name << " pid " << orchestrator_child(i).pid << ")\n";
+  }
+  for (int j = 0; j < etcd_count(); ++j) {
+    out << "  etcd:           http://127.0.0.1:" << etcd_client_port(j) << "    ("
+        << etcd_child(j).name << " pid " << etcd_child(j).pid << ", prefix /cairn/dev)\n";
+  }
+  out << "  Admin:          " << self << " admin --orchestrator " << orchestrator_list()
+      << " status\n";
   out << "  Machines:\n";
   for (int i = 0; i < machine_count(); ++i) {
-    const Child& child = children_[1 + static_cast<size_t>(i)];
+    const Child& child = machine_child(i);
     std::string address = fmt::format("127.0.0.1:{}", machine_port(i));
     std::string role;
     for (const auto& machine : machines) {
@@ -757,8 +882,8 @@ void Supervisor::print_banner(const std::string& self) {
   }
   int next = machine_count();
   out << "  Add a machine:  " << self << " server --cluster-secret $(cat "
-      << shell_quote((data_dir_ / "secret").string()) << ") --orchestrator 127.0.0.1:"
-      << config_.orchestrator_port << " --port " << machine_port(next) << " --data-dir "
+      << shell_quote((data_dir_ / "secret").string()) << ") --orchestrator "
+      << orchestrator_list() << " --port " << machine_port(next) << " --data-dir "
       << shell_quote((data_dir_ / fmt::format("m{}", next)).string()) << "\n";
   out << "  Logs:           " << (data_dir_ / "logs").string() << "/\n\n";
   out << "Ctrl-C stops everything; the data stays in " << data_dir_.string()
@@ -788,19 +913,41 @@ int Supervisor::run() {
               << "\n";
     return kExitFailure;
   }
+  if (uses_etcd()) {
+    etcd_binary_ = find_in_path("etcd");
+    if (etcd_binary_.empty()) {
+      std::cerr << "cairn dev: --orchestrators " << config_.orchestrators
+                << " needs etcd (Debian's etcd-server; scripts/install-deps installs it)\n";
+      return kExitFailure;
+    }
+  }
   build_children(*secret, self);
 
   sigset_t set = handled_signals();
   ::sigprocmask(SIG_BLOCK, &set, nullptr);
 
   bool started = true;
-  if (auto s = spawn(children_[0]); !s.is_ok()) {
-    std::cerr << "cairn dev: cannot start the orchestrator: " << s.message() << "\n";
-    started = false;
+  // etcd members start together (each waits for the others to form a quorum).
+  for (int j = 0; started && j < etcd_count(); ++j) {
+    if (auto s = spawn(etcd_child(j)); !s.is_ok()) {
+      std::cerr << "cairn dev: cannot start " << etcd_child(j).name << ": " << s.message() << "\n";
+      started = false;
+    }
   }
-  started = started && wait_until_accepting(children_[0], config_.orchestrator_port);
+  for (int j = 0; started && j < etcd_count(); ++j) {
+    started = wait_until_accepting(etcd_child(j), etcd_client_port(j));
+  }
+  for (int i = 0; started && i < config_.orchestrators; ++i) {
+    if (auto s = spawn(orchestrator_child(i)); !s.is_ok()) {
+      std::cerr << "cairn dev: cannot start " << orchestrator_child(i).name << ": " << s.message()
+                << "\n";
+      started = false;
+      break;
+    }
+    started = wait_until_accepting(orchestrator_child(i), orchestrator_port(i));
+  }
   for (int i = 0; started && i < machine_count(); ++i) {
-    Child& machine = children_[1 + static_cast<size_t>(i)];
+    Child& machine = machine_child(i);
     if (auto s = spawn(machine); !s.is_ok()) {
       std::cerr << "cairn dev: cannot start " << machine.name << ": " << s.message() << "\n";
       started = false;
@@ -852,6 +999,16 @@ void add_dev_flags(CLI::App& app, DevConfig& config) {
                  "the orchestrator's HTTP API and dashboard port")
       ->check(CLI::Range(1, 65535))
       ->capture_default_str();
+  app.add_option("--orchestrators", config.orchestrators,
+                 "orchestrators; more than 1 keep their state in a local 3-member etcd "
+                 "(orchestrator i on --orchestrator-port + i, docs/orchestrator-ha.md)")
+      ->check(CLI::Range(1, kOrchestratorsMax))
+      ->capture_default_str();
+  app.add_option("--etcd-port", config.etcd_port,
+                 "with --orchestrators > 1: etcd member j serves clients on this port + 2j "
+                 "(peers on + 2j + 1)")
+      ->check(CLI::Range(1, 65535))
+      ->capture_default_str();
   app.add_option("--data-dir", config.data_dir, "all data, logs and the cluster secret")
       ->capture_default_str();
   app.add_option("--down-after-ms", config.down_after_ms,
@@ -888,11 +1045,23 @@ int run_dev(const DevConfig& config) {
     std::cerr << "cairn dev: ports " << config.port << ".." << last_port << " do not fit\n";
     return kExitUsage;
   }
-  if (config.orchestrator_port >= config.port && config.orchestrator_port <= last_port) {
+  const int last_orchestrator_port = config.orchestrator_port + config.orchestrators - 1;
+  if (last_orchestrator_port >= config.port && config.orchestrator_port <= last_port) {
     std::cerr << "cairn dev: --orchestrator-port " << config.orchestrator_port
               << " collides with the machines' ports " << config.port << ".." << last_port
               << "\n";
     return kExitUsage;
+  }
+  if (config.orchestrators > 1) {
+    const int etcd_last = config.etcd_port + 2 * kEtcdMembers - 1;
+    const bool hits_machines = etcd_last >= config.port && config.etcd_port <= last_port;
+    const bool hits_orchestrators =
+        etcd_last >= config.orchestrator_port && config.etcd_port <= last_orchestrator_port;
+    if (etcd_last > 65535 || hits_machines || hits_orchestrators) {
+      std::cerr << "cairn dev: --etcd-port " << config.etcd_port << ".." << etcd_last
+                << " collides with other ports or does not fit\n";
+      return kExitUsage;
+    }
   }
   if (config.down_after_ms > 0 && config.dead_after_ms > 0 &&
       config.dead_after_ms <= config.down_after_ms) {

@@ -5,9 +5,11 @@
 // loopback, waits until the cluster serves, prints how to connect, and stops everything on
 // Ctrl-C or SIGTERM. Layout under --data-dir (kept across restarts):
 //   secret           the cluster secret, generated at the first start (mode 0600)
-//   orchestrator/    the orchestrator's state (state.json)
+//   orchestrator/    the orchestrator's state (state.json; one orchestrator)
+//   etcd/e<j>/       etcd member j's data (--orchestrators > 1: the state lives in etcd)
 //   m<i>/            machine i's data; machine i serves clients on 127.0.0.1:(port + i)
-//   logs/            one log per child (orchestrator.log, m<i>.log), truncated at each start
+//   logs/            one log per child (orchestrator.log or orchestrator<i>.log, etcd<j>.log,
+//                    m<i>.log), truncated at each start
 //   dev.lock         held (flock) while a `cairn dev` runs on this directory
 
 #include <cstdint>
@@ -25,6 +27,10 @@ struct DevConfig {
   int spares = 1;
   uint16_t port = 7000;               // machine i listens on port + i
   uint16_t orchestrator_port = 7700;  // the orchestrator's HTTP API and dashboard
+  // More than 1: a local 3-member etcd holds the state, orchestrator i listens on
+  // orchestrator_port + i and one of them leads (docs/orchestrator-ha.md).
+  int orchestrators = 1;
+  uint16_t etcd_port = 2379;  // etcd member j: clients on etcd_port + 2j, peers on + 2j + 1
   std::string data_dir = "./cairn-data";
   // Passed through to `cairn orchestrator` when non-zero (0 = the orchestrator's default);
   // tests shorten them so that failure detection fits in a short run.

@@ -13,7 +13,9 @@ namespace {
 
 using nlohmann::json;
 
-ApiResponse reply(int status, const json& body) { return ApiResponse{status, body.dump()}; }
+ApiResponse reply(int status, const json& body) {
+  return ApiResponse{status, body.dump(), "application/json", ""};
+}
 
 ApiResponse error(int status, std::string_view message) {
   return reply(status, json{{"error", message}});
@@ -154,12 +156,21 @@ bool ApiRouter::authorized(const ApiRequest& request) const {
 }
 
 ApiResponse ApiRouter::handle(const ApiRequest& request) const {
+  // A poisoned service (service.h) may hold changes that were never stored: nothing it says,
+  // before or after this request, may reach a machine.
+  if (service_->poisoned()) return error(503, "not the leader (the state store refused a write)");
+  ApiResponse response = route(request);
+  if (service_->poisoned()) return error(503, "not the leader (the state store refused a write)");
+  return response;
+}
+
+ApiResponse ApiRouter::route(const ApiRequest& request) const {
   std::string_view target = request.target;
   std::string_view path = target.substr(0, target.find('?'));
   std::string_view query = path.size() < target.size() ? target.substr(path.size() + 1) : "";
   if (request.method == "GET") {
     if (path == "/" || path == "/dashboard") {
-      return ApiResponse{200, std::string(dashboard_html()), "text/html; charset=utf-8"};
+      return ApiResponse{200, std::string(dashboard_html()), "text/html; charset=utf-8", ""};
     }
     if (path == "/v1/table") {
       json table = service_->table_json();

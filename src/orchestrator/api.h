@@ -21,7 +21,11 @@
 //   "cleaned", "fence_ms", "copy_ms"}] and answers "migrations": [{"id", "start", "end", "source",
 //   "target", "phase", "paused", "max_rate", "attempt", "driver", "commit_epoch"}].
 // Every POST needs "Authorization: Bearer <cluster secret>" (401 otherwise); GETs are open.
-// Errors are {"error": "..."} with 400 (bad request), 401, 404, 405, 409 (conflict).
+// Errors are {"error": "..."} with 400 (bad request), 401, 404, 405, 409 (conflict), 503 (this
+// orchestrator stopped leading: ask another; docs/orchestrator-ha.md).
+// With several orchestrators (etcd), a follower answers GETs from the stored state and POSTs
+// with 307 {"error": "not the leader", "leader": "host:port"} (Location: the same path on the
+// leader), or 503 {"error": "no leader", "leader": ""} while none is known.
 
 #include <string>
 
@@ -40,6 +44,7 @@ struct ApiResponse {
   int status = 200;
   std::string body;  // JSON text (or the dashboard's HTML)
   std::string content_type = "application/json";
+  std::string location;  // sent as the Location header when not empty (a follower's 307)
 };
 
 class ApiRouter {
@@ -51,6 +56,7 @@ class ApiRouter {
   ApiResponse handle(const ApiRequest& request) const;
 
  private:
+  ApiResponse route(const ApiRequest& request) const;
   bool authorized(const ApiRequest& request) const;
   ApiResponse handle_register(const std::string& body) const;
   ApiResponse handle_heartbeat(const std::string& body) const;

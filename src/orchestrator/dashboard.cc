@@ -25,6 +25,7 @@ th{background:#f4f4f4}.down{color:#b36b00}.dead{color:#c00}.up{color:#080}
 <script>
 // Big integers (machine ids) must not lose digits: quote them before JSON.parse.
 function parse(text){return JSON.parse(text.replace(/([\[:,]\s*)(\d{16,})(?=\s*[,\]}])/g,'$1"$2"'));}
+function orch(o){if(!o)return '';const since=o.leader_since_ms?new Date(Number(o.leader_since_ms)).toISOString():'-';const e=(o.etcd||[]).map(x=>esc(x.name)+(x.healthy?' ok':' DOWN')+(x.leader?'*':'')).join(', ');return '<br>orchestrators: leader <b>'+esc(o.leader||'none')+'</b> since '+esc(since)+' &middot; this one ('+esc(o.self)+') is '+esc(o.role)+' &middot; etcd: '+e;}
 async function get(path){const r=await fetch(path);if(!r.ok&&r.status!==404)throw new Error(path+': '+r.status);return parse(await r.text());}
 function esc(v){return String(v).replace(/[&<>]/g,c=>({'&':'&amp;','<':'&lt;','>':'&gt;'}[c]));}
 function table(id,head,rows){document.getElementById(id).innerHTML='<tr>'+head.map(h=>'<th>'+h+'</th>').join('')+'</tr>'+rows.map(r=>'<tr>'+r.map(c=>'<td>'+c+'</td>').join('')+'</tr>').join('');}
@@ -32,7 +33,7 @@ async function refresh(){
  try{
   const [s,m,sh,ring,ev,mig]=await Promise.all([get('/v1/status'),get('/v1/machines'),get('/v1/shards'),get('/v1/ring'),get('/v1/events'),get('/v1/migrations')]);
   const mc=s.machines||{};
-  document.getElementById('status').innerHTML='epoch <b>'+esc(s.epoch)+'</b> &middot; RF '+esc(s.replication_factor)+' &middot; '+esc(s.shards)+' shards &middot; machines: '+esc(mc.total)+' ('+esc(mc.up)+' up, '+esc(mc.down)+' down, '+esc(mc.dead)+' dead, '+esc(mc.spare)+' spare) &middot; spares target '+esc(s.spares_target);
+  document.getElementById('status').innerHTML='epoch <b>'+esc(s.epoch)+'</b> &middot; RF '+esc(s.replication_factor)+' &middot; '+esc(s.shards)+' shards &middot; machines: '+esc(mc.total)+' ('+esc(mc.up)+' up, '+esc(mc.down)+' down, '+esc(mc.dead)+' dead, '+esc(mc.spare)+' spare) &middot; spares target '+esc(s.spares_target)+orch(s.orchestrators);
   table('machines',['id','address','state','health','shard','role','ops/s','last heartbeat'],(m||[]).map(x=>[esc(x.id),esc(x.address),esc(x.state),'<span class="'+esc(x.health)+'">'+esc(x.health)+'</span>',esc(x.shard),esc(x.role),esc(Math.round((x.load||{}).ops_per_sec||0)),esc(x.last_heartbeat_ms_ago)+' ms ago']));
   table('shards',['id','leader','replicas','extras','joining','ranges'],(sh||[]).map(x=>[esc(x.id),esc(x.leader),esc((x.replicas||[]).join(', ')),esc((x.extras||[]).join(', ')),esc((x.joining||[]).join(', ')),esc(x.ranges)]));
   const bytes=b=>b==null?'-':b>=1048576?(b/1048576).toFixed(1)+' MiB':b>=1024?(b/1024).toFixed(1)+' KiB':b+' B';

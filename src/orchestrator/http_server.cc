@@ -41,7 +41,7 @@ asio::awaitable<void> serve_connection(std::shared_ptr<HttpServer::Shared> share
     ApiResponse api;
     bool keep_alive = false;
     if (ec == http::error::body_limit || ec == http::error::header_limit) {
-      api = ApiResponse{413, R"({"error":"request too large"})"};
+      api = ApiResponse{413, R"({"error":"request too large"})", "application/json", ""};
     } else if (ec) {
       break;  // timeouts, resets, malformed requests: nothing sensible to answer
     } else {
@@ -60,6 +60,7 @@ asio::awaitable<void> serve_connection(std::shared_ptr<HttpServer::Shared> share
     response.result(static_cast<unsigned>(api.status));
     response.set(http::field::server, "cairn-orchestrator");
     response.set(http::field::content_type, api.content_type);
+    if (!api.location.empty()) response.set(http::field::location, api.location);
     response.keep_alive(keep_alive);
     response.body() = std::move(api.body);
     response.prepare_payload();

@@ -17,8 +17,10 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
+#include <nlohmann/json.hpp>
 
 #include "orchestrator/api.h"
+#include "orchestrator/etcd_leadership.h"
 #include "orchestrator/http_server.h"
 
 namespace cairn::orchestrator {
@@ -67,12 +69,33 @@ asio::awaitable<void> tick_loop(asio::steady_timer* timer, Service* service) {
 void add_flags(CLI::App& app, OrchestratorConfig* c) {
   app.add_option("--port", c->port, "HTTP API port")->capture_default_str();
   app.add_option("--bind", c->bind, "address to listen on")->capture_default_str();
-  app.add_option("--data-dir", c->data_dir, "directory of the state file (state.json)")
-      ->required();
+  app.add_option("--data-dir", c->data_dir,
+                 "directory of the state file (state.json); required without --etcd");
   app.add_option("--cluster-secret", c->cluster_secret,
                  "shared secret machines and admins present as 'Authorization: Bearer ...'")
       ->required();
   app.add_option("--store", c->store, "where the state lives: file")->capture_default_str();
+  app.add_option("--etcd", c->etcd,
+                 "etcd client URLs (http://host:port[,...]): keep the state in etcd, and lead or "
+                 "follow the other orchestrators on it (docs/orchestrator-ha.md)");
+  app.add_option("--etcd-prefix", c->etcd_prefix, "the cluster's keys in etcd")
+      ->capture_default_str();
+  app.add_option("--advertise", c->advertise,
+                 "host:port other orchestrators send machines and admins to while this one "
+                 "leads (default: --bind:--port)");
+  app.add_option("--etcd-lease-ttl-s", c->etcd_lease_ttl_s,
+                 "the leader's etcd lease in seconds (etcd raises it to its minimum, 1 s only "
+                 "with an election timeout of at most 666 ms)")
+      ->capture_default_str();
+  app.add_option("--import-state", c->import_state,
+                 "with --etcd: store this state.json of a file-store orchestrator in etcd "
+                 "(refused if etcd already holds a state), then run");
+  // Hidden (empty group): it exists for the fencing test of docs/orchestrator-ha.md only.
+  app.add_option("--unsafe-lease-overrun-ms", c->unsafe_lease_overrun_ms,
+                 "tests only: a leader acts this long past its etcd lease, so that only "
+                 "fencing stops a deposed leader's writes")
+      ->check(CLI::NonNegativeNumber)
+      ->group("");
   app.add_option("--rf", c->service.replication_factor, "replication factor")
       ->capture_default_str();
   app.add_option("--initial-shards", c->service.initial_shards,
@@ -111,16 +134,143 @@ Status validate_config(const OrchestratorConfig& config) {
     return Status::invalid_argument(fmt::format(
         "--store {}: only 'file' is supported so far", config.store));
   }
-  if (config.data_dir.empty()) return Status::invalid_argument("--data-dir is required");
+  if (config.etcd.empty()) {
+    if (config.data_dir.empty()) return Status::invalid_argument("--data-dir is required");
+    if (!config.import_state.empty()) {
+      return Status::invalid_argument("--import-state needs --etcd (it imports into etcd)");
+    }
+  } else {
+    auto endpoints = parse_etcd_endpoints(config.etcd);
+    if (!endpoints.is_ok()) return endpoints.status();
+    if (config.etcd_prefix.empty() || config.etcd_prefix.front() != '/' ||
+        config.etcd_prefix.back() == '/') {
+      return Status::invalid_argument("--etcd-prefix must start with / and not end with /");
+    }
+    if (config.etcd_lease_ttl_s < 1 || config.etcd_lease_ttl_s > 60) {
+      return Status::invalid_argument("--etcd-lease-ttl-s must be 1..60");
+    }
+    if (!config.advertise.empty()) {
+      auto advertised = net::parse_http_endpoint(config.advertise);
+      if (!advertised.is_ok())
+        return Status::invalid_argument("--advertise: " + advertised.status().message());
+    }
+  }
   if (config.cluster_secret.empty()) {
     return Status::invalid_argument("--cluster-secret must not be empty");
   }
   return validate_settings(config.service);
 }
 
+namespace {
+
+using nlohmann::json;
+
+ApiResponse json_reply(int status, const json& body) {
+  return ApiResponse{status, body.dump(), "application/json", ""};
+}
+
+// The API of one of several orchestrators (etcd_leadership.h): the leader's Service answers
+// everything; a follower answers GETs from its view of etcd's state and sends changes and
+// heartbeats to the leader.
+ApiResponse handle_etcd_request(const EtcdLeadership& leadership, const std::string& secret,
+                                const ApiRequest& request) {
+  EtcdLeadership::Route route = leadership.route();
+  ApiResponse response;
+  const bool is_status =
+      request.method == "GET" && request.target.substr(0, request.target.find('?')) == "/v1/status";
+  if (route.leader != nullptr) {
+    response = ApiRouter(route.leader.get(), secret).handle(request);
+  } else if (request.method == "GET" && route.view != nullptr) {
+    response = ApiRouter(route.view.get(), secret).handle(request);
+  } else if (request.method == "GET" && !is_status) {
+    return json_reply(503, json{{"error", "no state read from etcd yet"}});
+  } else if (request.method == "GET") {
+    response = ApiResponse{200, "{}", "application/json", ""};
+  } else if (route.leader_address.empty()) {
+    return json_reply(503, json{{"error", "no leader"}, {"leader", ""}});
+  } else {
+    ApiResponse redirect =
+        json_reply(307, json{{"error", "not the leader"}, {"leader", route.leader_address}});
+    redirect.location = "http://" + route.leader_address + request.target;
+    return redirect;
+  }
+  if (is_status && response.status == 200) {
+    // Who leads, since when, and etcd's health: on every orchestrator's status.
+    json body = json::parse(response.body, nullptr, false);
+    if (body.is_object()) {
+      body["orchestrators"] = leadership.status_json();
+      response.body = body.dump();
+    }
+  }
+  return response;
+}
+
+asio::awaitable<void> etcd_tick_loop(asio::steady_timer* timer, EtcdLeadership* leadership) {
+  for (;;) {
+    timer->expires_after(std::chrono::milliseconds(kTickIntervalMs));
+    net::error_code ec;
+    co_await timer->async_wait(asio::redirect_error(asio::use_awaitable, ec));
+    if (ec) co_return;
+    leadership->tick();
+  }
+}
+
+Status run_etcd(const OrchestratorConfig& config) {
+  auto endpoints = parse_etcd_endpoints(config.etcd);
+  if (!endpoints.is_ok()) return endpoints.status();
+  auto client = std::make_shared<EtcdClient>(std::move(*endpoints), kEtcdCallTimeoutMsDefault);
+  if (!config.import_state.empty()) {
+    auto state = load_state(config.import_state);
+    if (!state.is_ok()) return state.status();
+    Status imported = import_state(*client, config.etcd_prefix, *state);
+    if (!imported.is_ok()) return imported;
+    std::cout << "cairn orchestrator: imported " << config.import_state << " into "
+              << config.etcd_prefix << "/state (epoch " << (state->table ? state->table->epoch : 0)
+              << ", " << state->machines.size() << " machines)" << std::endl;
+  }
+  asio::io_context io(1);
+  std::unique_ptr<EtcdLeadership> leadership;
+  auto http =
+      HttpServer::start(io, config.bind, config.port, [&leadership, &config](const ApiRequest& r) {
+        return handle_etcd_request(*leadership, config.cluster_secret, r);
+      });
+  if (!http.is_ok()) return http.status();
+  LeadershipOptions options;
+  options.prefix = config.etcd_prefix;
+  options.address = !config.advertise.empty() ? config.advertise
+                                              : fmt::format("{}:{}", config.bind, (*http)->port());
+  options.lease_ttl_s = config.etcd_lease_ttl_s;
+  options.lease_overrun_ms = config.unsafe_lease_overrun_ms;
+  options.service = config.service;
+  leadership = std::make_unique<EtcdLeadership>(options, client, &system_clock());
+  leadership->start();
+
+  asio::steady_timer timer(io);
+  asio::co_spawn(io, etcd_tick_loop(&timer, leadership.get()), asio::detached);
+  asio::signal_set signals(io, SIGINT, SIGTERM);
+  signals.async_wait([&](const net::error_code& ec, int signal) {
+    if (ec) return;
+    spdlog::info("orchestrator: signal {}, stopping", signal);
+    (*http)->close();
+    timer.cancel();
+    io.stop();
+  });
+  std::cout << "cairn orchestrator listening on http://" << config.bind << ":" << (*http)->port()
+            << " (etcd " << config.etcd << ", prefix " << config.etcd_prefix << ", advertised as "
+            << options.address << ")" << std::endl;
+  io.run();
+  // Stop in reverse: no more requests, then the leadership (a leader revokes its lease).
+  (*http)->close();
+  leadership->stop();
+  return Status::ok();
+}
+
+}  // namespace
+
 Status run(const OrchestratorConfig& config) {
   Status valid = validate_config(config);
   if (!valid.is_ok()) return valid;
+  if (!config.etcd.empty()) return run_etcd(config);
   std::error_code fs_error;
   std::filesystem::create_directories(config.data_dir, fs_error);
   if (fs_error) {

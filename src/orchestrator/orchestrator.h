@@ -3,6 +3,9 @@
 // Builds, in order: the data dir lock, the Service (state reloaded from D/state.json), the HTTP
 // API server, the 100 ms tick timer, the signal handler; runs them on one io thread and stops
 // them in reverse on SIGINT/SIGTERM.
+// With --etcd (docs/orchestrator-ha.md) there is no data dir: the state lives in etcd, and an
+// EtcdLeadership (etcd_leadership.h) decides whether this process leads (its Service answers)
+// or follows (reads from a view of etcd's state, changes redirected to the leader).
 
 #include <cstdint>
 #include <string>
@@ -21,7 +24,14 @@ struct OrchestratorConfig {
   uint16_t port = 7700;
   std::string data_dir;
   std::string cluster_secret;
-  std::string store = "file";  // the only store so far; etcd:// is the hot-copy issue
+  std::string store = "file";  // "file"; --etcd selects etcd
+  // etcd (docs/orchestrator-ha.md): "" = the file store in data_dir.
+  std::string etcd;                       // URL[,URL...]
+  std::string etcd_prefix = "/cairn/default";
+  std::string advertise;                  // host:port others redirect to; "" = bind:port
+  int64_t etcd_lease_ttl_s = 1;           // the leader lease (etcd may raise it)
+  std::string import_state;               // a file store's state.json to import once
+  int64_t unsafe_lease_overrun_ms = 0;    // tests only: LeadershipOptions::lease_overrun_ms
   ServiceSettings service;     // state_path is derived from data_dir
   std::string log_level = "info";
 };

@@ -103,7 +103,14 @@ Result<std::unique_ptr<Service>> Service::open(ServiceSettings settings, Clock* 
   Status valid = validate_settings(settings);
   if (!valid.is_ok()) return valid;
   State state;
-  if (!settings.state_path.empty()) {
+  if (settings.store) {
+    auto loaded = settings.store->load();
+    if (loaded.is_ok()) {
+      state = std::move(*loaded);
+    } else if (loaded.status().code() != StatusCode::kNotFound) {
+      return loaded.status();
+    }
+  } else if (!settings.state_path.empty()) {
     auto loaded = load_state(settings.state_path);
     if (loaded.is_ok()) {
       state = std::move(*loaded);
@@ -119,7 +126,7 @@ Result<std::unique_ptr<Service>> Service::open(ServiceSettings settings, Clock* 
   // Every machine gets a fresh grace period: the orchestrator was away, not the machines.
   int64_t now = clock->monotonic_ms();
   for (auto& machine : state.machines) {
-    machine.last_heartbeat_ms = now;
+    machine.last_heartbeat_ms = now + settings.takeover_grace_ms;
     machine.drain_started_ms = now;  // a lease granted before the restart may still run
   }
   // A cutover in progress gets a fresh timeout: its driver may still commit.
@@ -132,8 +139,28 @@ Result<std::unique_ptr<Service>> Service::open(ServiceSettings settings, Clock* 
         service->state_.table ? service->state_.table->epoch : 0,
         service->state_.machines.size()));
     service->persist(true);
+    if (service->poisoned_) {
+      return Status::unavailable("the state store refused the start-up write (not the leader?)");
+    }
   }
   return service;
+}
+
+std::unique_ptr<Service> Service::view(ServiceSettings settings, Clock* clock, State state) {
+  CAIRN_ASSERT(clock != nullptr, "a service needs a clock");
+  settings.store.reset();
+  settings.state_path.clear();
+  const int64_t now = clock->monotonic_ms();
+  for (auto& machine : state.machines) {
+    machine.last_heartbeat_ms = now;
+    machine.drain_started_ms = now;
+  }
+  return std::unique_ptr<Service>(new Service(std::move(settings), clock, std::move(state)));
+}
+
+bool Service::poisoned() const {
+  std::lock_guard lock(mu_);
+  return poisoned_;
 }
 
 Service::Service(ServiceSettings settings, Clock* clock, State state)
@@ -313,6 +340,7 @@ Status Service::remove(MachineId machine_id) {
 
 void Service::tick() {
   std::lock_guard lock(mu_);
+  if (poisoned_) return;  // its owner drops it; nothing it computes could be stored
   int64_t now = clock_->monotonic_ms();
   credit_own_stall(now);
   DetectorSettings detector{settings_.down_after_ms, settings_.dead_after_ms};
@@ -482,6 +510,21 @@ MachineState Service::derived_state(const MachineRecord& machine,
 }
 
 void Service::persist(bool force) {
+  if (settings_.store) {
+    int64_t now = clock_->monotonic_ms();
+    bool history_due = now - last_save_ms_ >= kHistorySaveIntervalMs;
+    if (poisoned_ || (!force && !dirty_ && !history_due)) return;
+    Status saved = settings_.store->save(state_);
+    last_save_ms_ = now;
+    if (!saved.is_ok()) {
+      // Final (see the header comment): the owner drops this service and reloads the state.
+      spdlog::error("orchestrator: cannot store the state, stepping down: {}", saved.to_string());
+      poisoned_ = true;
+      return;
+    }
+    dirty_ = false;
+    return;
+  }
   if (settings_.state_path.empty()) {
     dirty_ = false;
     return;

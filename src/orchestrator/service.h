@@ -24,6 +24,12 @@
 // Every change of machines, table or events is written to the state file before the method
 // returns (when a path is configured). A failed write is logged and retried at the next change;
 // the in-memory state stays authoritative.
+//
+// With a StateStore instead (etcd, docs/orchestrator-ha.md) a failed write is final: the write
+// may have been refused because this orchestrator no longer leads, so the service is poisoned
+// (poisoned() turns true under the same lock as the failed write, before the method returns).
+// The API answers 503 for a poisoned service and the owner drops it; nothing computed after the
+// failed write (a new epoch, a migration phase) is ever shown to a machine.
 
 #include <cstdint>
 #include <memory>
@@ -68,6 +74,16 @@ Clock& system_clock();
 // The server calls Service::tick() this often.
 inline constexpr int64_t kTickIntervalMs = 100;
 
+// Where a Service keeps its state when it is not a local file (orchestrator/etcd_store.h).
+class StateStore {
+ public:
+  virtual ~StateStore() = default;
+  // The stored state; not_found when nothing was stored yet.
+  virtual Result<State> load() = 0;
+  // Stores `state` whole. Any error means it may not be stored (and may never be).
+  virtual Status save(const State& state) = 0;
+};
+
 struct ServiceSettings {
   uint32_t replication_factor = 3;
   uint32_t initial_shards = 2;
@@ -87,6 +103,13 @@ struct ServiceSettings {
   // Bytes/s per target machine for migrations whose own max_rate is 0.
   uint64_t migration_max_rate = kDefaultMigrationMaxRate;
   std::string state_path;  // empty: nothing is persisted (tests)
+  // When set, the state is loaded from and saved to it instead of state_path (see the header
+  // comment: a failed save poisons the service).
+  std::shared_ptr<StateStore> store;
+  // Added to every machine's grace period when the service opens: a new leader of several
+  // orchestrators waits one orchestrator lease longer, the time machines may need to find it
+  // (docs/orchestrator-ha.md). 0 for the file store.
+  int64_t takeover_grace_ms = 0;
 };
 
 // Checks ranges and relations between settings; the message names the offending one.
@@ -147,6 +170,12 @@ class Service {
   // Loads settings.state_path if it exists (a corrupt file is an error: never start afresh
   // silently). `clock` must outlive the service.
   static Result<std::unique_ptr<Service>> open(ServiceSettings settings, Clock* clock);
+  // A read-only view of `state` (a follower's, docs/orchestrator-ha.md): nothing is loaded or
+  // saved and no event is added. Only the read views (table_json, status_json...) may be called.
+  static std::unique_ptr<Service> view(ServiceSettings settings, Clock* clock, State state);
+
+  // True once a save to settings.store failed (see the header comment). Never false again.
+  bool poisoned() const;
 
   // A machine announces itself. machine_id 0 asks for a new id. Errors: invalid_argument (bad
   // address), busy (the address belongs to another machine that holds a role: 409).
@@ -245,6 +274,7 @@ class Service {
   mutable std::mutex mu_;
   State state_;
   bool dirty_ = false;
+  bool poisoned_ = false;
   int64_t last_history_ms_ = 0;
   int64_t last_save_ms_ = 0;
   int64_t last_tick_ms_ = 0;  // 0: no tick yet

@@ -14,6 +14,7 @@
 
 #include "net/event_loops.h"
 #include "server/http_client.h"
+#include "server/orchestrator_client.h"
 
 namespace cairn::server {
 
@@ -50,7 +51,8 @@ constexpr SettingInfo kSettings[] = {
      "[default: 0]"},
     {"table", "routing table (JSON file) to install at start in cluster mode  [default: empty]"},
     {"orchestrator",
-     "host:port of the orchestrator that manages this machine (needs --cluster-secret); the "
+     "host:port of the orchestrator that manages this machine, or several comma-separated "
+     "(it follows the one that leads; needs --cluster-secret); the "
      "machine registers, heartbeats and follows its routing tables  [default: empty]"},
     {"workers", "threads running client commands in cluster mode, 1-256  [default: 32]"},
     {"request-timeout-ms",
@@ -209,9 +211,9 @@ Status apply_setting(ServerConfig& config, std::string_view raw_name, std::strin
     config.table_file = std::string(value);
   } else if (name == "orchestrator") {
     if (!value.empty()) {
-      if (auto endpoint = parse_http_endpoint(value); !endpoint.is_ok()) {
+      if (auto endpoints = parse_orchestrator_list(value); !endpoints.is_ok()) {
         return Status::invalid_argument("invalid value for orchestrator: " +
-                                        endpoint.status().message());
+                                        endpoints.status().message());
       }
     }
     config.orchestrator = std::string(value);

@@ -115,9 +115,9 @@ std::vector<MigrationOrder> parse_migration_orders(const std::string& answer_jso
 
 Result<std::unique_ptr<OrchestratorAgent>> OrchestratorAgent::create(
     OrchestratorAgentOptions options, replica::TableHolder& tables) {
-  auto endpoint = parse_http_endpoint(options.orchestrator);
-  if (!endpoint.is_ok()) {
-    return Status::invalid_argument("orchestrator: " + endpoint.status().message());
+  auto endpoints = parse_orchestrator_list(options.orchestrator);
+  if (!endpoints.is_ok()) {
+    return Status::invalid_argument("orchestrator: " + endpoints.status().message());
   }
   if (auto own = parse_http_endpoint(options.address); !own.is_ok()) {
     return Status::invalid_argument("machine address: " + own.status().message());
@@ -133,13 +133,14 @@ Result<std::unique_ptr<OrchestratorAgent>> OrchestratorAgent::create(
     return Status::invalid_argument("orchestrator agent: timeouts and intervals out of range");
   }
   return std::unique_ptr<OrchestratorAgent>(
-      new OrchestratorAgent(std::move(options), std::move(*endpoint), tables));
+      new OrchestratorAgent(std::move(options), std::move(*endpoints), tables));
 }
 
-OrchestratorAgent::OrchestratorAgent(OrchestratorAgentOptions options, HttpEndpoint endpoint,
+OrchestratorAgent::OrchestratorAgent(OrchestratorAgentOptions options,
+                                     std::vector<HttpEndpoint> endpoints,
                                      replica::TableHolder& tables)
     : options_(std::move(options)),
-      endpoint_(std::move(endpoint)),
+      client_(std::move(endpoints)),
       tables_(tables),
       heartbeat_interval_ms_(options_.heartbeat_interval_ms),
       lease_ms_(options_.lease_ms) {}
@@ -206,7 +207,7 @@ Result<HttpResponse> OrchestratorAgent::post(const std::string& target, std::str
   request.target = target;
   request.body = std::move(body);
   request.bearer = options_.cluster_secret;
-  return http_call(endpoint_, request, options_.request_timeout_ms);
+  return client_.call(request, options_.request_timeout_ms);
 }
 
 Result<HttpResponse> OrchestratorAgent::call(const char* method, const char* target,
@@ -216,7 +217,7 @@ Result<HttpResponse> OrchestratorAgent::call(const char* method, const char* tar
   request.target = target;
   request.body = std::move(body);
   request.bearer = options_.cluster_secret;
-  auto response = http_call(endpoint_, request, options_.request_timeout_ms);
+  auto response = client_.call(request, options_.request_timeout_ms);
   if (!response.is_ok() || response->status != 200) {
     std::lock_guard lock(mu_);
     ++stats_.failed_calls;
@@ -228,7 +229,7 @@ Result<HttpResponse> OrchestratorAgent::call(const char* method, const char* tar
       unreachable_logged_ = true;
     }
   } else if (unreachable_logged_) {
-    spdlog::info("orchestrator agent: {} answers again", options_.orchestrator);
+    spdlog::info("orchestrator agent: {} answers again", client_.current());
     unreachable_logged_ = false;
   }
   return response;

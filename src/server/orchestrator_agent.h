@@ -1,6 +1,7 @@
 #pragma once
-// OrchestratorAgent: the machine's side of the orchestrator (docs/operations.md), started by a server
-// run with --orchestrator HOST:PORT.
+// OrchestratorAgent: the machine's side of the orchestrator (docs/operations.md), started by a
+// server run with --orchestrator HOST:PORT[,HOST:PORT...] (several orchestrators: every call goes
+// to the leader, orchestrator_client.h; while none answers the machine keeps its last table).
 //
 // On its own thread (so no event loop or worker ever waits for the orchestrator), it
 //  1. registers: POST /v1/register {"machine_id", "address"}, retried with a growing delay (up
@@ -36,6 +37,7 @@
 #include "common/status.h"
 #include "replica/table_holder.h"
 #include "server/http_client.h"
+#include "server/orchestrator_client.h"
 #include "topology/token.h"
 
 namespace cairn::server {
@@ -89,7 +91,9 @@ struct MachineLoadCounters {
 };
 
 struct OrchestratorAgentOptions {
-  std::string orchestrator;  // "host:port" of the orchestrator's HTTP API
+  // "host:port[,host:port...]": the orchestrators' HTTP APIs; calls go to the one that leads
+  // (server/orchestrator_client.h).
+  std::string orchestrator;
   std::string cluster_secret;
   uint64_t machine_id = 0;
   std::string address;  // "host:port" where clients and other machines reach this machine
@@ -143,7 +147,7 @@ class OrchestratorAgent {
   Result<HttpResponse> post(const std::string& target, std::string body) const;
 
  private:
-  OrchestratorAgent(OrchestratorAgentOptions options, HttpEndpoint endpoint,
+  OrchestratorAgent(OrchestratorAgentOptions options, std::vector<HttpEndpoint> endpoints,
                     replica::TableHolder& tables);
   void run();
   // Each returns the time to wait before the next step, in ms.
@@ -156,7 +160,7 @@ class OrchestratorAgent {
   int64_t now_ms() const;
 
   const OrchestratorAgentOptions options_;
-  const HttpEndpoint endpoint_;
+  const OrchestratorClient client_;  // follows the leader among the listed orchestrators
   replica::TableHolder& tables_;
 
   // The agent thread only.

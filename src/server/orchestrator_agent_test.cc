@@ -24,6 +24,7 @@
 
 #include "net/asio.h"
 #include "server/http_client.h"
+#include "server/orchestrator_client.h"
 #include "server/raw_client_test.h"
 #include "server/server.h"
 #include "topology/routing_table.h"
@@ -169,7 +170,8 @@ TEST(HttpClientTest, UnreachableIsAClearError) {
   uint16_t port = 0;
   {
     net::asio::io_context io;
-    net::tcp::acceptor acceptor(io, net::tcp::endpoint(net::asio::ip::make_address("127.0.0.1"), 0));
+    net::tcp::acceptor acceptor(io,
+                              net::tcp::endpoint(net::asio::ip::make_address("127.0.0.1"), 0));
     port = acceptor.local_endpoint().port();
   }
   HttpRequest request;
@@ -307,7 +309,8 @@ TEST(OrchestratorAgentTest, AnUnreachableOrchestratorGrantsNoLeaseAndStopIsPromp
   uint16_t port = 0;
   {
     net::asio::io_context io;
-    net::tcp::acceptor acceptor(io, net::tcp::endpoint(net::asio::ip::make_address("127.0.0.1"), 0));
+    net::tcp::acceptor acceptor(io,
+                              net::tcp::endpoint(net::asio::ip::make_address("127.0.0.1"), 0));
     port = acceptor.local_endpoint().port();
   }
   replica::TableHolder tables;
@@ -416,6 +419,73 @@ TEST(OrchestratorServerTest, FollowsTheOrchestratorsTableAndFencesItselfWithoutA
     EXPECT_EQ(client.read(test_support::bulk("w").size()), test_support::bulk("w"));
   }
   std::filesystem::remove_all(root);
+}
+
+// A port nothing listens on (bound, then closed): connecting to it is refused at once.
+uint16_t closed_port() {
+  net::asio::io_context io;
+  net::tcp::acceptor acceptor(io,
+                              net::tcp::endpoint(net::asio::ip::make_address("127.0.0.1"), 0));
+  return acceptor.local_endpoint().port();
+}
+
+TEST(OrchestratorClientTest, ParsesLists) {
+  auto three = parse_orchestrator_list("127.0.0.1:7700,127.0.0.1:7701,[::1]:7702");
+  ASSERT_TRUE(three.is_ok());
+  EXPECT_EQ(three->size(), 3u);
+  EXPECT_FALSE(parse_orchestrator_list("").is_ok());
+  EXPECT_FALSE(parse_orchestrator_list("127.0.0.1:7700,").is_ok());
+  EXPECT_FALSE(parse_orchestrator_list("127.0.0.1").is_ok());
+}
+
+TEST(OrchestratorClientTest, SkipsTheDeadFollowsTheRedirectAndRemembersTheLeader) {
+  std::atomic<int> leader_status{200};
+  FakeOrchestrator leader([&](const FakeRequest&) {
+    return FakeAnswer{leader_status.load(), R"({"ok": true})"};
+  });
+  FakeOrchestrator follower([&](const FakeRequest&) {
+    return FakeAnswer{307,
+                      json{{"error", "not the leader"}, {"leader", leader.address()}}.dump()};
+  });
+  const std::string dead = "127.0.0.1:" + std::to_string(closed_port());
+  auto list = parse_orchestrator_list(dead + "," + follower.address() + "," + leader.address());
+  ASSERT_TRUE(list.is_ok());
+  OrchestratorClient client(std::move(*list));
+  HttpRequest request;
+  request.method = "POST";
+  request.target = "/v1/heartbeat";
+  request.body = "{}";
+  auto answer = client.call(request, 500);
+  ASSERT_TRUE(answer.is_ok()) << answer.status().to_string();
+  EXPECT_EQ(answer->status, 200);
+  EXPECT_EQ(follower.count("/v1/heartbeat"), 1u);
+  EXPECT_EQ(leader.count("/v1/heartbeat"), 1u);
+  EXPECT_EQ(client.current(), leader.address());
+  // The next call goes straight to the leader.
+  answer = client.call(request, 500);
+  ASSERT_TRUE(answer.is_ok());
+  EXPECT_EQ(follower.count("/v1/heartbeat"), 1u);
+  EXPECT_EQ(leader.count("/v1/heartbeat"), 2u);
+  // The leader steps down (503) and the follower still names it: the call tries every listed
+  // address once and the redirects at most twice, then gives up with the last answer.
+  leader_status = 503;
+  answer = client.call(request, 500);
+  ASSERT_TRUE(answer.is_ok());
+  EXPECT_TRUE(answer->status == 503 || answer->status == 307) << answer->status;
+  EXPECT_LE(leader.count("/v1/heartbeat"), 2u + 1u + 2u + 1u);
+}
+
+TEST(OrchestratorClientTest, OneAddressIsOneRequest) {
+  FakeOrchestrator only([](const FakeRequest&) { return FakeAnswer{503, R"({"error": "x"})"}; });
+  auto list = parse_orchestrator_list(only.address());
+  ASSERT_TRUE(list.is_ok());
+  OrchestratorClient client(std::move(*list));
+  HttpRequest request;
+  request.target = "/v1/status";
+  auto answer = client.call(request, 500);
+  ASSERT_TRUE(answer.is_ok());
+  EXPECT_EQ(answer->status, 503);
+  EXPECT_EQ(only.count("/v1/status"), 1u);
 }
 
 }  // namespace

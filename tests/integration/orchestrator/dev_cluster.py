@@ -121,9 +121,15 @@ class DevCluster:
         self.commands = {}        # index -> argv that starts the machine
         self.own = {}             # index -> Popen of machines this helper started
         self.orchestrator_pid = None
+        self.orchestrator_pids = []
         self.orchestrator_command = None
         self.own_orchestrator = None
         self.output = []
+        # `--orchestrators N` in extra_args: machines added here get every orchestrator's address.
+        extra = list(extra_args)
+        count = int(extra[extra.index("--orchestrators") + 1]) if "--orchestrators" in extra else 1
+        self.orchestrator_addresses = ",".join(
+            "127.0.0.1:%d" % (self.orchestrator_port + i) for i in range(count))
         self.args = [binary, "dev", "--shards", str(shards), "--rf", str(rf), "--spares",
                      str(spares), "--port", str(self.base_port), "--orchestrator-port",
                      str(self.orchestrator_port), "--data-dir", self.data_dir,
@@ -165,10 +171,14 @@ class DevCluster:
                 assert port == self.port(index), line
                 self.pids[index] = pid
                 self.commands[index] = _cmdline(pid)
-            m = re.search(r"orchestrator pid (\d+)", line)
+            m = re.search(r"orchestrator(\d*) pid (\d+)", line)
             if m:
-                self.orchestrator_pid = int(m.group(1))
-                self.orchestrator_command = _cmdline(self.orchestrator_pid)
+                # `cairn dev --orchestrators N` lists orchestrator0..N-1; the first is the one
+                # the single-orchestrator helpers (kill_orchestrator...) act on.
+                self.orchestrator_pids.append(int(m.group(2)))
+                if self.orchestrator_pid is None:
+                    self.orchestrator_pid = int(m.group(2))
+                    self.orchestrator_command = _cmdline(self.orchestrator_pid)
         assert len(self.pids) == self.count, self.output_text()
         assert self.orchestrator_pid, self.output_text()
 
@@ -249,7 +259,7 @@ class DevCluster:
         with open(os.path.join(self.data_dir, "secret")) as f:
             secret = f.read().strip()
         argv = [self.binary, "server", "--cluster-secret", secret, "--orchestrator",
-                "127.0.0.1:%d" % self.orchestrator_port, "--port", str(self.port(index)),
+                self.orchestrator_addresses, "--port", str(self.port(index)),
                 "--data-dir", os.path.join(self.data_dir, "extra%d" % index), "--bind",
                 "127.0.0.1"]
         self.commands[index] = argv
@@ -292,8 +302,26 @@ class DevCluster:
     # ---- the API and `cairn admin` -----------------------------------------------------------
 
     def api(self, path, method="GET", secret=None, timeout=3):
-        """(HTTP status, parsed JSON body) of one API request."""
-        request = urllib.request.Request("http://127.0.0.1:%d%s" % (self.orchestrator_port, path),
+        """(HTTP status, parsed JSON body) of one API request. With several orchestrators
+        (--orchestrators N), a GET that the first cannot answer (killed by a test, or just
+        restarted: 503 until it has read etcd's state) goes to the next: any orchestrator
+        answers reads (a follower from etcd, at most ~250 ms behind)."""
+        ports = [self.orchestrator_port]
+        if method == "GET":
+            ports = [int(a.rsplit(":", 1)[1]) for a in self.orchestrator_addresses.split(",")]
+        for n, port in enumerate(ports):
+            last = n + 1 == len(ports)
+            try:
+                answer = self._api_on(port, path, method, secret, timeout)
+            except OSError:  # unreachable (URLError, reset, timeout); HTTP errors are answers
+                if last:
+                    raise
+                continue
+            if answer[0] != 503 or last:
+                return answer
+
+    def _api_on(self, port, path, method, secret, timeout):
+        request = urllib.request.Request("http://127.0.0.1:%d%s" % (port, path),
                                          method=method, data=b"{}" if method == "POST" else None)
         if secret:
             request.add_header("Authorization", "Bearer " + secret)

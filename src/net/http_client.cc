@@ -1,4 +1,4 @@
-#include "server/http_client.h"
+#include "net/http_client.h"
 
 #include <charconv>
 #include <chrono>
@@ -9,7 +9,7 @@
 
 #include "net/asio.h"
 
-namespace cairn::server {
+namespace cairn::net {
 
 namespace {
 
@@ -125,4 +125,4 @@ Result<HttpResponse> http_call(const HttpEndpoint& endpoint, const HttpRequest& 
   return response;
 }
 
-}  // namespace cairn::server
+}  // namespace cairn::net
