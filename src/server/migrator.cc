@@ -1234,7 +1234,8 @@ void Migrator::sweep_strays(const topology::RoutingTable& table) {
     uint64_t found = 0;
     std::string example;
     const Status scanned = engine_.scan(range.start, range.end,
-                                        [&](Token, std::string_view key, const storage::Cell&) {
+                                        [&](Token, std::string_view key, std::string_view,
+                                            const storage::Cell&) {
                                           if (found++ == 0) example = std::string(key);
                                           return found < 1000;
                                         });
