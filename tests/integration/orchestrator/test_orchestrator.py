@@ -102,10 +102,15 @@ def test_killed_replica_is_detected_in_time_replaced_by_the_spare_and_spares_res
     # Still serving through every live machine (QUORUM of the voting replicas).
     _serves(dev, sorted(dev.pids), "after-replace")
 
-    # A new machine restores the spare count.
-    added = dev.add_machine()
-    added_id = wait_for(lambda: dev.id_of(added), 15, what="the new machine to register")
-    wait_for(lambda: added_id in dev.spares(), 15, what="the new machine to become a spare")
+    # New machines restore the spare count. The target is 1.5 x the average number of machines
+    # down over the history, and the dead victim counts as down from its death on: on a slow
+    # host the test runs long enough for the target to reach 2, so add until it is met.
+    for _ in range(3):
+        added = dev.add_machine()
+        added_id = wait_for(lambda: dev.id_of(added), 15, what="the new machine to register")
+        wait_for(lambda: added_id in dev.spares(), 15, what="the new machine to become a spare")
+        if len(dev.spares()) >= dev.status()["spares_target"]:
+            break
     assert len(dev.spares()) >= dev.status()["spares_target"] >= 1
 
 
