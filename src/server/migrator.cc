@@ -1234,7 +1234,10 @@ void Migrator::sweep_strays(const topology::RoutingTable& table) {
     uint64_t found = 0;
     std::string example;
     const Status scanned = engine_.scan(range.start, range.end,
-                                        [&](Token, std::string_view key, const storage::Cell&) {
+                                        [&](Token, std::string_view key, std::string_view sub_key,
+                                            const storage::Cell&) {
+                                          // A row's fields follow its header: one key each.
+                                          if (!sub_key.empty()) return true;
                                           if (found++ == 0) example = std::string(key);
                                           return found < 1000;
                                         });
