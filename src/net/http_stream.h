@@ -16,6 +16,8 @@
 //     a body streamed to the callback is not kept here at all (the callback bounds its own).
 //  2. Bounded waits: connecting and sending take at most `connect_timeout_ms`; each read waits at
 //     most `idle_timeout_ms` for the next bytes; cancel() ends a run() from another thread.
+//     Name resolution of a non-numeric host is the resolver's own wait (etcd endpoints are
+//     usually addresses), as in http_client.h.
 //
 // Threading: one thread runs a HttpStreamCall; cancel() may be called from any thread.
 
