@@ -69,6 +69,7 @@ Result<HttpResponse> http_call(const HttpEndpoint& endpoint, const HttpRequest& 
     message.set(http::field::authorization, "Bearer " + request.bearer);
   }
   if (!request.body.empty()) message.set(http::field::content_type, "application/json");
+  for (const auto& [name, value] : request.headers) message.set(name, value);
   message.body() = request.body;
   message.prepare_payload();
 

@@ -13,6 +13,8 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 #include "common/status.h"
 
@@ -39,6 +41,8 @@ struct HttpRequest {
   std::string target;          // "/v1/status"
   std::string body;            // sent with Content-Type: application/json when not empty
   std::string bearer;          // "" = no Authorization header
+  // More header fields (name, value), e.g. gRPC metadata for etcd's gateway.
+  std::vector<std::pair<std::string, std::string>> headers;
 };
 
 // Sends `request` to `endpoint` and returns the response, whatever its status code.

@@ -55,6 +55,27 @@ Result<json> parse(const std::string& body, std::string_view what) {
   return parsed;
 }
 
+// One kv of a range answer or a watch event (keys and values are base64).
+Result<EtcdKeyValue> kv_from_json(const json& kv, std::string_view what) {
+  EtcdKeyValue out;
+  for (const char* field : {"key", "value"}) {
+    auto it = kv.find(field);
+    if (it == kv.end()) continue;
+    if (!it->is_string()) {
+      return Status::corruption(fmt::format("etcd {}: {} is not a string", what, field));
+    }
+    auto decoded = base64_decode(it->get_ref<const std::string&>());
+    if (!decoded.is_ok()) {
+      return Status::corruption(fmt::format("etcd {}: {}", what, decoded.status().message()));
+    }
+    (field[0] == 'k' ? out.key : out.value) = std::move(*decoded);
+  }
+  out.create_revision = int_field(kv, "create_revision");
+  out.mod_revision = int_field(kv, "mod_revision");
+  out.lease = int_field(kv, "lease");
+  return out;
+}
+
 json guard_compare(const std::string& guard_key, int64_t guard_revision) {
   return json{{"key", base64_encode(guard_key)},
               {"target", "CREATE"},
@@ -187,6 +208,50 @@ Result<std::string> EtcdClient::post(const std::string& path, const std::string&
     if (!unreachable && !no_leader) return last;
   }
   return last;
+}
+
+Result<EtcdKeyValue> etcd_kv_from_json(const nlohmann::json& kv, std::string_view what) {
+  return kv_from_json(kv, what);
+}
+
+int64_t etcd_int_field(const nlohmann::json& object, const char* name) {
+  return int_field(object, name);
+}
+
+std::string etcd_prefix_end(std::string_view prefix) {
+  CAIRN_ASSERT(!prefix.empty(), "a prefix range needs a prefix");
+  std::string end(prefix);
+  // Drop trailing 0xff bytes (they cannot be incremented), then increment the last byte.
+  while (!end.empty() && static_cast<uint8_t>(end.back()) == 0xff) end.pop_back();
+  if (end.empty()) return std::string(1, '\0');  // every key from prefix on
+  end.back() = static_cast<char>(static_cast<uint8_t>(end.back()) + 1);
+  return end;
+}
+
+Result<EtcdRange> EtcdClient::range(const std::string& key, const std::string& range_end) {
+  auto body =
+      post("/v3/kv/range",
+           json{{"key", base64_encode(key)}, {"range_end", base64_encode(range_end)}}.dump());
+  if (!body.is_ok()) return body.status();
+  auto parsed = parse(*body, "range");
+  if (!parsed.is_ok()) return parsed.status();
+  EtcdRange out;
+  auto header = parsed->find("header");
+  if (header == parsed->end() || !header->is_object()) {
+    return Status::corruption("etcd range: no header in the answer");
+  }
+  out.revision = int_field(*header, "revision");
+  if (out.revision <= 0) return Status::corruption("etcd range: no revision in the answer");
+  auto kvs = parsed->find("kvs");
+  if (kvs != parsed->end() && kvs->is_array()) {
+    for (const json& item : *kvs) {
+      if (!item.is_object()) return Status::corruption("etcd range: a kv is not an object");
+      auto kv = kv_from_json(item, "range");
+      if (!kv.is_ok()) return kv.status();
+      out.kvs.push_back(std::move(*kv));
+    }
+  }
+  return out;
 }
 
 Result<std::optional<EtcdKeyValue>> EtcdClient::get(const std::string& key) {

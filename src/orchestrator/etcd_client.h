@@ -3,7 +3,8 @@
 // over the project's blocking HTTP client (net/http_client.h): no etcd client library.
 //
 // Only what the orchestrator's leader election and state store need (docs/orchestrator-ha.md):
-//   POST /v3/kv/range        {"key"}                          one key
+//   POST /v3/kv/range        {"key", "range_end"}             one key, or a prefix's keys
+//   POST /v3/watch           (etcd_watch.h: a stream, read with net/http_stream.h)
 //   POST /v3/kv/txn          {"compare", "success", "failure"} create-if-absent, fenced put
 //   POST /v3/lease/grant     {"TTL"}                          a lease (TTL in whole seconds)
 //   POST /v3/lease/keepalive {"ID"}                           one renewal (the stream ends at EOF)
@@ -25,6 +26,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <nlohmann/json_fwd.hpp>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -47,6 +49,7 @@ Result<std::string> base64_decode(std::string_view text);
 Result<std::vector<net::HttpEndpoint>> parse_etcd_endpoints(std::string_view list);
 
 struct EtcdKeyValue {
+  std::string key;  // filled by range() and by watch events
   std::string value;
   int64_t create_revision = 0;
   int64_t mod_revision = 0;
@@ -60,12 +63,31 @@ struct EtcdMember {
   bool leader = false;     // the raft leader, as it said
 };
 
+// For etcd_watch.cc, which reads the same JSON: one kv of an answer or event (key and value
+// base64-decoded; corruption when they are not base64), and an int64 field (the gateway writes
+// decimal strings; absent: 0).
+Result<EtcdKeyValue> etcd_kv_from_json(const nlohmann::json& kv, std::string_view what);
+int64_t etcd_int_field(const nlohmann::json& object, const char* name);
+
+// The keys of one range read and the store's revision they were read at (the revision a watch
+// continues from: revision + 1).
+struct EtcdRange {
+  std::vector<EtcdKeyValue> kvs;
+  int64_t revision = 0;
+};
+
+// The range_end that makes [prefix, range_end) every key starting with `prefix` (etcd's
+// convention: the prefix with its last byte incremented). `prefix` must not be empty.
+std::string etcd_prefix_end(std::string_view prefix);
+
 class EtcdClient {
  public:
   EtcdClient(std::vector<net::HttpEndpoint> endpoints, int call_timeout_ms);
 
   // The key's value, or nullopt when it does not exist.
   Result<std::optional<EtcdKeyValue>> get(const std::string& key);
+  // Every key in [key, range_end) with the revision of the read.
+  Result<EtcdRange> range(const std::string& key, const std::string& range_end);
   // Creates `key` = `value` attached to `lease` if the key does not exist. Returns the key's
   // create revision when this call created it, nullopt when the key already existed.
   Result<std::optional<int64_t>> create(const std::string& key, const std::string& value,

@@ -99,6 +99,13 @@ void EtcdLeadership::start() {
   std::lock_guard lock(mu_);
   if (thread_.joinable() || stopping_) return;
   thread_ = std::thread([this] { run(); });
+  // Invariant 5: P/leader and P/state, and nothing else under P/ (the events are filtered).
+  WatchOptions watch;
+  watch.key = options_.prefix + "/";
+  watch.range_end = etcd_prefix_end(watch.key);
+  watcher_ =
+      std::make_unique<EtcdWatcher>(client_, std::move(watch), static_cast<WatchHandler*>(this));
+  watcher_->start();
   // Asking every member for its health may wait for a stopped member's timeout: never on the
   // election thread, whose keepalives must not be late.
   members_thread_ = std::thread([this] {
@@ -116,6 +123,7 @@ void EtcdLeadership::stop() {
   }
   wake_.notify_all();
   if (thread_.joinable()) thread_.join();
+  if (watcher_ != nullptr) watcher_->stop();
   if (members_thread_.joinable()) members_thread_.join();
   // A clean stop hands over at once instead of after the lease's TTL.
   if (lease_id_ != 0) {
@@ -134,7 +142,17 @@ void EtcdLeadership::run() {
   spdlog::info("orchestrator: etcd {} prefix {}, this orchestrator at {}",
                fmt::format("{}:{}", client_->endpoints()[0].host, client_->endpoints()[0].port),
                options_.prefix, options_.address);
-  while (sleep_ms(kElectionPollMs)) round();
+  for (;;) {
+    {
+      // A deleted P/leader seen by the watch ends the wait at once (invariant 5).
+      std::unique_lock lock(mu_);
+      wake_.wait_for(lock, std::chrono::milliseconds(kElectionPollMs),
+                     [this] { return stopping_ || poked_; });
+      if (stopping_) return;
+      poked_ = false;
+    }
+    round();
+  }
 }
 
 EtcdLeadership::Route EtcdLeadership::route() const {
@@ -171,7 +189,12 @@ nlohmann::json EtcdLeadership::status_json() const {
               {"leader", leader_address_},
               {"leader_since_ms", leader_since_ms_},
               {"term", leading ? term_revision_ : 0},
-              {"etcd", std::move(members)}};
+              {"etcd", std::move(members)},
+              {"watch", json{{"up", watch_up_},
+                             {"events", watch_events_},
+                             {"view_revision", view_revision_},
+                             {"failures", watch_failures_},
+                             {"fallback_polls", fallback_polls_}}}};
 }
 
 void EtcdLeadership::round() {
@@ -250,33 +273,57 @@ void EtcdLeadership::check_term() {
 }
 
 void EtcdLeadership::lead_or_follow() {
-  auto current = client_->get(leader_key(options_.prefix));
-  if (!current.is_ok()) {
-    spdlog::warn("orchestrator: etcd: {}", current.status().message());
-    return;
+  WatchedLeader current;
+  bool watching;
+  {
+    std::lock_guard lock(mu_);
+    watching = watch_up_ && watched_leader_.known;
+    current = watched_leader_;
   }
-  if (current->has_value()) {
-    json info = json::parse((*current)->value, nullptr, false);
-    std::string address;
-    int64_t since = 0;
-    if (info.is_object()) {
-      address = info.value("address", "");
-      since = info.value("since_ms", int64_t{0});
+  if (!watching) {
+    // Invariant 5: the watch is down, so poll, slowly.
+    if (now_ms() < next_poll_ms_) return;
+    next_poll_ms_ = now_ms() + kWatchFallbackPollMs;
+    {
+      std::lock_guard lock(mu_);
+      ++fallback_polls_;
     }
-    if ((*current)->lease == lease_id_) {
+    auto read = client_->get(leader_key(options_.prefix));
+    if (!read.is_ok()) {
+      spdlog::warn("orchestrator: etcd: {}", read.status().message());
+      return;
+    }
+    current = WatchedLeader{};
+    if (read->has_value()) {
+      current.exists = true;
+      current.lease = (*read)->lease;
+      json info = json::parse((*read)->value, nullptr, false);
+      if (info.is_object()) {
+        current.address = info.value("address", "");
+        current.since_ms = info.value("since_ms", int64_t{0});
+      }
+      refresh_view();
+    }
+  }
+  if (current.exists) {
+    if (current.lease == lease_id_) {
       // Our own key from a term this process ended (a poisoned Service): hand it over.
       step_down("an old term's key is still ours", /*revoke=*/true);
       return;
     }
+    std::string pending;
+    int64_t pending_revision = 0;
     {
       std::lock_guard lock(mu_);
-      leader_address_ = address;
-      leader_since_ms_ = since;
+      leader_address_ = current.address;
+      leader_since_ms_ = current.since_ms;
+      // A state the watch saw while this orchestrator led (not parsed then) becomes the view.
+      if (latest_state_revision_ > view_revision_) {
+        pending = latest_state_;
+        pending_revision = latest_state_revision_;
+      }
     }
-    if (now_ms() >= next_view_ms_) {
-      next_view_ms_ = now_ms() + kViewRefreshMs;
-      refresh_view();
-    }
+    if (pending_revision > 0) install_view(pending, pending_revision);
     return;
   }
   // No leader: campaign. The key is attached to our lease, so it disappears with us.
@@ -313,6 +360,8 @@ void EtcdLeadership::become_leader(int64_t term_revision) {
   term_revision_ = term_revision;
   view_.reset();
   view_revision_ = 0;
+  latest_state_.clear();
+  latest_state_revision_ = 0;
 }
 
 void EtcdLeadership::step_down(const std::string& why, bool revoke) {
@@ -335,17 +384,119 @@ void EtcdLeadership::step_down(const std::string& why, bool revoke) {
 void EtcdLeadership::refresh_view() {
   auto stored = client_->get(state_key(options_.prefix));
   if (!stored.is_ok() || !stored->has_value()) return;
-  if ((*stored)->mod_revision == view_revision_) return;
-  auto state = parse_stored_state((*stored)->value);
+  install_view((*stored)->value, (*stored)->mod_revision);
+}
+
+void EtcdLeadership::install_view(const std::string& value, int64_t mod_revision) {
+  {
+    std::lock_guard lock(mu_);
+    if (mod_revision <= view_revision_) return;
+  }
+  auto state = parse_stored_state(value);
   if (!state.is_ok()) {
     spdlog::error("orchestrator: {}", state.status().message());
     return;
   }
   ServiceSettings settings = options_.service;
   auto view = std::shared_ptr<Service>(Service::view(settings, clock_, std::move(*state)));
-  view_revision_ = (*stored)->mod_revision;
   std::lock_guard lock(mu_);
+  if (mod_revision <= view_revision_) return;  // a newer one was installed meanwhile
   view_ = std::move(view);
+  view_revision_ = mod_revision;
+  if (latest_state_revision_ <= mod_revision) {
+    latest_state_.clear();
+    latest_state_revision_ = 0;
+  }
+}
+
+void EtcdLeadership::record_leader_key(const EtcdKeyValue* kv) {
+  WatchedLeader seen;
+  seen.known = true;
+  if (kv != nullptr) {
+    seen.exists = true;
+    seen.lease = kv->lease;
+    json info = json::parse(kv->value, nullptr, false);
+    if (info.is_object()) {
+      seen.address = info.value("address", "");
+      seen.since_ms = info.value("since_ms", int64_t{0});
+    }
+  }
+  {
+    std::lock_guard lock(mu_);
+    watched_leader_ = std::move(seen);
+    // The election thread follows the new leader, or campaigns, now rather than next round.
+    poked_ = true;
+  }
+  wake_.notify_all();
+}
+
+void EtcdLeadership::record_state(const EtcdKeyValue& kv) {
+  {
+    std::lock_guard lock(mu_);
+    if (kv.mod_revision <= view_revision_ || kv.mod_revision <= latest_state_revision_) return;
+    if (leader_ != nullptr) {
+      // A leader serves from its own Service: the state is parsed only if it steps down.
+      latest_state_ = kv.value;
+      latest_state_revision_ = kv.mod_revision;
+      return;
+    }
+  }
+  install_view(kv.value, kv.mod_revision);
+}
+
+void EtcdLeadership::on_snapshot(const std::vector<EtcdKeyValue>& kvs, int64_t revision) {
+  const EtcdKeyValue* leader = nullptr;
+  const EtcdKeyValue* state = nullptr;
+  for (const auto& kv : kvs) {
+    if (kv.key == leader_key(options_.prefix)) leader = &kv;
+    if (kv.key == state_key(options_.prefix)) state = &kv;
+  }
+  spdlog::info("orchestrator: read {} at etcd revision {} (leader key {}), watching from there",
+               options_.prefix + "/", revision, leader != nullptr ? "present" : "absent");
+  record_leader_key(leader);
+  if (state != nullptr) record_state(*state);
+}
+
+void EtcdLeadership::on_event(const WatchEvent& event) {
+  {
+    std::lock_guard lock(mu_);
+    ++watch_events_;
+  }
+  if (event.kv.key == leader_key(options_.prefix)) {
+    record_leader_key(event.deleted ? nullptr : &event.kv);
+  } else if (event.kv.key == state_key(options_.prefix) && !event.deleted) {
+    record_state(event.kv);
+  }
+}
+
+void EtcdLeadership::on_up() {
+  bool was_up, ever_up;
+  {
+    std::lock_guard lock(mu_);
+    was_up = watch_up_;
+    ever_up = watch_ever_up_;
+    watch_up_ = true;
+    watch_ever_up_ = true;
+  }
+  if (was_up) return;  // a quiet stream re-opened
+  if (ever_up) {
+    spdlog::info("orchestrator: etcd watch on {} is back: no more polling", options_.prefix + "/");
+  } else {
+    spdlog::info("orchestrator: watching {} in etcd (leader and state changes seen at once)",
+                 options_.prefix + "/");
+  }
+}
+
+void EtcdLeadership::on_down(const Status& why) {
+  {
+    std::lock_guard lock(mu_);
+    watch_up_ = false;
+    ++watch_failures_;
+  }
+  spdlog::warn(
+      "orchestrator: etcd watch down ({}): polling {} and {} every {} ms until it is "
+      "back",
+      why.message(), leader_key(options_.prefix), state_key(options_.prefix), kWatchFallbackPollMs);
 }
 
 void EtcdLeadership::refresh_members() {

@@ -20,13 +20,20 @@
 //  3. A new leader's Service is opened from P/state with takeover_grace_ms = the lease TTL:
 //     no machine is declared down or dead before one lease period plus the failure-detection
 //     window has passed under the new leader (machines need that long to find it).
-//  4. A follower never writes P/state. It keeps a read-only view (Service::view) of the last
-//     P/state it read, refreshed every kViewRefreshMs, for the read-only API and dashboard.
-//  5. Bounded: one election thread and one thread asking etcd members for their health; each
-//     etcd call is bounded (etcd_client.h); the loops sleep kElectionPollMs and
-//     kMembersRefreshMs between rounds.
+//  4. A follower never writes P/state. It keeps a read-only view (Service::view) of the
+//     newest P/state it knows, for the read-only API and dashboard. A view is only ever
+//     replaced by one of a higher mod revision.
+//  5. Followers watch P/ (etcd_watch.h: P/leader and P/state): a deleted P/leader wakes the
+//     election thread, which campaigns at once; a new P/state becomes the view as soon as it
+//     arrives. Only while the watch is down (not yet opened, or broken and being retried) does
+//     a follower poll both keys, every kWatchFallbackPollMs, and it logs when it starts and
+//     stops doing so.
+//  6. Bounded: one election thread, one watch thread and one thread asking etcd members for
+//     their health; each etcd call is bounded (etcd_client.h), the watch's buffers and waits
+//     too (etcd_watch.h); the loops sleep kElectionPollMs and kMembersRefreshMs between rounds.
 //
-// Threading: the election thread owns the etcd session; route() and tick() are called from the
+// Threading: the election thread owns the etcd session; the watch thread only records what it
+// sees (under mu_) and wakes the election thread; route() and tick() are called from the
 // orchestrator's io thread; status_json() from any thread. Shared fields are under mu_.
 
 #include <atomic>
@@ -41,12 +48,14 @@
 
 #include "common/status.h"
 #include "orchestrator/etcd_client.h"
+#include "orchestrator/etcd_watch.h"
 #include "orchestrator/service.h"
 
 namespace cairn::orchestrator {
 
 inline constexpr int64_t kElectionPollMs = 100;
-inline constexpr int64_t kViewRefreshMs = 250;
+// A follower whose watch is down polls P/leader and P/state this often (invariant 5).
+inline constexpr int64_t kWatchFallbackPollMs = 500;
 inline constexpr int64_t kMembersRefreshMs = 2000;
 inline constexpr int64_t kLeaderSafetyMarginMs = 100;
 inline constexpr size_t kEtcdEventsMax = 1000;
@@ -91,10 +100,10 @@ struct LeadershipOptions {
   ServiceSettings service;  // store and takeover_grace_ms are set per term
 };
 
-class EtcdLeadership {
+class EtcdLeadership final : private WatchHandler {
  public:
   EtcdLeadership(LeadershipOptions options, std::shared_ptr<EtcdClient> client, Clock* clock);
-  ~EtcdLeadership();  // stop()
+  ~EtcdLeadership() override;  // stop()
   EtcdLeadership(const EtcdLeadership&) = delete;
   EtcdLeadership& operator=(const EtcdLeadership&) = delete;
 
@@ -111,7 +120,8 @@ class EtcdLeadership {
   // Runs the leader's tick (io thread, every kTickIntervalMs); nothing while following.
   void tick();
   // {"self", "role", "leader", "leader_since_ms", "term", "etcd": [{"name", "client_url",
-  //  "healthy", "leader"}]}
+  //  "healthy", "leader"}], "watch": {"up", "events", "view_revision", "failures",
+  //  "fallback_polls"}}
   nlohmann::json status_json() const;
 
  private:
@@ -123,7 +133,16 @@ class EtcdLeadership {
   void become_leader(int64_t term_revision);
   void step_down(const std::string& why, bool revoke);
   void refresh_view();
+  // Makes `value` (P/state at mod_revision) the view unless the view is as new (invariant 4).
+  void install_view(const std::string& value, int64_t mod_revision);
   void refresh_members();
+  // WatchHandler (the watch thread).
+  void on_snapshot(const std::vector<EtcdKeyValue>& kvs, int64_t revision) override;
+  void on_event(const WatchEvent& event) override;
+  void on_up() override;
+  void on_down(const Status& why) override;
+  void record_leader_key(const EtcdKeyValue* kv);  // nullptr: P/leader does not exist
+  void record_state(const EtcdKeyValue& kv);
   bool sleep_ms(int64_t ms);  // false once stopping
   int64_t now_ms() const { return clock_->monotonic_ms(); }
 
@@ -135,8 +154,7 @@ class EtcdLeadership {
   int64_t lease_id_ = 0;
   int64_t lease_ttl_ms_ = 0;
   int64_t next_keepalive_ms_ = 0;
-  int64_t view_revision_ = 0;
-  int64_t next_view_ms_ = 0;
+  int64_t next_poll_ms_ = 0;  // the fallback poll's next round (invariant 5)
 
   mutable std::mutex mu_;
   std::condition_variable wake_;
@@ -148,6 +166,24 @@ class EtcdLeadership {
   std::string leader_address_;
   int64_t leader_since_ms_ = 0;  // wall clock
   std::vector<EtcdMember> members_;
+  int64_t view_revision_ = 0;  // the view's P/state mod revision
+  // What the watch saw (invariant 5); meaningful while watch_up_.
+  bool watch_up_ = false;
+  bool watch_ever_up_ = false;
+  bool poked_ = false;  // wakes the election thread before kElectionPollMs
+  struct WatchedLeader {
+    bool known = false;   // a snapshot was read since the watch (re)started
+    bool exists = false;  // P/leader exists
+    std::string address;
+    int64_t since_ms = 0;
+    int64_t lease = 0;
+  } watched_leader_;
+  std::string latest_state_;  // P/state's newest value seen by the watch, not yet the view
+  int64_t latest_state_revision_ = 0;
+  uint64_t watch_events_ = 0;
+  uint64_t watch_failures_ = 0;
+  uint64_t fallback_polls_ = 0;
+  std::unique_ptr<EtcdWatcher> watcher_;
   std::thread thread_;
   std::thread members_thread_;  // refresh_members every kMembersRefreshMs
 };

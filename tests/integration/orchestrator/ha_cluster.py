@@ -219,6 +219,22 @@ class HaCluster:
             _LIVE.discard(proc)
             self.orchestrators[i] = None
 
+    def wait_orchestrator_stopped(self, i, timeout_s=10):
+        """After SIGSTOP: waits until every thread of orchestrator i is stopped (kill() only
+        queues the stop; until each thread takes it, the process may still act)."""
+        tasks = "/proc/%d/task" % self.orchestrators[i].pid
+
+        def state(tid):
+            with open(os.path.join(tasks, tid, "stat")) as f:
+                return f.read().rsplit(")", 1)[1].split()[0]
+
+        def stopped():
+            try:
+                return all(state(tid) in ("T", "t") for tid in os.listdir(tasks))
+            except OSError:  # a thread came or went while listing
+                return False
+        wait_for(stopped, timeout_s, interval_s=0.005, what="orchestrator %d to stop" % i)
+
     def restart_orchestrator(self, i):
         self.start_orchestrator(i)
 
