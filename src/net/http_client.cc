@@ -8,6 +8,7 @@
 #include <fmt/format.h>
 
 #include "net/asio.h"
+#include "net/http_message.h"
 
 namespace cairn::net {
 
@@ -19,13 +20,6 @@ namespace http = beast::http;
 // Extra time io_context::run_for allows past the stream's own deadline, so the stream's timeout
 // (a precise error) normally fires first and run_for is only a backstop for name resolution.
 constexpr int kRunSlackMs = 200;
-
-std::string display(const HttpEndpoint& endpoint) {
-  if (endpoint.host.find(':') != std::string::npos) {
-    return fmt::format("[{}]:{}", endpoint.host, endpoint.port);
-  }
-  return fmt::format("{}:{}", endpoint.host, endpoint.port);
-}
 
 }  // namespace
 
@@ -51,13 +45,15 @@ Result<HttpEndpoint> parse_http_endpoint(std::string_view text) {
   return HttpEndpoint{std::string(host), static_cast<uint16_t>(port)};
 }
 
-Result<HttpResponse> http_call(const HttpEndpoint& endpoint, const HttpRequest& request,
-                               int timeout_ms) {
-  net::asio::io_context io;
-  beast::tcp_stream stream(io);
-  net::tcp::resolver resolver(io);
-  const auto deadline = std::chrono::milliseconds(timeout_ms);
+std::string display(const HttpEndpoint& endpoint) {
+  if (endpoint.host.find(':') != std::string::npos) {
+    return fmt::format("[{}]:{}", endpoint.host, endpoint.port);
+  }
+  return fmt::format("{}:{}", endpoint.host, endpoint.port);
+}
 
+http::request<http::string_body> to_message(const HttpEndpoint& endpoint,
+                                            const HttpRequest& request) {
   http::request<http::string_body> message;
   message.method(request.method == "POST" ? http::verb::post : http::verb::get);
   message.target(request.target);
@@ -72,6 +68,17 @@ Result<HttpResponse> http_call(const HttpEndpoint& endpoint, const HttpRequest& 
   for (const auto& [name, value] : request.headers) message.set(name, value);
   message.body() = request.body;
   message.prepare_payload();
+  return message;
+}
+
+Result<HttpResponse> http_call(const HttpEndpoint& endpoint, const HttpRequest& request,
+                               int timeout_ms) {
+  net::asio::io_context io;
+  beast::tcp_stream stream(io);
+  net::tcp::resolver resolver(io);
+  const auto deadline = std::chrono::milliseconds(timeout_ms);
+
+  http::request<http::string_body> message = to_message(endpoint, request);
 
   beast::flat_buffer buffer;
   http::response_parser<http::string_body> parser;

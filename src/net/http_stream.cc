@@ -10,6 +10,7 @@
 #include <optional>
 
 #include "net/asio.h"
+#include "net/http_message.h"
 
 namespace cairn::net {
 
@@ -19,13 +20,6 @@ namespace beast = boost::beast;
 namespace http = beast::http;
 
 constexpr size_t kReadBytes = 16 * 1024;
-
-std::string display(const HttpEndpoint& endpoint) {
-  if (endpoint.host.find(':') != std::string::npos) {
-    return fmt::format("[{}]:{}", endpoint.host, endpoint.port);
-  }
-  return fmt::format("{}:{}", endpoint.host, endpoint.port);
-}
 
 }  // namespace
 
@@ -207,18 +201,7 @@ Status HttpStreamCall::run(const HttpEndpoint& endpoint, const HttpRequest& requ
 
   beast::tcp_stream stream(io);
   tcp::resolver resolver(io);
-  http::request<http::string_body> message;
-  message.method(request.method == "POST" ? http::verb::post : http::verb::get);
-  message.target(request.target);
-  message.version(11);
-  message.set(http::field::host, display(endpoint));
-  message.set(http::field::user_agent, "cairn");
-  message.set(http::field::connection, "close");
-  if (!request.bearer.empty()) message.set(http::field::authorization, "Bearer " + request.bearer);
-  if (!request.body.empty()) message.set(http::field::content_type, "application/json");
-  for (const auto& [name, value] : request.headers) message.set(name, value);
-  message.body() = request.body;
-  message.prepare_payload();
+  http::request<http::string_body> message = to_message(endpoint, request);
 
   std::array<char, kReadBytes> buffer;
   std::optional<Status> result;

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <charconv>
+#include <type_traits>
 #include <nlohmann/json.hpp>
 
 namespace cairn::orchestrator {
@@ -23,28 +24,28 @@ int alphabet_index(char c) {
   return -1;
 }
 
-// The gateway writes int64 fields as decimal strings; tolerate numbers too. Absent: 0.
-int64_t int_field(const json& object, const char* name) {
+// The gateway writes int64 fields as decimal strings; tolerate numbers too. Absent: 0. Member
+// ids are uint64 (often above INT64_MAX), read with the same rules.
+template <typename Int>
+Int number_field(const json& object, const char* name) {
   auto it = object.find(name);
   if (it == object.end()) return 0;
-  if (it->is_number_integer()) return it->get<int64_t>();
+  if (std::is_signed_v<Int> ? it->is_number_integer() : it->is_number_unsigned()) {
+    return it->get<Int>();
+  }
   if (!it->is_string()) return 0;
   const std::string& text = it->get_ref<const std::string&>();
-  int64_t value = 0;
+  Int value = 0;
   std::from_chars(text.data(), text.data() + text.size(), value);
   return value;
 }
 
-// Member ids are uint64 (often above INT64_MAX); same rules as int_field.
+int64_t int_field(const json& object, const char* name) {
+  return number_field<int64_t>(object, name);
+}
+
 uint64_t uint_field(const json& object, const char* name) {
-  auto it = object.find(name);
-  if (it == object.end()) return 0;
-  if (it->is_number_unsigned()) return it->get<uint64_t>();
-  if (!it->is_string()) return 0;
-  const std::string& text = it->get_ref<const std::string&>();
-  uint64_t value = 0;
-  std::from_chars(text.data(), text.data() + text.size(), value);
-  return value;
+  return number_field<uint64_t>(object, name);
 }
 
 Result<json> parse(const std::string& body, std::string_view what) {
