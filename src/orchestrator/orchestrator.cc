@@ -54,13 +54,16 @@ class DirLock {
   int fd_ = -1;
 };
 
-asio::awaitable<void> tick_loop(asio::steady_timer* timer, Service* service) {
+// Calls ticking->tick() every kTickIntervalMs until the timer is cancelled (shutdown). One
+// loop for both stores: the file store ticks its Service, the etcd store its EtcdLeadership.
+template <typename Ticking>
+asio::awaitable<void> tick_loop(asio::steady_timer* timer, Ticking* ticking) {
   for (;;) {
     timer->expires_after(std::chrono::milliseconds(kTickIntervalMs));
     net::error_code ec;
     co_await timer->async_wait(asio::redirect_error(asio::use_awaitable, ec));
     if (ec) co_return;  // cancelled at shutdown
-    service->tick();
+    ticking->tick();
   }
 }
 
@@ -205,16 +208,6 @@ ApiResponse handle_etcd_request(const EtcdLeadership& leadership, const std::str
   return response;
 }
 
-asio::awaitable<void> etcd_tick_loop(asio::steady_timer* timer, EtcdLeadership* leadership) {
-  for (;;) {
-    timer->expires_after(std::chrono::milliseconds(kTickIntervalMs));
-    net::error_code ec;
-    co_await timer->async_wait(asio::redirect_error(asio::use_awaitable, ec));
-    if (ec) co_return;
-    leadership->tick();
-  }
-}
-
 Status run_etcd(const OrchestratorConfig& config) {
   auto endpoints = parse_etcd_endpoints(config.etcd);
   if (!endpoints.is_ok()) return endpoints.status();
@@ -246,7 +239,7 @@ Status run_etcd(const OrchestratorConfig& config) {
   leadership->start();
 
   asio::steady_timer timer(io);
-  asio::co_spawn(io, etcd_tick_loop(&timer, leadership.get()), asio::detached);
+  asio::co_spawn(io, tick_loop(&timer, leadership.get()), asio::detached);
   asio::signal_set signals(io, SIGINT, SIGTERM);
   signals.async_wait([&](const net::error_code& ec, int signal) {
     if (ec) return;
