@@ -1233,11 +1233,13 @@ void Migrator::sweep_strays(const topology::RoutingTable& table) {
     if (moves) continue;
     uint64_t found = 0;
     std::string example;
-    const Status scanned = engine_.scan(range.start, range.end,
-                                        [&](Token, std::string_view key, const storage::Cell&) {
-                                          if (found++ == 0) example = std::string(key);
-                                          return found < 1000;
-                                        });
+    // Every stored cell counts, a row's fields included (a leftover may be fields alone).
+    const Status scanned = engine_.scan(
+        range.start, range.end,
+        [&](Token, std::string_view key, std::string_view, const storage::Cell&) {
+          if (found++ == 0) example = std::string(key);
+          return found < 1000;
+        });
     if (!scanned.is_ok()) {
       spdlog::error("cannot look for leftovers in [{}, {}): {}", topology::format_token(range.start),
                     topology::format_token(range.end), scanned.to_string());
@@ -1245,7 +1247,7 @@ void Migrator::sweep_strays(const topology::RoutingTable& table) {
     }
     if (found == 0) continue;
     // Nothing should ever be found: each case is a path that forgot to delete (logged as such).
-    spdlog::warn("found {}{} keys (e.g. '{}') in [{}, {}), which shard {} owns and this machine "
+    spdlog::warn("found {}{} cells (e.g. '{}') in [{}, {}), which shard {} owns and this machine "
                  "is not in: deleting them", found >= 1000 ? "at least " : "", found, example,
                  topology::format_token(range.start), topology::format_token(range.end),
                  range.shard);
