@@ -564,8 +564,11 @@ def test_hashes_sets_and_sorted_sets_move_with_their_fields_under_writes():
             want = {("f%d" % f).encode(): ("v%d" % f).encode() for f in range(fields)}
             want.update({f.encode(): v.encode() for (k, f), v in acked.items()
                          if k == "row:h%d" % h})
-            assert r.hgetall("row:h%d" % h) == want, h
-            assert r.hlen("row:h%d" % h) == len(want)
+            # Every acknowledged field; beyond them only late fields of uncertain writes.
+            got = r.hgetall("row:h%d" % h)
+            assert {f: got.get(f) for f in want} == want, h
+            assert all(f.startswith(b"late") for f in set(got) - set(want)), h
+            assert r.hlen("row:h%d" % h) == len(got)
             assert r.smembers("row:s%d" % h) == {("m%d" % f).encode() for f in range(5)}
             assert r.zrange("row:z%d" % h, 0, -1, withscores=True) == [
                 (("m%d" % f).encode(), float(f)) for f in range(5)]
