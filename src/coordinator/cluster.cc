@@ -41,6 +41,27 @@ constexpr auto kCutoverPause = std::chrono::milliseconds(2);
 // Attempts of one request (table refreshes and cutover pauses), besides its deadline.
 constexpr int kAttemptsMax = 1000;
 
+// The level of one request. Inside atomically() (the shard leader's read-modify-write) reads
+// and writes are at least QUORUM, and at the connection's level when it asks for more.
+struct Level {
+  Level(ConsistencyLevel level_in, bool at_least_quorum_in = false)  // NOLINT: implicit
+      : level(level_in), at_least_quorum(at_least_quorum_in) {}
+  ConsistencyLevel level;
+  bool at_least_quorum;
+};
+
+// How many of `voting` replicas must answer at `level`.
+Result<uint32_t> needed_replicas(const Level& level, size_t voting) {
+  const auto n = static_cast<uint32_t>(voting);
+  Result<uint32_t> needed = topology::required(level.level, n);
+  if (!needed.is_ok()) return Status::invalid_argument(needed.status().message());
+  if (level.at_least_quorum) {
+    Result<uint32_t> quorum = topology::required(ConsistencyLevel::quorum(), n);
+    if (quorum.is_ok() && *quorum > *needed) return *quorum;
+  }
+  return needed;
+}
+
 Deadline deadline_after(int timeout_ms) {
   return std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
 }
@@ -242,11 +263,11 @@ std::vector<std::string> apply_args(uint64_t epoch, const std::string& key,
 
 Result<WriteAttempt> write_once(const CorePtr& core, const TablePtr& table, const std::string& key,
                                 const std::string& sub_key, const Cell& cell,
-                                ConsistencyLevel level, Deadline deadline) {
+                                Level level, Deadline deadline) {
   const topology::Token token = topology::token_of(key);
   const topology::ReplicaSet set = table->replicas_for_token(token);
-  Result<uint32_t> needed = topology::required(level, static_cast<uint32_t>(set.voting.size()));
-  if (!needed.is_ok()) return Status::invalid_argument(needed.status().message());
+  Result<uint32_t> needed = needed_replicas(level, set.voting.size());
+  if (!needed.is_ok()) return needed.status();
   auto state = std::make_shared<WriteState>(*needed, set.voting.size(), key, sub_key, cell);
   const std::vector<std::string> args = apply_args(table->epoch(), key, sub_key, cell);
   bool local_is_replica = false;
@@ -295,7 +316,7 @@ Result<WriteAttempt> write_once(const CorePtr& core, const TablePtr& table, cons
 
 // Writes a key's own cell (`sub_key` empty) or a field of its row at `level`.
 Status write_cell(const CorePtr& core, const std::string& key, const std::string& sub_key,
-                  const Cell& first_cell, ConsistencyLevel level) {
+                  const Cell& first_cell, Level level) {
   const Deadline deadline = deadline_after(core->options.request_timeout_ms);
   Cell cell = first_cell;
   bool restamped = false;
@@ -357,14 +378,13 @@ struct PendingRead {
 // Sends CAIRN.READ for `key` (or for the field `sub_key` of its row) to every voting replica of
 // its shard (the local one directly).
 Result<PendingRead> start_read(const CorePtr& core, const TablePtr& table, const std::string& key,
-                               const std::string& sub_key, ConsistencyLevel level,
+                               const std::string& sub_key, Level level,
                                Deadline deadline) {
   PendingRead pending;
   pending.table = table;
   pending.set = table->replicas_for_token(topology::token_of(key));
-  Result<uint32_t> needed =
-      topology::required(level, static_cast<uint32_t>(pending.set.voting.size()));
-  if (!needed.is_ok()) return Status::invalid_argument(needed.status().message());
+  Result<uint32_t> needed = needed_replicas(level, pending.set.voting.size());
+  if (!needed.is_ok()) return needed.status();
   pending.needed = *needed;
   pending.state = std::make_shared<ReadState>(*needed, pending.set.voting.size());
   std::optional<size_t> local_slot;
@@ -446,7 +466,7 @@ void run_repairs(const CorePtr& core, const std::vector<Repair>& repairs, Deadli
 // per key), element i reads the field sub_keys[i] of keys[i]'s row instead.
 Result<std::vector<std::optional<Cell>>> read_cells(const CorePtr& core,
                                                     std::span<const std::string> keys,
-                                                    ConsistencyLevel level,
+                                                    Level level,
                                                     std::span<const std::string> sub_keys = {}) {
   CAIRN_ASSERT(sub_keys.empty() || sub_keys.size() == keys.size(), "one sub-key per key");
   static const std::string kNoSubKey;
@@ -621,10 +641,10 @@ using RowPageAttempt = PageAttempt<MergedRowPage>;
 // answers and repairs the answering replicas that hold an older header or older fields.
 Result<RowPageAttempt> row_page_once(const CorePtr& core, const TablePtr& table,
                                      const std::string& key, const std::string& from,
-                                     size_t count, ConsistencyLevel level, Deadline deadline) {
+                                     size_t count, Level level, Deadline deadline) {
   const topology::ReplicaSet set = table->replicas_for_token(topology::token_of(key));
-  Result<uint32_t> needed = topology::required(level, static_cast<uint32_t>(set.voting.size()));
-  if (!needed.is_ok()) return Status::invalid_argument(needed.status().message());
+  Result<uint32_t> needed = needed_replicas(level, set.voting.size());
+  if (!needed.is_ok()) return needed.status();
   auto state = std::make_shared<PageState<replica::RowPage>>(*needed, set.voting.size());
   ask_voting_replicas(
       core, table, set, state,
@@ -661,7 +681,7 @@ Result<RowPageAttempt> row_page_once(const CorePtr& core, const TablePtr& table,
 // the request deadline.
 Result<MergedRowPage> read_row_page(const CorePtr& core, const std::string& key,
                                     const std::string& from, size_t count,
-                                    ConsistencyLevel level) {
+                                    Level level) {
   Result<MergedRowPage> page =
       page_with_retries<MergedRowPage>(core, [&](const TablePtr& table, Deadline deadline) {
         return row_page_once(core, table, key, from, count, level, deadline);
@@ -679,7 +699,7 @@ constexpr size_t kRowPageCells = 1000;
 // hidden cells included) until `visit` returns false. `first` receives the first page (header
 // and hidden bound) before any field is visited.
 Status walk_row(const CorePtr& core, const std::string& key, std::string from,
-                ConsistencyLevel level,
+                Level level,
                 const std::function<bool(const MergedRowPage& page)>& first,
                 const std::function<bool(std::string_view sub_key, const Cell& cell)>& visit) {
   for (bool is_first = true;; is_first = false) {
@@ -700,13 +720,13 @@ Status walk_row(const CorePtr& core, const std::string& key, std::string from,
 using ScanAttempt = PageAttempt<ScanPage>;
 
 Result<ScanAttempt> scan_once(const CorePtr& core, const TablePtr& table,
-                              const ScanRequest& request, ConsistencyLevel level,
+                              const ScanRequest& request, Level level,
                               Deadline deadline) {
   const topology::Token start = request.cursor;
   const topology::Range& range = table->range_for_token(start);
   const topology::ReplicaSet set = table->replicas_for_token(start);
-  Result<uint32_t> needed = topology::required(level, static_cast<uint32_t>(set.voting.size()));
-  if (!needed.is_ok()) return Status::invalid_argument(needed.status().message());
+  Result<uint32_t> needed = needed_replicas(level, set.voting.size());
+  if (!needed.is_ok()) return needed.status();
   const size_t count = std::clamp<size_t>(request.count, 1, kScanCountMax);
   auto state = std::make_shared<PageState<replica::ScanResult>>(*needed, set.voting.size());
   ask_voting_replicas(
@@ -733,7 +753,7 @@ Result<ScanAttempt> scan_once(const CorePtr& core, const TablePtr& table,
 }
 
 Result<ScanPage> scan_cluster(const CorePtr& core, const ScanRequest& request,
-                              ConsistencyLevel level) {
+                              Level level) {
   return page_with_retries<ScanPage>(core, [&](const TablePtr& table, Deadline deadline) {
     return scan_once(core, table, request, level, deadline);
   });
@@ -773,7 +793,8 @@ void replay_target(const CorePtr& core, const TablePtr& table, uint64_t target) 
     }
     sent[i] = true;
     call_peer(core, table, machine->address,
-              apply_args(table->epoch(), hint.key, hint.sub_key, hint.cell), deadline, [state, i](Result<resp::Value> reply) {
+              apply_args(table->epoch(), hint.key, hint.sub_key, hint.cell), deadline,
+              [state, i](Result<resp::Value> reply) {
                 state->outcomes[i] = decode_apply_reply(reply);
                 state->gather.succeed(i);
               });
@@ -935,18 +956,11 @@ Result<std::optional<storage::Cell>> ClusterSession::read(std::string_view key) 
   return std::move((*cells)[0]);
 }
 
-ConsistencyLevel ClusterSession::read_level() const {
-  return in_atomic_ ? ConsistencyLevel::quorum() : options_.read;
-}
-
-ConsistencyLevel ClusterSession::write_level() const {
-  return in_atomic_ ? ConsistencyLevel::quorum() : options_.write;
-}
 
 Result<std::vector<std::optional<storage::Cell>>> ClusterSession::read_many(
     std::span<const std::string> keys) {
   Result<std::vector<std::optional<Cell>>> cells =
-      read_cells(coordinator_.impl_->core, keys, read_level());
+      read_cells(coordinator_.impl_->core, keys, Level(options_.read, in_atomic_));
   if (!cells.is_ok()) return cells.status();
   const int64_t now = now_ms();
   for (size_t i = 0; i < keys.size(); ++i) {
@@ -973,7 +987,7 @@ Result<RowRead> ClusterSession::read_row_merged(std::string_view key, bool count
   uint64_t count = 0;
   HlcTimestamp hidden = 0;
   Status status = walk_row(
-      coordinator_.impl_->core, std::string(key), {}, read_level(),
+      coordinator_.impl_->core, std::string(key), {}, Level(options_.read, in_atomic_),
       [&](const MergedRowPage& page) {
         hidden = page.hidden_through;
         row.hidden_through = hidden;
@@ -1003,7 +1017,7 @@ Result<std::vector<std::optional<storage::Cell>>> ClusterSession::read_fields(
     std::string_view key, std::span<const std::string> sub_keys, HlcTimestamp hidden_through) {
   const std::vector<std::string> keys(sub_keys.size(), std::string(key));
   Result<std::vector<std::optional<Cell>>> cells =
-      read_cells(coordinator_.impl_->core, keys, read_level(), sub_keys);
+      read_cells(coordinator_.impl_->core, keys, Level(options_.read, in_atomic_), sub_keys);
   if (!cells.is_ok()) return cells.status();
   const int64_t now = now_ms();
   for (std::optional<Cell>& cell : *cells) {
@@ -1026,7 +1040,8 @@ Status ClusterSession::write_field_cells(
     cell.writer = core->machine_id;
     cell.timestamp = core->clock.now();
     const std::string& sub_key = values.empty() ? sub_keys[i] : values[i].first;
-    if (Status status = write_cell(core, owned, sub_key, cell, write_level()); !status.is_ok()) {
+    const Level level(options_.write, in_atomic_);
+    if (Status status = write_cell(core, owned, sub_key, cell, level); !status.is_ok()) {
       return status;
     }
   }
@@ -1047,7 +1062,8 @@ Status ClusterSession::scan_fields(std::string_view key, std::string_view from_s
                                    HlcTimestamp hidden_through, const RowFieldVisitor& visitor) {
   const int64_t now = now_ms();
   return walk_row(
-      coordinator_.impl_->core, std::string(key), std::string(from_sub_key), read_level(),
+      coordinator_.impl_->core, std::string(key), std::string(from_sub_key),
+      Level(options_.read, in_atomic_),
       [](const MergedRowPage&) { return true; },
       [&](std::string_view sub_key, const Cell& cell) {
         if (!cell.live_at(now) || cell.timestamp <= hidden_through) return true;
@@ -1065,7 +1081,7 @@ Status ClusterSession::write(std::string_view key, storage::ValueType type, std:
   cell.writer = core->machine_id;
   cell.timestamp = core->clock.now();
   return write_cell(core, std::string(key), {}, cell,
-                    in_atomic_ ? ConsistencyLevel::quorum() : options_.write);
+                    Level(options_.write, in_atomic_));
 }
 
 Status ClusterSession::remove(std::string_view key) {
@@ -1075,7 +1091,7 @@ Status ClusterSession::remove(std::string_view key) {
   cell.writer = core->machine_id;
   cell.timestamp = core->clock.now();
   return write_cell(core, std::string(key), {}, cell,
-                    in_atomic_ ? ConsistencyLevel::quorum() : options_.write);
+                    Level(options_.write, in_atomic_));
 }
 
 Status ClusterSession::write_many(

@@ -22,7 +22,8 @@
 // current table and retry; MOVING is never hinted. Retries stop at the request deadline.
 // atomically(keys, fn): all keys must be on one shard (else kInvalidArgument
 //   "CROSSSHARD keys in request don't hash to the same shard"). If this machine is that shard's
-// leader with a valid lease, fn runs under the local key locks, its reads and writes at QUORUM;
+// leader with a valid lease, fn runs under the local key locks, its reads and writes at QUORUM
+// or at the connection's level when that asks for more replicas;
 // otherwise nothing runs and the session records a redirect to the leader (take_redirect()),
 // and atomically returns kUnavailable "REDIRECT"; the server then forwards the whole command to
 // the leader (CAIRN.FORWARD). Without a leader with a valid lease: kUnavailable "NOLEADER ...".
@@ -126,9 +127,6 @@ class ClusterSession final : public Keyspace {
   std::optional<uint64_t> take_redirect();
 
  private:
-  // The levels of this request: QUORUM inside atomically(), else the connection's.
-  topology::ConsistencyLevel read_level() const;
-  topology::ConsistencyLevel write_level() const;
   // read_row; `count_all` false stops at the first visible field (existence only: count 0 or 1).
   Result<RowRead> read_row_merged(std::string_view key, bool count_all);
   // Writes one cell per field, each stamped now (tombstones when `values` is empty).

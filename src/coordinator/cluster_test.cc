@@ -414,7 +414,8 @@ TEST(DecodeTest, RowReplies) {
   resp::Value fields;
   fields.type = resp::Value::Type::kArray;
   fields.elements = {bulk_value(a), bulk_value(storage::encode_cell(hash_cell(9, 1, "v")))};
-  reply.elements = {bulk_value(storage::encode_cell(hash_cell(8, 1, storage::encode_row_header({7})))),
+  const Cell header = hash_cell(8, 1, storage::encode_row_header({7}));
+  reply.elements = {bulk_value(storage::encode_cell(header)),
                     bulk_value(storage::encode_row_state(state)), null, fields};
   replica::RowPage page;
   ASSERT_TRUE(decode_row_reply(reply, &page).ok());
@@ -629,6 +630,23 @@ TEST_F(ClusterSessionTest, FieldWritesToUnreachableReplicasAreHintedWithTheirSub
   EXPECT_EQ((*hints)[0].key, "h");
   EXPECT_EQ((*hints)[0].sub_key, field.first);
   EXPECT_EQ((*hints)[0].cell.value, "v");
+}
+
+TEST_F(ClusterSessionTest, TheLeaderWritesAtQuorumOrAtTheConnectionsLevelIfHigher) {
+  install_table({kSelf, 2, 3});  // this machine leads; the other two are unreachable
+  const std::vector<std::string> keys = {"k"};
+  auto write_in_atomically = [&] {
+    return session_->atomically(keys, [&] {
+      return session_->write("k", storage::ValueType::kString, "v", 0);
+    });
+  };
+  request_options_.write = topology::ConsistencyLevel::one();
+  EXPECT_EQ(write_in_atomically().message(), uncertain_write_message(1, 2));  // QUORUM at least
+  request_options_.write = topology::ConsistencyLevel::all();
+  EXPECT_EQ(write_in_atomically().message(), uncertain_write_message(1, 3));
+  // Outside atomically() the connection's level alone counts.
+  request_options_.write = topology::ConsistencyLevel::one();
+  EXPECT_TRUE(session_->write("k", storage::ValueType::kString, "w", 0).is_ok());
 }
 
 TEST_F(ClusterSessionTest, LevelsTheShardCannotMeetAreErrors) {

@@ -410,3 +410,21 @@ def test_no_acknowledged_field_write_is_lost_across_kill9(cluster, victim_role):
         row = stored_row(cluster, i, key)
         lost = [f for f, v in acked.items() if (row.get(f) or (None,))[0] != v.encode()]
         assert lost == [], (i, len(lost), lost[:5])
+
+
+def test_field_writes_honour_a_write_level_above_quorum(cluster):
+    """Row writes run on the leader at QUORUM, or at the connection's level when it asks for
+    more: with one replica down, WRITE ALL is uncertain and WRITE ONE still succeeds (QUORUM)."""
+    reps = cluster.replicas_of_shard(SHARD)
+    leader = cluster.leader_of_shard(SHARD)
+    key = cluster.keys_on_shard(SHARD, 1, prefix="lvl-row")[0]
+    assert cluster.client(0).hset(key, "a", "1") == 1
+    cluster.kill([i for i in reps if i != leader][0])
+    strong = session(cluster, 0, write="ALL")
+    with pytest.raises(redis.ResponseError, match="UNCERTAIN 2 of 3 required replicas"):
+        strong.hset(key, "b", "2")
+    strong.close()
+    weak = session(cluster, 0, write="ONE")
+    assert weak.hset(key, "c", "3") == 1
+    weak.close()
+    assert cluster.client(1).hgetall(key) == {b"a": b"1", b"b": b"2", b"c": b"3"}
