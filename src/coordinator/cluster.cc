@@ -980,6 +980,10 @@ Result<RowRead> ClusterSession::read_row(std::string_view key) {
   return read_row_merged(key, /*count_all=*/true);
 }
 
+Result<RowRead> ClusterSession::read_row_exists(std::string_view key) {
+  return read_row_merged(key, /*count_all=*/false);
+}
+
 Result<RowRead> ClusterSession::read_row_merged(std::string_view key, bool count_all) {
   const int64_t now = now_ms();
   RowRead row;

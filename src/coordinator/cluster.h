@@ -112,6 +112,7 @@ class ClusterSession final : public Keyspace {
   // remove_fields write each field cell at the write level (CAIRN.APPLY with a sub-key).
   // read_row counts the fields of the merged row: O(fields), not the O(1) of one machine.
   Result<RowRead> read_row(std::string_view key) override;
+  Result<RowRead> read_row_exists(std::string_view key) override;
   Result<std::vector<std::optional<storage::Cell>>> read_fields(
       std::string_view key, std::span<const std::string> sub_keys,
       HlcTimestamp hidden_through) override;

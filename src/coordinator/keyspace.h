@@ -153,6 +153,10 @@ class Keyspace {
   virtual Result<RowRead> read_row(std::string_view /*key*/) {
     return Status::invalid_argument(std::string(kRowsNotSupportedMessage));
   }
+  // Like read_row, for commands that need only the key's type and existence: `count` is
+  // unspecified (at least 1 for a row that exists). A cluster keyspace stops reading the row at
+  // its first visible field instead of counting them all.
+  virtual Result<RowRead> read_row_exists(std::string_view key) { return read_row(key); }
   // The visible cells of `sub_keys` (element i answers sub_keys[i]): live and newer than
   // `hidden_through` (from read_row).
   virtual Result<std::vector<std::optional<storage::Cell>>> read_fields(
