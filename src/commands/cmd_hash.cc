@@ -46,13 +46,16 @@ void run_atomically(CommandContext& ctx, const std::string& key,
   run_row_command(ctx, std::span<const std::string>(&key, 1), fn);
 }
 
-HashRead read_hash(Keyspace& keyspace, const std::string& key, resp::ReplyWriter& reply) {
-  return read_row_of_type(keyspace, key, ValueType::kHash, reply);
+// `need_count` false: see read_row_of_type.
+HashRead read_hash(Keyspace& keyspace, const std::string& key, resp::ReplyWriter& reply,
+                   bool need_count = true) {
+  return read_row_of_type(keyspace, key, ValueType::kHash, reply, need_count);
 }
 
 // For read-only commands: nullopt after replying (storage error or WRONGTYPE).
-std::optional<HashRead> read_hash_or_reply(CommandContext& ctx, const std::string& key) {
-  HashRead read = read_hash(ctx.keyspace, key, ctx.reply);
+std::optional<HashRead> read_hash_or_reply(CommandContext& ctx, const std::string& key,
+                                           bool need_count = true) {
+  HashRead read = read_hash(ctx.keyspace, key, ctx.reply, need_count);
   if (read.replied) return std::nullopt;
   if (!read.status.is_ok()) {
     ctx.reply.error(storage_error_reply(read.status));
@@ -89,7 +92,7 @@ void hset_generic(CommandContext& ctx, bool reply_ok) {
   }
   const std::string& key = ctx.args[1];
   run_atomically(ctx, key, [&](resp::ReplyWriter& reply) -> Status {
-    HashRead read = read_hash(ctx.keyspace, key, reply);
+    HashRead read = read_hash(ctx.keyspace, key, reply, /*need_count=*/false);
     if (read.replied || !read.status.is_ok()) return read.status;
     const bool existed = read.exists();
     if (Status status = create_hash(ctx.keyspace, key, read); !status.is_ok()) return status;
@@ -122,7 +125,7 @@ void hmset_command(CommandContext& ctx) { hset_generic(ctx, true); }
 void hsetnx_command(CommandContext& ctx) {
   const std::string& key = ctx.args[1];
   run_atomically(ctx, key, [&](resp::ReplyWriter& reply) -> Status {
-    HashRead read = read_hash(ctx.keyspace, key, reply);
+    HashRead read = read_hash(ctx.keyspace, key, reply, /*need_count=*/false);
     if (read.replied || !read.status.is_ok()) return read.status;
     Result<std::optional<Cell>> current = read_field(ctx.keyspace, key, read, ctx.args[2]);
     if (!current.is_ok()) return current.status();
@@ -143,7 +146,7 @@ void hsetnx_command(CommandContext& ctx) {
 // ---- HGET / HMGET / HEXISTS / HSTRLEN / HLEN ----
 
 void hget_command(CommandContext& ctx) {
-  std::optional<HashRead> read = read_hash_or_reply(ctx, ctx.args[1]);
+  std::optional<HashRead> read = read_hash_or_reply(ctx, ctx.args[1], /*need_count=*/false);
   if (!read) return;
   Result<std::optional<Cell>> cell = read_field(ctx.keyspace, ctx.args[1], *read, ctx.args[2]);
   if (!cell.is_ok()) return ctx.reply.error(storage_error_reply(cell.status()));
@@ -152,7 +155,7 @@ void hget_command(CommandContext& ctx) {
 }
 
 void hmget_command(CommandContext& ctx) {
-  std::optional<HashRead> read = read_hash_or_reply(ctx, ctx.args[1]);
+  std::optional<HashRead> read = read_hash_or_reply(ctx, ctx.args[1], /*need_count=*/false);
   if (!read) return;
   std::vector<std::string> sub_keys;
   sub_keys.reserve(ctx.args.size() - 2);
@@ -175,7 +178,7 @@ void hmget_command(CommandContext& ctx) {
 }
 
 void hexists_command(CommandContext& ctx) {
-  std::optional<HashRead> read = read_hash_or_reply(ctx, ctx.args[1]);
+  std::optional<HashRead> read = read_hash_or_reply(ctx, ctx.args[1], /*need_count=*/false);
   if (!read) return;
   Result<std::optional<Cell>> cell = read_field(ctx.keyspace, ctx.args[1], *read, ctx.args[2]);
   if (!cell.is_ok()) return ctx.reply.error(storage_error_reply(cell.status()));
@@ -183,7 +186,7 @@ void hexists_command(CommandContext& ctx) {
 }
 
 void hstrlen_command(CommandContext& ctx) {
-  std::optional<HashRead> read = read_hash_or_reply(ctx, ctx.args[1]);
+  std::optional<HashRead> read = read_hash_or_reply(ctx, ctx.args[1], /*need_count=*/false);
   if (!read) return;
   Result<std::optional<Cell>> cell = read_field(ctx.keyspace, ctx.args[1], *read, ctx.args[2]);
   if (!cell.is_ok()) return ctx.reply.error(storage_error_reply(cell.status()));

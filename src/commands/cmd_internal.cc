@@ -143,9 +143,14 @@ void cairn_apply(CommandContext& context) {
     context.reply.error("ERR invalid cell: " + cell.status().message());
     return;
   }
+  // An optional fifth argument names a field of the key's row (docs/formats.md "Rows").
+  const std::string_view sub_key = context.args.size() > 4 ? context.args[4] : std::string_view();
+  if (context.args.size() > 5 || (context.args.size() == 5 && sub_key.empty())) {
+    return context.reply.error("ERR CAIRN.APPLY takes epoch key cell [sub-key] (non-empty)");
+  }
   HlcTimestamp newer_timestamp = 0;
   Result<std::pair<replica::Fence, bool>> applied =
-      replica->apply(*epoch, context.args[2], *cell, &newer_timestamp);
+      replica->apply(*epoch, context.args[2], *cell, &newer_timestamp, sub_key);
   if (!applied.is_ok()) return reply_status(context, applied.status());
   if (!applied->first.ok()) return context.reply.error(replica::fence_error_text(applied->first));
   // A newer cell is stored: say how new, so the coordinator can stamp its write after it.
@@ -160,12 +165,54 @@ void cairn_read(CommandContext& context) {
   if (replica == nullptr) return;
   const std::optional<uint64_t> epoch = number_arg(context, 1, "epoch");
   if (!epoch) return;
+  const std::string_view sub_key = context.args.size() > 3 ? context.args[3] : std::string_view();
+  if (context.args.size() > 4 || (context.args.size() == 4 && sub_key.empty())) {
+    return context.reply.error("ERR CAIRN.READ takes epoch key [sub-key] (non-empty)");
+  }
   Result<std::pair<replica::Fence, std::optional<storage::Cell>>> read =
-      replica->read(*epoch, context.args[2]);
+      replica->read(*epoch, context.args[2], sub_key);
   if (!read.is_ok()) return reply_status(context, read.status());
   if (!read->first.ok()) return context.reply.error(replica::fence_error_text(read->first));
   if (!read->second) return context.reply.null();
   context.reply.bulk(storage::encode_cell(*read->second));
+}
+
+// CAIRN.ROW epoch key from-sub-key count: one page of a row as stored here (docs/formats.md
+// "Internal protocol"): [header cell or null, row state, next sub-key or null, [sub-key, cell,
+// ...]].
+void cairn_row(CommandContext& context) {
+  replica::Replica* replica = replica_or_reply(context);
+  if (replica == nullptr) return;
+  const std::optional<uint64_t> epoch = number_arg(context, 1, "epoch");
+  if (!epoch) return;
+  const std::optional<uint64_t> count = number_arg(context, 4, "count");
+  if (!count) return;
+  if (*count == 0 || *count > kScanCountMax) {
+    context.reply.error("ERR count must be between 1 and " + std::to_string(kScanCountMax));
+    return;
+  }
+  Result<std::pair<replica::Fence, replica::RowPage>> page =
+      replica->read_row_page(*epoch, context.args[2], context.args[3], *count);
+  if (!page.is_ok()) return reply_status(context, page.status());
+  if (!page->first.ok()) return context.reply.error(replica::fence_error_text(page->first));
+  const replica::RowPage& row = page->second;
+  context.reply.array(4);
+  if (row.header) {
+    context.reply.bulk(storage::encode_cell(*row.header));
+  } else {
+    context.reply.null();
+  }
+  context.reply.bulk(storage::encode_row_state(row.state));
+  if (row.next) {
+    context.reply.bulk(*row.next);
+  } else {
+    context.reply.null();
+  }
+  context.reply.array(row.fields.size() * 2);
+  for (const auto& [sub_key, cell] : row.fields) {
+    context.reply.bulk(sub_key);
+    context.reply.bulk(storage::encode_cell(cell));
+  }
 }
 
 void cairn_scan(CommandContext& context) {
@@ -183,8 +230,13 @@ void cairn_scan(CommandContext& context) {
     context.reply.error("ERR count must be between 1 and " + std::to_string(kScanCountMax));
     return;
   }
+  // An optional KEYS leaves out the fields of rows (a client's SCAN walks keys only).
+  const bool keys_only = context.args.size() > 5 && to_lower(context.args[5]) == "keys";
+  if (context.args.size() > 6 || (context.args.size() == 6 && !keys_only)) {
+    return context.reply.error("ERR CAIRN.SCAN takes epoch start end count [KEYS]");
+  }
   Result<std::pair<replica::Fence, replica::ScanResult>> scanned =
-      replica->scan(*epoch, *start, *end, static_cast<size_t>(*count));
+      replica->scan(*epoch, *start, *end, static_cast<size_t>(*count), keys_only);
   if (!scanned.is_ok()) return reply_status(context, scanned.status());
   if (!scanned->first.ok()) return context.reply.error(replica::fence_error_text(scanned->first));
   const replica::ScanResult& page = scanned->second;
@@ -372,12 +424,17 @@ void register_internal_commands(CommandTable& table) {
   table.add(spec("cairn.id", 1, kInternalFlags | kFast, "Returns this machine's id", "O(1)",
                  cairn_id));
   // kWrite: the acknowledgement waits for the WAL sync, as a client's write does.
-  table.add(spec("cairn.apply", 4, kInternalFlags | kWrite,
-                 "Applies a cell written by a coordinator (last write wins, epoch fenced)",
+  table.add(spec("cairn.apply", -4, kInternalFlags | kWrite,
+                 "Applies a cell (of a key, or of a row's field) written by a coordinator "
+                 "(last write wins, epoch fenced)",
                  "O(1)", cairn_apply));
-  table.add(spec("cairn.read", 3, kInternalFlags | kReadOnly,
-                 "Returns the stored cell of a key (epoch fenced)", "O(1)", cairn_read));
-  table.add(spec("cairn.scan", 5, kInternalFlags | kReadOnly,
+  table.add(spec("cairn.read", -3, kInternalFlags | kReadOnly,
+                 "Returns the stored cell of a key or of a row's field (epoch fenced)", "O(1)",
+                 cairn_read));
+  table.add(spec("cairn.row", 5, kInternalFlags | kReadOnly,
+                 "Returns a page of a row: its header, row state and field cells (epoch fenced)",
+                 "O(N) where N is the number of cells returned", cairn_row));
+  table.add(spec("cairn.scan", -5, kInternalFlags | kReadOnly,
                  "Returns a page of stored cells of a token range (epoch fenced)",
                  "O(N) where N is the number of cells returned", cairn_scan));
   table.add(spec("cairn.clear", 1, kInternalFlags | kWrite,

@@ -230,6 +230,44 @@ TEST_F(InternalCommandTest, FencingMatrix) {
   EXPECT_EQ(run({"CAIRN.APPLY", "1", owned, "garbage"}).rfind("-ERR invalid cell: ", 0), 0u);
 }
 
+TEST_F(InternalCommandTest, FieldsOfRowsTravelWithTheirSubKeyAndRowsComeInPages) {
+  authenticate();
+  install(two_shards());
+  const std::string key = key_in_half(true, 2);
+  storage::Cell header = cell(10, storage::encode_row_header({0}));
+  header.type = storage::ValueType::kHash;
+  EXPECT_EQ(apply(1, key, header), ":1\r\n");
+  std::vector<std::string> sub_keys;
+  for (const char* field : {"a", "b", "c"}) {
+    storage::Cell value = cell(20, field);
+    value.type = storage::ValueType::kHash;
+    sub_keys.push_back(storage::field_sub_key(field));
+    EXPECT_EQ(run({"CAIRN.APPLY", "1", key, storage::encode_cell(value), sub_keys.back()}),
+              ":1\r\n");
+  }
+  storage::Cell b = cell(20, "b");
+  b.type = storage::ValueType::kHash;
+  EXPECT_EQ(run({"CAIRN.READ", "1", key, sub_keys[1]}), bulk(storage::encode_cell(b)));
+  EXPECT_EQ(run({"CAIRN.READ", "1", key}), bulk(storage::encode_cell(header)));
+  EXPECT_EQ(run({"CAIRN.READ", "1", key, storage::field_sub_key("zz")}), kNull);
+  // An empty sub-key is refused rather than read as the key's own cell.
+  EXPECT_EQ(run({"CAIRN.READ", "1", key, ""}).rfind("-ERR ", 0), 0u);
+  EXPECT_EQ(run({"CAIRN.APPLY", "1", key, storage::encode_cell(b), ""}).rfind("-ERR ", 0), 0u);
+
+  // Two pages of two fields: the first names where the second starts.
+  std::string page = run({"CAIRN.ROW", "1", key, "", "2"});
+  EXPECT_EQ(page.rfind("*4\r\n" + bulk(storage::encode_cell(header)), 0), 0u) << page;
+  EXPECT_NE(page.find(bulk(sub_keys[2]) + "*4\r\n" + bulk(sub_keys[0])), std::string::npos)
+      << page;
+  page = run({"CAIRN.ROW", "1", key, sub_keys[2], "2"});
+  EXPECT_NE(page.find(kNull + "*2\r\n" + bulk(sub_keys[2])), std::string::npos) << page;
+  EXPECT_EQ(run({"CAIRN.ROW", "0", key, "", "2"}), "-STALEEPOCH 1\r\n");
+  EXPECT_EQ(run({"CAIRN.ROW", "1", key, "", "0"}).rfind("-ERR count", 0), 0u);
+  // A key that never was a row: no header, a zero row state, no fields.
+  page = run({"CAIRN.ROW", "1", key_in_half(true, 3), "", "10"});
+  EXPECT_EQ(page, "*4\r\n" + kNull + bulk(storage::encode_row_state({})) + kNull + "*0\r\n");
+}
+
 TEST_F(InternalCommandTest, ApplyReadRoundTripWithTombstones) {
   authenticate();
   install(two_shards());

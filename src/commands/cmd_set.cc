@@ -90,7 +90,7 @@ void reply_members(resp::ReplyWriter& reply, const std::vector<std::string>& mem
 void sadd_command(CommandContext& ctx) {
   const std::string& key = ctx.args[1];
   run_row_command(ctx, std::span(&ctx.args[1], 1), [&](resp::ReplyWriter& reply) -> Status {
-    RowOfType read = read_set(ctx.keyspace, key, reply);
+    RowOfType read = read_row_of_type(ctx.keyspace, key, kSet, reply, /*need_count=*/false);
     if (read.replied || !read.status.is_ok()) return read.status;
     if (Status status = create_row(ctx.keyspace, key, kSet, read); !status.is_ok()) return status;
     int64_t added = 0;

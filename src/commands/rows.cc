@@ -5,9 +5,10 @@
 namespace cairn::commands {
 
 RowOfType read_row_of_type(coordinator::Keyspace& keyspace, const std::string& key,
-                           storage::ValueType type, resp::ReplyWriter& reply) {
+                           storage::ValueType type, resp::ReplyWriter& reply, bool need_count) {
   RowOfType result;
-  Result<coordinator::RowRead> row = keyspace.read_row(key);
+  Result<coordinator::RowRead> row =
+      need_count ? keyspace.read_row(key) : keyspace.read_row_exists(key);
   if (!row.is_ok()) {
     result.status = row.status();
     return result;

@@ -29,8 +29,11 @@ struct RowOfType {
   }
 };
 
+// `need_count` false: row.count is unspecified (Keyspace::read_row_exists), which spares a
+// cluster from counting the row's fields; for commands that never look at the count.
 RowOfType read_row_of_type(coordinator::Keyspace& keyspace, const std::string& key,
-                           storage::ValueType type, resp::ReplyWriter& reply);
+                           storage::ValueType type, resp::ReplyWriter& reply,
+                           bool need_count = true);
 
 // Writes the header of a row that does not exist yet (no-op if it exists); afterwards `read`
 // describes the new, empty row.

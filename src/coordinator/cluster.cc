@@ -41,6 +41,27 @@ constexpr auto kCutoverPause = std::chrono::milliseconds(2);
 // Attempts of one request (table refreshes and cutover pauses), besides its deadline.
 constexpr int kAttemptsMax = 1000;
 
+// The level of one request. Inside atomically() (the shard leader's read-modify-write) reads
+// and writes are at least QUORUM, and at the connection's level when it asks for more.
+struct Level {
+  Level(ConsistencyLevel level_in, bool at_least_quorum_in = false)  // NOLINT: implicit
+      : level(level_in), at_least_quorum(at_least_quorum_in) {}
+  ConsistencyLevel level;
+  bool at_least_quorum;
+};
+
+// How many of `voting` replicas must answer at `level`.
+Result<uint32_t> needed_replicas(const Level& level, size_t voting) {
+  const auto n = static_cast<uint32_t>(voting);
+  Result<uint32_t> needed = topology::required(level.level, n);
+  if (!needed.is_ok()) return Status::invalid_argument(needed.status().message());
+  if (level.at_least_quorum) {
+    Result<uint32_t> quorum = topology::required(ConsistencyLevel::quorum(), n);
+    if (quorum.is_ok() && *quorum > *needed) return *quorum;
+  }
+  return needed;
+}
+
 Deadline deadline_after(int timeout_ms) {
   return std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
 }
@@ -174,8 +195,12 @@ void settle_answer(Gather& gather, StaleMark& stale, std::vector<Answer>& answer
 // ---- writes ----
 
 struct WriteState {
-  WriteState(size_t needed, size_t voting, std::string key_in, Cell cell_in)
-      : gather(needed, voting), key(std::move(key_in)), cell(std::move(cell_in)) {}
+  WriteState(size_t needed, size_t voting, std::string key_in, std::string sub_key_in,
+             Cell cell_in)
+      : gather(needed, voting),
+        key(std::move(key_in)),
+        sub_key(std::move(sub_key_in)),
+        cell(std::move(cell_in)) {}
   Gather gather;  // voting replicas only: extras and joining replicas never count toward W
   StaleMark stale;
   // The newest timestamp of a cell a replica kept instead of this one (0: none).
@@ -186,6 +211,7 @@ struct WriteState {
     }
   }
   const std::string key;
+  const std::string sub_key;  // empty: the key's own cell; else a field of its row
   const Cell cell;
 };
 
@@ -211,7 +237,7 @@ void settle_write(Core& core, WriteState& state, uint64_t target, std::optional<
   if (hint_on_failure && (outcome.kind == ReplicaOutcome::Kind::kFailed || stale)) {
     Status stored = core.engine.store_hint(target, state.key, state.cell,
                                            core.options.hints_per_target_max,
-                                           core.options.hint_bytes_per_target_max);
+                                           core.options.hint_bytes_per_target_max, state.sub_key);
     if (stored.is_ok()) ++core.hints_stored;
   }
 }
@@ -226,15 +252,24 @@ struct WriteAttempt {
   HlcTimestamp newer = 0;  // a replica kept a newer cell with this timestamp
 };
 
+// The CAIRN.APPLY request of a cell: the sub-key travels only for a row's field.
+std::vector<std::string> apply_args(uint64_t epoch, const std::string& key,
+                                    const std::string& sub_key, const Cell& cell) {
+  std::vector<std::string> args = {"CAIRN.APPLY", std::to_string(epoch), key,
+                                   storage::encode_cell(cell)};
+  if (!sub_key.empty()) args.push_back(sub_key);
+  return args;
+}
+
 Result<WriteAttempt> write_once(const CorePtr& core, const TablePtr& table, const std::string& key,
-                                const Cell& cell, ConsistencyLevel level, Deadline deadline) {
+                                const std::string& sub_key, const Cell& cell,
+                                Level level, Deadline deadline) {
   const topology::Token token = topology::token_of(key);
   const topology::ReplicaSet set = table->replicas_for_token(token);
-  Result<uint32_t> needed = topology::required(level, static_cast<uint32_t>(set.voting.size()));
-  if (!needed.is_ok()) return Status::invalid_argument(needed.status().message());
-  auto state = std::make_shared<WriteState>(*needed, set.voting.size(), key, cell);
-  const std::vector<std::string> args = {"CAIRN.APPLY", std::to_string(table->epoch()), key,
-                                         storage::encode_cell(cell)};
+  Result<uint32_t> needed = needed_replicas(level, set.voting.size());
+  if (!needed.is_ok()) return needed.status();
+  auto state = std::make_shared<WriteState>(*needed, set.voting.size(), key, sub_key, cell);
+  const std::vector<std::string> args = apply_args(table->epoch(), key, sub_key, cell);
   bool local_is_replica = false;
   std::optional<size_t> local_slot;
   auto send = [&](const Machine* machine, std::optional<size_t> slot, bool hint) {
@@ -259,7 +294,7 @@ Result<WriteAttempt> write_once(const CorePtr& core, const TablePtr& table, cons
   if (local_is_replica) {
     HlcTimestamp newer = 0;
     Result<std::pair<replica::Fence, bool>> applied =
-        core->replica.apply(table->epoch(), key, cell, &newer);
+        core->replica.apply(table->epoch(), key, cell, &newer, sub_key);
     ReplicaOutcome outcome = applied.is_ok()
                                  ? outcome_of_fence(applied->first)
                                  : ReplicaOutcome::failure(applied.status().to_string());
@@ -279,8 +314,9 @@ Result<WriteAttempt> write_once(const CorePtr& core, const TablePtr& table, cons
   return attempt;
 }
 
-Status write_cell(const CorePtr& core, const std::string& key, const Cell& first_cell,
-                  ConsistencyLevel level) {
+// Writes a key's own cell (`sub_key` empty) or a field of its row at `level`.
+Status write_cell(const CorePtr& core, const std::string& key, const std::string& sub_key,
+                  const Cell& first_cell, Level level) {
   const Deadline deadline = deadline_after(core->options.request_timeout_ms);
   Cell cell = first_cell;
   bool restamped = false;
@@ -290,7 +326,7 @@ Status write_cell(const CorePtr& core, const std::string& key, const Cell& first
   for (int attempt_number = 0;; ++attempt_number) {
     TablePtr table = core->replica.tables().current();
     if (!table) return Status::unavailable(std::string(kNoTableMessage));
-    Result<WriteAttempt> attempt = write_once(core, table, key, cell, level, deadline);
+    Result<WriteAttempt> attempt = write_once(core, table, key, sub_key, cell, level, deadline);
     if (!attempt.is_ok()) return attempt.status();
     // `newer` is only reported for a different cell that wins over ours: a later timestamp, or
     // the same one with a larger writer id (two coordinators stamping in the same millisecond).
@@ -339,15 +375,16 @@ struct PendingRead {
   size_t needed = 0;
 };
 
-// Sends CAIRN.READ for `key` to every voting replica of its shard (the local one directly).
+// Sends CAIRN.READ for `key` (or for the field `sub_key` of its row) to every voting replica of
+// its shard (the local one directly).
 Result<PendingRead> start_read(const CorePtr& core, const TablePtr& table, const std::string& key,
-                               ConsistencyLevel level, Deadline deadline) {
+                               const std::string& sub_key, Level level,
+                               Deadline deadline) {
   PendingRead pending;
   pending.table = table;
   pending.set = table->replicas_for_token(topology::token_of(key));
-  Result<uint32_t> needed =
-      topology::required(level, static_cast<uint32_t>(pending.set.voting.size()));
-  if (!needed.is_ok()) return Status::invalid_argument(needed.status().message());
+  Result<uint32_t> needed = needed_replicas(level, pending.set.voting.size());
+  if (!needed.is_ok()) return needed.status();
   pending.needed = *needed;
   pending.state = std::make_shared<ReadState>(*needed, pending.set.voting.size());
   std::optional<size_t> local_slot;
@@ -357,8 +394,9 @@ Result<PendingRead> start_read(const CorePtr& core, const TablePtr& table, const
       local_slot = i;
       continue;
     }
-    call_peer(core, table, machine->address, {"CAIRN.READ", std::to_string(table->epoch()), key},
-              deadline,
+    std::vector<std::string> args = {"CAIRN.READ", std::to_string(table->epoch()), key};
+    if (!sub_key.empty()) args.push_back(sub_key);
+    call_peer(core, table, machine->address, std::move(args), deadline,
               [state = pending.state, slot = i,
                address = machine->address](Result<resp::Value> reply) {
                 std::optional<Cell> cell;
@@ -369,7 +407,7 @@ Result<PendingRead> start_read(const CorePtr& core, const TablePtr& table, const
   }
   if (local_slot) {
     Result<std::pair<replica::Fence, std::optional<Cell>>> read =
-        core->replica.read(table->epoch(), key);
+        core->replica.read(table->epoch(), key, sub_key);
     if (read.is_ok() && read->first.ok()) {
       pending.state->cells[*local_slot] = std::move(read->second);
       pending.state->gather.succeed(*local_slot);
@@ -387,6 +425,7 @@ struct Repair {
   const Machine* machine;
   std::string key;
   Cell winner;
+  std::string sub_key;  // empty: the key's own cell; else a field of its row
 };
 
 // Sends every repair in parallel and waits for them until the deadline. A repair that fails is
@@ -400,7 +439,8 @@ void run_repairs(const CorePtr& core, const std::vector<Repair>& repairs, Deadli
     ++core->read_repairs;
     if (repair.machine->id == core->machine_id) {
       Result<std::pair<replica::Fence, bool>> applied =
-          core->replica.apply(repair.table->epoch(), repair.key, repair.winner);
+          core->replica.apply(repair.table->epoch(), repair.key, repair.winner, nullptr,
+                              repair.sub_key);
       if (applied.is_ok() && applied->first.ok()) {
         gather->succeed(i);
       } else {
@@ -409,8 +449,7 @@ void run_repairs(const CorePtr& core, const std::vector<Repair>& repairs, Deadli
       continue;
     }
     call_peer(core, repair.table, repair.machine->address,
-              {"CAIRN.APPLY", std::to_string(repair.table->epoch()), repair.key,
-               storage::encode_cell(repair.winner)},
+              apply_args(repair.table->epoch(), repair.key, repair.sub_key, repair.winner),
               deadline, [gather, i](Result<resp::Value> reply) {
                 if (decode_apply_reply(reply).ok()) {
                   gather->succeed(i);
@@ -423,10 +462,17 @@ void run_repairs(const CorePtr& core, const std::vector<Repair>& repairs, Deadli
 }
 
 // Reads `keys` in parallel (one gather per key) and returns each key's LWW winner as stored
-// (tombstones and expired cells included), after read repair.
+// (tombstones and expired cells included), after read repair. With `sub_keys` (empty, or one
+// per key), element i reads the field sub_keys[i] of keys[i]'s row instead.
 Result<std::vector<std::optional<Cell>>> read_cells(const CorePtr& core,
                                                     std::span<const std::string> keys,
-                                                    ConsistencyLevel level) {
+                                                    Level level,
+                                                    std::span<const std::string> sub_keys = {}) {
+  CAIRN_ASSERT(sub_keys.empty() || sub_keys.size() == keys.size(), "one sub-key per key");
+  static const std::string kNoSubKey;
+  auto sub_key_of = [&](size_t index) -> const std::string& {
+    return sub_keys.empty() ? kNoSubKey : sub_keys[index];
+  };
   const Deadline deadline = deadline_after(core->options.request_timeout_ms);
   std::vector<std::optional<Cell>> winners(keys.size());
   std::vector<size_t> todo(keys.size());
@@ -438,7 +484,8 @@ Result<std::vector<std::optional<Cell>>> read_cells(const CorePtr& core,
     std::vector<PendingRead> pending;
     pending.reserve(todo.size());
     for (size_t index : todo) {
-      Result<PendingRead> started = start_read(core, table, keys[index], level, deadline);
+      Result<PendingRead> started =
+          start_read(core, table, keys[index], sub_key_of(index), level, deadline);
       if (!started.is_ok()) return started.status();
       pending.push_back(std::move(*started));
     }
@@ -478,8 +525,8 @@ Result<std::vector<std::optional<Cell>>> read_cells(const CorePtr& core,
       winners[index] = merge_cells(answers);
       if (winners[index]) core->clock.observe(winners[index]->timestamp);
       for (size_t stale_index : stale_answers(answers, winners[index])) {
-        repairs.push_back(
-            {read.table, read.set.voting[answered[stale_index]], keys[index], *winners[index]});
+        repairs.push_back({read.table, read.set.voting[answered[stale_index]], keys[index],
+                           *winners[index], sub_key_of(index)});
       }
     }
     if (!retry.empty()) {
@@ -497,33 +544,49 @@ Result<std::vector<std::optional<Cell>>> read_cells(const CorePtr& core,
   return winners;
 }
 
-// ---- scans ----
+// ---- pages: rows and scans ----
 
-struct ScanState {
-  ScanState(size_t needed, size_t voting) : gather(needed, voting), results(voting) {}
+// The answers of the voting replicas to one page request (a row page, a scan page).
+template <typename Answer>
+struct PageState {
+  PageState(size_t needed, size_t voting) : gather(needed, voting), answers(voting) {}
   Gather gather;
-  std::vector<replica::ScanResult> results;  // as ReadState::cells
+  std::vector<Answer> answers;  // as ReadState::cells
   StaleMark stale;
 };
 
-struct ScanAttempt {
-  std::optional<ScanPage> page;  // set when R replicas answered
+// One attempt at a page: the merged page once R replicas answered, else why not.
+template <typename Page>
+struct PageAttempt {
+  std::optional<Page> page;
   size_t answers = 0;
   size_t needed = 0;
   std::optional<std::string> stale;
   bool moving = false;  // a replica answered MOVING
 };
 
-Result<ScanAttempt> scan_once(const CorePtr& core, const TablePtr& table,
-                              const ScanRequest& request, ConsistencyLevel level,
-                              Deadline deadline) {
-  const topology::Token start = request.cursor;
-  const topology::Range& range = table->range_for_token(start);
-  const topology::ReplicaSet set = table->replicas_for_token(start);
-  Result<uint32_t> needed = topology::required(level, static_cast<uint32_t>(set.voting.size()));
-  if (!needed.is_ok()) return Status::invalid_argument(needed.status().message());
-  const size_t count = std::clamp<size_t>(request.count, 1, kScanCountMax);
-  auto state = std::make_shared<ScanState>(*needed, set.voting.size());
+// Waits for R answers. False when they did not come: `attempt` then says why (after every
+// replica still answering did, so UNAVAILABLE counts every answer).
+template <typename Answer, typename Page>
+bool wait_for_page(PageState<Answer>& state, PageAttempt<Page>& attempt, Deadline deadline) {
+  if (state.gather.wait_for_needed(deadline)) return true;
+  state.gather.wait_for_all(deadline);
+  attempt.answers = state.gather.successes();
+  attempt.stale = state.stale.get();
+  attempt.moving = state.stale.moving();
+  return false;
+}
+
+// Sends `args` to every voting replica of `set` but this machine, each reply decoded by
+// `decode` into `state`, then asks this machine's replica with `local()` (a
+// Result<std::pair<replica::Fence, Answer>>), so the remote calls are on their way first.
+template <typename Answer, typename Local>
+void ask_voting_replicas(const CorePtr& core, const TablePtr& table,
+                         const topology::ReplicaSet& set,
+                         const std::shared_ptr<PageState<Answer>>& state,
+                         const std::vector<std::string>& args,
+                         ReplicaOutcome (*decode)(const Result<resp::Value>&, Answer*),
+                         const Local& local, Deadline deadline) {
   std::optional<size_t> local_slot;
   for (size_t i = 0; i < set.voting.size(); ++i) {
     const Machine* machine = set.voting[i];
@@ -531,55 +594,34 @@ Result<ScanAttempt> scan_once(const CorePtr& core, const TablePtr& table,
       local_slot = i;
       continue;
     }
-    call_peer(core, table, machine->address,
-              {"CAIRN.SCAN", std::to_string(table->epoch()), std::to_string(start),
-               std::to_string(range.end), std::to_string(count)},
-              deadline,
-              [state, slot = i, address = machine->address](Result<resp::Value> reply) {
-                replica::ScanResult result;
-                const ReplicaOutcome outcome = decode_scan_reply(reply, &result);
-                settle_answer(state->gather, state->stale, state->results, slot, outcome,
-                              std::move(result), address);
+    call_peer(core, table, machine->address, args, deadline,
+              [state, slot = i, address = machine->address, decode](Result<resp::Value> reply) {
+                Answer answer;
+                const ReplicaOutcome outcome = decode(reply, &answer);
+                settle_answer(state->gather, state->stale, state->answers, slot, outcome,
+                              std::move(answer), address);
               });
   }
-  if (local_slot) {
-    Result<std::pair<replica::Fence, replica::ScanResult>> scanned =
-        core->replica.scan(table->epoch(), start, range.end, count);
-    if (scanned.is_ok() && scanned->first.ok()) {
-      state->results[*local_slot] = std::move(scanned->second);
-      state->gather.succeed(*local_slot);
-    } else {
-      if (scanned.is_ok()) state->stale.note(scanned->first, "");
-      state->gather.fail(*local_slot);
-    }
+  if (!local_slot) return;
+  Result<std::pair<replica::Fence, Answer>> answer = local();
+  if (answer.is_ok() && answer->first.ok()) {
+    state->answers[*local_slot] = std::move(answer->second);
+    state->gather.succeed(*local_slot);
+  } else {
+    if (answer.is_ok()) state->stale.note(answer->first, "");
+    state->gather.fail(*local_slot);
   }
-  ScanAttempt attempt;
-  attempt.needed = *needed;
-  if (!state->gather.wait_for_needed(deadline)) {
-    state->gather.wait_for_all(deadline);  // an exact count of answers for the error
-    attempt.answers = state->gather.successes();
-    attempt.stale = state->stale.get();
-    attempt.moving = state->stale.moving();
-    return attempt;
-  }
-  std::vector<replica::ScanResult> answers;
-  for (size_t slot : state->gather.succeeded_slots()) answers.push_back(state->results[slot]);
-  attempt.answers = answers.size();
-  ScanPage page = merge_scan_answers(range.end, answers, wall_clock_ms(), request.filter);
-  if (page.next_cursor != 0 && page.next_cursor <= start) {
-    return Status::internal("a scan page made no progress at token " + std::to_string(start));
-  }
-  attempt.page = std::move(page);
-  return attempt;
 }
 
-Result<ScanPage> scan_cluster(const CorePtr& core, const ScanRequest& request,
-                              ConsistencyLevel level) {
+// Runs `once(table, deadline)` (a Result<PageAttempt<Page>>) until it has a page: again after
+// a STALEEPOCH (with the newer table) or a MOVING (after a pause), until the request deadline.
+template <typename Page, typename Once>
+Result<Page> page_with_retries(const CorePtr& core, const Once& once) {
   const Deadline deadline = deadline_after(core->options.request_timeout_ms);
   for (int attempt_number = 0;; ++attempt_number) {
     TablePtr table = core->replica.tables().current();
     if (!table) return Status::unavailable(std::string(kNoTableMessage));
-    Result<ScanAttempt> attempt = scan_once(core, table, request, level, deadline);
+    Result<PageAttempt<Page>> attempt = once(table, deadline);
     if (!attempt.is_ok()) return attempt.status();
     if (attempt->page) return std::move(*attempt->page);
     if (attempt_number < kAttemptsMax && std::chrono::steady_clock::now() < deadline) {
@@ -591,6 +633,130 @@ Result<ScanPage> scan_cluster(const CorePtr& core, const ScanRequest& request,
     ++core->unavailable_reads;
     return Status::unavailable(unavailable_read_message(attempt->answers, attempt->needed));
   }
+}
+
+using RowPageAttempt = PageAttempt<MergedRowPage>;
+
+// Asks the voting replicas of `key`'s shard for one page of its row (CAIRN.ROW), merges R
+// answers and repairs the answering replicas that hold an older header or older fields.
+Result<RowPageAttempt> row_page_once(const CorePtr& core, const TablePtr& table,
+                                     const std::string& key, const std::string& from,
+                                     size_t count, Level level, Deadline deadline) {
+  const topology::ReplicaSet set = table->replicas_for_token(topology::token_of(key));
+  Result<uint32_t> needed = needed_replicas(level, set.voting.size());
+  if (!needed.is_ok()) return needed.status();
+  auto state = std::make_shared<PageState<replica::RowPage>>(*needed, set.voting.size());
+  ask_voting_replicas(
+      core, table, set, state,
+      {"CAIRN.ROW", std::to_string(table->epoch()), key, from, std::to_string(count)},
+      &decode_row_reply,
+      [&] { return core->replica.read_row_page(table->epoch(), key, from, count); }, deadline);
+  RowPageAttempt attempt;
+  attempt.needed = *needed;
+  if (!wait_for_page(*state, attempt, deadline)) return attempt;
+  const std::vector<size_t> answered = state->gather.succeeded_slots();
+  std::vector<replica::RowPage> pages;
+  pages.reserve(answered.size());
+  for (size_t slot : answered) pages.push_back(state->answers[slot]);
+  attempt.answers = pages.size();
+  MergedRowPage merged = merge_row_pages(pages, wall_clock_ms());
+  if (merged.next && *merged.next <= from) {
+    return Status::internal("a row page made no progress in key " + key);
+  }
+  std::vector<Repair> repairs;
+  for (size_t a = 0; a < pages.size(); ++a) {
+    const Machine* machine = set.voting[answered[a]];
+    if (merged.stale_header[a]) repairs.push_back({table, machine, key, *merged.header, {}});
+    for (size_t f : merged.stale_fields[a]) {
+      repairs.push_back({table, machine, key, merged.fields[f].second, merged.fields[f].first});
+    }
+  }
+  if (merged.header) core->clock.observe(merged.header->timestamp);
+  run_repairs(core, repairs, deadline);
+  attempt.page = std::move(merged);
+  return attempt;
+}
+
+// One merged page of `key`'s row from sub-key `from`, retried after STALEEPOCH and MOVING until
+// the request deadline.
+Result<MergedRowPage> read_row_page(const CorePtr& core, const std::string& key,
+                                    const std::string& from, size_t count,
+                                    Level level) {
+  Result<MergedRowPage> page =
+      page_with_retries<MergedRowPage>(core, [&](const TablePtr& table, Deadline deadline) {
+        return row_page_once(core, table, key, from, count, level, deadline);
+      });
+  if (page.is_ok()) ++core->reads;
+  return page;
+}
+
+// Cells per CAIRN.ROW page: the first page of a row read is small (most reads of a small row or
+// of a string key end there), later pages larger.
+constexpr size_t kRowFirstPageCells = 100;
+constexpr size_t kRowPageCells = 1000;
+
+// Visits the merged fields of `key`'s row from sub-key `from` in sub-key order (tombstones and
+// hidden cells included) until `visit` returns false. `first` receives the first page (header
+// and hidden bound) before any field is visited.
+Status walk_row(const CorePtr& core, const std::string& key, std::string from,
+                Level level,
+                const std::function<bool(const MergedRowPage& page)>& first,
+                const std::function<bool(std::string_view sub_key, const Cell& cell)>& visit) {
+  for (bool is_first = true;; is_first = false) {
+    Result<MergedRowPage> page =
+        read_row_page(core, key, from, is_first ? kRowFirstPageCells : kRowPageCells, level);
+    if (!page.is_ok()) return page.status();
+    if (is_first && !first(*page)) return Status::ok();
+    for (const auto& [sub_key, cell] : page->fields) {
+      if (!visit(sub_key, cell)) return Status::ok();
+    }
+    if (!page->next) return Status::ok();
+    from = std::move(*page->next);
+  }
+}
+
+// ---- scans ----
+
+using ScanAttempt = PageAttempt<ScanPage>;
+
+Result<ScanAttempt> scan_once(const CorePtr& core, const TablePtr& table,
+                              const ScanRequest& request, Level level,
+                              Deadline deadline) {
+  const topology::Token start = request.cursor;
+  const topology::Range& range = table->range_for_token(start);
+  const topology::ReplicaSet set = table->replicas_for_token(start);
+  Result<uint32_t> needed = needed_replicas(level, set.voting.size());
+  if (!needed.is_ok()) return needed.status();
+  const size_t count = std::clamp<size_t>(request.count, 1, kScanCountMax);
+  auto state = std::make_shared<PageState<replica::ScanResult>>(*needed, set.voting.size());
+  ask_voting_replicas(
+      core, table, set, state,
+      {"CAIRN.SCAN", std::to_string(table->epoch()), std::to_string(start),
+       std::to_string(range.end), std::to_string(count), "KEYS"},
+      &decode_scan_reply,
+      [&] {
+        return core->replica.scan(table->epoch(), start, range.end, count, /*keys_only=*/true);
+      },
+      deadline);
+  ScanAttempt attempt;
+  attempt.needed = *needed;
+  if (!wait_for_page(*state, attempt, deadline)) return attempt;
+  std::vector<replica::ScanResult> answers;
+  for (size_t slot : state->gather.succeeded_slots()) answers.push_back(state->answers[slot]);
+  attempt.answers = answers.size();
+  ScanPage page = merge_scan_answers(range.end, answers, wall_clock_ms(), request.filter);
+  if (page.next_cursor != 0 && page.next_cursor <= start) {
+    return Status::internal("a scan page made no progress at token " + std::to_string(start));
+  }
+  attempt.page = std::move(page);
+  return attempt;
+}
+
+Result<ScanPage> scan_cluster(const CorePtr& core, const ScanRequest& request,
+                              Level level) {
+  return page_with_retries<ScanPage>(core, [&](const TablePtr& table, Deadline deadline) {
+    return scan_once(core, table, request, level, deadline);
+  });
 }
 
 // ---- hinted handoff ----
@@ -627,9 +793,8 @@ void replay_target(const CorePtr& core, const TablePtr& table, uint64_t target) 
     }
     sent[i] = true;
     call_peer(core, table, machine->address,
-              {"CAIRN.APPLY", std::to_string(table->epoch()), hint.key,
-               storage::encode_cell(hint.cell)},
-              deadline, [state, i](Result<resp::Value> reply) {
+              apply_args(table->epoch(), hint.key, hint.sub_key, hint.cell), deadline,
+              [state, i](Result<resp::Value> reply) {
                 state->outcomes[i] = decode_apply_reply(reply);
                 state->gather.succeed(i);
               });
@@ -791,17 +956,123 @@ Result<std::optional<storage::Cell>> ClusterSession::read(std::string_view key) 
   return std::move((*cells)[0]);
 }
 
+
 Result<std::vector<std::optional<storage::Cell>>> ClusterSession::read_many(
     std::span<const std::string> keys) {
-  const ConsistencyLevel level = in_atomic_ ? ConsistencyLevel::quorum() : options_.read;
   Result<std::vector<std::optional<Cell>>> cells =
-      read_cells(coordinator_.impl_->core, keys, level);
+      read_cells(coordinator_.impl_->core, keys, Level(options_.read, in_atomic_));
+  if (!cells.is_ok()) return cells.status();
+  const int64_t now = now_ms();
+  for (size_t i = 0; i < keys.size(); ++i) {
+    std::optional<Cell>& cell = (*cells)[i];
+    if (cell && !cell->live_at(now)) cell.reset();
+    // A row header is a key only while its merged row has a visible field (as on one machine).
+    if (cell && storage::is_row_type(cell->type)) {
+      Result<RowRead> row = read_row_merged(keys[i], /*count_all=*/false);
+      if (!row.is_ok()) return row.status();
+      cell = std::move(row->header);
+    }
+  }
+  return cells;
+}
+
+Result<RowRead> ClusterSession::read_row(std::string_view key) {
+  return read_row_merged(key, /*count_all=*/true);
+}
+
+Result<RowRead> ClusterSession::read_row_exists(std::string_view key) {
+  return read_row_merged(key, /*count_all=*/false);
+}
+
+Result<RowRead> ClusterSession::read_row_merged(std::string_view key, bool count_all) {
+  const int64_t now = now_ms();
+  RowRead row;
+  bool is_row = false;
+  uint64_t count = 0;
+  HlcTimestamp hidden = 0;
+  Status status = walk_row(
+      coordinator_.impl_->core, std::string(key), {}, Level(options_.read, in_atomic_),
+      [&](const MergedRowPage& page) {
+        hidden = page.hidden_through;
+        row.hidden_through = hidden;
+        row.delete_through_for_new_header = hidden;
+        if (!page.header || !page.header->live_at(now)) return false;
+        row.header = page.header;
+        is_row = storage::is_row_type(page.header->type);
+        return is_row;  // a string has no fields to count
+      },
+      [&](std::string_view sub_key, const Cell& cell) {
+        if (!storage::field_of_sub_key(sub_key) || !cell.live_at(now) ||
+            cell.timestamp <= hidden) {
+          return true;
+        }
+        ++count;
+        return count_all;
+      });
+  if (!status.is_ok()) return status;
+  if (is_row) {
+    row.count = count;
+    if (count == 0) row.header.reset();  // an emptied row is no key
+  }
+  return row;
+}
+
+Result<std::vector<std::optional<storage::Cell>>> ClusterSession::read_fields(
+    std::string_view key, std::span<const std::string> sub_keys, HlcTimestamp hidden_through) {
+  const std::vector<std::string> keys(sub_keys.size(), std::string(key));
+  Result<std::vector<std::optional<Cell>>> cells =
+      read_cells(coordinator_.impl_->core, keys, Level(options_.read, in_atomic_), sub_keys);
   if (!cells.is_ok()) return cells.status();
   const int64_t now = now_ms();
   for (std::optional<Cell>& cell : *cells) {
-    if (cell && !cell->live_at(now)) cell.reset();
+    if (cell && (!cell->live_at(now) || cell->timestamp <= hidden_through)) cell.reset();
   }
   return cells;
+}
+
+Status ClusterSession::write_field_cells(
+    std::string_view key, storage::ValueType type, std::span<const std::string> sub_keys,
+    std::span<const std::pair<std::string, std::string>> values) {
+  const CorePtr& core = coordinator_.impl_->core;
+  const std::string owned(key);
+  const size_t n = values.empty() ? sub_keys.size() : values.size();
+  for (size_t i = 0; i < n; ++i) {
+    Cell cell;
+    cell.type = type;
+    cell.tombstone = values.empty();
+    if (!values.empty()) cell.value = values[i].second;
+    cell.writer = core->machine_id;
+    cell.timestamp = core->clock.now();
+    const std::string& sub_key = values.empty() ? sub_keys[i] : values[i].first;
+    const Level level(options_.write, in_atomic_);
+    if (Status status = write_cell(core, owned, sub_key, cell, level); !status.is_ok()) {
+      return status;
+    }
+  }
+  return Status::ok();
+}
+
+Status ClusterSession::write_fields(std::string_view key, storage::ValueType type,
+                                    std::span<const std::pair<std::string, std::string>> fields) {
+  return write_field_cells(key, type, {}, fields);
+}
+
+Status ClusterSession::remove_fields(std::string_view key, storage::ValueType type,
+                                     std::span<const std::string> sub_keys) {
+  return write_field_cells(key, type, sub_keys, {});
+}
+
+Status ClusterSession::scan_fields(std::string_view key, std::string_view from_sub_key,
+                                   HlcTimestamp hidden_through, const RowFieldVisitor& visitor) {
+  const int64_t now = now_ms();
+  return walk_row(
+      coordinator_.impl_->core, std::string(key), std::string(from_sub_key),
+      Level(options_.read, in_atomic_),
+      [](const MergedRowPage&) { return true; },
+      [&](std::string_view sub_key, const Cell& cell) {
+        if (!cell.live_at(now) || cell.timestamp <= hidden_through) return true;
+        return visitor(sub_key, cell);
+      });
 }
 
 Status ClusterSession::write(std::string_view key, storage::ValueType type, std::string value,
@@ -813,8 +1084,8 @@ Status ClusterSession::write(std::string_view key, storage::ValueType type, std:
   cell.value = std::move(value);
   cell.writer = core->machine_id;
   cell.timestamp = core->clock.now();
-  return write_cell(core, std::string(key), cell,
-                    in_atomic_ ? ConsistencyLevel::quorum() : options_.write);
+  return write_cell(core, std::string(key), {}, cell,
+                    Level(options_.write, in_atomic_));
 }
 
 Status ClusterSession::remove(std::string_view key) {
@@ -823,8 +1094,8 @@ Status ClusterSession::remove(std::string_view key) {
   cell.tombstone = true;
   cell.writer = core->machine_id;
   cell.timestamp = core->clock.now();
-  return write_cell(core, std::string(key), cell,
-                    in_atomic_ ? ConsistencyLevel::quorum() : options_.write);
+  return write_cell(core, std::string(key), {}, cell,
+                    Level(options_.write, in_atomic_));
 }
 
 Status ClusterSession::write_many(

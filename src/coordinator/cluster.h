@@ -22,7 +22,8 @@
 // current table and retry; MOVING is never hinted. Retries stop at the request deadline.
 // atomically(keys, fn): all keys must be on one shard (else kInvalidArgument
 //   "CROSSSHARD keys in request don't hash to the same shard"). If this machine is that shard's
-// leader with a valid lease, fn runs under the local key locks, its reads and writes at QUORUM;
+// leader with a valid lease, fn runs under the local key locks, its reads and writes at QUORUM
+// or at the connection's level when that asks for more replicas;
 // otherwise nothing runs and the session records a redirect to the leader (take_redirect()),
 // and atomically returns kUnavailable "REDIRECT"; the server then forwards the whole command to
 // the leader (CAIRN.FORWARD). Without a leader with a valid lease: kUnavailable "NOLEADER ...".
@@ -105,11 +106,35 @@ class ClusterSession final : public Keyspace {
   Status write_many(std::span<const std::pair<std::string, std::string>> entries) override;
   Result<int64_t> remove_many(std::span<const std::string> keys) override;
 
+  // Rows (docs/cluster.md "Hashes, sets and sorted sets"): read_row and scan_fields merge the
+  // voting replicas' pages of the row (CAIRN.ROW) by LWW per field at the read level and repair
+  // the stale ones; read_fields reads single fields (CAIRN.READ with a sub-key); write_fields and
+  // remove_fields write each field cell at the write level (CAIRN.APPLY with a sub-key).
+  // read_row counts the fields of the merged row: O(fields), not the O(1) of one machine.
+  Result<RowRead> read_row(std::string_view key) override;
+  Result<RowRead> read_row_exists(std::string_view key) override;
+  Result<std::vector<std::optional<storage::Cell>>> read_fields(
+      std::string_view key, std::span<const std::string> sub_keys,
+      HlcTimestamp hidden_through) override;
+  Status write_fields(std::string_view key, storage::ValueType type,
+                      std::span<const std::pair<std::string, std::string>> fields) override;
+  Status remove_fields(std::string_view key, storage::ValueType type,
+                       std::span<const std::string> sub_keys) override;
+  Status scan_fields(std::string_view key, std::string_view from_sub_key,
+                     HlcTimestamp hidden_through, const RowFieldVisitor& visitor) override;
+
   // The leader this command must be forwarded to, if atomically() asked for a redirect during
   // the last command (and clears it).
   std::optional<uint64_t> take_redirect();
 
  private:
+  // read_row; `count_all` false stops at the first visible field (existence only: count 0 or 1).
+  Result<RowRead> read_row_merged(std::string_view key, bool count_all);
+  // Writes one cell per field, each stamped now (tombstones when `values` is empty).
+  Status write_field_cells(std::string_view key, storage::ValueType type,
+                           std::span<const std::string> sub_keys,
+                           std::span<const std::pair<std::string, std::string>> values);
+
   ClusterCoordinator& coordinator_;
   const RequestOptions& options_;
   std::optional<uint64_t> redirect_;

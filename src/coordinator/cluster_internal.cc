@@ -7,6 +7,7 @@
 
 #include "common/assert.h"
 #include "storage/cell.h"
+#include "storage/engine.h"
 
 namespace cairn::coordinator {
 namespace {
@@ -154,6 +155,89 @@ ReplicaOutcome decode_scan_reply(const Result<resp::Value>& reply, replica::Scan
   return ReplicaOutcome::success();
 }
 
+ReplicaOutcome decode_row_reply(const Result<resp::Value>& reply, replica::RowPage* page) {
+  if (!reply.is_ok()) return ReplicaOutcome::failure(reply.status().to_string());
+  if (reply.value().is_error()) return outcome_of_error_reply(reply.value());
+  const resp::Value& value = reply.value();
+  using Type = resp::Value::Type;
+  if (value.type != Type::kArray || value.elements.size() != 4 ||
+      (value.elements[0].type != Type::kBulk && value.elements[0].type != Type::kNull) ||
+      value.elements[1].type != Type::kBulk ||
+      (value.elements[2].type != Type::kBulk && value.elements[2].type != Type::kNull) ||
+      value.elements[3].type != Type::kArray || value.elements[3].elements.size() % 2 != 0) {
+    return ReplicaOutcome::failure("malformed CAIRN.ROW reply");
+  }
+  *page = replica::RowPage{};
+  if (value.elements[0].type == Type::kBulk) {
+    Result<storage::Cell> header = storage::decode_cell(value.elements[0].str);
+    if (!header.is_ok()) return ReplicaOutcome::failure(header.status().to_string());
+    page->header = std::move(*header);
+  }
+  Result<storage::RowState> state = storage::decode_row_state(value.elements[1].str);
+  if (!state.is_ok()) return ReplicaOutcome::failure(state.status().to_string());
+  page->state = *state;
+  if (value.elements[2].type == Type::kBulk) page->next = value.elements[2].str;
+  const std::vector<resp::Value>& pairs = value.elements[3].elements;
+  page->fields.reserve(pairs.size() / 2);
+  for (size_t i = 0; i < pairs.size(); i += 2) {
+    if (pairs[i].type != Type::kBulk || pairs[i + 1].type != Type::kBulk || pairs[i].str.empty()) {
+      return ReplicaOutcome::failure("malformed CAIRN.ROW entry");
+    }
+    Result<storage::Cell> cell = storage::decode_cell(pairs[i + 1].str);
+    if (!cell.is_ok()) return ReplicaOutcome::failure(cell.status().to_string());
+    page->fields.emplace_back(pairs[i].str, std::move(*cell));
+  }
+  return ReplicaOutcome::success();
+}
+
+MergedRowPage merge_row_pages(std::span<const replica::RowPage> answers, int64_t now_ms) {
+  MergedRowPage merged;
+  // Beyond the first `next` of an answer that is not done, the others may lack fields.
+  for (const replica::RowPage& answer : answers) {
+    if (answer.next && (!merged.next || *answer.next < *merged.next)) merged.next = answer.next;
+  }
+  auto covered = [&](const std::string& sub_key) { return !merged.next || sub_key < *merged.next; };
+  std::vector<std::optional<storage::Cell>> headers;
+  headers.reserve(answers.size());
+  for (const replica::RowPage& answer : answers) {
+    headers.push_back(answer.header);
+    merged.hidden_through =
+        std::max(merged.hidden_through, answer.state.hidden_through(now_ms));
+  }
+  merged.header = merge_cells(headers);
+  if (merged.header) {
+    merged.hidden_through =
+        std::max(merged.hidden_through, storage::hidden_through(*merged.header, now_ms));
+  }
+  merged.stale_header.assign(answers.size(), false);
+  for (size_t i : stale_answers(headers, merged.header)) merged.stale_header[i] = true;
+
+  std::map<std::string_view, const storage::Cell*> winners;
+  for (const replica::RowPage& answer : answers) {
+    for (const auto& [sub_key, cell] : answer.fields) {
+      if (!covered(sub_key)) break;  // fields come in sub-key order
+      auto [it, inserted] = winners.try_emplace(sub_key, &cell);
+      if (!inserted && storage::supersedes(cell, *it->second)) it->second = &cell;
+    }
+  }
+  merged.fields.reserve(winners.size());
+  for (const auto& [sub_key, cell] : winners) merged.fields.emplace_back(sub_key, *cell);
+
+  merged.stale_fields.resize(answers.size());
+  for (size_t a = 0; a < answers.size(); ++a) {
+    // Both lists are in sub-key order: walk them together.
+    const auto& held = answers[a].fields;
+    size_t h = 0;
+    for (size_t f = 0; f < merged.fields.size(); ++f) {
+      const auto& [sub_key, winner] = merged.fields[f];
+      while (h < held.size() && held[h].first < sub_key) ++h;
+      const bool holds = h < held.size() && held[h].first == sub_key && held[h].second == winner;
+      if (!holds && winner.timestamp > merged.hidden_through) merged.stale_fields[a].push_back(f);
+    }
+  }
+  return merged;
+}
+
 std::optional<storage::Cell> merge_cells(std::span<const std::optional<storage::Cell>> cells) {
   const std::optional<storage::Cell>* winner = nullptr;
   for (const std::optional<storage::Cell>& cell : cells) {
@@ -186,7 +270,7 @@ ScanPage merge_scan_answers(topology::Token range_end,
   std::map<std::string, std::pair<std::string_view, const storage::Cell*>> merged;
   for (const replica::ScanResult& answer : answers) {
     for (const replica::ScanEntry& entry : answer.entries) {
-      // Fields of rows are not keys. (Rows exist only on single machines so far: issue 9.)
+      // Fields of rows are not keys (a KEYS scan leaves them out; an older machine may not).
       if (!entry.sub_key.empty()) continue;
       const topology::Token token = topology::token_of(entry.key);
       if (!bound_before(token, limit)) continue;

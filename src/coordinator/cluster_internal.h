@@ -106,6 +106,29 @@ std::optional<storage::Cell> merge_cells(std::span<const std::optional<storage::
 std::vector<size_t> stale_answers(std::span<const std::optional<storage::Cell>> cells,
                                   const std::optional<storage::Cell>& winner);
 
+// Decodes a CAIRN.ROW reply (docs/formats.md "Internal protocol").
+ReplicaOutcome decode_row_reply(const Result<resp::Value>& reply, replica::RowPage* page);
+
+// The pages several replicas returned for one row from one sub-key, merged.
+struct MergedRowPage {
+  std::optional<storage::Cell> header;  // the LWW winner among the headers (any type, or none)
+  // Fields at or below this are hidden: the largest bound any answer's row state or the
+  // winning header sets (docs/formats.md "Rows").
+  HlcTimestamp hidden_through = 0;
+  // Per sub-key, the LWW winner among the answers (tombstones and hidden cells included), in
+  // sub-key order; only sub-keys every answer covered (below `next`).
+  std::vector<std::pair<std::string, storage::Cell>> fields;
+  // Where the next page starts: the smallest `next` of the answers that are not done; nullopt
+  // when every answer is done.
+  std::optional<std::string> next;
+  // Read repair, per answer: the indexes in `fields` of the winners it lacks or holds an older
+  // cell of (hidden winners excluded: a replica does not store them), and whether its header
+  // differs from the winning one.
+  std::vector<std::vector<size_t>> stale_fields;
+  std::vector<bool> stale_header;
+};
+MergedRowPage merge_row_pages(std::span<const replica::RowPage> answers, int64_t now_ms);
+
 // The type of ScanRequest::filter.
 using ScanFilter = std::function<bool(std::string_view key, const storage::Cell& cell)>;
 

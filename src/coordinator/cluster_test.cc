@@ -323,6 +323,115 @@ TEST(ScanMergeTest, ExpiredCellsAndFilteredKeysAreLeftOut) {
 
 // ---- error texts ----
 
+// ---- rows ----
+
+replica::RowPage row_page(std::optional<Cell> header,
+                          std::vector<std::pair<std::string, Cell>> fields,
+                          std::optional<std::string> next = std::nullopt,
+                          HlcTimestamp delete_through = 0) {
+  replica::RowPage page;
+  page.header = std::move(header);
+  page.fields = std::move(fields);
+  page.next = std::move(next);
+  page.state.delete_through = delete_through;
+  return page;
+}
+
+Cell hash_cell(HlcTimestamp timestamp, uint64_t writer, std::string value) {
+  Cell cell = make_cell(timestamp, writer, std::move(value));
+  cell.type = storage::ValueType::kHash;
+  return cell;
+}
+
+TEST(RowMergeTest, NewestCellPerFieldWinsAndStaleReplicasAreRepairedPerField) {
+  const std::string a = storage::field_sub_key("a");
+  const std::string b = storage::field_sub_key("b");
+  const std::string c = storage::field_sub_key("c");
+  const Cell header = hash_cell(10, 1, storage::encode_row_header({5}));
+  // Replica 0 missed b's write; replica 1 missed a's newer value and c's deletion.
+  const std::vector<replica::RowPage> pages = {
+      row_page(header, {{a, hash_cell(30, 1, "a2")}, {c, make_tombstone(40, 2)}}),
+      row_page(header, {{a, hash_cell(20, 2, "a1")}, {b, hash_cell(25, 2, "b")},
+                        {c, hash_cell(15, 1, "c")}})};
+  const MergedRowPage merged = merge_row_pages(pages, 0);
+  ASSERT_TRUE(merged.header.has_value());
+  EXPECT_EQ(*merged.header, header);
+  EXPECT_EQ(merged.hidden_through, 5u);
+  EXPECT_FALSE(merged.next.has_value());
+  ASSERT_EQ(merged.fields.size(), 3u);
+  EXPECT_EQ(merged.fields[0], (std::pair<std::string, Cell>{a, hash_cell(30, 1, "a2")}));
+  EXPECT_EQ(merged.fields[1], (std::pair<std::string, Cell>{b, hash_cell(25, 2, "b")}));
+  EXPECT_EQ(merged.fields[2], (std::pair<std::string, Cell>{c, make_tombstone(40, 2)}));
+  EXPECT_EQ(merged.stale_fields[0], (std::vector<size_t>{1}));
+  EXPECT_EQ(merged.stale_fields[1], (std::vector<size_t>{0, 2}));
+  EXPECT_EQ(merged.stale_header, (std::vector<bool>{false, false}));
+}
+
+TEST(RowMergeTest, DeletionBoundsHideOldFieldsWhichAreNotRepaired) {
+  const std::string a = storage::field_sub_key("a");
+  const std::string b = storage::field_sub_key("b");
+  // Replica 1 saw the DEL at 50 (its row state says so) and a new life of the hash; replica 0
+  // missed both and still holds a field of the old life.
+  const Cell old_header = hash_cell(10, 1, storage::encode_row_header({0}));
+  const Cell new_header = hash_cell(60, 1, storage::encode_row_header({50}));
+  const std::vector<replica::RowPage> pages = {
+      row_page(old_header, {{a, hash_cell(20, 1, "old")}}),
+      row_page(new_header, {{b, hash_cell(70, 1, "new")}}, std::nullopt, 50)};
+  const MergedRowPage merged = merge_row_pages(pages, 0);
+  EXPECT_EQ(*merged.header, new_header);
+  EXPECT_EQ(merged.hidden_through, 50u);
+  EXPECT_EQ(merged.stale_header, (std::vector<bool>{true, false}));
+  // a (20 <= 50) is hidden: merged, but never written back.
+  ASSERT_EQ(merged.fields.size(), 2u);
+  EXPECT_EQ(merged.stale_fields[0], (std::vector<size_t>{1}));
+  EXPECT_TRUE(merged.stale_fields[1].empty());
+}
+
+TEST(RowMergeTest, APageEndsWhereTheFirstUnfinishedReplicaStopped) {
+  const std::string a = storage::field_sub_key("a");
+  const std::string b = storage::field_sub_key("b");
+  const std::string c = storage::field_sub_key("c");
+  const std::vector<replica::RowPage> pages = {
+      row_page(std::nullopt, {{a, hash_cell(1, 1, "a")}}, b),
+      row_page(std::nullopt, {{a, hash_cell(1, 1, "a")}, {b, hash_cell(2, 1, "b")}}, c)};
+  const MergedRowPage merged = merge_row_pages(pages, 0);
+  EXPECT_FALSE(merged.header.has_value());
+  EXPECT_EQ(merged.next, std::optional<std::string>(b));
+  ASSERT_EQ(merged.fields.size(), 1u);  // b is left to the next page, where both answer it
+  EXPECT_TRUE(merged.stale_fields[0].empty());
+  EXPECT_TRUE(merged.stale_fields[1].empty());
+}
+
+TEST(DecodeTest, RowReplies) {
+  const std::string a = storage::field_sub_key("a");
+  resp::Value reply;
+  reply.type = resp::Value::Type::kArray;
+  resp::Value null;
+  null.type = resp::Value::Type::kNull;
+  storage::RowState state;
+  state.delete_through = 7;
+  state.count = 1;
+  resp::Value fields;
+  fields.type = resp::Value::Type::kArray;
+  fields.elements = {bulk_value(a), bulk_value(storage::encode_cell(hash_cell(9, 1, "v")))};
+  const Cell header = hash_cell(8, 1, storage::encode_row_header({7}));
+  reply.elements = {bulk_value(storage::encode_cell(header)),
+                    bulk_value(storage::encode_row_state(state)), null, fields};
+  replica::RowPage page;
+  ASSERT_TRUE(decode_row_reply(reply, &page).ok());
+  EXPECT_TRUE(page.header.has_value());
+  EXPECT_EQ(page.state, state);
+  EXPECT_FALSE(page.next.has_value());
+  ASSERT_EQ(page.fields.size(), 1u);
+  EXPECT_EQ(page.fields[0].first, a);
+  EXPECT_EQ(page.fields[0].second.value, "v");
+
+  reply.elements[3].elements.pop_back();  // an odd flat list
+  EXPECT_EQ(decode_row_reply(reply, &page).kind, ReplicaOutcome::Kind::kFailed);
+  EXPECT_EQ(decode_row_reply(error_value("STALEEPOCH 4"), &page).kind,
+            ReplicaOutcome::Kind::kFence);
+}
+
 TEST(ErrorTextTest, ClientsSeeTheAgreedMessages) {
   EXPECT_EQ(uncertain_write_message(1, 2),
             "UNCERTAIN 1 of 2 required replicas acknowledged; the write may have been applied");
@@ -449,6 +558,95 @@ TEST_F(ClusterSessionTest, SingleReplicaClusterServesEverything) {
   ASSERT_TRUE(count.is_ok());
   EXPECT_EQ(*count, 0u);
   EXPECT_EQ(coordinator_->stats().writes, 3u);
+}
+
+TEST_F(ClusterSessionTest, RowsOnASingleReplicaClusterReadAndWriteFields) {
+  install_table({kSelf});
+  using storage::ValueType;
+  // A hash as the commands write one: a header, then fields.
+  ASSERT_TRUE(session_->write("h", ValueType::kHash, storage::encode_row_header({0}), 0).is_ok());
+  auto row = session_->read_row("h");
+  ASSERT_TRUE(row.is_ok()) << row.status().to_string();
+  EXPECT_FALSE(row->header.has_value());  // no field yet: no key
+  EXPECT_FALSE(session_->read("h")->has_value());
+
+  std::vector<std::pair<std::string, std::string>> fields;
+  for (int i = 0; i < 250; ++i) {  // more than one CAIRN.ROW page
+    fields.emplace_back(storage::field_sub_key("f" + std::to_string(i)), std::to_string(i));
+  }
+  ASSERT_TRUE(session_->write_fields("h", ValueType::kHash, fields).is_ok());
+  row = session_->read_row("h");
+  ASSERT_TRUE(row.is_ok());
+  ASSERT_TRUE(row->header.has_value());
+  EXPECT_EQ(row->header->type, ValueType::kHash);
+  EXPECT_EQ(row->count, 250u);
+  EXPECT_TRUE(session_->read("h")->has_value());
+
+  const std::vector<std::string> wanted = {storage::field_sub_key("f7"),
+                                           storage::field_sub_key("nope")};
+  auto cells = session_->read_fields("h", wanted, row->hidden_through);
+  ASSERT_TRUE(cells.is_ok());
+  ASSERT_TRUE((*cells)[0].has_value());
+  EXPECT_EQ((*cells)[0]->value, "7");
+  EXPECT_FALSE((*cells)[1].has_value());
+
+  ASSERT_TRUE(session_->remove_fields("h", ValueType::kHash, wanted).is_ok());
+  size_t visited = 0;
+  ASSERT_TRUE(session_
+                  ->scan_fields("h", {}, row->hidden_through,
+                                [&](std::string_view sub_key, const Cell&) {
+                                  EXPECT_NE(sub_key, wanted[0]);
+                                  ++visited;
+                                  return true;
+                                })
+                  .is_ok());
+  EXPECT_EQ(visited, 249u);
+  EXPECT_EQ(session_->read_row("h")->count, 249u);
+
+  // DEL hides every field with one cell.
+  const std::vector<std::string> keys = {"h"};
+  auto removed = session_->remove_many(keys);
+  ASSERT_TRUE(removed.is_ok());
+  EXPECT_EQ(*removed, 1);
+  EXPECT_FALSE(session_->read_row("h")->header.has_value());
+  auto count = session_->count();
+  ASSERT_TRUE(count.is_ok());
+  EXPECT_EQ(*count, 0u);
+}
+
+TEST_F(ClusterSessionTest, FieldWritesToUnreachableReplicasAreHintedWithTheirSubKey) {
+  install_table({kSelf, 2, 3});
+  request_options_.write = topology::ConsistencyLevel::one();
+  const std::pair<std::string, std::string> field{storage::field_sub_key("f"), "v"};
+  ASSERT_TRUE(
+      session_->write_fields("h", storage::ValueType::kHash, std::span(&field, 1)).is_ok());
+  const auto deadline = steady_clock::now() + std::chrono::seconds(5);
+  while (coordinator_->stats().hints_stored < 2 && steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(milliseconds(10));
+  }
+  auto hints = engine_->hints_for(2, 10);
+  ASSERT_TRUE(hints.is_ok());
+  ASSERT_EQ(hints->size(), 1u);
+  EXPECT_EQ((*hints)[0].key, "h");
+  EXPECT_EQ((*hints)[0].sub_key, field.first);
+  EXPECT_EQ((*hints)[0].cell.value, "v");
+}
+
+TEST_F(ClusterSessionTest, TheLeaderWritesAtQuorumOrAtTheConnectionsLevelIfHigher) {
+  install_table({kSelf, 2, 3});  // this machine leads; the other two are unreachable
+  const std::vector<std::string> keys = {"k"};
+  auto write_in_atomically = [&] {
+    return session_->atomically(keys, [&] {
+      return session_->write("k", storage::ValueType::kString, "v", 0);
+    });
+  };
+  request_options_.write = topology::ConsistencyLevel::one();
+  EXPECT_EQ(write_in_atomically().message(), uncertain_write_message(1, 2));  // QUORUM at least
+  request_options_.write = topology::ConsistencyLevel::all();
+  EXPECT_EQ(write_in_atomically().message(), uncertain_write_message(1, 3));
+  // Outside atomically() the connection's level alone counts.
+  request_options_.write = topology::ConsistencyLevel::one();
+  EXPECT_TRUE(session_->write("k", storage::ValueType::kString, "w", 0).is_ok());
 }
 
 TEST_F(ClusterSessionTest, LevelsTheShardCannotMeetAreErrors) {

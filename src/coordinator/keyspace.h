@@ -50,8 +50,8 @@ struct RowRead {
 // Visitor of a row's visible fields: sub-key and cell. Return false to stop.
 using RowFieldVisitor = std::function<bool(std::string_view sub_key, const storage::Cell& cell)>;
 
-inline constexpr std::string_view kRowsNotInClusterMessage =
-    "hashes and sets are not supported in cluster mode yet (issue 9)";
+inline constexpr std::string_view kRowsNotSupportedMessage =
+    "hashes, sets and sorted sets are not supported by this keyspace";
 
 // Per-connection request options (CONSISTENCY). A single machine (RF 1) satisfies every level.
 struct RequestOptions {
@@ -145,36 +145,40 @@ class Keyspace {
 
   // ---- Rows (hashes; docs/formats.md "Rows") ----
   // A row is a header cell at the key (type, key-level deletion bound, whole-key expiry) and one
-  // cell per field at the field's sub-key, each with its own timestamp. The defaults refuse:
-  // only a single machine holds rows so far.
+  // cell per field at the field's sub-key, each with its own timestamp. LocalKeyspace and
+  // ClusterSession implement them; the defaults refuse (a keyspace without rows).
   //
   // The key's live cell and, for a row, its field count and deletion bound. A row header whose
   // row has no field left is reported as no key at all (Redis deletes an emptied hash).
   virtual Result<RowRead> read_row(std::string_view /*key*/) {
-    return Status::invalid_argument(std::string(kRowsNotInClusterMessage));
+    return Status::invalid_argument(std::string(kRowsNotSupportedMessage));
   }
+  // Like read_row, for commands that need only the key's type and existence: `count` is
+  // unspecified (at least 1 for a row that exists). A cluster keyspace stops reading the row at
+  // its first visible field instead of counting them all.
+  virtual Result<RowRead> read_row_exists(std::string_view key) { return read_row(key); }
   // The visible cells of `sub_keys` (element i answers sub_keys[i]): live and newer than
   // `hidden_through` (from read_row).
   virtual Result<std::vector<std::optional<storage::Cell>>> read_fields(
       std::string_view /*key*/, std::span<const std::string> /*sub_keys*/,
       HlcTimestamp /*hidden_through*/) {
-    return Status::invalid_argument(std::string(kRowsNotInClusterMessage));
+    return Status::invalid_argument(std::string(kRowsNotSupportedMessage));
   }
   // Writes field cells of type `type` (each stamped with its own timestamp).
   virtual Status write_fields(std::string_view /*key*/, storage::ValueType /*type*/,
                               std::span<const std::pair<std::string, std::string>> /*fields*/) {
-    return Status::invalid_argument(std::string(kRowsNotInClusterMessage));
+    return Status::invalid_argument(std::string(kRowsNotSupportedMessage));
   }
   // Writes tombstones for fields.
   virtual Status remove_fields(std::string_view /*key*/, storage::ValueType /*type*/,
                                std::span<const std::string> /*sub_keys*/) {
-    return Status::invalid_argument(std::string(kRowsNotInClusterMessage));
+    return Status::invalid_argument(std::string(kRowsNotSupportedMessage));
   }
   // Visits the visible fields in sub-key order from the first sub-key >= from_sub_key.
   virtual Status scan_fields(std::string_view /*key*/, std::string_view /*from_sub_key*/,
                              HlcTimestamp /*hidden_through*/,
                              const RowFieldVisitor& /*visitor*/) {
-    return Status::invalid_argument(std::string(kRowsNotInClusterMessage));
+    return Status::invalid_argument(std::string(kRowsNotSupportedMessage));
   }
 };
 

@@ -206,7 +206,7 @@ bool overlaps(const Replica::RangeFence& fence, topology::Token start, topology:
 // One page of stored cells with start <= token < end: at most `count` keys, never splitting one
 // token across pages (see the bounds above). REQUIRES: count > 0, end == 0 or end > start.
 Result<ScanResult> scan_page(storage::Engine& engine, topology::Token start, topology::Token end,
-                             size_t count) {
+                             size_t count, bool keys_only = false) {
   const size_t work_max =
       std::max(std::min(count, SIZE_MAX / kScanWorkFactor) * kScanWorkFactor, kScanWorkMin);
   ScanResult result;
@@ -242,7 +242,7 @@ Result<ScanResult> scan_page(storage::Engine& engine, topology::Token start, top
     }
     result.entries.push_back(ScanEntry{std::string(key), cell, std::string(sub_key)});
     return true;
-  });
+  }, keys_only);
   if (!status.is_ok()) return status;
   if (too_big) {
     return Status::busy("token " + topology::format_token(current_token) + " holds more than " +
@@ -331,7 +331,8 @@ Result<std::pair<Fence, bool>> Replica::apply(uint64_t epoch, std::string_view k
 }
 
 Result<std::pair<Fence, std::optional<storage::Cell>>> Replica::read(uint64_t epoch,
-                                                                     std::string_view key) {
+                                                                     std::string_view key,
+                                                                     std::string_view sub_key) {
   const topology::Token token = topology::token_of(key);
   bool lifted = false;
   std::optional<storage::Cell> found;
@@ -342,7 +343,9 @@ Result<std::pair<Fence, std::optional<storage::Cell>>> Replica::read(uint64_t ep
     fence = fence_for(guard, table.get(), epoch, token, token + 1);
     lifted = guard.locked() && fence.ok() && all_lifted(fence_state_->list, table.get());
     if (!fence.ok()) return std::make_pair(fence, std::optional<storage::Cell>());
-    Result<std::optional<storage::Cell>> cell = engine_.read(token, key);
+    Result<std::optional<storage::Cell>> cell = sub_key.empty()
+                                                    ? engine_.read(token, key)
+                                                    : engine_.read_field(token, key, sub_key);
     if (!cell.is_ok()) return cell.status();
     found = std::move(cell).value();
   }
@@ -350,8 +353,42 @@ Result<std::pair<Fence, std::optional<storage::Cell>>> Replica::read(uint64_t ep
   return std::make_pair(fence, std::move(found));
 }
 
+Result<std::pair<Fence, RowPage>> Replica::read_row_page(uint64_t epoch, std::string_view key,
+                                                         std::string_view from_sub_key,
+                                                         size_t count) {
+  if (count == 0) return Status::invalid_argument("row page count must be positive");
+  const topology::Token token = topology::token_of(key);
+  bool lifted = false;
+  RowPage page;
+  Fence fence;
+  {
+    FenceGuard guard(*fence_state_);
+    const std::shared_ptr<const topology::RoutingTable> table = tables_.current();
+    fence = fence_for(guard, table.get(), epoch, token, token + 1);
+    lifted = guard.locked() && fence.ok() && all_lifted(fence_state_->list, table.get());
+    if (!fence.ok()) return std::make_pair(fence, RowPage{});
+    Result<storage::StoredRow> row = engine_.read_row(token, key);
+    if (!row.is_ok()) return row.status();
+    page.header = std::move(row->header);
+    page.state = row->state;
+    Status status = engine_.scan_row(
+        token, key, from_sub_key, [&](std::string_view sub_key, const storage::Cell& cell) {
+          if (page.fields.size() >= count) {
+            page.next = std::string(sub_key);
+            return false;
+          }
+          page.fields.emplace_back(std::string(sub_key), cell);
+          return true;
+        });
+    if (!status.is_ok()) return status;
+  }
+  if (lifted) forget_lifted_fences();
+  return std::make_pair(fence, std::move(page));
+}
+
 Result<std::pair<Fence, ScanResult>> Replica::scan(uint64_t epoch, topology::Token start,
-                                                   topology::Token end, size_t count) {
+                                                   topology::Token end, size_t count,
+                                                   bool keys_only) {
   FenceGuard guard(*fence_state_);
   // One snapshot for the fence and the range bound, so both speak of the same table.
   const std::shared_ptr<const topology::RoutingTable> table = tables_.current();
@@ -370,7 +407,7 @@ Result<std::pair<Fence, ScanResult>> Replica::scan(uint64_t epoch, topology::Tok
                                     topology::format_token(range.end));
   }
 
-  Result<ScanResult> page = scan_page(engine_, start, end, count);
+  Result<ScanResult> page = scan_page(engine_, start, end, count, keys_only);
   if (!page.is_ok()) return page.status();
   return std::make_pair(fence, std::move(page).value());
 }

@@ -61,6 +61,14 @@ struct ScanResult {
   bool done = false;
 };
 
+// One page of a row as this replica stores it (Replica::read_row_page, CAIRN.ROW).
+struct RowPage {
+  std::optional<storage::Cell> header;  // the key's own cell, whatever it is
+  storage::RowState state;              // this replica's derived row state
+  std::vector<std::pair<std::string, storage::Cell>> fields;  // (sub-key, cell), sub-key order
+  std::optional<std::string> next;      // the sub-key the next page starts at; nullopt: done
+};
+
 class Replica {
  public:
   // `engine`, `clock` and `tables` must outlive the replica.
@@ -82,14 +90,23 @@ class Replica {
                                        std::string_view sub_key = {});
 
   // The stored cell of `key` (tombstones and expired cells included: the coordinator merges).
+  // A non-empty `sub_key` reads that field of the key's row (storage::Engine::read_field).
   Result<std::pair<Fence, std::optional<storage::Cell>>> read(uint64_t epoch,
-                                                              std::string_view key);
+                                                              std::string_view key,
+                                                              std::string_view sub_key = {});
+
+  // One page of a row (CAIRN.ROW): the header, the row state and at most `count` stored field
+  // cells (tombstones and hidden ones included) from the first sub-key >= from_sub_key.
+  Result<std::pair<Fence, RowPage>> read_row_page(uint64_t epoch, std::string_view key,
+                                                  std::string_view from_sub_key, size_t count);
 
   // Stored cells with start <= token < end (end 0 = to the ring's end), at most `count` keys and
   // never splitting one token across pages. Fenced on `start`'s range; `end` must not exceed the
-  // end of that range.
+  // end of that range. `keys_only`: the keys' own cells only, without the fields of rows (a
+  // client's SCAN, KEYS, DBSIZE walk keys; storage::Engine::scan).
   Result<std::pair<Fence, ScanResult>> scan(uint64_t epoch, topology::Token start,
-                                            topology::Token end, size_t count);
+                                            topology::Token end, size_t count,
+                                            bool keys_only = false);
 
   // Like scan(), without any fence check and without the range bound: what this machine stores
   // (CAIRN.MIGRATE SCAN, which copies a range this machine may no longer own).

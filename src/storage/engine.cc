@@ -123,31 +123,64 @@ std::string hint_key(uint64_t target, uint64_t sequence) {
   return key;
 }
 
-std::string encode_hint_value(std::string_view key, const Cell& cell) {
+// A hint's value (docs/formats.md "Hints"): key length | key | cell for a key's own cell; a
+// field of a row starts with the marker 0xffffffff (no key is 4 GiB long) and carries its
+// sub-key: marker | key length | key | sub-key length | sub-key | cell.
+constexpr std::string_view kHintSubKeyMarker("\xff\xff\xff\xff", 4);
+
+void put_u32(std::string& out, uint32_t value) {
+  for (int i = 0; i < 4; ++i) out.push_back(static_cast<char>(value >> (24 - 8 * i)));
+}
+
+std::string encode_hint_value(std::string_view key, std::string_view sub_key, const Cell& cell) {
   std::string value;
-  const auto length = static_cast<uint32_t>(key.size());
-  for (int i = 0; i < 4; ++i) value.push_back(static_cast<char>(length >> (24 - 8 * i)));
+  if (!sub_key.empty()) value.append(kHintSubKeyMarker);
+  put_u32(value, static_cast<uint32_t>(key.size()));
   value.append(key);
+  if (!sub_key.empty()) {
+    put_u32(value, static_cast<uint32_t>(sub_key.size()));
+    value.append(sub_key);
+  }
   value.append(encode_cell(cell));
   return value;
+}
+
+// Reads a u32 length and that many bytes from the front of `rest`; nullopt if it does not fit.
+std::optional<std::string_view> take_prefixed(std::string_view& rest) {
+  if (rest.size() < kHintKeyLengthBytes) return std::nullopt;
+  uint32_t length = 0;
+  for (size_t i = 0; i < kHintKeyLengthBytes; ++i) {
+    length = (length << 8) | static_cast<unsigned char>(rest[i]);
+  }
+  rest.remove_prefix(kHintKeyLengthBytes);
+  if (rest.size() < length) return std::nullopt;
+  std::string_view taken = rest.substr(0, length);
+  rest.remove_prefix(length);
+  return taken;
 }
 
 Result<Hint> decode_hint(std::string_view raw_key, std::string_view raw_value) {
   if (raw_key.size() != kHintKeyBytes) return Status::corruption("storage: hint key is not 16 bytes");
   if (raw_value.size() < kHintKeyLengthBytes) return Status::corruption("storage: short hint");
-  uint32_t length = 0;
-  for (size_t i = 0; i < kHintKeyLengthBytes; ++i) {
-    length = (length << 8) | static_cast<unsigned char>(raw_value[i]);
+  std::string_view rest = raw_value;
+  const bool has_sub_key = rest.starts_with(kHintSubKeyMarker);
+  if (has_sub_key) rest.remove_prefix(kHintKeyLengthBytes);
+  std::optional<std::string_view> key = take_prefixed(rest);
+  if (!key) return Status::corruption("storage: hint key length exceeds the record");
+  std::optional<std::string_view> sub_key;
+  if (has_sub_key) {
+    sub_key = take_prefixed(rest);
+    if (!sub_key || sub_key->empty()) {
+      return Status::corruption("storage: hint sub-key length exceeds the record");
+    }
   }
-  if (raw_value.size() - kHintKeyLengthBytes < length) {
-    return Status::corruption("storage: hint key length exceeds the record");
-  }
-  Result<Cell> cell = decode_cell(raw_value.substr(kHintKeyLengthBytes + length));
+  Result<Cell> cell = decode_cell(rest);
   if (!cell.is_ok()) return cell.status();
   Hint hint;
   hint.target = get_u64(raw_key.substr(0, 8));
   hint.sequence = get_u64(raw_key.substr(8, 8));
-  hint.key = std::string(raw_value.substr(kHintKeyLengthBytes, length));
+  hint.key = std::string(*key);
+  if (sub_key) hint.sub_key = std::string(*sub_key);
   hint.cell = std::move(cell).value();
   return hint;
 }
@@ -1050,8 +1083,9 @@ std::unique_lock<std::mutex> Engine::lock_key(topology::Token token, std::string
 }
 
 Status Engine::store_hint(uint64_t target, std::string_view key, const Cell& cell,
-                          size_t per_target_max_count, size_t per_target_max_bytes) {
-  const std::string value = encode_hint_value(key, cell);
+                          size_t per_target_max_count, size_t per_target_max_bytes,
+                          std::string_view sub_key) {
+  const std::string value = encode_hint_value(key, sub_key, cell);
   const uint64_t bytes = kHintKeyBytes + value.size();
   std::lock_guard<std::mutex> guard(impl_->hints_mu);
   Impl::HintTotals& totals = impl_->hint_totals[target];

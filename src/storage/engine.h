@@ -82,6 +82,7 @@ struct Hint {
   uint64_t sequence = 0;  // engine-wide, increasing in storage order
   std::string key;
   Cell cell;              // the cell's timestamp tells the caller how old the hint is
+  std::string sub_key;    // empty: the key's own cell; else a field of its row
 };
 
 // One cell change read back from the WAL (Engine::wal_changes), or a cell to apply in a batch
@@ -221,13 +222,16 @@ class Engine {
 
   // Hinted handoff storage: a "hints" column family sharing the WAL (so a hint is durable with
   // the next sync(), like a write). Keys are target (8 bytes BE) | sequence (8 bytes BE); values
-  // key length (4 bytes BE) | key | encoded cell (docs/formats.md). Per-target counts and bytes
+  // key length (4 bytes BE) | key | encoded cell, or for a row's field a marker
+  // and the sub-key as well (docs/formats.md "Hints"). Per-target counts and bytes
   // are kept in memory and rebuilt at open.
   //
   // Stores a hint for `target`. Returns busy (and stores nothing) if the target would then hold
   // more than `per_target_max_count` hints or `per_target_max_bytes` bytes of them.
+  // A non-empty `sub_key` stores a hint for a field of the key's row.
   Status store_hint(uint64_t target, std::string_view key, const Cell& cell,
-                    size_t per_target_max_count, size_t per_target_max_bytes);
+                    size_t per_target_max_count, size_t per_target_max_bytes,
+                    std::string_view sub_key = {});
   // The oldest hints of `target`, at most `max_count`, in sequence order.
   Result<std::vector<Hint>> hints_for(uint64_t target, size_t max_count);
   // Deletes the hints of `target` with sequence <= up_to_sequence (after a successful replay).

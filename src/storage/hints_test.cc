@@ -71,6 +71,26 @@ TEST_F(HintsTest, StoredInOrderPerTarget) {
             (std::vector<std::pair<uint64_t, uint64_t>>{{2, 2}, {5, 1}}));
 }
 
+TEST_F(HintsTest, FieldsOfRowsKeepTheirSubKeyAcrossReopen) {
+  const std::string sub_key = field_sub_key("field");
+  ASSERT_TRUE(engine_->store_hint(2, "h", cell(10, "v"), kManyHints, kManyBytes, sub_key).is_ok());
+  ASSERT_TRUE(engine_->store_hint(2, "s", cell(11, "w"), kManyHints, kManyBytes).is_ok());
+  // A key whose bytes look like the sub-key marker stays a plain key.
+  const std::string odd_key("\xff\xff\xff\xff", 4);
+  ASSERT_TRUE(engine_->store_hint(2, odd_key, cell(12, "x"), kManyHints, kManyBytes).is_ok());
+  reopen();
+  std::vector<Hint> two = hints(2);
+  ASSERT_EQ(two.size(), 3u);
+  EXPECT_EQ(two[0].key, "h");
+  EXPECT_EQ(two[0].sub_key, sub_key);
+  EXPECT_EQ(two[0].cell, cell(10, "v"));
+  EXPECT_EQ(two[1].key, "s");
+  EXPECT_TRUE(two[1].sub_key.empty());
+  EXPECT_EQ(two[1].cell, cell(11, "w"));
+  EXPECT_EQ(two[2].key, odd_key);
+  EXPECT_TRUE(two[2].sub_key.empty());
+}
+
 TEST_F(HintsTest, BoundsPerTarget) {
   ASSERT_TRUE(engine_->store_hint(1, "a", cell(1, "x"), 2, kManyBytes).is_ok());
   ASSERT_TRUE(engine_->store_hint(1, "b", cell(2, "x"), 2, kManyBytes).is_ok());

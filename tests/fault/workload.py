@@ -1,5 +1,7 @@
 """The fault-test driver: a cluster, client threads doing unique-value SETs and GETs at the
 default QUORUM levels, a nemesis hurting one machine at a time, the final reads and the check.
+With rows (`--rows`), every register is one field of a hash instead ("key|field": HSET and
+HGET), so the checker judges each field on its own (per-field registers, issue 9).
 
     /usr/bin/python3 tests/fault/workload.py --seconds 600 --shards 2   # what run_long.sh does
 """
@@ -42,6 +44,30 @@ def _as_text(v):
     return v.decode() if isinstance(v, bytes) else v
 
 
+def write_register(conn, register, value):
+    """SET, or HSET of one field when the register is "key|field"."""
+    if "|" in register:
+        key, field = register.split("|", 1)
+        conn.hset(key, field, value)
+    else:
+        conn.set(register, value)
+
+
+def read_register(conn, register):
+    if "|" in register:
+        key, field = register.split("|", 1)
+        return _as_text(conn.hget(key, field))
+    return _as_text(conn.get(register))
+
+
+def write_outcome(message):
+    """How a refused write counts: UNCERTAIN may have been applied; so may a hash write the
+    shard leader received but whose answer never came back to the forwarding machine."""
+    if message.startswith("UNCERTAIN") or message.startswith("UNAVAILABLE shard leader"):
+        return UNCERTAIN
+    return FAIL
+
+
 class Client(threading.Thread):
     """One client thread: a random key, a random machine, SET (unique value) or GET."""
 
@@ -71,19 +97,18 @@ class Client(threading.Thread):
             value = "%s-%d" % (self.name, self.count)
             op = self.history.invoke(self.name, WRITE, key, value)
             try:
-                conn.set(key, value)
+                write_register(conn, key, value)
                 self.history.complete(op, OK)
             except redis.ResponseError as e:
                 msg = str(e)
-                outcome = UNCERTAIN if msg.startswith("UNCERTAIN") else FAIL
-                self.history.complete(op, outcome, error=msg)
+                self.history.complete(op, write_outcome(msg), error=msg)
             except (redis.ConnectionError, redis.TimeoutError) as e:
                 self.history.complete(op, UNCERTAIN, error=type(e).__name__)
                 time.sleep(0.05)  # the machine is down or stuck: do not spin
         else:
             op = self.history.invoke(self.name, READ, key)
             try:
-                value = _as_text(conn.get(key))
+                value = read_register(conn, key)
                 self.history.complete(op, OK, value=value)
             except redis.RedisError as e:
                 self.history.complete(op, FAIL, error="%s: %s" % (type(e).__name__, e))
@@ -114,7 +139,7 @@ def final_reads(cluster, keys, history, rng):
             i = rng.randrange(len(cluster.machines))
             op = history.invoke("final", READ, key, final=True)
             try:
-                value = _as_text(cluster.client(i, socket_timeout=CLIENT_TIMEOUT_S).get(key))
+                value = read_register(cluster.client(i, socket_timeout=CLIENT_TIMEOUT_S), key)
                 history.complete(op, OK, value=value)
                 break
             except redis.RedisError as e:
@@ -130,7 +155,7 @@ def leftover_rules():
 
 
 def run(seconds=60, machines=3, shards=1, rf=3, threads=4, keys_per_shard=6, seed=None,
-        partitions=True, log=print, history_path=None, standalone=False):
+        partitions=True, log=print, history_path=None, standalone=False, rows=False):
     """Runs one fault test; returns a dict of results (violations, counts, events)."""
     ok, help_text = cluster_supported()
     if not ok and not standalone:
@@ -149,6 +174,9 @@ def run(seconds=60, machines=3, shards=1, rf=3, threads=4, keys_per_shard=6, see
         keys = []
         for s in range(1, shards + 1):
             keys += c.keys_on_shard(s, keys_per_shard, prefix="fk%d:" % s)
+        if rows:
+            # Two hashes per shard, each key's registers being fields of one of them.
+            keys = ["%s|f%d" % (k, n) for k in keys[::3] for n in range(3)]
         stop = threading.Event()
         clients = [Client("c%d" % n, c, keys, history, stop, rng.randrange(1 << 30))
                    for n in range(threads)]
@@ -216,11 +244,12 @@ def main(argv=None):
     p.add_argument("--clients", type=int, default=4)
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--no-partitions", action="store_true")
+    p.add_argument("--rows", action="store_true", help="registers are fields of hashes")
     p.add_argument("--history", default=None, help="write the history (JSON lines) here")
     a = p.parse_args(argv)
     result = run(seconds=a.seconds, machines=a.machines or a.shards * a.rf, shards=a.shards,
                  rf=a.rf, threads=a.clients, seed=a.seed, partitions=not a.no_partitions,
-                 history_path=a.history)
+                 history_path=a.history, rows=a.rows)
     print("RESULT %s seed=%d seconds=%s machines=%d shards=%d rf=%d ops=%d faults=%s "
           "violations=%d leftover_rules=%d"
           % ("PASS" if not result["violations"] and not result["leftover_rules"] else "FAIL",

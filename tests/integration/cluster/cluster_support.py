@@ -42,6 +42,19 @@ def info_cluster(client):
     return client.info("cluster")
 
 
+def session(cluster, i, read=None, write=None):
+    """A single-connection redis-py client on machine i (CONSISTENCY is per connection)."""
+    c = cluster.client(i, single_connection_client=True)
+    args = []
+    if read:
+        args += ["READ", read]
+    if write:
+        args += ["WRITE", write]
+    if args:
+        assert c.execute_command("CONSISTENCY", *args) in (b"OK", True)
+    return c
+
+
 class ClusterHelper:
     """The launcher's Cluster plus what the tests need on top of it."""
 

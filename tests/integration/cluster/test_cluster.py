@@ -15,7 +15,7 @@ import time
 import pytest
 import redis
 
-from cluster_support import encode_cell, hlc_now, info_cluster
+from cluster_support import encode_cell, hlc_now, info_cluster, session
 from launcher import DEFAULT_SECRET
 
 SHARD = 2  # the shard the level tests take replicas of; machine 0 is not one of its replicas
@@ -36,19 +36,6 @@ def unavailable(answers, needed):
 def bulk(value):
     value = value.encode() if isinstance(value, str) else value
     return b"$%d\r\n%s\r\n" % (len(value), value)
-
-
-def session(cluster, i, read=None, write=None):
-    """A single-connection redis-py client on machine i (CONSISTENCY is per connection)."""
-    c = cluster.client(i, single_connection_client=True)
-    args = []
-    if read:
-        args += ["READ", read]
-    if write:
-        args += ["WRITE", write]
-    if args:
-        assert c.execute_command("CONSISTENCY", *args) in (b"OK", True)
-    return c
 
 
 def wait_stored_everywhere(cluster, machines, key, value, timeout=5.0):
@@ -536,17 +523,3 @@ def test_key_commands_cover_the_whole_cluster(cluster):
         for i in cluster.replicas_of(k):
             cell = cluster.stored(i, k)
             assert cell is None or cell[0] is None, (i, k, cell)
-
-
-def test_hash_commands_answer_the_documented_error_until_rows_reach_the_cluster(cluster):
-    # docs/protocol.md "Hashes": a cluster machine refuses hash commands (leader or not) and
-    # stores nothing for them; arity errors still come first, as for every command.
-    c = cluster.client(1)
-    for args in (["HSET", "clh", "f", "v"], ["HGET", "clh", "f"], ["HLEN", "clh"],
-                 ["HINCRBY", "clh", "f", "1"], ["SADD", "clh", "m"], ["ZADD", "clh", "1", "m"],
-                 ["ZRANGE", "clh", "0", "-1"], ["ZCARD", "clh"]):
-        with pytest.raises(redis.ResponseError, match="are not supported in cluster mode"):
-            c.execute_command(*args)
-    assert c.exists("clh") == 0
-    with pytest.raises(redis.ResponseError, match="wrong number of arguments"):
-        c.execute_command("HSET", "clh", "f")

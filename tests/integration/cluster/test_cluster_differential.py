@@ -3,8 +3,9 @@ cluster: the same seeded command sequences go to redis-server and to one cluster
 every reply must match byte for byte (with that test's normalizations).
 
 Excluded: the documented cluster difference — read-modify-write commands over keys of different
-shards (MSETNX, RENAME, RENAMENX) answer CROSSSHARD instead of running; such generated commands
-are skipped. SCAN cursors are tokens (docs/protocol.md), so a SCAN the generator compares
+shards (MSETNX, RENAME, RENAMENX, SMOVE, SINTERSTORE, SUNIONSTORE, SDIFFSTORE) answer CROSSSHARD
+instead of running; such generated commands are skipped. Hashes, sets and sorted sets are
+generated as in the single-machine test (issue 9). SCAN cursors are tokens (docs/protocol.md), so a SCAN the generator compares
 exactly (odd options such as TYPE -1) is compared exactly only when one side answers an error,
 else by the keys of a full iteration, like every other SCAN. MSET, DEL, UNLINK, MGET and EXISTS over several shards must still match Redis.
 Seed n is sent to machine n + 1, so both leaders and followers coordinate.
@@ -23,7 +24,9 @@ from test_differential import Driver, Generator
 
 OPS = int(os.environ.get("CAIRN_CLUSTER_DIFF_OPS", "1500"))
 SEEDS = list(range(1, int(os.environ.get("CAIRN_CLUSTER_DIFF_SEEDS", "4")) + 1))
-CROSS_SHARD_RMW = {b"msetnx", b"rename", b"renamenx"}
+CROSS_SHARD_RMW = {b"msetnx", b"rename", b"renamenx", b"smove", b"sinterstore", b"sunionstore",
+                   b"sdiffstore", b"zrangestore", b"zunionstore", b"zinterstore", b"zdiffstore",
+                   b"copy"}
 
 
 class ClusterDriver(Driver):
@@ -67,7 +70,7 @@ def documented_difference(cluster, op):
 
 @pytest.mark.parametrize("seed", SEEDS)
 def test_cluster_differential(redis_ref, cluster, seed):
-    gen = Generator(seed, hashes=False)  # hashes: single machine only so far (issue 9)
+    gen = Generator(seed)
     machine = (seed + 1) % len(cluster.machines)
     driver = ClusterDriver(redis_ref.port, cluster.host(machine), cluster.port(machine), seed,
                            resp3=(seed % 2 == 1))

@@ -10,7 +10,8 @@ clients writing and reading at QUORUM the whole time, the fault checker on their
     see a replica that lacks keys, since the other two answer for it;
   * issue 16: repeated kill -9 and restart of source replicas and of the new shard's members
     while ranges migrate to it;
-  * `cairn admin split` / `move` / `migrations` by hand, and their refusals.
+  * `cairn admin split` / `move` / `migrations` by hand, and their refusals;
+  * issue 9: hashes, sets and sorted sets move with every field under field writes.
 """
 
 import json
@@ -21,6 +22,7 @@ import pytest
 
 from dev_cluster import DevCluster, orchestrator_supported, wait_for
 from migration_workload import (Traffic, keys_per_shard, misplaced_keys, wait_replicas_agree)
+from xxh3 import token_of  # noqa: E402  (migration_workload puts tests/cluster on the path)
 
 _SUPPORTED, _WHY_NOT = orchestrator_supported()
 pytestmark = pytest.mark.skipif(not _SUPPORTED, reason=_WHY_NOT)
@@ -503,3 +505,74 @@ def test_pause_resume_cancel_and_rate_are_obeyed():
         c = dev.client(0)
         for i in range(0, 2000, 7):
             assert c.get("pre:%d" % i).startswith(b"v%d" % i)
+
+
+def test_hashes_sets_and_sorted_sets_move_with_their_fields_under_writes():
+    """Issue 9 in the cluster: rows (every field its own cell) move in a migration to a new shard
+    while clients keep writing fields through every machine. Every acknowledged field reads back
+    at QUORUM afterwards, and every voting replica stores the same cells, field by field."""
+    with DevCluster(shards=2, rf=3, spares=0) as dev:
+        hashes, fields = 150, 20
+        c = dev.client(0, socket_timeout=20)
+        for h in range(hashes):
+            assert c.hset("row:h%d" % h, mapping={"f%d" % f: "v%d" % f for f in range(fields)}) \
+                == fields
+            assert c.sadd("row:s%d" % h, *["m%d" % f for f in range(5)]) == 5
+            assert c.zadd("row:z%d" % h, {"m%d" % f: f for f in range(5)}) == 5
+        acked = {}  # (hash, field) -> value
+        stop = threading.Event()
+        errors = []
+        indexes = sorted(dev.pids)
+
+        def writer(n):
+            w = dev.client(indexes[n % len(indexes)], socket_timeout=20)
+            i = 0
+            while not stop.is_set():
+                h, field, value = "row:h%d" % (i % hashes), "late%d-%d" % (n, i), "x%d" % i
+                i += 1
+                try:
+                    assert w.hset(h, field, value) == 1
+                    acked[(h, field)] = value
+                except Exception as e:  # noqa: BLE001 - only refusals are allowed
+                    if not str(e).startswith(("UNCERTAIN", "UNAVAILABLE", "NOLEADER")):
+                        errors.append(repr(e))
+                    time.sleep(0.01)
+
+        threads = [threading.Thread(target=writer, args=(n,)) for n in range(4)]
+        for t in threads:
+            t.start()
+        try:
+            time.sleep(1)
+            add_rf_machines(dev)
+            wait_phase(dev, ("staging", "catchup", "cutover", "cleanup", "done"))
+            table = wait_settled(dev, 3)
+            time.sleep(1)
+        finally:
+            stop.set()
+            for t in threads:
+                t.join()
+        assert errors == [], errors[:5]
+        assert len(acked) > 50
+        new_shard = next(s for s in table["shards"] if s["id"] not in (1, 2))
+        moved = [h for h in range(hashes) if any(
+            r["shard"] == new_shard["id"] and int(r["start"], 0) <= token_of("row:h%d" % h) and
+            (int(r["end"], 0) == 0 or token_of("row:h%d" % h) < int(r["end"], 0))
+            for r in table["ranges"])]
+        assert moved, "no hash moved to the new shard"
+        r = dev.client(indexes[-1], socket_timeout=20)
+        for h in range(hashes):
+            want = {("f%d" % f).encode(): ("v%d" % f).encode() for f in range(fields)}
+            want.update({f.encode(): v.encode() for (k, f), v in acked.items()
+                         if k == "row:h%d" % h})
+            # Every acknowledged field; beyond them only late fields of uncertain writes.
+            got = r.hgetall("row:h%d" % h)
+            assert {f: got.get(f) for f in want} == want, h
+            assert all(f.startswith(b"late") for f in set(got) - set(want)), h
+            assert r.hlen("row:h%d" % h) == len(got)
+            assert r.smembers("row:s%d" % h) == {("m%d" % f).encode() for f in range(5)}
+            assert r.zrange("row:z%d" % h, 0, -1, withscores=True) == [
+                (("m%d" % f).encode(), float(f)) for f in range(5)]
+        misplaced = misplaced_keys(dev, table)
+        assert not misplaced, {i: keys[:5] for i, keys in misplaced.items()}
+        diff = wait_replicas_agree(dev, table)
+        assert not diff, "replicas of a shard store different cells:\n" + "\n".join(diff[:20])
