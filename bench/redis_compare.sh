@@ -10,10 +10,13 @@
 #                   127.0.0.2-4), every machine --durability always, clients on machine 1 (the
 #                   shard leader) at the default QUORUM/QUORUM  vs  redis --appendfsync always
 #   cluster-memory: the same cluster with --durability none  vs  redis without persistence
-# Each pairing runs `redis-benchmark -t set,get -c CLIENTS -n N -q --csv` unpipelined and with
+# Each pairing runs `redis-benchmark -t TESTS -c CLIENTS -n N -q --csv` unpipelined and with
 # -P 16. Idle RSS of cairn is measured after start-up and again after the runs.
 #
-# Env: N (requests per test, default 200000), CLIENTS (default 50), ROUNDS (alternations per
+# Env: TESTS (redis-benchmark's test names, default "set,get"; the wide-row ones are
+# "hset,sadd,zadd,zpopmin,spop"), KEYSPACE (redis-benchmark -r: random keys or fields per test,
+# default 0 = redis-benchmark's single key; real traffic has many, e.g. 100000),
+# N (requests per test, default 200000), CLIENTS (default 50), ROUNDS (alternations per
 # configuration, default 2; the median is reported), PIPELINES (default "1 16"),
 # PAIRINGS (default "durable memory cluster"), CAIRN_BIN (default <repo>/build/cairn),
 # REDIS_SERVER (default /usr/bin/redis-server), OUT (optional path for the raw CSV).
@@ -27,6 +30,8 @@ CLIENTS="${CLIENTS:-50}"
 ROUNDS="${ROUNDS:-2}"
 PIPELINES="${PIPELINES:-1 16}"
 PAIRINGS="${PAIRINGS:-durable memory cluster}"
+TESTS="${TESTS:-set,get}"
+KEYSPACE="${KEYSPACE:-0}"
 PY=/usr/bin/python3
 
 WORK="$(mktemp -d /tmp/cairn-bench.XXXXXX)"
@@ -132,7 +137,10 @@ rss_kib() { ps -o rss= -p "$1" | tr -d ' '; }
 bench() {
   local pairing=$1 target=$2 host=$3 port=$4 pipeline=$5 round=$6
   local out="$WORK/out.csv"
-  redis-benchmark -h "$host" -p "$port" -t set,get -c "$CLIENTS" -n "$N" -P "$pipeline" -q --csv \
+  local keys=()
+  if [ "$KEYSPACE" != 0 ]; then keys=(-r "$KEYSPACE"); fi
+  redis-benchmark -h "$host" -p "$port" -t "$TESTS" "${keys[@]}" -c "$CLIENTS" -n "$N" \
+    -P "$pipeline" -q --csv \
     >"$out" 2>"$WORK/bench.err" || { cat "$WORK/bench.err" >&2; die "redis-benchmark failed on $target"; }
   # "test","rps","avg_latency_ms","min_latency_ms","p50_latency_ms","p95_latency_ms",
   # "p99_latency_ms","max_latency_ms"
@@ -145,7 +153,7 @@ bench() {
 echo "pairing,target,pipeline,round,test,rps,p50_ms,p99_ms" >"$RAW"
 RSS_LINES=()
 echo "cairn: $CAIRN_BIN ($(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?'))"
-echo "redis: $("$REDIS_SERVER" --version | awk '{print $3}')   N=$N CLIENTS=$CLIENTS ROUNDS=$ROUNDS"
+echo "redis: $("$REDIS_SERVER" --version | awk '{print $3}')   N=$N CLIENTS=$CLIENTS ROUNDS=$ROUNDS TESTS=$TESTS KEYSPACE=$KEYSPACE"
 echo "machine: $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
 echo
 
@@ -196,10 +204,10 @@ for r in rows:
     groups.setdefault(key, []).append(r)
 def med(rs, field):
     return statistics.median(float(r[field]) for r in rs)
-print("%-14s %-3s %-4s | %12s %8s %8s | %12s %8s %8s | %7s %7s %7s" % (
+print("%-14s %-3s %-8s | %12s %8s %8s | %12s %8s %8s | %7s %7s %7s" % (
     "pairing", "P", "test", "cairn req/s", "p50 ms", "p99 ms", "redis req/s", "p50 ms", "p99 ms",
     "rps x", "p50 x", "p99 x"))
-print("-" * 124)
+print("-" * 128)
 seen = sorted({k[:3] for k in groups}, key=lambda k: (k[0], int(k[1]), k[2]))
 for pairing, pipeline, test in seen:
     c = groups.get((pairing, pipeline, test, "cairn"), [])
@@ -209,7 +217,7 @@ for pairing, pipeline, test in seen:
     cv = [med(c, f) for f in ("rps", "p50_ms", "p99_ms")]
     rv = [med(r, f) for f in ("rps", "p50_ms", "p99_ms")]
     ratio = [a / b if b else float("nan") for a, b in zip(cv, rv)]
-    print("%-14s %-3s %-4s | %12.0f %8.3f %8.3f | %12.0f %8.3f %8.3f | %7.2f %7.2f %7.2f" % (
+    print("%-14s %-3s %-8s | %12.0f %8.3f %8.3f | %12.0f %8.3f %8.3f | %7.2f %7.2f %7.2f" % (
         pairing, pipeline, test, *cv, *rv, *ratio))
 print("\nratios are cairn/redis: req/s higher is better for cairn; latency lower is better.")
 EOF

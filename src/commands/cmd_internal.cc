@@ -215,6 +215,23 @@ void cairn_row(CommandContext& context) {
   }
 }
 
+// The options of a page scan from args[first] on: the flag `flag_name` and `FROM position`, each
+// at most once, in any order. False on anything else.
+bool scan_options(const CommandContext& context, size_t first, std::string_view flag_name,
+                  bool* flag, std::optional<std::string_view>* from) {
+  for (size_t i = first; i < context.args.size(); ++i) {
+    if (equals_ignore_case(context.args[i], flag_name) && !*flag) {
+      *flag = true;
+    } else if (equals_ignore_case(context.args[i], "FROM") && !*from &&
+               i + 1 < context.args.size() && !context.args[i + 1].empty()) {
+      *from = context.args[++i];
+    } else {
+      return false;
+    }
+  }
+  return true;
+}
+
 void cairn_scan(CommandContext& context) {
   replica::Replica* replica = replica_or_reply(context);
   if (replica == nullptr) return;
@@ -230,21 +247,24 @@ void cairn_scan(CommandContext& context) {
     context.reply.error("ERR count must be between 1 and " + std::to_string(kScanCountMax));
     return;
   }
-  // An optional KEYS leaves out the fields of rows (a client's SCAN walks keys only).
-  const bool keys_only = context.args.size() > 5 && to_lower(context.args[5]) == "keys";
-  if (context.args.size() > 6 || (context.args.size() == 6 && !keys_only)) {
-    return context.reply.error("ERR CAIRN.SCAN takes epoch start end count [KEYS]");
+  // Options: KEYS leaves out the fields of rows (a client's SCAN walks keys only); FROM starts
+  // inside the start token, where a page that stopped in a big row said to resume.
+  bool keys_only = false;
+  std::optional<std::string_view> from;
+  if (!scan_options(context, 5, "KEYS", &keys_only, &from)) {
+    return context.reply.error("ERR CAIRN.SCAN takes epoch start end count [KEYS] [FROM position]");
   }
-  Result<std::pair<replica::Fence, replica::ScanResult>> scanned =
-      replica->scan(*epoch, *start, *end, static_cast<size_t>(*count), keys_only);
+  Result<std::pair<replica::Fence, replica::ScanResult>> scanned = replica->scan(
+      *epoch, *start, *end, static_cast<size_t>(*count), keys_only, from.value_or(""));
   if (!scanned.is_ok()) return reply_status(context, scanned.status());
   if (!scanned->first.ok()) return context.reply.error(replica::fence_error_text(scanned->first));
   const replica::ScanResult& page = scanned->second;
-  context.reply.array(3);
+  context.reply.array(page.resume.empty() ? 3 : 4);
   // Tokens are unsigned 64-bit: a RESP integer is signed, so the token travels as a string.
   context.reply.bulk(std::to_string(page.next_token));
   context.reply.integer(page.done ? 1 : 0);
   reply_cells(context, page.entries);
+  if (!page.resume.empty()) context.reply.bulk(page.resume);
 }
 
 void cairn_clear(CommandContext& context) {
@@ -315,20 +335,22 @@ void migrate_scan(CommandContext& context) {
                                std::to_string(kMigrateScanCountMax));
   }
   // STAMPS: every cell without its value (a target verifying its copy compares timestamps).
+  // FROM: as CAIRN.SCAN's.
   bool stamps = false;
-  if (context.args.size() == 6) {
-    if (!equals_ignore_case(context.args[5], "STAMPS")) return context.reply.error("ERR syntax error");
-    stamps = true;
+  std::optional<std::string_view> from;
+  if (!scan_options(context, 5, "STAMPS", &stamps, &from)) {
+    return context.reply.error("ERR syntax error");
   }
   Result<replica::ScanResult> page =
-      replica->scan_stored(*start, *end, static_cast<size_t>(*count));
+      replica->scan_stored(*start, *end, static_cast<size_t>(*count), from.value_or(""));
   if (!page.is_ok()) return reply_status(context, page.status());
   if (stamps) {
     for (replica::ScanEntry& entry : page->entries) entry.cell.value.clear();
   }
-  context.reply.array(2);
+  context.reply.array(page->resume.empty() ? 2 : 3);
   context.reply.bulk(topology::format_token(page->next_token));
   reply_cells(context, page->entries);
+  if (!page->resume.empty()) context.reply.bulk(page->resume);
 }
 
 void migrate_wal(CommandContext& context) {

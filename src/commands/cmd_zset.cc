@@ -12,7 +12,6 @@
 #include <cmath>
 #include <cstdint>
 #include <cstdlib>
-#include <deque>
 #include <functional>
 #include <optional>
 #include <span>
@@ -134,6 +133,35 @@ Status for_each_entry(Keyspace& keyspace, const std::string& key, const RowOfTyp
                               });
 }
 
+// The smallest sub-key above every sub-key that starts with `prefix` (its successor as a
+// prefix); the end of the index namespace when there is none.
+std::string prefix_successor(std::string prefix) {
+  while (!prefix.empty() && static_cast<uint8_t>(prefix.back()) == 0xff) prefix.pop_back();
+  if (prefix.empty()) return std::string(1, static_cast<char>(storage::kScoreIndexNamespace + 1));
+  prefix.back() = static_cast<char>(static_cast<uint8_t>(prefix.back()) + 1);
+  return prefix;
+}
+
+// Visits the index entries from the highest down, from those with a score at or below `to` (all
+// if nullopt), until `fn` returns false. A single machine reads its storage backwards, so this
+// costs what for_each_entry costs from the bottom.
+Status for_each_entry_reverse(Keyspace& keyspace, const std::string& key, const RowOfType& read,
+                              std::optional<double> to,
+                              const std::function<bool(double score, std::string_view member)>& fn,
+                              std::string_view below = {}) {
+  if (!read.exists()) return Status::ok();
+  const std::string start(1, storage::kScoreIndexNamespace);
+  const std::string end =
+      !below.empty() ? std::string(below)
+                     : prefix_successor(to ? start + storage::encode_score(*to) : start);
+  return keyspace.scan_fields_reverse(key, start, end, read.hidden(),
+                                      [&](std::string_view sub_key, const Cell&) {
+                                        if (sub_key.size() < 9) return true;  // not an entry
+                                        return fn(storage::decode_score(sub_key.substr(1, 8)),
+                                                  sub_key.substr(9));
+                                      });
+}
+
 // ---- Ranges ----
 
 // A score range as zslParseRange reads it: strtod over the text (after an optional '('), which
@@ -251,14 +279,29 @@ Result<std::vector<Entry>> entries_by_rank(Keyspace& keyspace, const std::string
   // Reverse ranks count from the top: the same entries as forward ranks mirrored.
   const int64_t first = reverse ? length - 1 - stop : start;
   const int64_t last = reverse ? length - 1 - start : stop;
-  int64_t rank = 0;
-  Status status = for_each_entry(keyspace, key, read, std::nullopt,
-                                 [&](double score, std::string_view member) {
-                                   if (rank >= first) out.push_back({score, std::string(member)});
-                                   return ++rank <= last;
-                                 });
+  // Walk in from the nearer end: the top of a leaderboard costs what its bottom does.
+  const bool from_top = length - 1 - last < first;
+  if (!from_top) {
+    int64_t rank = 0;
+    Status status = for_each_entry(keyspace, key, read, std::nullopt,
+                                   [&](double score, std::string_view member) {
+                                     if (rank >= first) out.push_back({score, std::string(member)});
+                                     return ++rank <= last;
+                                   });
+    if (!status.is_ok()) return status;
+    if (reverse) std::reverse(out.begin(), out.end());
+    return out;
+  }
+  int64_t rank = length - 1;  // of the entry visited
+  Status status = for_each_entry_reverse(keyspace, key, read, std::nullopt,
+                                         [&](double score, std::string_view member) {
+                                           if (rank <= last) {
+                                             out.push_back({score, std::string(member)});
+                                           }
+                                           return --rank >= first;
+                                         });
   if (!status.is_ok()) return status;
-  if (reverse) std::reverse(out.begin(), out.end());
+  if (!reverse) std::reverse(out.begin(), out.end());
   return out;
 }
 
@@ -273,7 +316,7 @@ std::vector<Entry> apply_limit(std::vector<Entry> entries, int64_t offset, int64
 }
 
 // Entries with a score in `range`, in emission order (`reverse`: highest first), after
-// LIMIT. Reverse ranges are read forward and turned around (O(entries in range) memory).
+// LIMIT; both directions stop once LIMIT is satisfied.
 Result<std::vector<Entry>> entries_by_score(Keyspace& keyspace, const std::string& key,
                                             const RowOfType& read, const ScoreRange& range,
                                             bool reverse, int64_t offset, int64_t limit) {
@@ -281,27 +324,40 @@ Result<std::vector<Entry>> entries_by_score(Keyspace& keyspace, const std::strin
   if (range.empty() || (offset > 0 && static_cast<uint64_t>(offset) >= read.row.count)) {
     return out;
   }
-  const bool stream = !reverse && offset >= 0;  // forward: stop once LIMIT is satisfied
+  if (offset < 0) return out;  // as apply_limit: a negative offset leaves nothing
   int64_t skip = offset;
+  if (reverse) {
+    Status status = for_each_entry_reverse(
+        keyspace, key, read, range.max, [&](double score, std::string_view member) {
+          if (!range.below_max(score)) return true;
+          if (!range.above_min(score)) return false;
+          if (skip > 0) {
+            --skip;
+            return true;
+          }
+          if (limit >= 0 && static_cast<int64_t>(out.size()) >= limit) return false;
+          out.push_back({score, std::string(member)});
+          return true;
+        });
+    if (!status.is_ok()) return status;
+    return out;
+  }
   Status status = for_each_entry(keyspace, key, read, range.min,
                                  [&](double score, std::string_view member) {
                                    if (!range.above_min(score)) return true;
                                    if (!range.below_max(score)) return false;
-                                   if (stream && skip > 0) {
+                                   if (skip > 0) {
                                      --skip;
                                      return true;
                                    }
-                                   if (stream && limit >= 0 &&
-                                       static_cast<int64_t>(out.size()) >= limit) {
+                                   if (limit >= 0 && static_cast<int64_t>(out.size()) >= limit) {
                                      return false;  // LIMIT satisfied (LIMIT 0 0: nothing)
                                    }
                                    out.push_back({score, std::string(member)});
                                    return true;
                                  });
   if (!status.is_ok()) return status;
-  if (stream) return out;
-  if (reverse) std::reverse(out.begin(), out.end());
-  return apply_limit(std::move(out), offset, limit);
+  return out;
 }
 
 // Entries in a lexicographic range, walked as Redis walks a small (listpack) sorted set: empty
@@ -724,20 +780,22 @@ void zrank_generic(CommandContext& ctx, bool reverse) {
   Result<std::optional<double>> score = score_of(ctx.keyspace, ctx.args[1], *read, ctx.args[2]);
   if (!score.is_ok()) return ctx.reply.error(storage_error_reply(score.status()));
   if (!score->has_value()) return ctx.reply.null();
-  // The rank is the number of index entries before the member's own: O(rank).
-  const std::string own = storage::score_index_sub_key(**score, ctx.args[2]).substr(1);
+  // The rank is the number of index entries before the member's own, counted from the bottom:
+  // O(rank); a reverse rank counts the entries after it from the top: O(reverse rank).
+  const std::string own = storage::score_index_sub_key(**score, ctx.args[2]);
   int64_t rank = 0;
-  Status status = for_each_entry(ctx.keyspace, ctx.args[1], *read, std::nullopt,
-                                 [&](double entry_score, std::string_view member) {
-                                   const std::string sub_key =
-                                       storage::score_index_sub_key(entry_score, member)
-                                           .substr(1);
-                                   if (sub_key >= own) return false;
-                                   ++rank;
-                                   return true;
-                                 });
+  auto count_to_own = [&](double entry_score, std::string_view member) {
+    const std::string sub_key = storage::score_index_sub_key(entry_score, member);
+    if (reverse ? sub_key <= own : sub_key >= own) return false;
+    ++rank;
+    return true;
+  };
+  Status status = reverse ? for_each_entry_reverse(ctx.keyspace, ctx.args[1], *read,
+                                                   std::nullopt, count_to_own)
+                          : for_each_entry(ctx.keyspace, ctx.args[1], *read, std::nullopt,
+                                           count_to_own);
   if (!status.is_ok()) return ctx.reply.error(storage_error_reply(status));
-  ctx.reply.integer(reverse ? static_cast<int64_t>(read->row.count) - 1 - rank : rank);
+  ctx.reply.integer(rank);
 }
 
 void zrank_command(CommandContext& ctx) { zrank_generic(ctx, false); }
@@ -764,17 +822,15 @@ void zpop_generic(CommandContext& ctx, bool max) {
       return Status::ok();
     }
     const uint64_t wanted = count == -1 ? 1 : static_cast<uint64_t>(count);
-    // The lowest entries stream from the start of the index; the highest are the last ones of
-    // a walk over all of it (O(set size) time, O(count) memory).
-    std::deque<Entry> popped;
-    Status status = for_each_entry(ctx.keyspace, key, read, std::nullopt,
-                                   [&](double score, std::string_view member) {
-                                     popped.push_back({score, std::string(member)});
-                                     if (max && popped.size() > wanted) popped.pop_front();
-                                     return max || popped.size() < wanted;
-                                   });
+    // The lowest entries stream from the start of the index, the highest from its end.
+    std::vector<Entry> popped;
+    auto take = [&](double score, std::string_view member) {
+      popped.push_back({score, std::string(member)});
+      return popped.size() < wanted;
+    };
+    Status status = max ? for_each_entry_reverse(ctx.keyspace, key, read, std::nullopt, take)
+                        : for_each_entry(ctx.keyspace, key, read, std::nullopt, take);
     if (!status.is_ok()) return status;
-    if (max) std::reverse(popped.begin(), popped.end());
     for (const Entry& entry : popped) {
       if (Status removed = remove_member(ctx.keyspace, key, entry.member, entry.score);
           !removed.is_ok()) {

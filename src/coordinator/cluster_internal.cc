@@ -125,12 +125,17 @@ ReplicaOutcome decode_scan_reply(const Result<resp::Value>& reply, replica::Scan
   if (!reply.is_ok()) return ReplicaOutcome::failure(reply.status().to_string());
   if (reply.value().is_error()) return outcome_of_error_reply(reply.value());
   const resp::Value& value = reply.value();
-  if (value.type != resp::Value::Type::kArray || value.elements.size() != 3 ||
+  // A fourth element: the page stopped inside a big row and says where to resume.
+  if (value.type != resp::Value::Type::kArray ||
+      (value.elements.size() != 3 && value.elements.size() != 4) ||
       value.elements[1].type != resp::Value::Type::kInteger ||
       value.elements[2].type != resp::Value::Type::kArray ||
-      value.elements[2].elements.size() % 3 != 0) {
+      value.elements[2].elements.size() % 3 != 0 ||
+      (value.elements.size() == 4 && (value.elements[3].type != resp::Value::Type::kBulk ||
+                                      value.elements[3].str.empty()))) {
     return ReplicaOutcome::failure("malformed CAIRN.SCAN reply");
   }
+  result->resume = value.elements.size() == 4 ? value.elements[3].str : std::string();
   // The next token is a bulk string: tokens use all 64 bits and a RESP integer is signed.
   const resp::Value& next = value.elements[0];
   if (next.type != resp::Value::Type::kBulk) return ReplicaOutcome::failure("malformed next token");

@@ -202,6 +202,18 @@ TEST(DecodeTest, ScanReplies) {
                   .ok());
   EXPECT_EQ(result.next_token, UINT64_MAX);
   EXPECT_TRUE(result.done);
+  EXPECT_TRUE(result.resume.empty());
+
+  // A fourth element: the page stopped inside a big row and says where to resume.
+  ASSERT_TRUE(decode_scan_reply(array_value({bulk_value("7"), integer_value(0), array_value({}),
+                                             bulk_value("resume-position")}),
+                                &result)
+                  .ok());
+  EXPECT_EQ(result.resume, "resume-position");
+  EXPECT_FALSE(decode_scan_reply(array_value({bulk_value("7"), integer_value(0), array_value({}),
+                                              bulk_value("")}),
+                                 &result)
+                   .ok());
 
   // A signed integer token, an odd key/cell list, a missing field and a bad cell are malformed.
   EXPECT_FALSE(decode_scan_reply(array_value({integer_value(1), integer_value(1), array_value({})}),

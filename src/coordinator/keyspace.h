@@ -180,6 +180,28 @@ class Keyspace {
                              const RowFieldVisitor& /*visitor*/) {
     return Status::invalid_argument(std::string(kRowsNotSupportedMessage));
   }
+  // Visits the visible fields with from_sub_key <= sub-key < below_sub_key (an empty
+  // below_sub_key: to the row's end) in descending sub-key order. The default reads them
+  // forward and turns them around (memory for the whole span); a local keyspace reads its
+  // storage backwards, so the top of a sorted set costs what its bottom does.
+  virtual Status scan_fields_reverse(std::string_view key, std::string_view from_sub_key,
+                                     std::string_view below_sub_key, HlcTimestamp hidden_through,
+                                     const RowFieldVisitor& visitor) {
+    std::vector<std::pair<std::string, storage::Cell>> fields;
+    Status status = scan_fields(key, from_sub_key, hidden_through,
+                                [&](std::string_view sub_key, const storage::Cell& cell) {
+                                  if (!below_sub_key.empty() && sub_key >= below_sub_key) {
+                                    return false;
+                                  }
+                                  fields.emplace_back(std::string(sub_key), cell);
+                                  return true;
+                                });
+    if (!status.is_ok()) return status;
+    for (auto it = fields.rbegin(); it != fields.rend(); ++it) {
+      if (!visitor(it->first, it->second)) break;
+    }
+    return Status::ok();
+  }
 };
 
 }  // namespace cairn::coordinator

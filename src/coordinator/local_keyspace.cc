@@ -143,6 +143,21 @@ Status LocalKeyspace::scan_fields(std::string_view key, std::string_view from_su
                           });
 }
 
+Status LocalKeyspace::scan_fields_reverse(std::string_view key, std::string_view from_sub_key,
+                                          std::string_view below_sub_key,
+                                          HlcTimestamp hidden_through,
+                                          const RowFieldVisitor& visitor) {
+  const int64_t now = now_ms();
+  return engine_.scan_row_reverse(topology::token_of(key), key, below_sub_key,
+                                  [&](std::string_view sub_key, const storage::Cell& cell) {
+                                    if (sub_key < from_sub_key) return false;
+                                    if (!cell.live_at(now) || cell.timestamp <= hidden_through) {
+                                      return true;
+                                    }
+                                    return visitor(sub_key, cell);
+                                  });
+}
+
 Status LocalKeyspace::write(std::string_view key, storage::ValueType type, std::string value,
                             int64_t expire_at_ms) {
   storage::Cell cell;

@@ -39,6 +39,9 @@ class LocalKeyspace final : public Keyspace {
                        std::span<const std::string> sub_keys) override;
   Status scan_fields(std::string_view key, std::string_view from_sub_key,
                      HlcTimestamp hidden_through, const RowFieldVisitor& visitor) override;
+  Status scan_fields_reverse(std::string_view key, std::string_view from_sub_key,
+                             std::string_view below_sub_key, HlcTimestamp hidden_through,
+                             const RowFieldVisitor& visitor) override;
 
  private:
   // Whether the key's own cell `cell` makes the key exist (SCAN, DBSIZE, RANDOMKEY).

@@ -29,9 +29,10 @@ constexpr std::string_view kFencesMetaName = "fences";
 // fence_range waits at most this long for requests that skipped the fence lock to finish.
 constexpr auto kFenceDrainMax = std::chrono::seconds(1);
 
-// A page never examines more than max(count * kScanWorkFactor, kScanWorkMin) cells, unless one
-// token alone holds more: a token is never split across pages (the cursor is a token), so it is
-// returned whole, up to kScanTokenCellsMax cells (many keys behind one hash tag).
+// A page never examines more than max(count * kScanWorkFactor, kScanWorkMin) cells. It ends
+// between tokens, unless one token alone holds more: a page of all cells then stops inside the
+// token (a big row; ScanResult::resume), while a keys-only page returns the token whole, up to
+// kScanTokenCellsMax keys (many keys behind one hash tag; a client's SCAN cursor is a token).
 constexpr size_t kScanWorkFactor = 10;
 constexpr size_t kScanWorkMin = 1000;
 constexpr size_t kScanTokenCellsMax = 100000;
@@ -203,10 +204,13 @@ bool overlaps(const Replica::RangeFence& fence, topology::Token start, topology:
   return starts_before_fence_end && ends_after_fence_start;
 }
 
-// One page of stored cells with start <= token < end: at most `count` keys, never splitting one
-// token across pages (see the bounds above). REQUIRES: count > 0, end == 0 or end > start.
+// One page of stored cells with start <= token < end, from `from` if given (see the bounds
+// above). REQUIRES: count > 0, end == 0 or end > start.
 Result<ScanResult> scan_page(storage::Engine& engine, topology::Token start, topology::Token end,
-                             size_t count, bool keys_only = false) {
+                             size_t count, bool keys_only, std::string_view from) {
+  if (!from.empty() && (!scan_position_inside_token(from) || scan_position_token(from) != start)) {
+    return Status::invalid_argument("scan resume position is not inside the start token");
+  }
   const size_t work_max =
       std::max(std::min(count, SIZE_MAX / kScanWorkFactor) * kScanWorkFactor, kScanWorkMin);
   ScanResult result;
@@ -228,13 +232,24 @@ Result<ScanResult> scan_page(storage::Engine& engine, topology::Token start, top
       }
       current_token = token;
     }
-    if (result.entries.size() >= work_max && boundary > 0) {
-      // Out of budget inside a token: end the page before that token, to return it whole in
-      // the next page.
-      result.entries.resize(boundary);
-      result.next_token = current_token;
-      stopped = true;
-      return false;
+    if (result.entries.size() >= work_max) {
+      if (boundary > 0) {
+        // Out of budget inside a token: end the page before that token, to return it whole in
+        // the next page.
+        result.entries.resize(boundary);
+        result.next_token = current_token;
+        stopped = true;
+        return false;
+      }
+      if (!keys_only) {
+        // The token alone fills the page (a big row): stop inside it, after the last cell.
+        const ScanEntry& last = result.entries.back();
+        result.next_token = current_token;
+        result.resume = storage::encode_key(current_token, last.key, last.sub_key);
+        result.resume.push_back('\0');
+        stopped = true;
+        return false;
+      }
     }
     if (result.entries.size() - boundary >= kScanTokenCellsMax) {
       too_big = true;
@@ -242,7 +257,7 @@ Result<ScanResult> scan_page(storage::Engine& engine, topology::Token start, top
     }
     result.entries.push_back(ScanEntry{std::string(key), cell, std::string(sub_key)});
     return true;
-  }, keys_only);
+  }, keys_only, from);
   if (!status.is_ok()) return status;
   if (too_big) {
     return Status::busy("token " + topology::format_token(current_token) + " holds more than " +
@@ -256,6 +271,18 @@ Result<ScanResult> scan_page(storage::Engine& engine, topology::Token start, top
 }
 
 }  // namespace
+
+std::string scan_position(topology::Token token, std::string_view resume) {
+  return resume.empty() ? storage::token_prefix(token) : std::string(resume);
+}
+
+topology::Token scan_position_token(std::string_view position) {
+  topology::Token token = 0;
+  for (size_t i = 0; i < 8 && i < position.size(); ++i) {
+    token = token << 8 | static_cast<uint8_t>(position[i]);
+  }
+  return token;
+}
 
 Replica::Replica(storage::Engine& engine, HybridClock& clock, uint64_t machine_id,
                  TableHolder& tables)
@@ -388,7 +415,7 @@ Result<std::pair<Fence, RowPage>> Replica::read_row_page(uint64_t epoch, std::st
 
 Result<std::pair<Fence, ScanResult>> Replica::scan(uint64_t epoch, topology::Token start,
                                                    topology::Token end, size_t count,
-                                                   bool keys_only) {
+                                                   bool keys_only, std::string_view from) {
   FenceGuard guard(*fence_state_);
   // One snapshot for the fence and the range bound, so both speak of the same table.
   const std::shared_ptr<const topology::RoutingTable> table = tables_.current();
@@ -407,18 +434,18 @@ Result<std::pair<Fence, ScanResult>> Replica::scan(uint64_t epoch, topology::Tok
                                     topology::format_token(range.end));
   }
 
-  Result<ScanResult> page = scan_page(engine_, start, end, count, keys_only);
+  Result<ScanResult> page = scan_page(engine_, start, end, count, keys_only, from);
   if (!page.is_ok()) return page.status();
   return std::make_pair(fence, std::move(page).value());
 }
 
 Result<ScanResult> Replica::scan_stored(topology::Token start, topology::Token end,
-                                        size_t count) {
+                                        size_t count, std::string_view from) {
   if (count == 0) return Status::invalid_argument("scan count must be positive");
   if (end != 0 && end <= start) {
     return Status::invalid_argument("scan end must be after its start (0 = the ring's end)");
   }
-  return scan_page(engine_, start, end, count);
+  return scan_page(engine_, start, end, count, /*keys_only=*/false, from);
 }
 
 Status Replica::clear() { return engine_.clear(); }

@@ -59,7 +59,19 @@ struct ScanResult {
   std::vector<ScanEntry> entries;  // stored cells (tombstones and expired included), key order
   topology::Token next_token = 0;  // where the next page starts; == end (or 0 at ring end) if done
   bool done = false;
+  // Not empty: the page stopped inside token next_token, whose cells alone fill more than a page
+  // (a big row); the next page starts at this storage key (the one after the last cell
+  // returned), passed back as the scan's `from`. Empty: the next page starts at next_token.
+  std::string resume;
 };
+
+// Where a scan page starts, as a storage-key lower bound: the start of a token, or a page's
+// `resume` inside one. Positions order bytewise as the cells they bound.
+std::string scan_position(topology::Token token, std::string_view resume = {});
+// The token a position lies in (its first 8 bytes); a position is inside that token when it is
+// longer than a token's prefix.
+topology::Token scan_position_token(std::string_view position);
+inline bool scan_position_inside_token(std::string_view position) { return position.size() > 8; }
 
 // One page of a row as this replica stores it (Replica::read_row_page, CAIRN.ROW).
 struct RowPage {
@@ -100,17 +112,21 @@ class Replica {
   Result<std::pair<Fence, RowPage>> read_row_page(uint64_t epoch, std::string_view key,
                                                   std::string_view from_sub_key, size_t count);
 
-  // Stored cells with start <= token < end (end 0 = to the ring's end), at most `count` keys and
-  // never splitting one token across pages. Fenced on `start`'s range; `end` must not exceed the
-  // end of that range. `keys_only`: the keys' own cells only, without the fields of rows (a
-  // client's SCAN, KEYS, DBSIZE walk keys; storage::Engine::scan).
+  // Stored cells with start <= token < end (end 0 = to the ring's end), at most `count` keys.
+  // Fenced on `start`'s range; `end` must not exceed the end of that range. `keys_only`: the
+  // keys' own cells only, without the fields of rows (a client's SCAN, KEYS, DBSIZE walk keys;
+  // storage::Engine::scan).
+  // A page of all cells stops inside a token only when that token's cells alone exceed the
+  // page's budget (a big row): then ScanResult::resume says where the next page starts, and
+  // `from` (a resume answered before) starts a page there. A keys-only page never splits a token.
   Result<std::pair<Fence, ScanResult>> scan(uint64_t epoch, topology::Token start,
                                             topology::Token end, size_t count,
-                                            bool keys_only = false);
+                                            bool keys_only = false, std::string_view from = {});
 
   // Like scan(), without any fence check and without the range bound: what this machine stores
   // (CAIRN.MIGRATE SCAN, which copies a range this machine may no longer own).
-  Result<ScanResult> scan_stored(topology::Token start, topology::Token end, size_t count);
+  Result<ScanResult> scan_stored(topology::Token start, topology::Token end, size_t count,
+                                 std::string_view from = {});
 
   // The machine's storage, for the migration endpoints (WAL holds and reads, range deletes).
   storage::Engine& engine() { return engine_; }

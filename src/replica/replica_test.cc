@@ -157,12 +157,76 @@ TEST_F(ReplicaTest, ScanWorkIsBoundedAtTokenBoundaries) {
   EXPECT_FALSE(first->second.done);
   EXPECT_EQ(first->second.entries.size(), 150u);
   EXPECT_EQ(first->second.next_token, topology::token_of(big));
-  // A page starting at the big token returns it whole: the cursor cannot split a token.
+  // A page starting at the big token: the token alone exceeds the budget, so the page stops
+  // inside it, after 2000 cells, and says where to resume.
   auto second = replica.scan(1, first->second.next_token, 0, 200);
   ASSERT_TRUE(second.is_ok());
-  EXPECT_TRUE(second->second.done);
-  EXPECT_EQ(second->second.entries.size(), 2500u);
-  EXPECT_EQ(second->second.next_token, 0u);
+  EXPECT_FALSE(second->second.done);
+  ASSERT_EQ(second->second.entries.size(), 2000u);
+  EXPECT_EQ(second->second.next_token, topology::token_of(big));
+  ASSERT_FALSE(second->second.resume.empty());
+  EXPECT_TRUE(scan_position_inside_token(second->second.resume));
+  EXPECT_EQ(scan_position_token(second->second.resume), topology::token_of(big));
+  auto third = replica.scan(1, second->second.next_token, 0, 200, false, second->second.resume);
+  ASSERT_TRUE(third.is_ok()) << third.status().to_string();
+  EXPECT_TRUE(third->second.done);
+  EXPECT_TRUE(third->second.resume.empty());
+  ASSERT_EQ(third->second.entries.size(), 500u);
+  EXPECT_EQ(third->second.next_token, 0u);
+  // Every key of the big token exactly once, in storage order across the two pages.
+  std::vector<std::string> seen;
+  for (const auto* page : {&second->second, &third->second}) {
+    for (const ScanEntry& entry : page->entries) seen.push_back(entry.key);
+  }
+  std::vector<std::string> expected = big_keys;
+  std::sort(expected.begin(), expected.end(), [](const std::string& a, const std::string& b) {
+    return storage::encode_key(topology::token_of(a), a) < storage::encode_key(topology::token_of(b), b);
+  });
+  EXPECT_EQ(seen, expected);
+  // A keys-only page (a client's SCAN, whose cursor is a token) still returns the token whole.
+  auto keys = replica.scan(1, first->second.next_token, 0, 200, /*keys_only=*/true);
+  ASSERT_TRUE(keys.is_ok());
+  EXPECT_TRUE(keys->second.done);
+  EXPECT_EQ(keys->second.entries.size(), 2500u);
+  // A resume position outside the start token is refused.
+  EXPECT_FALSE(replica.scan(1, 0, 0, 200, false, second->second.resume).is_ok());
+}
+
+// A row bigger than a page (a hash with many fields has one token) is scanned in pages that
+// stop inside it and resume after the last field returned.
+TEST_F(ReplicaTest, ScanPagesThroughARowBiggerThanAPage) {
+  ASSERT_TRUE(tables_.install(table_of(1, 1, 1)).is_ok());
+  Replica replica(*engine_, clock_, 1, tables_);
+  const std::string key = "bighash";
+  constexpr int kFields = 3500;
+  std::vector<std::string> sub_keys;
+  for (int i = 0; i < kFields; ++i) {
+    sub_keys.push_back(storage::field_sub_key("f" + std::to_string(i)));
+    ASSERT_TRUE(replica.apply(1, key, cell(10), nullptr, sub_keys.back()).is_ok());
+  }
+  std::sort(sub_keys.begin(), sub_keys.end());
+  std::vector<std::string> seen;
+  Token cursor = 0;
+  std::string from;
+  int pages = 0;
+  while (true) {
+    auto page = replica.scan(1, cursor, 0, 100, false, from);
+    ASSERT_TRUE(page.is_ok()) << page.status().to_string();
+    ASSERT_TRUE(page->first.ok());
+    ASSERT_LE(page->second.entries.size(), 1000u);  // max(100 * 10, 1000) cells
+    for (const ScanEntry& entry : page->second.entries) {
+      EXPECT_EQ(entry.key, key);
+      seen.push_back(entry.sub_key);
+    }
+    ++pages;
+    ASSERT_LT(pages, 100);
+    if (page->second.done) break;
+    cursor = page->second.next_token;
+    from = page->second.resume;
+    ASSERT_FALSE(from.empty());
+  }
+  EXPECT_EQ(pages, 4);
+  EXPECT_EQ(seen, sub_keys);
 }
 
 

@@ -135,19 +135,27 @@ Result<std::vector<storage::WalChange>> decode_cells(const resp::Value& flat, To
 // A CAIRN.MIGRATE SCAN answer: where the next page starts, and the cells within [start, end).
 struct ScanPage {
   Token next = 0;
+  std::string resume;  // not empty: the page stopped inside token `next` (a big row)
   std::vector<storage::WalChange> cells;
   uint64_t bytes = 0;  // of the keys and values received
 };
 
 Result<ScanPage> decode_scan_page(const Result<resp::Value>& reply, Token start, Token end) {
   if (Status status = reply_status(reply); !status.is_ok()) return status;
-  if (reply->type != resp::Value::Type::kArray || reply->elements.size() != 2) {
+  if (reply->type != resp::Value::Type::kArray ||
+      (reply->elements.size() != 2 && reply->elements.size() != 3)) {
     return Status::corruption("malformed SCAN answer");
   }
   const std::optional<Token> next = reply_number(reply->elements[0]);
   if (!next) return Status::corruption("malformed SCAN cursor");
   ScanPage page;
   page.next = *next;
+  if (reply->elements.size() == 3) {
+    if (reply->elements[2].type != resp::Value::Type::kBulk || reply->elements[2].str.empty()) {
+      return Status::corruption("malformed SCAN resume position");
+    }
+    page.resume = reply->elements[2].str;
+  }
   Result<std::vector<storage::WalChange>> cells =
       decode_cells(reply->elements[1], start, end, &page.bytes);
   if (!cells.is_ok()) return cells.status();
@@ -155,14 +163,36 @@ Result<ScanPage> decode_scan_page(const Result<resp::Value>& reply, Token start,
   return page;
 }
 
-// Moves a page cursor to `next`; returns whether the range is done. A cursor is a start token (0
-// is the ring's start here, not its end): a page must move it forward, within the range.
-Result<bool> advance_cursor(Token& cursor, Token next, Token start, Token end) {
-  if (next == 0 || next == end) return true;
-  if (next <= cursor || !in_range(next, start, end)) {
-    return Status::corruption(fmt::format("SCAN made no progress at {}", cursor));
+// Where a SCAN page starts: a token (0 is the ring's start here, not its end) and, inside it,
+// where a page that stopped in a big row said to resume (empty: at the token's start).
+struct PageCursor {
+  Token token = 0;
+  std::string from;
+
+  bool operator==(const PageCursor&) const = default;
+  // The CAIRN.MIGRATE SCAN arguments from the start token on.
+  std::vector<std::string> scan_args(Token end, size_t count, bool stamps) const {
+    std::vector<std::string> args = {"CAIRN.MIGRATE", "SCAN", std::to_string(token),
+                                     std::to_string(end), std::to_string(count)};
+    if (stamps) args.emplace_back("STAMPS");
+    if (!from.empty()) {
+      args.emplace_back("FROM");
+      args.push_back(from);
+    }
+    return args;
   }
-  cursor = next;
+};
+
+// Moves a page cursor to where `page` says the next one starts; returns whether the range is
+// done. A page must move the cursor forward, within the range.
+Result<bool> advance_cursor(PageCursor& cursor, const ScanPage& page, Token start, Token end) {
+  if (page.resume.empty() && (page.next == 0 || page.next == end)) return true;
+  if (!in_range(page.next, start, end) ||
+      replica::scan_position(page.next, page.resume) <=
+          replica::scan_position(cursor.token, cursor.from)) {
+    return Status::corruption(fmt::format("SCAN made no progress at {}", cursor.token));
+  }
+  cursor = PageCursor{page.next, page.resume};
   return false;
 }
 
@@ -202,8 +232,8 @@ struct Migrator::Stream {
   // machine stores supersedes or equals every cell the source stores, as of a WAL position this
   // stream has applied. Only then does the stream count as staged.
   bool verified = false;
-  Token cursor = 0;
-  Token verify_cursor = 0;
+  PageCursor cursor;
+  PageCursor verify_cursor;
   int verify_repairs = 0;  // copies of the page at verify_cursor again, since it last matched
   uint64_t next_lsn = 0;    // the WAL position to read from
   uint64_t latest_lsn = 0;  // the source's latest LSN when last asked
@@ -214,7 +244,7 @@ struct Migrator::Stream {
   // applied (so the source reads and sends it meanwhile); used only if the cursor still matches.
   std::shared_ptr<std::promise<Result<resp::Value>>> prefetch;
   std::shared_future<Result<resp::Value>> prefetched;
-  Token prefetch_cursor = 0;
+  PageCursor prefetch_cursor;
 
   uint64_t lag() const { return latest_lsn >= next_lsn ? latest_lsn - next_lsn + 1 : 0; }
   void restart() {
@@ -629,8 +659,8 @@ Result<uint64_t> Migrator::hold(Migration& migration, Stream& stream, int timeou
     stream.wal_read = false;
     stream.verified = false;
     stream.verify_repairs = 0;
-    stream.cursor = migration.start;
-    stream.verify_cursor = migration.start;
+    stream.cursor = PageCursor{migration.start, {}};
+    stream.verify_cursor = PageCursor{migration.start, {}};
     stream.next_lsn = *lsn + 1;
     stream.latest_lsn = *lsn;
     int64_t unset = -1;
@@ -643,27 +673,25 @@ Result<uint64_t> Migrator::hold(Migration& migration, Stream& stream, int timeou
 Result<uint64_t> Migrator::scan_page(Migration& migration, Stream& stream, int timeout_ms) {
   const Token start = migration.start;
   const Token end = migration.end;
-  auto scan_args = [&](Token cursor) -> std::vector<std::string> {
-    return {"CAIRN.MIGRATE", "SCAN", std::to_string(cursor), std::to_string(end),
-            std::to_string(options_.scan_page_keys)};
-  };
   Result<resp::Value> reply = Status::unavailable("no reply");
   if (stream.prefetch && stream.prefetch_cursor == stream.cursor) {
     reply = stream.prefetched.get();  // the pool's timeout bounds the wait
   } else {
-    reply = peers_.call_sync(stream.address, scan_args(stream.cursor), timeout_ms);
+    reply = peers_.call_sync(
+        stream.address, stream.cursor.scan_args(end, options_.scan_page_keys, false), timeout_ms);
   }
   stream.prefetch.reset();
   Result<ScanPage> page = decode_scan_page(reply, start, end);
   if (!page.is_ok()) return page.status();
-  const Token next = page->next;
-  if (next != 0 && next != end && next > stream.cursor && in_range(next, start, end)) {
+  PageCursor next = stream.cursor;
+  Result<bool> done = advance_cursor(next, *page, start, end);
+  if (done.is_ok() && !*done) {
     // Ask for the next page now: the source reads it while this one is applied here.
     auto promise = std::make_shared<std::promise<Result<resp::Value>>>();
     stream.prefetched = promise->get_future().share();
     stream.prefetch = promise;
     stream.prefetch_cursor = next;
-    peers_.call(stream.address, scan_args(next), timeout_ms,
+    peers_.call(stream.address, next.scan_args(end, options_.scan_page_keys, false), timeout_ms,
                 [promise](Result<resp::Value> answer) { promise->set_value(std::move(answer)); });
   }
   if (!page->cells.empty()) {
@@ -675,8 +703,8 @@ Result<uint64_t> Migrator::scan_page(Migration& migration, Stream& stream, int t
     migration.keys.fetch_add(*stored, std::memory_order_relaxed);
   }
   migration.bytes.fetch_add(page->bytes, std::memory_order_relaxed);
-  Result<bool> done = advance_cursor(stream.cursor, next, start, end);
   if (!done.is_ok()) return done.status();
+  stream.cursor = next;
   if (*done) {
     if (Status flushed = engine_.flush_memtables(); !flushed.is_ok()) return flushed;
     stream.scan_done = true;
@@ -741,11 +769,11 @@ Status Migrator::catch_up(Migration& migration, Stream& stream, int timeout_ms) 
 Result<uint64_t> Migrator::verify_page(Migration& migration, Stream& stream, int timeout_ms) {
   const Token start = migration.start;
   const Token end = migration.end;
-  const std::vector<std::string> args = {"CAIRN.MIGRATE", "SCAN",
-                                         std::to_string(stream.verify_cursor), std::to_string(end),
-                                         std::to_string(options_.scan_page_keys), "STAMPS"};
-  Result<ScanPage> page =
-      decode_scan_page(peers_.call_sync(stream.address, args, timeout_ms), start, end);
+  Result<ScanPage> page = decode_scan_page(
+      peers_.call_sync(stream.address,
+                       stream.verify_cursor.scan_args(end, options_.scan_page_keys, true),
+                       timeout_ms),
+      start, end);
   if (!page.is_ok()) return page.status();
   const std::vector<storage::WalChange>* stamps = &page->cells;
   Result<std::vector<const storage::WalChange*>> missing = uncovered(*stamps);
@@ -764,7 +792,7 @@ Result<uint64_t> Migrator::verify_page(Migration& migration, Stream& stream, int
   }
   stream.verify_repairs = 0;
   migration.verified_cells.fetch_add(stamps->size(), std::memory_order_relaxed);
-  Result<bool> done = advance_cursor(stream.verify_cursor, page->next, start, end);
+  Result<bool> done = advance_cursor(stream.verify_cursor, *page, start, end);
   if (!done.is_ok()) return done.status();
   if (*done) {
     stream.verified = true;
@@ -782,20 +810,20 @@ Result<uint64_t> Migrator::repair_page(Migration& migration, Stream& stream,
   // A copy defect, not a race: log it, copy the page again in full, and compare it once more.
   spdlog::error("migration {}: {} cells from machine {} at [{}, ...) are missing or older here "
                 "after the copy (e.g. key '{}'): copying the page again",
-                migration.id, count, stream.machine, topology::format_token(stream.verify_cursor),
-                example);
+                migration.id, count, stream.machine,
+                topology::format_token(stream.verify_cursor.token), example);
   constexpr int kRepairsMax = 3;
   if (++stream.verify_repairs > kRepairsMax) {
     // Pages that keep differing: copy the whole range from this source again.
     stream.restart();
     return Status::unavailable(fmt::format(
         "the page at {} from machine {} still differs after {} copies: staging again",
-        topology::format_token(stream.verify_cursor), stream.machine, kRepairsMax));
+        topology::format_token(stream.verify_cursor.token), stream.machine, kRepairsMax));
   }
   Result<ScanPage> page = decode_scan_page(
       peers_.call_sync(stream.address,
-                       {"CAIRN.MIGRATE", "SCAN", std::to_string(stream.verify_cursor),
-                        std::to_string(migration.end), std::to_string(options_.scan_page_keys)},
+                       stream.verify_cursor.scan_args(migration.end, options_.scan_page_keys,
+                                                      false),
                        timeout_ms),
       migration.start, migration.end);
   if (!page.is_ok()) return page.status();

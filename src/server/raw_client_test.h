@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <initializer_list>
 #include <string>
+#include <vector>
 #include <string_view>
 
 namespace cairn::server::test_support {
@@ -84,6 +85,16 @@ class RawClient {
 inline std::string command(std::initializer_list<std::string_view> args) {
   std::string out = "*" + std::to_string(args.size()) + "\r\n";
   for (std::string_view arg : args) {
+    out += "$" + std::to_string(arg.size()) + "\r\n";
+    out += arg;
+    out += "\r\n";
+  }
+  return out;
+}
+
+inline std::string command(const std::vector<std::string>& args) {
+  std::string out = "*" + std::to_string(args.size()) + "\r\n";
+  for (const std::string& arg : args) {
     out += "$" + std::to_string(arg.size()) + "\r\n";
     out += arg;
     out += "\r\n";

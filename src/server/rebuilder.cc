@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <chrono>
+#include <optional>
+#include <string>
 #include <vector>
 
 #include <fmt/format.h>
@@ -9,6 +11,8 @@
 
 #include "common/clock.h"
 #include "coordinator/cluster_internal.h"
+#include "replica/replica.h"
+#include "storage/cell.h"
 
 namespace cairn::server {
 
@@ -146,7 +150,10 @@ bool Rebuilder::copy_shard(ShardId shard) {
 }
 
 bool Rebuilder::copy_range(ShardId shard, Token start, Token end) {
+  // Where the next page starts: a token and, inside it, where a page that stopped in a big row
+  // said to resume (empty: the token's start).
   Token cursor = start;
+  std::string from;
   while (true) {
     {
       std::lock_guard lock(mu_);
@@ -166,11 +173,14 @@ bool Rebuilder::copy_range(ShardId shard, Token start, Token end) {
     std::vector<replica::ScanResult> answers;
     bool page_ok = !set.voting.empty();
     for (const topology::Machine* machine : set.voting) {
-      Result<resp::Value> reply = peers_.call_sync(
-          machine->address,
-          {"CAIRN.SCAN", epoch, std::to_string(cursor), std::to_string(page_end),
-           std::to_string(kRebuildPageKeys)},
-          options_.request_timeout_ms);
+      std::vector<std::string> args = {"CAIRN.SCAN", epoch, std::to_string(cursor),
+                                       std::to_string(page_end), std::to_string(kRebuildPageKeys)};
+      if (!from.empty()) {
+        args.emplace_back("FROM");
+        args.push_back(from);
+      }
+      Result<resp::Value> reply =
+          peers_.call_sync(machine->address, args, options_.request_timeout_ms);
       replica::ScanResult result;
       const coordinator::ReplicaOutcome outcome = coordinator::decode_scan_reply(reply, &result);
       if (!outcome.ok()) {
@@ -192,17 +202,25 @@ bool Rebuilder::copy_range(ShardId shard, Token start, Token end) {
       if (!wait_ms(options_.poll_ms)) return false;
       continue;  // redo the page
     }
-    const coordinator::ScanPage page =
-        coordinator::merge_scan_answers(page_end, answers, wall_clock_ms(), nullptr);
-    // 0 only at the ring's end; page_end once every answer is done.
-    const Token next = page.next_cursor;
-    // Every answer holds all its cells below `next` (those not done stopped at or past it).
+    // Answers that are not done stopped at different positions; beyond the first of those the
+    // others may lack cells, so the page ends there: `limit`, a storage-key bound (nullopt: the
+    // ring's end).
+    std::optional<std::string> limit;
+    if (page_end != 0) limit = replica::scan_position(page_end);
+    for (const replica::ScanResult& answer : answers) {
+      if (answer.done || (answer.next_token == 0 && answer.resume.empty())) continue;
+      std::string stop = replica::scan_position(answer.next_token, answer.resume);
+      if (!limit || stop < *limit) limit = std::move(stop);
+    }
+    // Every answer holds all its cells below `limit`.
     uint64_t keys = 0;
     uint64_t bytes = 0;
     for (const replica::ScanResult& answer : answers) {
       for (const replica::ScanEntry& entry : answer.entries) {
-        const Token token = topology::token_of(entry.key);
-        if (next != 0 && token >= next) continue;
+        if (limit && storage::encode_key(topology::token_of(entry.key), entry.key,
+                                         entry.sub_key) >= *limit) {
+          continue;
+        }
         Result<std::pair<replica::Fence, bool>> applied =
             replica_.apply(table->epoch(), entry.key, entry.cell, nullptr, entry.sub_key);
         if (!applied.is_ok() || !applied->first.ok()) {
@@ -227,13 +245,17 @@ bool Rebuilder::copy_range(ShardId shard, Token start, Token end) {
       continue;
     }
     throttle(bytes);
-    if (next == 0 || next == end) return true;
-    if (!token_before(cursor, next)) {
+    if (!limit) return true;  // the ring's end
+    const Token next = replica::scan_position_token(*limit);
+    const bool inside = replica::scan_position_inside_token(*limit);
+    if (!inside && next == end) return true;
+    if (*limit <= replica::scan_position(cursor, from)) {
       spdlog::error("rebuild: a page made no progress at token {}", cursor);
       if (!wait_ms(options_.poll_ms)) return false;
       continue;
     }
     cursor = next;
+    from = inside ? *limit : std::string();
   }
 }
 

@@ -940,13 +940,47 @@ Status Engine::scan_row(topology::Token token, std::string_view key, std::string
   return Status::ok();
 }
 
+Status Engine::scan_row_reverse(topology::Token token, std::string_view key,
+                                std::string_view below_sub_key, const FieldVisitor& visitor) {
+  const std::string row_key = encode_key(token, key);
+  // Every field's sub-key is non-empty and below 0xff (docs/formats.md "Rows").
+  std::string lower = row_key;
+  lower.push_back('\0');
+  std::string upper = row_key;
+  if (below_sub_key.empty()) {
+    upper.push_back('\xff');
+  } else {
+    upper.append(below_sub_key);
+  }
+  rocksdb::ReadOptions read_options;
+  const rocksdb::Slice lower_slice(lower);
+  const rocksdb::Slice upper_slice(upper);
+  read_options.iterate_lower_bound = &lower_slice;
+  read_options.iterate_upper_bound = &upper_slice;
+  std::unique_ptr<rocksdb::Iterator> it(impl_->db->NewIterator(read_options));
+  for (it->SeekToLast(); it->Valid(); it->Prev()) {
+    const std::string_view raw_key(it->key().data(), it->key().size());
+    Result<Cell> cell = decode_cell(std::string_view(it->value().data(), it->value().size()));
+    if (!cell.is_ok()) return cell.status();
+    if (!visitor(raw_key.substr(row_key.size()), *cell)) return Status::ok();
+  }
+  if (!it->status().ok()) return from_rocksdb(it->status(), "storage: scan row backwards");
+  return Status::ok();
+}
+
 Status Engine::scan(topology::Token start_token, topology::Token end_token,
-                    const CellVisitor& visitor, bool keys_only) {
+                    const CellVisitor& visitor, bool keys_only, std::string_view from) {
   if (end_token != 0 && end_token < start_token) {
     return Status::invalid_argument("storage: scan range wraps around the ring; split it");
   }
   if (end_token != 0 && end_token == start_token) return Status::ok();
-  const std::string start = token_prefix(start_token);
+  std::string start = token_prefix(start_token);
+  if (!from.empty()) {
+    if (!from.starts_with(start)) {
+      return Status::invalid_argument("storage: scan resumes outside its start token");
+    }
+    start = std::string(from);
+  }
   const std::string end = end_token == 0 ? std::string() : token_prefix(end_token);
   rocksdb::Slice upper_bound = slice(end);
   rocksdb::ReadOptions read_options;

@@ -183,14 +183,20 @@ class Engine {
   // order, from the first sub-key >= from_sub_key (at least the first field).
   Status scan_row(topology::Token token, std::string_view key, std::string_view from_sub_key,
                   const FieldVisitor& visitor);
+  // The same in descending sub-key order, from the last sub-key < below_sub_key (an empty
+  // below_sub_key: from the row's last field).
+  Status scan_row_reverse(topology::Token token, std::string_view key,
+                          std::string_view below_sub_key, const FieldVisitor& visitor);
 
   // Visits stored cells (tombstones and expired ones included) in key order, starting at the
   // first key whose token is >= start_token, while token < end_token (end_token 0 means "to the
   // end of the ring"). Stops when the visitor returns false.
   // `keys_only`: skip the fields of rows (a seek past them), so a walk over keys costs
   // O(keys), not O(cells), whatever the size of the rows.
+  // `from`: if not empty, start at the first stored key >= from instead (a page that resumes
+  // inside a big row). REQUIRES: from is empty or starts with token_prefix(start_token).
   Status scan(topology::Token start_token, topology::Token end_token, const CellVisitor& visitor,
-              bool keys_only = false);
+              bool keys_only = false, std::string_view from = {});
 
   // Deletes every stored cell (FLUSHALL): a range delete over the whole key space, then sync.
   Status clear();

@@ -266,13 +266,16 @@ def stored_cells(dev, index, start=0, end=0):
     c.execute_command("CAIRN.AUTH", dev.secret())
     cells = []
     cursor = start
+    resume = []  # FROM <position>: the last page stopped inside a big row
     for _ in range(100000):
-        nxt, flat = c.execute_command("CAIRN.MIGRATE", "SCAN", "0x%016x" % cursor,
-                                      "0x%016x" % end, 1000)
+        reply = c.execute_command("CAIRN.MIGRATE", "SCAN", "0x%016x" % cursor,
+                                  "0x%016x" % end, 1000, *resume)
+        nxt, flat = reply[0], reply[1]
         cells += [(_text(k), bytes(sub), v)
                   for k, sub, v in zip(flat[0::3], flat[1::3], flat[2::3])]
         cursor = int(_text(nxt), 0)
-        if cursor == end or (end == 0 and cursor == 0):
+        resume = ["FROM", reply[2]] if len(reply) == 3 else []
+        if not resume and (cursor == end or (end == 0 and cursor == 0)):
             return cells
     raise AssertionError("scan did not finish")
 
