@@ -261,9 +261,16 @@ std::vector<std::string> apply_args(uint64_t epoch, const std::string& key,
   return args;
 }
 
-Result<WriteAttempt> write_once(const CorePtr& core, const TablePtr& table, const std::string& key,
-                                const std::string& sub_key, const Cell& cell,
-                                Level level, Deadline deadline) {
+// A write sent to every replica of its shard (and applied by this machine if it is one), not
+// waited for yet: write_once is send_write then wait_write; several writes can be in flight.
+struct PendingWrite {
+  std::shared_ptr<WriteState> state;
+  size_t needed = 0;
+};
+
+Result<PendingWrite> send_write(const CorePtr& core, const TablePtr& table, const std::string& key,
+                                const std::string& sub_key, const Cell& cell, Level level,
+                                Deadline deadline) {
   const topology::Token token = topology::token_of(key);
   const topology::ReplicaSet set = table->replicas_for_token(token);
   Result<uint32_t> needed = needed_replicas(level, set.voting.size());
@@ -301,8 +308,13 @@ Result<WriteAttempt> write_once(const CorePtr& core, const TablePtr& table, cons
     if (outcome.ok()) outcome.newer_timestamp = newer;
     settle_write(*core, *state, core->machine_id, local_slot, false, outcome, "");
   }
+  return PendingWrite{state, *needed};
+}
+
+WriteAttempt wait_write(const PendingWrite& pending, Deadline deadline) {
+  WriteState* state = pending.state.get();
   WriteAttempt attempt;
-  attempt.needed = *needed;
+  attempt.needed = pending.needed;
   attempt.reached = state->gather.wait_for_needed(deadline);
   // A write that missed W reports how many replicas acknowledged it: let the ones still on
   // their way (those that did not fail) answer, up to the deadline, so the count is exact.
@@ -312,6 +324,14 @@ Result<WriteAttempt> write_once(const CorePtr& core, const TablePtr& table, cons
   attempt.moving = state->stale.moving();
   attempt.newer = state->newer.load();
   return attempt;
+}
+
+Result<WriteAttempt> write_once(const CorePtr& core, const TablePtr& table, const std::string& key,
+                                const std::string& sub_key, const Cell& cell, Level level,
+                                Deadline deadline) {
+  Result<PendingWrite> pending = send_write(core, table, key, sub_key, cell, level, deadline);
+  if (!pending.is_ok()) return pending.status();
+  return wait_write(*pending, deadline);
 }
 
 // Writes a key's own cell (`sub_key` empty) or a field of its row at `level`.
@@ -1036,17 +1056,50 @@ Status ClusterSession::write_field_cells(
   const CorePtr& core = coordinator_.impl_->core;
   const std::string owned(key);
   const size_t n = values.empty() ? sub_keys.size() : values.size();
-  for (size_t i = 0; i < n; ++i) {
-    Cell cell;
-    cell.type = type;
-    cell.tombstone = values.empty();
-    if (!values.empty()) cell.value = values[i].second;
-    cell.writer = core->machine_id;
-    cell.timestamp = core->clock.now();
-    const std::string& sub_key = values.empty() ? sub_keys[i] : values[i].first;
-    const Level level(options_.write, in_atomic_);
-    if (Status status = write_cell(core, owned, sub_key, cell, level); !status.is_ok()) {
-      return status;
+  const Level level(options_.write, in_atomic_);
+  // Different fields never touch each other's cells, so up to kFieldWritesInFlight of them are
+  // sent at once and then waited for. A write that did not simply succeed (a fence, a newer cell
+  // kept, too few answers) is written again on its own with write_cell's retries: the same cell,
+  // so replicas that stored it already are unaffected.
+  constexpr size_t kFieldWritesInFlight = 128;
+  std::vector<std::pair<const std::string*, Cell>> cells;
+  std::vector<Result<PendingWrite>> pending;
+  for (size_t begin = 0; begin < n; begin += kFieldWritesInFlight) {
+    const size_t end = std::min(n, begin + kFieldWritesInFlight);
+    TablePtr table = core->replica.tables().current();
+    if (!table) return Status::unavailable(std::string(kNoTableMessage));
+    const Deadline deadline = deadline_after(core->options.request_timeout_ms);
+    cells.clear();
+    pending.clear();
+    for (size_t i = begin; i < end; ++i) {
+      Cell cell;
+      cell.type = type;
+      cell.tombstone = values.empty();
+      if (!values.empty()) cell.value = values[i].second;
+      cell.writer = core->machine_id;
+      cell.timestamp = core->clock.now();
+      const std::string* sub_key = values.empty() ? &sub_keys[i] : &values[i].first;
+      pending.push_back(send_write(core, table, owned, *sub_key, cell, level, deadline));
+      cells.emplace_back(sub_key, std::move(cell));
+    }
+    for (size_t i = 0; i < cells.size(); ++i) {
+      if (pending[i].is_ok()) {
+        const WriteAttempt attempt = wait_write(*pending[i], deadline);
+        if (attempt.reached && attempt.newer == 0) {
+          ++core->writes;
+          continue;
+        }
+      } else if (pending[i].status().code() == StatusCode::kInvalidArgument) {
+        return pending[i].status();  // the level cannot be met: the same for every field
+      }
+      if (Status status = write_cell(core, owned, *cells[i].first, cells[i].second, level);
+          !status.is_ok()) {
+        // Let the writes still in flight end first, so a session never has more than a window.
+        for (size_t j = i + 1; j < cells.size(); ++j) {
+          if (pending[j].is_ok()) (void)wait_write(*pending[j], deadline);
+        }
+        return status;
+      }
     }
   }
   return Status::ok();
