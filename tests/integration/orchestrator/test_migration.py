@@ -426,6 +426,84 @@ def test_restarts_of_sources_and_new_shard_members_during_rebalance_keep_every_k
         assert len(new["replicas"]) == 3, new
 
 
+# More cells than one copy page examines (max(1000 keys x 10, 1000) = 10,000): each row spans
+# several pages, which stop inside it and resume after its last cell.
+BIG_ROW_FIELDS = 12000
+
+
+def in_range(token, r):
+    return int(r["start"], 0) <= token and (int(r["end"], 0) == 0 or token < int(r["end"], 0))
+
+
+def test_rows_bigger_than_a_page_move_whole_under_writes():
+    """Issue 9: a hash of 12,000 fields and a sorted set of 6,000 members (12,000 cells with its
+    score index) move by hand to the other shard while fields are added through every machine.
+    Afterwards every acknowledged field reads back at QUORUM, the sorted set is whole and in
+    order, and every voting replica stores the same cells, field by field."""
+    with DevCluster(shards=2, rf=3, spares=0, extra_args=["--no-auto-rebalance"]) as dev:
+        c = dev.client(0, socket_timeout=60)
+        for b in range(0, BIG_ROW_FIELDS, 1000):
+            assert c.hset("{big}h", mapping={"f%d" % f: "v%d" % f
+                                             for f in range(b, b + 1000)}) == 1000
+        for b in range(0, BIG_ROW_FIELDS // 2, 1000):
+            assert c.zadd("{big}z", {"m%d" % f: f for f in range(b, b + 1000)}) == 1000
+        table = dev.get("/v1/table")
+        moved = next(r for r in table["ranges"] if in_range(token_of("{big}h"), r))
+        target = next(s["id"] for s in table["shards"] if s["id"] != moved["shard"])
+        acked = {}
+        stop = threading.Event()
+        errors = []
+        indexes = sorted(dev.pids)
+
+        def writer(n):
+            w = dev.client(indexes[n % len(indexes)], socket_timeout=20)
+            i = 0
+            while not stop.is_set():
+                field, value = "late%d-%d" % (n, i), "x%d" % i
+                i += 1
+                try:
+                    assert w.hset("{big}h", field, value) == 1
+                    acked[field] = value
+                except Exception as e:  # noqa: BLE001 - only refusals are allowed
+                    if not str(e).startswith(("UNCERTAIN", "UNAVAILABLE", "NOLEADER")):
+                        errors.append(repr(e))
+                    time.sleep(0.01)
+
+        threads = [threading.Thread(target=writer, args=(n,)) for n in range(3)]
+        for t in threads:
+            t.start()
+        try:
+            time.sleep(0.5)
+            out = dev.admin("move", moved["start"], "--to", str(target))
+            assert "migration" in out.lower(), out
+            table = wait_for(lambda: (lambda t: all(
+                r["shard"] == target for r in t["ranges"] if r["start"] == moved["start"]) and
+                not active(dev) and t)(dev.get("/v1/table")), MIGRATION_TIMEOUT_S,
+                interval_s=0.5, what="the move")
+            time.sleep(0.5)
+        finally:
+            stop.set()
+            for t in threads:
+                t.join()
+        assert errors == [], errors[:5]
+        assert len(acked) > 20
+        r = dev.client(indexes[-1], socket_timeout=60)
+        want = {("f%d" % f).encode(): ("v%d" % f).encode() for f in range(BIG_ROW_FIELDS)}
+        want.update({f.encode(): v.encode() for f, v in acked.items()})
+        got = r.hgetall("{big}h")
+        missing = [f for f in want if got.get(f) != want[f]]
+        assert not missing, "%d acknowledged fields lost, e.g. %s" % (len(missing), missing[:5])
+        # Beyond them only late fields of writes that were refused as uncertain.
+        assert all(f.startswith(b"late") for f in set(got) - set(want))
+        assert r.hlen("{big}h") == len(got)
+        assert r.zcard("{big}z") == BIG_ROW_FIELDS // 2
+        assert r.zrange("{big}z", 0, -1, withscores=True) == [
+            (("m%d" % f).encode(), float(f)) for f in range(BIG_ROW_FIELDS // 2)]
+        assert not misplaced_keys(dev, table)
+        diff = wait_replicas_agree(dev, table)
+        assert not diff, "replicas of a shard store different cells:\n" + "\n".join(diff[:20])
+
+
 def test_split_and_move_by_hand_and_their_refusals():
     with DevCluster(shards=1, rf=1, spares=1, extra_args=["--no-auto-rebalance"]) as dev:
         preload(dev, 1000)

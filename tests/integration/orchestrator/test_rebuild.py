@@ -13,7 +13,8 @@ import pytest
 import redis
 
 from dev_cluster import DEAD_AFTER_MS, DevCluster, orchestrator_supported, wait_for
-from migration_workload import wait_replicas_agree
+from migration_workload import stored_cells, wait_replicas_agree
+from xxh3 import token_of  # noqa: E402  (migration_workload puts tests/cluster on the path)
 
 _SUPPORTED, _WHY_NOT = orchestrator_supported()
 pytestmark = pytest.mark.skipif(not _SUPPORTED, reason=_WHY_NOT)
@@ -22,6 +23,9 @@ CELL_HEADER = struct.Struct(">BBBQQqI")  # docs/formats.md "Cells", layout versi
 KEYS = 500
 SHORT_TTL_MS = 1500
 REBUILD_TIMEOUT_S = DEAD_AFTER_MS / 1000 + 60
+# More cells than one rebuild page examines (max(1000 keys x 10, 1000) = 10,000): the row spans
+# several pages, which stop inside it and resume after its last cell.
+BIG_ROW_FIELDS = 12000
 SETTLE_S = 15  # a write hinted to the new machine is replayed within this (hint replay interval)
 
 
@@ -229,6 +233,13 @@ def test_rebuilt_replica_holds_every_field_of_hashes_sets_and_sorted_sets(dev):
         assert c.hset("rbh:%d" % h, mapping={"f%d" % f: "v%d" % f for f in range(10)}) == 10
         assert c.sadd("rbs:%d" % h, "a", "b", "c") == 3
         assert c.zadd("rbz:%d" % h, {"a": 1, "b": 2}) == 2
+    # A row bigger than a page, on the victim's shard.
+    ranges = [r for r in dev.get("/v1/table")["ranges"] if r["shard"] == shard["id"]]
+    big = next(k for k in ("{rbig%d}h" % i for i in range(10000)) if any(
+        int(r["start"], 0) <= token_of(k) and (int(r["end"], 0) == 0 or
+                                                token_of(k) < int(r["end"], 0)) for r in ranges))
+    for b in range(0, BIG_ROW_FIELDS, 1000):
+        assert c.hset(big, mapping={"f%d" % f: "v%d" % f for f in range(b, b + 1000)}) == 1000
     acked = {}
     dev.kill(victim_index)
     stop = threading.Event()
@@ -289,6 +300,12 @@ def test_rebuilt_replica_holds_every_field_of_hashes_sets_and_sorted_sets(dev):
         assert {f: stored.get(f) for f in want} == want, key
         on_spare += 1
     assert on_spare > 0
+    # The big row: whole at QUORUM, and every one of its fields stored on the spare itself.
+    assert reader.hlen(big) == BIG_ROW_FIELDS
+    token = token_of(big)
+    fields = [sub for k, sub, _ in stored_cells(dev, spare_index, token, token + 1)
+              if k == big and sub[:1] == b"\x01"]
+    assert len(fields) == BIG_ROW_FIELDS, len(fields)
 
 
 RESTART_PRELOAD_KEYS = 6000
