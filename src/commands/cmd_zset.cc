@@ -118,10 +118,15 @@ Status remove_member(Keyspace& keyspace, const std::string& key, std::string_vie
 // whole index without it) until `fn` returns false.
 Status for_each_entry(Keyspace& keyspace, const std::string& key, const RowOfType& read,
                       std::optional<double> from,
-                      const std::function<bool(double score, std::string_view member)>& fn) {
+                      const std::function<bool(double score, std::string_view member)>& fn,
+                      std::string_view from_sub_key = {}) {
   if (!read.exists()) return Status::ok();
   std::string start(1, storage::kScoreIndexNamespace);
-  if (from) start += storage::encode_score(*from);
+  if (!from_sub_key.empty()) {
+    start = std::string(from_sub_key);
+  } else if (from) {
+    start += storage::encode_score(*from);
+  }
   return keyspace.scan_fields(key, start, read.hidden(),
                               [&](std::string_view sub_key, const Cell&) {
                                 if (sub_key.empty() || sub_key[0] != storage::kScoreIndexNamespace) {
@@ -305,16 +310,6 @@ Result<std::vector<Entry>> entries_by_rank(Keyspace& keyspace, const std::string
   return out;
 }
 
-// Applies LIMIT offset count to entries in emission order, as Redis does: an offset at or past
-// the set's length, or a negative one, leaves nothing; a negative count means all.
-std::vector<Entry> apply_limit(std::vector<Entry> entries, int64_t offset, int64_t limit) {
-  if (offset < 0) return {};
-  if (static_cast<uint64_t>(offset) >= entries.size()) return {};
-  entries.erase(entries.begin(), entries.begin() + offset);
-  if (limit >= 0 && static_cast<uint64_t>(limit) < entries.size()) entries.resize(limit);
-  return entries;
-}
-
 // Entries with a score in `range`, in emission order (`reverse`: highest first), after
 // LIMIT; both directions stop once LIMIT is satisfied.
 Result<std::vector<Entry>> entries_by_score(Keyspace& keyspace, const std::string& key,
@@ -324,7 +319,7 @@ Result<std::vector<Entry>> entries_by_score(Keyspace& keyspace, const std::strin
   if (range.empty() || (offset > 0 && static_cast<uint64_t>(offset) >= read.row.count)) {
     return out;
   }
-  if (offset < 0) return out;  // as apply_limit: a negative offset leaves nothing
+  if (offset < 0) return out;  // a negative offset leaves nothing, as in Redis
   int64_t skip = offset;
   if (reverse) {
     Status status = for_each_entry_reverse(
@@ -369,31 +364,56 @@ Result<std::vector<Entry>> entries_by_lex(Keyspace& keyspace, const std::string&
                                           const RowOfType& read, const LexRange& range,
                                           bool reverse, int64_t offset, int64_t limit) {
   std::vector<Entry> out;
-  if (range.empty() || (offset > 0 && static_cast<uint64_t>(offset) >= read.row.count)) {
-    return out;
+  if (range.empty() || offset < 0 ||
+      (offset > 0 && static_cast<uint64_t>(offset) >= read.row.count)) {
+    return out;  // a negative offset leaves nothing, as in Redis
   }
-  std::vector<Entry> all;
-  Status status = for_each_entry(keyspace, key, read, std::nullopt,
-                                 [&](double score, std::string_view member) {
-                                   all.push_back({score, std::string(member)});
-                                   return true;
-                                 });
+  // The first and the last entry decide whether the walk finds anything at all.
+  std::optional<Entry> first, last;
+  auto first_only = [](std::optional<Entry>& slot) {
+    return [&slot](double score, std::string_view member) {
+      slot = Entry{score, std::string(member)};
+      return false;
+    };
+  };
+  Status status = for_each_entry(keyspace, key, read, std::nullopt, first_only(first));
+  if (status.is_ok()) {
+    status = for_each_entry_reverse(keyspace, key, read, std::nullopt, first_only(last));
+  }
   if (!status.is_ok()) return status;
-  if (all.empty() || !range.above_min(all.back().member) ||
-      !range.below_max(all.front().member)) {
+  if (!first || !last || !range.above_min(last->member) || !range.below_max(first->member)) {
     return out;
   }
-  if (reverse) std::reverse(all.begin(), all.end());
+  // When every entry has one score (what lex ranges are meant for), members are in order, so
+  // the walk starts with a seek to the bound instead of stepping over what lies before it.
+  std::string seek;
+  if (first->score == last->score) {
+    const LexBound& bound = reverse ? range.max : range.min;
+    if (bound.kind == LexBound::Kind::kValue) {
+      seek = storage::score_index_sub_key(first->score, bound.value);
+      if (reverse && !bound.exclusive) seek.push_back('\0');  // just above the bound itself
+    }
+  }
   bool started = false;
-  for (Entry& entry : all) {
+  int64_t skip = offset;
+  auto take = [&](double score, std::string_view member) {
     if (!started) {
-      if (reverse ? !range.below_max(entry.member) : !range.above_min(entry.member)) continue;
+      if (reverse ? !range.below_max(member) : !range.above_min(member)) return true;
       started = true;
     }
-    if (reverse ? !range.above_min(entry.member) : !range.below_max(entry.member)) break;
-    out.push_back(std::move(entry));
-  }
-  return apply_limit(std::move(out), offset, limit);
+    if (reverse ? !range.above_min(member) : !range.below_max(member)) return false;
+    if (skip > 0) {
+      --skip;
+      return true;
+    }
+    if (limit >= 0 && static_cast<int64_t>(out.size()) >= limit) return false;
+    out.push_back({score, std::string(member)});
+    return true;
+  };
+  status = reverse ? for_each_entry_reverse(keyspace, key, read, std::nullopt, take, seek)
+                   : for_each_entry(keyspace, key, read, std::nullopt, take, seek);
+  if (!status.is_ok()) return status;
+  return out;
 }
 
 // RESP2: member, score, ... flat (scores as bulk strings); RESP3 with scores: [member, score]
