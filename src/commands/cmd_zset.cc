@@ -284,6 +284,24 @@ Result<std::vector<Entry>> entries_by_rank(Keyspace& keyspace, const std::string
   // Reverse ranks count from the top: the same entries as forward ranks mirrored.
   const int64_t first = reverse ? length - 1 - stop : start;
   const int64_t last = reverse ? length - 1 - start : stop;
+  // Far from both ends, the storage's rank blocks find the first entry without a walk.
+  constexpr int64_t kWalkMax = 256;
+  if (std::min(first, length - 1 - last) > kWalkMax) {
+    int64_t rank = first;
+    Result<bool> found = keyspace.scan_index_from_rank(
+        key, static_cast<uint64_t>(first), static_cast<uint64_t>(length), read.hidden(),
+        [&](std::string_view sub_key, const Cell&) {
+          if (sub_key.size() < 9) return true;  // not an entry
+          out.push_back({storage::decode_score(sub_key.substr(1, 8)), std::string(sub_key.substr(9))});
+          return ++rank <= last;
+        });
+    if (!found.is_ok()) return found.status();
+    if (*found) {
+      if (reverse) std::reverse(out.begin(), out.end());
+      return out;
+    }
+    out.clear();
+  }
   // Walk in from the nearer end: the top of a leaderboard costs what its bottom does.
   const bool from_top = length - 1 - last < first;
   if (!from_top) {
@@ -803,6 +821,12 @@ void zrank_generic(CommandContext& ctx, bool reverse) {
   // The rank is the number of index entries before the member's own, counted from the bottom:
   // O(rank); a reverse rank counts the entries after it from the top: O(reverse rank).
   const std::string own = storage::score_index_sub_key(**score, ctx.args[2]);
+  const uint64_t length = read->row.count;
+  Result<std::optional<uint64_t>> counted = ctx.keyspace.index_rank(ctx.args[1], own, length);
+  if (!counted.is_ok()) return ctx.reply.error(storage_error_reply(counted.status()));
+  if (counted->has_value() && **counted < length) {
+    return ctx.reply.integer(static_cast<int64_t>(reverse ? length - 1 - **counted : **counted));
+  }
   int64_t rank = 0;
   auto count_to_own = [&](double entry_score, std::string_view member) {
     const std::string sub_key = storage::score_index_sub_key(entry_score, member);

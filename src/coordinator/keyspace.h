@@ -180,6 +180,21 @@ class Keyspace {
                              const RowFieldVisitor& /*visitor*/) {
     return Status::invalid_argument(std::string(kRowsNotSupportedMessage));
   }
+  // Order statistics of a sorted set's score index (storage::Engine::scan_index_from_rank):
+  // visits the visible index fields from the entry of rank `rank` on, `total` being the set's
+  // size. False, visiting nothing, when this keyspace cannot (the caller walks from an end).
+  virtual Result<bool> scan_index_from_rank(std::string_view /*key*/, uint64_t /*rank*/,
+                                            uint64_t /*total*/, HlcTimestamp /*hidden_through*/,
+                                            const RowFieldVisitor& /*visitor*/) {
+    return false;
+  }
+  // The rank of the index entry `sub_key` among the set's `total` entries, or nullopt when this
+  // keyspace cannot tell without a walk.
+  virtual Result<std::optional<uint64_t>> index_rank(std::string_view /*key*/,
+                                                     std::string_view /*sub_key*/,
+                                                     uint64_t /*total*/) {
+    return std::optional<uint64_t>();
+  }
   // Visits the visible fields with from_sub_key <= sub-key < below_sub_key (an empty
   // below_sub_key: to the row's end) in descending sub-key order. The default reads them
   // forward and turns them around (memory for the whole span); a local keyspace reads its

@@ -115,6 +115,46 @@ bool counts_toward_row(std::string_view sub_key) {
   return !sub_key.empty() && sub_key[0] == kFieldNamespace;
 }
 
+// ---- Rank blocks (docs/formats.md "Rank blocks") ----
+// In the rows column family, after the row's state: row key | kRankBlockTag | the block's first
+// sub-key (empty for the first block, which covers everything below the second) -> u64 count of
+// the index entries in the block that count (rank_entry_counts).
+constexpr char kRankBlockTag = '\x02';
+// A block that would count more is split at its middle entry.
+constexpr uint64_t kRankBlockSplit = 2048;
+
+bool is_index_entry(std::string_view sub_key) {
+  return !sub_key.empty() && sub_key[0] == kScoreIndexNamespace;
+}
+
+bool rank_entry_counts(const Cell& cell, HlcTimestamp delete_through) {
+  return !cell.tombstone && cell.timestamp > delete_through;
+}
+
+std::string rank_block_key(const std::string& row_key, std::string_view start) {
+  std::string key = row_key;
+  key.push_back(kRankBlockTag);
+  key.append(start);
+  return key;
+}
+
+std::string rank_blocks_end(const std::string& row_key) {
+  std::string key = row_key;
+  key.push_back(static_cast<char>(kRankBlockTag + 1));
+  return key;
+}
+
+std::string encode_block_count(uint64_t count) {
+  std::string out;
+  put_u64(out, count);
+  return out;
+}
+
+struct RankBlock {
+  std::string start;  // the first sub-key the block covers ("" for the first block)
+  uint64_t count = 0;
+};
+
 std::string hint_key(uint64_t target, uint64_t sequence) {
   std::string key;
   key.reserve(kHintKeyBytes);
@@ -469,6 +509,85 @@ struct Engine::Impl {
     }
     if (!it->status().ok()) return from_rocksdb(it->status(), "storage: count row");
     return count;
+  }
+
+  // Every rank block of a row, in order; empty when it keeps none.
+  Result<std::vector<RankBlock>> rank_blocks(const std::string& row_key,
+                                             const rocksdb::Snapshot* snapshot = nullptr) {
+    const std::string lower = rank_block_key(row_key, "");
+    const std::string upper = rank_blocks_end(row_key);
+    rocksdb::ReadOptions read_options;
+    read_options.snapshot = snapshot;
+    const rocksdb::Slice upper_slice(upper);
+    read_options.iterate_upper_bound = &upper_slice;
+    std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(read_options, rows));
+    std::vector<RankBlock> blocks;
+    for (it->Seek(lower); it->Valid(); it->Next()) {
+      if (it->value().size() != 8) return Status::corruption("storage: malformed rank block");
+      blocks.push_back(RankBlock{std::string(it->key().data() + lower.size(),
+                                             it->key().size() - lower.size()),
+                                 get_u64(std::string_view(it->value().data(), 8))});
+    }
+    if (!it->status().ok()) return from_rocksdb(it->status(), "storage: read rank blocks");
+    return blocks;
+  }
+
+  // Walks the stored index entries of a row from `from_sub_key` (an index sub-key, or the
+  // namespace's start) in order; `visit(sub_key, cell)` returns false to stop.
+  Status walk_index(const std::string& row_key, std::string_view from_sub_key,
+                    const rocksdb::Snapshot* snapshot,
+                    const std::function<bool(std::string_view, const Cell&)>& visit) {
+    std::string lower = row_key;
+    if (from_sub_key.empty()) {
+      lower.push_back(kScoreIndexNamespace);
+    } else {
+      lower.append(from_sub_key);
+    }
+    std::string upper = row_key;
+    upper.push_back(static_cast<char>(kScoreIndexNamespace + 1));
+    rocksdb::ReadOptions read_options;
+    read_options.snapshot = snapshot;
+    const rocksdb::Slice upper_slice(upper);
+    read_options.iterate_upper_bound = &upper_slice;
+    std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(read_options));
+    for (it->Seek(lower); it->Valid(); it->Next()) {
+      Result<Cell> cell = decode_cell(std::string_view(it->value().data(), it->value().size()));
+      if (!cell.is_ok()) return cell.status();
+      const std::string_view raw(it->key().data(), it->key().size());
+      if (!visit(raw.substr(row_key.size()), *cell)) return Status::ok();
+    }
+    if (!it->status().ok()) return from_rocksdb(it->status(), "storage: walk index");
+    return Status::ok();
+  }
+
+  // The blocks of a row's index as stored now, counted from scratch: a block every
+  // kRankBlockSplit / 2 entries that count. REQUIRES: the row's apply stripe is held.
+  Result<std::vector<RankBlock>> count_rank_blocks(const std::string& row_key,
+                                                   HlcTimestamp delete_through) {
+    std::vector<RankBlock> blocks{RankBlock{}};
+    Status walked = walk_index(row_key, {}, nullptr, [&](std::string_view sub_key, const Cell& c) {
+      if (!rank_entry_counts(c, delete_through)) return true;
+      if (blocks.back().count >= kRankBlockSplit / 2) blocks.push_back(RankBlock{std::string(sub_key), 0});
+      ++blocks.back().count;
+      return true;
+    });
+    if (!walked.is_ok()) return walked;
+    return blocks;
+  }
+
+  // Replaces the row's stored blocks `old` by `blocks` in `batch` (point deletes: a range
+  // deletion per DEL of a sorted set would pile up in a column family read on every write).
+  static void put_rank_blocks(rocksdb::ColumnFamilyHandle* family, const std::string& row_key,
+                              const std::vector<RankBlock>& old,
+                              const std::vector<RankBlock>& blocks, rocksdb::WriteBatch& batch) {
+    for (const RankBlock& block : old) {
+      const bool kept = std::any_of(blocks.begin(), blocks.end(),
+                                    [&](const RankBlock& b) { return b.start == block.start; });
+      if (!kept) batch.Delete(family, rank_block_key(row_key, block.start));
+    }
+    for (const RankBlock& block : blocks) {
+      batch.Put(family, rank_block_key(row_key, block.start), encode_block_count(block.count));
+    }
   }
 
   // The "hints" column family (Engine::store_hint). hints_mu serializes the bound check with
@@ -827,12 +946,23 @@ Status Engine::update_row_for_header(const std::string& row_key, const std::opti
   next.header_expire_at_ms = (!cell.tombstone && is_row_type(cell.type)) ? cell.expire_at_ms : 0;
   if (bound > next.delete_through) {
     next.delete_through = bound;
+    Result<std::vector<RankBlock>> blocks = impl_->rank_blocks(row_key);
+    if (!blocks.is_ok()) return blocks.status();
     if (next.newest_field <= bound) {
       next.count = 0;  // every counted field is now hidden: no scan needed (the DEL of a big row)
+      // So is every index entry (written with its member): the blocks are emptied alike.
+      if (!blocks->empty()) {
+        Impl::put_rank_blocks(impl_->rows, row_key, *blocks, {RankBlock{}}, batch);
+      }
     } else {
       Result<uint64_t> count = impl_->count_fields(row_key, bound);
       if (!count.is_ok()) return count.status();
       next.count = *count;
+      if (!blocks->empty()) {
+        Result<std::vector<RankBlock>> counted = impl_->count_rank_blocks(row_key, bound);
+        if (!counted.is_ok()) return counted.status();
+        Impl::put_rank_blocks(impl_->rows, row_key, *blocks, *counted, batch);
+      }
     }
   }
   if (found && next == *state) return Status::ok();
@@ -895,8 +1025,23 @@ Result<bool> Engine::apply_field(topology::Token token, std::string_view key,
     return from_rocksdb(status, "storage: read before apply");
   }
   RowState next = *state;
-  if (!counts_toward_row(sub_key)) {
-    // A cell of another namespace (a score index entry): stored by LWW, never counted.
+  rocksdb::WriteBatch batch;
+  if (is_index_entry(sub_key)) {
+    // A score index entry: stored by LWW, counted only in the row's rank blocks.
+    bool counted_entry_before = false;
+    if (status.ok()) {
+      Result<Cell> current = decode_cell(stored);
+      if (!current.is_ok()) return current.status();
+      counted_entry_before = rank_entry_counts(*current, state->delete_through);
+    }
+    const bool counts_now = rank_entry_counts(cell, state->delete_through);
+    const int delta = counts_now == counted_entry_before ? 0 : (counts_now ? 1 : -1);
+    if (Status blocks = update_rank_blocks(row_key, sub_key, delta, state->delete_through, batch);
+        !blocks.is_ok()) {
+      return blocks;
+    }
+  } else if (!counts_toward_row(sub_key)) {
+    // A cell of another namespace: stored by LWW, never counted.
   } else if (!cell.tombstone) {
     if (!counted_before) ++next.count;
     next.newest_field = std::max(next.newest_field, cell.timestamp);
@@ -904,7 +1049,6 @@ Result<bool> Engine::apply_field(topology::Token token, std::string_view key,
     CAIRN_ASSERT(next.count > 0, "a counted field was counted");
     --next.count;
   }
-  rocksdb::WriteBatch batch;
   batch.Put(storage_key, encode_cell(cell));
   if (next != *state) batch.Put(impl_->rows, row_key, encode_row_state(next));
   rocksdb::WriteOptions write_options;
@@ -913,6 +1057,143 @@ Result<bool> Engine::apply_field(topology::Token token, std::string_view key,
   if (!status.ok()) return from_rocksdb(status, "storage: apply field");
   impl_->writes.fetch_add(1, std::memory_order_relaxed);
   return true;
+}
+
+namespace {
+
+// The index of the block holding `sub_key`: the last one whose start is <= sub_key.
+size_t block_holding(const std::vector<RankBlock>& blocks, std::string_view sub_key) {
+  size_t index = 0;
+  for (size_t i = 1; i < blocks.size() && blocks[i].start <= sub_key; ++i) index = i;
+  return index;
+}
+
+}  // namespace
+
+Status Engine::update_rank_blocks(const std::string& row_key, std::string_view sub_key,
+                                  int delta, HlcTimestamp delete_through,
+                                  rocksdb::WriteBatch& batch) {
+  if (delta == 0) return Status::ok();
+  Result<std::vector<RankBlock>> stored = impl_->rank_blocks(row_key);
+  if (!stored.is_ok()) return stored.status();
+  std::vector<RankBlock> blocks = *stored;
+  const bool disagree = !blocks.empty() && delta < 0 && blocks[block_holding(blocks, sub_key)].count == 0;
+  if (blocks.empty() || disagree) {
+    // A new sorted set, or one written before blocks existed: count what is stored, once. (Or
+    // blocks that disagree with the entries, which only a bug or damage can cause.)
+    if (disagree) spdlog::warn("storage: rank blocks disagreed with a sorted set's index: recounted");
+    Result<std::vector<RankBlock>> counted = impl_->count_rank_blocks(row_key, delete_through);
+    if (!counted.is_ok()) return counted.status();
+    blocks = std::move(*counted);
+  }
+  const size_t at = block_holding(blocks, sub_key);
+  RankBlock& block = blocks[at];
+  if (delta > 0 && block.count >= kRankBlockSplit) {
+    // Split at the block's middle entry (the stored entries, which the blocks count exactly).
+    const uint64_t half = block.count / 2;
+    uint64_t seen = 0;
+    std::string middle;
+    const std::string end = at + 1 < blocks.size() ? blocks[at + 1].start : std::string();
+    Status walked = impl_->walk_index(
+        row_key, block.start, nullptr, [&](std::string_view entry, const Cell& cell) {
+          if (!end.empty() && entry >= end) return false;
+          if (!rank_entry_counts(cell, delete_through)) return true;
+          if (seen++ == half) {
+            middle = std::string(entry);
+            return false;
+          }
+          return true;
+        });
+    if (!walked.is_ok()) return walked;
+    if (!middle.empty()) {
+      RankBlock upper{middle, block.count - half};
+      block.count = half;
+      blocks.insert(blocks.begin() + static_cast<std::ptrdiff_t>(at) + 1, std::move(upper));
+    }
+  }
+  RankBlock& target = blocks[block_holding(blocks, sub_key)];
+  target.count = delta > 0 ? target.count + 1 : target.count - 1;
+  // An emptied block other than the first goes: the block before it covers its span.
+  std::erase_if(blocks, [](const RankBlock& b) { return !b.start.empty() && b.count == 0; });
+  Impl::put_rank_blocks(impl_->rows, row_key, *stored, blocks, batch);
+  return Status::ok();
+}
+
+Result<bool> Engine::scan_index_from_rank(topology::Token token, std::string_view key,
+                                          uint64_t rank, uint64_t total,
+                                          const FieldVisitor& visitor) {
+  const std::string row_key = encode_key(token, key);
+  const rocksdb::Snapshot* snapshot = impl_->db->GetSnapshot();
+  struct Release {
+    rocksdb::DB* db;
+    const rocksdb::Snapshot* snapshot;
+    ~Release() { db->ReleaseSnapshot(snapshot); }
+  } release{impl_->db.get(), snapshot};
+  Result<std::vector<RankBlock>> blocks = impl_->rank_blocks(row_key, snapshot);
+  if (!blocks.is_ok()) return blocks.status();
+  uint64_t sum = 0;
+  for (const RankBlock& block : *blocks) sum += block.count;
+  if (blocks->empty() || sum != total || rank >= total) return false;
+  std::string state_bytes;
+  rocksdb::ReadOptions read_options;
+  read_options.snapshot = snapshot;
+  const rocksdb::Status got = impl_->db->Get(read_options, impl_->rows, row_key, &state_bytes);
+  if (!got.ok() && !got.IsNotFound()) return from_rocksdb(got, "storage: read row state");
+  Result<RowState> state = got.ok() ? decode_row_state(state_bytes) : Result<RowState>(RowState{});
+  if (!state.is_ok()) return state.status();
+  uint64_t before = 0;
+  size_t at = 0;
+  while (at + 1 < blocks->size() && before + (*blocks)[at].count <= rank) {
+    before += (*blocks)[at].count;
+    ++at;
+  }
+  // Step over the entries of the block before the rank (tombstones do not count), then visit.
+  uint64_t skip = rank - before;
+  Status walked = impl_->walk_index(
+      row_key, (*blocks)[at].start, snapshot, [&](std::string_view sub_key, const Cell& cell) {
+        if (skip > 0) {
+          if (rank_entry_counts(cell, state->delete_through)) --skip;
+          return true;
+        }
+        // Tombstones between here and the entry of the rank are the visitor's to skip.
+        return visitor(sub_key, cell);
+      });
+  if (!walked.is_ok()) return walked;
+  return true;
+}
+
+Result<std::optional<uint64_t>> Engine::index_rank(topology::Token token, std::string_view key,
+                                                   std::string_view sub_key, uint64_t total) {
+  const std::string row_key = encode_key(token, key);
+  const rocksdb::Snapshot* snapshot = impl_->db->GetSnapshot();
+  struct Release {
+    rocksdb::DB* db;
+    const rocksdb::Snapshot* snapshot;
+    ~Release() { db->ReleaseSnapshot(snapshot); }
+  } release{impl_->db.get(), snapshot};
+  Result<std::vector<RankBlock>> blocks = impl_->rank_blocks(row_key, snapshot);
+  if (!blocks.is_ok()) return blocks.status();
+  uint64_t sum = 0;
+  for (const RankBlock& block : *blocks) sum += block.count;
+  if (blocks->empty() || sum != total) return std::optional<uint64_t>();
+  std::string state_bytes;
+  rocksdb::ReadOptions read_options;
+  read_options.snapshot = snapshot;
+  const rocksdb::Status got = impl_->db->Get(read_options, impl_->rows, row_key, &state_bytes);
+  if (!got.ok() && !got.IsNotFound()) return from_rocksdb(got, "storage: read row state");
+  Result<RowState> state = got.ok() ? decode_row_state(state_bytes) : Result<RowState>(RowState{});
+  if (!state.is_ok()) return state.status();
+  const size_t at = block_holding(*blocks, sub_key);
+  uint64_t rank = 0;
+  for (size_t i = 0; i < at; ++i) rank += (*blocks)[i].count;
+  Status walked = impl_->walk_index(
+      row_key, (*blocks)[at].start, snapshot, [&](std::string_view entry, const Cell& cell) {
+        if (entry >= sub_key) return false;
+        if (rank_entry_counts(cell, state->delete_through)) ++rank;
+        return true;
+      });
+  if (!walked.is_ok()) return walked;
+  return std::optional<uint64_t>(rank);
 }
 
 Status Engine::scan_row(topology::Token token, std::string_view key, std::string_view from_sub_key,

@@ -188,6 +188,23 @@ class Engine {
   Status scan_row_reverse(topology::Token token, std::string_view key,
                           std::string_view below_sub_key, const FieldVisitor& visitor);
 
+  // ---- Order statistics of a sorted set's score index (docs/formats.md "Rank blocks") ----
+  //
+  // The index entries (sub-keys of kScoreIndexNamespace) that count are those that are not
+  // tombstones and not hidden by the row's delete_through. Each machine keeps a count per block
+  // of about kRankBlockSplit / 2 such entries, so a rank is found in O(blocks + block size).
+  //
+  // Visits the stored cells of the index from the entry of rank `rank` on (0-based among the
+  // entries that count; tombstones after it included), in sub-key order, from one snapshot.
+  // Returns false, visiting nothing, when the row keeps no blocks or they do not add up to
+  // `total` (the caller's count of members): then the caller walks the index from an end.
+  Result<bool> scan_index_from_rank(topology::Token token, std::string_view key, uint64_t rank,
+                                    uint64_t total, const FieldVisitor& visitor);
+  // The rank of the index entry `sub_key` (the number of entries that count before it), or
+  // nullopt as above.
+  Result<std::optional<uint64_t>> index_rank(topology::Token token, std::string_view key,
+                                             std::string_view sub_key, uint64_t total);
+
   // Visits stored cells (tombstones and expired ones included) in key order, starting at the
   // first key whose token is >= start_token, while token < end_token (end_token 0 means "to the
   // end of the ring"). Stops when the visitor returns false.
@@ -305,6 +322,12 @@ class Engine {
   // changes from `current` to `cell`. REQUIRES: the row's apply stripe is held.
   Status update_row_for_header(const std::string& row_key, const std::optional<Cell>& current,
                                const Cell& cell, rocksdb::WriteBatch& batch);
+  // Adds to `batch` the change of the rank block holding the index entry `sub_key` of the row
+  // `row_key`, whose entry count changes by `delta` (docs/formats.md "Rank blocks").
+  // REQUIRES: the row's apply stripe is held; the batch holds no other change of the row's
+  // blocks.
+  Status update_rank_blocks(const std::string& row_key, std::string_view sub_key, int delta,
+                            HlcTimestamp delete_through, rocksdb::WriteBatch& batch);
   // A range deletion; `local` marks it as housekeeping that WAL readers skip (drop_range).
   Status delete_token_range(topology::Token start, topology::Token end, bool local);
   struct Impl;

@@ -16,6 +16,8 @@
 #include <cstdlib>
 #include <filesystem>
 #include <random>
+#include <numeric>
+#include <map>
 #include <string>
 #include <thread>
 #include <vector>
@@ -651,6 +653,94 @@ TEST(EngineRowTest, KeysOnlyScansSkipFieldsAndBatchesKeepCounts) {
   // FLUSHALL forgets the row states too.
   ASSERT_TRUE(engine->clear().is_ok());
   EXPECT_EQ(row_count(*engine, "h"), 0u);
+}
+
+// The rank blocks of a sorted set's score index (docs/formats.md "Rank blocks"): after entries
+// written in random order, score changes (a tombstone for the old entry) and removals, every
+// rank is found from the blocks and equals the position in the sorted list of live entries;
+// a DEL of the row empties them, and the next life counts from zero.
+TEST(EngineRowTest, RankBlocksFindEveryRankOfABigSortedSet) {
+  TempDir dir;
+  auto engine = open_engine(dir.path());
+  const topology::Token token = 7;
+  const std::string key = "z";
+  auto entry = [](double score, const std::string& member) {
+    return score_index_sub_key(score, member);
+  };
+  auto index_cell = [](HlcTimestamp timestamp, bool tombstone = false) {
+    return Cell{.tombstone = tombstone, .type = ValueType::kZSet, .timestamp = timestamp,
+                .writer = 1, .expire_at_ms = 0, .value = {}};
+  };
+  std::mt19937 rng(42);
+  constexpr int kMembers = 9000;  // several blocks of kRankBlockSplit / 2
+  std::vector<int> order(kMembers);
+  std::iota(order.begin(), order.end(), 0);
+  std::shuffle(order.begin(), order.end(), rng);
+  std::map<std::string, bool> live;  // sub-key -> counts
+  HlcTimestamp now = 100;
+  ASSERT_TRUE(apply_ok(*engine, token, key,
+                       Cell{.type = ValueType::kZSet, .timestamp = ++now, .writer = 1,
+                            .value = encode_row_header({0})}));
+  for (int i : order) {
+    const std::string sub = entry(i % 500, "m" + std::to_string(i));
+    ASSERT_TRUE(*engine->apply_field(token, key, sub, index_cell(++now)));
+    live[sub] = true;
+  }
+  // A third of the members move to another score; a sixth go away.
+  for (int i = 0; i < kMembers; i += 3) {
+    const std::string old_sub = entry(i % 500, "m" + std::to_string(i));
+    ASSERT_TRUE(*engine->apply_field(token, key, old_sub, index_cell(++now, true)));
+    live.erase(old_sub);
+    if (i % 2 == 0) {
+      const std::string new_sub = entry(1000 + i % 77, "m" + std::to_string(i));
+      ASSERT_TRUE(*engine->apply_field(token, key, new_sub, index_cell(++now)));
+      live[new_sub] = true;
+    }
+  }
+  std::vector<std::string> sorted;
+  for (const auto& [sub, counts] : live) sorted.push_back(sub);
+  const uint64_t total = sorted.size();
+  for (uint64_t rank : {uint64_t{0}, uint64_t{1}, total / 3, total / 2, total - 2, total - 1}) {
+    std::vector<std::string> seen;
+    Result<bool> found = engine->scan_index_from_rank(
+        token, key, rank, total, [&](std::string_view sub_key, const Cell& cell) {
+          if (!cell.tombstone) seen.emplace_back(sub_key);
+          return seen.size() < 3;
+        });
+    ASSERT_TRUE(found.is_ok()) << found.status().to_string();
+    ASSERT_TRUE(*found) << rank;
+    ASSERT_FALSE(seen.empty());
+    EXPECT_EQ(seen[0], sorted[rank]) << rank;
+  }
+  for (size_t i = 0; i < sorted.size(); i += 97) {
+    Result<std::optional<uint64_t>> rank = engine->index_rank(token, key, sorted[i], total);
+    ASSERT_TRUE(rank.is_ok());
+    ASSERT_TRUE(rank->has_value());
+    EXPECT_EQ(**rank, i);
+  }
+  // A total the blocks do not add up to: the caller must walk.
+  EXPECT_FALSE(*engine->scan_index_from_rank(token, key, 0, total + 1,
+                                             [](std::string_view, const Cell&) { return true; }));
+  EXPECT_FALSE(engine->index_rank(token, key, sorted[0], total - 1)->has_value());
+  // DEL of the row: the blocks empty at once; a new life counts from zero.
+  ASSERT_TRUE(apply_ok(*engine, token, key,
+                       Cell{.tombstone = true, .type = ValueType::kZSet, .timestamp = ++now,
+                            .writer = 1, .expire_at_ms = 0, .value = {}}));
+  ASSERT_TRUE(apply_ok(*engine, token, key,
+                       Cell{.type = ValueType::kZSet, .timestamp = ++now, .writer = 1,
+                            .value = encode_row_header({now - 1})}));
+  const std::string fresh = entry(5, "new");
+  ASSERT_TRUE(*engine->apply_field(token, key, fresh, index_cell(++now)));
+  EXPECT_EQ(**engine->index_rank(token, key, fresh, 1), 0u);
+  std::vector<std::string> seen;
+  ASSERT_TRUE(*engine->scan_index_from_rank(token, key, 0, 1,
+                                            [&](std::string_view sub_key, const Cell& cell) {
+                                              if (!cell.tombstone && cell.timestamp > now - 3) {
+                                                seen.emplace_back(sub_key);
+                                              }
+                                              return true;
+                                            }));
+  EXPECT_EQ(seen, std::vector<std::string>{fresh});
 }
 
 TEST(EngineTest, BatchModeSyncsInTheBackground) {
