@@ -169,15 +169,6 @@ void smembers_command(CommandContext& ctx) {
 
 // ---- SPOP / SRANDMEMBER ----
 
-// `count` distinct members chosen at random (all of them if count >= size).
-std::vector<std::string> sample_distinct(std::vector<std::string> members, uint64_t count) {
-  if (count < members.size()) {
-    std::shuffle(members.begin(), members.end(), random_engine());
-    members.resize(count);
-  }
-  return members;
-}
-
 void spop_command(CommandContext& ctx) {
   if (ctx.args.size() > 3) return ctx.reply.error(kErrSyntax);
   std::optional<int64_t> count;
@@ -197,10 +188,10 @@ void spop_command(CommandContext& ctx) {
       }
       return Status::ok();
     }
-    Result<std::vector<std::string>> members = members_of(ctx.keyspace, key, read);
-    if (!members.is_ok()) return members.status();
-    const std::vector<std::string> popped =
-        sample_distinct(std::move(*members), count ? static_cast<uint64_t>(*count) : 1);
+    Result<std::vector<std::string>> chosen = random_distinct_fields(
+        ctx.keyspace, key, read, count ? static_cast<uint64_t>(*count) : 1);
+    if (!chosen.is_ok()) return chosen.status();
+    const std::vector<std::string>& popped = *chosen;
     for (const std::string& member : popped) {
       if (Status status = remove_row_field(ctx.keyspace, key, kSet, member); !status.is_ok()) {
         return status;
@@ -234,18 +225,20 @@ void srandmember_command(CommandContext& ctx) {
     return ctx.reply.null();
   }
   if (count && *count == 0) return ctx.reply.array(0);
+  if (!count || *count > 0) {
+    // Distinct members: found by rank in a big set, never the whole set in memory.
+    Result<std::vector<std::string>> chosen = random_distinct_fields(
+        ctx.keyspace, key, *read, count ? static_cast<uint64_t>(*count) : 1);
+    if (!chosen.is_ok()) return ctx.reply.error(storage_error_reply(chosen.status()));
+    if (!count) return chosen->empty() ? ctx.reply.null() : ctx.reply.bulk(chosen->front());
+    ctx.reply.array(chosen->size());
+    for (const std::string& member : *chosen) ctx.reply.bulk(member);
+    return;
+  }
   Result<std::vector<std::string>> members = members_of(ctx.keyspace, key, *read);
   if (!members.is_ok()) return ctx.reply.error(storage_error_reply(members.status()));
   if (members->empty()) return count ? ctx.reply.array(0) : ctx.reply.null();
   std::uniform_int_distribution<size_t> pick(0, members->size() - 1);
-  if (!count) return ctx.reply.bulk((*members)[pick(random_engine())]);
-  if (*count > 0) {
-    const std::vector<std::string> chosen =
-        sample_distinct(std::move(*members), static_cast<uint64_t>(*count));
-    ctx.reply.array(chosen.size());
-    for (const std::string& member : chosen) ctx.reply.bulk(member);
-    return;
-  }
   const int64_t wanted = std::min<int64_t>(-*count, kRandomMembersMax);
   std::vector<size_t> picks;
   picks.reserve(static_cast<size_t>(wanted));

@@ -288,8 +288,9 @@ Result<std::vector<Entry>> entries_by_rank(Keyspace& keyspace, const std::string
   constexpr int64_t kWalkMax = 256;
   if (std::min(first, length - 1 - last) > kWalkMax) {
     int64_t rank = first;
-    Result<bool> found = keyspace.scan_index_from_rank(
-        key, static_cast<uint64_t>(first), static_cast<uint64_t>(length), read.hidden(),
+    Result<bool> found = keyspace.scan_fields_from_rank(
+        key, storage::kScoreIndexNamespace, static_cast<uint64_t>(first),
+        static_cast<uint64_t>(length), read.hidden(),
         [&](std::string_view sub_key, const Cell&) {
           if (sub_key.size() < 9) return true;  // not an entry
           out.push_back({storage::decode_score(sub_key.substr(1, 8)), std::string(sub_key.substr(9))});
@@ -822,7 +823,7 @@ void zrank_generic(CommandContext& ctx, bool reverse) {
   // O(rank); a reverse rank counts the entries after it from the top: O(reverse rank).
   const std::string own = storage::score_index_sub_key(**score, ctx.args[2]);
   const uint64_t length = read->row.count;
-  Result<std::optional<uint64_t>> counted = ctx.keyspace.index_rank(ctx.args[1], own, length);
+  Result<std::optional<uint64_t>> counted = ctx.keyspace.field_rank(ctx.args[1], own, length);
   if (!counted.is_ok()) return ctx.reply.error(storage_error_reply(counted.status()));
   if (counted->has_value() && **counted < length) {
     return ctx.reply.integer(static_cast<int64_t>(reverse ? length - 1 - **counted : **counted));

@@ -2,6 +2,10 @@
 
 #include "commands/parse.h"
 
+#include <algorithm>
+#include <random>
+#include <set>
+
 namespace cairn::commands {
 
 RowOfType read_row_of_type(coordinator::Keyspace& keyspace, const std::string& key,
@@ -73,6 +77,70 @@ Status for_each_row_field(coordinator::Keyspace& keyspace, const std::string& ke
                                 if (!field) return true;
                                 return fn(*field, cell);
                               });
+}
+
+namespace {
+
+std::mt19937_64& random_source() {
+  thread_local std::mt19937_64 random{std::random_device{}()};
+  return random;
+}
+
+}  // namespace
+
+Result<std::vector<std::string>> random_distinct_fields(coordinator::Keyspace& keyspace,
+                                                        const std::string& key,
+                                                        const RowOfType& read, uint64_t count) {
+  std::vector<std::string> out;
+  const uint64_t total = read.row.count;
+  if (!read.exists() || count == 0) return out;
+  std::mt19937_64& random = random_source();
+  if (count < total && count <= total / 4) {
+    // Distinct ranks (Floyd's sampling), each looked up by rank.
+    std::set<uint64_t> ranks;
+    for (uint64_t j = total - count; j < total; ++j) {
+      const uint64_t r = std::uniform_int_distribution<uint64_t>(0, j)(random);
+      ranks.insert(ranks.contains(r) ? j : r);
+    }
+    for (uint64_t rank : ranks) {
+      std::optional<std::string> field;
+      Result<bool> found = keyspace.scan_fields_from_rank(
+          key, storage::kFieldNamespace, rank, total, read.hidden(),
+          [&](std::string_view sub_key, const storage::Cell&) {
+            if (std::optional<std::string_view> name = storage::field_of_sub_key(sub_key)) {
+              field = std::string(*name);
+            }
+            return false;
+          });
+      if (!found.is_ok()) return found.status();
+      if (!*found || !field) {
+        out.clear();
+        break;  // no rank blocks here: sample by walking below
+      }
+      out.push_back(std::move(*field));
+    }
+    if (out.size() == ranks.size()) {
+      std::shuffle(out.begin(), out.end(), random);
+      return out;
+    }
+  }
+  // Reservoir sampling over one walk of the row (every field when count >= its size).
+  uint64_t seen = 0;
+  Status status = for_each_row_field(keyspace, key, read,
+                                     [&](std::string_view field, const storage::Cell&) {
+                                       if (out.size() < count) {
+                                         out.emplace_back(field);
+                                       } else {
+                                         const uint64_t slot =
+                                             std::uniform_int_distribution<uint64_t>(0, seen)(random);
+                                         if (slot < count) out[slot] = std::string(field);
+                                       }
+                                       ++seen;
+                                       return true;
+                                     });
+  if (!status.is_ok()) return status;
+  if (count < seen) std::shuffle(out.begin(), out.end(), random);
+  return out;
 }
 
 Status delete_row_if_empty(coordinator::Keyspace& keyspace, const std::string& key) {

@@ -56,6 +56,14 @@ Status for_each_row_field(coordinator::Keyspace& keyspace, const std::string& ke
                           const std::function<bool(std::string_view field,
                                                    const storage::Cell& cell)>& fn);
 
+// `count` distinct fields of an existing row chosen uniformly at random (every field, in
+// field order, if count >= the row's size), in random order. A big row on a single machine
+// finds each by its rank (the storage's rank blocks: O(blocks + block) per field); otherwise
+// the row is walked once with reservoir sampling (O(fields) time, O(count) memory).
+Result<std::vector<std::string>> random_distinct_fields(coordinator::Keyspace& keyspace,
+                                                        const std::string& key,
+                                                        const RowOfType& read, uint64_t count);
+
 // After removing fields: if the row has none left, deletes the key (Redis deletes an emptied
 // hash or set, and its TTL with it); a tombstone lets compaction reclaim the header.
 Status delete_row_if_empty(coordinator::Keyspace& keyspace, const std::string& key);

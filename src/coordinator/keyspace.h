@@ -180,17 +180,18 @@ class Keyspace {
                              const RowFieldVisitor& /*visitor*/) {
     return Status::invalid_argument(std::string(kRowsNotSupportedMessage));
   }
-  // Order statistics of a sorted set's score index (storage::Engine::scan_index_from_rank):
-  // visits the visible index fields from the entry of rank `rank` on, `total` being the set's
-  // size. False, visiting nothing, when this keyspace cannot (the caller walks from an end).
-  virtual Result<bool> scan_index_from_rank(std::string_view /*key*/, uint64_t /*rank*/,
-                                            uint64_t /*total*/, HlcTimestamp /*hidden_through*/,
-                                            const RowFieldVisitor& /*visitor*/) {
+  // Order statistics of a row (storage::Engine::scan_from_rank): visits the visible cells of
+  // the namespace `ns` of sub-keys (a row's fields, or a sorted set's score index) from the one
+  // of rank `rank` on, `total` being how many there are. False, visiting nothing, when this
+  // keyspace cannot tell (a small row, a cluster machine): the caller walks from an end.
+  virtual Result<bool> scan_fields_from_rank(std::string_view /*key*/, char /*ns*/,
+                                             uint64_t /*rank*/, uint64_t /*total*/,
+                                             HlcTimestamp /*hidden_through*/,
+                                             const RowFieldVisitor& /*visitor*/) {
     return false;
   }
-  // The rank of the index entry `sub_key` among the set's `total` entries, or nullopt when this
-  // keyspace cannot tell without a walk.
-  virtual Result<std::optional<uint64_t>> index_rank(std::string_view /*key*/,
+  // The rank of the cell `sub_key` within its namespace among `total`, or nullopt as above.
+  virtual Result<std::optional<uint64_t>> field_rank(std::string_view /*key*/,
                                                      std::string_view /*sub_key*/,
                                                      uint64_t /*total*/) {
     return std::optional<uint64_t>();

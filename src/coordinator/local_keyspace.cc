@@ -158,11 +158,11 @@ Status LocalKeyspace::scan_fields_reverse(std::string_view key, std::string_view
                                   });
 }
 
-Result<bool> LocalKeyspace::scan_index_from_rank(std::string_view key, uint64_t rank,
-                                                  uint64_t total, HlcTimestamp hidden_through,
-                                                  const RowFieldVisitor& visitor) {
+Result<bool> LocalKeyspace::scan_fields_from_rank(std::string_view key, char ns, uint64_t rank,
+                                                   uint64_t total, HlcTimestamp hidden_through,
+                                                   const RowFieldVisitor& visitor) {
   const int64_t now = now_ms();
-  return engine_.scan_index_from_rank(topology::token_of(key), key, rank, total,
+  return engine_.scan_from_rank(topology::token_of(key), key, ns, rank, total,
                                       [&](std::string_view sub_key, const storage::Cell& cell) {
                                         if (!cell.live_at(now) || cell.timestamp <= hidden_through) {
                                           return true;
@@ -171,7 +171,7 @@ Result<bool> LocalKeyspace::scan_index_from_rank(std::string_view key, uint64_t 
                                       });
 }
 
-Result<std::optional<uint64_t>> LocalKeyspace::index_rank(std::string_view key,
+Result<std::optional<uint64_t>> LocalKeyspace::field_rank(std::string_view key,
                                                           std::string_view sub_key,
                                                           uint64_t total) {
   return engine_.index_rank(topology::token_of(key), key, sub_key, total);

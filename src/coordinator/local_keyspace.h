@@ -42,10 +42,10 @@ class LocalKeyspace final : public Keyspace {
   Status scan_fields_reverse(std::string_view key, std::string_view from_sub_key,
                              std::string_view below_sub_key, HlcTimestamp hidden_through,
                              const RowFieldVisitor& visitor) override;
-  Result<bool> scan_index_from_rank(std::string_view key, uint64_t rank, uint64_t total,
-                                    HlcTimestamp hidden_through,
-                                    const RowFieldVisitor& visitor) override;
-  Result<std::optional<uint64_t>> index_rank(std::string_view key, std::string_view sub_key,
+  Result<bool> scan_fields_from_rank(std::string_view key, char ns, uint64_t rank,
+                                     uint64_t total, HlcTimestamp hidden_through,
+                                     const RowFieldVisitor& visitor) override;
+  Result<std::optional<uint64_t>> field_rank(std::string_view key, std::string_view sub_key,
                                              uint64_t total) override;
 
  private:

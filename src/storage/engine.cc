@@ -116,31 +116,33 @@ bool counts_toward_row(std::string_view sub_key) {
 }
 
 // ---- Rank blocks (docs/formats.md "Rank blocks") ----
-// In the rows column family, after the row's state: row key | kRankBlockTag | the block's first
+// In the rows column family, after the row's state: row key | namespace | the block's first
 // sub-key (empty for the first block, which covers everything below the second) -> u64 count of
-// the index entries in the block that count (rank_entry_counts).
-constexpr char kRankBlockTag = '\x02';
-// A block that would count more is split at its middle entry.
+// the cells of that namespace in the block that count (rank_entry_counts). The namespaces are a
+// row's fields (kFieldNamespace) and a sorted set's score index (kScoreIndexNamespace).
+// A block that would count more is split at its middle entry; a row gets blocks once it holds
+// more fields than that (below, a walk is as cheap).
 constexpr uint64_t kRankBlockSplit = 2048;
 
-bool is_index_entry(std::string_view sub_key) {
-  return !sub_key.empty() && sub_key[0] == kScoreIndexNamespace;
+bool has_rank_blocks(std::string_view sub_key) {
+  return !sub_key.empty() &&
+         (sub_key[0] == kFieldNamespace || sub_key[0] == kScoreIndexNamespace);
 }
 
 bool rank_entry_counts(const Cell& cell, HlcTimestamp delete_through) {
   return !cell.tombstone && cell.timestamp > delete_through;
 }
 
-std::string rank_block_key(const std::string& row_key, std::string_view start) {
+std::string rank_block_key(const std::string& row_key, char ns, std::string_view start) {
   std::string key = row_key;
-  key.push_back(kRankBlockTag);
+  key.push_back(ns);
   key.append(start);
   return key;
 }
 
-std::string rank_blocks_end(const std::string& row_key) {
+std::string rank_blocks_end(const std::string& row_key, char ns) {
   std::string key = row_key;
-  key.push_back(static_cast<char>(kRankBlockTag + 1));
+  key.push_back(static_cast<char>(ns + 1));
   return key;
 }
 
@@ -511,11 +513,11 @@ struct Engine::Impl {
     return count;
   }
 
-  // Every rank block of a row, in order; empty when it keeps none.
-  Result<std::vector<RankBlock>> rank_blocks(const std::string& row_key,
+  // Every rank block of a row's namespace `ns`, in order; empty when it keeps none.
+  Result<std::vector<RankBlock>> rank_blocks(const std::string& row_key, char ns,
                                              const rocksdb::Snapshot* snapshot = nullptr) {
-    const std::string lower = rank_block_key(row_key, "");
-    const std::string upper = rank_blocks_end(row_key);
+    const std::string lower = rank_block_key(row_key, ns, "");
+    const std::string upper = rank_blocks_end(row_key, ns);
     rocksdb::ReadOptions read_options;
     read_options.snapshot = snapshot;
     const rocksdb::Slice upper_slice(upper);
@@ -532,19 +534,19 @@ struct Engine::Impl {
     return blocks;
   }
 
-  // Walks the stored index entries of a row from `from_sub_key` (an index sub-key, or the
-  // namespace's start) in order; `visit(sub_key, cell)` returns false to stop.
-  Status walk_index(const std::string& row_key, std::string_view from_sub_key,
+  // Walks the stored cells of a row's namespace `ns` from `from_sub_key` (a sub-key of `ns`,
+  // or empty: the namespace's start) in order; `visit(sub_key, cell)` returns false to stop.
+  Status walk_index(const std::string& row_key, char ns, std::string_view from_sub_key,
                     const rocksdb::Snapshot* snapshot,
                     const std::function<bool(std::string_view, const Cell&)>& visit) {
     std::string lower = row_key;
     if (from_sub_key.empty()) {
-      lower.push_back(kScoreIndexNamespace);
+      lower.push_back(ns);
     } else {
       lower.append(from_sub_key);
     }
     std::string upper = row_key;
-    upper.push_back(static_cast<char>(kScoreIndexNamespace + 1));
+    upper.push_back(static_cast<char>(ns + 1));
     rocksdb::ReadOptions read_options;
     read_options.snapshot = snapshot;
     const rocksdb::Slice upper_slice(upper);
@@ -562,10 +564,10 @@ struct Engine::Impl {
 
   // The blocks of a row's index as stored now, counted from scratch: a block every
   // kRankBlockSplit / 2 entries that count. REQUIRES: the row's apply stripe is held.
-  Result<std::vector<RankBlock>> count_rank_blocks(const std::string& row_key,
+  Result<std::vector<RankBlock>> count_rank_blocks(const std::string& row_key, char ns,
                                                    HlcTimestamp delete_through) {
     std::vector<RankBlock> blocks{RankBlock{}};
-    Status walked = walk_index(row_key, {}, nullptr, [&](std::string_view sub_key, const Cell& c) {
+    Status walked = walk_index(row_key, ns, {}, nullptr, [&](std::string_view sub_key, const Cell& c) {
       if (!rank_entry_counts(c, delete_through)) return true;
       if (blocks.back().count >= kRankBlockSplit / 2) blocks.push_back(RankBlock{std::string(sub_key), 0});
       ++blocks.back().count;
@@ -578,15 +580,16 @@ struct Engine::Impl {
   // Replaces the row's stored blocks `old` by `blocks` in `batch` (point deletes: a range
   // deletion per DEL of a sorted set would pile up in a column family read on every write).
   static void put_rank_blocks(rocksdb::ColumnFamilyHandle* family, const std::string& row_key,
-                              const std::vector<RankBlock>& old,
+                              char ns, const std::vector<RankBlock>& old,
                               const std::vector<RankBlock>& blocks, rocksdb::WriteBatch& batch) {
     for (const RankBlock& block : old) {
       const bool kept = std::any_of(blocks.begin(), blocks.end(),
                                     [&](const RankBlock& b) { return b.start == block.start; });
-      if (!kept) batch.Delete(family, rank_block_key(row_key, block.start));
+      if (!kept) batch.Delete(family, rank_block_key(row_key, ns, block.start));
     }
     for (const RankBlock& block : blocks) {
-      batch.Put(family, rank_block_key(row_key, block.start), encode_block_count(block.count));
+      batch.Put(family, rank_block_key(row_key, ns, block.start),
+                encode_block_count(block.count));
     }
   }
 
@@ -946,23 +949,27 @@ Status Engine::update_row_for_header(const std::string& row_key, const std::opti
   next.header_expire_at_ms = (!cell.tombstone && is_row_type(cell.type)) ? cell.expire_at_ms : 0;
   if (bound > next.delete_through) {
     next.delete_through = bound;
-    Result<std::vector<RankBlock>> blocks = impl_->rank_blocks(row_key);
-    if (!blocks.is_ok()) return blocks.status();
-    if (next.newest_field <= bound) {
+    const bool all_hidden = next.newest_field <= bound;
+    if (all_hidden) {
       next.count = 0;  // every counted field is now hidden: no scan needed (the DEL of a big row)
-      // So is every index entry (written with its member): the blocks are emptied alike.
-      if (!blocks->empty()) {
-        Impl::put_rank_blocks(impl_->rows, row_key, *blocks, {RankBlock{}}, batch);
-      }
     } else {
       Result<uint64_t> count = impl_->count_fields(row_key, bound);
       if (!count.is_ok()) return count.status();
       next.count = *count;
-      if (!blocks->empty()) {
-        Result<std::vector<RankBlock>> counted = impl_->count_rank_blocks(row_key, bound);
+    }
+    // Rank blocks follow: emptied (index entries are written with their members, so they are
+    // hidden alike), or counted again when fields newer than the bound are stored.
+    for (const char ns : {kFieldNamespace, kScoreIndexNamespace}) {
+      Result<std::vector<RankBlock>> blocks = impl_->rank_blocks(row_key, ns);
+      if (!blocks.is_ok()) return blocks.status();
+      if (blocks->empty()) continue;
+      std::vector<RankBlock> fresh{RankBlock{}};
+      if (!all_hidden) {
+        Result<std::vector<RankBlock>> counted = impl_->count_rank_blocks(row_key, ns, bound);
         if (!counted.is_ok()) return counted.status();
-        Impl::put_rank_blocks(impl_->rows, row_key, *blocks, *counted, batch);
+        fresh = std::move(*counted);
       }
+      Impl::put_rank_blocks(impl_->rows, row_key, ns, *blocks, fresh, batch);
     }
   }
   if (found && next == *state) return Status::ok();
@@ -1026,8 +1033,8 @@ Result<bool> Engine::apply_field(topology::Token token, std::string_view key,
   }
   RowState next = *state;
   rocksdb::WriteBatch batch;
-  if (is_index_entry(sub_key)) {
-    // A score index entry: stored by LWW, counted only in the row's rank blocks.
+  if (has_rank_blocks(sub_key)) {
+    // The row's rank blocks of the cell's namespace (a big row's fields, a sorted set's index).
     bool counted_entry_before = false;
     if (status.ok()) {
       Result<Cell> current = decode_cell(stored);
@@ -1036,11 +1043,13 @@ Result<bool> Engine::apply_field(topology::Token token, std::string_view key,
     }
     const bool counts_now = rank_entry_counts(cell, state->delete_through);
     const int delta = counts_now == counted_entry_before ? 0 : (counts_now ? 1 : -1);
-    if (Status blocks = update_rank_blocks(row_key, sub_key, delta, state->delete_through, batch);
+    if (Status blocks = update_rank_blocks(row_key, sub_key, delta, state->delete_through,
+                                           state->count, batch);
         !blocks.is_ok()) {
       return blocks;
     }
-  } else if (!counts_toward_row(sub_key)) {
+  }
+  if (!counts_toward_row(sub_key)) {
     // A cell of another namespace: stored by LWW, never counted.
   } else if (!cell.tombstone) {
     if (!counted_before) ++next.count;
@@ -1071,18 +1080,32 @@ size_t block_holding(const std::vector<RankBlock>& blocks, std::string_view sub_
 }  // namespace
 
 Status Engine::update_rank_blocks(const std::string& row_key, std::string_view sub_key,
-                                  int delta, HlcTimestamp delete_through,
+                                  int delta, HlcTimestamp delete_through, uint64_t row_count,
                                   rocksdb::WriteBatch& batch) {
   if (delta == 0) return Status::ok();
-  Result<std::vector<RankBlock>> stored = impl_->rank_blocks(row_key);
+  const char ns = sub_key[0];
+  if (row_count < kRankBlockSplit) {
+    // Most rows are small and keep no blocks: one point read of the first block tells (it
+    // exists whenever any does), cheaper than a scan of the blocks.
+    std::string first;
+    const rocksdb::Status got = impl_->db->Get(rocksdb::ReadOptions(), impl_->rows,
+                                               rank_block_key(row_key, ns, ""), &first);
+    if (got.IsNotFound()) return Status::ok();
+    if (!got.ok()) return from_rocksdb(got, "storage: read rank block");
+  }
+  Result<std::vector<RankBlock>> stored = impl_->rank_blocks(row_key, ns);
   if (!stored.is_ok()) return stored.status();
   std::vector<RankBlock> blocks = *stored;
-  const bool disagree = !blocks.empty() && delta < 0 && blocks[block_holding(blocks, sub_key)].count == 0;
+  // A row gets blocks once it is bigger than a block: below, walking it costs as much.
+  if (blocks.empty() && row_count < kRankBlockSplit) return Status::ok();
+  const bool disagree =
+      !blocks.empty() && delta < 0 && blocks[block_holding(blocks, sub_key)].count == 0;
   if (blocks.empty() || disagree) {
-    // A new sorted set, or one written before blocks existed: count what is stored, once. (Or
-    // blocks that disagree with the entries, which only a bug or damage can cause.)
-    if (disagree) spdlog::warn("storage: rank blocks disagreed with a sorted set's index: recounted");
-    Result<std::vector<RankBlock>> counted = impl_->count_rank_blocks(row_key, delete_through);
+    // A row that just grew past a block: count what is stored, once. (Or blocks that disagree
+    // with the cells, which only a bug or damage can cause.)
+    if (disagree) spdlog::warn("storage: a row's rank blocks disagreed with its cells: recounted");
+    Result<std::vector<RankBlock>> counted =
+        impl_->count_rank_blocks(row_key, ns, delete_through);
     if (!counted.is_ok()) return counted.status();
     blocks = std::move(*counted);
   }
@@ -1095,7 +1118,7 @@ Status Engine::update_rank_blocks(const std::string& row_key, std::string_view s
     std::string middle;
     const std::string end = at + 1 < blocks.size() ? blocks[at + 1].start : std::string();
     Status walked = impl_->walk_index(
-        row_key, block.start, nullptr, [&](std::string_view entry, const Cell& cell) {
+        row_key, ns, block.start, nullptr, [&](std::string_view entry, const Cell& cell) {
           if (!end.empty() && entry >= end) return false;
           if (!rank_entry_counts(cell, delete_through)) return true;
           if (seen++ == half) {
@@ -1115,13 +1138,12 @@ Status Engine::update_rank_blocks(const std::string& row_key, std::string_view s
   target.count = delta > 0 ? target.count + 1 : target.count - 1;
   // An emptied block other than the first goes: the block before it covers its span.
   std::erase_if(blocks, [](const RankBlock& b) { return !b.start.empty() && b.count == 0; });
-  Impl::put_rank_blocks(impl_->rows, row_key, *stored, blocks, batch);
+  Impl::put_rank_blocks(impl_->rows, row_key, ns, *stored, blocks, batch);
   return Status::ok();
 }
 
-Result<bool> Engine::scan_index_from_rank(topology::Token token, std::string_view key,
-                                          uint64_t rank, uint64_t total,
-                                          const FieldVisitor& visitor) {
+Result<bool> Engine::scan_from_rank(topology::Token token, std::string_view key, char ns,
+                                    uint64_t rank, uint64_t total, const FieldVisitor& visitor) {
   const std::string row_key = encode_key(token, key);
   const rocksdb::Snapshot* snapshot = impl_->db->GetSnapshot();
   struct Release {
@@ -1129,7 +1151,7 @@ Result<bool> Engine::scan_index_from_rank(topology::Token token, std::string_vie
     const rocksdb::Snapshot* snapshot;
     ~Release() { db->ReleaseSnapshot(snapshot); }
   } release{impl_->db.get(), snapshot};
-  Result<std::vector<RankBlock>> blocks = impl_->rank_blocks(row_key, snapshot);
+  Result<std::vector<RankBlock>> blocks = impl_->rank_blocks(row_key, ns, snapshot);
   if (!blocks.is_ok()) return blocks.status();
   uint64_t sum = 0;
   for (const RankBlock& block : *blocks) sum += block.count;
@@ -1150,7 +1172,7 @@ Result<bool> Engine::scan_index_from_rank(topology::Token token, std::string_vie
   // Step over the entries of the block before the rank (tombstones do not count), then visit.
   uint64_t skip = rank - before;
   Status walked = impl_->walk_index(
-      row_key, (*blocks)[at].start, snapshot, [&](std::string_view sub_key, const Cell& cell) {
+      row_key, ns, (*blocks)[at].start, snapshot, [&](std::string_view sub_key, const Cell& cell) {
         if (skip > 0) {
           if (rank_entry_counts(cell, state->delete_through)) --skip;
           return true;
@@ -1171,7 +1193,9 @@ Result<std::optional<uint64_t>> Engine::index_rank(topology::Token token, std::s
     const rocksdb::Snapshot* snapshot;
     ~Release() { db->ReleaseSnapshot(snapshot); }
   } release{impl_->db.get(), snapshot};
-  Result<std::vector<RankBlock>> blocks = impl_->rank_blocks(row_key, snapshot);
+  if (!has_rank_blocks(sub_key)) return std::optional<uint64_t>();
+  const char ns = sub_key[0];
+  Result<std::vector<RankBlock>> blocks = impl_->rank_blocks(row_key, ns, snapshot);
   if (!blocks.is_ok()) return blocks.status();
   uint64_t sum = 0;
   for (const RankBlock& block : *blocks) sum += block.count;
@@ -1187,7 +1211,7 @@ Result<std::optional<uint64_t>> Engine::index_rank(topology::Token token, std::s
   uint64_t rank = 0;
   for (size_t i = 0; i < at; ++i) rank += (*blocks)[i].count;
   Status walked = impl_->walk_index(
-      row_key, (*blocks)[at].start, snapshot, [&](std::string_view entry, const Cell& cell) {
+      row_key, ns, (*blocks)[at].start, snapshot, [&](std::string_view entry, const Cell& cell) {
         if (entry >= sub_key) return false;
         if (rank_entry_counts(cell, state->delete_through)) ++rank;
         return true;

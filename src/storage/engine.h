@@ -188,20 +188,21 @@ class Engine {
   Status scan_row_reverse(topology::Token token, std::string_view key,
                           std::string_view below_sub_key, const FieldVisitor& visitor);
 
-  // ---- Order statistics of a sorted set's score index (docs/formats.md "Rank blocks") ----
+  // ---- Order statistics of a row (docs/formats.md "Rank blocks") ----
   //
-  // The index entries (sub-keys of kScoreIndexNamespace) that count are those that are not
-  // tombstones and not hidden by the row's delete_through. Each machine keeps a count per block
-  // of about kRankBlockSplit / 2 such entries, so a rank is found in O(blocks + block size).
+  // Within a namespace of a row's sub-keys (kFieldNamespace: its fields; kScoreIndexNamespace:
+  // a sorted set's score index), the cells that count are those that are not tombstones and
+  // not hidden by the row's delete_through. A row bigger than a block keeps a count per block
+  // of about 1,000 such cells, so a rank is found in O(blocks + block size).
   //
-  // Visits the stored cells of the index from the entry of rank `rank` on (0-based among the
-  // entries that count; tombstones after it included), in sub-key order, from one snapshot.
+  // Visits the stored cells of namespace `ns` from the one of rank `rank` on (0-based among
+  // those that count; tombstones after it included), in sub-key order, from one snapshot.
   // Returns false, visiting nothing, when the row keeps no blocks or they do not add up to
-  // `total` (the caller's count of members): then the caller walks the index from an end.
-  Result<bool> scan_index_from_rank(topology::Token token, std::string_view key, uint64_t rank,
-                                    uint64_t total, const FieldVisitor& visitor);
-  // The rank of the index entry `sub_key` (the number of entries that count before it), or
-  // nullopt as above.
+  // `total` (the caller's count of fields): then the caller walks from an end.
+  Result<bool> scan_from_rank(topology::Token token, std::string_view key, char ns,
+                              uint64_t rank, uint64_t total, const FieldVisitor& visitor);
+  // The rank of the cell `sub_key` within its namespace (the number of cells that count before
+  // it), or nullopt as above.
   Result<std::optional<uint64_t>> index_rank(topology::Token token, std::string_view key,
                                              std::string_view sub_key, uint64_t total);
 
@@ -322,12 +323,14 @@ class Engine {
   // changes from `current` to `cell`. REQUIRES: the row's apply stripe is held.
   Status update_row_for_header(const std::string& row_key, const std::optional<Cell>& current,
                                const Cell& cell, rocksdb::WriteBatch& batch);
-  // Adds to `batch` the change of the rank block holding the index entry `sub_key` of the row
-  // `row_key`, whose entry count changes by `delta` (docs/formats.md "Rank blocks").
+  // Adds to `batch` the change of the rank block holding the cell `sub_key` of the row
+  // `row_key`, whose count changes by `delta` (docs/formats.md "Rank blocks"); `row_count` is
+  // the row's field count before this change (a row smaller than a block keeps no blocks).
   // REQUIRES: the row's apply stripe is held; the batch holds no other change of the row's
   // blocks.
   Status update_rank_blocks(const std::string& row_key, std::string_view sub_key, int delta,
-                            HlcTimestamp delete_through, rocksdb::WriteBatch& batch);
+                            HlcTimestamp delete_through, uint64_t row_count,
+                            rocksdb::WriteBatch& batch);
   // A range deletion; `local` marks it as housekeeping that WAL readers skip (drop_range).
   Status delete_token_range(topology::Token start, topology::Token end, bool local);
   struct Impl;

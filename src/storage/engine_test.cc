@@ -681,8 +681,15 @@ TEST(EngineRowTest, RankBlocksFindEveryRankOfABigSortedSet) {
   ASSERT_TRUE(apply_ok(*engine, token, key,
                        Cell{.type = ValueType::kZSet, .timestamp = ++now, .writer = 1,
                             .value = encode_row_header({0})}));
+  // Each member as ZADD writes it: its own cell (which the row counts) and its index entry.
+  auto member_cell = [](HlcTimestamp timestamp, bool tombstone = false) {
+    return Cell{.tombstone = tombstone, .type = ValueType::kZSet, .timestamp = timestamp,
+                .writer = 1, .expire_at_ms = 0, .value = tombstone ? "" : "score"};
+  };
   for (int i : order) {
-    const std::string sub = entry(i % 500, "m" + std::to_string(i));
+    const std::string member = "m" + std::to_string(i);
+    const std::string sub = entry(i % 500, member);
+    ASSERT_TRUE(*engine->apply_field(token, key, field_sub_key(member), member_cell(++now)));
     ASSERT_TRUE(*engine->apply_field(token, key, sub, index_cell(++now)));
     live[sub] = true;
   }
@@ -691,7 +698,10 @@ TEST(EngineRowTest, RankBlocksFindEveryRankOfABigSortedSet) {
     const std::string old_sub = entry(i % 500, "m" + std::to_string(i));
     ASSERT_TRUE(*engine->apply_field(token, key, old_sub, index_cell(++now, true)));
     live.erase(old_sub);
-    if (i % 2 == 0) {
+    if (i % 2 != 0) {
+      ASSERT_TRUE(*engine->apply_field(token, key, field_sub_key("m" + std::to_string(i)),
+                                       member_cell(++now, true)));
+    } else {
       const std::string new_sub = entry(1000 + i % 77, "m" + std::to_string(i));
       ASSERT_TRUE(*engine->apply_field(token, key, new_sub, index_cell(++now)));
       live[new_sub] = true;
@@ -702,8 +712,8 @@ TEST(EngineRowTest, RankBlocksFindEveryRankOfABigSortedSet) {
   const uint64_t total = sorted.size();
   for (uint64_t rank : {uint64_t{0}, uint64_t{1}, total / 3, total / 2, total - 2, total - 1}) {
     std::vector<std::string> seen;
-    Result<bool> found = engine->scan_index_from_rank(
-        token, key, rank, total, [&](std::string_view sub_key, const Cell& cell) {
+    Result<bool> found = engine->scan_from_rank(
+        token, key, kScoreIndexNamespace, rank, total, [&](std::string_view sub_key, const Cell& cell) {
           if (!cell.tombstone) seen.emplace_back(sub_key);
           return seen.size() < 3;
         });
@@ -719,7 +729,7 @@ TEST(EngineRowTest, RankBlocksFindEveryRankOfABigSortedSet) {
     EXPECT_EQ(**rank, i);
   }
   // A total the blocks do not add up to: the caller must walk.
-  EXPECT_FALSE(*engine->scan_index_from_rank(token, key, 0, total + 1,
+  EXPECT_FALSE(*engine->scan_from_rank(token, key, kScoreIndexNamespace, 0, total + 1,
                                              [](std::string_view, const Cell&) { return true; }));
   EXPECT_FALSE(engine->index_rank(token, key, sorted[0], total - 1)->has_value());
   // DEL of the row: the blocks empty at once; a new life counts from zero.
@@ -729,11 +739,13 @@ TEST(EngineRowTest, RankBlocksFindEveryRankOfABigSortedSet) {
   ASSERT_TRUE(apply_ok(*engine, token, key,
                        Cell{.type = ValueType::kZSet, .timestamp = ++now, .writer = 1,
                             .value = encode_row_header({now - 1})}));
+  // The next life of the key counts from zero in the emptied blocks.
   const std::string fresh = entry(5, "new");
+  ASSERT_TRUE(*engine->apply_field(token, key, field_sub_key("new"), member_cell(++now)));
   ASSERT_TRUE(*engine->apply_field(token, key, fresh, index_cell(++now)));
   EXPECT_EQ(**engine->index_rank(token, key, fresh, 1), 0u);
   std::vector<std::string> seen;
-  ASSERT_TRUE(*engine->scan_index_from_rank(token, key, 0, 1,
+  ASSERT_TRUE(*engine->scan_from_rank(token, key, kScoreIndexNamespace, 0, 1,
                                             [&](std::string_view sub_key, const Cell& cell) {
                                               if (!cell.tombstone && cell.timestamp > now - 3) {
                                                 seen.emplace_back(sub_key);
@@ -741,6 +753,46 @@ TEST(EngineRowTest, RankBlocksFindEveryRankOfABigSortedSet) {
                                               return true;
                                             }));
   EXPECT_EQ(seen, std::vector<std::string>{fresh});
+}
+
+// A hash's fields get rank blocks once the row outgrows one block (random fields pick a rank);
+// below that size none are kept and the caller walks.
+TEST(EngineRowTest, RankBlocksOfAHashsFieldsAppearWhenItGrows) {
+  TempDir dir;
+  auto engine = open_engine(dir.path());
+  HlcTimestamp now = 10;
+  ASSERT_TRUE(apply_ok(*engine, 7, "h", header_cell(++now, 0)));
+  std::vector<std::string> fields;
+  for (int i = 0; i < 1000; ++i) {
+    fields.push_back(field_sub_key("f" + std::to_string(i)));
+    ASSERT_TRUE(apply_field_ok(*engine, "h", "f" + std::to_string(i), field_cell(++now, "v")));
+  }
+  auto first_at = [&](uint64_t rank, uint64_t total) -> std::optional<std::string> {
+    std::optional<std::string> seen;
+    Result<bool> found = engine->scan_from_rank(7, "h", kFieldNamespace, rank, total,
+                                                [&](std::string_view sub_key, const Cell& cell) {
+                                                  if (cell.tombstone) return true;
+                                                  seen = std::string(sub_key);
+                                                  return false;
+                                                });
+    EXPECT_TRUE(found.is_ok());
+    return found.is_ok() && *found ? seen : std::nullopt;
+  };
+  EXPECT_FALSE(first_at(10, 1000).has_value());  // small: no blocks
+  for (int i = 1000; i < 6000; ++i) {
+    fields.push_back(field_sub_key("f" + std::to_string(i)));
+    ASSERT_TRUE(apply_field_ok(*engine, "h", "f" + std::to_string(i), field_cell(++now, "v")));
+  }
+  for (int i = 0; i < 6000; i += 5) {  // HDEL of every fifth field
+    ASSERT_TRUE(apply_field_ok(*engine, "h", "f" + std::to_string(i), field_cell(++now, "", true)));
+    fields.erase(std::find(fields.begin(), fields.end(), field_sub_key("f" + std::to_string(i))));
+  }
+  std::sort(fields.begin(), fields.end());
+  ASSERT_EQ(row_count(*engine, "h"), fields.size());
+  for (uint64_t rank = 0; rank < fields.size(); rank += 333) {
+    EXPECT_EQ(first_at(rank, fields.size()), fields[rank]) << rank;
+  }
+  EXPECT_EQ(first_at(fields.size() - 1, fields.size()), fields.back());
 }
 
 TEST(EngineTest, BatchModeSyncsInTheBackground) {
