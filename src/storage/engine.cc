@@ -534,6 +534,35 @@ struct Engine::Impl {
     return blocks;
   }
 
+  // The block of namespace `ns` holding `sub_key` (the last whose start is <= sub_key) and the
+  // start of the block after it (empty: none); nullopt when the row keeps no blocks.
+  Result<std::optional<std::pair<RankBlock, std::string>>> rank_block_at(
+      const std::string& row_key, char ns, std::string_view sub_key) {
+    const std::string lower = rank_block_key(row_key, ns, "");
+    const std::string upper = rank_blocks_end(row_key, ns);
+    rocksdb::ReadOptions read_options;
+    const rocksdb::Slice lower_slice(lower);
+    const rocksdb::Slice upper_slice(upper);
+    read_options.iterate_lower_bound = &lower_slice;
+    read_options.iterate_upper_bound = &upper_slice;
+    std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(read_options, rows));
+    it->SeekForPrev(rank_block_key(row_key, ns, sub_key));
+    if (!it->Valid()) {
+      if (!it->status().ok()) return from_rocksdb(it->status(), "storage: read rank blocks");
+      return std::optional<std::pair<RankBlock, std::string>>();
+    }
+    if (it->value().size() != 8) return Status::corruption("storage: malformed rank block");
+    std::pair<RankBlock, std::string> out;
+    out.first.start.assign(it->key().data() + lower.size(), it->key().size() - lower.size());
+    out.first.count = get_u64(std::string_view(it->value().data(), 8));
+    it->Next();
+    if (it->Valid()) {
+      out.second.assign(it->key().data() + lower.size(), it->key().size() - lower.size());
+    }
+    if (!it->status().ok()) return from_rocksdb(it->status(), "storage: read rank blocks");
+    return std::optional<std::pair<RankBlock, std::string>>(std::move(out));
+  }
+
   // Walks the stored cells of a row's namespace `ns` from `from_sub_key` (a sub-key of `ns`,
   // or empty: the namespace's start) in order; `visit(sub_key, cell)` returns false to stop.
   Status walk_index(const std::string& row_key, char ns, std::string_view from_sub_key,
@@ -588,8 +617,13 @@ struct Engine::Impl {
       if (!kept) batch.Delete(family, rank_block_key(row_key, ns, block.start));
     }
     for (const RankBlock& block : blocks) {
-      batch.Put(family, rank_block_key(row_key, ns, block.start),
-                encode_block_count(block.count));
+      const bool same = std::any_of(old.begin(), old.end(), [&](const RankBlock& b) {
+        return b.start == block.start && b.count == block.count;
+      });
+      if (!same) {
+        batch.Put(family, rank_block_key(row_key, ns, block.start),
+                  encode_block_count(block.count));
+      }
     }
   }
 
@@ -1086,40 +1120,44 @@ Status Engine::update_rank_blocks(const std::string& row_key, std::string_view s
   const char ns = sub_key[0];
   if (row_count < kRankBlockSplit) {
     // Most rows are small and keep no blocks: one point read of the first block tells (it
-    // exists whenever any does), cheaper than a scan of the blocks.
+    // exists whenever any does), cheaper than a seek among the blocks.
     std::string first;
     const rocksdb::Status got = impl_->db->Get(rocksdb::ReadOptions(), impl_->rows,
                                                rank_block_key(row_key, ns, ""), &first);
     if (got.IsNotFound()) return Status::ok();
     if (!got.ok()) return from_rocksdb(got, "storage: read rank block");
   }
-  Result<std::vector<RankBlock>> stored = impl_->rank_blocks(row_key, ns);
-  if (!stored.is_ok()) return stored.status();
-  std::vector<RankBlock> blocks = *stored;
-  // A row gets blocks once it is bigger than a block: below, walking it costs as much.
-  if (blocks.empty() && row_count < kRankBlockSplit) return Status::ok();
-  const bool disagree =
-      !blocks.empty() && delta < 0 && blocks[block_holding(blocks, sub_key)].count == 0;
-  if (blocks.empty() || disagree) {
-    // A row that just grew past a block: count what is stored, once. (Or blocks that disagree
-    // with the cells, which only a bug or damage can cause.)
+  Result<std::optional<std::pair<RankBlock, std::string>>> holding =
+      impl_->rank_block_at(row_key, ns, sub_key);
+  if (!holding.is_ok()) return holding.status();
+  const bool disagree = holding->has_value() && delta < 0 && (*holding)->first.count == 0;
+  if (!holding->has_value() || disagree) {
+    // A row that just outgrew a block: count what is stored, once. (Or blocks that disagree
+    // with the cells, which only a bug or damage can cause.) Then this change on top.
     if (disagree) spdlog::warn("storage: a row's rank blocks disagreed with its cells: recounted");
-    Result<std::vector<RankBlock>> counted =
-        impl_->count_rank_blocks(row_key, ns, delete_through);
+    Result<std::vector<RankBlock>> stored = impl_->rank_blocks(row_key, ns);
+    if (!stored.is_ok()) return stored.status();
+    Result<std::vector<RankBlock>> counted = impl_->count_rank_blocks(row_key, ns, delete_through);
     if (!counted.is_ok()) return counted.status();
-    blocks = std::move(*counted);
+    RankBlock& target = (*counted)[block_holding(*counted, sub_key)];
+    if (delta > 0) {
+      ++target.count;
+    } else if (target.count > 0) {
+      --target.count;
+    }
+    Impl::put_rank_blocks(impl_->rows, row_key, ns, *stored, *counted, batch);
+    return Status::ok();
   }
-  const size_t at = block_holding(blocks, sub_key);
-  RankBlock& block = blocks[at];
+  const RankBlock& block = (*holding)->first;
+  const std::string& next_start = (*holding)->second;
   if (delta > 0 && block.count >= kRankBlockSplit) {
-    // Split at the block's middle entry (the stored entries, which the blocks count exactly).
+    // Split at the block's middle entry (the stored cells, which the blocks count exactly).
     const uint64_t half = block.count / 2;
     uint64_t seen = 0;
     std::string middle;
-    const std::string end = at + 1 < blocks.size() ? blocks[at + 1].start : std::string();
     Status walked = impl_->walk_index(
         row_key, ns, block.start, nullptr, [&](std::string_view entry, const Cell& cell) {
-          if (!end.empty() && entry >= end) return false;
+          if (!next_start.empty() && entry >= next_start) return false;
           if (!rank_entry_counts(cell, delete_through)) return true;
           if (seen++ == half) {
             middle = std::string(entry);
@@ -1129,16 +1167,21 @@ Status Engine::update_rank_blocks(const std::string& row_key, std::string_view s
         });
     if (!walked.is_ok()) return walked;
     if (!middle.empty()) {
-      RankBlock upper{middle, block.count - half};
-      block.count = half;
-      blocks.insert(blocks.begin() + static_cast<std::ptrdiff_t>(at) + 1, std::move(upper));
+      const bool upper = sub_key >= middle;
+      batch.Put(impl_->rows, rank_block_key(row_key, ns, block.start),
+                encode_block_count(half + (upper ? 0 : 1)));
+      batch.Put(impl_->rows, rank_block_key(row_key, ns, middle),
+                encode_block_count(block.count - half + (upper ? 1 : 0)));
+      return Status::ok();
     }
   }
-  RankBlock& target = blocks[block_holding(blocks, sub_key)];
-  target.count = delta > 0 ? target.count + 1 : target.count - 1;
-  // An emptied block other than the first goes: the block before it covers its span.
-  std::erase_if(blocks, [](const RankBlock& b) { return !b.start.empty() && b.count == 0; });
-  Impl::put_rank_blocks(impl_->rows, row_key, ns, *stored, blocks, batch);
+  const uint64_t count = delta > 0 ? block.count + 1 : block.count - 1;
+  if (count == 0 && !block.start.empty()) {
+    // An emptied block other than the first goes: the block before it covers its span.
+    batch.Delete(impl_->rows, rank_block_key(row_key, ns, block.start));
+  } else {
+    batch.Put(impl_->rows, rank_block_key(row_key, ns, block.start), encode_block_count(count));
+  }
   return Status::ok();
 }
 
