@@ -15,7 +15,6 @@
 #include <vector>
 
 #include "commands/command.h"
-#include "commands/glob.h"
 #include "commands/parse.h"
 #include "commands/rows.h"
 
@@ -25,19 +24,6 @@ namespace {
 using coordinator::Keyspace;
 using storage::Cell;
 using storage::ValueType;
-
-// HRANDFIELD reserves room for at most this many fields up front (the vector grows past it).
-constexpr size_t kFieldsReservedMax = 1024;
-// HRANDFIELD with a negative count may repeat fields; Redis answers any count. We bound the
-// reply (a count beyond this is answered with this many) so one command cannot exhaust memory.
-constexpr int64_t kRandomFieldsMax = 10'000'000;
-// ...and by bytes: repeated big fields would otherwise make one reply of terabytes.
-constexpr uint64_t kRandomReplyBytesMax = 256ull * 1024 * 1024;
-constexpr uint64_t kElementOverheadBytes = 16;  // "$<length>\r\n...\r\n" around each element
-constexpr std::string_view kErrRandomReplyTooLarge =
-    "ERR the reply would exceed 268435456 bytes; ask for fewer elements";
-// HSCAN returns a small hash whole in one page (cursor 0), as Redis does for a listpack hash.
-constexpr uint64_t kScanWholeMax = 128;
 
 using HashRead = RowOfType;
 
@@ -336,153 +322,17 @@ void hincrbyfloat_command(CommandContext& ctx) {
 
 // ---- HRANDFIELD ----
 
+void write_field_value(resp::ReplyWriter& reply, const Cell& cell) { reply.bulk(cell.value); }
+
 void hrandfield_command(CommandContext& ctx) {
-  thread_local std::mt19937_64 random{std::random_device{}()};
-  const std::string& key = ctx.args[1];
-  if (ctx.args.size() == 2) {
-    std::optional<HashRead> read = read_hash_or_reply(ctx, key);
-    if (!read) return;
-    if (!read->exists()) return ctx.reply.null();
-    // One pass, stopping at a uniformly chosen index below the count.
-    uint64_t skip = std::uniform_int_distribution<uint64_t>(0, read->row.count - 1)(random);
-    std::optional<std::string> chosen;
-    Status status = for_each_field(ctx.keyspace, key, *read, [&](std::string_view field,
-                                                                 const Cell&) {
-      chosen.emplace(field);
-      return skip-- > 0;
-    });
-    if (!status.is_ok()) return ctx.reply.error(storage_error_reply(status));
-    if (!chosen) return ctx.reply.null();
-    ctx.reply.bulk(*chosen);
-    return;
-  }
-  std::optional<int64_t> count = parse_int64(ctx.args[2]);
-  if (!count) return ctx.reply.error(kErrNotInteger);
-  if (*count == std::numeric_limits<int64_t>::min()) {
-    return ctx.reply.error(
-        "ERR value is out of range, value must between -9223372036854775807 and "
-        "9223372036854775807");
-  }
-  bool with_values = false;
-  if (ctx.args.size() > 4 || (ctx.args.size() == 4 && !equals_ignore_case(ctx.args[3], "withvalues"))) {
-    return ctx.reply.error(kErrSyntax);
-  }
-  if (ctx.args.size() == 4) {
-    with_values = true;
-    if (*count < -std::numeric_limits<int64_t>::max() / 2 ||
-        *count > std::numeric_limits<int64_t>::max() / 2) {
-      return ctx.reply.error("ERR value is out of range");
-    }
-  }
-  std::optional<HashRead> read = read_hash_or_reply(ctx, key);
-  if (!read) return;
-  if (!read->exists() || *count == 0) return ctx.reply.array(0);
-  // The whole hash (bounded by the reply limits like HGETALL), then a sample of it.
-  std::vector<std::pair<std::string, std::string>> fields;
-  fields.reserve(std::min<uint64_t>(read->row.count, kFieldsReservedMax));
-  Status status = for_each_field(ctx.keyspace, key, *read, [&](std::string_view field,
-                                                               const Cell& cell) {
-    fields.emplace_back(std::string(field), cell.value);
-    return true;
-  });
-  if (!status.is_ok()) return ctx.reply.error(storage_error_reply(status));
-  if (fields.empty()) return ctx.reply.array(0);
-  std::vector<size_t> picks;
-  if (*count > 0) {
-    // Distinct fields: all of them if the count reaches the size, else a random subset.
-    std::vector<size_t> order(fields.size());
-    for (size_t i = 0; i < order.size(); ++i) order[i] = i;
-    if (static_cast<uint64_t>(*count) < fields.size()) {
-      std::shuffle(order.begin(), order.end(), random);
-      order.resize(static_cast<size_t>(*count));
-    }
-    picks = std::move(order);
-  } else {
-    const int64_t wanted = std::min<int64_t>(-*count, kRandomFieldsMax);
-    std::uniform_int_distribution<size_t> pick(0, fields.size() - 1);
-    picks.reserve(static_cast<size_t>(wanted));
-    uint64_t reply_bytes = 0;
-    for (int64_t i = 0; i < wanted; ++i) {
-      picks.push_back(pick(random));
-      const auto& [field, value] = fields[picks.back()];
-      reply_bytes += field.size() + (with_values ? value.size() : 0) + kElementOverheadBytes;
-      if (reply_bytes > kRandomReplyBytesMax) return ctx.reply.error(kErrRandomReplyTooLarge);
-    }
-  }
-  const bool resp3 = ctx.reply.protocol() == 3;
-  ctx.reply.array(with_values && !resp3 ? picks.size() * 2 : picks.size());
-  for (size_t index : picks) {
-    if (with_values && resp3) ctx.reply.array(2);
-    ctx.reply.bulk(fields[index].first);
-    if (with_values) ctx.reply.bulk(fields[index].second);
-  }
+  random_fields_command(ctx, ValueType::kHash, "withvalues", write_field_value);
 }
 
 // ---- HSCAN ----
 
 void hscan_command(CommandContext& ctx) {
-  const std::optional<uint64_t> cursor = parse_scan_cursor(ctx.args[2]);
-  if (!cursor) return ctx.reply.error(kErrInvalidCursor);
-  const std::string& key = ctx.args[1];
-  std::optional<HashRead> read = read_hash_or_reply(ctx, key);
-  if (!read) return;
-  if (!read->exists()) {
-    ctx.reply.array(2);
-    ctx.reply.bulk("0");
-    ctx.reply.array(0);
-    return;
-  }
-  const std::string* pattern = nullptr;
-  int64_t count = 10;
-  for (size_t i = 3; i < ctx.args.size(); i += 2) {
-    const bool has_value = i + 1 < ctx.args.size();
-    if (equals_ignore_case(ctx.args[i], "count") && has_value) {
-      std::optional<int64_t> parsed = parse_int64(ctx.args[i + 1]);
-      if (!parsed) return ctx.reply.error(kErrNotInteger);
-      if (*parsed < 1) return ctx.reply.error(kErrSyntax);
-      count = *parsed;
-    } else if (equals_ignore_case(ctx.args[i], "match") && has_value) {
-      pattern = &ctx.args[i + 1];
-      if (*pattern == "*") pattern = nullptr;  // matches everything, as in Redis
-    } else {
-      return ctx.reply.error(kErrSyntax);
-    }
-  }
-  // The cursor is the number of fields (in field order) already returned. A small hash is
-  // returned whole, as redis-server does for a listpack-encoded hash. A field added or removed
-  // during an iteration may shift the positions: a field present the whole time may then be
-  // returned twice, or — unlike Redis — missed (docs/protocol.md "Hashes").
-  const bool whole = read->row.count <= kScanWholeMax;
-  const uint64_t start = whole ? 0 : *cursor;
-  // Clamped so start + page cannot wrap around (a cursor near 2^64 with a huge COUNT).
-  const uint64_t page = whole ? read->row.count
-                              : std::min(static_cast<uint64_t>(count),
-                                         std::numeric_limits<uint64_t>::max() - start);
-  std::string body;
-  resp::ReplyWriter writer(&body, ctx.reply.protocol());
-  uint64_t position = 0;
-  uint64_t returned = 0;
-  bool more = false;
-  Status status = for_each_field(ctx.keyspace, key, *read, [&](std::string_view field,
-                                                               const Cell& cell) {
-    if (position >= start + page && !whole) {
-      more = true;
-      return false;
-    }
-    const bool in_page = position >= start;
-    ++position;
-    if (!in_page) return true;
-    if (pattern && !glob_match(*pattern, field)) return true;
-    writer.bulk(field);
-    writer.bulk(cell.value);
-    ++returned;
-    return true;
-  });
-  if (!status.is_ok()) return ctx.reply.error(storage_error_reply(status));
-  ctx.reply.array(2);
-  ctx.reply.bulk(more ? std::to_string(start + page) : "0");
-  ctx.reply.array(returned * 2);
-  ctx.reply.buffer()->append(body);
+  const FieldValueWriter value = write_field_value;
+  scan_row_command(ctx, ValueType::kHash, &value);
 }
 
 CommandSpec spec(std::string name, int arity, uint32_t flags, std::string summary,

@@ -110,6 +110,36 @@ void write_key_spec(resp::ReplyWriter& reply, const CommandSpec& spec) {
   reply.integer(0);
 }
 
+// The key spec of keys counted by an argument: begin at it, "keynum" (the count, then the keys).
+void write_numkeys_key_spec(resp::ReplyWriter& reply, const CommandSpec& spec) {
+  reply.map(3);
+  reply.bulk("flags");
+  const bool write = (spec.flags & kWrite) != 0 && spec.first_key <= 0;
+  reply.set(2);
+  reply.simple(write ? "RW" : "RO");
+  reply.simple(write ? "update" : "access");
+  reply.bulk("begin_search");
+  reply.map(2);
+  reply.bulk("type");
+  reply.bulk("index");
+  reply.bulk("spec");
+  reply.map(1);
+  reply.bulk("index");
+  reply.integer(spec.numkeys_index);
+  reply.bulk("find_keys");
+  reply.map(2);
+  reply.bulk("type");
+  reply.bulk("keynum");
+  reply.bulk("spec");
+  reply.map(3);
+  reply.bulk("keynumidx");
+  reply.integer(0);
+  reply.bulk("firstkey");
+  reply.integer(1);
+  reply.bulk("keystep");
+  reply.integer(1);
+}
+
 // One COMMAND INFO entry: [name, arity, flags, first, last, step, acl, tips, key specs, subs].
 void write_command_info(resp::ReplyWriter& reply, const CommandSpec& spec) {
   reply.array(10);
@@ -128,8 +158,10 @@ void write_command_info(resp::ReplyWriter& reply, const CommandSpec& spec) {
   reply.set(tips.size());
   for (const std::string& tip : tips) reply.bulk(tip);
   const bool has_keys = spec.first_key > 0;
-  reply.set(has_keys ? 1 : 0);
+  const bool has_numkeys = spec.numkeys_index > 0;
+  reply.set((has_keys ? 1 : 0) + (has_numkeys ? 1 : 0));
   if (has_keys) write_key_spec(reply, spec);
+  if (has_numkeys) write_numkeys_key_spec(reply, spec);
   reply.set(spec.subcommands.size());
   for (const CommandSpec& sub : spec.subcommands) write_command_info(reply, sub);
 }
@@ -296,7 +328,8 @@ void command_getkeys(CommandContext& context) {
     context.reply.error("ERR Invalid number of arguments specified for command");
     return;
   }
-  const std::vector<size_t> indexes = key_indexes(*spec, argc);
+  const std::vector<size_t> indexes =
+      key_indexes(*spec, std::span<const std::string>(args.data() + 2, argc));
   if (indexes.empty()) {
     if (spec->flags & kNoMandatoryKeys) {
       context.reply.array(0);
