@@ -10,6 +10,7 @@
 #include <limits>
 #include <optional>
 #include <random>
+#include <span>
 #include <string>
 #include <utility>
 #include <vector>
@@ -335,6 +336,233 @@ void hscan_command(CommandContext& ctx) {
   scan_row_command(ctx, ValueType::kHash, &value);
 }
 
+// ---- Per-field expiry (Redis 7.4): HEXPIRE family, HTTL family, HPERSIST ----
+// A field's expiry is its cell's expire_at_ms; the row header is marked (fields_expire) the
+// first time a field gets one, so counts skip expired fields (docs/formats.md "Rows").
+
+// The largest expiry Redis accepts for a field (its EB_EXPIRE_TIME_MAX), in Unix ms.
+constexpr int64_t kFieldExpireMaxMs = (int64_t{1} << 48) - 1;
+
+// "FIELDS numfields field [field ...]" at args[at]: the fields, or nullopt after an error reply.
+std::optional<std::span<const std::string>> parse_fields_argument(
+    const std::vector<std::string>& args, size_t at, resp::ReplyWriter& reply) {
+  if (at + 1 >= args.size() || !equals_ignore_case(args[at], "fields")) {
+    reply.error("ERR Mandatory argument FIELDS is missing or not at the right position");
+    return std::nullopt;
+  }
+  std::optional<int64_t> count = parse_int64(args[at + 1]);
+  if (!count || *count < 1) {
+    reply.error("ERR Number of fields must be a positive integer");
+    return std::nullopt;
+  }
+  if (static_cast<uint64_t>(*count) != args.size() - at - 2) {
+    reply.error("ERR The `numfields` parameter must match the number of arguments");
+    return std::nullopt;
+  }
+  return std::span<const std::string>(args.data() + at + 2, static_cast<size_t>(*count));
+}
+
+void reply_no_fields(resp::ReplyWriter& reply, size_t count) {
+  reply.array(count);
+  for (size_t i = 0; i < count; ++i) reply.integer(-2);
+}
+
+// Marks the row header of an existing hash: some field may expire from now on.
+Status mark_fields_expire(Keyspace& keyspace, const std::string& key, const HashRead& read) {
+  const Cell& header = *read.row.header;
+  Result<storage::RowHeader> decoded = storage::decode_row_header(header.value);
+  if (!decoded.is_ok()) return decoded.status();
+  if (decoded->fields_expire) return Status::ok();
+  decoded->fields_expire = true;
+  return keyspace.write(key, ValueType::kHash, storage::encode_row_header(*decoded),
+                        header.expire_at_ms);
+}
+
+// Rewrites a field's cell with its value and a new expiry (0: none).
+Status write_field_expiry(Keyspace& keyspace, const std::string& key, std::string_view field,
+                          std::string value, int64_t expire_at_ms) {
+  const std::pair<std::string, std::string> cell{storage::field_sub_key(field), std::move(value)};
+  return keyspace.write_expiring_fields(key, ValueType::kHash, std::span(&cell, 1),
+                                        std::span(&expire_at_ms, 1));
+}
+
+// HEXPIRE/HPEXPIRE/HEXPIREAT/HPEXPIREAT key time [NX|XX|GT|LT] FIELDS numfields field ...
+void hexpire_generic(CommandContext& ctx, bool seconds, bool absolute) {
+  const std::vector<std::string>& args = ctx.args;
+  const std::string& key = args[1];
+  const std::string name = to_lower(args[0]);
+  run_atomically(ctx, key, [&](resp::ReplyWriter& reply) -> Status {
+    HashRead read = read_hash(ctx.keyspace, key, reply);
+    if (read.replied || !read.status.is_ok()) return read.status;
+    std::optional<int64_t> when = parse_int64(args[2]);
+    if (!when) {
+      reply.error(kErrNotInteger);
+      return Status::ok();
+    }
+    if (*when < 0) {
+      reply.error("ERR invalid expire time, must be >= 0");
+      return Status::ok();
+    }
+    const std::string invalid_time = "ERR invalid expire time in '" + name + "' command";
+    if (seconds) {
+      if (*when > kFieldExpireMaxMs / 1000) {
+        reply.error(invalid_time);
+        return Status::ok();
+      }
+      *when *= 1000;
+    }
+    const int64_t now = ctx.keyspace.now_ms();
+    const int64_t base = absolute ? 0 : now;
+    if (*when > kFieldExpireMaxMs - base) {
+      reply.error(invalid_time);
+      return Status::ok();
+    }
+    const int64_t expire_at = *when + base;
+    enum class Condition { kNone, kNx, kXx, kGt, kLt } condition = Condition::kNone;
+    size_t fields_at = 3;
+    const std::string& option = args[3];
+    if (equals_ignore_case(option, "nx")) {
+      condition = Condition::kNx;
+    } else if (equals_ignore_case(option, "xx")) {
+      condition = Condition::kXx;
+    } else if (equals_ignore_case(option, "gt")) {
+      condition = Condition::kGt;
+    } else if (equals_ignore_case(option, "lt")) {
+      condition = Condition::kLt;
+    }
+    if (condition != Condition::kNone) ++fields_at;
+    std::optional<std::span<const std::string>> fields =
+        parse_fields_argument(args, fields_at, reply);
+    if (!fields) return Status::ok();
+    if (!read.exists()) {
+      reply_no_fields(reply, fields->size());
+      return Status::ok();
+    }
+    std::vector<int64_t> answers;
+    bool marked = false, removed = false;
+    for (const std::string& field : *fields) {
+      Result<std::optional<Cell>> cell = read_row_field(ctx.keyspace, key, read, field);
+      if (!cell.is_ok()) return cell.status();
+      if (!cell->has_value()) {
+        answers.push_back(-2);
+        continue;
+      }
+      const int64_t previous = (*cell)->expire_at_ms;  // 0: none
+      const bool unmet =
+          previous == 0
+              ? (condition == Condition::kXx || condition == Condition::kGt)
+              : (condition == Condition::kNx ||
+                 (condition == Condition::kGt && previous >= expire_at) ||
+                 (condition == Condition::kLt && previous <= expire_at));
+      if (unmet) {
+        answers.push_back(0);
+        continue;
+      }
+      if (expire_at <= now) {  // in the past: the field is deleted
+        if (Status status = remove_row_field(ctx.keyspace, key, ValueType::kHash, field);
+            !status.is_ok()) {
+          return status;
+        }
+        removed = true;
+        answers.push_back(2);
+        continue;
+      }
+      if (!marked) {
+        if (Status status = mark_fields_expire(ctx.keyspace, key, read); !status.is_ok()) {
+          return status;
+        }
+        marked = true;
+      }
+      if (Status status =
+              write_field_expiry(ctx.keyspace, key, field, std::move((*cell)->value), expire_at);
+          !status.is_ok()) {
+        return status;
+      }
+      answers.push_back(1);
+    }
+    if (removed) {
+      if (Status status = delete_row_if_empty(ctx.keyspace, key); !status.is_ok()) return status;
+    }
+    reply.array(answers.size());
+    for (int64_t answer : answers) reply.integer(answer);
+    return Status::ok();
+  });
+}
+
+void hexpire_command(CommandContext& ctx) { hexpire_generic(ctx, true, false); }
+void hpexpire_command(CommandContext& ctx) { hexpire_generic(ctx, false, false); }
+void hexpireat_command(CommandContext& ctx) { hexpire_generic(ctx, true, true); }
+void hpexpireat_command(CommandContext& ctx) { hexpire_generic(ctx, false, true); }
+
+// HTTL/HPTTL/HEXPIRETIME/HPEXPIRETIME key FIELDS numfields field ...: per field -2 (no such
+// field), -1 (no expiry) or the time left / the expiry.
+void httl_generic(CommandContext& ctx, bool seconds, bool absolute) {
+  std::optional<HashRead> read = read_hash_or_reply(ctx, ctx.args[1]);
+  if (!read) return;
+  std::optional<std::span<const std::string>> fields =
+      parse_fields_argument(ctx.args, 2, ctx.reply);
+  if (!fields) return;
+  if (!read->exists()) return reply_no_fields(ctx.reply, fields->size());
+  const int64_t now = ctx.keyspace.now_ms();
+  const int64_t base = absolute ? 0 : now;
+  std::vector<int64_t> answers;
+  for (const std::string& field : *fields) {
+    Result<std::optional<Cell>> cell = read_row_field(ctx.keyspace, ctx.args[1], *read, field);
+    if (!cell.is_ok()) return ctx.reply.error(storage_error_reply(cell.status()));
+    if (!cell->has_value()) {
+      answers.push_back(-2);
+    } else if ((*cell)->expire_at_ms == 0) {
+      answers.push_back(-1);
+    } else {
+      const int64_t at = (*cell)->expire_at_ms;
+      answers.push_back(seconds ? (at + 999 - base) / 1000 : at - base);
+    }
+  }
+  ctx.reply.array(answers.size());
+  for (int64_t answer : answers) ctx.reply.integer(answer);
+}
+
+void httl_command(CommandContext& ctx) { httl_generic(ctx, true, false); }
+void hpttl_command(CommandContext& ctx) { httl_generic(ctx, false, false); }
+void hexpiretime_command(CommandContext& ctx) { httl_generic(ctx, true, true); }
+void hpexpiretime_command(CommandContext& ctx) { httl_generic(ctx, false, true); }
+
+// HPERSIST key FIELDS numfields field ...: per field -2 (no such field), -1 (no expiry), 1.
+void hpersist_command(CommandContext& ctx) {
+  const std::string& key = ctx.args[1];
+  run_atomically(ctx, key, [&](resp::ReplyWriter& reply) -> Status {
+    HashRead read = read_hash(ctx.keyspace, key, reply);
+    if (read.replied || !read.status.is_ok()) return read.status;
+    std::optional<std::span<const std::string>> fields =
+        parse_fields_argument(ctx.args, 2, reply);
+    if (!fields) return Status::ok();
+    if (!read.exists()) {
+      reply_no_fields(reply, fields->size());
+      return Status::ok();
+    }
+    std::vector<int64_t> answers;
+    for (const std::string& field : *fields) {
+      Result<std::optional<Cell>> cell = read_row_field(ctx.keyspace, key, read, field);
+      if (!cell.is_ok()) return cell.status();
+      if (!cell->has_value()) {
+        answers.push_back(-2);
+      } else if ((*cell)->expire_at_ms == 0) {
+        answers.push_back(-1);
+      } else {
+        if (Status status = write_field_expiry(ctx.keyspace, key, field,
+                                               std::move((*cell)->value), 0);
+            !status.is_ok()) {
+          return status;
+        }
+        answers.push_back(1);
+      }
+    }
+    reply.array(answers.size());
+    for (int64_t answer : answers) reply.integer(answer);
+    return Status::ok();
+  });
+}
+
 CommandSpec spec(std::string name, int arity, uint32_t flags, std::string summary,
                  std::string since, std::string complexity, Handler handler,
                  std::vector<std::string> key_spec_flags) {
@@ -406,6 +634,41 @@ void register_hash_commands(CommandTable& table) {
                              hscan_command, ro_access);
     hscan.flags |= kRandom;
     table.add(std::move(hscan));
+  }
+  const std::string fields_n = "O(N) where N is the number of specified fields";
+  struct FieldExpiryCommand {
+    const char* name;
+    int arity;
+    uint32_t flags;
+    const char* summary;
+    Handler handler;
+  };
+  const FieldExpiryCommand field_expiry[] = {
+      {"hexpire", -6, kWrite | kDenyOom | kFast, "Set expiry for hash field using relative time "
+       "to expire (seconds)", hexpire_command},
+      {"hpexpire", -6, kWrite | kDenyOom | kFast, "Set expiry for hash field using relative "
+       "time to expire (milliseconds)", hpexpire_command},
+      {"hexpireat", -6, kWrite | kDenyOom | kFast, "Set expiry for hash field using an "
+       "absolute Unix timestamp (seconds)", hexpireat_command},
+      {"hpexpireat", -6, kWrite | kDenyOom | kFast, "Set expiry for hash field using an "
+       "absolute Unix timestamp (milliseconds)", hpexpireat_command},
+      {"httl", -5, kReadOnly | kFast | kRandom, "Returns the TTL in seconds of a hash field.",
+       httl_command},
+      {"hpttl", -5, kReadOnly | kFast | kRandom,
+       "Returns the TTL in milliseconds of a hash field.", hpttl_command},
+      {"hexpiretime", -5, kReadOnly | kFast | kRandom,
+       "Returns the expiration time of a hash field as a Unix timestamp, in seconds.",
+       hexpiretime_command},
+      {"hpexpiretime", -5, kReadOnly | kFast | kRandom,
+       "Returns the expiration time of a hash field as a Unix timestamp, in msec.",
+       hpexpiretime_command},
+      {"hpersist", -5, kWrite | kFast, "Removes the expiration time for each specified field",
+       hpersist_command},
+  };
+  for (const FieldExpiryCommand& command : field_expiry) {
+    table.add(spec(command.name, command.arity, command.flags, command.summary, "7.4.0",
+                   fields_n, command.handler,
+                   (command.flags & kWrite) ? rw_update : ro_access));
   }
 }
 

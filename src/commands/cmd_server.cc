@@ -197,14 +197,6 @@ const CommandSpec* find_by_full_name(const CommandTable& table, std::string_view
   return table.find_subcommand(*container, name.substr(bar + 1));
 }
 
-void write_help(resp::ReplyWriter& reply, std::string_view command,
-                const std::vector<std::string_view>& lines) {
-  reply.array(lines.size() + 3);
-  reply.simple(std::string(command) + " <subcommand> [<arg> [value] [opt] ...]. Subcommands are:");
-  for (std::string_view line : lines) reply.simple(line);
-  reply.simple("HELP");
-  reply.simple("    Prints this help.");
-}
 
 void command_all(CommandContext& context) {
   const auto& all = default_table().all();
@@ -603,6 +595,15 @@ CommandSpec config_container() {
 }
 
 }  // namespace
+
+void write_help(resp::ReplyWriter& reply, std::string_view command,
+                const std::vector<std::string_view>& lines) {
+  reply.array(lines.size() + 3);
+  reply.simple(std::string(command) + " <subcommand> [<arg> [value] [opt] ...]. Subcommands are:");
+  for (std::string_view line : lines) reply.simple(line);
+  reply.simple("HELP");
+  reply.simple("    Prints this help.");
+}
 
 void register_server_commands(CommandTable& table) {
   table.add(command_container());

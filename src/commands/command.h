@@ -183,6 +183,10 @@ class CommandTable {
 // Every command Cairn knows (registered by each family's register_* function).
 const CommandTable& default_table();
 
+// The reply of a container's HELP: the usage line, `lines`, then HELP itself (Redis's layout).
+void write_help(resp::ReplyWriter& reply, std::string_view command,
+                const std::vector<std::string_view>& lines);
+
 // Registration per family; each lives in its cmd_<family>.cc.
 void register_string_commands(CommandTable& table);
 void register_key_commands(CommandTable& table);
