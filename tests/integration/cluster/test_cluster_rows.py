@@ -258,6 +258,30 @@ def test_sorted_set_algebra_bits_copy_and_field_expiry_in_a_cluster(cluster):
     c.close()
 
 
+def test_redis_cluster_client_routes_the_new_commands(cluster):
+    """redis-py's RedisCluster finds the keys of ZUNIONSTORE, ZINTERCARD, BITOP, COPY... from
+    COMMAND (key positions, and COMMAND GETKEYS for keys after a count) and sends each command
+    to a machine of the key's shard."""
+    from redis.cluster import ClusterNode, RedisCluster
+    rc = RedisCluster(startup_nodes=[ClusterNode(cluster.host(0), cluster.port(0))],
+                      socket_timeout=10)
+    try:
+        rc.zadd("{rc}a", {"x": 1, "y": 2})
+        rc.zadd("{rc}b", {"y": 3})
+        assert rc.zunionstore("{rc}d", ["{rc}a", "{rc}b"]) == 2
+        assert rc.zintercard(2, ["{rc}a", "{rc}b"]) == 1
+        assert rc.zinter(["{rc}a", "{rc}b"], withscores=True) == [(b"y", 5.0)]
+        assert rc.copy("{rc}d", "{rc}e") is True
+        rc.set("{rc}s", "ab")
+        assert rc.bitop("NOT", "{rc}n", "{rc}s") == 2
+        assert rc.lcs("{rc}s", "{rc}s") == b"ab"
+        rc.hset("{rc}h", "f", "v")
+        assert rc.execute_command("HEXPIRE", "{rc}h", 100, "FIELDS", 1, "f") == [1]
+        assert rc.execute_command("HTTL", "{rc}h", "FIELDS", 1, "f") == [100]
+    finally:
+        rc.close()
+
+
 # --- per-field last-write-wins ---------------------------------------------------------------
 
 
