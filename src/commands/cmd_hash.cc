@@ -60,9 +60,15 @@ Result<std::optional<Cell>> read_field(Keyspace& keyspace, const std::string& ke
   return read_row_field(keyspace, key, read, field);
 }
 
+// `expire_at_ms`: the field's own expiry to keep (HINCRBY keeps it, as Redis 7.4; HSET drops it).
 Status write_field(Keyspace& keyspace, const std::string& key, std::string_view field,
-                   std::string value) {
-  return write_row_field(keyspace, key, ValueType::kHash, field, std::move(value));
+                   std::string value, int64_t expire_at_ms = 0) {
+  if (expire_at_ms == 0) {
+    return write_row_field(keyspace, key, ValueType::kHash, field, std::move(value));
+  }
+  const std::pair<std::string, std::string> cell{storage::field_sub_key(field), std::move(value)};
+  return keyspace.write_expiring_fields(key, ValueType::kHash, std::span(&cell, 1),
+                                        std::span(&expire_at_ms, 1));
 }
 
 Status for_each_field(Keyspace& keyspace, const std::string& key, const HashRead& read,
@@ -276,7 +282,9 @@ void hincrby_command(CommandContext& ctx) {
     }
     value += *increment;
     if (Status status = create_hash(ctx.keyspace, key, read); !status.is_ok()) return status;
-    if (Status status = write_field(ctx.keyspace, key, ctx.args[2], std::to_string(value));
+    const int64_t expiry = current->has_value() ? (*current)->expire_at_ms : 0;
+    if (Status status =
+            write_field(ctx.keyspace, key, ctx.args[2], std::to_string(value), expiry);
         !status.is_ok()) {
       return status;
     }
@@ -313,7 +321,9 @@ void hincrbyfloat_command(CommandContext& ctx) {
     }
     std::string text = resp::format_double(value);
     if (Status status = create_hash(ctx.keyspace, key, read); !status.is_ok()) return status;
-    if (Status status = write_field(ctx.keyspace, key, ctx.args[2], text); !status.is_ok()) {
+    const int64_t expiry = current->has_value() ? (*current)->expire_at_ms : 0;
+    if (Status status = write_field(ctx.keyspace, key, ctx.args[2], text, expiry);
+        !status.is_ok()) {
       return status;
     }
     reply.bulk(text);
@@ -376,14 +386,6 @@ Status mark_fields_expire(Keyspace& keyspace, const std::string& key, const Hash
   decoded->fields_expire = true;
   return keyspace.write(key, ValueType::kHash, storage::encode_row_header(*decoded),
                         header.expire_at_ms);
-}
-
-// Rewrites a field's cell with its value and a new expiry (0: none).
-Status write_field_expiry(Keyspace& keyspace, const std::string& key, std::string_view field,
-                          std::string value, int64_t expire_at_ms) {
-  const std::pair<std::string, std::string> cell{storage::field_sub_key(field), std::move(value)};
-  return keyspace.write_expiring_fields(key, ValueType::kHash, std::span(&cell, 1),
-                                        std::span(&expire_at_ms, 1));
 }
 
 // HEXPIRE/HPEXPIRE/HEXPIREAT/HPEXPIREAT key time [NX|XX|GT|LT] FIELDS numfields field ...
@@ -474,7 +476,7 @@ void hexpire_generic(CommandContext& ctx, bool seconds, bool absolute) {
         marked = true;
       }
       if (Status status =
-              write_field_expiry(ctx.keyspace, key, field, std::move((*cell)->value), expire_at);
+              write_field(ctx.keyspace, key, field, std::move((*cell)->value), expire_at);
           !status.is_ok()) {
         return status;
       }
@@ -549,7 +551,7 @@ void hpersist_command(CommandContext& ctx) {
       } else if ((*cell)->expire_at_ms == 0) {
         answers.push_back(-1);
       } else {
-        if (Status status = write_field_expiry(ctx.keyspace, key, field,
+        if (Status status = write_field(ctx.keyspace, key, field,
                                                std::move((*cell)->value), 0);
             !status.is_ok()) {
           return status;

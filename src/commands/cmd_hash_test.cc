@@ -228,6 +228,9 @@ TEST_F(HashCommandTest, FieldExpiryHidesTheFieldFromEveryReadAndEmptiesTheKey) {
   EXPECT_EQ(run({"hset", "h", "a", "3"}), ":1\r\n");
   EXPECT_EQ(run({"httl", "h", "fields", "1", "a"}), "*1\r\n:-1\r\n");
   EXPECT_EQ(run({"hexpire", "h", "10", "lt", "fields", "2", "a", "b"}), "*2\r\n:1\r\n:1\r\n");
+  // HINCRBY keeps the field's expiry, as Redis 7.4 does.
+  EXPECT_EQ(run({"hincrby", "h", "b", "5"}), ":7\r\n");
+  EXPECT_EQ(run({"httl", "h", "fields", "1", "b"}), "*1\r\n:10\r\n");
   EXPECT_EQ(run({"hpersist", "h", "fields", "2", "a", "c"}), "*2\r\n:1\r\n:-2\r\n");
   advance_ms(10'000);
   EXPECT_EQ(run({"hgetall", "h"}), "*2\r\n$1\r\na\r\n$1\r\n3\r\n");
