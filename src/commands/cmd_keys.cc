@@ -383,6 +383,21 @@ Status copy_row(coordinator::Keyspace& keyspace, const std::string& from, const 
   return written;
 }
 
+// Writes `cell`, the live value of `from`, at `to`, replacing what `to` held: a row field by
+// field, a string as it is; the TTL goes with it (RENAME, COPY).
+Status copy_value(coordinator::Keyspace& keyspace, const std::string& from, const std::string& to,
+                  Cell& cell) {
+  if (storage::is_row_type(cell.type)) return copy_row(keyspace, from, to, cell);
+  return keyspace.write(to, cell.type, std::move(cell.value), cell.expire_at_ms);
+}
+
+// Whether `key` exists; a target that does answers 0 (RENAMENX, COPY without REPLACE).
+Result<bool> exists(coordinator::Keyspace& keyspace, const std::string& key) {
+  Result<std::optional<Cell>> cell = keyspace.read(key);
+  if (!cell.is_ok()) return cell.status();
+  return cell->has_value();
+}
+
 void rename_generic(CommandContext& ctx, bool only_if_absent) {
   const std::string& from = ctx.args[1];
   const std::string& to = ctx.args[2];
@@ -403,19 +418,14 @@ void rename_generic(CommandContext& ctx, bool only_if_absent) {
       return Status::ok();
     }
     if (only_if_absent) {
-      Result<std::optional<Cell>> target = ctx.keyspace.read(to);
-      if (!target.is_ok()) return target.status();
-      if (target->has_value()) {
+      Result<bool> taken = exists(ctx.keyspace, to);
+      if (!taken.is_ok()) return taken.status();
+      if (*taken) {
         reply.integer(0);
         return Status::ok();
       }
     }
-    Cell& cell = **source;
-    if (storage::is_row_type(cell.type)) {
-      if (Status status = copy_row(ctx.keyspace, from, to, cell); !status.is_ok()) return status;
-    } else if (Status status =
-                   ctx.keyspace.write(to, cell.type, std::move(cell.value), cell.expire_at_ms);
-               !status.is_ok()) {
+    if (Status status = copy_value(ctx.keyspace, from, to, **source); !status.is_ok()) {
       return status;
     }
     if (Status status = ctx.keyspace.remove(from); !status.is_ok()) return status;
@@ -491,19 +501,17 @@ void copy_command(CommandContext& ctx) {
                      return Status::ok();
                    }
                    if (!replace) {
-                     Result<std::optional<Cell>> target = ctx.keyspace.read(to);
-                     if (!target.is_ok()) return target.status();
-                     if (target->has_value()) {
+                     Result<bool> taken = exists(ctx.keyspace, to);
+                     if (!taken.is_ok()) return taken.status();
+                     if (*taken) {
                        reply.integer(0);
                        return Status::ok();
                      }
                    }
-                   Cell& cell = **source;
-                   Status status = storage::is_row_type(cell.type)
-                                       ? copy_row(ctx.keyspace, from, to, cell)
-                                       : ctx.keyspace.write(to, cell.type, std::move(cell.value),
-                                                            cell.expire_at_ms);
-                   if (!status.is_ok()) return status;
+                   if (Status status = copy_value(ctx.keyspace, from, to, **source);
+                       !status.is_ok()) {
+                     return status;
+                   }
                    reply.integer(1);
                    return Status::ok();
                  });

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -75,15 +76,11 @@ std::vector<std::string> tips_of(const CommandSpec& spec) {
   return tips;
 }
 
-void write_key_spec(resp::ReplyWriter& reply, const CommandSpec& spec) {
-  std::vector<std::string> flags = spec.key_spec_flags;
-  if (flags.empty()) {
-    if (spec.flags & kWrite) {
-      flags = {"RW", "update"};
-    } else if (spec.flags & kReadOnly) {
-      flags = {"RO", "access"};
-    }
-  }
+// One key spec: flags, begin_search by index, then find_keys of `find_type` whose spec
+// `find_spec` writes (a map of 3).
+void write_key_spec_map(resp::ReplyWriter& reply, const std::vector<std::string>& flags,
+                        int begin_index, std::string_view find_type,
+                        const std::function<void()>& find_spec) {
   reply.map(3);
   reply.bulk("flags");
   reply.set(flags.size());
@@ -95,49 +92,49 @@ void write_key_spec(resp::ReplyWriter& reply, const CommandSpec& spec) {
   reply.bulk("spec");
   reply.map(1);
   reply.bulk("index");
-  reply.integer(spec.first_key);
+  reply.integer(begin_index);
   reply.bulk("find_keys");
   reply.map(2);
   reply.bulk("type");
-  reply.bulk("range");
+  reply.bulk(find_type);
   reply.bulk("spec");
   reply.map(3);
-  reply.bulk("lastkey");
-  reply.integer(spec.last_key < 0 ? spec.last_key : spec.last_key - spec.first_key);
-  reply.bulk("keystep");
-  reply.integer(spec.key_step);
-  reply.bulk("limit");
-  reply.integer(0);
+  find_spec();
+}
+
+void write_key_spec(resp::ReplyWriter& reply, const CommandSpec& spec) {
+  std::vector<std::string> flags = spec.key_spec_flags;
+  if (flags.empty()) {
+    if (spec.flags & kWrite) {
+      flags = {"RW", "update"};
+    } else if (spec.flags & kReadOnly) {
+      flags = {"RO", "access"};
+    }
+  }
+  write_key_spec_map(reply, flags, spec.first_key, "range", [&] {
+    reply.bulk("lastkey");
+    reply.integer(spec.last_key < 0 ? spec.last_key : spec.last_key - spec.first_key);
+    reply.bulk("keystep");
+    reply.integer(spec.key_step);
+    reply.bulk("limit");
+    reply.integer(0);
+  });
 }
 
 // The key spec of keys counted by an argument: begin at it, "keynum" (the count, then the keys).
+// Sources of a *STORE command are read; keys of a command without a first key are its own.
 void write_numkeys_key_spec(resp::ReplyWriter& reply, const CommandSpec& spec) {
-  reply.map(3);
-  reply.bulk("flags");
   const bool write = (spec.flags & kWrite) != 0 && spec.first_key <= 0;
-  reply.set(2);
-  reply.simple(write ? "RW" : "RO");
-  reply.simple(write ? "update" : "access");
-  reply.bulk("begin_search");
-  reply.map(2);
-  reply.bulk("type");
-  reply.bulk("index");
-  reply.bulk("spec");
-  reply.map(1);
-  reply.bulk("index");
-  reply.integer(spec.numkeys_index);
-  reply.bulk("find_keys");
-  reply.map(2);
-  reply.bulk("type");
-  reply.bulk("keynum");
-  reply.bulk("spec");
-  reply.map(3);
-  reply.bulk("keynumidx");
-  reply.integer(0);
-  reply.bulk("firstkey");
-  reply.integer(1);
-  reply.bulk("keystep");
-  reply.integer(1);
+  const std::vector<std::string> flags =
+      write ? std::vector<std::string>{"RW", "update"} : std::vector<std::string>{"RO", "access"};
+  write_key_spec_map(reply, flags, spec.numkeys_index, "keynum", [&] {
+    reply.bulk("keynumidx");
+    reply.integer(0);
+    reply.bulk("firstkey");
+    reply.integer(1);
+    reply.bulk("keystep");
+    reply.integer(1);
+  });
 }
 
 // One COMMAND INFO entry: [name, arity, flags, first, last, step, acl, tips, key specs, subs].

@@ -347,6 +347,39 @@ Status store_entries(Keyspace& keyspace, const std::string& key,
   return replace_row(keyspace, key, kZSet, cells);
 }
 
+// Computes entries (nullopt after an error reply such as WRONGTYPE).
+using EntriesFn = std::function<Result<std::optional<std::vector<Entry>>>(resp::ReplyWriter&)>;
+
+// The end every range and algebra command shares. A store (`locked`: the target, then the
+// sources) computes under the locks of those keys, replaces the target and replies the count;
+// otherwise `answer` replies the entries (errors staged by `compute` are sent as they are).
+void store_or_reply(CommandContext& ctx, std::span<const std::string> locked,
+                    const EntriesFn& compute,
+                    const std::function<void(const std::vector<Entry>&)>& answer) {
+  if (!locked.empty()) {
+    run_row_command(ctx, locked, [&](resp::ReplyWriter& reply) -> Status {
+      Result<std::optional<std::vector<Entry>>> entries = compute(reply);
+      if (!entries.is_ok()) return entries.status();
+      if (!entries->has_value()) return Status::ok();
+      if (Status status = store_entries(ctx.keyspace, locked[0], **entries); !status.is_ok()) {
+        return status;
+      }
+      reply.integer(static_cast<int64_t>((*entries)->size()));
+      return Status::ok();
+    });
+    return;
+  }
+  std::string staged;
+  resp::ReplyWriter writer(&staged, ctx.reply.protocol());
+  Result<std::optional<std::vector<Entry>>> entries = compute(writer);
+  if (!entries.is_ok()) return ctx.reply.error(storage_error_reply(entries.status()));
+  if (!entries->has_value()) {
+    ctx.reply.buffer()->append(staged);
+    return;
+  }
+  answer(**entries);
+}
+
 // ---- ZADD / ZINCRBY ----
 
 struct AddFlags {
@@ -636,28 +669,10 @@ void zrange_generic(CommandContext& ctx, RangeType type, Direction direction,
     if (!entries.is_ok()) return entries.status();
     return std::optional(std::move(*entries));
   };
-  if (store) {
-    run_row_command(ctx, std::span(&args[1], 2), [&](resp::ReplyWriter& reply) -> Status {
-      Result<std::optional<std::vector<Entry>>> entries = select(reply);
-      if (!entries.is_ok()) return entries.status();
-      if (!entries->has_value()) return Status::ok();
-      if (Status status = store_entries(ctx.keyspace, args[1], **entries); !status.is_ok()) {
-        return status;
-      }
-      reply.integer(static_cast<int64_t>((*entries)->size()));
-      return Status::ok();
-    });
-    return;
-  }
-  std::string staged;
-  resp::ReplyWriter writer(&staged, ctx.reply.protocol());
-  Result<std::optional<std::vector<Entry>>> entries = select(writer);
-  if (!entries.is_ok()) return ctx.reply.error(storage_error_reply(entries.status()));
-  if (!entries->has_value()) {
-    ctx.reply.buffer()->append(staged);
-    return;
-  }
-  reply_entries(ctx.reply, **entries, with_scores);
+  store_or_reply(ctx, store ? std::span(&args[1], 2) : std::span<const std::string>(), select,
+                 [&](const std::vector<Entry>& entries) {
+                   reply_entries(ctx.reply, entries, with_scores);
+                 });
 }
 
 void zrange_command(CommandContext& ctx) {
@@ -936,34 +951,18 @@ void zalgebra_generic(CommandContext& ctx, Algebra op, AlgebraForm form) {
     });
     return std::optional(std::move(entries));
   };
+  // A store's target and every source: one shard in a cluster (else CROSSSHARD), via the leader.
+  std::vector<std::string> locked;
   if (form == AlgebraForm::kStore) {
-    // The target and every source: one shard in a cluster (else CROSSSHARD), via the leader.
-    std::vector<std::string> locked{args[1]};
+    locked.push_back(args[1]);
     locked.insert(locked.end(), keys.begin(), keys.end());
-    run_row_command(ctx, locked, [&](resp::ReplyWriter& reply) -> Status {
-      Result<std::optional<std::vector<Entry>>> entries = compute(reply);
-      if (!entries.is_ok()) return entries.status();
-      if (!entries->has_value()) return Status::ok();
-      if (Status status = store_entries(ctx.keyspace, args[1], **entries); !status.is_ok()) {
-        return status;
-      }
-      reply.integer(static_cast<int64_t>((*entries)->size()));
-      return Status::ok();
-    });
-    return;
   }
-  std::string staged;
-  resp::ReplyWriter writer(&staged, ctx.reply.protocol());
-  Result<std::optional<std::vector<Entry>>> entries = compute(writer);
-  if (!entries.is_ok()) return ctx.reply.error(storage_error_reply(entries.status()));
-  if (!entries->has_value()) {
-    ctx.reply.buffer()->append(staged);
-    return;
-  }
-  if (form == AlgebraForm::kCardinality) {
-    return ctx.reply.integer(static_cast<int64_t>((*entries)->size()));
-  }
-  reply_entries(ctx.reply, **entries, with_scores);
+  store_or_reply(ctx, locked, compute, [&](const std::vector<Entry>& entries) {
+    if (form == AlgebraForm::kCardinality) {
+      return ctx.reply.integer(static_cast<int64_t>(entries.size()));
+    }
+    reply_entries(ctx.reply, entries, with_scores);
+  });
 }
 
 void zunion_command(CommandContext& ctx) {
@@ -990,7 +989,7 @@ void zintercard_command(CommandContext& ctx) {
 
 CommandSpec spec(std::string name, int arity, uint32_t flags, std::string summary,
                  std::string since, std::string complexity, Handler handler) {
-  CommandSpec command = make_command_spec("sorted_set", std::move(name), arity, flags,
+  CommandSpec command = make_command_spec("sorted-set", std::move(name), arity, flags,
                                           std::move(summary), std::move(since),
                                           std::move(complexity), std::move(handler));
   command.first_key = 1;
@@ -1134,6 +1133,7 @@ void register_zset_commands(CommandTable& table) {
       entry.key_step = 0;
     }
     entry.numkeys_index = command.store ? 2 : 1;
+    if (command.store) entry.key_spec_flags = {"OW", "update"};  // the destination
     table.add(std::move(entry));
   }
 }
