@@ -604,7 +604,8 @@ void object_generic(CommandContext& ctx, std::string_view what) {
           "note that when switching between policies at runtime LRU and LFU data will take some "
           "time to adjust.");
     }
-    return ctx.reply.integer(0);  // access frequency is not tracked
+    // Access frequency is not tracked: Redis's counter of a key not read since it was written.
+    return ctx.reply.integer(5);
   }
   if (what == "idletime") {
     if (lfu) {
