@@ -481,9 +481,10 @@ void copy_command(CommandContext& ctx) {
       replace = true;
     } else if (equals_ignore_case(ctx.args[j], "db") && j + 1 < ctx.args.size()) {
       std::optional<int64_t> db = parse_int64(ctx.args[j + 1]);
-      if (!db || *db < std::numeric_limits<int32_t>::min() ||
-          *db > std::numeric_limits<int32_t>::max()) {
-        return ctx.reply.error(kErrNotInteger);
+      if (!db) return ctx.reply.error(kErrNotInteger);
+      if (*db < std::numeric_limits<int32_t>::min() || *db > std::numeric_limits<int32_t>::max()) {
+        return ctx.reply.error(
+            "ERR value is out of range, value must between -2147483648 and 2147483647");
       }
       if (*db != 0) return ctx.reply.error("ERR DB index is out of range");  // one database
       ++j;
