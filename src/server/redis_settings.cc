@@ -173,7 +173,9 @@ Status RedisSettings::set(const RedisSetting& setting, std::string_view value) {
       const std::optional<int64_t> number = to_int64(value);
       if (!number) return reason("argument couldn't be parsed into an integer");
       if (*number < setting.min || *number > setting.max) return reason(range_error(setting));
-      stored = std::to_string(*number);
+      // Redis keeps hz within [1, 500] whatever is set.
+      stored = std::to_string(setting.name == "hz" ? std::clamp<int64_t>(*number, 1, 500)
+                                                   : *number);
       break;
     }
     case SettingKind::kMemory: {

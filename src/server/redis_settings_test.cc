@@ -40,6 +40,8 @@ TEST(RedisSettingsTest, ChecksValuesWithRedisTexts) {
   EXPECT_EQ(settings.set(hz, "x").message(), "argument couldn't be parsed into an integer");
   EXPECT_EQ(settings.set(hz, "-1").message(),
             "argument must be between 0 and 2147483647 inclusive");
+  EXPECT_TRUE(settings.set(hz, "1000").is_ok());
+  EXPECT_EQ(settings.get(hz), "500");
   const RedisSetting& maxmemory = setting(settings, "maxmemory");
   EXPECT_TRUE(settings.set(maxmemory, "2kb").is_ok());
   EXPECT_EQ(settings.get(maxmemory), "2048");
