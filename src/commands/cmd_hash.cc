@@ -10,12 +10,12 @@
 #include <limits>
 #include <optional>
 #include <random>
+#include <span>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "commands/command.h"
-#include "commands/glob.h"
 #include "commands/parse.h"
 #include "commands/rows.h"
 
@@ -25,19 +25,6 @@ namespace {
 using coordinator::Keyspace;
 using storage::Cell;
 using storage::ValueType;
-
-// HRANDFIELD reserves room for at most this many fields up front (the vector grows past it).
-constexpr size_t kFieldsReservedMax = 1024;
-// HRANDFIELD with a negative count may repeat fields; Redis answers any count. We bound the
-// reply (a count beyond this is answered with this many) so one command cannot exhaust memory.
-constexpr int64_t kRandomFieldsMax = 10'000'000;
-// ...and by bytes: repeated big fields would otherwise make one reply of terabytes.
-constexpr uint64_t kRandomReplyBytesMax = 256ull * 1024 * 1024;
-constexpr uint64_t kElementOverheadBytes = 16;  // "$<length>\r\n...\r\n" around each element
-constexpr std::string_view kErrRandomReplyTooLarge =
-    "ERR the reply would exceed 268435456 bytes; ask for fewer elements";
-// HSCAN returns a small hash whole in one page (cursor 0), as Redis does for a listpack hash.
-constexpr uint64_t kScanWholeMax = 128;
 
 using HashRead = RowOfType;
 
@@ -73,9 +60,15 @@ Result<std::optional<Cell>> read_field(Keyspace& keyspace, const std::string& ke
   return read_row_field(keyspace, key, read, field);
 }
 
+// `expire_at_ms`: the field's own expiry to keep (HINCRBY keeps it, as Redis 7.4; HSET drops it).
 Status write_field(Keyspace& keyspace, const std::string& key, std::string_view field,
-                   std::string value) {
-  return write_row_field(keyspace, key, ValueType::kHash, field, std::move(value));
+                   std::string value, int64_t expire_at_ms = 0) {
+  if (expire_at_ms == 0) {
+    return write_row_field(keyspace, key, ValueType::kHash, field, std::move(value));
+  }
+  const std::pair<std::string, std::string> cell{storage::field_sub_key(field), std::move(value)};
+  return keyspace.write_expiring_fields(key, ValueType::kHash, std::span(&cell, 1),
+                                        std::span(&expire_at_ms, 1));
 }
 
 Status for_each_field(Keyspace& keyspace, const std::string& key, const HashRead& read,
@@ -289,7 +282,9 @@ void hincrby_command(CommandContext& ctx) {
     }
     value += *increment;
     if (Status status = create_hash(ctx.keyspace, key, read); !status.is_ok()) return status;
-    if (Status status = write_field(ctx.keyspace, key, ctx.args[2], std::to_string(value));
+    const int64_t expiry = current->has_value() ? (*current)->expire_at_ms : 0;
+    if (Status status =
+            write_field(ctx.keyspace, key, ctx.args[2], std::to_string(value), expiry);
         !status.is_ok()) {
       return status;
     }
@@ -326,7 +321,9 @@ void hincrbyfloat_command(CommandContext& ctx) {
     }
     std::string text = resp::format_double(value);
     if (Status status = create_hash(ctx.keyspace, key, read); !status.is_ok()) return status;
-    if (Status status = write_field(ctx.keyspace, key, ctx.args[2], text); !status.is_ok()) {
+    const int64_t expiry = current->has_value() ? (*current)->expire_at_ms : 0;
+    if (Status status = write_field(ctx.keyspace, key, ctx.args[2], text, expiry);
+        !status.is_ok()) {
       return status;
     }
     reply.bulk(text);
@@ -336,153 +333,236 @@ void hincrbyfloat_command(CommandContext& ctx) {
 
 // ---- HRANDFIELD ----
 
+void write_field_value(resp::ReplyWriter& reply, const Cell& cell) { reply.bulk(cell.value); }
+
 void hrandfield_command(CommandContext& ctx) {
-  thread_local std::mt19937_64 random{std::random_device{}()};
-  const std::string& key = ctx.args[1];
-  if (ctx.args.size() == 2) {
-    std::optional<HashRead> read = read_hash_or_reply(ctx, key);
-    if (!read) return;
-    if (!read->exists()) return ctx.reply.null();
-    // One pass, stopping at a uniformly chosen index below the count.
-    uint64_t skip = std::uniform_int_distribution<uint64_t>(0, read->row.count - 1)(random);
-    std::optional<std::string> chosen;
-    Status status = for_each_field(ctx.keyspace, key, *read, [&](std::string_view field,
-                                                                 const Cell&) {
-      chosen.emplace(field);
-      return skip-- > 0;
-    });
-    if (!status.is_ok()) return ctx.reply.error(storage_error_reply(status));
-    if (!chosen) return ctx.reply.null();
-    ctx.reply.bulk(*chosen);
-    return;
-  }
-  std::optional<int64_t> count = parse_int64(ctx.args[2]);
-  if (!count) return ctx.reply.error(kErrNotInteger);
-  if (*count == std::numeric_limits<int64_t>::min()) {
-    return ctx.reply.error(
-        "ERR value is out of range, value must between -9223372036854775807 and "
-        "9223372036854775807");
-  }
-  bool with_values = false;
-  if (ctx.args.size() > 4 || (ctx.args.size() == 4 && !equals_ignore_case(ctx.args[3], "withvalues"))) {
-    return ctx.reply.error(kErrSyntax);
-  }
-  if (ctx.args.size() == 4) {
-    with_values = true;
-    if (*count < -std::numeric_limits<int64_t>::max() / 2 ||
-        *count > std::numeric_limits<int64_t>::max() / 2) {
-      return ctx.reply.error("ERR value is out of range");
-    }
-  }
-  std::optional<HashRead> read = read_hash_or_reply(ctx, key);
-  if (!read) return;
-  if (!read->exists() || *count == 0) return ctx.reply.array(0);
-  // The whole hash (bounded by the reply limits like HGETALL), then a sample of it.
-  std::vector<std::pair<std::string, std::string>> fields;
-  fields.reserve(std::min<uint64_t>(read->row.count, kFieldsReservedMax));
-  Status status = for_each_field(ctx.keyspace, key, *read, [&](std::string_view field,
-                                                               const Cell& cell) {
-    fields.emplace_back(std::string(field), cell.value);
-    return true;
-  });
-  if (!status.is_ok()) return ctx.reply.error(storage_error_reply(status));
-  if (fields.empty()) return ctx.reply.array(0);
-  std::vector<size_t> picks;
-  if (*count > 0) {
-    // Distinct fields: all of them if the count reaches the size, else a random subset.
-    std::vector<size_t> order(fields.size());
-    for (size_t i = 0; i < order.size(); ++i) order[i] = i;
-    if (static_cast<uint64_t>(*count) < fields.size()) {
-      std::shuffle(order.begin(), order.end(), random);
-      order.resize(static_cast<size_t>(*count));
-    }
-    picks = std::move(order);
-  } else {
-    const int64_t wanted = std::min<int64_t>(-*count, kRandomFieldsMax);
-    std::uniform_int_distribution<size_t> pick(0, fields.size() - 1);
-    picks.reserve(static_cast<size_t>(wanted));
-    uint64_t reply_bytes = 0;
-    for (int64_t i = 0; i < wanted; ++i) {
-      picks.push_back(pick(random));
-      const auto& [field, value] = fields[picks.back()];
-      reply_bytes += field.size() + (with_values ? value.size() : 0) + kElementOverheadBytes;
-      if (reply_bytes > kRandomReplyBytesMax) return ctx.reply.error(kErrRandomReplyTooLarge);
-    }
-  }
-  const bool resp3 = ctx.reply.protocol() == 3;
-  ctx.reply.array(with_values && !resp3 ? picks.size() * 2 : picks.size());
-  for (size_t index : picks) {
-    if (with_values && resp3) ctx.reply.array(2);
-    ctx.reply.bulk(fields[index].first);
-    if (with_values) ctx.reply.bulk(fields[index].second);
-  }
+  random_fields_command(ctx, ValueType::kHash, "withvalues", write_field_value);
 }
 
 // ---- HSCAN ----
 
 void hscan_command(CommandContext& ctx) {
-  const std::optional<uint64_t> cursor = parse_scan_cursor(ctx.args[2]);
-  if (!cursor) return ctx.reply.error(kErrInvalidCursor);
-  const std::string& key = ctx.args[1];
-  std::optional<HashRead> read = read_hash_or_reply(ctx, key);
-  if (!read) return;
-  if (!read->exists()) {
-    ctx.reply.array(2);
-    ctx.reply.bulk("0");
-    ctx.reply.array(0);
-    return;
+  const FieldValueWriter value = write_field_value;
+  scan_row_command(ctx, ValueType::kHash, &value);
+}
+
+// ---- Per-field expiry (Redis 7.4): HEXPIRE family, HTTL family, HPERSIST ----
+// A field's expiry is its cell's expire_at_ms; the row header is marked (fields_expire) the
+// first time a field gets one, so counts skip expired fields (docs/formats.md "Rows").
+
+// The largest expiry Redis accepts for a field (its EB_EXPIRE_TIME_MAX), in Unix ms.
+constexpr int64_t kFieldExpireMaxMs = (int64_t{1} << 48) - 1;
+
+// "FIELDS numfields field [field ...]" at args[at]: the fields, or nullopt after an error reply.
+std::optional<std::span<const std::string>> parse_fields_argument(
+    const std::vector<std::string>& args, size_t at, resp::ReplyWriter& reply) {
+  if (at + 1 >= args.size() || !equals_ignore_case(args[at], "fields")) {
+    reply.error("ERR Mandatory argument FIELDS is missing or not at the right position");
+    return std::nullopt;
   }
-  const std::string* pattern = nullptr;
-  int64_t count = 10;
-  for (size_t i = 3; i < ctx.args.size(); i += 2) {
-    const bool has_value = i + 1 < ctx.args.size();
-    if (equals_ignore_case(ctx.args[i], "count") && has_value) {
-      std::optional<int64_t> parsed = parse_int64(ctx.args[i + 1]);
-      if (!parsed) return ctx.reply.error(kErrNotInteger);
-      if (*parsed < 1) return ctx.reply.error(kErrSyntax);
-      count = *parsed;
-    } else if (equals_ignore_case(ctx.args[i], "match") && has_value) {
-      pattern = &ctx.args[i + 1];
-      if (*pattern == "*") pattern = nullptr;  // matches everything, as in Redis
-    } else {
-      return ctx.reply.error(kErrSyntax);
-    }
+  std::optional<int64_t> count = parse_int64(args[at + 1]);
+  if (!count || *count < 1) {
+    reply.error("ERR Number of fields must be a positive integer");
+    return std::nullopt;
   }
-  // The cursor is the number of fields (in field order) already returned. A small hash is
-  // returned whole, as redis-server does for a listpack-encoded hash. A field added or removed
-  // during an iteration may shift the positions: a field present the whole time may then be
-  // returned twice, or — unlike Redis — missed (docs/protocol.md "Hashes").
-  const bool whole = read->row.count <= kScanWholeMax;
-  const uint64_t start = whole ? 0 : *cursor;
-  // Clamped so start + page cannot wrap around (a cursor near 2^64 with a huge COUNT).
-  const uint64_t page = whole ? read->row.count
-                              : std::min(static_cast<uint64_t>(count),
-                                         std::numeric_limits<uint64_t>::max() - start);
-  std::string body;
-  resp::ReplyWriter writer(&body, ctx.reply.protocol());
-  uint64_t position = 0;
-  uint64_t returned = 0;
-  bool more = false;
-  Status status = for_each_field(ctx.keyspace, key, *read, [&](std::string_view field,
-                                                               const Cell& cell) {
-    if (position >= start + page && !whole) {
-      more = true;
-      return false;
+  if (static_cast<uint64_t>(*count) != args.size() - at - 2) {
+    reply.error("ERR The `numfields` parameter must match the number of arguments");
+    return std::nullopt;
+  }
+  return std::span<const std::string>(args.data() + at + 2, static_cast<size_t>(*count));
+}
+
+void reply_no_fields(resp::ReplyWriter& reply, size_t count) {
+  reply.array(count);
+  for (size_t i = 0; i < count; ++i) reply.integer(-2);
+}
+
+// Marks the row header of an existing hash: some field may expire from now on.
+Status mark_fields_expire(Keyspace& keyspace, const std::string& key, const HashRead& read) {
+  const Cell& header = *read.row.header;
+  Result<storage::RowHeader> decoded = storage::decode_row_header(header.value);
+  if (!decoded.is_ok()) return decoded.status();
+  if (decoded->fields_expire) return Status::ok();
+  decoded->fields_expire = true;
+  return keyspace.write(key, ValueType::kHash, storage::encode_row_header(*decoded),
+                        header.expire_at_ms);
+}
+
+// HEXPIRE/HPEXPIRE/HEXPIREAT/HPEXPIREAT key time [NX|XX|GT|LT] FIELDS numfields field ...
+void hexpire_generic(CommandContext& ctx, bool seconds, bool absolute) {
+  const std::vector<std::string>& args = ctx.args;
+  const std::string& key = args[1];
+  const std::string name = to_lower(args[0]);
+  run_atomically(ctx, key, [&](resp::ReplyWriter& reply) -> Status {
+    HashRead read = read_hash(ctx.keyspace, key, reply);
+    if (read.replied || !read.status.is_ok()) return read.status;
+    std::optional<int64_t> when = parse_int64(args[2]);
+    if (!when) {
+      reply.error(kErrNotInteger);
+      return Status::ok();
     }
-    const bool in_page = position >= start;
-    ++position;
-    if (!in_page) return true;
-    if (pattern && !glob_match(*pattern, field)) return true;
-    writer.bulk(field);
-    writer.bulk(cell.value);
-    ++returned;
-    return true;
+    if (*when < 0) {
+      reply.error("ERR invalid expire time, must be >= 0");
+      return Status::ok();
+    }
+    const std::string invalid_time = "ERR invalid expire time in '" + name + "' command";
+    if (seconds) {
+      if (*when > kFieldExpireMaxMs / 1000) {
+        reply.error(invalid_time);
+        return Status::ok();
+      }
+      *when *= 1000;
+    }
+    const int64_t now = ctx.keyspace.now_ms();
+    const int64_t base = absolute ? 0 : now;
+    if (*when > kFieldExpireMaxMs - base) {
+      reply.error(invalid_time);
+      return Status::ok();
+    }
+    const int64_t expire_at = *when + base;
+    enum class Condition { kNone, kNx, kXx, kGt, kLt } condition = Condition::kNone;
+    size_t fields_at = 3;
+    const std::string& option = args[3];
+    if (equals_ignore_case(option, "nx")) {
+      condition = Condition::kNx;
+    } else if (equals_ignore_case(option, "xx")) {
+      condition = Condition::kXx;
+    } else if (equals_ignore_case(option, "gt")) {
+      condition = Condition::kGt;
+    } else if (equals_ignore_case(option, "lt")) {
+      condition = Condition::kLt;
+    }
+    if (condition != Condition::kNone) ++fields_at;
+    std::optional<std::span<const std::string>> fields =
+        parse_fields_argument(args, fields_at, reply);
+    if (!fields) return Status::ok();
+    if (!read.exists()) {
+      reply_no_fields(reply, fields->size());
+      return Status::ok();
+    }
+    std::vector<int64_t> answers;
+    bool marked = false, removed = false;
+    for (const std::string& field : *fields) {
+      Result<std::optional<Cell>> cell = read_row_field(ctx.keyspace, key, read, field);
+      if (!cell.is_ok()) return cell.status();
+      if (!cell->has_value()) {
+        answers.push_back(-2);
+        continue;
+      }
+      const int64_t previous = (*cell)->expire_at_ms;  // 0: none
+      const bool unmet =
+          previous == 0
+              ? (condition == Condition::kXx || condition == Condition::kGt)
+              : (condition == Condition::kNx ||
+                 (condition == Condition::kGt && previous >= expire_at) ||
+                 (condition == Condition::kLt && previous <= expire_at));
+      if (unmet) {
+        answers.push_back(0);
+        continue;
+      }
+      if (expire_at <= now) {  // in the past: the field is deleted
+        if (Status status = remove_row_field(ctx.keyspace, key, ValueType::kHash, field);
+            !status.is_ok()) {
+          return status;
+        }
+        removed = true;
+        answers.push_back(2);
+        continue;
+      }
+      if (!marked) {
+        if (Status status = mark_fields_expire(ctx.keyspace, key, read); !status.is_ok()) {
+          return status;
+        }
+        marked = true;
+      }
+      if (Status status =
+              write_field(ctx.keyspace, key, field, std::move((*cell)->value), expire_at);
+          !status.is_ok()) {
+        return status;
+      }
+      answers.push_back(1);
+    }
+    if (removed) {
+      if (Status status = delete_row_if_empty(ctx.keyspace, key); !status.is_ok()) return status;
+    }
+    reply.array(answers.size());
+    for (int64_t answer : answers) reply.integer(answer);
+    return Status::ok();
   });
-  if (!status.is_ok()) return ctx.reply.error(storage_error_reply(status));
-  ctx.reply.array(2);
-  ctx.reply.bulk(more ? std::to_string(start + page) : "0");
-  ctx.reply.array(returned * 2);
-  ctx.reply.buffer()->append(body);
+}
+
+void hexpire_command(CommandContext& ctx) { hexpire_generic(ctx, true, false); }
+void hpexpire_command(CommandContext& ctx) { hexpire_generic(ctx, false, false); }
+void hexpireat_command(CommandContext& ctx) { hexpire_generic(ctx, true, true); }
+void hpexpireat_command(CommandContext& ctx) { hexpire_generic(ctx, false, true); }
+
+// HTTL/HPTTL/HEXPIRETIME/HPEXPIRETIME key FIELDS numfields field ...: per field -2 (no such
+// field), -1 (no expiry) or the time left / the expiry.
+void httl_generic(CommandContext& ctx, bool seconds, bool absolute) {
+  std::optional<HashRead> read = read_hash_or_reply(ctx, ctx.args[1]);
+  if (!read) return;
+  std::optional<std::span<const std::string>> fields =
+      parse_fields_argument(ctx.args, 2, ctx.reply);
+  if (!fields) return;
+  if (!read->exists()) return reply_no_fields(ctx.reply, fields->size());
+  const int64_t now = ctx.keyspace.now_ms();
+  const int64_t base = absolute ? 0 : now;
+  std::vector<int64_t> answers;
+  for (const std::string& field : *fields) {
+    Result<std::optional<Cell>> cell = read_row_field(ctx.keyspace, ctx.args[1], *read, field);
+    if (!cell.is_ok()) return ctx.reply.error(storage_error_reply(cell.status()));
+    if (!cell->has_value()) {
+      answers.push_back(-2);
+    } else if ((*cell)->expire_at_ms == 0) {
+      answers.push_back(-1);
+    } else {
+      const int64_t at = (*cell)->expire_at_ms;
+      answers.push_back(seconds ? (at + 999 - base) / 1000 : at - base);
+    }
+  }
+  ctx.reply.array(answers.size());
+  for (int64_t answer : answers) ctx.reply.integer(answer);
+}
+
+void httl_command(CommandContext& ctx) { httl_generic(ctx, true, false); }
+void hpttl_command(CommandContext& ctx) { httl_generic(ctx, false, false); }
+void hexpiretime_command(CommandContext& ctx) { httl_generic(ctx, true, true); }
+void hpexpiretime_command(CommandContext& ctx) { httl_generic(ctx, false, true); }
+
+// HPERSIST key FIELDS numfields field ...: per field -2 (no such field), -1 (no expiry), 1.
+void hpersist_command(CommandContext& ctx) {
+  const std::string& key = ctx.args[1];
+  run_atomically(ctx, key, [&](resp::ReplyWriter& reply) -> Status {
+    HashRead read = read_hash(ctx.keyspace, key, reply);
+    if (read.replied || !read.status.is_ok()) return read.status;
+    std::optional<std::span<const std::string>> fields =
+        parse_fields_argument(ctx.args, 2, reply);
+    if (!fields) return Status::ok();
+    if (!read.exists()) {
+      reply_no_fields(reply, fields->size());
+      return Status::ok();
+    }
+    std::vector<int64_t> answers;
+    for (const std::string& field : *fields) {
+      Result<std::optional<Cell>> cell = read_row_field(ctx.keyspace, key, read, field);
+      if (!cell.is_ok()) return cell.status();
+      if (!cell->has_value()) {
+        answers.push_back(-2);
+      } else if ((*cell)->expire_at_ms == 0) {
+        answers.push_back(-1);
+      } else {
+        if (Status status = write_field(ctx.keyspace, key, field,
+                                               std::move((*cell)->value), 0);
+            !status.is_ok()) {
+          return status;
+        }
+        answers.push_back(1);
+      }
+    }
+    reply.array(answers.size());
+    for (int64_t answer : answers) reply.integer(answer);
+    return Status::ok();
+  });
 }
 
 CommandSpec spec(std::string name, int arity, uint32_t flags, std::string summary,
@@ -556,6 +636,41 @@ void register_hash_commands(CommandTable& table) {
                              hscan_command, ro_access);
     hscan.flags |= kRandom;
     table.add(std::move(hscan));
+  }
+  const std::string fields_n = "O(N) where N is the number of specified fields";
+  struct FieldExpiryCommand {
+    const char* name;
+    int arity;
+    uint32_t flags;
+    const char* summary;
+    Handler handler;
+  };
+  const FieldExpiryCommand field_expiry[] = {
+      {"hexpire", -6, kWrite | kDenyOom | kFast, "Set expiry for hash field using relative time "
+       "to expire (seconds)", hexpire_command},
+      {"hpexpire", -6, kWrite | kDenyOom | kFast, "Set expiry for hash field using relative "
+       "time to expire (milliseconds)", hpexpire_command},
+      {"hexpireat", -6, kWrite | kDenyOom | kFast, "Set expiry for hash field using an "
+       "absolute Unix timestamp (seconds)", hexpireat_command},
+      {"hpexpireat", -6, kWrite | kDenyOom | kFast, "Set expiry for hash field using an "
+       "absolute Unix timestamp (milliseconds)", hpexpireat_command},
+      {"httl", -5, kReadOnly | kFast | kRandom, "Returns the TTL in seconds of a hash field.",
+       httl_command},
+      {"hpttl", -5, kReadOnly | kFast | kRandom,
+       "Returns the TTL in milliseconds of a hash field.", hpttl_command},
+      {"hexpiretime", -5, kReadOnly | kFast | kRandom,
+       "Returns the expiration time of a hash field as a Unix timestamp, in seconds.",
+       hexpiretime_command},
+      {"hpexpiretime", -5, kReadOnly | kFast | kRandom,
+       "Returns the expiration time of a hash field as a Unix timestamp, in msec.",
+       hpexpiretime_command},
+      {"hpersist", -5, kWrite | kFast, "Removes the expiration time for each specified field",
+       hpersist_command},
+  };
+  for (const FieldExpiryCommand& command : field_expiry) {
+    table.add(spec(command.name, command.arity, command.flags, command.summary, "7.4.0",
+                   fields_n, command.handler,
+                   (command.flags & kWrite) ? rw_update : ro_access));
   }
 }
 

@@ -209,5 +209,56 @@ TEST_F(HashCommandTest, Resp3RepliesAreMaps) {
             "*1\r\n*2\r\n$1\r\na\r\n$1\r\n1\r\n");
 }
 
+TEST_F(HashCommandTest, FieldExpiryHidesTheFieldFromEveryReadAndEmptiesTheKey) {
+  EXPECT_EQ(run({"hset", "h", "a", "1", "b", "2"}), ":2\r\n");
+  EXPECT_EQ(run({"hpexpire", "h", "100", "fields", "2", "a", "zz"}), "*2\r\n:1\r\n:-2\r\n");
+  EXPECT_EQ(run({"hpttl", "h", "fields", "2", "a", "b"}), "*2\r\n:100\r\n:-1\r\n");
+  EXPECT_EQ(run({"httl", "h", "fields", "1", "a"}), "*1\r\n:1\r\n");
+  EXPECT_EQ(run({"hpexpiretime", "h", "fields", "1", "a"}),
+            "*1\r\n:" + std::to_string(kStartMs + 100) + "\r\n");
+  EXPECT_EQ(run({"hexpiretime", "h", "fields", "1", "a"}),
+            "*1\r\n:" + std::to_string((kStartMs + 100 + 999) / 1000) + "\r\n");
+  EXPECT_EQ(run({"hlen", "h"}), ":2\r\n");
+  advance_ms(100);
+  EXPECT_EQ(run({"hlen", "h"}), ":1\r\n");
+  EXPECT_EQ(run({"hgetall", "h"}), "*2\r\n$1\r\nb\r\n$1\r\n2\r\n");
+  EXPECT_EQ(run({"hexists", "h", "a"}), ":0\r\n");
+  EXPECT_EQ(run({"hpttl", "h", "fields", "1", "a"}), "*1\r\n:-2\r\n");
+  // The field's name is free again: a new value has no expiry.
+  EXPECT_EQ(run({"hset", "h", "a", "3"}), ":1\r\n");
+  EXPECT_EQ(run({"httl", "h", "fields", "1", "a"}), "*1\r\n:-1\r\n");
+  EXPECT_EQ(run({"hexpire", "h", "10", "lt", "fields", "2", "a", "b"}), "*2\r\n:1\r\n:1\r\n");
+  // HINCRBY keeps the field's expiry, as Redis 7.4 does.
+  EXPECT_EQ(run({"hincrby", "h", "b", "5"}), ":7\r\n");
+  EXPECT_EQ(run({"httl", "h", "fields", "1", "b"}), "*1\r\n:10\r\n");
+  EXPECT_EQ(run({"hpersist", "h", "fields", "2", "a", "c"}), "*2\r\n:1\r\n:-2\r\n");
+  advance_ms(10'000);
+  EXPECT_EQ(run({"hgetall", "h"}), "*2\r\n$1\r\na\r\n$1\r\n3\r\n");
+  EXPECT_EQ(run({"hpexpireat", "h", "1", "fields", "1", "a"}), "*1\r\n:2\r\n");
+  EXPECT_EQ(run({"exists", "h"}), ":0\r\n");
+  EXPECT_EQ(run({"dbsize"}), ":0\r\n");
+  EXPECT_EQ(run({"type", "h"}), "+none\r\n");
+}
+
+TEST_F(HashCommandTest, FieldExpiryErrorsInRedis74Order) {
+  EXPECT_EQ(run({"set", "s", "x"}), "+OK\r\n");
+  // The key's type is checked before the arguments.
+  EXPECT_EQ(run({"hexpire", "s", "x", "fields", "1", "a"}),
+            "-WRONGTYPE Operation against a key holding the wrong kind of value\r\n");
+  EXPECT_EQ(run({"hexpire", "h", "x", "fields", "1", "a"}),
+            "-ERR value is not an integer or out of range\r\n");
+  EXPECT_EQ(run({"hexpire", "h", "-1", "fields", "1", "a"}),
+            "-ERR invalid expire time, must be >= 0\r\n");
+  EXPECT_EQ(run({"hpexpire", "h", "281474976710656", "fields", "1", "a"}),
+            "-ERR invalid expire time in 'hpexpire' command\r\n");
+  EXPECT_EQ(run({"hexpire", "h", "1", "xx", "field", "1", "a"}),
+            "-ERR Mandatory argument FIELDS is missing or not at the right position\r\n");
+  EXPECT_EQ(run({"hexpire", "h", "1", "fields", "-1", "a"}),
+            "-ERR Number of fields must be a positive integer\r\n");
+  EXPECT_EQ(run({"httl", "h", "fields", "2", "a"}),
+            "-ERR The `numfields` parameter must match the number of arguments\r\n");
+  EXPECT_EQ(run({"hexpire", "h", "1", "fields", "1", "a"}), "*1\r\n:-2\r\n");
+}
+
 }  // namespace
 }  // namespace cairn::commands

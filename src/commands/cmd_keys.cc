@@ -3,6 +3,7 @@
 // Commands that read before they write (TTL changes, RENAME, DEL's count) run inside
 // Keyspace::atomically(); a TTL change rewrites the cell with the same value and the new expiry.
 
+#include <algorithm>
 #include <cstdint>
 #include <limits>
 #include <optional>
@@ -13,6 +14,7 @@
 #include "commands/command.h"
 #include "commands/glob.h"
 #include "commands/parse.h"
+#include "commands/rows.h"
 
 namespace cairn::commands {
 namespace {
@@ -350,28 +352,50 @@ Status copy_row(coordinator::Keyspace& keyspace, const std::string& from, const 
   if (Status status = keyspace.remove(to); !status.is_ok()) return status;
   Result<coordinator::RowRead> target = keyspace.read_row(to);
   if (!target.is_ok()) return target.status();
+  // The copy keeps the fields' own expiries, and the header's mark that they have some.
+  Result<storage::RowHeader> source_header = storage::decode_row_header(header.value);
+  const bool fields_expire = source_header.is_ok() && source_header->fields_expire;
   if (Status status = keyspace.write(
-          to, header.type, storage::encode_row_header({target->delete_through_for_new_header}),
+          to, header.type,
+          storage::encode_row_header({target->delete_through_for_new_header, fields_expire}),
           header.expire_at_ms);
       !status.is_ok()) {
     return status;
   }
   std::vector<std::pair<std::string, std::string>> batch;
+  std::vector<int64_t> expiries;
   Status written = Status::ok();
   auto flush = [&] {
     if (batch.empty() || !written.is_ok()) return;
-    written = keyspace.write_fields(to, header.type, batch);
+    written = keyspace.write_expiring_fields(to, header.type, batch, expiries);
     batch.clear();
+    expiries.clear();
   };
   Status scanned = keyspace.scan_fields(from, {}, source->hidden_through,
                                         [&](std::string_view sub_key, const Cell& field) {
                                           batch.emplace_back(std::string(sub_key), field.value);
+                                          expiries.push_back(field.expire_at_ms);
                                           if (batch.size() >= kFieldsPerWrite) flush();
                                           return written.is_ok();
                                         });
   flush();
   if (!scanned.is_ok()) return scanned;
   return written;
+}
+
+// Writes `cell`, the live value of `from`, at `to`, replacing what `to` held: a row field by
+// field, a string as it is; the TTL goes with it (RENAME, COPY).
+Status copy_value(coordinator::Keyspace& keyspace, const std::string& from, const std::string& to,
+                  Cell& cell) {
+  if (storage::is_row_type(cell.type)) return copy_row(keyspace, from, to, cell);
+  return keyspace.write(to, cell.type, std::move(cell.value), cell.expire_at_ms);
+}
+
+// Whether `key` exists; a target that does answers 0 (RENAMENX, COPY without REPLACE).
+Result<bool> exists(coordinator::Keyspace& keyspace, const std::string& key) {
+  Result<std::optional<Cell>> cell = keyspace.read(key);
+  if (!cell.is_ok()) return cell.status();
+  return cell->has_value();
 }
 
 void rename_generic(CommandContext& ctx, bool only_if_absent) {
@@ -394,19 +418,14 @@ void rename_generic(CommandContext& ctx, bool only_if_absent) {
       return Status::ok();
     }
     if (only_if_absent) {
-      Result<std::optional<Cell>> target = ctx.keyspace.read(to);
-      if (!target.is_ok()) return target.status();
-      if (target->has_value()) {
+      Result<bool> taken = exists(ctx.keyspace, to);
+      if (!taken.is_ok()) return taken.status();
+      if (*taken) {
         reply.integer(0);
         return Status::ok();
       }
     }
-    Cell& cell = **source;
-    if (storage::is_row_type(cell.type)) {
-      if (Status status = copy_row(ctx.keyspace, from, to, cell); !status.is_ok()) return status;
-    } else if (Status status =
-                   ctx.keyspace.write(to, cell.type, std::move(cell.value), cell.expire_at_ms);
-               !status.is_ok()) {
+    if (Status status = copy_value(ctx.keyspace, from, to, **source); !status.is_ok()) {
       return status;
     }
     if (Status status = ctx.keyspace.remove(from); !status.is_ok()) return status;
@@ -449,6 +468,221 @@ void flush_command(CommandContext& ctx) {
 }
 
 // ---- registration ----
+
+// ---- COPY ----
+
+// COPY source destination [DB 0] [REPLACE]: the value and its TTL (a row field by field).
+void copy_command(CommandContext& ctx) {
+  const std::string& from = ctx.args[1];
+  const std::string& to = ctx.args[2];
+  bool replace = false;
+  for (size_t j = 3; j < ctx.args.size(); ++j) {
+    if (equals_ignore_case(ctx.args[j], "replace")) {
+      replace = true;
+    } else if (equals_ignore_case(ctx.args[j], "db") && j + 1 < ctx.args.size()) {
+      std::optional<int64_t> db = parse_int64(ctx.args[j + 1]);
+      if (!db) return ctx.reply.error(kErrNotInteger);
+      if (*db < std::numeric_limits<int32_t>::min() || *db > std::numeric_limits<int32_t>::max()) {
+        return ctx.reply.error(
+            "ERR value is out of range, value must between -2147483648 and 2147483647");
+      }
+      if (*db != 0) return ctx.reply.error("ERR DB index is out of range");  // one database
+      ++j;
+    } else {
+      return ctx.reply.error(kErrSyntax);
+    }
+  }
+  if (from == to) return ctx.reply.error("ERR source and destination objects are the same");
+  run_atomically(ctx, std::span<const std::string>(ctx.args.data() + 1, 2),
+                 [&](resp::ReplyWriter& reply) -> Status {
+                   Result<std::optional<Cell>> source = ctx.keyspace.read(from);
+                   if (!source.is_ok()) return source.status();
+                   if (!source->has_value()) {
+                     reply.integer(0);
+                     return Status::ok();
+                   }
+                   if (!replace) {
+                     Result<bool> taken = exists(ctx.keyspace, to);
+                     if (!taken.is_ok()) return taken.status();
+                     if (*taken) {
+                       reply.integer(0);
+                       return Status::ok();
+                     }
+                   }
+                   if (Status status = copy_value(ctx.keyspace, from, to, **source);
+                       !status.is_ok()) {
+                     return status;
+                   }
+                   reply.integer(1);
+                   return Status::ok();
+                 });
+}
+
+// ---- OBJECT ----
+
+// A CONFIG parameter as a number (the default if it is not set or not a number).
+int64_t config_number(ServerControl& server, std::string_view name, int64_t fallback) {
+  for (const auto& [found, value] : server.config_get(name)) {
+    if (found == name) return parse_int64(value).value_or(fallback);
+  }
+  return fallback;
+}
+
+std::string config_text(ServerControl& server, std::string_view name) {
+  for (const auto& [found, value] : server.config_get(name)) {
+    if (found == name) return value;
+  }
+  return "";
+}
+
+// Redis's string2ll: the text of a 64-bit integer written the canonical way.
+bool canonical_integer(std::string_view text) {
+  std::optional<int64_t> value = parse_int64(text);
+  return value && text.size() <= 20 && std::to_string(*value) == text;
+}
+
+// The encoding redis-server would report for a value of this type and content (sizes against
+// the *-max-listpack-* / set-max-intset-entries settings). Redis never converts a big
+// collection back after it shrinks; this answers from the current content.
+Result<std::string> encoding_of(CommandContext& ctx, const std::string& key, const Cell& cell) {
+  if (cell.type == ValueType::kString) {
+    if (canonical_integer(cell.value)) return std::string("int");
+    return std::string(cell.value.size() <= 44 ? "embstr" : "raw");
+  }
+  Result<coordinator::RowRead> row = ctx.keyspace.read_row(key);
+  if (!row.is_ok()) return row.status();
+  RowOfType read;
+  read.row = std::move(*row);
+  const std::string_view kind = cell.type == ValueType::kHash ? "hash" : "zset";
+  int64_t entries_max = 0, value_max = 0;
+  if (cell.type == ValueType::kSet) {
+    entries_max = config_number(ctx.server, "set-max-intset-entries", 512);
+  } else {
+    entries_max =
+        config_number(ctx.server, std::string(kind) + "-max-listpack-entries", 128);
+    value_max = config_number(ctx.server, std::string(kind) + "-max-listpack-value", 64);
+  }
+  const char* small = cell.type == ValueType::kSet ? "intset" : "listpack";
+  const char* big = cell.type == ValueType::kSet    ? "hashtable"
+                    : cell.type == ValueType::kHash ? "hashtable"
+                                                    : "skiplist";
+  if (read.row.count > static_cast<uint64_t>(std::max<int64_t>(entries_max, 0))) {
+    return std::string(big);
+  }
+  bool fits = true;
+  Status status = for_each_row_field(ctx.keyspace, key, read, [&](std::string_view field,
+                                                                  const Cell& field_cell) {
+    if (cell.type == ValueType::kSet) {
+      fits = canonical_integer(field);
+    } else {
+      fits = static_cast<int64_t>(field.size()) <= value_max &&
+             (cell.type != ValueType::kHash ||
+              static_cast<int64_t>(field_cell.value.size()) <= value_max);
+    }
+    return fits;
+  });
+  if (!status.is_ok()) return status;
+  return std::string(fits ? small : big);
+}
+
+// OBJECT ENCODING|FREQ|IDLETIME|REFCOUNT key: nil for a missing key, as Redis.
+void object_generic(CommandContext& ctx, std::string_view what) {
+  const std::string& key = ctx.args[2];
+  Result<std::optional<Cell>> cell = ctx.keyspace.read(key);
+  if (!cell.is_ok()) return reply_storage_error(ctx.reply, cell.status());
+  if (!cell->has_value()) return ctx.reply.null();
+  const std::string policy = config_text(ctx.server, "maxmemory-policy");
+  const bool lfu = policy.find("lfu") != std::string::npos;
+  if (what == "encoding") {
+    Result<std::string> encoding = encoding_of(ctx, key, **cell);
+    if (!encoding.is_ok()) return reply_storage_error(ctx.reply, encoding.status());
+    return ctx.reply.bulk(*encoding);
+  }
+  if (what == "freq") {
+    if (!lfu) {
+      return ctx.reply.error(
+          "ERR An LFU maxmemory policy is not selected, access frequency not tracked. Please "
+          "note that when switching between policies at runtime LRU and LFU data will take some "
+          "time to adjust.");
+    }
+    // Access frequency is not tracked: Redis's counter of a key not read since it was written.
+    return ctx.reply.integer(5);
+  }
+  if (what == "idletime") {
+    if (lfu) {
+      return ctx.reply.error(
+          "ERR An LFU maxmemory policy is selected, idle time not tracked. Please note that "
+          "when switching between policies at runtime LRU and LFU data will take some time to "
+          "adjust.");
+    }
+    return ctx.reply.integer(0);  // access time is not tracked
+  }
+  // refcount: Redis shares the objects of the integers 0..9999 (unless an LRU/LFU policy with
+  // a maxmemory makes every value its own object).
+  const Cell& value = **cell;
+  const bool evicting = policy.find("lru") != std::string::npos || lfu;
+  if (value.type == ValueType::kString && canonical_integer(value.value) &&
+      !(evicting && config_number(ctx.server, "maxmemory", 0) != 0)) {
+    const int64_t number = *parse_int64(value.value);
+    if (number >= 0 && number < 10000) return ctx.reply.integer(2147483647);
+  }
+  ctx.reply.integer(1);
+}
+
+void object_encoding_command(CommandContext& ctx) { object_generic(ctx, "encoding"); }
+void object_freq_command(CommandContext& ctx) { object_generic(ctx, "freq"); }
+void object_idletime_command(CommandContext& ctx) { object_generic(ctx, "idletime"); }
+void object_refcount_command(CommandContext& ctx) { object_generic(ctx, "refcount"); }
+
+void object_help_command(CommandContext& ctx) {
+  write_help(ctx.reply, "OBJECT",
+             {"ENCODING <key>",
+              "    Return the kind of internal representation used in order to store the value",
+              "    associated with a <key>.",
+              "FREQ <key>",
+              "    Return the access frequency index of the <key>. The returned integer is",
+              "    proportional to the logarithm of the recent access frequency of the key.",
+              "IDLETIME <key>",
+              "    Return the idle time of the <key>, that is the approximated number of",
+              "    seconds elapsed since the last access to the key.",
+              "REFCOUNT <key>",
+              "    Return the number of references of the value associated with the specified",
+              "    <key>."});
+}
+
+CommandSpec object_container() {
+  CommandSpec object = make_command_spec("generic", "object", -2, 0,
+                                         "A container for object introspection commands",
+                                         "2.2.3", "Depends on subcommand.", nullptr);
+  struct Sub {
+    const char* name;
+    const char* summary;
+    Handler handler;
+  };
+  const Sub subs[] = {
+      {"object|encoding", "Inspect the internal encoding of a Redis object",
+       object_encoding_command},
+      {"object|freq", "Get the logarithmic access frequency counter of a Redis object",
+       object_freq_command},
+      {"object|idletime", "Get the time since a Redis object was last accessed",
+       object_idletime_command},
+      {"object|refcount", "Get the number of references to the value of the key",
+       object_refcount_command},
+  };
+  for (const Sub& sub : subs) {
+    CommandSpec command = make_command_spec("generic", sub.name, 3, kReadOnly, sub.summary,
+                                            "2.2.3", "O(1)", sub.handler);
+    command.first_key = 2;
+    command.last_key = 2;
+    command.key_step = 1;
+    command.tips = {"nondeterministic_output"};
+    object.subcommands.push_back(std::move(command));
+  }
+  object.subcommands.push_back(make_command_spec(
+      "generic", "object|help", 2, kLoading | kStale,
+      "Show helpful text about the different subcommands", "6.2.0", "O(1)", object_help_command));
+  return object;
+}
 
 struct SpecFacts {
   const char* name;
@@ -751,6 +985,21 @@ void register_key_commands(CommandTable& table) {
        {"RW", "access", "delete"},
        {},
        {}},
+      {"copy",
+       -3,
+       kWrite | kDenyOom,
+       1,
+       2,
+       1,
+       "generic",
+       "Copy a key",
+       "6.2.0",
+       "O(N) worst case for collections, where N is the number of nested items. O(1) for string "
+       "values.",
+       copy_command,
+       {},
+       {},
+       {}},
       {"dbsize",
        1,
        kReadOnly | kFast,
@@ -795,6 +1044,7 @@ void register_key_commands(CommandTable& table) {
        {"keyspace", "dangerous"}},
   };
   for (SpecFacts& command : facts) table.add(make_spec(std::move(command)));
+  table.add(object_container());
 }
 
 }  // namespace cairn::commands

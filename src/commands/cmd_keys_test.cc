@@ -365,5 +365,59 @@ TEST_F(KeyCommandTest, SpecsMatchCommandInfo) {
   }
 }
 
+class CopyObjectTest : public RowCommandTest {};
+
+const std::vector<Scenario>& copy_object_scenarios() {
+  static const std::vector<Scenario> scenarios = {
+// Recorded from redis-server 7.0.15.
+      {"copy_object",
+       {
+           {{"zadd", "z1", "1", "a", "2", "b"}, ":2\r\n"},
+           {{"sadd", "s1", "1", "2"}, ":2\r\n"},
+           {{"sadd", "s2", "a", "1"}, ":2\r\n"},
+           {{"hset", "h", "f", "v"}, ":1\r\n"},
+           {{"set", "n", "123"}, "+OK\r\n"},
+           {{"set", "e", "abc"}, "+OK\r\n"},
+           {{"copy", "z1", "z2"}, ":1\r\n"},
+           {{"zrange", "z2", "0", "-1", "withscores"}, "*4\r\n$1\r\na\r\n$1\r\n1\r\n$1\r\nb\r\n$1\r\n2\r\n"},
+           {{"copy", "z1", "z2"}, ":0\r\n"},
+           {{"copy", "z1", "z2", "replace"}, ":1\r\n"},
+           {{"copy", "z1", "z1"}, "-ERR source and destination objects are the same\r\n"},
+           {{"copy", "z1", "z3", "db", "0"}, ":1\r\n"},
+           {{"copy", "z1", "z3", "db", "x"}, "-ERR value is not an integer or out of range\r\n"},
+           {{"copy", "z1", "z3", "foo"}, "-ERR syntax error\r\n"},
+           {{"copy", "nokey", "z4"}, ":0\r\n"},
+           {{"copy", "h", "h2"}, ":1\r\n"},
+           {{"hgetall", "h2"}, "*2\r\n$1\r\nf\r\n$1\r\nv\r\n"},
+           {{"object", "encoding", "z1"}, "$8\r\nlistpack\r\n"},
+           {{"object", "encoding", "s1"}, "$6\r\nintset\r\n"},
+           {{"object", "encoding", "s2"}, "$9\r\nhashtable\r\n"},
+           {{"object", "encoding", "h"}, "$8\r\nlistpack\r\n"},
+           {{"object", "encoding", "n"}, "$3\r\nint\r\n"},
+           {{"object", "encoding", "e"}, "$6\r\nembstr\r\n"},
+           {{"object", "encoding", "nokey"}, "$-1\r\n"},
+           {{"object", "refcount", "n"}, ":2147483647\r\n"},
+           {{"object", "refcount", "e"}, ":1\r\n"},
+           {{"object", "freq", "n"}, "-ERR An LFU maxmemory policy is not selected, access frequency not tracked. Please note that when switching between policies at runtime LRU and LFU data will take some time to adjust.\r\n"},
+           {{"object", "idletime", "e"}, ":0\r\n"},
+           {{"object", "foo"}, "-ERR unknown subcommand 'foo'. Try OBJECT HELP.\r\n"},
+           {{"object", "encoding"}, "-ERR wrong number of arguments for 'object|encoding' command\r\n"},
+       }},
+  };
+  return scenarios;
+}
+
+TEST_F(CopyObjectTest, CopyAndObjectMatchRedis) { expect_recorded_replies(copy_object_scenarios()); }
+
+TEST_F(CopyObjectTest, CopyKeepsTheTtlAndReplacesAnotherType) {
+  EXPECT_EQ(run({"zadd", "z", "1", "a"}), ":1\r\n");
+  EXPECT_EQ(run({"pexpire", "z", "5000"}), ":1\r\n");
+  EXPECT_EQ(run({"set", "s", "x"}), "+OK\r\n");
+  EXPECT_EQ(run({"copy", "z", "s", "replace"}), ":1\r\n");
+  EXPECT_EQ(run({"type", "s"}), "+zset\r\n");
+  EXPECT_EQ(run({"pttl", "s"}), ":5000\r\n");
+  EXPECT_EQ(run({"copy", "z", "s", "db", "1"}), "-ERR DB index is out of range\r\n");
+}
+
 }  // namespace
 }  // namespace cairn::commands::testing

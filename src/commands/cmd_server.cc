@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -75,15 +76,11 @@ std::vector<std::string> tips_of(const CommandSpec& spec) {
   return tips;
 }
 
-void write_key_spec(resp::ReplyWriter& reply, const CommandSpec& spec) {
-  std::vector<std::string> flags = spec.key_spec_flags;
-  if (flags.empty()) {
-    if (spec.flags & kWrite) {
-      flags = {"RW", "update"};
-    } else if (spec.flags & kReadOnly) {
-      flags = {"RO", "access"};
-    }
-  }
+// One key spec: flags, begin_search by index, then find_keys of `find_type` whose spec
+// `find_spec` writes (a map of 3).
+void write_key_spec_map(resp::ReplyWriter& reply, const std::vector<std::string>& flags,
+                        int begin_index, std::string_view find_type,
+                        const std::function<void()>& find_spec) {
   reply.map(3);
   reply.bulk("flags");
   reply.set(flags.size());
@@ -95,19 +92,49 @@ void write_key_spec(resp::ReplyWriter& reply, const CommandSpec& spec) {
   reply.bulk("spec");
   reply.map(1);
   reply.bulk("index");
-  reply.integer(spec.first_key);
+  reply.integer(begin_index);
   reply.bulk("find_keys");
   reply.map(2);
   reply.bulk("type");
-  reply.bulk("range");
+  reply.bulk(find_type);
   reply.bulk("spec");
   reply.map(3);
-  reply.bulk("lastkey");
-  reply.integer(spec.last_key < 0 ? spec.last_key : spec.last_key - spec.first_key);
-  reply.bulk("keystep");
-  reply.integer(spec.key_step);
-  reply.bulk("limit");
-  reply.integer(0);
+  find_spec();
+}
+
+void write_key_spec(resp::ReplyWriter& reply, const CommandSpec& spec) {
+  std::vector<std::string> flags = spec.key_spec_flags;
+  if (flags.empty()) {
+    if (spec.flags & kWrite) {
+      flags = {"RW", "update"};
+    } else if (spec.flags & kReadOnly) {
+      flags = {"RO", "access"};
+    }
+  }
+  write_key_spec_map(reply, flags, spec.first_key, "range", [&] {
+    reply.bulk("lastkey");
+    reply.integer(spec.last_key < 0 ? spec.last_key : spec.last_key - spec.first_key);
+    reply.bulk("keystep");
+    reply.integer(spec.key_step);
+    reply.bulk("limit");
+    reply.integer(0);
+  });
+}
+
+// The key spec of keys counted by an argument: begin at it, "keynum" (the count, then the keys).
+// Sources of a *STORE command are read; keys of a command without a first key are its own.
+void write_numkeys_key_spec(resp::ReplyWriter& reply, const CommandSpec& spec) {
+  const bool write = (spec.flags & kWrite) != 0 && spec.first_key <= 0;
+  const std::vector<std::string> flags =
+      write ? std::vector<std::string>{"RW", "update"} : std::vector<std::string>{"RO", "access"};
+  write_key_spec_map(reply, flags, spec.numkeys_index, "keynum", [&] {
+    reply.bulk("keynumidx");
+    reply.integer(0);
+    reply.bulk("firstkey");
+    reply.integer(1);
+    reply.bulk("keystep");
+    reply.integer(1);
+  });
 }
 
 // One COMMAND INFO entry: [name, arity, flags, first, last, step, acl, tips, key specs, subs].
@@ -128,8 +155,10 @@ void write_command_info(resp::ReplyWriter& reply, const CommandSpec& spec) {
   reply.set(tips.size());
   for (const std::string& tip : tips) reply.bulk(tip);
   const bool has_keys = spec.first_key > 0;
-  reply.set(has_keys ? 1 : 0);
+  const bool has_numkeys = spec.numkeys_index > 0;
+  reply.set((has_keys ? 1 : 0) + (has_numkeys ? 1 : 0));
   if (has_keys) write_key_spec(reply, spec);
+  if (has_numkeys) write_numkeys_key_spec(reply, spec);
   reply.set(spec.subcommands.size());
   for (const CommandSpec& sub : spec.subcommands) write_command_info(reply, sub);
 }
@@ -165,14 +194,6 @@ const CommandSpec* find_by_full_name(const CommandTable& table, std::string_view
   return table.find_subcommand(*container, name.substr(bar + 1));
 }
 
-void write_help(resp::ReplyWriter& reply, std::string_view command,
-                const std::vector<std::string_view>& lines) {
-  reply.array(lines.size() + 3);
-  reply.simple(std::string(command) + " <subcommand> [<arg> [value] [opt] ...]. Subcommands are:");
-  for (std::string_view line : lines) reply.simple(line);
-  reply.simple("HELP");
-  reply.simple("    Prints this help.");
-}
 
 void command_all(CommandContext& context) {
   const auto& all = default_table().all();
@@ -296,7 +317,8 @@ void command_getkeys(CommandContext& context) {
     context.reply.error("ERR Invalid number of arguments specified for command");
     return;
   }
-  const std::vector<size_t> indexes = key_indexes(*spec, argc);
+  const std::vector<size_t> indexes =
+      key_indexes(*spec, std::span<const std::string>(args.data() + 2, argc));
   if (indexes.empty()) {
     if (spec->flags & kNoMandatoryKeys) {
       context.reply.array(0);
@@ -570,6 +592,15 @@ CommandSpec config_container() {
 }
 
 }  // namespace
+
+void write_help(resp::ReplyWriter& reply, std::string_view command,
+                const std::vector<std::string_view>& lines) {
+  reply.array(lines.size() + 3);
+  reply.simple(std::string(command) + " <subcommand> [<arg> [value] [opt] ...]. Subcommands are:");
+  for (std::string_view line : lines) reply.simple(line);
+  reply.simple("HELP");
+  reply.simple("    Prints this help.");
+}
 
 void register_server_commands(CommandTable& table) {
   table.add(command_container());

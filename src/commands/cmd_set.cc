@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <limits>
+#include <map>
 #include <optional>
 #include <random>
 #include <set>
@@ -15,7 +16,6 @@
 #include <vector>
 
 #include "commands/command.h"
-#include "commands/glob.h"
 #include "commands/parse.h"
 #include "commands/rows.h"
 
@@ -35,8 +35,6 @@ constexpr uint64_t kRandomReplyBytesMax = 256ull * 1024 * 1024;
 constexpr uint64_t kElementOverheadBytes = 16;  // "$<length>\r\n...\r\n" around each element
 constexpr std::string_view kErrRandomReplyTooLarge =
     "ERR the reply would exceed 268435456 bytes; ask for fewer elements";
-// SSCAN returns a small set whole in one reply, as Redis does for an intset or small set.
-constexpr uint64_t kScanWholeMax = 128;
 constexpr std::string_view kErrNotPositive = "ERR value is out of range, must be positive";
 constexpr std::string_view kErrLongMinOutOfRange =
     "ERR value is out of range, value must between -9223372036854775807 and 9223372036854775807";
@@ -297,59 +295,21 @@ void smove_command(CommandContext& ctx) {
 
 // ---- SINTER / SUNION / SDIFF and their STORE and CARD forms ----
 
-enum class Algebra { kInter, kUnion, kDiff };
-
-// The members of the result of `op` over `keys`, sorted. nullopt after a WRONGTYPE reply.
-// `limit` (SINTERCARD) stops an intersection once it has that many members (0 = no limit).
+// The members of the result of `op` over `keys`, sorted (rows.h "Set algebra"). nullopt after
+// a WRONGTYPE reply. `limit` (SINTERCARD) stops an intersection once it has that many members.
 Result<std::optional<std::set<std::string>>> compute(Keyspace& keyspace,
                                                      std::span<const std::string> keys,
                                                      Algebra op, resp::ReplyWriter& reply,
                                                      uint64_t limit = 0) {
-  // Every key is type-checked before any result, as Redis does.
-  std::vector<RowOfType> reads;
-  reads.reserve(keys.size());
-  for (const std::string& key : keys) {
-    RowOfType read = read_set(keyspace, key, reply);
-    if (!read.status.is_ok()) return read.status;
-    if (read.replied) return std::optional<std::set<std::string>>();
-    reads.push_back(std::move(read));
-  }
+  Result<std::optional<std::vector<AlgebraSource>>> sources =
+      read_algebra_sources(keyspace, keys, /*zsets_too=*/false, reply);
+  if (!sources.is_ok()) return sources.status();
+  if (!sources->has_value()) return std::optional<std::set<std::string>>();
+  Result<std::map<std::string, double>> combined =
+      combine_rows(keyspace, std::move(**sources), op, Aggregate::kSum, limit);
+  if (!combined.is_ok()) return combined.status();
   std::set<std::string> result;
-  if (op == Algebra::kInter) {
-    // Walk the smallest set, probing the others: O(smallest × keys).
-    size_t smallest = 0;
-    for (size_t i = 0; i < reads.size(); ++i) {
-      if (!reads[i].exists()) return std::optional(std::move(result));
-      if (reads[i].row.count < reads[smallest].row.count) smallest = i;
-    }
-    Result<std::vector<std::string>> candidates =
-        members_of(keyspace, keys[smallest], reads[smallest]);
-    if (!candidates.is_ok()) return candidates.status();
-    for (const std::string& member : *candidates) {
-      bool everywhere = true;
-      for (size_t i = 0; i < reads.size() && everywhere; ++i) {
-        if (i == smallest) continue;
-        Result<bool> present = is_member(keyspace, keys[i], reads[i], member);
-        if (!present.is_ok()) return present.status();
-        everywhere = *present;
-      }
-      if (everywhere) result.insert(member);
-      if (limit != 0 && result.size() >= limit) break;
-    }
-    return std::optional(std::move(result));
-  }
-  for (size_t i = 0; i < reads.size(); ++i) {
-    if (op == Algebra::kDiff && i > 0 && result.empty()) break;
-    Result<std::vector<std::string>> members = members_of(keyspace, keys[i], reads[i]);
-    if (!members.is_ok()) return members.status();
-    for (std::string& member : *members) {
-      if (op == Algebra::kUnion || i == 0) {
-        result.insert(std::move(member));
-      } else {
-        result.erase(member);
-      }
-    }
-  }
+  for (auto& entry : *combined) result.insert(result.end(), entry.first);
   return std::optional(std::move(result));
 }
 
@@ -380,29 +340,13 @@ void algebra_store_command(CommandContext& ctx, Algebra op) {
         compute(ctx.keyspace, sources, op, reply);
     if (!result.is_ok()) return result.status();
     if (!result->has_value()) return Status::ok();  // WRONGTYPE replied
-    // The target is replaced whatever it held: a tombstone hides all of it, then the new set.
-    if (Status status = ctx.keyspace.remove(target); !status.is_ok()) return status;
-    if (!(*result)->empty()) {
-      RowOfType to;
-      Result<coordinator::RowRead> row = ctx.keyspace.read_row(target);
-      if (!row.is_ok()) return row.status();
-      to.row = std::move(*row);
-      if (Status status = create_row(ctx.keyspace, target, kSet, to); !status.is_ok()) {
-        return status;
-      }
-      std::vector<std::pair<std::string, std::string>> batch;
-      for (const std::string& member : **result) {
-        batch.emplace_back(storage::field_sub_key(member), std::string());
-        if (batch.size() >= 1024) {
-          if (Status status = ctx.keyspace.write_fields(target, kSet, batch); !status.is_ok()) {
-            return status;
-          }
-          batch.clear();
-        }
-      }
-      if (Status status = ctx.keyspace.write_fields(target, kSet, batch); !status.is_ok()) {
-        return status;
-      }
+    std::vector<std::pair<std::string, std::string>> cells;
+    cells.reserve((*result)->size());
+    for (const std::string& member : **result) {
+      cells.emplace_back(storage::field_sub_key(member), std::string());
+    }
+    if (Status status = replace_row(ctx.keyspace, target, kSet, cells); !status.is_ok()) {
+      return status;
     }
     reply.integer(static_cast<int64_t>((*result)->size()));
     return Status::ok();
@@ -444,61 +388,7 @@ void sintercard_command(CommandContext& ctx) {
 
 // ---- SSCAN ----
 
-void sscan_command(CommandContext& ctx) {
-  const std::optional<uint64_t> cursor = parse_scan_cursor(ctx.args[2]);
-  if (!cursor) return ctx.reply.error(kErrInvalidCursor);
-  const std::string& key = ctx.args[1];
-  std::optional<RowOfType> read = read_set_or_reply(ctx, key);
-  if (!read) return;
-  if (!read->exists()) {
-    ctx.reply.array(2);
-    ctx.reply.bulk("0");
-    ctx.reply.array(0);
-    return;
-  }
-  const std::string* pattern = nullptr;
-  int64_t count = 10;
-  for (size_t i = 3; i < ctx.args.size(); i += 2) {
-    const bool has_value = i + 1 < ctx.args.size();
-    if (equals_ignore_case(ctx.args[i], "count") && has_value) {
-      std::optional<int64_t> parsed = parse_int64(ctx.args[i + 1]);
-      if (!parsed) return ctx.reply.error(kErrNotInteger);
-      if (*parsed < 1) return ctx.reply.error(kErrSyntax);
-      count = *parsed;
-    } else if (equals_ignore_case(ctx.args[i], "match") && has_value) {
-      pattern = &ctx.args[i + 1];
-      if (*pattern == "*") pattern = nullptr;
-    } else {
-      return ctx.reply.error(kErrSyntax);
-    }
-  }
-  // As HSCAN (docs/protocol.md "Hashes"): the cursor counts the members already returned.
-  const bool whole = read->row.count <= kScanWholeMax;
-  const uint64_t start = whole ? 0 : *cursor;
-  // Clamped so start + page cannot wrap around (a cursor near 2^64 with a huge COUNT).
-  const uint64_t page = whole ? read->row.count
-                              : std::min(static_cast<uint64_t>(count),
-                                         std::numeric_limits<uint64_t>::max() - start);
-  std::vector<std::string> members;
-  uint64_t position = 0;
-  bool more = false;
-  Status status = for_each_row_field(ctx.keyspace, key, *read, [&](std::string_view member,
-                                                                   const Cell&) {
-    if (!whole && position >= start + page) {
-      more = true;
-      return false;
-    }
-    const bool in_page = position >= start;
-    ++position;
-    if (in_page && (!pattern || glob_match(*pattern, member))) members.emplace_back(member);
-    return true;
-  });
-  if (!status.is_ok()) return ctx.reply.error(storage_error_reply(status));
-  ctx.reply.array(2);
-  ctx.reply.bulk(more ? std::to_string(start + page) : "0");
-  ctx.reply.array(members.size());
-  for (const std::string& member : members) ctx.reply.bulk(member);
-}
+void sscan_command(CommandContext& ctx) { scan_row_command(ctx, kSet, nullptr); }
 
 CommandSpec spec(std::string name, int arity, uint32_t flags, int first_key, int last_key,
                  std::string summary, std::string since, std::string complexity,
@@ -581,6 +471,7 @@ void register_set_commands(CommandTable& table) {
                                   "O(N*M) worst case where N is the cardinality of the smallest "
                                   "set and M is the number of sets.", sintercard_command);
     sintercard.flags |= kMovableKeys;
+    sintercard.numkeys_index = 1;
     table.add(std::move(sintercard));
   }
   {

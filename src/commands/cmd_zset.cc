@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <cstdlib>
 #include <functional>
+#include <map>
 #include <optional>
 #include <span>
 #include <string>
@@ -44,26 +45,6 @@ struct Entry {
   double score = 0;
   std::string member;
 };
-
-// A member's cell holds its score as the IEEE 754 bits of the double, big-endian
-// (docs/formats.md "Sorted sets"); the index sub-key uses storage::encode_score instead, whose
-// bytes sort in numeric order.
-std::string encode_member_score(double score) {
-  const uint64_t bits = std::bit_cast<uint64_t>(score);
-  std::string out(8, '\0');
-  for (int i = 0; i < 8; ++i) out[i] = static_cast<char>(bits >> (56 - 8 * i));
-  return out;
-}
-
-// nullopt unless `value` is 8 bytes holding a number (not NaN).
-std::optional<double> decode_member_score(std::string_view value) {
-  if (value.size() != 8) return std::nullopt;
-  uint64_t bits = 0;
-  for (char byte : value) bits = (bits << 8) | static_cast<uint8_t>(byte);
-  const double score = std::bit_cast<double>(bits);
-  if (std::isnan(score)) return std::nullopt;
-  return score;
-}
 
 // For read-only commands: nullopt after replying (storage error or WRONGTYPE).
 std::optional<RowOfType> read_zset_or_reply(CommandContext& ctx, const std::string& key) {
@@ -101,9 +82,8 @@ Status store_score(Keyspace& keyspace, const std::string& key, std::string_view 
       return status;
     }
   }
-  const std::pair<std::string, std::string> cells[] = {
-      {storage::field_sub_key(member), encode_member_score(score)},
-      {storage::score_index_sub_key(score, member), std::string()}};
+  std::vector<std::pair<std::string, std::string>> cells;
+  append_zset_member_cells(member, score, cells);
   return keyspace.write_fields(key, kZSet, cells);
 }
 
@@ -453,6 +433,48 @@ void reply_entries(resp::ReplyWriter& reply, const std::vector<Entry>& entries,
   }
 }
 
+// Replaces `key` with a sorted set of `entries` (deleted when there are none).
+Status store_entries(Keyspace& keyspace, const std::string& key,
+                     const std::vector<Entry>& entries) {
+  std::vector<std::pair<std::string, std::string>> cells;
+  cells.reserve(entries.size() * 2);
+  for (const Entry& entry : entries) append_zset_member_cells(entry.member, entry.score, cells);
+  return replace_row(keyspace, key, kZSet, cells);
+}
+
+// Computes entries (nullopt after an error reply such as WRONGTYPE).
+using EntriesFn = std::function<Result<std::optional<std::vector<Entry>>>(resp::ReplyWriter&)>;
+
+// The end every range and algebra command shares. A store (`locked`: the target, then the
+// sources) computes under the locks of those keys, replaces the target and replies the count;
+// otherwise `answer` replies the entries (errors staged by `compute` are sent as they are).
+void store_or_reply(CommandContext& ctx, std::span<const std::string> locked,
+                    const EntriesFn& compute,
+                    const std::function<void(const std::vector<Entry>&)>& answer) {
+  if (!locked.empty()) {
+    run_row_command(ctx, locked, [&](resp::ReplyWriter& reply) -> Status {
+      Result<std::optional<std::vector<Entry>>> entries = compute(reply);
+      if (!entries.is_ok()) return entries.status();
+      if (!entries->has_value()) return Status::ok();
+      if (Status status = store_entries(ctx.keyspace, locked[0], **entries); !status.is_ok()) {
+        return status;
+      }
+      reply.integer(static_cast<int64_t>((*entries)->size()));
+      return Status::ok();
+    });
+    return;
+  }
+  std::string staged;
+  resp::ReplyWriter writer(&staged, ctx.reply.protocol());
+  Result<std::optional<std::vector<Entry>>> entries = compute(writer);
+  if (!entries.is_ok()) return ctx.reply.error(storage_error_reply(entries.status()));
+  if (!entries->has_value()) {
+    ctx.reply.buffer()->append(staged);
+    return;
+  }
+  answer(**entries);
+}
+
 // ---- ZADD / ZINCRBY ----
 
 struct AddFlags {
@@ -669,13 +691,17 @@ enum class Direction { kAuto, kForward, kReverse };
 
 // zrangeGenericCommand: ZRANGE key min max [BYSCORE|BYLEX] [REV] [LIMIT offset count]
 // [WITHSCORES], and the older commands with their type and direction fixed.
-void zrange_generic(CommandContext& ctx, RangeType type, Direction direction) {
+// ZRANGESTORE dst src ... (`store`) reads its source at args[2] and takes no WITHSCORES.
+void zrange_generic(CommandContext& ctx, RangeType type, Direction direction,
+                    bool store = false) {
   const std::vector<std::string>& args = ctx.args;
+  const size_t key_at = store ? 2 : 1;
+  const std::string& key = args[key_at];
   bool with_scores = false;
   int64_t offset = 0, limit = -1;
-  for (size_t j = 4; j < args.size(); ++j) {
+  for (size_t j = key_at + 3; j < args.size(); ++j) {
     const size_t left = args.size() - j - 1;
-    if (equals_ignore_case(args[j], "withscores")) {
+    if (!store && equals_ignore_case(args[j], "withscores")) {
       with_scores = true;
     } else if (equals_ignore_case(args[j], "limit") && left >= 2) {
       std::optional<int64_t> parsed_offset = parse_int64(args[j + 1]);
@@ -700,8 +726,10 @@ void zrange_generic(CommandContext& ctx, RangeType type, Direction direction) {
   if (with_scores && type == RangeType::kLex) return ctx.reply.error(kErrWithScoresByLex);
   const bool reverse = direction == Direction::kReverse;
   // Ranges by score or lex are given as max, min when reversed.
-  const std::string& min = reverse && type != RangeType::kRank ? args[3] : args[2];
-  const std::string& max = reverse && type != RangeType::kRank ? args[2] : args[3];
+  const std::string& min =
+      reverse && type != RangeType::kRank ? args[key_at + 2] : args[key_at + 1];
+  const std::string& max =
+      reverse && type != RangeType::kRank ? args[key_at + 1] : args[key_at + 2];
   std::optional<int64_t> start, stop;
   std::optional<ScoreRange> scores;
   std::optional<LexRange> lex;
@@ -721,17 +749,25 @@ void zrange_generic(CommandContext& ctx, RangeType type, Direction direction) {
       if (!lex) return ctx.reply.error(kErrLexRange);
       break;
   }
-  std::optional<RowOfType> read = read_zset_or_reply(ctx, args[1]);
-  if (!read) return;
-  if (!read->exists()) return ctx.reply.array(0);
-  Result<std::vector<Entry>> entries =
-      type == RangeType::kScore
-          ? entries_by_score(ctx.keyspace, args[1], *read, *scores, reverse, offset, limit)
-      : type == RangeType::kLex
-          ? entries_by_lex(ctx.keyspace, args[1], *read, *lex, reverse, offset, limit)
-          : entries_by_rank(ctx.keyspace, args[1], *read, *start, *stop, reverse);
-  if (!entries.is_ok()) return ctx.reply.error(storage_error_reply(entries.status()));
-  reply_entries(ctx.reply, *entries, with_scores);
+  // The selected entries; nullopt after a WRONGTYPE reply.
+  auto select = [&](resp::ReplyWriter& reply) -> Result<std::optional<std::vector<Entry>>> {
+    RowOfType read = read_row_of_type(ctx.keyspace, key, kZSet, reply);
+    if (!read.status.is_ok()) return read.status;
+    if (read.replied) return std::optional<std::vector<Entry>>();
+    if (!read.exists()) return std::optional(std::vector<Entry>());
+    Result<std::vector<Entry>> entries =
+        type == RangeType::kScore
+            ? entries_by_score(ctx.keyspace, key, read, *scores, reverse, offset, limit)
+        : type == RangeType::kLex
+            ? entries_by_lex(ctx.keyspace, key, read, *lex, reverse, offset, limit)
+            : entries_by_rank(ctx.keyspace, key, read, *start, *stop, reverse);
+    if (!entries.is_ok()) return entries.status();
+    return std::optional(std::move(*entries));
+  };
+  store_or_reply(ctx, store ? std::span(&args[1], 2) : std::span<const std::string>(), select,
+                 [&](const std::vector<Entry>& entries) {
+                   reply_entries(ctx.reply, entries, with_scores);
+                 });
 }
 
 void zrange_command(CommandContext& ctx) {
@@ -900,9 +936,161 @@ void zpop_generic(CommandContext& ctx, bool max) {
 void zpopmin_command(CommandContext& ctx) { zpop_generic(ctx, false); }
 void zpopmax_command(CommandContext& ctx) { zpop_generic(ctx, true); }
 
+void zrangestore_command(CommandContext& ctx) {
+  zrange_generic(ctx, RangeType::kAuto, Direction::kAuto, /*store=*/true);
+}
+
+// ---- ZRANDMEMBER / ZSCAN ----
+
+void write_member_score(resp::ReplyWriter& reply, const Cell& cell) {
+  reply.double_value(decode_member_score(cell.value).value_or(0));
+}
+
+void zrandmember_command(CommandContext& ctx) {
+  random_fields_command(ctx, kZSet, "withscores", write_member_score);
+}
+
+void zscan_command(CommandContext& ctx) {
+  // Scores are bulk strings in a scan reply, in RESP3 too.
+  const FieldValueWriter value = [](resp::ReplyWriter& reply, const Cell& cell) {
+    std::string text;
+    resp::ReplyWriter resp2(&text, 2);
+    resp2.double_value(decode_member_score(cell.value).value_or(0));
+    reply.buffer()->append(text);
+  };
+  scan_row_command(ctx, kZSet, &value);
+}
+
+// ---- ZUNION / ZINTER / ZDIFF, their STORE forms and ZINTERCARD ----
+
+enum class AlgebraForm { kReply, kStore, kCardinality };
+
+// zunionInterDiffGenericCommand: [dst] numkeys key [key ...] [WEIGHTS w ...]
+// [AGGREGATE SUM|MIN|MAX] [WITHSCORES] (ZINTERCARD: [LIMIT n]). Errors in Redis's order: numkeys,
+// then the keys' types (sets count as sorted sets of score 1), then the options.
+void zalgebra_generic(CommandContext& ctx, Algebra op, AlgebraForm form) {
+  const std::vector<std::string>& args = ctx.args;
+  const size_t numkeys_at = form == AlgebraForm::kStore ? 2 : 1;
+  std::optional<int64_t> numkeys = parse_int64(args[numkeys_at]);
+  if (!numkeys) return ctx.reply.error(kErrNotInteger);
+  if (*numkeys < 1) {
+    return ctx.reply.error("ERR at least 1 input key is needed for '" + to_lower(args[0]) +
+                           "' command");
+  }
+  if (*numkeys > static_cast<int64_t>(args.size() - numkeys_at - 1)) {
+    return ctx.reply.error(kErrSyntax);
+  }
+  const size_t count = static_cast<size_t>(*numkeys);
+  const std::span<const std::string> keys(args.data() + numkeys_at + 1, count);
+  // Options, parsed now; an error in them is reported after the keys' types are checked.
+  std::vector<double> weights(count, 1.0);
+  Aggregate aggregate = Aggregate::kSum;
+  bool with_scores = false;
+  uint64_t limit = 0;
+  std::string option_error;
+  for (size_t j = numkeys_at + 1 + count; j < args.size() && option_error.empty();) {
+    const size_t remaining = args.size() - j;
+    if (op != Algebra::kDiff && form != AlgebraForm::kCardinality && remaining >= count + 1 &&
+        equals_ignore_case(args[j], "weights")) {
+      ++j;
+      for (size_t i = 0; i < count; ++i, ++j) {
+        std::optional<double> weight = parse_double(args[j]);
+        if (!weight) {
+          option_error = "ERR weight value is not a float";
+          break;
+        }
+        weights[i] = *weight;
+      }
+    } else if (op != Algebra::kDiff && form != AlgebraForm::kCardinality && remaining >= 2 &&
+               equals_ignore_case(args[j], "aggregate")) {
+      const std::string& name = args[j + 1];
+      if (equals_ignore_case(name, "sum")) {
+        aggregate = Aggregate::kSum;
+      } else if (equals_ignore_case(name, "min")) {
+        aggregate = Aggregate::kMin;
+      } else if (equals_ignore_case(name, "max")) {
+        aggregate = Aggregate::kMax;
+      } else {
+        option_error = kErrSyntax;
+      }
+      j += 2;
+    } else if (form == AlgebraForm::kReply && equals_ignore_case(args[j], "withscores")) {
+      with_scores = true;
+      ++j;
+    } else if (form == AlgebraForm::kCardinality && remaining >= 2 &&
+               equals_ignore_case(args[j], "limit")) {
+      std::optional<int64_t> parsed = parse_int64(args[j + 1]);
+      if (!parsed || *parsed < 0) {
+        option_error = "ERR LIMIT can't be negative";
+      } else {
+        limit = static_cast<uint64_t>(*parsed);
+      }
+      j += 2;
+    } else {
+      option_error = kErrSyntax;
+    }
+  }
+  // The result, sorted by (score, member); nullopt after an error reply.
+  auto compute = [&](resp::ReplyWriter& reply) -> Result<std::optional<std::vector<Entry>>> {
+    Result<std::optional<std::vector<AlgebraSource>>> sources =
+        read_algebra_sources(ctx.keyspace, keys, /*zsets_too=*/true, reply);
+    if (!sources.is_ok()) return sources.status();
+    if (!sources->has_value()) return std::optional<std::vector<Entry>>();
+    if (!option_error.empty()) {
+      reply.error(option_error);
+      return std::optional<std::vector<Entry>>();
+    }
+    for (size_t i = 0; i < count; ++i) (**sources)[i].weight = weights[i];
+    Result<std::map<std::string, double>> combined =
+        combine_rows(ctx.keyspace, std::move(**sources), op, aggregate, limit);
+    if (!combined.is_ok()) return combined.status();
+    std::vector<Entry> entries;
+    entries.reserve(combined->size());
+    for (auto& [member, score] : *combined) entries.push_back({score, member});
+    std::stable_sort(entries.begin(), entries.end(), [](const Entry& a, const Entry& b) {
+      return a.score < b.score;  // members of one score stay in member order
+    });
+    return std::optional(std::move(entries));
+  };
+  // A store's target and every source: one shard in a cluster (else CROSSSHARD), via the leader.
+  std::vector<std::string> locked;
+  if (form == AlgebraForm::kStore) {
+    locked.push_back(args[1]);
+    locked.insert(locked.end(), keys.begin(), keys.end());
+  }
+  store_or_reply(ctx, locked, compute, [&](const std::vector<Entry>& entries) {
+    if (form == AlgebraForm::kCardinality) {
+      return ctx.reply.integer(static_cast<int64_t>(entries.size()));
+    }
+    reply_entries(ctx.reply, entries, with_scores);
+  });
+}
+
+void zunion_command(CommandContext& ctx) {
+  zalgebra_generic(ctx, Algebra::kUnion, AlgebraForm::kReply);
+}
+void zinter_command(CommandContext& ctx) {
+  zalgebra_generic(ctx, Algebra::kInter, AlgebraForm::kReply);
+}
+void zdiff_command(CommandContext& ctx) {
+  zalgebra_generic(ctx, Algebra::kDiff, AlgebraForm::kReply);
+}
+void zunionstore_command(CommandContext& ctx) {
+  zalgebra_generic(ctx, Algebra::kUnion, AlgebraForm::kStore);
+}
+void zinterstore_command(CommandContext& ctx) {
+  zalgebra_generic(ctx, Algebra::kInter, AlgebraForm::kStore);
+}
+void zdiffstore_command(CommandContext& ctx) {
+  zalgebra_generic(ctx, Algebra::kDiff, AlgebraForm::kStore);
+}
+void zintercard_command(CommandContext& ctx) {
+  zalgebra_generic(ctx, Algebra::kInter, AlgebraForm::kCardinality);
+}
+
 CommandSpec spec(std::string name, int arity, uint32_t flags, std::string summary,
                  std::string since, std::string complexity, Handler handler) {
-  CommandSpec command = make_command_spec("sorted_set", std::move(name), arity, flags,
+  CommandSpec command = make_command_spec("sorted-set", std::move(name), arity, flags,
                                           std::move(summary), std::move(since),
                                           std::move(complexity), std::move(handler));
   command.first_key = 1;
@@ -986,6 +1174,69 @@ void register_zset_commands(CommandTable& table) {
                  "Remove and return members with the highest scores in a sorted set", "5.0.0",
                  "O(log(N)*M) with N being the number of elements in the sorted set, and M "
                  "being the number of elements popped.", zpopmax_command));
+  {
+    CommandSpec zrangestore = spec("zrangestore", -5, kWrite | kDenyOom,
+                                   "Store a range of members from sorted set into another key",
+                                   "6.2.0", "O(log(N)+M) with N being the number of elements in "
+                                   "the sorted set and M the number of elements stored into the "
+                                   "destination key.", zrangestore_command);
+    zrangestore.last_key = 2;
+    table.add(std::move(zrangestore));
+  }
+  {
+    CommandSpec zrandmember = spec("zrandmember", -2, kReadOnly,
+                                   "Get one or multiple random elements from a sorted set",
+                                   "6.2.0", "O(N) where N is the number of elements returned",
+                                   zrandmember_command);
+    zrandmember.flags |= kRandom;
+    table.add(std::move(zrandmember));
+  }
+  {
+    CommandSpec zscan = spec("zscan", -3, kReadOnly,
+                             "Incrementally iterate sorted sets elements and associated scores",
+                             "2.8.0", "O(1) for every call. O(N) for a complete iteration, "
+                             "including enough command calls for the cursor to return back to "
+                             "0. N is the number of elements inside the collection..",
+                             zscan_command);
+    zscan.flags |= kRandom;
+    table.add(std::move(zscan));
+  }
+  struct AlgebraCommand {
+    const char* name;
+    bool store;
+    const char* summary;
+    const char* since;
+    Handler handler;
+  };
+  const AlgebraCommand algebra[] = {
+      {"zunion", false, "Add multiple sorted sets", "6.2.0", zunion_command},
+      {"zinter", false, "Intersect multiple sorted sets", "6.2.0", zinter_command},
+      {"zdiff", false, "Subtract multiple sorted sets", "6.2.0", zdiff_command},
+      {"zintercard", false, "Intersect multiple sorted sets and return the cardinality of the "
+       "result", "7.0.0", zintercard_command},
+      {"zunionstore", true, "Add multiple sorted sets and store the resulting sorted set in a "
+       "new key", "2.0.0", zunionstore_command},
+      {"zinterstore", true, "Intersect multiple sorted sets and store the resulting sorted set "
+       "in a new key", "2.0.0", zinterstore_command},
+      {"zdiffstore", true, "Subtract multiple sorted sets and store the resulting sorted set in "
+       "a new key", "6.2.0", zdiffstore_command},
+  };
+  for (const AlgebraCommand& command : algebra) {
+    CommandSpec entry = spec(command.name, command.store ? -4 : -3,
+                             (command.store ? kWrite | kDenyOom : kReadOnly) | kMovableKeys,
+                             command.summary, command.since,
+                             "O(N)+O(M*log(M)) with N being the sum of the sizes of the input "
+                             "sorted sets, and M being the number of elements in the resulting "
+                             "sorted set.", command.handler);
+    if (!command.store) {
+      entry.first_key = 0;
+      entry.last_key = 0;
+      entry.key_step = 0;
+    }
+    entry.numkeys_index = command.store ? 2 : 1;
+    if (command.store) entry.key_spec_flags = {"OW", "update"};  // the destination
+    table.add(std::move(entry));
+  }
 }
 
 }  // namespace cairn::commands

@@ -7,6 +7,7 @@
 #include <optional>
 #include <utility>
 
+#include "commands/parse.h"
 #include "common/assert.h"
 #include "replica/replica.h"
 #include "topology/slot_map.h"
@@ -66,7 +67,7 @@ bool arity_ok(const CommandSpec& spec, size_t argc) {
 // shards); the keys of such a slot held elsewhere are forwarded as for any client. Redirecting
 // to the shard the map names keeps a client's slot cache and the redirects consistent.
 std::optional<std::string> moved_error(const CommandSpec& spec, const CommandContext& context) {
-  const std::vector<size_t> keys = key_indexes(spec, context.args.size());
+  const std::vector<size_t> keys = key_indexes(spec, context.args);
   if (keys.empty()) return std::nullopt;
   const std::shared_ptr<const topology::RoutingTable> table = context.replica->tables().current();
   if (table == nullptr) return std::nullopt;
@@ -173,6 +174,18 @@ std::vector<size_t> key_indexes(const CommandSpec& spec, size_t argc) {
   for (int64_t i = spec.first_key; i <= last && i < count; i += step) {
     indexes.push_back(static_cast<size_t>(i));
   }
+  return indexes;
+}
+
+std::vector<size_t> key_indexes(const CommandSpec& spec, std::span<const std::string> args) {
+  std::vector<size_t> indexes = key_indexes(spec, args.size());
+  const size_t at = static_cast<size_t>(spec.numkeys_index);
+  if (at == 0 || at >= args.size()) return indexes;
+  const std::optional<int64_t> count = parse_int64(args[at]);
+  if (!count || *count < 1 || static_cast<uint64_t>(*count) > args.size() - at - 1) {
+    return indexes;
+  }
+  for (size_t i = 0; i < static_cast<size_t>(*count); ++i) indexes.push_back(at + 1 + i);
   return indexes;
 }
 

@@ -17,6 +17,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -140,6 +141,9 @@ struct CommandSpec {
   int first_key = 0;         // key positions as COMMAND INFO reports them (0 = no keys)
   int last_key = 0;          // -1 = last argument
   int key_step = 0;
+  // > 0: args[numkeys_index] is a count of keys that follow it (ZUNION, SINTERCARD...); those
+  // keys come after the ones of first/last/step (COMMAND GETKEYS, routing, a "keynum" key spec).
+  int numkeys_index = 0;
   std::string group;         // "string", "generic", "connection", "server" (COMMAND DOCS)
   std::string summary;
   std::string since;         // first Redis version with the command, e.g. "1.0.0"
@@ -179,6 +183,10 @@ class CommandTable {
 // Every command Cairn knows (registered by each family's register_* function).
 const CommandTable& default_table();
 
+// The reply of a container's HELP: the usage line, `lines`, then HELP itself (Redis's layout).
+void write_help(resp::ReplyWriter& reply, std::string_view command,
+                const std::vector<std::string_view>& lines);
+
 // Registration per family; each lives in its cmd_<family>.cc.
 void register_string_commands(CommandTable& table);
 void register_key_commands(CommandTable& table);
@@ -195,6 +203,8 @@ void register_cluster_commands(CommandTable& table);      // CONSISTENCY CLUSTER
 // Indexes into `args` (args[0] is the command) of the keys of a command with `argc` arguments,
 // from the spec's first/last/step. Empty for commands without keys or with too few arguments.
 std::vector<size_t> key_indexes(const CommandSpec& spec, size_t argc);
+// The same, plus the keys counted by args[spec.numkeys_index] (when the count is valid).
+std::vector<size_t> key_indexes(const CommandSpec& spec, std::span<const std::string> args);
 
 struct DispatchOutcome {
   const CommandSpec* spec = nullptr;  // the command that ran (nullptr if rejected before lookup)

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cctype>
 #include <filesystem>
 #include <memory>
 #include <string>
@@ -94,6 +95,16 @@ class DataCommandTest : public ::testing::Test {
       ADD_FAILURE() << "unknown command " << args[0];
       return out;
     }
+    if (spec != nullptr && !spec->subcommands.empty() && args.size() >= 2) {
+      const CommandSpec* sub = table_.find_subcommand(*spec, args[1]);
+      if (sub == nullptr) {
+        std::string name = args[0];
+        for (char& c : name) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+        writer.error("ERR unknown subcommand '" + args[1] + "'. Try " + name + " HELP.");
+        return out;
+      }
+      spec = sub;
+    }
     const auto argc = static_cast<int>(args.size());
     if ((spec->arity > 0 && argc != spec->arity) || (spec->arity < 0 && argc < -spec->arity)) {
       writer.error("ERR wrong number of arguments for '" + spec->name + "' command");
@@ -131,6 +142,17 @@ class DataCommandTest : public ::testing::Test {
   coordinator::Keyspace* keyspace_override_ = nullptr;
   NullServerControl server_;
   CommandTable table_;
+};
+
+// A DataCommandTest with the row families (hashes, sets, sorted sets) registered too.
+class RowCommandTest : public DataCommandTest {
+ protected:
+  void SetUp() override {
+    DataCommandTest::SetUp();
+    register_hash_commands(table_);
+    register_set_commands(table_);
+    register_zset_commands(table_);
+  }
 };
 
 }  // namespace cairn::commands::testing

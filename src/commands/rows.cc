@@ -1,5 +1,13 @@
 #include "commands/rows.h"
 
+#include <algorithm>
+#include <bit>
+#include <cmath>
+
+#include <limits>
+#include <random>
+
+#include "commands/glob.h"
 #include "commands/parse.h"
 
 #include <algorithm>
@@ -149,6 +157,362 @@ Status delete_row_if_empty(coordinator::Keyspace& keyspace, const std::string& k
   if (after->header) return Status::ok();
   // No live key: an emptied row (or nothing). The tombstone is harmless if nothing was there.
   return keyspace.remove(key);
+}
+
+Status replace_row(coordinator::Keyspace& keyspace, const std::string& key,
+                   storage::ValueType type,
+                   std::span<const std::pair<std::string, std::string>> cells,
+                   int64_t expire_at_ms) {
+  constexpr size_t kCellsPerWrite = 1024;
+  // A tombstone hides all the key held, whatever its type; then a new header and the cells.
+  if (Status status = keyspace.remove(key); !status.is_ok()) return status;
+  if (cells.empty()) return Status::ok();
+  Result<coordinator::RowRead> row = keyspace.read_row(key);
+  if (!row.is_ok()) return row.status();
+  if (Status status =
+          keyspace.write(key, type, storage::encode_row_header({row->delete_through_for_new_header}),
+                         expire_at_ms);
+      !status.is_ok()) {
+    return status;
+  }
+  for (size_t i = 0; i < cells.size(); i += kCellsPerWrite) {
+    if (Status status = keyspace.write_fields(
+            key, type, cells.subspan(i, std::min(kCellsPerWrite, cells.size() - i)));
+        !status.is_ok()) {
+      return status;
+    }
+  }
+  return Status::ok();
+}
+
+std::string encode_member_score(double score) {
+  const uint64_t bits = std::bit_cast<uint64_t>(score);
+  std::string out(8, '\0');
+  for (int i = 0; i < 8; ++i) out[i] = static_cast<char>(bits >> (56 - 8 * i));
+  return out;
+}
+
+std::optional<double> decode_member_score(std::string_view value) {
+  if (value.size() != 8) return std::nullopt;
+  uint64_t bits = 0;
+  for (char byte : value) bits = (bits << 8) | static_cast<uint8_t>(byte);
+  const double score = std::bit_cast<double>(bits);
+  if (std::isnan(score)) return std::nullopt;
+  return score;
+}
+
+void append_zset_member_cells(std::string_view member, double score,
+                              std::vector<std::pair<std::string, std::string>>& cells) {
+  if (score == 0) score = 0;  // -0 is stored as 0
+  cells.emplace_back(storage::field_sub_key(member), encode_member_score(score));
+  cells.emplace_back(storage::score_index_sub_key(score, member), std::string());
+}
+
+Result<std::optional<std::vector<AlgebraSource>>> read_algebra_sources(
+    coordinator::Keyspace& keyspace, std::span<const std::string> keys, bool zsets_too,
+    resp::ReplyWriter& reply) {
+  std::vector<AlgebraSource> sources;
+  sources.reserve(keys.size());
+  for (const std::string& key : keys) {
+    Result<coordinator::RowRead> row = keyspace.read_row(key);
+    if (!row.is_ok()) return row.status();
+    if (row->header && row->header->type != storage::ValueType::kSet &&
+        !(zsets_too && row->header->type == storage::ValueType::kZSet)) {
+      reply.error(kErrWrongType);
+      return std::optional<std::vector<AlgebraSource>>();
+    }
+    AlgebraSource source;
+    source.key = &key;
+    source.read.row = std::move(row).value();
+    sources.push_back(std::move(source));
+  }
+  return std::optional(std::move(sources));
+}
+
+namespace {
+
+// The score a member's cell stands for: 1 in a set, the stored score in a sorted set.
+Result<double> member_score(const AlgebraSource& source, const storage::Cell& cell) {
+  if (source.read.row.header->type != storage::ValueType::kZSet) return 1.0;
+  std::optional<double> score = decode_member_score(cell.value);
+  if (!score) return Status::corruption("sorted set member without a valid score");
+  return *score;
+}
+
+double weighted(double score, double weight) {
+  const double result = score * weight;
+  return std::isnan(result) ? 0 : result;  // inf * 0
+}
+
+void aggregate_into(double& target, double value, Aggregate aggregate) {
+  switch (aggregate) {
+    case Aggregate::kSum:
+      target += value;
+      if (std::isnan(target)) target = 0;  // inf + -inf
+      break;
+    case Aggregate::kMin:
+      target = std::min(target, value);
+      break;
+    case Aggregate::kMax:
+      target = std::max(target, value);
+      break;
+  }
+}
+
+// Visits every member of a source with its weighted score.
+Status for_each_member(coordinator::Keyspace& keyspace, const AlgebraSource& source,
+                       const std::function<bool(std::string_view, double)>& fn) {
+  Status failed = Status::ok();
+  Status status = for_each_row_field(keyspace, *source.key, source.read,
+                                     [&](std::string_view member, const storage::Cell& cell) {
+                                       Result<double> score = member_score(source, cell);
+                                       if (!score.is_ok()) {
+                                         failed = score.status();
+                                         return false;
+                                       }
+                                       return fn(member, weighted(*score, source.weight));
+                                     });
+  return status.is_ok() ? failed : status;
+}
+
+}  // namespace
+
+Result<std::map<std::string, double>> combine_rows(coordinator::Keyspace& keyspace,
+                                                   std::vector<AlgebraSource> sources,
+                                                   Algebra op, Aggregate aggregate,
+                                                   uint64_t limit) {
+  std::map<std::string, double> result;
+  if (sources.empty()) return result;
+  if (op != Algebra::kDiff) {
+    // Smallest first, as Redis orders them: an intersection walks the smallest and probes.
+    std::stable_sort(sources.begin(), sources.end(),
+                     [](const AlgebraSource& a, const AlgebraSource& b) {
+                       return a.read.row.count < b.read.row.count;
+                     });
+  }
+  if (op == Algebra::kInter) {
+    for (const AlgebraSource& source : sources) {
+      if (!source.read.exists()) return result;
+    }
+    Status failed = Status::ok();
+    Status status = for_each_member(keyspace, sources[0], [&](std::string_view member,
+                                                              double score) {
+      for (size_t i = 1; i < sources.size(); ++i) {
+        Result<std::optional<storage::Cell>> cell =
+            read_row_field(keyspace, *sources[i].key, sources[i].read, member);
+        if (!cell.is_ok()) {
+          failed = cell.status();
+          return false;
+        }
+        if (!cell->has_value()) return true;
+        Result<double> other = member_score(sources[i], **cell);
+        if (!other.is_ok()) {
+          failed = other.status();
+          return false;
+        }
+        aggregate_into(score, weighted(*other, sources[i].weight), aggregate);
+      }
+      result.emplace(member, score);
+      return limit == 0 || result.size() < limit;
+    });
+    if (!status.is_ok()) return status;
+    if (!failed.is_ok()) return failed;
+    return result;
+  }
+  for (size_t i = 0; i < sources.size(); ++i) {
+    if (op == Algebra::kDiff && i > 0 && result.empty()) break;
+    Status status = for_each_member(keyspace, sources[i], [&](std::string_view member,
+                                                              double score) {
+      if (op == Algebra::kDiff && i > 0) {
+        if (auto found = result.find(std::string(member)); found != result.end()) {
+          result.erase(found);
+        }
+        return true;
+      }
+      if (op == Algebra::kDiff) {
+        result.emplace(member, score);
+        return true;
+      }
+      auto [it, inserted] = result.emplace(member, score);
+      if (!inserted) aggregate_into(it->second, score, aggregate);
+      return true;
+    });
+    if (!status.is_ok()) return status;
+  }
+  return result;
+}
+
+namespace {
+
+// For read-only commands: nullopt after replying (storage error or WRONGTYPE).
+std::optional<RowOfType> read_or_reply(CommandContext& ctx, const std::string& key,
+                                       storage::ValueType type) {
+  RowOfType read = read_row_of_type(ctx.keyspace, key, type, ctx.reply);
+  if (read.replied) return std::nullopt;
+  if (!read.status.is_ok()) {
+    ctx.reply.error(storage_error_reply(read.status));
+    return std::nullopt;
+  }
+  return read;
+}
+
+constexpr uint64_t kScanWholeMax = 128;
+// Random fields with a negative count may repeat; Redis answers any count. The reply is bounded
+// (a count beyond this is answered with this many) so one command cannot exhaust memory...
+constexpr int64_t kRandomFieldsMax = 10'000'000;
+// ...and by bytes: repeated big fields would otherwise make one reply of terabytes.
+constexpr uint64_t kRandomReplyBytesMax = 256ull * 1024 * 1024;
+constexpr uint64_t kElementOverheadBytes = 16;  // "$<length>\r\n...\r\n" around each element
+constexpr std::string_view kErrRandomReplyTooLarge =
+    "ERR the reply would exceed 268435456 bytes; ask for fewer elements";
+
+}  // namespace
+
+void scan_row_command(CommandContext& ctx, storage::ValueType type,
+                      const FieldValueWriter* value) {
+  const std::optional<uint64_t> cursor = parse_scan_cursor(ctx.args[2]);
+  if (!cursor) return ctx.reply.error(kErrInvalidCursor);
+  const std::string& key = ctx.args[1];
+  std::optional<RowOfType> read = read_or_reply(ctx, key, type);
+  if (!read) return;
+  if (!read->exists()) {
+    ctx.reply.array(2);
+    ctx.reply.bulk("0");
+    ctx.reply.array(0);
+    return;
+  }
+  const std::string* pattern = nullptr;
+  int64_t count = 10;
+  for (size_t i = 3; i < ctx.args.size(); i += 2) {
+    const bool has_value = i + 1 < ctx.args.size();
+    if (equals_ignore_case(ctx.args[i], "count") && has_value) {
+      std::optional<int64_t> parsed = parse_int64(ctx.args[i + 1]);
+      if (!parsed) return ctx.reply.error(kErrNotInteger);
+      if (*parsed < 1) return ctx.reply.error(kErrSyntax);
+      count = *parsed;
+    } else if (equals_ignore_case(ctx.args[i], "match") && has_value) {
+      pattern = &ctx.args[i + 1];
+      if (*pattern == "*") pattern = nullptr;  // matches everything, as in Redis
+    } else {
+      return ctx.reply.error(kErrSyntax);
+    }
+  }
+  // A field added or removed during an iteration may shift the positions: a field present the
+  // whole time may then be returned twice, or — unlike Redis — missed (docs/protocol.md).
+  const bool whole = read->row.count <= kScanWholeMax;
+  const uint64_t start = whole ? 0 : *cursor;
+  // Clamped so start + page cannot wrap around (a cursor near 2^64 with a huge COUNT).
+  const uint64_t page = whole ? read->row.count
+                              : std::min(static_cast<uint64_t>(count),
+                                         std::numeric_limits<uint64_t>::max() - start);
+  std::string body;
+  resp::ReplyWriter writer(&body, ctx.reply.protocol());
+  uint64_t position = 0;
+  uint64_t returned = 0;
+  bool more = false;
+  Status status = for_each_row_field(ctx.keyspace, key, *read, [&](std::string_view field,
+                                                                   const storage::Cell& cell) {
+    if (position >= start + page && !whole) {
+      more = true;
+      return false;
+    }
+    const bool in_page = position >= start;
+    ++position;
+    if (!in_page) return true;
+    if (pattern && !glob_match(*pattern, field)) return true;
+    writer.bulk(field);
+    if (value) (*value)(writer, cell);
+    ++returned;
+    return true;
+  });
+  if (!status.is_ok()) return ctx.reply.error(storage_error_reply(status));
+  ctx.reply.array(2);
+  ctx.reply.bulk(more ? std::to_string(start + page) : "0");
+  ctx.reply.array(value ? returned * 2 : returned);
+  ctx.reply.buffer()->append(body);
+}
+
+void random_fields_command(CommandContext& ctx, storage::ValueType type,
+                           std::string_view with_word, const FieldValueWriter& value) {
+  std::mt19937_64& random = random_source();
+  const std::string& key = ctx.args[1];
+  if (ctx.args.size() == 2) {
+    std::optional<RowOfType> read = read_or_reply(ctx, key, type);
+    if (!read) return;
+    if (!read->exists()) return ctx.reply.null();
+    Result<std::vector<std::string>> chosen = random_distinct_fields(ctx.keyspace, key, *read, 1);
+    if (!chosen.is_ok()) return ctx.reply.error(storage_error_reply(chosen.status()));
+    if (chosen->empty()) return ctx.reply.null();
+    return ctx.reply.bulk(chosen->front());
+  }
+  std::optional<int64_t> count = parse_int64(ctx.args[2]);
+  if (!count) return ctx.reply.error(kErrNotInteger);
+  if (*count == std::numeric_limits<int64_t>::min()) {
+    return ctx.reply.error(
+        "ERR value is out of range, value must between -9223372036854775807 and "
+        "9223372036854775807");
+  }
+  if (ctx.args.size() > 4 ||
+      (ctx.args.size() == 4 && !equals_ignore_case(ctx.args[3], with_word))) {
+    return ctx.reply.error(kErrSyntax);
+  }
+  const bool with_values = ctx.args.size() == 4;
+  if (with_values && (*count < -std::numeric_limits<int64_t>::max() / 2 ||
+                      *count > std::numeric_limits<int64_t>::max() / 2)) {
+    return ctx.reply.error("ERR value is out of range");
+  }
+  std::optional<RowOfType> read = read_or_reply(ctx, key, type);
+  if (!read) return;
+  if (!read->exists() || *count == 0) return ctx.reply.array(0);
+  const bool resp3 = ctx.reply.protocol() >= 3;
+  if (*count > 0) {
+    // Distinct fields: found by rank in a big row, never the whole row in memory.
+    Result<std::vector<std::string>> chosen =
+        random_distinct_fields(ctx.keyspace, key, *read, static_cast<uint64_t>(*count));
+    if (!chosen.is_ok()) return ctx.reply.error(storage_error_reply(chosen.status()));
+    std::vector<storage::Cell> cells;
+    if (with_values) {
+      for (const std::string& field : *chosen) {
+        Result<std::optional<storage::Cell>> cell = read_row_field(ctx.keyspace, key, *read, field);
+        if (!cell.is_ok()) return ctx.reply.error(storage_error_reply(cell.status()));
+        cells.push_back(cell->value_or(storage::Cell{}));
+      }
+    }
+    ctx.reply.array(with_values && !resp3 ? chosen->size() * 2 : chosen->size());
+    for (size_t i = 0; i < chosen->size(); ++i) {
+      if (with_values && resp3) ctx.reply.array(2);
+      ctx.reply.bulk((*chosen)[i]);
+      if (with_values) value(ctx.reply, cells[i]);
+    }
+    return;
+  }
+  // With repeats: the whole row (bounded by the reply limits like HGETALL), then picks of it.
+  std::vector<std::pair<std::string, storage::Cell>> fields;
+  fields.reserve(std::min<uint64_t>(read->row.count, 1024));
+  Status status = for_each_row_field(ctx.keyspace, key, *read, [&](std::string_view field,
+                                                                   const storage::Cell& cell) {
+    fields.emplace_back(std::string(field), cell);
+    return true;
+  });
+  if (!status.is_ok()) return ctx.reply.error(storage_error_reply(status));
+  if (fields.empty()) return ctx.reply.array(0);
+  std::vector<size_t> picks;
+  const int64_t wanted = std::min<int64_t>(-*count, kRandomFieldsMax);
+  std::uniform_int_distribution<size_t> pick(0, fields.size() - 1);
+  picks.reserve(static_cast<size_t>(wanted));
+  uint64_t reply_bytes = 0;
+  for (int64_t i = 0; i < wanted; ++i) {
+    picks.push_back(pick(random));
+    const auto& [field, cell] = fields[picks.back()];
+    reply_bytes += field.size() + (with_values ? cell.value.size() : 0) + kElementOverheadBytes;
+    if (reply_bytes > kRandomReplyBytesMax) return ctx.reply.error(kErrRandomReplyTooLarge);
+  }
+  ctx.reply.array(with_values && !resp3 ? picks.size() * 2 : picks.size());
+  for (size_t index : picks) {
+    if (with_values && resp3) ctx.reply.array(2);
+    ctx.reply.bulk(fields[index].first);
+    if (with_values) value(ctx.reply, fields[index].second);
+  }
 }
 
 void run_row_command(CommandContext& ctx, std::span<const std::string> keys,

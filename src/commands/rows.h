@@ -4,6 +4,7 @@
 // fields. Members of a set are fields with an empty value.
 
 #include <functional>
+#include <map>
 #include <optional>
 #include <span>
 #include <string>
@@ -67,6 +68,63 @@ Result<std::vector<std::string>> random_distinct_fields(coordinator::Keyspace& k
 // After removing fields: if the row has none left, deletes the key (Redis deletes an emptied
 // hash or set, and its TTL with it); a tombstone lets compaction reclaim the header.
 Status delete_row_if_empty(coordinator::Keyspace& keyspace, const std::string& key);
+
+// Replaces whatever `key` holds with a new row of `type` holding `cells` (sub-key, value),
+// written in batches; with no cells the key is left deleted (the *STORE commands, COPY).
+Status replace_row(coordinator::Keyspace& keyspace, const std::string& key,
+                   storage::ValueType type,
+                   std::span<const std::pair<std::string, std::string>> cells,
+                   int64_t expire_at_ms = 0);
+
+// A sorted-set member's cell holds its score as the IEEE 754 bits of the double, big-endian
+// (docs/formats.md "Sorted sets"); the index sub-key uses storage::encode_score instead.
+std::string encode_member_score(double score);
+// nullopt unless `value` is 8 bytes holding a number (not NaN).
+std::optional<double> decode_member_score(std::string_view value);
+// The two cells of a sorted-set member (its field and its score index entry), for write_fields.
+void append_zset_member_cells(std::string_view member, double score,
+                              std::vector<std::pair<std::string, std::string>>& cells);
+
+// ---- Set algebra over rows (SINTER/SUNION/SDIFF and ZUNION/ZINTER/ZDIFF) ----
+// Sets count as sorted sets whose scores are all 1, as in Redis.
+enum class Algebra { kInter, kUnion, kDiff };
+enum class Aggregate { kSum, kMin, kMax };
+
+struct AlgebraSource {
+  const std::string* key = nullptr;
+  RowOfType read;
+  double weight = 1;
+};
+
+// Reads `keys` for an algebra command, type-checking every key before any result as Redis
+// does: sets, and sorted sets too when `zsets_too`. nullopt after a WRONGTYPE reply.
+Result<std::optional<std::vector<AlgebraSource>>> read_algebra_sources(
+    coordinator::Keyspace& keyspace, std::span<const std::string> keys, bool zsets_too,
+    resp::ReplyWriter& reply);
+
+// Member → score of the result of `op` (weights from the sources, scores of equal members
+// combined by `aggregate`; a difference keeps the first source's scores). `limit` stops an
+// intersection once it has that many members (0 = no limit).
+Result<std::map<std::string, double>> combine_rows(coordinator::Keyspace& keyspace,
+                                                   std::vector<AlgebraSource> sources,
+                                                   Algebra op, Aggregate aggregate,
+                                                   uint64_t limit = 0);
+
+// Writes the value a listing shows for a field's cell (HSCAN: the value; ZSCAN: the score).
+using FieldValueWriter = std::function<void(resp::ReplyWriter&, const storage::Cell&)>;
+
+// HSCAN / SSCAN / ZSCAN key cursor [MATCH pattern] [COUNT count] over a row of `type`: each
+// matching field, followed by its value when `value` is set. The cursor is the number of fields
+// (in field order) already walked; a row of at most 128 fields is returned whole, as
+// redis-server does for a small (listpack or intset) collection.
+void scan_row_command(CommandContext& ctx, storage::ValueType type,
+                      const FieldValueWriter* value);
+
+// HRANDFIELD / ZRANDMEMBER key [count [`with_word`]] over a row of `type`: one random field, or
+// `count` distinct ones (negative: with repeats, bounded); with `with_word`, each followed by
+// `value` (RESP3: [field, value] pairs).
+void random_fields_command(CommandContext& ctx, storage::ValueType type,
+                           std::string_view with_word, const FieldValueWriter& value);
 
 // Runs `fn` under the lock of `keys`; its staged reply is sent only if the keyspace succeeded.
 void run_row_command(CommandContext& ctx, std::span<const std::string> keys,

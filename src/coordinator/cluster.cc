@@ -1052,7 +1052,8 @@ Result<std::vector<std::optional<storage::Cell>>> ClusterSession::read_fields(
 
 Status ClusterSession::write_field_cells(
     std::string_view key, storage::ValueType type, std::span<const std::string> sub_keys,
-    std::span<const std::pair<std::string, std::string>> values) {
+    std::span<const std::pair<std::string, std::string>> values,
+    std::span<const int64_t> expire_at_ms) {
   const CorePtr& core = coordinator_.impl_->core;
   const std::string owned(key);
   const size_t n = values.empty() ? sub_keys.size() : values.size();
@@ -1076,6 +1077,7 @@ Status ClusterSession::write_field_cells(
       cell.type = type;
       cell.tombstone = values.empty();
       if (!values.empty()) cell.value = values[i].second;
+      if (i < expire_at_ms.size()) cell.expire_at_ms = expire_at_ms[i];
       cell.writer = core->machine_id;
       cell.timestamp = core->clock.now();
       const std::string* sub_key = values.empty() ? &sub_keys[i] : &values[i].first;
@@ -1108,6 +1110,13 @@ Status ClusterSession::write_field_cells(
 Status ClusterSession::write_fields(std::string_view key, storage::ValueType type,
                                     std::span<const std::pair<std::string, std::string>> fields) {
   return write_field_cells(key, type, {}, fields);
+}
+
+Status ClusterSession::write_expiring_fields(
+    std::string_view key, storage::ValueType type,
+    std::span<const std::pair<std::string, std::string>> fields,
+    std::span<const int64_t> expire_at_ms) {
+  return write_field_cells(key, type, {}, fields, expire_at_ms);
 }
 
 Status ClusterSession::remove_fields(std::string_view key, storage::ValueType type,

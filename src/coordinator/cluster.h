@@ -118,6 +118,9 @@ class ClusterSession final : public Keyspace {
       HlcTimestamp hidden_through) override;
   Status write_fields(std::string_view key, storage::ValueType type,
                       std::span<const std::pair<std::string, std::string>> fields) override;
+  Status write_expiring_fields(std::string_view key, storage::ValueType type,
+                               std::span<const std::pair<std::string, std::string>> fields,
+                               std::span<const int64_t> expire_at_ms) override;
   Status remove_fields(std::string_view key, storage::ValueType type,
                        std::span<const std::string> sub_keys) override;
   Status scan_fields(std::string_view key, std::string_view from_sub_key,
@@ -133,7 +136,8 @@ class ClusterSession final : public Keyspace {
   // Writes one cell per field, each stamped now (tombstones when `values` is empty).
   Status write_field_cells(std::string_view key, storage::ValueType type,
                            std::span<const std::string> sub_keys,
-                           std::span<const std::pair<std::string, std::string>> values);
+                           std::span<const std::pair<std::string, std::string>> values,
+                           std::span<const int64_t> expire_at_ms = {});
 
   ClusterCoordinator& coordinator_;
   const RequestOptions& options_;

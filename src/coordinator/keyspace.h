@@ -169,6 +169,17 @@ class Keyspace {
                               std::span<const std::pair<std::string, std::string>> /*fields*/) {
     return Status::invalid_argument(std::string(kRowsNotSupportedMessage));
   }
+  // Writes field cells that expire on their own: fields[i] at expire_at_ms[i] (Unix ms, 0 =
+  // never; an empty span: none expires). A command that gives a field an expiry also marks the
+  // row header (storage::RowHeader::fields_expire) so counts skip expired fields.
+  virtual Status write_expiring_fields(std::string_view key, storage::ValueType type,
+                                       std::span<const std::pair<std::string, std::string>> fields,
+                                       std::span<const int64_t> expire_at_ms) {
+    for (int64_t at : expire_at_ms) {
+      if (at != 0) return Status::invalid_argument(std::string(kRowsNotSupportedMessage));
+    }
+    return write_fields(key, type, fields);
+  }
   // Writes tombstones for fields.
   virtual Status remove_fields(std::string_view /*key*/, storage::ValueType /*type*/,
                                std::span<const std::string> /*sub_keys*/) {

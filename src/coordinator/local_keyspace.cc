@@ -41,7 +41,35 @@ bool LocalKeyspace::is_live_key(topology::Token token, std::string_view key,
   // A row header counts as a key only while its row has a field. A storage error here counts
   // the key as live: SCAN may over-report, never hide a key.
   Result<storage::StoredRow> row = engine_.read_row(token, key);
-  return !row.is_ok() || row->state.count > 0;
+  if (!row.is_ok()) return true;
+  Result<uint64_t> count = row_count(token, key, *row, cell, now, /*any=*/true);
+  return !count.is_ok() || *count > 0;
+}
+
+Result<uint64_t> LocalKeyspace::count_live_fields(topology::Token token, std::string_view key,
+                                                  HlcTimestamp hidden_through, int64_t now,
+                                                  bool any) {
+  uint64_t count = 0;
+  Status status = engine_.scan_row(token, key, std::string(1, storage::kFieldNamespace),
+                                   [&](std::string_view sub_key, const storage::Cell& cell) {
+                                     if (!storage::field_of_sub_key(sub_key)) return false;
+                                     if (cell.live_at(now) && cell.timestamp > hidden_through) {
+                                       ++count;
+                                     }
+                                     return !any || count == 0;
+                                   });
+  if (!status.is_ok()) return status;
+  return count;
+}
+
+Result<uint64_t> LocalKeyspace::row_count(topology::Token token, std::string_view key,
+                                          const storage::StoredRow& row,
+                                          const storage::Cell& header, int64_t now, bool any) {
+  Result<storage::RowHeader> decoded = storage::decode_row_header(header.value);
+  if (row.state.count == 0 || !decoded.is_ok() || !decoded->fields_expire) {
+    return row.state.count;
+  }
+  return count_live_fields(token, key, row.state.hidden_through(now), now, any);
 }
 
 LocalKeyspace::LocalKeyspace(storage::Engine& engine, HybridClock& clock, uint64_t writer_id,
@@ -78,9 +106,12 @@ Result<RowRead> LocalKeyspace::read_row(std::string_view key) {
       std::max(row.delete_through_for_new_header, storage::hidden_through(header, now));
   if (!header.live_at(now)) return row;
   if (storage::is_row_type(header.type)) {
+    Result<uint64_t> count =
+        row_count(topology::token_of(key), key, *stored, header, now, /*any=*/false);
+    if (!count.is_ok()) return count.status();
     // An emptied row is no key (Redis deletes a hash with its last field).
-    if (stored->state.count == 0) return row;
-    row.count = stored->state.count;
+    if (*count == 0) return row;
+    row.count = *count;
   }
   row.header = std::move(header);
   return row;
@@ -105,11 +136,20 @@ Result<std::vector<std::optional<storage::Cell>>> LocalKeyspace::read_fields(
 
 Status LocalKeyspace::write_fields(std::string_view key, storage::ValueType type,
                                    std::span<const std::pair<std::string, std::string>> fields) {
+  return write_expiring_fields(key, type, fields, {});
+}
+
+Status LocalKeyspace::write_expiring_fields(
+    std::string_view key, storage::ValueType type,
+    std::span<const std::pair<std::string, std::string>> fields,
+    std::span<const int64_t> expire_at_ms) {
   const topology::Token token = topology::token_of(key);
-  for (const auto& [sub_key, value] : fields) {
+  for (size_t i = 0; i < fields.size(); ++i) {
+    const auto& [sub_key, value] = fields[i];
     storage::Cell cell;
     cell.type = type;
     cell.value = value;
+    if (i < expire_at_ms.size()) cell.expire_at_ms = expire_at_ms[i];
     cell.writer = writer_id_;
     cell.timestamp = clock_.now();
     Result<bool> applied = engine_.apply_field(token, key, sub_key, cell);

@@ -35,6 +35,9 @@ class LocalKeyspace final : public Keyspace {
       HlcTimestamp hidden_through) override;
   Status write_fields(std::string_view key, storage::ValueType type,
                       std::span<const std::pair<std::string, std::string>> fields) override;
+  Status write_expiring_fields(std::string_view key, storage::ValueType type,
+                               std::span<const std::pair<std::string, std::string>> fields,
+                               std::span<const int64_t> expire_at_ms) override;
   Status remove_fields(std::string_view key, storage::ValueType type,
                        std::span<const std::string> sub_keys) override;
   Status scan_fields(std::string_view key, std::string_view from_sub_key,
@@ -52,6 +55,15 @@ class LocalKeyspace final : public Keyspace {
   // Whether the key's own cell `cell` makes the key exist (SCAN, DBSIZE, RANDOMKEY).
   bool is_live_key(topology::Token token, std::string_view key, const storage::Cell& cell,
                    int64_t now);
+
+  // The number of a row's live fields above `hidden_through`, for a row whose header says its
+  // fields may expire (the row state's count includes expired ones). `any`: stop at the first.
+  Result<uint64_t> count_live_fields(topology::Token token, std::string_view key,
+                                     HlcTimestamp hidden_through, int64_t now, bool any);
+  // The row state's count, or for a header with fields_expire, the live fields counted.
+  Result<uint64_t> row_count(topology::Token token, std::string_view key,
+                             const storage::StoredRow& row, const storage::Cell& header,
+                             int64_t now, bool any);
 
   storage::Engine& engine_;
   HybridClock& clock_;

@@ -86,6 +86,24 @@ constexpr std::string_view kDefaultSections[] = {"server",      "clients", "memo
 constexpr std::string_view kSettableNames[] = {"requirepass", "timeout", "maxclients",
                                                "proto-max-bulk-len", "client-query-buffer-limit"};
 
+bool is_cairn_setting(std::string_view name) {
+  const std::vector<std::string_view>& names = setting_names();
+  return std::find(names.begin(), names.end(), name) != names.end();
+}
+
+// CONFIG SET loglevel: Redis's levels on spdlog's.
+void apply_log_level(std::string_view level) {
+  if (level == "debug") {
+    spdlog::set_level(spdlog::level::debug);
+  } else if (level == "verbose") {
+    spdlog::set_level(spdlog::level::info);
+  } else if (level == "notice") {
+    spdlog::set_level(spdlog::level::info);
+  } else if (level == "warning") {
+    spdlog::set_level(spdlog::level::warn);
+  }
+}
+
 }  // namespace
 
 bool glob_match(std::string_view pattern, std::string_view text, bool ignore_case) {
@@ -141,6 +159,11 @@ ServerState::ServerState(ServerConfig config, size_t loop_count, storage::Engine
   settings_.idle_timeout_ms.store(config_.timeout_seconds * 1000);
   settings_.proto_max_bulk_len.store(config_.proto_max_bulk_len);
   settings_.client_query_buffer_limit.store(config_.client_query_buffer_limit);
+  // Redis parameters whose value follows from Cairn's configuration.
+  redis_settings_.put("appendonly",
+                      config_.durability == storage::Durability::kAlways ? "yes" : "no");
+  redis_settings_.put("databases", "1");
+  redis_settings_.put("dir", config_.data_dir);
 }
 
 std::vector<std::pair<std::string, std::string>> ServerState::config_get(
@@ -154,15 +177,12 @@ std::vector<std::pair<std::string, std::string>> ServerState::config_get(
       out.emplace_back(std::string(name), setting_value(config_, name));
     }
   }
-  // Names Redis clients and tools probe; answered so they work unchanged.
-  const std::pair<std::string_view, std::string> probes[] = {
-      {"save", ""},
-      {"appendonly", config_.durability == storage::Durability::kAlways ? "yes" : "no"},
-      {"databases", "1"},
-      {"maxmemory", "0"},
-  };
-  for (const auto& [name, value] : probes) {
-    if (glob_match(pattern, name, true)) out.emplace_back(std::string(name), value);
+  // redis-server 7.0's parameters that are not Cairn's own (docs/protocol.md "CONFIG").
+  for (const RedisSetting& setting : redis_settings()) {
+    if (is_cairn_setting(setting.name)) continue;
+    if (glob_match(pattern, setting.name, true)) {
+      out.emplace_back(std::string(setting.name), redis_settings_.get(setting));
+    }
   }
   return out;
 }
@@ -172,11 +192,27 @@ Status ServerState::config_set(std::string_view raw_name, std::string_view value
   const bool settable = std::find(std::begin(kSettableNames), std::end(kSettableNames), name) !=
                         std::end(kSettableNames);
   if (!settable) {
-    // kNotFound: the handler answers Redis's "Unknown option or number of arguments ..." text.
-    return Status::not_found(
-        fmt::format("Unknown option or number of arguments for CONFIG SET - '{}'", raw_name));
+    std::lock_guard lock(config_mutex_);
+    const RedisSetting* redis = redis_settings_.find(name);
+    if (redis != nullptr && is_cairn_setting(redis->name)) {
+      // Cairn's own (port, bind...): fixed while the server runs.
+      return Status::invalid_argument("can't set immutable config");
+    }
+    if (redis == nullptr) {
+      // kNotFound: the handler answers Redis's "Unknown option or number of arguments ..." text.
+      return Status::not_found(
+          fmt::format("Unknown option or number of arguments for CONFIG SET - '{}'", raw_name));
+    }
+    if (Status status = redis_settings_.set(*redis, value); !status.is_ok()) return status;
+    if (redis->name == "loglevel") apply_log_level(redis_settings_.get(*redis));
+    return Status::ok();
   }
   std::lock_guard lock(config_mutex_);
+  // Redis's own check and error text first (e.g. "argument couldn't be parsed into an integer").
+  if (const RedisSetting* redis = redis_settings_.find(name); redis != nullptr) {
+    RedisSettings scratch = redis_settings_;
+    if (Status status = scratch.set(*redis, value); !status.is_ok()) return status;
+  }
   ServerConfig updated = config_;
   const Status status = apply_setting(updated, name, value);
   // The handler wraps the reason in Redis's "CONFIG SET failed (possibly related to ...)".

@@ -21,6 +21,7 @@
 #include "coordinator/keyspace.h"
 #include "net/connection.h"
 #include "server/config.h"
+#include "server/redis_settings.h"
 #include "storage/engine.h"
 
 namespace cairn::server {
@@ -149,6 +150,8 @@ class ServerState final : public commands::ServerControl {
 
   std::mutex config_mutex_;
   ServerConfig config_;  // guarded by config_mutex_
+  // redis-server 7.0's other parameters, stored for CONFIG GET/SET; guarded by config_mutex_.
+  RedisSettings redis_settings_;
   LiveSettings settings_;
 
   std::unique_ptr<LoopStats[]> loop_stats_;

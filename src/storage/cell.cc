@@ -46,9 +46,11 @@ bool known_type(uint8_t type) {
          type <= static_cast<uint8_t>(ValueType::kZSet);
 }
 
-// Row header value, version 1: version(1) delete_through(8).
+// Row header value, version 1: version(1) delete_through(8); version 2 (a row whose fields may
+// expire): version(1) = 2 delete_through(8) flags(1) = 1.
 constexpr uint8_t kRowHeaderVersion = 1;
 constexpr size_t kRowHeaderBytes = 1 + 8;
+constexpr uint8_t kRowHeaderVersionFieldsExpire = 2;
 
 }  // namespace
 
@@ -149,18 +151,24 @@ std::string score_index_sub_key(double score, std::string_view member) {
 
 std::string encode_row_header(const RowHeader& header) {
   std::string out;
-  out.reserve(kRowHeaderBytes);
-  out.push_back(static_cast<char>(kRowHeaderVersion));
+  out.reserve(kRowHeaderBytes + 1);
+  out.push_back(static_cast<char>(header.fields_expire ? kRowHeaderVersionFieldsExpire
+                                                       : kRowHeaderVersion));
   put_u64(out, header.delete_through);
+  if (header.fields_expire) out.push_back(1);
   return out;
 }
 
 Result<RowHeader> decode_row_header(std::string_view bytes) {
-  if (bytes.size() != kRowHeaderBytes || static_cast<uint8_t>(bytes[0]) != kRowHeaderVersion) {
-    return Status::corruption("row header: " + std::to_string(bytes.size()) +
-                              " bytes, not a version 1 header");
+  if (bytes.size() == kRowHeaderBytes && static_cast<uint8_t>(bytes[0]) == kRowHeaderVersion) {
+    return RowHeader{get_u64(bytes.substr(1)), false};
   }
-  return RowHeader{get_u64(bytes.substr(1))};
+  if (bytes.size() == kRowHeaderBytes + 1 &&
+      static_cast<uint8_t>(bytes[0]) == kRowHeaderVersionFieldsExpire) {
+    return RowHeader{get_u64(bytes.substr(1)), (bytes[kRowHeaderBytes] & 1) != 0};
+  }
+  return Status::corruption("row header: " + std::to_string(bytes.size()) +
+                            " bytes, not a version 1 or 2 header");
 }
 
 HlcTimestamp hidden_through(const Cell& header, int64_t now_ms) {

@@ -81,8 +81,11 @@ std::optional<std::string_view> field_of_sub_key(std::string_view sub_key);
 
 // The value of a row header cell: the key-level deletion bound the header carries. Every field
 // whose timestamp is <= delete_through is hidden (it belonged to an earlier life of the key).
+// `fields_expire`: some field of this life of the row has (or had) its own expiry (HEXPIRE), so
+// a field count kept as cells arrive may include expired fields; readers count live fields.
 struct RowHeader {
   HlcTimestamp delete_through = 0;
+  bool fields_expire = false;
   bool operator==(const RowHeader&) const = default;
 };
 std::string encode_row_header(const RowHeader& header);

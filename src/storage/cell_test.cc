@@ -239,6 +239,13 @@ TEST(RowFormatTest, HeadersFieldsAndWhatAHeaderHides) {
   EXPECT_EQ(*decode_row_header(encode_row_header({42})), RowHeader{42});
   EXPECT_FALSE(decode_row_header("").is_ok());
   EXPECT_FALSE(decode_row_header(std::string(9, '\x02')).is_ok());  // unknown version
+  // Version 2 marks a row whose fields may expire (HEXPIRE); version 1 stays what it was.
+  EXPECT_EQ(encode_row_header({42}).size(), 9u);
+  const RowHeader expiring{42, true};
+  EXPECT_EQ(encode_row_header(expiring).size(), 10u);
+  EXPECT_EQ(*decode_row_header(encode_row_header(expiring)), expiring);
+  EXPECT_FALSE(decode_row_header(std::string(10, '\x01')).is_ok());
+  EXPECT_FALSE(decode_row_header(std::string(11, '\x02')).is_ok());
   // A field named "" is not the header's empty sub-key.
   EXPECT_EQ(field_sub_key(""), std::string(1, kFieldNamespace));
   EXPECT_EQ(*field_of_sub_key(field_sub_key("a b")), "a b");

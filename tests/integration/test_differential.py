@@ -11,7 +11,13 @@ Normalized only where the two servers legitimately differ:
 * TIME, INFO, CLIENT, COMMAND, HELLO are not generated;
 * hashes: HGETALL/HKEYS/HVALS are compared as sorted pairs/lists (Redis answers in insertion
   order, Cairn in field order), HSCAN by a full iteration's set of pairs, HRANDFIELD by shape
-  (null or not, length, every field belongs to the hash).
+  (null or not, length, every field belongs to the hash);
+* ZSCAN by a full iteration's set of pairs, ZRANDMEMBER like SRANDMEMBER by shape;
+* OBJECT ENCODING: a string's int/embstr/raw depends on how Redis built the value (APPEND,
+  MSET... keep other encodings), and Redis never converts a collection back to its small
+  encoding when it shrinks, so for a string any of the three is accepted and for a collection
+  Cairn may answer the small encoding where Redis answers the big one (docs/protocol.md);
+  OBJECT REFCOUNT of a string: 1 or Redis's shared-integer count, for the same reason.
 
 Short expiries (a few ms) are deliberately generated; before any later command touches such a
 key, the driver sleeps until it has certainly expired on both servers, so no reply depends on
@@ -60,6 +66,9 @@ ARITY = {
     "zlexcount": 4, "zrange": -4, "zrevrange": -4, "zrangebyscore": -4, "zrevrangebyscore": -4,
     "zrangebylex": -4, "zrevrangebylex": -4, "zrank": 3, "zrevrank": 3, "zpopmin": -2,
     "zpopmax": -2, "zremrangebyrank": 4, "zremrangebyscore": 4, "zremrangebylex": 4,
+    "zrangestore": -5, "zrandmember": -2, "zunion": -3, "zinter": -3, "zdiff": -3,
+    "zunionstore": -4, "zinterstore": -4, "zdiffstore": -4, "zintercard": -3, "zscan": -3,
+    "bitpos": -3, "bitop": -4, "bitfield": -2, "bitfield_ro": -2, "lcs": -3, "copy": -3,
 }
 MEMBERS = [b"a", b"b", b"c", b"1", b"2", b"", b"x y", b"\xff"]
 FIELDS = [b"f0", b"f1", b"f2", b"f3", b"", b"a b", b"\xff\x00", b"n"]
@@ -194,7 +203,10 @@ class Generator:
             (self.op_spop, 3 * h), (self.op_smove, 2 * h), (self.op_sscan, 1 * h),
             (self.op_zadd, 12 * h), (self.op_zread, 8 * h), (self.op_zrange, 10 * h),
             (self.op_zrem, 3 * h), (self.op_zpop, 3 * h),
+            (self.op_zalgebra, 6 * h), (self.op_zrangestore, 3 * h), (self.op_zrandmember, 2 * h),
+            (self.op_zscan, 1 * h), (self.op_object, 2 * h),
         ]
+        weights += [(self.op_bit2, 6), (self.op_copy, 3)]
         total = sum(w for _, w in weights)
         x = rng.random() * total
         for fn, w in weights:
@@ -655,6 +667,152 @@ class Generator:
             args.append(b"1")
         return Op(args, keys=[k])
 
+    def zalgebra_key(self):
+        return self.rng.choice([b"z0", b"z1", b"z2", b"s0", b"s1", b"h0", self.key()])
+
+    def op_zalgebra(self):
+        rng = self.rng
+        keys = [self.zalgebra_key() for _ in range(rng.randrange(1, 4))]
+        name = rng.choice(["zunion", "zinter", "zdiff", "zunionstore", "zinterstore",
+                           "zdiffstore", "zintercard"])
+        store = name.endswith("store")
+        dst = self.zset_key() if store else None
+        numkeys = str(len(keys)).encode()
+        if rng.random() < 0.05:
+            numkeys = rng.choice([b"0", b"-1", b"9", b"abc"])
+        args = [self.name(name)] + ([dst] if store else []) + [numkeys] + keys
+        if name == "zintercard":
+            if rng.random() < 0.3:
+                args += [b"LIMIT", rng.choice([b"0", b"1", b"2", b"-1", b"abc"])]
+        else:
+            if name not in ("zdiff", "zdiffstore") or rng.random() < 0.05:
+                if rng.random() < 0.4:
+                    args += [b"WEIGHTS"] + [rng.choice([b"1", b"2", b"-1", b"0.5", b"0", b"inf",
+                                                        b"abc"])
+                                            for _ in range(len(keys))]
+                if rng.random() < 0.4:
+                    args += [b"AGGREGATE", rng.choice([b"SUM", b"min", b"MAX", b"foo"])]
+            if not store and rng.random() < 0.5:
+                args.append(b"WITHSCORES")
+            if rng.random() < 0.03:
+                args.append(rng.choice([b"WEIGHTS", b"LIMIT", b"FOO"]))
+        return Op(args, keys=([dst] if store else []) + keys)
+
+    def op_zrangestore(self):
+        rng = self.rng
+        dst, src = self.zset_key(), self.zalgebra_key()
+        by = rng.choice([None, "score", "lex"])
+        options = []
+        if by:
+            options.append(b"BYSCORE" if by == "score" else b"BYLEX")
+        if rng.random() < 0.3:
+            options.append(b"REV")
+        if rng.random() < (0.4 if by else 0.05):
+            options += [b"LIMIT", rng.choice([b"0", b"1", b"-1", b"abc"]),
+                        rng.choice([b"1", b"2", b"-1"])]
+        if rng.random() < 0.05:
+            options.append(b"WITHSCORES")
+        if by == "score":
+            bounds = [self.score_bound(), self.score_bound()]
+        elif by == "lex":
+            bounds = [self.lex_bound(), self.lex_bound()]
+        else:
+            bounds = [self.index_arg(), self.index_arg()]
+        return Op([self.name("zrangestore"), dst, src] + bounds + options, keys=[dst, src])
+
+    def op_zrandmember(self):
+        rng = self.rng
+        k = self.zalgebra_key()
+        args = [self.name("zrandmember"), k]
+        if rng.random() < 0.7:
+            args.append(rng.choice([b"1", b"3", b"100", b"-2", b"0", b"abc", MIN]))
+            if rng.random() < 0.4:
+                args.append(rng.choice([b"WITHSCORES", b"withscores", b"FOO"]))
+        return Op(args, kind="srandmember", keys=[k])
+
+    def op_zscan(self):
+        rng = self.rng
+        k = self.zalgebra_key()
+        opts = []
+        if rng.random() < 0.4:
+            opts += [b"MATCH", rng.choice([b"a*", b"*", b"[ab]", b"?"])]
+        if rng.random() < 0.4:
+            opts += [b"COUNT", rng.choice([b"1", b"100"])]
+        return Op([b"ZSCAN", k, b"0"] + opts, kind="zscan", keys=[k])
+
+    def op_object(self):
+        rng = self.rng
+        k = rng.choice([self.zalgebra_key(), self.key(), b"h0"])
+        sub = rng.choice([b"ENCODING", b"ENCODING", b"REFCOUNT", b"FREQ", b"encoding"])
+        if rng.random() < 0.03:
+            return Op([self.name("object"), rng.choice([b"HELP", b"FOO"])], keys=[k])
+        return Op([self.name("object"), sub, k], kind="encoding", keys=[k])
+
+    # -- more bits, LCS, COPY ------------------------------------------------------------------
+
+    def bit_type(self):
+        rng = self.rng
+        if rng.random() < 0.08:
+            return rng.choice([b"u64", b"i65", b"i0", b"x8", b"I8", b"", b"u"])
+        return rng.choice([b"i", b"u"]) + str(rng.randrange(1, 64)).encode()
+
+    def op_bit2(self):
+        rng = self.rng
+        k = self.key()
+        name = rng.choice(["bitpos", "bitpos", "bitop", "bitfield", "bitfield", "bitfield_ro",
+                           "lcs"])
+        if name == "bitpos":
+            args = [self.name(name), k, rng.choice([b"0", b"1", b"1", b"2", b"abc"])]
+            if rng.random() < 0.6:
+                args.append(self.index_arg())
+                if rng.random() < 0.6:
+                    args.append(self.index_arg())
+                    if rng.random() < 0.4:
+                        args.append(rng.choice([b"BIT", b"byte", b"FOO"]))
+            return Op(args, keys=[k])
+        if name == "bitop":
+            op = rng.choice([b"AND", b"or", b"XOR", b"NOT", b"FOO"])
+            srcs = [self.key() for _ in range(1 if op == b"NOT" and rng.random() < 0.9
+                                              else rng.randrange(1, 4))]
+            dst = self.key()
+            return Op([self.name(name), op, dst] + srcs, keys=[dst] + srcs)
+        if name == "lcs":
+            a, b = self.key(), self.key()
+            args = [self.name(name), a, b]
+            for option in (b"LEN", b"IDX", b"WITHMATCHLEN"):
+                if rng.random() < 0.3:
+                    args.append(option)
+            if rng.random() < 0.2:
+                args += [b"MINMATCHLEN", rng.choice([b"0", b"2", b"-1", b"abc"])]
+            return Op(args, keys=[a, b])
+        args = [self.name(name), k]
+        for _ in range(rng.randrange(0, 4)):
+            sub = rng.choice([b"GET", b"SET", b"INCRBY", b"OVERFLOW"]) if name == "bitfield" \
+                else rng.choice([b"GET", b"GET", b"GET", b"SET"])
+            if sub == b"OVERFLOW":
+                args += [sub, rng.choice([b"WRAP", b"sat", b"FAIL", b"FAIL", b"foo"])]
+                continue
+            offset = (b"#" if rng.random() < 0.3 else b"") + self.bit_offset()
+            args += [sub, self.bit_type(), offset]
+            if sub != b"GET":
+                args.append(rng.choice([self.integer_arg(), b"1", b"-1", b"100", b"300"]))
+        if rng.random() < 0.03:
+            args.append(b"GET")
+        return Op(args, keys=[k])
+
+    def op_copy(self):
+        rng = self.rng
+        src = rng.choice([self.key(), self.zalgebra_key()])
+        dst = rng.choice([self.key(), self.zalgebra_key()])
+        args = [self.name("copy"), src, dst]
+        if rng.random() < 0.4:
+            args.append(b"REPLACE")
+        if rng.random() < 0.1:
+            args += [b"DB", rng.choice([b"0", b"abc"])]
+        if rng.random() < 0.03:
+            args.append(b"FOO")
+        return Op(args, keys=[src, dst])
+
     def op_randomkey(self):
         return Op([self.name("randomkey")], kind="randomkey", keys=ALL)
 
@@ -756,11 +914,11 @@ class Driver:
                 return sorted(keys)
         raise AssertionError("SCAN did not finish")
 
-    def full_hscan(self, conn, key, opts):
+    def full_hscan(self, conn, key, opts, command=b"HSCAN"):
         pairs = set()
         cursor = b"0"
         for _ in range(100000):
-            reply = conn.cmd(b"HSCAN", key, cursor, *opts)
+            reply = conn.cmd(command, key, cursor, *opts)
             if isinstance(reply, ErrorReply):
                 return reply
             cursor, batch = reply
@@ -854,7 +1012,12 @@ class Driver:
                 self.fail(index, op, ref_raw, tgt_raw, "SCAN full iteration key sets differ")
             self.history.append(op.args)
             return
-        if op.kind == "hscan":
+        if op.kind == "zscan":
+            ref = self.full_hscan(self.ref, op.args[1], op.args[3:], b"ZSCAN")
+            tgt = self.full_hscan(self.tgt, op.args[1], op.args[3:], b"ZSCAN")
+            if ref != tgt:
+                self.fail(index, op, ref, tgt, "ZSCAN full iteration pairs differ")
+        elif op.kind == "hscan":
             ref = self.full_hscan(self.ref, op.args[1], op.args[3:])
             tgt = self.full_hscan(self.tgt, op.args[1], op.args[3:])
             if ref != tgt:
@@ -885,6 +1048,13 @@ class Driver:
                 same = sorted(ref) == sorted(tgt) and type(ref) == type(tgt)
             elif op.kind == "pairs" and isinstance(ref, (list, dict)):
                 same = self.as_pairs(ref) == self.as_pairs(tgt)
+            elif op.kind == "encoding" and isinstance(ref, int) and isinstance(tgt, int):
+                # REFCOUNT: whether Redis shares a small integer depends on how it was built.
+                same = {ref, tgt} <= {1, 2147483647}
+            elif op.kind == "encoding" and isinstance(ref, bytes) and isinstance(tgt, bytes):
+                same = ref == tgt or {ref, tgt} <= {b"int", b"embstr", b"raw"} or (
+                    (ref, tgt) in {(b"hashtable", b"listpack"), (b"hashtable", b"intset"),
+                                   (b"skiplist", b"listpack")})
             elif op.kind == "hrandfield" and self.hrandfield_same(op, ref, tgt) is not None:
                 same = self.hrandfield_same(op, ref, tgt)
             else:

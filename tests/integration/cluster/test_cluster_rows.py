@@ -206,6 +206,82 @@ def test_multi_key_commands_need_one_shard(cluster):
     c.close()
 
 
+def test_sorted_set_algebra_bits_copy_and_field_expiry_in_a_cluster(cluster):
+    """The commands that finish the rows surface: *STORE, BITOP and COPY go through the shard
+    leader and need one shard; ZUNION, ZINTERCARD and LCS read each key wherever it lives;
+    HEXPIRE is a field write through the leader whose field vanishes on every machine."""
+    c = cluster.client(2)
+    a, b = "{t}za", "{t}zb"
+    c.zadd(a, {"x": 1, "y": 2})
+    c.zadd(b, {"y": 10, "z": 3})
+    c.sadd("{t}s", "x")
+    assert c.zunionstore("{t}dst", [a, b, "{t}s"]) == 3
+    assert c.zrange("{t}dst", 0, -1, withscores=True) == [(b"x", 2.0), (b"z", 3.0),
+                                                          (b"y", 12.0)]
+    assert c.zrangestore("{t}r", a, 0, 0) == 1
+    assert c.zdiffstore("{t}d", [a, b]) == 1
+    x, y = cluster.keys_on_shard(1, 1, prefix="zx") + cluster.keys_on_shard(2, 1, prefix="zy")
+    c.zadd(x, {"m": 1})
+    c.zadd(y, {"m": 2, "n": 3})
+    for command in (lambda: c.zunionstore(x, [x, y]), lambda: c.zrangestore(x, y, 0, -1),
+                    lambda: c.copy(x, y, replace=True),
+                    lambda: c.bitop("AND", x + "s", y + "s")):
+        with pytest.raises(redis.ResponseError, match=CROSSSHARD):
+            command()
+    # Reads of several keys need no shard in common.
+    assert c.zunion([x, y], withscores=True) == [(b"m", 3.0), (b"n", 3.0)]
+    assert c.zintercard(2, [x, y]) == 1
+    c.set(x + "s", "ohmytext")
+    c.set(y + "s", "mynewtext")
+    assert c.lcs(x + "s", y + "s") == b"mytext"
+    assert c.copy(a, "{t}copy") is True
+    assert cluster.client(4).zrange("{t}copy", 0, -1) == [b"x", b"y"]
+    assert c.execute_command("BITFIELD", "{t}bf", "OVERFLOW", "SAT", "INCRBY", "u8", 0,
+                             300) == [255]
+    assert c.bitop("NOT", "{t}bf2", "{t}bf") == 1 and c.get("{t}bf2") == b"\x00"
+    assert c.command_getkeys("ZUNIONSTORE", "d", "2", "a", "b") == ["d", "a", "b"]
+    # Per-field expiry, set through one machine, seen from every machine.
+    c.hset("{t}h", mapping={"f": "1", "g": "2"})
+    assert c.execute_command("HPEXPIRE", "{t}h", 300, "FIELDS", 1, "f") == [1]
+    for i in range(len(cluster.machines)):
+        ci = cluster.client(i)
+        assert ci.execute_command("HTTL", "{t}h", "FIELDS", 2, "f", "g") == [1, -1]
+        ci.close()
+    time.sleep(0.5)
+    for i in range(len(cluster.machines)):
+        ci = cluster.client(i)
+        assert ci.hgetall("{t}h") == {b"g": b"2"}
+        assert ci.hlen("{t}h") == 1
+        ci.close()
+    assert c.execute_command("HEXPIRE", "{t}h", 0, "FIELDS", 1, "g") == [2]
+    assert c.exists("{t}h") == 0
+    c.close()
+
+
+def test_redis_cluster_client_routes_the_new_commands(cluster):
+    """redis-py's RedisCluster finds the keys of ZUNIONSTORE, ZINTERCARD, BITOP, COPY... from
+    COMMAND (key positions, and COMMAND GETKEYS for keys after a count) and sends each command
+    to a machine of the key's shard."""
+    from redis.cluster import ClusterNode, RedisCluster
+    rc = RedisCluster(startup_nodes=[ClusterNode(cluster.host(0), cluster.port(0))],
+                      socket_timeout=10)
+    try:
+        rc.zadd("{rc}a", {"x": 1, "y": 2})
+        rc.zadd("{rc}b", {"y": 3})
+        assert rc.zunionstore("{rc}d", ["{rc}a", "{rc}b"]) == 2
+        assert rc.zintercard(2, ["{rc}a", "{rc}b"]) == 1
+        assert rc.zinter(["{rc}a", "{rc}b"], withscores=True) == [(b"y", 5.0)]
+        assert rc.copy("{rc}d", "{rc}e") is True
+        rc.set("{rc}s", "ab")
+        assert rc.bitop("NOT", "{rc}n", "{rc}s") == 2
+        assert rc.lcs("{rc}s", "{rc}s") == b"ab"
+        rc.hset("{rc}h", "f", "v")
+        assert rc.execute_command("HEXPIRE", "{rc}h", 100, "FIELDS", 1, "f") == [1]
+        assert rc.execute_command("HTTL", "{rc}h", "FIELDS", 1, "f") == [100]
+    finally:
+        rc.close()
+
+
 # --- per-field last-write-wins ---------------------------------------------------------------
 
 
