@@ -13,6 +13,8 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <set>
+#include <tuple>
 #include <array>
 #include <cctype>
 #include <chrono>
@@ -116,13 +118,16 @@ bool counts_toward_row(std::string_view sub_key) {
 }
 
 // ---- Rank blocks (docs/formats.md "Rank blocks") ----
-// In the rows column family, after the row's state: row key | namespace | the block's first
-// sub-key (empty for the first block, which covers everything below the second) -> u64 count of
-// the cells of that namespace in the block that count (rank_entry_counts). The namespaces are a
-// row's fields (kFieldNamespace) and a sorted set's score index (kScoreIndexNamespace).
-// A block that would count more is split at its middle entry; a row gets blocks once it holds
-// more fields than that (below, a walk is as cheap).
+// In the rows column family, after the row's state: row key | namespace | the block's end (the
+// first sub-key after it; kLastBlockEnd for the last block) -> u64 count of the cells of that
+// namespace in the block that count (rank_entry_counts) | the block's first sub-key (empty for
+// the first block). Keyed by the end, so the block holding a sub-key is found by a forward seek
+// (a backward one steps over every old version of a block rewritten by each write). The
+// namespaces are a row's fields (kFieldNamespace) and a sorted set's score index
+// (kScoreIndexNamespace). A block that would count more than kRankBlockSplit is split at its
+// middle; a row gets blocks once it holds more fields than that (below, a walk is as cheap).
 constexpr uint64_t kRankBlockSplit = 2048;
+constexpr std::string_view kLastBlockEnd = "\xff";  // above every sub-key of a namespace
 
 bool has_rank_blocks(std::string_view sub_key) {
   return !sub_key.empty() &&
@@ -133,10 +138,10 @@ bool rank_entry_counts(const Cell& cell, HlcTimestamp delete_through) {
   return !cell.tombstone && cell.timestamp > delete_through;
 }
 
-std::string rank_block_key(const std::string& row_key, char ns, std::string_view start) {
+std::string rank_block_key(const std::string& row_key, char ns, std::string_view end) {
   std::string key = row_key;
   key.push_back(ns);
-  key.append(start);
+  key.append(end.empty() ? kLastBlockEnd : end);
   return key;
 }
 
@@ -146,16 +151,28 @@ std::string rank_blocks_end(const std::string& row_key, char ns) {
   return key;
 }
 
-std::string encode_block_count(uint64_t count) {
+struct RankBlock {
+  std::string start;  // the first sub-key the block covers ("" for the first block)
+  std::string end;    // the first sub-key after it ("" for the last block)
+  uint64_t count = 0;
+  bool operator==(const RankBlock&) const = default;
+};
+
+std::string encode_rank_block(const RankBlock& block) {
   std::string out;
-  put_u64(out, count);
+  put_u64(out, block.count);
+  out.append(block.start);
   return out;
 }
 
-struct RankBlock {
-  std::string start;  // the first sub-key the block covers ("" for the first block)
-  uint64_t count = 0;
-};
+Result<RankBlock> decode_rank_block(std::string_view key_end, std::string_view value) {
+  if (value.size() < 8) return Status::corruption("storage: malformed rank block");
+  RankBlock block;
+  block.count = get_u64(value);
+  block.start = std::string(value.substr(8));
+  if (key_end != kLastBlockEnd) block.end = std::string(key_end);
+  return block;
+}
 
 std::string hint_key(uint64_t target, uint64_t sequence) {
   std::string key;
@@ -516,7 +533,8 @@ struct Engine::Impl {
   // Every rank block of a row's namespace `ns`, in order; empty when it keeps none.
   Result<std::vector<RankBlock>> rank_blocks(const std::string& row_key, char ns,
                                              const rocksdb::Snapshot* snapshot = nullptr) {
-    const std::string lower = rank_block_key(row_key, ns, "");
+    std::string lower = row_key;
+    lower.push_back(ns);
     const std::string upper = rank_blocks_end(row_key, ns);
     rocksdb::ReadOptions read_options;
     read_options.snapshot = snapshot;
@@ -525,42 +543,40 @@ struct Engine::Impl {
     std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(read_options, rows));
     std::vector<RankBlock> blocks;
     for (it->Seek(lower); it->Valid(); it->Next()) {
-      if (it->value().size() != 8) return Status::corruption("storage: malformed rank block");
-      blocks.push_back(RankBlock{std::string(it->key().data() + lower.size(),
-                                             it->key().size() - lower.size()),
-                                 get_u64(std::string_view(it->value().data(), 8))});
+      Result<RankBlock> block = decode_rank_block(
+          std::string_view(it->key().data() + lower.size(), it->key().size() - lower.size()),
+          std::string_view(it->value().data(), it->value().size()));
+      if (!block.is_ok()) return block.status();
+      blocks.push_back(std::move(*block));
     }
     if (!it->status().ok()) return from_rocksdb(it->status(), "storage: read rank blocks");
     return blocks;
   }
 
-  // The block of namespace `ns` holding `sub_key` (the last whose start is <= sub_key) and the
-  // start of the block after it (empty: none); nullopt when the row keeps no blocks.
-  Result<std::optional<std::pair<RankBlock, std::string>>> rank_block_at(
-      const std::string& row_key, char ns, std::string_view sub_key) {
-    const std::string lower = rank_block_key(row_key, ns, "");
+  // The block of namespace `ns` holding `sub_key` (the first whose end is above it); nullopt
+  // when the row keeps no blocks.
+  Result<std::optional<RankBlock>> rank_block_at(const std::string& row_key, char ns,
+                                                 std::string_view sub_key) {
+    std::string prefix = row_key;
+    prefix.push_back(ns);
     const std::string upper = rank_blocks_end(row_key, ns);
     rocksdb::ReadOptions read_options;
-    const rocksdb::Slice lower_slice(lower);
     const rocksdb::Slice upper_slice(upper);
-    read_options.iterate_lower_bound = &lower_slice;
     read_options.iterate_upper_bound = &upper_slice;
     std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(read_options, rows));
-    it->SeekForPrev(rank_block_key(row_key, ns, sub_key));
+    std::string target = prefix;
+    target.append(sub_key);
+    target.push_back('\0');  // the first end strictly above sub_key
+    it->Seek(target);
     if (!it->Valid()) {
       if (!it->status().ok()) return from_rocksdb(it->status(), "storage: read rank blocks");
-      return std::optional<std::pair<RankBlock, std::string>>();
+      return std::optional<RankBlock>();
     }
-    if (it->value().size() != 8) return Status::corruption("storage: malformed rank block");
-    std::pair<RankBlock, std::string> out;
-    out.first.start.assign(it->key().data() + lower.size(), it->key().size() - lower.size());
-    out.first.count = get_u64(std::string_view(it->value().data(), 8));
-    it->Next();
-    if (it->Valid()) {
-      out.second.assign(it->key().data() + lower.size(), it->key().size() - lower.size());
-    }
-    if (!it->status().ok()) return from_rocksdb(it->status(), "storage: read rank blocks");
-    return std::optional<std::pair<RankBlock, std::string>>(std::move(out));
+    Result<RankBlock> block = decode_rank_block(
+        std::string_view(it->key().data() + prefix.size(), it->key().size() - prefix.size()),
+        std::string_view(it->value().data(), it->value().size()));
+    if (!block.is_ok()) return block.status();
+    return std::optional<RankBlock>(std::move(*block));
   }
 
   // Walks the stored cells of a row's namespace `ns` from `from_sub_key` (a sub-key of `ns`,
@@ -598,7 +614,10 @@ struct Engine::Impl {
     std::vector<RankBlock> blocks{RankBlock{}};
     Status walked = walk_index(row_key, ns, {}, nullptr, [&](std::string_view sub_key, const Cell& c) {
       if (!rank_entry_counts(c, delete_through)) return true;
-      if (blocks.back().count >= kRankBlockSplit / 2) blocks.push_back(RankBlock{std::string(sub_key), 0});
+      if (blocks.back().count >= kRankBlockSplit / 2) {
+        blocks.back().end = std::string(sub_key);
+        blocks.push_back(RankBlock{std::string(sub_key), {}, 0});
+      }
       ++blocks.back().count;
       return true;
     });
@@ -611,18 +630,16 @@ struct Engine::Impl {
   static void put_rank_blocks(rocksdb::ColumnFamilyHandle* family, const std::string& row_key,
                               char ns, const std::vector<RankBlock>& old,
                               const std::vector<RankBlock>& blocks, rocksdb::WriteBatch& batch) {
+    std::set<std::string_view> ends;
+    for (const RankBlock& block : blocks) ends.insert(block.end);
     for (const RankBlock& block : old) {
-      const bool kept = std::any_of(blocks.begin(), blocks.end(),
-                                    [&](const RankBlock& b) { return b.start == block.start; });
-      if (!kept) batch.Delete(family, rank_block_key(row_key, ns, block.start));
+      if (!ends.contains(block.end)) batch.Delete(family, rank_block_key(row_key, ns, block.end));
     }
+    std::set<std::tuple<std::string_view, std::string_view, uint64_t>> unchanged;
+    for (const RankBlock& block : old) unchanged.emplace(block.end, block.start, block.count);
     for (const RankBlock& block : blocks) {
-      const bool same = std::any_of(old.begin(), old.end(), [&](const RankBlock& b) {
-        return b.start == block.start && b.count == block.count;
-      });
-      if (!same) {
-        batch.Put(family, rank_block_key(row_key, ns, block.start),
-                  encode_block_count(block.count));
+      if (!unchanged.contains({block.end, block.start, block.count})) {
+        batch.Put(family, rank_block_key(row_key, ns, block.end), encode_rank_block(block));
       }
     }
   }
@@ -1119,18 +1136,17 @@ Status Engine::update_rank_blocks(const std::string& row_key, std::string_view s
   if (delta == 0) return Status::ok();
   const char ns = sub_key[0];
   if (row_count < kRankBlockSplit) {
-    // Most rows are small and keep no blocks: one point read of the first block tells (it
+    // Most rows are small and keep no blocks: one point read of the last block tells (it
     // exists whenever any does), cheaper than a seek among the blocks.
-    std::string first;
+    std::string last;
     const rocksdb::Status got = impl_->db->Get(rocksdb::ReadOptions(), impl_->rows,
-                                               rank_block_key(row_key, ns, ""), &first);
+                                               rank_block_key(row_key, ns, ""), &last);
     if (got.IsNotFound()) return Status::ok();
     if (!got.ok()) return from_rocksdb(got, "storage: read rank block");
   }
-  Result<std::optional<std::pair<RankBlock, std::string>>> holding =
-      impl_->rank_block_at(row_key, ns, sub_key);
+  Result<std::optional<RankBlock>> holding = impl_->rank_block_at(row_key, ns, sub_key);
   if (!holding.is_ok()) return holding.status();
-  const bool disagree = holding->has_value() && delta < 0 && (*holding)->first.count == 0;
+  const bool disagree = holding->has_value() && delta < 0 && (*holding)->count == 0;
   if (!holding->has_value() || disagree) {
     // A row that just outgrew a block: count what is stored, once. (Or blocks that disagree
     // with the cells, which only a bug or damage can cause.) Then this change on top.
@@ -1148,8 +1164,7 @@ Status Engine::update_rank_blocks(const std::string& row_key, std::string_view s
     Impl::put_rank_blocks(impl_->rows, row_key, ns, *stored, *counted, batch);
     return Status::ok();
   }
-  const RankBlock& block = (*holding)->first;
-  const std::string& next_start = (*holding)->second;
+  RankBlock block = std::move(**holding);
   if (delta > 0 && block.count >= kRankBlockSplit) {
     // Split at the block's middle entry (the stored cells, which the blocks count exactly).
     const uint64_t half = block.count / 2;
@@ -1157,7 +1172,7 @@ Status Engine::update_rank_blocks(const std::string& row_key, std::string_view s
     std::string middle;
     Status walked = impl_->walk_index(
         row_key, ns, block.start, nullptr, [&](std::string_view entry, const Cell& cell) {
-          if (!next_start.empty() && entry >= next_start) return false;
+          if (!block.end.empty() && entry >= block.end) return false;
           if (!rank_entry_counts(cell, delete_through)) return true;
           if (seen++ == half) {
             middle = std::string(entry);
@@ -1168,20 +1183,19 @@ Status Engine::update_rank_blocks(const std::string& row_key, std::string_view s
     if (!walked.is_ok()) return walked;
     if (!middle.empty()) {
       const bool upper = sub_key >= middle;
-      batch.Put(impl_->rows, rank_block_key(row_key, ns, block.start),
-                encode_block_count(half + (upper ? 0 : 1)));
-      batch.Put(impl_->rows, rank_block_key(row_key, ns, middle),
-                encode_block_count(block.count - half + (upper ? 1 : 0)));
+      const RankBlock lower_half{block.start, middle, half + (upper ? 0 : 1)};
+      const RankBlock upper_half{middle, block.end, block.count - half + (upper ? 1 : 0)};
+      batch.Put(impl_->rows, rank_block_key(row_key, ns, lower_half.end),
+                encode_rank_block(lower_half));
+      batch.Put(impl_->rows, rank_block_key(row_key, ns, upper_half.end),
+                encode_rank_block(upper_half));
       return Status::ok();
     }
   }
-  const uint64_t count = delta > 0 ? block.count + 1 : block.count - 1;
-  if (count == 0 && !block.start.empty()) {
-    // An emptied block other than the first goes: the block before it covers its span.
-    batch.Delete(impl_->rows, rank_block_key(row_key, ns, block.start));
-  } else {
-    batch.Put(impl_->rows, rank_block_key(row_key, ns, block.start), encode_block_count(count));
-  }
+  // (An emptied block stays, counting 0, until the row is counted again: removing it would
+  // mean rewriting its neighbour's start.)
+  block.count = delta > 0 ? block.count + 1 : block.count - 1;
+  batch.Put(impl_->rows, rank_block_key(row_key, ns, block.end), encode_rank_block(block));
   return Status::ok();
 }
 
