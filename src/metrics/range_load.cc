@@ -89,22 +89,12 @@ RangeLoadTracker::Counters* RangeLoadTracker::find(topology::Token token) const 
   return counters;
 }
 
-void RangeLoadTracker::record_read(topology::Token token, std::string_view key,
-                                   uint64_t bytes_out, uint64_t latency_us) {
+void RangeLoadTracker::record(topology::Token token, std::string_view key, bool write,
+                              uint64_t bytes, uint64_t latency_us) {
   Counters* counters = find(token);
   if (counters == nullptr) return;
-  counters->reads.fetch_add(1, std::memory_order_relaxed);
-  counters->bytes_out.fetch_add(bytes_out, std::memory_order_relaxed);
-  counters->latency_us.record(latency_us);
-  counters->add_key(key);
-}
-
-void RangeLoadTracker::record_write(topology::Token token, std::string_view key,
-                                    uint64_t bytes_in, uint64_t latency_us) {
-  Counters* counters = find(token);
-  if (counters == nullptr) return;
-  counters->writes.fetch_add(1, std::memory_order_relaxed);
-  counters->bytes_in.fetch_add(bytes_in, std::memory_order_relaxed);
+  (write ? counters->writes : counters->reads).fetch_add(1, std::memory_order_relaxed);
+  (write ? counters->bytes_in : counters->bytes_out).fetch_add(bytes, std::memory_order_relaxed);
   counters->latency_us.record(latency_us);
   counters->add_key(key);
 }

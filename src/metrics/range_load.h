@@ -62,9 +62,13 @@ class RangeLoadTracker {
 
   // Hot path, any thread. Tokens outside every range (no ranges set) are not counted.
   void record_read(topology::Token token, std::string_view key, uint64_t bytes_out,
-                   uint64_t latency_us);
+                   uint64_t latency_us) {
+    record(token, key, /*write=*/false, bytes_out, latency_us);
+  }
   void record_write(topology::Token token, std::string_view key, uint64_t bytes_in,
-                    uint64_t latency_us);
+                    uint64_t latency_us) {
+    record(token, key, /*write=*/true, bytes_in, latency_us);
+  }
 
   std::vector<RangeSample> sample() const;
   // Starts a new hot-key generation (the one before the previous is forgotten).
@@ -77,6 +81,8 @@ class RangeLoadTracker {
   struct Counters;
   struct Index;
   Counters* find(topology::Token token) const;
+  void record(topology::Token token, std::string_view key, bool write, uint64_t bytes,
+              uint64_t latency_us);
 
   std::atomic<const Index*> index_{nullptr};
   mutable std::mutex mu_;  // set_ranges, sample, rotate; never the hot path

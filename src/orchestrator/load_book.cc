@@ -17,34 +17,20 @@ bool is_member(const topology::Shard& shard, topology::MachineId id) {
   return false;
 }
 
-// Folds one replica's report of a range into the shard's view of it (see the header).
-void fold_replica(metrics::RangeLoadReport& into, const metrics::RangeLoadReport& r) {
-  into.writes_per_sec = std::max(into.writes_per_sec, r.writes_per_sec);
-  into.bytes_in_per_sec = std::max(into.bytes_in_per_sec, r.bytes_in_per_sec);
-  into.writes_total = std::max(into.writes_total, r.writes_total);
+// Folds `r` into `into`. Replicas of one range hold the same data (`replicas`): each applied
+// every write, so writes, bytes in, keys and bytes stored are the largest of them; disjoint
+// ranges of a shard add up. Reads and bytes out always add up (each read is served by some
+// replicas); percentiles are the largest; hot keys are merged.
+void fold(metrics::RangeLoadReport& into, const metrics::RangeLoadReport& r, bool replicas) {
+  auto combine = [replicas](auto& a, auto b) { a = replicas ? std::max(a, b) : a + b; };
+  combine(into.writes_per_sec, r.writes_per_sec);
+  combine(into.bytes_in_per_sec, r.bytes_in_per_sec);
+  combine(into.writes_total, r.writes_total);
+  combine(into.keys, r.keys);
+  combine(into.bytes, r.bytes);
   into.reads_per_sec += r.reads_per_sec;
   into.bytes_out_per_sec += r.bytes_out_per_sec;
   into.reads_total += r.reads_total;
-  into.keys = std::max(into.keys, r.keys);
-  into.bytes = std::max(into.bytes, r.bytes);
-  into.p50_us = std::max(into.p50_us, r.p50_us);
-  into.p99_us = std::max(into.p99_us, r.p99_us);
-  into.p999_us = std::max(into.p999_us, r.p999_us);
-  std::vector<metrics::TopKEntry> keys = into.top_keys;
-  keys.insert(keys.end(), r.top_keys.begin(), r.top_keys.end());
-  into.top_keys = metrics::merge_top(std::move(keys), metrics::kTopKeys);
-}
-
-// Adds a range's aggregate to its shard's total (ranges are disjoint: everything adds up).
-void fold_range(metrics::RangeLoadReport& into, const metrics::RangeLoadReport& r) {
-  into.writes_per_sec += r.writes_per_sec;
-  into.bytes_in_per_sec += r.bytes_in_per_sec;
-  into.writes_total += r.writes_total;
-  into.reads_per_sec += r.reads_per_sec;
-  into.bytes_out_per_sec += r.bytes_out_per_sec;
-  into.reads_total += r.reads_total;
-  into.keys += r.keys;
-  into.bytes += r.bytes;
   into.p50_us = std::max(into.p50_us, r.p50_us);
   into.p99_us = std::max(into.p99_us, r.p99_us);
   into.p999_us = std::max(into.p999_us, r.p999_us);
@@ -107,14 +93,16 @@ std::vector<ShardLoad> LoadBook::current(const topology::RoutingTableSpec& table
       for (const metrics::RangeLoadReport& r : reported.ranges) {
         for (metrics::RangeLoadReport& aggregate : load.ranges) {
           if (aggregate.start == r.start && aggregate.end == r.end) {
-            fold_replica(aggregate, r);
+            fold(aggregate, r, /*replicas=*/true);
             counted = true;
           }
         }
       }
       if (counted) ++load.machines_reporting;
     }
-    for (const metrics::RangeLoadReport& range : load.ranges) fold_range(load.total, range);
+    for (const metrics::RangeLoadReport& range : load.ranges) {
+      fold(load.total, range, /*replicas=*/false);
+    }
     out.push_back(std::move(load));
   }
   return out;
