@@ -206,7 +206,15 @@ void ServerState::record_slow(const std::vector<std::string>& args, uint64_t use
   commands::SlowlogEntry entry;
   entry.time_s = wall_clock_ms() / 1000;
   entry.duration_us = usec;
-  const size_t shown = std::min(args.size(), kSlowlogArgsMax);
+  // Passwords and the cluster secret never reach SLOWLOG (as Redis redacts AUTH and HELLO).
+  const std::string name = args.empty() ? std::string() : lower(args[0]);
+  const bool secret = name == "auth" || name == "hello" || name == "cairn.auth" ||
+                      (name == "config" && std::any_of(args.begin(), args.end(), [](const auto& a) {
+                         const std::string arg = lower(a);
+                         return arg == "requirepass" || arg == "cluster-secret";
+                       }));
+  const size_t shown = secret ? std::min<size_t>(args.size(), name == "config" ? 2 : 1)
+                              : std::min(args.size(), kSlowlogArgsMax);
   for (size_t i = 0; i < shown; ++i) {
     if (i + 1 == kSlowlogArgsMax && args.size() > kSlowlogArgsMax) {
       entry.args.push_back(fmt::format("... ({} more arguments)", args.size() - shown + 1));
@@ -218,6 +226,7 @@ void ServerState::record_slow(const std::vector<std::string>& args, uint64_t use
                              : fmt::format("{}... ({} more bytes)", arg.substr(0, kSlowlogArgBytesMax),
                                            arg.size() - kSlowlogArgBytesMax));
   }
+  if (secret && args.size() > shown) entry.args.push_back("(redacted)");
   entry.client_address = session.peer_address;
   entry.client_name = session.name;
   const auto max_len = static_cast<size_t>(

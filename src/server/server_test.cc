@@ -316,6 +316,12 @@ TEST_P(ServerTest, SlowlogLatencyAndCommandstats) {
   const std::string slowlog = client.read_until("\r\n$0\r\n\r\n");
   EXPECT_EQ(slowlog.rfind("*1\r\n*6\r\n:1\r\n", 0), 0u) << slowlog;
   EXPECT_NE(slowlog.find("*2\r\n$4\r\nINCR\r\n$1\r\nk\r\n$"), std::string::npos) << slowlog;
+  // Secrets are not kept: AUTH's password is redacted.
+  EXPECT_EQ(client.line(command({"AUTH", "hunter2"})).rfind("-", 0), 0u);
+  client.send(command({"SLOWLOG", "GET", "1"}));
+  const std::string auth_entry = client.read_until("\r\n$0\r\n\r\n");
+  EXPECT_EQ(auth_entry.find("hunter2"), std::string::npos) << auth_entry;
+  EXPECT_NE(auth_entry.find("$10\r\n(redacted)\r\n"), std::string::npos) << auth_entry;
   EXPECT_EQ(client.line(command({"CONFIG", "SET", "slowlog-log-slower-than", "-1"})), "+OK\r\n");
   EXPECT_EQ(client.line(command({"SLOWLOG", "RESET"})), "+OK\r\n");
   EXPECT_EQ(client.line(command({"SLOWLOG", "LEN"})), ":0\r\n");

@@ -310,3 +310,28 @@ def test_info_sections_and_slowlog(dev):
     finally:
         client.config_set("slowlog-log-slower-than", 10000)
     assert client.execute_command("LATENCY", "LATEST") == []
+
+
+def test_bench_hot_range_shows_in_the_load(dev):
+    started = time.monotonic()
+    run = subprocess.run([dev.binary, "bench", "--port", str(dev.port(1)), "--duration", "3s",
+                          "--connections", "2", "--pipeline", "8", "--keys", "1000",
+                          "--distribution", "hot-range", "--read-ratio", "0.5", "--json"],
+                         capture_output=True, text=True, timeout=30)
+    assert run.returncode == 0, run.stderr
+    assert time.monotonic() - started < 15  # bounded: it stops by itself
+    result = json.loads(run.stdout.strip().splitlines()[-1])
+    assert result["operations"] > 0 and result["errors"] == 0, result
+    assert result["ops_per_sec"] > 0 and result["p99_ms"] >= result["p50_ms"] > 0, result
+    assert "ops/s" in run.stderr  # the progress lines (on stderr with --json)
+
+    def hot_shard():
+        for s in dev.get("/v1/load")["shards"]:
+            if s["top_keys"] and s["top_keys"][0]["key"].startswith("{bench-hot}:"):
+                return s
+        return None
+    wait_for(hot_shard, 15, what="the bench's hot range in /v1/load")
+    for bad in (["--duration", "soon"], ["--distribution", "pareto"]):
+        out = subprocess.run([dev.binary, "bench", "--port", str(dev.port(0))] + bad,
+                             capture_output=True, text=True, timeout=10)
+        assert out.returncode == 2, (bad, out.stdout, out.stderr)
