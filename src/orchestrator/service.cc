@@ -658,7 +658,7 @@ std::string Service::metrics_text() const {
   metrics::PrometheusText out;
   const RoutingTableSpec* table = state_.table ? &*state_.table : nullptr;
   std::map<std::string, size_t> by_state;
-  for (const char* name : {"up", "down", "dead", "joining", "spare", "draining"}) by_state[name] = 0;
+  for (const char* name : {"up", "down", "dead", "joining", "spare", "leaving"}) by_state[name] = 0;
   std::map<std::string, size_t> by_health = {{"up", 0}, {"down", 0}, {"dead", 0}};
   for (const auto& m : state_.machines) {
     ++by_state[std::string(topology::machine_state_name(derived_state(m, table)))];
