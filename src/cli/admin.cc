@@ -256,6 +256,70 @@ void print_migrations(std::ostream& out, const json& migrations) {
               rows);
 }
 
+std::string per_sec_text(const json& value) {
+  if (!value.is_number()) return "-";
+  const double v = value.get<double>();
+  if (v >= 1e6) return fmt::format("{:.1f}M", v / 1e6);
+  if (v >= 1e4) return fmt::format("{:.1f}k", v / 1e3);
+  return fmt::format("{:.0f}", v);
+}
+
+std::string micros_text(const json& value) {
+  if (!value.is_number()) return "-";
+  const double us = value.get<double>();
+  if (us >= 1e6) return fmt::format("{:.2f}s", us / 1e6);
+  if (us >= 1e3) return fmt::format("{:.1f}ms", us / 1e3);
+  return fmt::format("{:.0f}us", us);
+}
+
+std::string hottest_text(const json& load) {
+  const json keys = member(load, "top_keys");
+  if (!keys.is_array() || keys.empty()) return "-";
+  return fmt::format("{} ({})", field(keys[0], "key"), field(keys[0], "count"));
+}
+
+std::vector<std::string> load_columns(const json& load) {
+  return {per_sec_text(member(load, "reads_per_sec")), per_sec_text(member(load, "writes_per_sec")),
+          bytes_text(member(load, "bytes_in_per_sec")) + "/s",
+          bytes_text(member(load, "bytes_out_per_sec")) + "/s", field(load, "keys"),
+          bytes_text(member(load, "bytes")), micros_text(member(load, "p50_us")),
+          micros_text(member(load, "p99_us")), micros_text(member(load, "p999_us")),
+          hottest_text(load)};
+}
+
+// `cairn admin load`: one row per shard (and, with --ranges, one per range under it), then the
+// hottest keys of each shard.
+void print_load(std::ostream& out, const json& load, bool ranges) {
+  std::vector<std::vector<std::string>> rows;
+  for (const json& shard : member(load, "shards")) {
+    std::vector<std::string> row = {field(shard, "shard"), "all"};
+    for (std::string& column : load_columns(shard)) row.push_back(std::move(column));
+    rows.push_back(std::move(row));
+    if (!ranges) continue;
+    for (const json& range : member(shard, "ranges")) {
+      std::vector<std::string> range_row = {
+          "", fmt::format("[{}, {})", field(range, "start"), field(range, "end"))};
+      for (std::string& column : load_columns(range)) range_row.push_back(std::move(column));
+      rows.push_back(std::move(range_row));
+    }
+  }
+  out << fmt::format("load over the last {} s (reads: replica reads; writes: per replica)\n",
+                     field(load, "window_s"));
+  print_table(out, {"SHARD", "RANGE", "READS/S", "WRITES/S", "IN", "OUT", "KEYS", "STORED", "P50",
+                    "P99", "P999", "HOTTEST"},
+              rows);
+  for (const json& shard : member(load, "shards")) {
+    const json keys = member(shard, "top_keys");
+    if (!keys.is_array() || keys.empty()) continue;
+    std::string line;
+    for (const json& key : keys) {
+      line += fmt::format("{}{} ({})", line.empty() ? "" : ", ", field(key, "key"),
+                          field(key, "count"));
+    }
+    out << fmt::format("shard {} hottest keys: {}\n", field(shard, "shard"), line);
+  }
+}
+
 // The body of POST /v1/migrations for split/move, or the reason it cannot be built.
 std::optional<json> creation_body(const AdminOptions& options, std::ostream& err) {
   json body;
@@ -374,6 +438,12 @@ CLI::App* add_admin_command(CLI::App& app, AdminOptions& options) {
       options.command = name;
     });
   }
+  CLI::App* load = admin->add_subcommand(
+      "load", "load per shard over the last 10 s: reads/s, writes/s, bytes, keys, latency, "
+              "hottest keys");
+  load->add_flag("--ranges", options.ranges, "one row per token range under each shard");
+  load->add_flag("--history", options.history, "with --json: the per-second and per-minute history");
+  load->callback([&options] { options.command = "load"; });
   CLI::App* events = admin->add_subcommand("events", "the orchestrator's recent events");
   events->add_option("--since", options.since, "only events after this sequence number");
   events->callback([&options] { options.command = "events"; });
@@ -417,7 +487,15 @@ CLI::App* add_admin_command(CLI::App& app, AdminOptions& options) {
   move->add_option("--to", options.shard, "target shard id")->required();
   move->add_option("--max-rate", options.rate, "copy rate per target machine, e.g. 50MB");
   move->callback([&options] { options.command = "move"; });
-  move->fallthrough();
+  // Options of `admin` (--json, --orchestrator, ...) are accepted after any subcommand too:
+  // `cairn admin machines --json` as well as `cairn admin --json machines`.
+  std::vector<CLI::App*> pending = admin->get_subcommands({});
+  while (!pending.empty()) {
+    CLI::App* sub = pending.back();
+    pending.pop_back();
+    sub->fallthrough();
+    for (CLI::App* nested : sub->get_subcommands({})) pending.push_back(nested);
+  }
   return admin;
 }
 
@@ -465,6 +543,8 @@ int run_admin(const AdminOptions& options, std::ostream& out, std::ostream& err)
     request.body = body->dump();
   } else if (options.command == "events") {
     request.target = fmt::format("/v1/events?since={}", options.since);
+  } else if (options.command == "load") {
+    request.target = options.history ? "/v1/load?history=1" : "/v1/load";
   } else {
     request.target = "/v1/" + options.command;
   }
@@ -508,6 +588,10 @@ int run_admin(const AdminOptions& options, std::ostream& out, std::ostream& err)
   }
   if (creation) {
     out << field(body, "message") << "\n";
+    return 0;
+  }
+  if (options.command == "load") {
+    print_load(out, body, options.ranges);
     return 0;
   }
   const bool list = options.command != "status";

@@ -3,13 +3,15 @@
 //
 //   cairn admin [--orchestrator 127.0.0.1:7700[,HOST:PORT...]] [--json] [--cluster-secret S]
 //               status | machines | shards | ring | events [--since N] | drain ID | remove ID
+//               load [--ranges] [--history]
 //               migrations [pause|resume|cancel ID | rate ID BYTES_PER_SEC]
 //               split SHARD [--at TOKEN] [--max-rate R] | move RANGE --to SHARD [--max-rate R]
 //
 // Rates accept a unit: 50MB (10^6), 1GiB (2^30), 800K, plain bytes/s. RANGE is 0xSTART-0xEND
 // or 0xSTART naming a range of the table (end 0x0 = the end of the ring); tokens may be decimal.
 //
-// Reads print aligned human-readable tables; --json prints the API's JSON as it came. drain and
+// Reads print aligned human-readable tables; --json (before or after the subcommand) prints the
+// API's JSON as it came. drain and
 // remove are authenticated with the cluster secret: --cluster-secret, else the environment
 // variable CAIRN_CLUSTER_SECRET, else the file ./cairn-data/secret that `cairn dev` keeps.
 // Exit status: 0 on success, 1 when the orchestrator is unreachable or refuses (the reason goes
@@ -41,6 +43,8 @@ struct AdminOptions {
   uint64_t shard = 0;         // split SHARD, move --to SHARD
   std::string at;             // split --at TOKEN
   std::string range;          // move RANGE
+  bool ranges = false;        // load --ranges
+  bool history = false;       // load --history
 };
 
 // "50MB", "1GiB", "800k", "1000" (optionally "/s") as bytes/s; nullopt if malformed.

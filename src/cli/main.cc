@@ -1,5 +1,5 @@
-// The `cairn` binary (docs/operations.md): one program, subcommands. Only `server` exists so far; the
-// others are reserved and say so.
+// The `cairn` binary (docs/operations.md): one program, subcommands: server, orchestrator, dev,
+// admin, bench.
 
 #include <csignal>
 #include <cstdio>
@@ -13,6 +13,7 @@
 
 #include "cli/dev.h"
 #include "cli/admin.h"
+#include "cli/bench.h"
 #include "orchestrator/orchestrator.h"
 #include "server/config.h"
 #include "server/server.h"
@@ -20,17 +21,8 @@
 
 namespace {
 
-constexpr int kExitUsage = 2;  // bad flags or config, or an unimplemented subcommand
+constexpr int kExitUsage = 2;  // bad flags or config
 constexpr int kExitFailure = 1;
-
-struct Reserved {
-  const char* name;
-  const char* description;
-};
-
-constexpr Reserved kReserved[] = {
-    {"bench", "load-test a server or cluster (not yet implemented)"},
-};
 
 void setup_logging(const std::string& level) {
   auto logger = spdlog::stderr_color_mt("cairn");
@@ -98,13 +90,8 @@ int main(int argc, char** argv) {
       "orchestrator", "run the orchestrator: membership, failure detection, routing tables, API");
   cairn::orchestrator::OrchestratorConfig orchestrator_config;
   cairn::orchestrator::add_flags(*orchestrator, &orchestrator_config);
-  std::vector<CLI::App*> reserved;
-  for (const auto& entry : kReserved) {
-    CLI::App* sub = app.add_subcommand(entry.name, entry.description);
-    sub->prefix_command();  // accept any arguments: they are reported as unimplemented anyway
-    reserved.push_back(sub);
-  }
-
+  cairn::cli::BenchOptions bench_options;
+  CLI::App* bench = cairn::cli::add_bench_command(app, bench_options);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -116,17 +103,15 @@ int main(int argc, char** argv) {
     return kExitUsage;
   }
 
-  for (CLI::App* sub : reserved) {
-    if (sub->parsed()) {
-      std::cerr << "cairn " << sub->get_name() << ": not yet implemented\n";
-      return kExitUsage;
-    }
-  }
   if (dev->parsed()) {
     setup_logging(dev_config.log_level);
     return cairn::cli::run_dev(dev_config);
   }
   if (admin->parsed()) return cairn::cli::run_admin(admin_options, std::cout, std::cerr);
+  if (bench->parsed()) {
+    std::signal(SIGPIPE, SIG_IGN);
+    return cairn::cli::run_bench(bench_options, std::cout, std::cerr);
+  }
   if (orchestrator->parsed()) return run_orchestrator(orchestrator_config);
   return run_server(server_flags);
 }

@@ -522,6 +522,99 @@ void shutdown(CommandContext& context) {
   context.server.request_shutdown();
 }
 
+// SLOWLOG GET [count] | LEN | RESET | HELP, with Redis's reply shapes.
+void slowlog_get(CommandContext& context) {
+  int64_t count = 10;
+  if (context.args.size() == 3) {
+    const std::optional<int64_t> parsed = parse_int64(context.args[2]);
+    if (!parsed || *parsed < -1) {
+      context.reply.error("ERR count should be greater than or equal to -1");
+      return;
+    }
+    count = *parsed;
+  }
+  const std::vector<SlowlogEntry> entries = context.server.slowlog_get(count);
+  context.reply.array(entries.size());
+  for (const SlowlogEntry& entry : entries) {
+    context.reply.array(6);
+    context.reply.integer(static_cast<int64_t>(entry.id));
+    context.reply.integer(entry.time_s);
+    context.reply.integer(static_cast<int64_t>(entry.duration_us));
+    context.reply.array(entry.args.size());
+    for (const std::string& arg : entry.args) context.reply.bulk(arg);
+    context.reply.bulk(entry.client_address);
+    context.reply.bulk(entry.client_name);
+  }
+}
+
+void slowlog_len(CommandContext& context) {
+  context.reply.integer(static_cast<int64_t>(context.server.slowlog_len()));
+}
+
+void slowlog_reset(CommandContext& context) {
+  context.server.slowlog_reset();
+  context.reply.ok();
+}
+
+void slowlog_help(CommandContext& context) {
+  write_help(context.reply, "SLOWLOG",
+             {
+                 "GET [<count>]",
+                 "    Return top <count> entries from the slowlog (default: 10, -1 mean all).",
+                 "    Entries are made of:",
+                 "    id, timestamp, time in microseconds, arguments array, client IP and port,",
+                 "    client name",
+                 "LEN",
+                 "    Return the length of the slowlog.",
+                 "RESET",
+                 "    Reset the slowlog.",
+             });
+}
+
+void latency_latest(CommandContext& context) {
+  const std::vector<LatencyEvent> events = context.server.latency_events();
+  context.reply.array(events.size());
+  for (const LatencyEvent& event : events) {
+    context.reply.array(4);
+    context.reply.bulk(event.name);
+    context.reply.integer(event.latest_time_s);
+    context.reply.integer(static_cast<int64_t>(event.latest_ms));
+    context.reply.integer(static_cast<int64_t>(event.max_ms));
+  }
+}
+
+void latency_history(CommandContext& context) {
+  for (const LatencyEvent& event : context.server.latency_events()) {
+    if (!equals_ignore_case(event.name, context.args[2])) continue;
+    context.reply.array(event.history.size());
+    for (const auto& [time_s, ms] : event.history) {
+      context.reply.array(2);
+      context.reply.integer(time_s);
+      context.reply.integer(static_cast<int64_t>(ms));
+    }
+    return;
+  }
+  context.reply.array(0);
+}
+
+void latency_reset(CommandContext& context) {
+  const std::vector<std::string> events(context.args.begin() + 2, context.args.end());
+  context.reply.integer(static_cast<int64_t>(context.server.latency_reset(events)));
+}
+
+void latency_help(CommandContext& context) {
+  write_help(context.reply, "LATENCY",
+             {
+                 "LATEST",
+                 "    Return the latest latency samples for all events.",
+                 "HISTORY <event>",
+                 "    Return time-latency samples for the <event> class.",
+                 "RESET [<event> ...]",
+                 "    Reset latency data of one or more <event> classes.",
+                 "    (default: reset all data for all event classes)",
+             });
+}
+
 constexpr uint32_t kAdminFlags = kAdmin | kNoScript | kLoading | kStale;
 
 CommandSpec spec(std::string name, int arity, uint32_t flags, std::string summary,
@@ -591,6 +684,42 @@ CommandSpec config_container() {
   return config;
 }
 
+CommandSpec slowlog_container() {
+  CommandSpec slowlog = spec("slowlog", -2, 0, "A container for slow log commands", "2.2.12",
+                             "Depends on subcommand.", nullptr);
+  auto& subs = slowlog.subcommands;
+  subs.push_back(spec("slowlog|get", -2, kAdminFlags, "Get the slow log's entries", "2.2.12",
+                      "O(N) where N is the number of entries returned", slowlog_get));
+  subs.push_back(spec("slowlog|len", 2, kAdminFlags, "Get the slow log's length", "2.2.12",
+                      "O(1)", slowlog_len));
+  subs.push_back(spec("slowlog|reset", 2, kAdminFlags, "Clear all entries from the slow log",
+                      "2.2.12", "O(N) where N is the number of entries in the slowlog",
+                      slowlog_reset));
+  subs.push_back(spec("slowlog|help", 2, kLoading | kStale,
+                      "Show helpful text about the different subcommands", "6.2.0", "O(1)",
+                      slowlog_help));
+  return slowlog;
+}
+
+CommandSpec latency_container() {
+  CommandSpec latency = spec("latency", -2, 0, "A container for latency diagnostics commands",
+                             "2.8.13", "Depends on subcommand.", nullptr);
+  auto& subs = latency.subcommands;
+  subs.push_back(spec("latency|latest", 2, kAdminFlags,
+                      "Return the latest latency samples for all events", "2.8.13", "O(1)",
+                      latency_latest));
+  subs.push_back(spec("latency|history", 3, kAdminFlags,
+                      "Return timestamp-latency samples for an event", "2.8.13", "O(1)",
+                      latency_history));
+  subs.push_back(spec("latency|reset", -2, kAdminFlags,
+                      "Reset latency data for one or more events", "2.8.13", "O(1)",
+                      latency_reset));
+  subs.push_back(spec("latency|help", 2, kLoading | kStale,
+                      "Show helpful text about the different subcommands", "2.8.13", "O(1)",
+                      latency_help));
+  return latency;
+}
+
 }  // namespace
 
 void write_help(resp::ReplyWriter& reply, std::string_view command,
@@ -605,6 +734,8 @@ void write_help(resp::ReplyWriter& reply, std::string_view command,
 void register_server_commands(CommandTable& table) {
   table.add(command_container());
   table.add(config_container());
+  table.add(slowlog_container());
+  table.add(latency_container());
   CommandSpec info_spec = spec("info", -1, kLoading | kStale,
                                "Get information and statistics about the server", "1.0.0", "O(1)",
                                info);

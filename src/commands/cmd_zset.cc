@@ -264,9 +264,13 @@ Result<std::vector<Entry>> entries_by_rank(Keyspace& keyspace, const std::string
   // Reverse ranks count from the top: the same entries as forward ranks mirrored.
   const int64_t first = reverse ? length - 1 - stop : start;
   const int64_t last = reverse ? length - 1 - start : stop;
-  // Far from both ends, the storage's rank blocks find the first entry without a walk.
+  // In a big set, or far from both ends, the storage's rank blocks find the first entry without
+  // a walk. A big set is read by rank even near its ends: a set used as a queue (ZPOPMIN)
+  // leaves the deleted entries of its front in storage until compaction, and a walk from the
+  // end would step over all of them; the blocks skip the emptied ones.
   constexpr int64_t kWalkMax = 256;
-  if (std::min(first, length - 1 - last) > kWalkMax) {
+  constexpr int64_t kBigSet = 2048;
+  if (length > kBigSet || std::min(first, length - 1 - last) > kWalkMax) {
     int64_t rank = first;
     Result<bool> found = keyspace.scan_fields_from_rank(
         key, storage::kScoreIndexNamespace, static_cast<uint64_t>(first),
@@ -903,15 +907,17 @@ void zpop_generic(CommandContext& ctx, bool max) {
       return Status::ok();
     }
     const uint64_t wanted = count == -1 ? 1 : static_cast<uint64_t>(count);
-    // The lowest entries stream from the start of the index, the highest from its end.
-    std::vector<Entry> popped;
-    auto take = [&](double score, std::string_view member) {
-      popped.push_back({score, std::string(member)});
-      return popped.size() < wanted;
-    };
-    Status status = max ? for_each_entry_reverse(ctx.keyspace, key, read, std::nullopt, take)
-                        : for_each_entry(ctx.keyspace, key, read, std::nullopt, take);
-    if (!status.is_ok()) return status;
+    // The lowest entries by rank from the bottom, the highest from the top (entries_by_rank
+    // reads a big set by its rank blocks, past the deleted entries a queue leaves behind).
+    if (read.row.count == 0) {
+      reply.array(0);
+      return Status::ok();
+    }
+    const int64_t last = static_cast<int64_t>(
+        std::min<uint64_t>(wanted, read.row.count) - 1);
+    Result<std::vector<Entry>> entries = entries_by_rank(ctx.keyspace, key, read, 0, last, max);
+    if (!entries.is_ok()) return entries.status();
+    const std::vector<Entry>& popped = *entries;
     for (const Entry& entry : popped) {
       if (Status removed = remove_member(ctx.keyspace, key, entry.member, entry.score);
           !removed.is_ok()) {

@@ -88,6 +88,25 @@ struct Session {
   coordinator::RequestOptions request_options;
 };
 
+// One SLOWLOG entry, as Redis reports it.
+struct SlowlogEntry {
+  uint64_t id = 0;
+  int64_t time_s = 0;  // unix time the command started
+  uint64_t duration_us = 0;
+  std::vector<std::string> args;  // at most 32, each at most 128 bytes (Redis's trimming)
+  std::string client_address;
+  std::string client_name;
+};
+
+// One LATENCY event ("command": a command that ran for latency-monitor-threshold ms or more).
+struct LatencyEvent {
+  std::string name;
+  int64_t latest_time_s = 0;
+  uint64_t latest_ms = 0;
+  uint64_t max_ms = 0;
+  std::vector<std::pair<int64_t, uint64_t>> history;  // (unix time, ms), oldest first, <= 160
+};
+
 // What the server offers handlers beyond the keyspace: settings, clients, stats, shutdown.
 // Implemented by the server (src/server); handlers use it for INFO, CONFIG, CLIENT, SHUTDOWN...
 class ServerControl {
@@ -99,6 +118,14 @@ class ServerControl {
   virtual Status config_set(std::string_view name, std::string_view value) = 0;
   // INFO: the text of one section ("server", "clients", ...) or of all default sections.
   virtual std::string info(std::string_view section) = 0;
+  // SLOWLOG GET / LEN / RESET (newest first; count < 0: all).
+  virtual std::vector<SlowlogEntry> slowlog_get(int64_t /*count*/) { return {}; }
+  virtual size_t slowlog_len() { return 0; }
+  virtual void slowlog_reset() {}
+  // LATENCY LATEST / HISTORY: every event recorded; LATENCY RESET: forgets the named events
+  // (all when empty) and returns how many there were.
+  virtual std::vector<LatencyEvent> latency_events() { return {}; }
+  virtual size_t latency_reset(const std::vector<std::string>& /*events*/) { return 0; }
   // CLIENT LIST / CLIENT INFO lines, in Redis's format.
   virtual std::string client_list() = 0;
   virtual std::string client_info(const Session& session) = 0;

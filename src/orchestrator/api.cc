@@ -2,6 +2,9 @@
 
 #include "orchestrator/dashboard.h"
 
+#include "metrics/range_load.h"
+#include "metrics/text_format.h"
+
 #include <charconv>
 
 #include <fmt/format.h>
@@ -183,6 +186,16 @@ ApiResponse ApiRouter::route(const ApiRequest& request) const {
     if (path == "/v1/ring") return reply(200, service_->ring_json());
     if (path == "/v1/history") return reply(200, service_->history_json());
     if (path == "/v1/migrations") return reply(200, service_->migrations_json());
+    if (path == "/v1/load") {
+      if (!query.empty() && query != "history=1" && query != "history=0") {
+        return error(400, "the only query parameter is history=1");
+      }
+      return reply(200, service_->load_json(query == "history=1"));
+    }
+    if (path == "/metrics") {
+      return ApiResponse{200, service_->metrics_text(), std::string(metrics::kPrometheusContentType),
+                         ""};
+    }
     if (path == "/v1/events") {
       uint64_t since = 0;
       if (query.starts_with("since=")) {
@@ -240,6 +253,7 @@ ApiResponse ApiRouter::handle_heartbeat(const std::string& body) const {
   auto epoch = u64_field(*parsed, "epoch", 0);
   if (!epoch.is_ok()) return from_status(epoch.status());
   Load load;
+  std::vector<metrics::RangeLoadReport> ranges;
   auto load_it = parsed->find("load");
   if (load_it != parsed->end()) {
     if (!load_it->is_object()) return error(400, "\"load\" must be an object");
@@ -257,13 +271,18 @@ ApiResponse ApiRouter::handle_heartbeat(const std::string& body) const {
       if (!value.is_ok()) return error(400, "load: " + value.status().message());
       *field = *value;
     }
+    if (auto ranges_it = load_it->find("ranges"); ranges_it != load_it->end()) {
+      auto parsed_ranges = metrics::range_reports_from_json(*ranges_it);
+      if (!parsed_ranges.is_ok()) return error(400, "load: " + parsed_ranges.status().message());
+      ranges = std::move(*parsed_ranges);
+    }
   }
   // Absent or 0: the machine finished no rebuild (server/rebuilder.h).
   auto rebuilt = u64_field(*parsed, "rebuilt_shard", 0);
   if (!rebuilt.is_ok()) return from_status(rebuilt.status());
   auto reports = parse_reports(*parsed);
   if (!reports.is_ok()) return from_status(reports.status());
-  auto answered = service_->heartbeat(*id, *epoch, load, *rebuilt, *reports);
+  auto answered = service_->heartbeat(*id, *epoch, load, *rebuilt, *reports, std::move(ranges));
   if (!answered.is_ok()) return from_status(answered.status());
   json orders = json::array();
   for (const auto& order : answered->migrations) orders.push_back(order_json(order));

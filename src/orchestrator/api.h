@@ -4,9 +4,11 @@
 //
 //   POST /v1/register   {"machine_id": n, "address": "h:p"[, "internal_address": "h:p"]}
 //                       → {"machine_id", "epoch", "heartbeat_interval_ms"}
-//   POST /v1/heartbeat  {"machine_id", "epoch", "load": {...}} → {"epoch", "state", "lease_ms"}
+//   POST /v1/heartbeat  {"machine_id", "epoch", "load": {..., "ranges": [...]}}
+//                       → {"epoch", "state", "lease_ms"} ("ranges": metrics/range_load.h)
 //                       (404 {"error": "unknown machine"}: register again)
 //   GET  /v1/table /v1/status /v1/machines /v1/shards /v1/ring /v1/history /v1/events?since=N
+//   GET  /v1/load[?history=1] (load per shard and range, load_book.h), /metrics (Prometheus)
 //   POST /v1/machines/{id}/drain, /v1/machines/{id}/remove → {"ok": true}
 //   Migrations (docs/migration.md):
 //   GET  /v1/migrations → [migration with "active", "keys", "bytes", "lag", "rate" (bytes/s),
@@ -29,23 +31,13 @@
 
 #include <string>
 
+#include "net/http_server.h"
 #include "orchestrator/service.h"
 
 namespace cairn::orchestrator {
 
-struct ApiRequest {
-  std::string method;         // "GET", "POST", ...
-  std::string target;         // path and query, e.g. "/v1/events?since=3"
-  std::string authorization;  // the Authorization header, verbatim ("" if absent)
-  std::string body;
-};
-
-struct ApiResponse {
-  int status = 200;
-  std::string body;  // JSON text (or the dashboard's HTML)
-  std::string content_type = "application/json";
-  std::string location;  // sent as the Location header when not empty (a follower's 307)
-};
+using ApiRequest = net::ServedRequest;
+using ApiResponse = net::ServedResponse;
 
 class ApiRouter {
  public:

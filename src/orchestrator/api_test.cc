@@ -117,6 +117,49 @@ TEST_F(ApiTest, RegisterHeartbeatAndTable) {
   EXPECT_TRUE(json::parse(get("/v1/history").body).is_array());
 }
 
+TEST_F(ApiTest, HeartbeatRangesFeedLoadAndMetrics) {
+  ASSERT_EQ(post("/v1/register", {{"machine_id", 1}, {"address", "127.0.0.1:7001"}}).status, 200);
+  const json ring = json::parse(get("/v1/ring").body);
+  ASSERT_EQ(ring.size(), 2u);
+  json ranges = json::array();
+  ranges.push_back({{"start", ring[0]["start"]}, {"end", ring[0]["end"]}, {"writes_per_sec", 200.0},
+                    {"writes_total", 2000}, {"p99_us", 450}, {"keys", 10}, {"bytes", 4096},
+                    {"top_keys", json::array({{{"key", "hot"}, {"count", 1500}}})}});
+  auto beat = post("/v1/heartbeat", {{"machine_id", 1}, {"epoch", 1},
+                                     {"load", {{"ops_per_sec", 200.0}, {"ranges", ranges}}}});
+  ASSERT_EQ(beat.status, 200) << beat.body;
+  const json load = json::parse(get("/v1/load").body);
+  ASSERT_EQ(load["shards"].size(), 1u);
+  const json& shard = load["shards"][0];
+  EXPECT_EQ(shard["writes_per_sec"], 200.0);
+  EXPECT_EQ(shard["p99_us"], 450);
+  EXPECT_EQ(shard["bytes"], 4096);
+  EXPECT_EQ(shard["machines_reporting"], 1);
+  EXPECT_EQ(shard["top_keys"][0]["key"], "hot");
+  ASSERT_EQ(shard["ranges"].size(), 2u);
+  EXPECT_EQ(shard["ranges"][1]["writes_total"], 0);
+  EXPECT_FALSE(shard.contains("history"));
+  service_->tick();
+  const json with_history = json::parse(get("/v1/load?history=1").body);
+  EXPECT_EQ(with_history["shards"][0]["history"]["seconds"].size(), 1u);
+  EXPECT_EQ(get("/v1/load?what=1").status, 400);
+  // A malformed range report is refused, naming the field.
+  ranges[0]["p99_us"] = -1;
+  auto bad = post("/v1/heartbeat", {{"machine_id", 1}, {"load", {{"ranges", ranges}}}});
+  EXPECT_EQ(bad.status, 400);
+  EXPECT_NE(bad.body.find("p99_us"), std::string::npos) << bad.body;
+
+  const ApiResponse metrics = get("/metrics");
+  ASSERT_EQ(metrics.status, 200);
+  EXPECT_EQ(metrics.content_type.rfind("text/plain", 0), 0u);
+  EXPECT_NE(metrics.body.find("cairn_machines{state=\"up\"} 1\n"), std::string::npos)
+      << metrics.body;
+  EXPECT_NE(metrics.body.find("cairn_shards 1\n"), std::string::npos);
+  EXPECT_NE(metrics.body.find("cairn_shard_writes_per_second{shard=\"1\"} 200\n"),
+            std::string::npos)
+      << metrics.body;
+}
+
 TEST_F(ApiTest, HeartbeatFromAnUnknownMachineIs404) {
   auto beat = post("/v1/heartbeat", {{"machine_id", 77}, {"epoch", 0}});
   EXPECT_EQ(beat.status, 404);

@@ -226,7 +226,7 @@ Status run_etcd(const OrchestratorConfig& config) {
   auto http =
       HttpServer::start(io, config.bind, config.port, [&leadership, &config](const ApiRequest& r) {
         return handle_etcd_request(*leadership, config.cluster_secret, r);
-      });
+      }, "cairn-orchestrator");
   if (!http.is_ok()) return http.status();
   LeadershipOptions options;
   options.prefix = config.etcd_prefix;
@@ -280,7 +280,8 @@ Status run(const OrchestratorConfig& config) {
   asio::io_context io(1);
   ApiRouter router(service->get(), config.cluster_secret);
   auto http = HttpServer::start(io, config.bind, config.port,
-                                [&router](const ApiRequest& r) { return router.handle(r); });
+                                [&router](const ApiRequest& r) { return router.handle(r); },
+                                "cairn-orchestrator");
   if (!http.is_ok()) return http.status();
 
   asio::steady_timer timer(io);

@@ -1,12 +1,14 @@
 #include "orchestrator/service.h"
 
 #include <algorithm>
+#include <map>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
 #include "common/clock.h"
+#include "metrics/text_format.h"
 #include "orchestrator/balancer.h"
 
 namespace cairn::orchestrator {
@@ -54,7 +56,7 @@ Status check_address(std::string_view field, std::string_view address) {
   return Status::ok();
 }
 
-json load_json(const Load& load) {
+json machine_load_json(const Load& load) {
   return json{{"ops_per_sec", load.ops_per_sec},
               {"bytes", load.bytes},
               {"storage_bytes", load.storage_bytes},
@@ -246,13 +248,15 @@ Result<RegisterReply> Service::register_machine(MachineId machine_id, std::strin
 
 Result<HeartbeatReply> Service::heartbeat(MachineId machine_id, topology::Epoch machine_epoch,
                                           const Load& load, topology::ShardId rebuilt_shard,
-                                          const std::vector<MigrationReport>& migrations) {
+                                          const std::vector<MigrationReport>& migrations,
+                                          std::vector<metrics::RangeLoadReport> ranges) {
   (void)machine_epoch;  // machines behind fetch the table themselves; kept for the log below
   std::lock_guard lock(mu_);
   MachineRecord* record = state_.find_machine(machine_id);
   if (record == nullptr) return Status::not_found("unknown machine");
   record->last_heartbeat_ms = clock_->monotonic_ms();
   record->load = load;
+  load_book_.report(machine_id, record->last_heartbeat_ms, std::move(ranges));
   if (record->health != Health::kUp) {
     add_event(fmt::format("machine {} up again (was {})", machine_id,
                           health_name(record->health)));
@@ -331,6 +335,7 @@ Status Service::remove(MachineId machine_id) {
     return Status::busy(fmt::format("machine {} is {} of shard {}; drain it first", machine_id,
                                     role, shard));
   }
+  load_book_.forget(machine_id);
   state_.machines.erase(state_.machines.begin() + (record - state_.machines.data()));
   add_event(fmt::format("machine {} removed (operator)", machine_id));
   reconcile();
@@ -354,6 +359,10 @@ void Service::tick() {
   if (now - last_history_ms_ >= kHistorySampleIntervalMs) {
     last_history_ms_ = now;
     state_.add_history(clock_->wall_ms(), machines_down());
+  }
+  if (state_.table && now - last_load_sample_ms_ >= kHistorySampleIntervalMs) {
+    last_load_sample_ms_ = now;
+    load_book_.sample(*state_.table, now, clock_->wall_ms());
   }
   reconcile();
   advance_migrations();
@@ -608,7 +617,7 @@ nlohmann::json Service::machines_json() const {
                    {"draining", m.draining},
                    {"shard", shard},
                    {"role", role},
-                   {"load", load_json(m.load)},
+                   {"load", machine_load_json(m.load)},
                    {"last_heartbeat_ms_ago", std::max<int64_t>(0, now - m.last_heartbeat_ms)}});
   }
   return out;
@@ -634,6 +643,85 @@ nlohmann::json Service::shards_json() const {
                    {"load", {{"ops_per_sec", ops}}}});
   }
   return out;
+}
+
+nlohmann::json Service::load_json(bool history) const {
+  std::lock_guard lock(mu_);
+  json out = load_book_.to_json(state_.table ? &*state_.table : nullptr, clock_->monotonic_ms(),
+                                history);
+  out["time_ms"] = clock_->wall_ms();
+  return out;
+}
+
+std::string Service::metrics_text() const {
+  std::lock_guard lock(mu_);
+  metrics::PrometheusText out;
+  const RoutingTableSpec* table = state_.table ? &*state_.table : nullptr;
+  std::map<std::string, size_t> by_state;
+  for (const char* name : {"up", "down", "dead", "joining", "spare", "leaving"}) by_state[name] = 0;
+  std::map<std::string, size_t> by_health = {{"up", 0}, {"down", 0}, {"dead", 0}};
+  for (const auto& m : state_.machines) {
+    ++by_state[std::string(topology::machine_state_name(derived_state(m, table)))];
+    ++by_health[std::string(health_name(m.health))];
+  }
+  out.family("cairn_machines", "gauge", "Registered machines by state in the routing table.");
+  for (const auto& [name, count] : by_state) {
+    out.sample("cairn_machines", {{"state", name}}, static_cast<double>(count));
+  }
+  out.family("cairn_machines_health", "gauge", "Registered machines by heartbeat health.");
+  for (const auto& [name, count] : by_health) {
+    out.sample("cairn_machines_health", {{"health", name}}, static_cast<double>(count));
+  }
+  out.gauge("cairn_shards", "Shards in the routing table.",
+            static_cast<double>(table ? table->shards.size() : 0));
+  out.gauge("cairn_ranges", "Token ranges in the routing table.",
+            static_cast<double>(table ? table->ranges.size() : 0));
+  out.gauge("cairn_epoch", "Epoch of the routing table.", static_cast<double>(table ? table->epoch : 0));
+  out.gauge("cairn_spares_target", "Idle spares the orchestrator keeps.",
+            static_cast<double>(spares_target_now()));
+  size_t in_flight = 0;
+  std::map<std::string, size_t> by_phase;
+  for (const auto& m : state_.migrations) {
+    if (!m.finished()) ++in_flight;
+    ++by_phase[std::string(migration_phase_name(m.phase))];
+  }
+  out.gauge("cairn_migrations_in_flight", "Migrations not yet done or cancelled.",
+            static_cast<double>(in_flight));
+  out.family("cairn_migrations", "gauge",
+             "Migrations known by phase (active ones and the last finished ones kept).");
+  for (const auto& [phase, count] : by_phase) {
+    out.sample("cairn_migrations", {{"phase", phase}}, static_cast<double>(count));
+  }
+  out.counter("cairn_events_total", "Events the orchestrator recorded.",
+              static_cast<double>(state_.next_event_seq - 1));
+  if (table != nullptr) {
+    const std::vector<ShardLoad> loads = load_book_.current(*table, clock_->monotonic_ms());
+    struct Family {
+      const char* name;
+      const char* help;
+      double (*value)(const metrics::RangeLoadReport&);
+    };
+    const Family families[] = {
+        {"cairn_shard_reads_per_second", "Replica reads per second of the shard (10 s window).",
+         [](const metrics::RangeLoadReport& r) { return r.reads_per_sec; }},
+        {"cairn_shard_writes_per_second", "Writes per second of the shard (10 s window).",
+         [](const metrics::RangeLoadReport& r) { return r.writes_per_sec; }},
+        {"cairn_shard_stored_bytes", "Bytes stored by the shard (largest replica).",
+         [](const metrics::RangeLoadReport& r) { return static_cast<double>(r.bytes); }},
+        {"cairn_shard_keys", "Keys stored by the shard (estimate, largest replica).",
+         [](const metrics::RangeLoadReport& r) { return static_cast<double>(r.keys); }},
+        {"cairn_shard_p99_seconds", "p99 of the shard's replica accesses (10 s window).",
+         [](const metrics::RangeLoadReport& r) { return static_cast<double>(r.p99_us) / 1e6; }},
+    };
+    for (const Family& family : families) {
+      out.family(family.name, "gauge", family.help);
+      for (const ShardLoad& load : loads) {
+        out.sample(family.name, {{"shard", std::to_string(load.shard)}},
+                   family.value(load.total));
+      }
+    }
+  }
+  return out.text();
 }
 
 nlohmann::json Service::ring_json() const {

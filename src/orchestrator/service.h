@@ -43,6 +43,7 @@
 #include "common/status.h"
 #include "orchestrator/failure_detector.h"
 #include "orchestrator/planner.h"
+#include "orchestrator/load_book.h"
 #include "orchestrator/state.h"
 
 namespace cairn::orchestrator {
@@ -185,10 +186,12 @@ class Service {
   // says the machine finished copying that shard's data (server/rebuilder.h): if it is still
   // joining that shard and the shard has fewer than RF voting replicas, a new epoch makes it a
   // voting replica.
+  // `ranges`: the machine's load per range (load_book.h).
   Result<HeartbeatReply> heartbeat(topology::MachineId machine_id, topology::Epoch machine_epoch,
                                    const Load& load,
                                    topology::ShardId rebuilt_shard = topology::kNoShard,
-                                   const std::vector<MigrationReport>& migrations = {});
+                                   const std::vector<MigrationReport>& migrations = {},
+                                   std::vector<metrics::RangeLoadReport> ranges = {});
   // The operator takes a machine out: its roles are handed over, then it is released.
   Status drain(topology::MachineId machine_id);
   // Forgets a machine. busy (409) while it still holds a role in the table: drain it first, or
@@ -231,6 +234,10 @@ class Service {
   nlohmann::json ring_json() const;
   nlohmann::json history_json() const;
   nlohmann::json events_json(uint64_t since) const;  // seq > since, at most kEventsPageMax
+  // GET /v1/load: the load per shard and range (load_book.h); with the histories if asked.
+  nlohmann::json load_json(bool history) const;
+  // GET /metrics: the Prometheus text of the cluster as this orchestrator sees it.
+  std::string metrics_text() const;
 
   topology::Epoch epoch() const;
   State snapshot() const;  // a copy, for tests
@@ -276,6 +283,8 @@ class Service {
   bool dirty_ = false;
   bool poisoned_ = false;
   int64_t last_history_ms_ = 0;
+  LoadBook load_book_;          // guarded by mu_; in memory only
+  int64_t last_load_sample_ms_ = 0;
   int64_t last_save_ms_ = 0;
   int64_t last_tick_ms_ = 0;  // 0: no tick yet
   std::string last_plan_error_;  // logged once, not every tick

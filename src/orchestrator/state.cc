@@ -301,21 +301,6 @@ Result<State> parse_state(const json& j) {
 
 }  // namespace
 
-Result<topology::Token> parse_token(std::string_view text) {
-  int base = 10;
-  if (text.starts_with("0x") || text.starts_with("0X")) {
-    text.remove_prefix(2);
-    base = 16;
-  }
-  uint64_t value = 0;
-  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value, base);
-  if (text.empty() || ec != std::errc() || end != text.data() + text.size()) {
-    return Status::invalid_argument(fmt::format("\"{}\" is not a token (0x hex or decimal)",
-                                                text));
-  }
-  return value;
-}
-
 std::string_view migration_phase_name(MigrationPhase phase) {
   switch (phase) {
     case MigrationPhase::kQueued: return "queued";

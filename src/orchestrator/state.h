@@ -174,8 +174,8 @@ struct State {
   bool operator==(const State&) const = default;
 };
 
-// "0x" + hex digits or decimal, as the API and the CLI accept tokens.
-Result<topology::Token> parse_token(std::string_view text);
+// "0x" + hex digits or decimal, as the API and the CLI accept tokens (topology/routing_table.h).
+using topology::parse_token;
 
 std::string_view health_name(Health health);
 Result<Health> parse_health(std::string_view name);

@@ -347,10 +347,15 @@ Result<std::pair<Fence, bool>> Replica::apply(uint64_t epoch, std::string_view k
     if (!fence.ok()) return std::make_pair(fence, false);
     // A coordinator that later leads this shard must stamp after every cell it stores.
     clock_.observe(cell.timestamp);
+    const LoadTimer timer(load_);
     Result<bool> stored = sub_key.empty()
                               ? engine_.apply(token, key, cell, newer_timestamp)
                               : engine_.apply_field(token, key, sub_key, cell, newer_timestamp);
     if (!stored.is_ok()) return stored.status();
+    if (load_ != nullptr) {
+      load_->record_write(token, key, key.size() + sub_key.size() + cell.value.size(),
+                          timer.elapsed_us());
+    }
     result = std::make_pair(fence, *stored);
   }
   if (lifted) forget_lifted_fences();
@@ -370,11 +375,15 @@ Result<std::pair<Fence, std::optional<storage::Cell>>> Replica::read(uint64_t ep
     fence = fence_for(guard, table.get(), epoch, token, token + 1);
     lifted = guard.locked() && fence.ok() && all_lifted(fence_state_->list, table.get());
     if (!fence.ok()) return std::make_pair(fence, std::optional<storage::Cell>());
+    const LoadTimer timer(load_);
     Result<std::optional<storage::Cell>> cell = sub_key.empty()
                                                     ? engine_.read(token, key)
                                                     : engine_.read_field(token, key, sub_key);
     if (!cell.is_ok()) return cell.status();
     found = std::move(cell).value();
+    if (load_ != nullptr) {
+      load_->record_read(token, key, found ? found->value.size() : 0, timer.elapsed_us());
+    }
   }
   if (lifted) forget_lifted_fences();
   return std::make_pair(fence, std::move(found));
@@ -394,6 +403,7 @@ Result<std::pair<Fence, RowPage>> Replica::read_row_page(uint64_t epoch, std::st
     fence = fence_for(guard, table.get(), epoch, token, token + 1);
     lifted = guard.locked() && fence.ok() && all_lifted(fence_state_->list, table.get());
     if (!fence.ok()) return std::make_pair(fence, RowPage{});
+    const LoadTimer timer(load_);
     Result<storage::StoredRow> row = engine_.read_row(token, key);
     if (!row.is_ok()) return row.status();
     page.header = std::move(row->header);
@@ -408,6 +418,11 @@ Result<std::pair<Fence, RowPage>> Replica::read_row_page(uint64_t epoch, std::st
           return true;
         });
     if (!status.is_ok()) return status;
+    if (load_ != nullptr) {
+      uint64_t bytes = 0;
+      for (const auto& [sub_key, cell] : page.fields) bytes += sub_key.size() + cell.value.size();
+      load_->record_read(token, key, bytes, timer.elapsed_us());
+    }
   }
   if (lifted) forget_lifted_fences();
   return std::make_pair(fence, std::move(page));

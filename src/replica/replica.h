@@ -21,6 +21,7 @@
 // Fences are saved in the meta column family ("fences", JSON), so they survive kill -9.
 // Thread-safe.
 
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -30,6 +31,7 @@
 #include <vector>
 
 #include "common/hlc.h"
+#include "metrics/range_load.h"
 #include "common/status.h"
 #include "replica/table_holder.h"
 #include "storage/engine.h"
@@ -128,6 +130,10 @@ class Replica {
   Result<ScanResult> scan_stored(topology::Token start, topology::Token end, size_t count,
                                  std::string_view from = {});
 
+  // Counts the reads and writes this replica serves per token range (docs/operations.md "Load
+  // per range"); null: not counted. Set before serving; `tracker` must outlive the replica.
+  void set_load_tracker(metrics::RangeLoadTracker* tracker) { load_ = tracker; }
+
   // The machine's storage, for the migration endpoints (WAL holds and reads, range deletes).
   storage::Engine& engine() { return engine_; }
 
@@ -176,6 +182,24 @@ class Replica {
   uint64_t machine_id_;
   TableHolder& tables_;
   std::unique_ptr<FenceState> fence_state_;
+  metrics::RangeLoadTracker* load_ = nullptr;
+
+  // Times one storage access when a tracker is set (no clock read otherwise).
+  class LoadTimer {
+   public:
+    explicit LoadTimer(const metrics::RangeLoadTracker* tracker) {
+      if (tracker != nullptr) start_ = std::chrono::steady_clock::now();
+    }
+    uint64_t elapsed_us() const {
+      const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                          std::chrono::steady_clock::now() - start_)
+                          .count();
+      return ns <= 0 ? 1 : static_cast<uint64_t>((ns + 999) / 1000);
+    }
+
+   private:
+    std::chrono::steady_clock::time_point start_{};
+  };
 };
 
 }  // namespace cairn::replica

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <chrono>
 #include <limits>
 
 #include <fmt/format.h>
@@ -16,6 +17,20 @@
 namespace cairn::server {
 
 namespace {
+
+// Microseconds since `start`, rounded up: a command that ran at all took at least 1 us.
+uint64_t elapsed_us(std::chrono::steady_clock::time_point start) {
+  const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                      std::chrono::steady_clock::now() - start)
+                      .count();
+  return ns <= 0 ? 1 : static_cast<uint64_t>((ns + 999) / 1000);
+}
+
+// Whether the reply starting at `at` is an error (RESP "-" or RESP3 blob error "!").
+bool is_error_reply(std::string_view reply, size_t at) {
+  return at < reply.size() && (reply[at] == '-' || reply[at] == '!');
+}
+
 // The session whose commands this thread is running, so CLIENT LIST can describe the calling
 // client from its live state rather than from what it published before this batch.
 thread_local const ClientSession* running_session = nullptr;
@@ -115,6 +130,7 @@ net::ProcessResult ClientSession::process(std::string_view input, std::string& o
                                           size_t output_bytes_max) {
   refresh_limits();
   const int64_t now_ms = wall_clock_ms();
+  const size_t output_start = output.size();
   net::ProcessResult result;
   uint64_t commands = 0;
   while (serve(input, output, output_bytes_max, now_ms, result, commands)) {
@@ -124,6 +140,7 @@ net::ProcessResult ClientSession::process(std::string_view input, std::string& o
     publish(now_ms);
     if (submit()) {
       result.suspend = true;
+      stats_.add_net(result.consumed, output.size() - output_start);
       return result;
     }
     // Overload is a fast, retryable error for this request; the following ones are still served.
@@ -132,6 +149,7 @@ net::ProcessResult ClientSession::process(std::string_view input, std::string& o
   // Bytes after a request that closes the connection are dropped, as Redis does.
   if (result.close) result.consumed = input.size();
   if (commands > 0) stats_.add_commands(commands);
+  stats_.add_net(result.consumed, output.size() - output_start);
   publish(commands > 0 ? now_ms : 0);
   return result;
 }
@@ -174,8 +192,14 @@ bool ClientSession::serve(std::string_view input, std::string& output, size_t ou
       break;
     }
     writer.set_protocol(session_.protocol);
+    const size_t reply_start = output.size();
+    const auto started = std::chrono::steady_clock::now();
     const commands::DispatchOutcome outcome = commands::dispatch(state_.table(), context);
+    const uint64_t usec = elapsed_us(started);
     ++commands;
+    stats_.record_command(state_.command_index(outcome.spec), usec,
+                          is_error_reply(output, reply_start));
+    state_.after_command(args_, usec, session_);
     result.wrote |= outcome.wrote;
     if (outcome.spec != nullptr) last_spec_.store(outcome.spec, std::memory_order_relaxed);
     if (session_.authenticated != parser_authenticated_) refresh_limits();
@@ -206,9 +230,13 @@ void ClientSession::run_on_worker(std::shared_ptr<net::Connection> connection,
                                   std::vector<std::string>& args) {
   WorkerReply reply;
   running_session = this;
+  const auto started = std::chrono::steady_clock::now();
   const commands::DispatchOutcome outcome =
       state_.runner()->run(args, session_, worker_keyspace_, reply.bytes);
+  reply.usec = elapsed_us(started);
   running_session = nullptr;
+  reply.failed = is_error_reply(reply.bytes, 0);
+  state_.after_command(args, reply.usec, session_);
   reply.spec = outcome.spec;
   reply.close = session_.close_after_reply;
   if (outcome.wrote) {
@@ -232,6 +260,8 @@ void ClientSession::run_on_worker(std::shared_ptr<net::Connection> connection,
 
 void ClientSession::finish(net::Connection& connection, const WorkerReply& reply) {
   stats_.add_commands(1);
+  stats_.record_command(state_.command_index(reply.spec), reply.usec, reply.failed);
+  stats_.add_net(0, reply.bytes.size());
   if (reply.spec != nullptr) last_spec_.store(reply.spec, std::memory_order_relaxed);
   if (session_.authenticated != parser_authenticated_) refresh_limits();
   publish(0);

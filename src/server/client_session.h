@@ -54,6 +54,8 @@ class ClientSession final : public net::Protocol {
     std::string bytes;
     const commands::CommandSpec* spec = nullptr;
     bool close = false;
+    uint64_t usec = 0;    // how long the command ran on the worker
+    bool failed = false;  // the reply is an error
   };
 
   // Serves the requests in `input` from result.consumed on, on the loop, until the input is used

@@ -59,6 +59,14 @@ constexpr SettingInfo kSettings[] = {
      "how long a coordinator waits for its replicas in cluster mode, 1-600000  [default: 1000]"},
     {"rebuild-max-mb-per-s",
      "throttle of the copy that rebuilds a replaced replica, MiB/s (0: unlimited)  [default: 0]"},
+    {"metrics-port",
+     "serve Prometheus metrics at http://BIND:PORT/metrics (0: no metrics listener)  [default: 0]"},
+    {"slowlog-log-slower-than",
+     "SLOWLOG keeps commands that ran at least this many microseconds (negative: none)  "
+     "[default: 10000]"},
+    {"slowlog-max-len", "entries SLOWLOG keeps  [default: 128]"},
+    {"latency-monitor-threshold",
+     "LATENCY records commands that ran at least this many milliseconds (0: off)  [default: 0]"},
 };
 
 std::string normalize_name(std::string_view name) {
@@ -229,6 +237,23 @@ Status apply_setting(ServerConfig& config, std::string_view raw_name, std::strin
     auto rate = parse_integer(name, value, 0, kRebuildMaxMbPerSecMax);
     if (!rate.is_ok()) return rate.status();
     config.rebuild_max_mb_per_s = *rate;
+  } else if (name == "metrics-port") {
+    auto port = parse_integer(name, value, 0, 65535);
+    if (!port.is_ok()) return port.status();
+    config.metrics_port = static_cast<uint16_t>(*port);
+  } else if (name == "slowlog-log-slower-than") {
+    auto micros = parse_integer(name, value, std::numeric_limits<int64_t>::min(),
+                                std::numeric_limits<int64_t>::max());
+    if (!micros.is_ok()) return micros.status();
+    config.slowlog_log_slower_than_us = *micros;
+  } else if (name == "slowlog-max-len") {
+    auto length = parse_integer(name, value, 0, kSlowlogMaxLenMax);
+    if (!length.is_ok()) return length.status();
+    config.slowlog_max_len = *length;
+  } else if (name == "latency-monitor-threshold") {
+    auto millis = parse_integer(name, value, 0, std::numeric_limits<int64_t>::max());
+    if (!millis.is_ok()) return millis.status();
+    config.latency_monitor_threshold_ms = *millis;
   } else {
     return Status::invalid_argument(fmt::format("unknown setting '{}'", raw_name));
   }
@@ -255,6 +280,12 @@ std::string setting_value(const ServerConfig& config, std::string_view raw_name)
   if (name == "workers") return std::to_string(config.workers);
   if (name == "request-timeout-ms") return std::to_string(config.request_timeout_ms);
   if (name == "rebuild-max-mb-per-s") return std::to_string(config.rebuild_max_mb_per_s);
+  if (name == "metrics-port") return std::to_string(config.metrics_port);
+  if (name == "slowlog-log-slower-than") return std::to_string(config.slowlog_log_slower_than_us);
+  if (name == "slowlog-max-len") return std::to_string(config.slowlog_max_len);
+  if (name == "latency-monitor-threshold") {
+    return std::to_string(config.latency_monitor_threshold_ms);
+  }
   return "";
 }
 

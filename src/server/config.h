@@ -55,12 +55,18 @@ struct ServerConfig {
   // Tests only (no flag): run client commands on workers in single-machine mode too.
   bool force_workers = false;
 
+  uint16_t metrics_port = 0;                    // 0: no /metrics listener
+  int64_t slowlog_log_slower_than_us = 10'000;  // negative: SLOWLOG records nothing
+  int64_t slowlog_max_len = 128;
+  int64_t latency_monitor_threshold_ms = 0;     // 0: LATENCY records nothing
+
   bool cluster() const { return !cluster_secret.empty(); }
 };
 
 inline constexpr size_t kServerWorkersMax = 256;
 inline constexpr int64_t kRequestTimeoutMsMax = 600'000;
 inline constexpr int64_t kRebuildMaxMbPerSecMax = 1'000'000;
+inline constexpr int64_t kSlowlogMaxLenMax = 100'000;
 
 // The names of every setting, in the order `--help` and CONFIG GET * list them.
 const std::vector<std::string_view>& setting_names();

@@ -279,22 +279,14 @@ int OrchestratorAgent::register_once() {
 
 std::string OrchestratorAgent::load_json() {
   const MachineLoadCounters counters = options_.load ? options_.load() : MachineLoadCounters{};
-  const int64_t now = now_ms();
-  double ops_per_sec = 0;
-  if (previous_load_ms_ >= 0 && now > previous_load_ms_ &&
-      counters.commands_total >= previous_commands_) {
-    ops_per_sec = static_cast<double>(counters.commands_total - previous_commands_) * 1000.0 /
-                  static_cast<double>(now - previous_load_ms_);
-  }
-  previous_commands_ = counters.commands_total;
-  previous_load_ms_ = now;
+  json load = {{"ops_per_sec", counters.ops_per_sec},
+               {"bytes", counters.bytes},
+               {"storage_bytes", counters.storage_bytes},
+               {"p99_us", counters.p99_us}};
+  if (!counters.ranges.empty()) load["ranges"] = metrics::range_reports_to_json(counters.ranges);
   json body = {{"machine_id", options_.machine_id},
                {"epoch", tables_.epoch()},
-               {"load",
-                {{"ops_per_sec", ops_per_sec},
-                 {"bytes", counters.bytes},
-                 {"storage_bytes", counters.storage_bytes},
-                 {"p99_us", counters.p99_us}}}};
+               {"load", std::move(load)}};
   if (options_.rebuilt_shard) {
     if (const uint64_t shard = options_.rebuilt_shard(); shard != 0) body["rebuilt_shard"] = shard;
   }

@@ -35,6 +35,7 @@
 #include <vector>
 
 #include "common/status.h"
+#include "metrics/range_load.h"
 #include "replica/table_holder.h"
 #include "server/http_client.h"
 #include "server/orchestrator_client.h"
@@ -82,12 +83,16 @@ inline constexpr size_t kMigrationOrdersMax = 1024;
 // are skipped (and logged); tokens may be "0x..." strings or integers.
 std::vector<MigrationOrder> parse_migration_orders(const std::string& answer_json);
 
-// What the machine reports about itself in each heartbeat, read on the agent's thread.
+// What the machine reports about itself in each heartbeat ("load"), read on the agent's thread.
+// Rates and percentiles are over the last metrics::kLoadWindowMs (server/load_reporter.h), so a
+// burst still shows for a while after it ended.
 struct MachineLoadCounters {
-  uint64_t commands_total = 0;  // commands served since start (the agent derives ops/s)
-  uint64_t bytes = 0;           // live data bytes of this machine (RocksDB estimate)
-  uint64_t storage_bytes = 0;   // bytes the data takes on disk (RocksDB estimate)
-  uint64_t p99_us = 0;          // 0 while not measured
+  double ops_per_sec = 0;      // commands served per second
+  uint64_t bytes = 0;          // live data bytes of this machine (RocksDB estimate)
+  uint64_t storage_bytes = 0;  // bytes the data takes on disk (RocksDB estimate)
+  uint64_t p99_us = 0;         // of the commands served; 0 without any
+  // The ranges this machine holds ("load.ranges"; metrics/range_load.h is the codec).
+  std::vector<metrics::RangeLoadReport> ranges;
 };
 
 struct OrchestratorAgentOptions {
@@ -165,8 +170,6 @@ class OrchestratorAgent {
 
   // The agent thread only.
   int retry_delay_ms_ = 0;
-  uint64_t previous_commands_ = 0;
-  int64_t previous_load_ms_ = -1;
   bool unreachable_logged_ = false;
 
   std::atomic<int> heartbeat_interval_ms_;

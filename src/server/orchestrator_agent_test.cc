@@ -255,6 +255,46 @@ TEST(OrchestratorAgentTest, RegistersHeartbeatsAndInstallsNewerTables) {
   }
 }
 
+TEST(OrchestratorAgentTest, HeartbeatsCarryTheLoadPerRangeTheOrchestratorParses) {
+  FakeOrchestrator fake([&](const FakeRequest& request) -> FakeAnswer {
+    if (request.target == "/v1/register") {
+      return {200, json{{"machine_id", 7}, {"epoch", 0}, {"heartbeat_interval_ms", 20}}.dump()};
+    }
+    return {200, json{{"epoch", 0}, {"state", "up"}, {"lease_ms", 2000}}.dump()};
+  });
+  replica::TableHolder tables;
+  OrchestratorAgentOptions options = agent_options(fake.address());
+  options.load = [] {
+    MachineLoadCounters counters;
+    counters.ops_per_sec = 125.5;
+    counters.p99_us = 900;
+    metrics::RangeLoadReport range;
+    range.start = 0x10;
+    range.end = 0x20;
+    range.writes_per_sec = 100;
+    range.top_keys = {{"hot", 42, 0}};
+    counters.ranges.push_back(range);
+    return counters;
+  };
+  auto agent = OrchestratorAgent::create(std::move(options), tables);
+  ASSERT_TRUE(agent.is_ok()) << agent.status().to_string();
+  (*agent)->start();
+  ASSERT_TRUE(eventually([&] { return (*agent)->stats().heartbeats >= 1; }));
+  (*agent)->stop();
+  const FakeRequest last = fake.requests().back();
+  ASSERT_EQ(last.target, "/v1/heartbeat");
+  const json load = json::parse(last.body)["load"];
+  EXPECT_EQ(load["ops_per_sec"], 125.5);
+  EXPECT_EQ(load["p99_us"], 900);
+  // What the orchestrator's parser reads back (metrics/range_load.h is both sides' codec).
+  auto ranges = metrics::range_reports_from_json(load["ranges"]);
+  ASSERT_TRUE(ranges.is_ok()) << ranges.status().message();
+  ASSERT_EQ(ranges->size(), 1u);
+  EXPECT_EQ((*ranges)[0].start, 0x10u);
+  EXPECT_EQ((*ranges)[0].writes_per_sec, 100);
+  EXPECT_EQ((*ranges)[0].top_keys[0].key, "hot");
+}
+
 TEST(OrchestratorAgentTest, AForgottenMachineRegistersAgain) {
   std::atomic<int> heartbeats{0};
   FakeOrchestrator fake([&](const FakeRequest& request) -> FakeAnswer {

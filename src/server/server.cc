@@ -143,8 +143,14 @@ Status Server::open() {
     auto runner = std::make_unique<ClusterRunner>(
         *workers_, state_->table(), *state_, *coordinator_, *replica_, *peers_,
         static_cast<int>(config_.request_timeout_ms));
-    ClusterParts parts{coordinator_.get(), replica_.get(), peers_.get(), runner.get(), nullptr,
-                       nullptr};
+    ClusterParts parts;
+    parts.coordinator = coordinator_.get();
+    parts.replica = replica_.get();
+    parts.peers = peers_.get();
+    parts.runner = runner.get();
+    load_reporter_ = std::make_unique<LoadReporter>(*state_, *engine_, *tables_, *range_load_,
+                                                    machine_id_);
+    parts.extra_metrics = [this](metrics::PrometheusText& out) { write_cluster_metrics(out); };
     parts.extra_info = [this] {
       return (rebuilder_ ? rebuilder_->info() : std::string()) + migrator_->info();
     };
@@ -179,6 +185,10 @@ Status Server::open() {
   listener_ = std::move(*listener);
   port_ = listener_->port();
   state_->set_port(port_);
+  if (config_.metrics_port != 0) {
+    const Status status = open_metrics();
+    if (!status.is_ok()) return status;
+  }
   if (!config_.orchestrator.empty()) {
     const Status status = open_agent();
     if (!status.is_ok()) return status;
@@ -244,6 +254,12 @@ Status Server::open_cluster() {
     }
   }
   replica_ = std::make_unique<replica::Replica>(*engine_, *clock_, machine_id_, *tables_);
+  range_load_ = std::make_unique<metrics::RangeLoadTracker>();
+  if (auto table = tables_->current()) range_load_->set_ranges(range_bounds(*table));
+  tables_->on_change([tracker = range_load_.get()](const topology::RoutingTable& table) {
+    tracker->set_ranges(range_bounds(table));
+  });
+  replica_->set_load_tracker(range_load_.get());
   net::PeerPoolOptions peer_options;
   // Outgoing connections leave from the address this machine listens on, so a test can cut it
   // off with firewall rules on that one address. A wildcard bind leaves the choice to the kernel.
@@ -289,13 +305,7 @@ Status Server::open_agent() {
   options.address = host.find(':') != std::string::npos ? fmt::format("[{}]:{}", host, port_)
                                                         : fmt::format("{}:{}", host, port_);
   options.request_timeout_ms = static_cast<int>(std::min<int64_t>(config_.request_timeout_ms, 1000));
-  options.load = [this] {
-    MachineLoadCounters counters;
-    counters.commands_total = state_->total_commands();
-    counters.bytes = engine_->stats().approximate_bytes;
-    counters.storage_bytes = counters.bytes;
-    return counters;
-  };
+  options.load = [this] { return load_reporter_->collect(monotonic_ms()); };
   RebuilderOptions rebuild_options;
   rebuild_options.request_timeout_ms = options.request_timeout_ms;
   rebuild_options.max_bytes_per_sec =
@@ -312,6 +322,88 @@ Status Server::open_agent() {
   agent_ = std::move(*agent);
   coordinator_->set_leader_lease_check([agent = agent_.get()] { return agent->lease_valid(); });
   return Status::ok();
+}
+
+Status Server::open_metrics() {
+  std::string bind = config_.bind;
+  if (bind == "*") bind = "0.0.0.0";
+  metrics_io_ = std::make_unique<net::asio::io_context>(1);
+  auto http = net::HttpServer::start(
+      *metrics_io_, bind, config_.metrics_port,
+      [this](const net::ServedRequest& request) {
+        net::ServedResponse response;
+        const std::string_view path = std::string_view(request.target).substr(
+            0, std::min(request.target.size(), request.target.find('?')));
+        if (path != "/metrics") {
+          response.status = 404;
+          response.content_type = "text/plain";
+          response.body = "not found: GET /metrics\n";
+          return response;
+        }
+        if (request.method != "GET" && request.method != "HEAD") {
+          response.status = 405;
+          response.content_type = "text/plain";
+          response.body = "GET /metrics\n";
+          return response;
+        }
+        metrics::PrometheusText text;
+        state_->write_metrics(text);
+        response.content_type = std::string(metrics::kPrometheusContentType);
+        response.body = text.text();
+        return response;
+      },
+      "cairn");
+  if (!http.is_ok()) return Status::io_error("--metrics-port: " + http.status().message());
+  metrics_http_ = std::move(*http);
+  metrics_thread_ = std::thread([io = metrics_io_.get()] {
+    auto guard = net::asio::make_work_guard(*io);
+    io->run();
+  });
+  spdlog::info("metrics at http://{}:{}/metrics", bind, metrics_http_->port());
+  return Status::ok();
+}
+
+void Server::write_cluster_metrics(metrics::PrometheusText& out) {
+  if (load_reporter_) load_reporter_->write_metrics(out);
+  const int64_t hlc_ms = HybridClock::physical_ms(clock_->last());
+  out.gauge("cairn_clock_offset_seconds",
+            "How far the hybrid logical clock runs ahead of this machine's wall clock (a peer "
+            "whose clock is ahead pushes it).",
+            static_cast<double>(std::max<int64_t>(0, hlc_ms - wall_clock_ms())) / 1000.0);
+  if (agent_) {
+    const OrchestratorAgentStats stats = agent_->stats();
+    out.gauge("cairn_lease_valid",
+              "1 while this machine's leader lease is valid (last heartbeat answered in time).",
+              agent_->lease_valid() ? 1 : 0);
+    out.counter("cairn_lease_renewals_total", "Heartbeats the orchestrator answered.",
+                static_cast<double>(stats.heartbeats));
+    out.counter("cairn_orchestrator_failed_calls_total",
+                "Calls to the orchestrator that failed or were refused.",
+                static_cast<double>(stats.failed_calls));
+    out.counter("cairn_tables_installed_total", "Routing tables fetched from the orchestrator.",
+                static_cast<double>(stats.tables_installed));
+  }
+  if (migrator_) {
+    const std::vector<MigrationReport> reports = migrator_->reports();
+    out.gauge("cairn_migrations_active", "Migrations this machine takes part in.",
+              static_cast<double>(reports.size()));
+    out.family("cairn_migration_copied_keys", "gauge", "Keys a target copied so far.");
+    for (const MigrationReport& r : reports) {
+      out.sample("cairn_migration_copied_keys", {{"migration", std::to_string(r.id)}},
+                 static_cast<double>(r.keys));
+    }
+    out.family("cairn_migration_copied_bytes", "gauge", "Bytes a target copied so far.");
+    for (const MigrationReport& r : reports) {
+      out.sample("cairn_migration_copied_bytes", {{"migration", std::to_string(r.id)}},
+                 static_cast<double>(r.bytes));
+    }
+    out.family("cairn_migration_lag_records", "gauge",
+               "WAL records a target is behind its sources.");
+    for (const MigrationReport& r : reports) {
+      out.sample("cairn_migration_lag_records", {{"migration", std::to_string(r.id)}},
+                 static_cast<double>(r.lag));
+    }
+  }
 }
 
 Status Server::load_table_file() {
@@ -419,6 +511,12 @@ void Server::teardown() {
   spdlog::info("stopping: closing the listener and {} clients",
                state_ ? state_->connected_clients() : 0);
   if (listener_) listener_->stop();
+  if (metrics_io_) {
+    metrics_io_->stop();
+    if (metrics_thread_.joinable()) metrics_thread_.join();
+    metrics_http_.reset();
+    metrics_io_.reset();
+  }
   // The migrator and rebuilder first: they call peers and the replica, and feed the agent's
   // heartbeats.
   if (migrator_) migrator_->stop();
@@ -447,6 +545,7 @@ void Server::teardown() {
   loops_.reset();
   runner_.reset();
   workers_.reset();
+  load_reporter_.reset();
   state_.reset();
   keyspace_.reset();
   coordinator_.reset();
@@ -455,6 +554,7 @@ void Server::teardown() {
   rebuilder_.reset();
   peers_.reset();
   replica_.reset();
+  range_load_.reset();
   tables_.reset();
   engine_.reset();
   clock_.reset();

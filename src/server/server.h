@@ -33,13 +33,17 @@
 #include "common/status.h"
 #include "coordinator/cluster.h"
 #include "coordinator/local_keyspace.h"
+#include "metrics/range_load.h"
+#include "metrics/text_format.h"
 #include "net/event_loops.h"
+#include "net/http_server.h"
 #include "net/listener.h"
 #include "net/peer_pool.h"
 #include "replica/replica.h"
 #include "replica/table_holder.h"
 #include "server/command_runner.h"
 #include "server/config.h"
+#include "server/load_reporter.h"
 #include "server/migrator.h"
 #include "server/orchestrator_agent.h"
 #include "server/rebuilder.h"
@@ -65,6 +69,8 @@ class Server {
 
   // The port it listens on (the chosen one when config.port was 0).
   uint16_t port() const { return port_; }
+  // The /metrics port (0 without --metrics-port).
+  uint16_t metrics_port() const { return metrics_http_ ? metrics_http_->port() : 0; }
   uint64_t machine_id() const { return machine_id_; }
   const ServerConfig& config() const { return config_; }
   // Cluster mode only (else null): tests hand it orders directly.
@@ -90,6 +96,9 @@ class Server {
   Status open_cluster();
   Status load_table_file();
   Status open_agent();
+  // --metrics-port: an HTTP listener on its own thread serving GET /metrics.
+  Status open_metrics();
+  void write_cluster_metrics(metrics::PrometheusText& out);
 
   ServerConfig config_;
   uint64_t machine_id_ = 0;
@@ -103,10 +112,12 @@ class Server {
   std::unique_ptr<replica::Replica> replica_;
   std::unique_ptr<net::PeerPool> peers_;
   std::unique_ptr<coordinator::ClusterCoordinator> coordinator_;
+  std::unique_ptr<metrics::RangeLoadTracker> range_load_;  // counts the replica's accesses
   std::unique_ptr<coordinator::LocalKeyspace> keyspace_;
   std::unique_ptr<ServerState> state_;
   std::unique_ptr<WorkerPool> workers_;       // cluster mode (or force_workers) only
   std::unique_ptr<CommandRunner> runner_;
+  std::unique_ptr<LoadReporter> load_reporter_;  // cluster mode
   std::unique_ptr<net::EventLoops> loops_;
   std::unique_ptr<net::asio::steady_timer> ops_timer_;
   // Set on loop 0 at teardown. cancel() alone misses a sample whose timer already fired and
@@ -114,6 +125,10 @@ class Server {
   bool ops_sampling_stopped_ = false;
   std::unique_ptr<net::asio::signal_set> signals_;
   std::unique_ptr<net::Listener> listener_;
+  // --metrics-port: its own context and thread, so a scrape never delays a client.
+  std::unique_ptr<net::asio::io_context> metrics_io_;
+  std::unique_ptr<net::HttpServer> metrics_http_;
+  std::thread metrics_thread_;
   // --orchestrator only. The coordinator's lease check calls it: destroyed after the coordinator.
   std::unique_ptr<OrchestratorAgent> agent_;
   std::unique_ptr<Rebuilder> rebuilder_;  // with --orchestrator: copies a shard it joins

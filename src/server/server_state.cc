@@ -77,14 +77,36 @@ std::string lower(std::string_view text) {
   return out;
 }
 
-// The sections INFO prints with no argument, "all" or "everything", in Redis's order.
+// The sections INFO prints with no argument or "default", in Redis's order.
 constexpr std::string_view kDefaultSections[] = {"server",      "clients", "memory",
                                                  "persistence", "stats",   "replication",
                                                  "cpu",         "cluster", "keyspace"};
+// "all" and "everything" add the per-command sections, as Redis does.
+constexpr std::string_view kAllSections[] = {
+    "server", "clients",      "memory",       "persistence", "stats",   "replication",
+    "cpu",    "commandstats", "latencystats", "cluster",     "keyspace"};
 
 // Parameters CONFIG SET may change at run time.
-constexpr std::string_view kSettableNames[] = {"requirepass", "timeout", "maxclients",
-                                               "proto-max-bulk-len", "client-query-buffer-limit"};
+constexpr std::string_view kSettableNames[] = {
+    "requirepass",     "timeout",         "maxclients",
+    "proto-max-bulk-len", "client-query-buffer-limit", "slowlog-log-slower-than",
+    "slowlog-max-len", "latency-monitor-threshold"};
+
+// Redis trims what SLOWLOG keeps of a command.
+constexpr size_t kSlowlogArgsMax = 32;
+constexpr size_t kSlowlogArgBytesMax = 128;
+
+double cpu_seconds(const timeval& t) {
+  return static_cast<double>(t.tv_sec) + static_cast<double>(t.tv_usec) / 1e6;
+}
+
+void add_specs(const commands::CommandSpec& spec, std::vector<const commands::CommandSpec*>& out) {
+  out.push_back(&spec);
+  for (const commands::CommandSpec& sub : spec.subcommands) add_specs(sub, out);
+}
+
+// The name INFO and /metrics show for a command: "get", "config|set".
+std::string_view shown_name(const commands::CommandSpec& spec) { return spec.name; }
 
 bool is_cairn_setting(std::string_view name) {
   const std::vector<std::string_view>& names = setting_names();
@@ -159,11 +181,182 @@ ServerState::ServerState(ServerConfig config, size_t loop_count, storage::Engine
   settings_.idle_timeout_ms.store(config_.timeout_seconds * 1000);
   settings_.proto_max_bulk_len.store(config_.proto_max_bulk_len);
   settings_.client_query_buffer_limit.store(config_.client_query_buffer_limit);
+  settings_.slowlog_log_slower_than_us.store(config_.slowlog_log_slower_than_us);
+  settings_.slowlog_max_len.store(config_.slowlog_max_len);
+  settings_.latency_monitor_threshold_ms.store(config_.latency_monitor_threshold_ms);
+  for (const auto& [name, spec] : table_.all()) add_specs(spec, specs_);
+  for (size_t i = 0; i < specs_.size(); ++i) spec_index_.emplace(specs_[i], i);
   // Redis parameters whose value follows from Cairn's configuration.
   redis_settings_.put("appendonly",
                       config_.durability == storage::Durability::kAlways ? "yes" : "no");
   redis_settings_.put("databases", "1");
   redis_settings_.put("dir", config_.data_dir);
+  for (size_t loop = 0; loop < loop_count_; ++loop) {
+    loop_stats_[loop].commands = std::make_unique<CommandCounters[]>(specs_.size());
+  }
+}
+
+void LoopStats::record_command(size_t index, uint64_t usec, bool failed) {
+  if (index == kNoCommand || commands == nullptr) return;
+  CommandCounters& counters = commands[index];
+  bump(counters.calls);
+  bump(counters.usec, usec);
+  if (failed) bump(counters.failed);
+  counters.latency_us.record_single_writer(usec);
+}
+
+size_t ServerState::command_index(const commands::CommandSpec* spec) const {
+  if (spec == nullptr) return kNoCommand;
+  auto it = spec_index_.find(spec);
+  return it == spec_index_.end() ? kNoCommand : it->second;
+}
+
+void ServerState::after_command(const std::vector<std::string>& args, uint64_t usec,
+                                const commands::Session& session) {
+  const int64_t slower_than = settings_.slowlog_log_slower_than_us.load(std::memory_order_relaxed);
+  if (slower_than >= 0 && usec >= static_cast<uint64_t>(slower_than)) {
+    record_slow(args, usec, session);
+  }
+  const int64_t threshold_ms =
+      settings_.latency_monitor_threshold_ms.load(std::memory_order_relaxed);
+  if (threshold_ms > 0 && usec / 1000 >= static_cast<uint64_t>(threshold_ms)) {
+    record_latency("command", usec / 1000);
+  }
+}
+
+void ServerState::record_slow(const std::vector<std::string>& args, uint64_t usec,
+                              const commands::Session& session) {
+  commands::SlowlogEntry entry;
+  entry.time_s = wall_clock_ms() / 1000;
+  entry.duration_us = usec;
+  // Passwords and the cluster secret never reach SLOWLOG (as Redis redacts AUTH and HELLO).
+  const std::string name = args.empty() ? std::string() : lower(args[0]);
+  const bool secret = name == "auth" || name == "hello" || name == "cairn.auth" ||
+                      (name == "config" && std::any_of(args.begin(), args.end(), [](const auto& a) {
+                         const std::string arg = lower(a);
+                         return arg == "requirepass" || arg == "cluster-secret";
+                       }));
+  const size_t shown = secret ? std::min<size_t>(args.size(), name == "config" ? 2 : 1)
+                              : std::min(args.size(), kSlowlogArgsMax);
+  for (size_t i = 0; i < shown; ++i) {
+    if (i + 1 == kSlowlogArgsMax && args.size() > kSlowlogArgsMax) {
+      entry.args.push_back(fmt::format("... ({} more arguments)", args.size() - shown + 1));
+      break;
+    }
+    const std::string& arg = args[i];
+    entry.args.push_back(arg.size() <= kSlowlogArgBytesMax
+                             ? arg
+                             : fmt::format("{}... ({} more bytes)", arg.substr(0, kSlowlogArgBytesMax),
+                                           arg.size() - kSlowlogArgBytesMax));
+  }
+  if (secret && args.size() > shown) entry.args.push_back("(redacted)");
+  entry.client_address = session.peer_address;
+  entry.client_name = session.name;
+  const auto max_len = static_cast<size_t>(
+      std::max<int64_t>(0, settings_.slowlog_max_len.load(std::memory_order_relaxed)));
+  std::lock_guard lock(slow_mutex_);
+  entry.id = next_slowlog_id_++;
+  slowlog_.push_front(std::move(entry));
+  while (slowlog_.size() > max_len) slowlog_.pop_back();
+}
+
+void ServerState::record_latency(std::string_view name, uint64_t ms) {
+  const int64_t now_s = wall_clock_ms() / 1000;
+  std::lock_guard lock(slow_mutex_);
+  auto it = latency_.find(name);
+  if (it == latency_.end()) {
+    commands::LatencyEvent event;
+    event.name = std::string(name);
+    it = latency_.emplace(event.name, std::move(event)).first;
+  }
+  commands::LatencyEvent& event = it->second;
+  event.latest_time_s = now_s;
+  event.latest_ms = ms;
+  event.max_ms = std::max(event.max_ms, ms);
+  // One sample a second, the largest of that second (as Redis's latency monitor).
+  if (!event.history.empty() && event.history.back().first == now_s) {
+    event.history.back().second = std::max(event.history.back().second, ms);
+  } else {
+    event.history.emplace_back(now_s, ms);
+    if (event.history.size() > kLatencyHistoryMax) event.history.erase(event.history.begin());
+  }
+}
+
+std::vector<commands::SlowlogEntry> ServerState::slowlog_get(int64_t count) {
+  std::lock_guard lock(slow_mutex_);
+  const size_t wanted = count < 0 ? slowlog_.size()
+                                  : std::min(slowlog_.size(), static_cast<size_t>(count));
+  return std::vector<commands::SlowlogEntry>(slowlog_.begin(), slowlog_.begin() + wanted);
+}
+
+size_t ServerState::slowlog_len() {
+  std::lock_guard lock(slow_mutex_);
+  return slowlog_.size();
+}
+
+void ServerState::slowlog_reset() {
+  std::lock_guard lock(slow_mutex_);
+  slowlog_.clear();
+}
+
+std::vector<commands::LatencyEvent> ServerState::latency_events() {
+  std::lock_guard lock(slow_mutex_);
+  std::vector<commands::LatencyEvent> out;
+  for (const auto& [name, event] : latency_) out.push_back(event);
+  return out;
+}
+
+size_t ServerState::latency_reset(const std::vector<std::string>& events) {
+  std::lock_guard lock(slow_mutex_);
+  if (events.empty()) {
+    const size_t count = latency_.size();
+    latency_.clear();
+    return count;
+  }
+  size_t count = 0;
+  for (const std::string& name : events) count += latency_.erase(lower(name));
+  return count;
+}
+
+std::vector<ServerState::CommandTotals> ServerState::command_totals() const {
+  std::vector<CommandTotals> out;
+  for (size_t i = 0; i < specs_.size(); ++i) {
+    CommandTotals totals;
+    totals.index = i;
+    for (size_t loop = 0; loop < loop_count_; ++loop) {
+      const CommandCounters& counters = loop_stats_[loop].commands[i];
+      const uint64_t calls = counters.calls.load(std::memory_order_relaxed);
+      if (calls == 0) continue;
+      totals.calls += calls;
+      totals.failed += counters.failed.load(std::memory_order_relaxed);
+      totals.usec += counters.usec.load(std::memory_order_relaxed);
+      totals.latency_us.add(counters.latency_us.snapshot());
+    }
+    if (totals.calls > 0) out.push_back(std::move(totals));
+  }
+  return out;
+}
+
+metrics::HistogramSnapshot ServerState::command_latency() const {
+  metrics::HistogramSnapshot all;
+  for (const CommandTotals& totals : command_totals()) all.add(totals.latency_us);
+  return all;
+}
+
+uint64_t ServerState::net_input_bytes() const {
+  uint64_t total = 0;
+  for (size_t i = 0; i < loop_count_; ++i) {
+    total += loop_stats_[i].net_input_bytes.load(std::memory_order_relaxed);
+  }
+  return total;
+}
+
+uint64_t ServerState::net_output_bytes() const {
+  uint64_t total = 0;
+  for (size_t i = 0; i < loop_count_; ++i) {
+    total += loop_stats_[i].net_output_bytes.load(std::memory_order_relaxed);
+  }
+  return total;
 }
 
 std::vector<std::pair<std::string, std::string>> ServerState::config_get(
@@ -222,6 +415,13 @@ Status ServerState::config_set(std::string_view raw_name, std::string_view value
   settings_.idle_timeout_ms.store(config_.timeout_seconds * 1000);
   settings_.proto_max_bulk_len.store(config_.proto_max_bulk_len);
   settings_.client_query_buffer_limit.store(config_.client_query_buffer_limit);
+  settings_.slowlog_log_slower_than_us.store(config_.slowlog_log_slower_than_us);
+  settings_.slowlog_max_len.store(config_.slowlog_max_len);
+  settings_.latency_monitor_threshold_ms.store(config_.latency_monitor_threshold_ms);
+  if (name == "slowlog-max-len") {
+    std::lock_guard slow_lock(slow_mutex_);
+    while (slowlog_.size() > static_cast<size_t>(config_.slowlog_max_len)) slowlog_.pop_back();
+  }
   return Status::ok();
 }
 
@@ -342,11 +542,17 @@ void ServerState::sample_ops(int64_t now_ms) {
 
 std::string ServerState::info(std::string_view raw_section) {
   const std::string section = lower(raw_section);
-  if (section.empty() || section == "default" || section == "all" || section == "everything") {
+  const bool all = section == "all" || section == "everything";
+  if (section.empty() || section == "default" || all) {
     std::string out;
-    for (std::string_view name : kDefaultSections) {
+    auto add = [&](std::string_view name) {
       if (!out.empty()) out += "\r\n";
       out += section_text(name);
+    };
+    if (all) {
+      for (std::string_view name : kAllSections) add(name);
+    } else {
+      for (std::string_view name : kDefaultSections) add(name);
     }
     return out;
   }
@@ -363,6 +569,8 @@ std::string ServerState::section_text(std::string_view section) {
   if (section == "cpu") return cpu_section();
   if (section == "cluster") return cluster_section();
   if (section == "keyspace") return keyspace_section();
+  if (section == "commandstats") return commandstats_section();
+  if (section == "latencystats") return latencystats_section();
   return "";
 }
 
@@ -418,26 +626,189 @@ std::string ServerState::persistence_section() {
 }
 
 std::string ServerState::stats_section() {
+  uint64_t errors = 0;
+  for (const CommandTotals& totals : command_totals()) errors += totals.failed;
+  size_t slowlog_length = 0;
+  {
+    std::lock_guard lock(slow_mutex_);
+    slowlog_length = slowlog_.size();
+  }
   return fmt::format(
       "# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{}\r\n"
-      "instantaneous_ops_per_sec:{}\r\nrejected_connections:{}\r\nexpired_keys:0\r\n"
-      "evicted_keys:0\r\npubsub_channels:0\r\npubsub_patterns:0\r\n",
-      total_connections_.load(), total_commands(), instantaneous_ops_.load(),
-      rejected_connections_.load());
+      "instantaneous_ops_per_sec:{}\r\ntotal_net_input_bytes:{}\r\ntotal_net_output_bytes:{}\r\n"
+      "rejected_connections:{}\r\nexpired_keys:0\r\nevicted_keys:0\r\nkeyspace_hits:0\r\n"
+      "keyspace_misses:0\r\npubsub_channels:0\r\npubsub_patterns:0\r\n"
+      "total_error_replies:{}\r\nslowlog_len:{}\r\n",
+      total_connections_.load(), total_commands(), instantaneous_ops_.load(), net_input_bytes(),
+      net_output_bytes(), rejected_connections_.load(), errors, slowlog_length);
 }
 
+// Every replica of a shard accepts writes, so each machine is a "master" to Redis tools; the
+// other members of its shards are listed as its replicas (slaveN), with Cairn's shard view.
 std::string ServerState::replication_section() {
-  return "# Replication\r\nrole:master\r\nconnected_slaves:0\r\n";
+  std::string out = "# Replication\r\nrole:master\r\n";
+  const auto table = cluster_.coordinator != nullptr ? cluster_.coordinator->tables().current()
+                                                     : nullptr;
+  if (table == nullptr) return out + "connected_slaves:0\r\n";
+  const uint64_t self = cluster_.coordinator->machine_id();
+  std::vector<std::string> members;
+  std::string shard_lines;
+  size_t shards_held = 0;
+  for (const topology::Shard& shard : table->shards()) {
+    const char* role = nullptr;
+    auto has = [self](const std::vector<topology::MachineId>& ids) {
+      return std::find(ids.begin(), ids.end(), self) != ids.end();
+    };
+    if (has(shard.replicas)) role = shard.leader == self ? "leader" : "voting";
+    else if (has(shard.extras)) role = "extra";
+    else if (has(shard.joining)) role = "joining";
+    if (role == nullptr) continue;
+    shard_lines += fmt::format(
+        "cairn_shard{}:id={},role={},leader={},voting={},extras={},joining={}\r\n", shards_held,
+        shard.id, role, shard.leader, shard.replicas.size(), shard.extras.size(),
+        shard.joining.size());
+    ++shards_held;
+    for (const auto* ids : {&shard.replicas, &shard.extras, &shard.joining}) {
+      for (topology::MachineId id : *ids) {
+        if (id == self) continue;
+        const topology::Machine* machine = table->find_machine(id);
+        if (machine == nullptr) continue;
+        const size_t colon = machine->address.rfind(':');
+        const std::string ip = colon == std::string::npos ? machine->address
+                                                          : machine->address.substr(0, colon);
+        const std::string port = colon == std::string::npos ? "0" : machine->address.substr(colon + 1);
+        const bool up = machine->state == topology::MachineState::kUp;
+        members.push_back(fmt::format("ip={},port={},state={},offset=0,lag=0,machine_id={}", ip,
+                                      port, up ? "online" : "wait_bgsave", id));
+      }
+    }
+  }
+  out += fmt::format("connected_slaves:{}\r\n", members.size());
+  for (size_t i = 0; i < members.size(); ++i) out += fmt::format("slave{}:{}\r\n", i, members[i]);
+  out += fmt::format("cairn_epoch:{}\r\ncairn_shards_held:{}\r\n", table->epoch(), shards_held);
+  return out + shard_lines;
+}
+
+std::string ServerState::commandstats_section() {
+  std::string out = "# Commandstats\r\n";
+  for (const CommandTotals& totals : command_totals()) {
+    out += fmt::format(
+        "cmdstat_{}:calls={},usec={},usec_per_call={:.2f},rejected_calls=0,failed_calls={}\r\n",
+        shown_name(*specs_[totals.index]), totals.calls, totals.usec,
+        static_cast<double>(totals.usec) / static_cast<double>(totals.calls), totals.failed);
+  }
+  return out;
+}
+
+std::string ServerState::latencystats_section() {
+  std::string out = "# Latencystats\r\n";
+  for (const CommandTotals& totals : command_totals()) {
+    out += fmt::format("latency_percentiles_usec_{}:p50={:.3f},p99={:.3f},p99.9={:.3f}\r\n",
+                       shown_name(*specs_[totals.index]),
+                       static_cast<double>(totals.latency_us.percentile(0.50)),
+                       static_cast<double>(totals.latency_us.percentile(0.99)),
+                       static_cast<double>(totals.latency_us.percentile(0.999)));
+  }
+  return out;
+}
+
+void ServerState::write_metrics(metrics::PrometheusText& out) {
+  out.gauge("cairn_uptime_seconds", "Seconds since this machine started.",
+            static_cast<double>(monotonic_ms() - started_monotonic_ms_) / 1000.0);
+  out.gauge("cairn_connected_clients", "Client connections open now.",
+            static_cast<double>(connected_clients()));
+  out.counter("cairn_connections_received_total", "Client connections accepted.",
+              static_cast<double>(total_connections_.load()));
+  out.counter("cairn_rejected_connections_total", "Client connections refused (maxclients).",
+              static_cast<double>(rejected_connections_.load()));
+  out.counter("cairn_commands_processed_total", "Commands served, all commands together.",
+              static_cast<double>(total_commands()));
+  const std::vector<CommandTotals> totals = command_totals();
+  out.family("cairn_commands_total", "counter",
+             "Commands served, by command and outcome (ok, or error when the reply is an error).");
+  for (const CommandTotals& t : totals) {
+    const std::string name(shown_name(*specs_[t.index]));
+    out.sample("cairn_commands_total", {{"command", name}, {"outcome", "ok"}},
+               static_cast<double>(t.calls - t.failed));
+    out.sample("cairn_commands_total", {{"command", name}, {"outcome", "error"}},
+               static_cast<double>(t.failed));
+  }
+  out.family("cairn_command_duration_seconds", "histogram",
+             "Time to run a command on this machine (replicas and peers included, network to "
+             "the client excluded).");
+  for (const CommandTotals& t : totals) {
+    out.histogram_us("cairn_command_duration_seconds",
+                     {{"command", std::string(shown_name(*specs_[t.index]))}}, t.latency_us);
+  }
+  out.counter("cairn_net_input_bytes_total", "Bytes read from client connections.",
+              static_cast<double>(net_input_bytes()));
+  out.counter("cairn_net_output_bytes_total", "Bytes written to client connections.",
+              static_cast<double>(net_output_bytes()));
+  const storage::EngineStats stats = engine_.stats();
+  out.gauge("cairn_stored_bytes", "Bytes of live data stored on this machine (RocksDB estimate).",
+            static_cast<double>(stats.approximate_bytes));
+  out.gauge("cairn_keys",
+            "Cells stored on this machine (RocksDB estimate: fields of rows and tombstones count).",
+            static_cast<double>(engine_.estimated_keys()));
+  out.counter("cairn_wal_syncs_total", "WAL fsyncs.", static_cast<double>(stats.wal_syncs));
+  out.counter("cairn_cells_written_total", "Cells applied to storage.",
+              static_cast<double>(stats.writes));
+  out.gauge("cairn_resident_memory_bytes", "Resident set size of the process.",
+            static_cast<double>(resident_bytes()));
+  struct rusage self {};
+  getrusage(RUSAGE_SELF, &self);
+  out.family("cairn_cpu_seconds_total", "counter", "CPU time used by the process.");
+  out.sample("cairn_cpu_seconds_total", {{"mode", "user"}}, cpu_seconds(self.ru_utime));
+  out.sample("cairn_cpu_seconds_total", {{"mode", "system"}}, cpu_seconds(self.ru_stime));
+  out.gauge("cairn_slowlog_length", "Entries in SLOWLOG.", static_cast<double>(slowlog_len()));
+  if (cluster_.coordinator == nullptr) return;
+  const auto table = cluster_.coordinator->tables().current();
+  out.gauge("cairn_epoch", "Epoch of the routing table this machine follows.",
+            static_cast<double>(table ? table->epoch() : 0));
+  out.gauge("cairn_shards", "Shards in the routing table this machine follows.",
+            static_cast<double>(table ? table->shards().size() : 0));
+  size_t peers_up = 0;
+  for (const net::PeerStats& peer : cluster_.peers->stats()) peers_up += peer.connected ? 1 : 0;
+  out.gauge("cairn_peers_connected", "Machines this one holds a connection to.",
+            static_cast<double>(peers_up));
+  uint64_t hints_pending = 0;
+  for (const auto& [target, count] : engine_.hint_counts()) hints_pending += count;
+  out.gauge("cairn_hints_pending", "Hinted writes waiting for their machine.",
+            static_cast<double>(hints_pending));
+  const coordinator::ClusterStats cs = cluster_.coordinator->stats();
+  out.counter("cairn_hints_stored_total", "Writes stored as hints for an unreachable replica.",
+              static_cast<double>(cs.hints_stored));
+  out.counter("cairn_hints_replayed_total", "Hints delivered to their machine.",
+              static_cast<double>(cs.hints_replayed));
+  out.counter("cairn_read_repairs_total", "Replicas repaired by reads that found them behind.",
+              static_cast<double>(cs.read_repairs));
+  out.counter("cairn_coordinator_reads_total", "Reads this machine coordinated.",
+              static_cast<double>(cs.reads));
+  out.counter("cairn_coordinator_writes_total", "Writes this machine coordinated.",
+              static_cast<double>(cs.writes));
+  out.counter("cairn_uncertain_writes_total", "Writes answered UNCERTAIN (too few replicas).",
+              static_cast<double>(cs.uncertain_writes));
+  out.counter("cairn_unavailable_reads_total", "Reads answered UNAVAILABLE (too few replicas).",
+              static_cast<double>(cs.unavailable_reads));
+  out.counter("cairn_table_refreshes_total", "Routing tables fetched after a STALEEPOCH.",
+              static_cast<double>(cs.table_refreshes));
+  if (cluster_.runner != nullptr) {
+    out.counter("cairn_forwarded_to_leader_total", "Commands sent to their shard's leader.",
+                static_cast<double>(cluster_.runner->forwarded()));
+  }
+  if (cluster_.extra_metrics) cluster_.extra_metrics(out);
 }
 
 std::string ServerState::cpu_section() {
   struct rusage self {};
   getrusage(RUSAGE_SELF, &self);
-  const auto seconds = [](const timeval& t) {
-    return static_cast<double>(t.tv_sec) + static_cast<double>(t.tv_usec) / 1e6;
-  };
-  return fmt::format("# CPU\r\nused_cpu_sys:{:.6f}\r\nused_cpu_user:{:.6f}\r\n",
-                     seconds(self.ru_stime), seconds(self.ru_utime));
+  struct rusage children {};
+  getrusage(RUSAGE_CHILDREN, &children);
+  return fmt::format(
+      "# CPU\r\nused_cpu_sys:{:.6f}\r\nused_cpu_user:{:.6f}\r\nused_cpu_sys_children:{:.6f}\r\n"
+      "used_cpu_user_children:{:.6f}\r\n",
+      cpu_seconds(self.ru_stime), cpu_seconds(self.ru_utime), cpu_seconds(children.ru_stime),
+      cpu_seconds(children.ru_utime));
 }
 
 std::string ServerState::cluster_section() {

@@ -7,6 +7,8 @@
 // taken only when a client connects or disconnects and by CLIENT LIST / KILL.
 
 #include <atomic>
+#include <deque>
+#include <unordered_map>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -20,6 +22,8 @@
 #include "coordinator/cluster.h"
 #include "coordinator/keyspace.h"
 #include "net/connection.h"
+#include "metrics/histogram.h"
+#include "metrics/text_format.h"
 #include "server/config.h"
 #include "server/redis_settings.h"
 #include "storage/engine.h"
@@ -41,6 +45,8 @@ struct ClusterParts {
   // CAIRN.MIGRATE FINISH (Migrator::finish); null: this machine runs no migrations.
   std::function<Status(uint64_t, const std::vector<std::pair<uint64_t, uint64_t>>&, int)>
       migration_finish;
+  // Extra /metrics families (lease, migrations, clock, load per range); null: none.
+  std::function<void(metrics::PrometheusText&)> extra_metrics;
 };
 
 inline constexpr std::string_view kRedisVersion = "7.0.15";  // what clients see (INFO, HELLO)
@@ -48,16 +54,40 @@ inline constexpr std::string_view kCairnVersion = "0.1.0";
 inline constexpr size_t kOpsSamples = 16;                     // as Redis's STATS_METRIC_SAMPLES
 inline constexpr int64_t kOpsSampleIntervalMs = 100;
 
+// Adds to a counter that only one thread writes: a relaxed load and store, no locked
+// instruction.
+inline void bump(std::atomic<uint64_t>& counter, uint64_t by = 1) {
+  counter.store(counter.load(std::memory_order_relaxed) + by, std::memory_order_relaxed);
+}
+
+// Per-command counters of one loop (INFO commandstats / latencystats, /metrics).
+struct CommandCounters {
+  std::atomic<uint64_t> calls{0};
+  std::atomic<uint64_t> failed{0};  // replied with an error
+  std::atomic<uint64_t> usec{0};
+  metrics::LogHistogram latency_us;
+};
+
 // Counters of one loop. Written only by that loop's thread, so an increment is a relaxed load and
-// store (no locked instruction); read by INFO from any thread.
+// store (no locked instruction); read by INFO and /metrics from any thread.
 struct alignas(64) LoopStats {
   std::atomic<uint64_t> commands_processed{0};
+  std::atomic<uint64_t> net_input_bytes{0};
+  std::atomic<uint64_t> net_output_bytes{0};
+  // One per entry of ServerState::command_specs(); allocated before the loops start.
+  std::unique_ptr<CommandCounters[]> commands;
 
-  void add_commands(uint64_t count) {
-    commands_processed.store(commands_processed.load(std::memory_order_relaxed) + count,
-                             std::memory_order_relaxed);
+  void add_commands(uint64_t count) { bump(commands_processed, count); }
+  void add_net(uint64_t input, uint64_t output) {
+    if (input != 0) bump(net_input_bytes, input);
+    if (output != 0) bump(net_output_bytes, output);
   }
+  // `index` from ServerState::command_index (kNoCommand: not counted per command).
+  void record_command(size_t index, uint64_t usec, bool failed);
 };
+
+inline constexpr size_t kNoCommand = SIZE_MAX;
+inline constexpr size_t kLatencyHistoryMax = 160;  // as Redis's LATENCY_TS_LEN
 
 // The settings CONFIG SET may change while clients are served.
 struct LiveSettings {
@@ -65,6 +95,9 @@ struct LiveSettings {
   std::atomic<int64_t> idle_timeout_ms{0};
   std::atomic<uint64_t> proto_max_bulk_len{0};
   std::atomic<uint64_t> client_query_buffer_limit{0};
+  std::atomic<int64_t> slowlog_log_slower_than_us{0};
+  std::atomic<int64_t> slowlog_max_len{0};
+  std::atomic<int64_t> latency_monitor_threshold_ms{0};
 };
 
 // Matches `text` against a Redis glob pattern (* ? [a-z] [^x] \x), as CONFIG GET and KEYS do.
@@ -81,6 +114,26 @@ class ServerState final : public commands::ServerControl {
   std::vector<std::pair<std::string, std::string>> config_get(std::string_view pattern) override;
   Status config_set(std::string_view name, std::string_view value) override;
   std::string info(std::string_view section) override;
+  std::vector<commands::SlowlogEntry> slowlog_get(int64_t count) override;
+  size_t slowlog_len() override;
+  void slowlog_reset() override;
+  std::vector<commands::LatencyEvent> latency_events() override;
+  size_t latency_reset(const std::vector<std::string>& events) override;
+
+  // Every command spec of the table (subcommands included), each with its index into
+  // LoopStats::commands; command_index(nullptr or unknown) is kNoCommand.
+  const std::vector<const commands::CommandSpec*>& command_specs() const { return specs_; }
+  size_t command_index(const commands::CommandSpec* spec) const;
+  // After a command ran for `usec` (any thread): feeds SLOWLOG and LATENCY when it was slow
+  // enough. Cheap when it was not (two relaxed loads).
+  void after_command(const std::vector<std::string>& args, uint64_t usec,
+                     const commands::Session& session);
+  // The latency of every command served, summed over loops and commands (microseconds).
+  metrics::HistogramSnapshot command_latency() const;
+  uint64_t net_input_bytes() const;
+  uint64_t net_output_bytes() const;
+  // The Prometheus text of this machine's counters (/metrics), without the cluster's extras.
+  void write_metrics(metrics::PrometheusText& out);
   std::string client_list() override;
   std::string client_info(const commands::Session& session) override;
   int kill_client(uint64_t id) override;
@@ -139,6 +192,20 @@ class ServerState final : public commands::ServerControl {
   std::string cpu_section();
   std::string cluster_section();
   std::string keyspace_section();
+  std::string commandstats_section();
+  std::string latencystats_section();
+  // Per-command totals summed over loops: (spec index, calls, failed, usec, latency).
+  struct CommandTotals {
+    size_t index = 0;
+    uint64_t calls = 0;
+    uint64_t failed = 0;
+    uint64_t usec = 0;
+    metrics::HistogramSnapshot latency_us;
+  };
+  std::vector<CommandTotals> command_totals() const;
+  void record_slow(const std::vector<std::string>& args, uint64_t usec,
+                   const commands::Session& session);
+  void record_latency(std::string_view event, uint64_t ms);
 
   storage::Engine& engine_;
   coordinator::Keyspace& keyspace_;
@@ -161,6 +228,14 @@ class ServerState final : public commands::ServerControl {
   std::atomic<uint64_t> next_client_id_{1};
   std::atomic<uint64_t> total_connections_{0};
   std::atomic<uint64_t> rejected_connections_{0};
+
+  std::vector<const commands::CommandSpec*> specs_;
+  std::unordered_map<const commands::CommandSpec*, size_t> spec_index_;
+
+  std::mutex slow_mutex_;  // taken only for a slow command, SLOWLOG and LATENCY
+  std::deque<commands::SlowlogEntry> slowlog_;  // newest first; guarded by slow_mutex_
+  uint64_t next_slowlog_id_ = 0;                // guarded by slow_mutex_
+  std::map<std::string, commands::LatencyEvent, std::less<>> latency_;  // guarded
 
   std::mutex clients_mutex_;
   std::map<uint64_t, ClientEntry> clients_;  // by id: CLIENT LIST's order; guarded

@@ -308,6 +308,36 @@ TEST(MachineIdTest, RecordedOnFirstStartAndCheckedAfterwards) {
   std::filesystem::remove_all(dir);
 }
 
+TEST_P(ServerTest, SlowlogLatencyAndCommandstats) {
+  config_.slowlog_log_slower_than_us = 0;  // every command
+  start();
+  RawClient client(port());
+  EXPECT_EQ(client.line(command({"SET", "k", "v"})), "+OK\r\n");
+  EXPECT_EQ(client.line(command({"INCR", "k"})),
+            "-ERR value is not an integer or out of range\r\n");
+  client.send(command({"SLOWLOG", "GET", "1"}));
+  // One entry: id 1 (the INCR), time, duration, the arguments, the client, its (empty) name.
+  const std::string slowlog = client.read_until("\r\n$0\r\n\r\n");
+  EXPECT_EQ(slowlog.rfind("*1\r\n*6\r\n:1\r\n", 0), 0u) << slowlog;
+  EXPECT_NE(slowlog.find("*2\r\n$4\r\nINCR\r\n$1\r\nk\r\n$"), std::string::npos) << slowlog;
+  // Secrets are not kept: AUTH's password is redacted.
+  EXPECT_EQ(client.line(command({"AUTH", "hunter2"})).rfind("-", 0), 0u);
+  client.send(command({"SLOWLOG", "GET", "1"}));
+  const std::string auth_entry = client.read_until("\r\n$0\r\n\r\n");
+  EXPECT_EQ(auth_entry.find("hunter2"), std::string::npos) << auth_entry;
+  EXPECT_NE(auth_entry.find("$10\r\n(redacted)\r\n"), std::string::npos) << auth_entry;
+  EXPECT_EQ(client.line(command({"CONFIG", "SET", "slowlog-log-slower-than", "-1"})), "+OK\r\n");
+  EXPECT_EQ(client.line(command({"SLOWLOG", "RESET"})), "+OK\r\n");
+  EXPECT_EQ(client.line(command({"SLOWLOG", "LEN"})), ":0\r\n");
+  EXPECT_EQ(client.line(command({"LATENCY", "LATEST"})), "*0\r\n");
+  EXPECT_EQ(client.line(command({"LATENCY", "RESET"})), ":0\r\n");
+  client.send(command({"INFO", "commandstats"}));
+  const std::string stats = client.read_until("\r\n\r\n");
+  EXPECT_NE(stats.find("cmdstat_set:calls=1,"), std::string::npos) << stats;
+  EXPECT_NE(stats.find("cmdstat_incr:calls=1,"), std::string::npos) << stats;
+  EXPECT_NE(stats.find("failed_calls=1\r\n"), std::string::npos) << stats;
+}
+
 INSTANTIATE_TEST_SUITE_P(Modes, ServerTest, ::testing::Values(false, true),
                          [](const ::testing::TestParamInfo<bool>& info) {
                            return info.param ? std::string("Workers") : std::string("Loops");

@@ -1461,6 +1461,25 @@ Status Engine::sync() {
   return Status::ok();
 }
 
+uint64_t Engine::estimated_keys() const {
+  uint64_t keys = 0;
+  impl_->db->GetIntProperty(rocksdb::DB::Properties::kEstimateNumKeys, &keys);
+  return keys;
+}
+
+uint64_t Engine::approximate_range_bytes(topology::Token start, topology::Token end) const {
+  const std::string begin_key = token_prefix(start);
+  const std::string end_key = end == 0 ? std::string(kRingEndKey) : token_prefix(end);
+  rocksdb::Range range(slice(begin_key), slice(end_key));
+  rocksdb::SizeApproximationOptions options;
+  options.include_memtables = true;
+  options.include_files = true;
+  uint64_t bytes = 0;
+  const rocksdb::Status status =
+      impl_->db->GetApproximateSizes(options, impl_->db->DefaultColumnFamily(), &range, 1, &bytes);
+  return status.ok() ? bytes : 0;
+}
+
 EngineStats Engine::stats() const {
   EngineStats stats;
   uint64_t live = 0;

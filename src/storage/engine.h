@@ -237,6 +237,11 @@ class Engine {
   bool may_have_dropped(const Cell& cell) const;
 
   EngineStats stats() const;
+  // RocksDB's estimate of the cells stored (fields of rows and tombstones included).
+  uint64_t estimated_keys() const;
+  // Approximate bytes stored for tokens in [start, end) (end 0: the ring's end), memtables
+  // included (RocksDB's size approximation: cheap, not exact).
+  uint64_t approximate_range_bytes(topology::Token start, topology::Token end) const;
   const EngineOptions& options() const { return options_; }
 
   // Per-key lock for read-modify-write commands (INCR, SET NX...). Striped: distinct keys may

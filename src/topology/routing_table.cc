@@ -455,6 +455,22 @@ Result<MachineState> parse_machine_state(std::string_view name) {
 
 std::string format_token(Token token) { return fmt::format("0x{:016x}", token); }
 
+Result<Token> parse_token(std::string_view text) {
+  int base = 10;
+  if (text.starts_with("0x") || text.starts_with("0X")) {
+    text.remove_prefix(2);
+    base = 16;
+  }
+  uint64_t value = 0;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value, base);
+  if (text.empty() || ec != std::errc() || end != text.data() + text.size()) {
+    return Status::invalid_argument(fmt::format("\"{}\" is not a token (0x hex or decimal)",
+                                                text));
+  }
+  return value;
+}
+
+
 Status validate(const RoutingTableSpec& spec) {
   if (Status s = check_machines(spec); !s.is_ok()) return s;
   if (Status s = check_shards(spec); !s.is_ok()) return s;

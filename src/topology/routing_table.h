@@ -208,5 +208,7 @@ class RoutingTable {
 
 // "0x" followed by 16 hex digits.
 std::string format_token(Token token);
+// "0x" + hex digits or decimal: how the API, the heartbeat and the CLI accept tokens.
+Result<Token> parse_token(std::string_view text);
 
 }  // namespace cairn::topology

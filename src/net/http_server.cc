@@ -1,4 +1,4 @@
-#include "orchestrator/http_server.h"
+#include "net/http_server.h"
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -9,18 +9,17 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
-namespace cairn::orchestrator {
+namespace cairn::net {
 
-namespace asio = net::asio;
 namespace beast = boost::beast;
 namespace http = beast::http;
-using net::error_code;
-using net::tcp;
 
 struct HttpServer::Shared {
-  Shared(asio::io_context& io, HttpHandler h) : acceptor(io), handler(std::move(h)) {}
+  Shared(asio::io_context& io, HttpHandler h, std::string n)
+      : acceptor(io), handler(std::move(h)), name(std::move(n)) {}
   tcp::acceptor acceptor;
   HttpHandler handler;
+  std::string name;
   std::atomic<size_t> connections{0};
 };
 
@@ -38,15 +37,15 @@ asio::awaitable<void> serve_connection(std::shared_ptr<HttpServer::Shared> share
     co_await http::async_read(stream, buffer, parser, asio::redirect_error(asio::use_awaitable, ec));
     if (ec == http::error::end_of_stream) break;
     http::response<http::string_body> response;
-    ApiResponse api;
+    ServedResponse api;
     bool keep_alive = false;
     if (ec == http::error::body_limit || ec == http::error::header_limit) {
-      api = ApiResponse{413, R"({"error":"request too large"})", "application/json", ""};
+      api = ServedResponse{413, R"({"error":"request too large"})", "application/json", ""};
     } else if (ec) {
       break;  // timeouts, resets, malformed requests: nothing sensible to answer
     } else {
       const auto& request = parser.get();
-      ApiRequest call;
+      ServedRequest call;
       call.method = std::string(request.method_string());
       call.target = std::string(request.target());
       if (auto it = request.find(http::field::authorization); it != request.end()) {
@@ -58,7 +57,7 @@ asio::awaitable<void> serve_connection(std::shared_ptr<HttpServer::Shared> share
       response.version(request.version());
     }
     response.result(static_cast<unsigned>(api.status));
-    response.set(http::field::server, "cairn-orchestrator");
+    response.set(http::field::server, shared->name);
     response.set(http::field::content_type, api.content_type);
     if (!api.location.empty()) response.set(http::field::location, api.location);
     response.keep_alive(keep_alive);
@@ -79,7 +78,7 @@ asio::awaitable<void> accept_loop(std::shared_ptr<HttpServer::Shared> shared) {
         asio::redirect_error(asio::use_awaitable, ec));
     if (ec == asio::error::operation_aborted || !shared->acceptor.is_open()) co_return;
     if (ec) {
-      spdlog::warn("orchestrator http: accept failed: {}", ec.message());
+      spdlog::warn("{} http: accept failed: {}", shared->name, ec.message());
       continue;
     }
     if (shared->connections.load() >= kConnectionsMax) {
@@ -96,11 +95,11 @@ asio::awaitable<void> accept_loop(std::shared_ptr<HttpServer::Shared> shared) {
 
 Result<std::unique_ptr<HttpServer>> HttpServer::start(asio::io_context& io,
                                                       const std::string& bind, uint16_t port,
-                                                      HttpHandler handler) {
+                                                      HttpHandler handler, std::string name) {
   error_code ec;
   auto address = asio::ip::make_address(bind, ec);
   if (ec) return Status::invalid_argument(fmt::format("bad bind address \"{}\"", bind));
-  auto shared = std::make_shared<Shared>(io, std::move(handler));
+  auto shared = std::make_shared<Shared>(io, std::move(handler), std::move(name));
   tcp::endpoint endpoint(address, port);
   shared->acceptor.open(endpoint.protocol(), ec);
   if (!ec) shared->acceptor.set_option(tcp::acceptor::reuse_address(true), ec);
@@ -121,4 +120,4 @@ void HttpServer::close() {
   shared_->acceptor.close(ignored);
 }
 
-}  // namespace cairn::orchestrator
+}  // namespace cairn::net
