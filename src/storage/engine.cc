@@ -174,6 +174,20 @@ Result<RankBlock> decode_rank_block(std::string_view key_end, std::string_view v
   return block;
 }
 
+// A row's rank blocks of one namespace and its deletion bound, read from one snapshot that
+// lives as long as this view (Engine::scan_from_rank, Engine::index_rank).
+struct RankView {
+  explicit RankView(rocksdb::DB* db) : db(db), snapshot(db->GetSnapshot()) {}
+  ~RankView() { db->ReleaseSnapshot(snapshot); }
+  RankView(const RankView&) = delete;
+  RankView& operator=(const RankView&) = delete;
+  rocksdb::DB* db;
+  const rocksdb::Snapshot* snapshot;
+  std::vector<RankBlock> blocks;
+  HlcTimestamp delete_through = 0;
+};
+
+
 std::string hint_key(uint64_t target, uint64_t sequence) {
   std::string key;
   key.reserve(kHintKeyBytes);
@@ -551,6 +565,28 @@ struct Engine::Impl {
     }
     if (!it->status().ok()) return from_rocksdb(it->status(), "storage: read rank blocks");
     return blocks;
+  }
+
+  // Fills `view` for the row; false when its blocks are missing or do not add up to `total`.
+  Result<bool> read_rank_view(const std::string& row_key, char ns, uint64_t total,
+                              RankView& view) {
+    Result<std::vector<RankBlock>> blocks = rank_blocks(row_key, ns, view.snapshot);
+    if (!blocks.is_ok()) return blocks.status();
+    uint64_t sum = 0;
+    for (const RankBlock& block : *blocks) sum += block.count;
+    if (blocks->empty() || sum != total) return false;
+    view.blocks = std::move(*blocks);
+    std::string state_bytes;
+    rocksdb::ReadOptions read_options;
+    read_options.snapshot = view.snapshot;
+    const rocksdb::Status got = db->Get(read_options, rows, row_key, &state_bytes);
+    if (!got.ok() && !got.IsNotFound()) return from_rocksdb(got, "storage: read row state");
+    if (got.ok()) {
+      Result<RowState> state = decode_row_state(state_bytes);
+      if (!state.is_ok()) return state.status();
+      view.delete_through = state->delete_through;
+    }
+    return true;
   }
 
   // The block of namespace `ns` holding `sub_key` (the first whose end is above it); nullopt
@@ -1202,39 +1238,26 @@ Status Engine::update_rank_blocks(const std::string& row_key, std::string_view s
 Result<bool> Engine::scan_from_rank(topology::Token token, std::string_view key, char ns,
                                     uint64_t rank, uint64_t total, const FieldVisitor& visitor) {
   const std::string row_key = encode_key(token, key);
-  const rocksdb::Snapshot* snapshot = impl_->db->GetSnapshot();
-  struct Release {
-    rocksdb::DB* db;
-    const rocksdb::Snapshot* snapshot;
-    ~Release() { db->ReleaseSnapshot(snapshot); }
-  } release{impl_->db.get(), snapshot};
-  Result<std::vector<RankBlock>> blocks = impl_->rank_blocks(row_key, ns, snapshot);
-  if (!blocks.is_ok()) return blocks.status();
-  uint64_t sum = 0;
-  for (const RankBlock& block : *blocks) sum += block.count;
-  if (blocks->empty() || sum != total || rank >= total) return false;
-  std::string state_bytes;
-  rocksdb::ReadOptions read_options;
-  read_options.snapshot = snapshot;
-  const rocksdb::Status got = impl_->db->Get(read_options, impl_->rows, row_key, &state_bytes);
-  if (!got.ok() && !got.IsNotFound()) return from_rocksdb(got, "storage: read row state");
-  Result<RowState> state = got.ok() ? decode_row_state(state_bytes) : Result<RowState>(RowState{});
-  if (!state.is_ok()) return state.status();
+  RankView view(impl_->db.get());
+  Result<bool> usable = impl_->read_rank_view(row_key, ns, total, view);
+  if (!usable.is_ok()) return usable.status();
+  if (!*usable || rank >= total) return false;
   uint64_t before = 0;
   size_t at = 0;
-  while (at + 1 < blocks->size() && before + (*blocks)[at].count <= rank) {
-    before += (*blocks)[at].count;
+  while (at + 1 < view.blocks.size() && before + view.blocks[at].count <= rank) {
+    before += view.blocks[at].count;
     ++at;
   }
-  // Step over the entries of the block before the rank (tombstones do not count), then visit.
+  // Step over the cells of the block before the rank (tombstones do not count), then visit.
   uint64_t skip = rank - before;
   Status walked = impl_->walk_index(
-      row_key, ns, (*blocks)[at].start, snapshot, [&](std::string_view sub_key, const Cell& cell) {
+      row_key, ns, view.blocks[at].start, view.snapshot,
+      [&](std::string_view sub_key, const Cell& cell) {
         if (skip > 0) {
-          if (rank_entry_counts(cell, state->delete_through)) --skip;
+          if (rank_entry_counts(cell, view.delete_through)) --skip;
           return true;
         }
-        // Tombstones between here and the entry of the rank are the visitor's to skip.
+        // Tombstones between here and the cell of the rank are the visitor's to skip.
         return visitor(sub_key, cell);
       });
   if (!walked.is_ok()) return walked;
@@ -1243,34 +1266,21 @@ Result<bool> Engine::scan_from_rank(topology::Token token, std::string_view key,
 
 Result<std::optional<uint64_t>> Engine::index_rank(topology::Token token, std::string_view key,
                                                    std::string_view sub_key, uint64_t total) {
-  const std::string row_key = encode_key(token, key);
-  const rocksdb::Snapshot* snapshot = impl_->db->GetSnapshot();
-  struct Release {
-    rocksdb::DB* db;
-    const rocksdb::Snapshot* snapshot;
-    ~Release() { db->ReleaseSnapshot(snapshot); }
-  } release{impl_->db.get(), snapshot};
   if (!has_rank_blocks(sub_key)) return std::optional<uint64_t>();
+  const std::string row_key = encode_key(token, key);
   const char ns = sub_key[0];
-  Result<std::vector<RankBlock>> blocks = impl_->rank_blocks(row_key, ns, snapshot);
-  if (!blocks.is_ok()) return blocks.status();
-  uint64_t sum = 0;
-  for (const RankBlock& block : *blocks) sum += block.count;
-  if (blocks->empty() || sum != total) return std::optional<uint64_t>();
-  std::string state_bytes;
-  rocksdb::ReadOptions read_options;
-  read_options.snapshot = snapshot;
-  const rocksdb::Status got = impl_->db->Get(read_options, impl_->rows, row_key, &state_bytes);
-  if (!got.ok() && !got.IsNotFound()) return from_rocksdb(got, "storage: read row state");
-  Result<RowState> state = got.ok() ? decode_row_state(state_bytes) : Result<RowState>(RowState{});
-  if (!state.is_ok()) return state.status();
-  const size_t at = block_holding(*blocks, sub_key);
+  RankView view(impl_->db.get());
+  Result<bool> usable = impl_->read_rank_view(row_key, ns, total, view);
+  if (!usable.is_ok()) return usable.status();
+  if (!*usable) return std::optional<uint64_t>();
+  const size_t at = block_holding(view.blocks, sub_key);
   uint64_t rank = 0;
-  for (size_t i = 0; i < at; ++i) rank += (*blocks)[i].count;
+  for (size_t i = 0; i < at; ++i) rank += view.blocks[i].count;
   Status walked = impl_->walk_index(
-      row_key, ns, (*blocks)[at].start, snapshot, [&](std::string_view entry, const Cell& cell) {
+      row_key, ns, view.blocks[at].start, view.snapshot,
+      [&](std::string_view entry, const Cell& cell) {
         if (entry >= sub_key) return false;
-        if (rank_entry_counts(cell, state->delete_through)) ++rank;
+        if (rank_entry_counts(cell, view.delete_through)) ++rank;
         return true;
       });
   if (!walked.is_ok()) return walked;
