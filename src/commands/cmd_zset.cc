@@ -264,13 +264,11 @@ Result<std::vector<Entry>> entries_by_rank(Keyspace& keyspace, const std::string
   // Reverse ranks count from the top: the same entries as forward ranks mirrored.
   const int64_t first = reverse ? length - 1 - stop : start;
   const int64_t last = reverse ? length - 1 - start : stop;
-  // In a big set, or far from both ends, the storage's rank blocks find the first entry without
-  // a walk. A big set is read by rank even near its ends: a set used as a queue (ZPOPMIN)
-  // leaves the deleted entries of its front in storage until compaction, and a walk from the
-  // end would step over all of them; the blocks skip the emptied ones.
-  constexpr int64_t kWalkMax = 256;
-  constexpr int64_t kBigSet = 2048;
-  if (length > kBigSet || std::min(first, length - 1 - last) > kWalkMax) {
+  // The storage's rank blocks, where the set keeps them (a set that grew past 2,048 members),
+  // find the first entry without a walk, even near an end: a set used as a queue (ZPOPMIN)
+  // leaves the deleted entries of its front in storage until compaction, and a walk from that
+  // end would step over all of them; the blocks skip them.
+  {
     int64_t rank = first;
     Result<bool> found = keyspace.scan_fields_from_rank(
         key, storage::kScoreIndexNamespace, static_cast<uint64_t>(first),

@@ -1219,7 +1219,9 @@ Status Engine::update_rank_blocks(const std::string& row_key, std::string_view s
     if (!walked.is_ok()) return walked;
     if (!middle.empty()) {
       const bool upper = sub_key >= middle;
-      const RankBlock lower_half{block.start, middle, half + (upper ? 0 : 1)};
+      std::string lower_start = block.start;
+      if (!upper && !lower_start.empty() && sub_key < lower_start) lower_start = sub_key;
+      const RankBlock lower_half{std::move(lower_start), middle, half + (upper ? 0 : 1)};
       const RankBlock upper_half{middle, block.end, block.count - half + (upper ? 1 : 0)};
       batch.Put(impl_->rows, rank_block_key(row_key, ns, lower_half.end),
                 encode_rank_block(lower_half));
@@ -1227,6 +1229,23 @@ Status Engine::update_rank_blocks(const std::string& row_key, std::string_view s
                 encode_rank_block(upper_half));
       return Status::ok();
     }
+  }
+  // A block's start stays at or before its first counting cell, and moves onto the next one
+  // when that cell stops counting: a sorted set used as a queue (ZPOPMIN) then never walks past
+  // the cells its earlier pops deleted, which stay in storage until compaction. (No counting
+  // cell lies between a block's start and the end of the block before it.)
+  if (delta > 0 && !block.start.empty() && sub_key < block.start) block.start = sub_key;
+  if (delta < 0 && (block.start.empty() || sub_key == block.start)) {
+    std::string next;
+    Status walked = impl_->walk_index(
+        row_key, ns, block.start, nullptr, [&](std::string_view entry, const Cell& cell) {
+          if (!block.end.empty() && entry >= block.end) return false;
+          if (entry == sub_key || !rank_entry_counts(cell, delete_through)) return true;
+          next = std::string(entry);
+          return false;
+        });
+    if (!walked.is_ok()) return walked;
+    if (!next.empty()) block.start = std::move(next);
   }
   // (An emptied block stays, counting 0, until the row is counted again: removing it would
   // mean rewriting its neighbour's start.)
