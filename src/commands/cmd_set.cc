@@ -27,22 +27,9 @@ using storage::Cell;
 using storage::ValueType;
 
 constexpr ValueType kSet = ValueType::kSet;
-// SRANDMEMBER with a negative count may repeat members; the reply is bounded (a larger count
-// is answered with this many) so one command cannot exhaust memory. Redis answers any count.
-constexpr int64_t kRandomMembersMax = 10'000'000;
-// ...and by bytes: repeated big members would otherwise make one reply of terabytes.
-constexpr uint64_t kRandomReplyBytesMax = 256ull * 1024 * 1024;
-constexpr uint64_t kElementOverheadBytes = 16;  // "$<length>\r\n...\r\n" around each element
-constexpr std::string_view kErrRandomReplyTooLarge =
-    "ERR the reply would exceed 268435456 bytes; ask for fewer elements";
 constexpr std::string_view kErrNotPositive = "ERR value is out of range, must be positive";
 constexpr std::string_view kErrLongMinOutOfRange =
     "ERR value is out of range, value must between -9223372036854775807 and 9223372036854775807";
-
-std::mt19937_64& random_engine() {
-  thread_local std::mt19937_64 random{std::random_device{}()};
-  return random;
-}
 
 RowOfType read_set(Keyspace& keyspace, const std::string& key, resp::ReplyWriter& reply) {
   return read_row_of_type(keyspace, key, kSet, reply);
@@ -236,18 +223,11 @@ void srandmember_command(CommandContext& ctx) {
   Result<std::vector<std::string>> members = members_of(ctx.keyspace, key, *read);
   if (!members.is_ok()) return ctx.reply.error(storage_error_reply(members.status()));
   if (members->empty()) return count ? ctx.reply.array(0) : ctx.reply.null();
-  std::uniform_int_distribution<size_t> pick(0, members->size() - 1);
-  const int64_t wanted = std::min<int64_t>(-*count, kRandomMembersMax);
-  std::vector<size_t> picks;
-  picks.reserve(static_cast<size_t>(wanted));
-  uint64_t reply_bytes = 0;
-  for (int64_t i = 0; i < wanted; ++i) {
-    picks.push_back(pick(random_engine()));
-    reply_bytes += (*members)[picks.back()].size() + kElementOverheadBytes;
-    if (reply_bytes > kRandomReplyBytesMax) return ctx.reply.error(kErrRandomReplyTooLarge);
-  }
-  ctx.reply.array(picks.size());
-  for (size_t index : picks) ctx.reply.bulk((*members)[index]);
+  std::optional<std::vector<size_t>> picks = picks_with_repeats(
+      members->size(), -*count, [&](size_t index) -> uint64_t { return (*members)[index].size(); });
+  if (!picks) return ctx.reply.error(kErrRandomReplyTooLarge);
+  ctx.reply.array(picks->size());
+  for (size_t index : *picks) ctx.reply.bulk((*members)[index]);
 }
 
 // ---- SMOVE ----

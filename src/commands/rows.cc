@@ -89,12 +89,13 @@ Status for_each_row_field(coordinator::Keyspace& keyspace, const std::string& ke
 
 namespace {
 
+}  // namespace
+
 std::mt19937_64& random_source() {
   thread_local std::mt19937_64 random{std::random_device{}()};
   return random;
 }
 
-}  // namespace
 
 Result<std::vector<std::string>> random_distinct_fields(coordinator::Keyspace& keyspace,
                                                         const std::string& key,
@@ -363,10 +364,24 @@ constexpr int64_t kRandomFieldsMax = 10'000'000;
 // ...and by bytes: repeated big fields would otherwise make one reply of terabytes.
 constexpr uint64_t kRandomReplyBytesMax = 256ull * 1024 * 1024;
 constexpr uint64_t kElementOverheadBytes = 16;  // "$<length>\r\n...\r\n" around each element
-constexpr std::string_view kErrRandomReplyTooLarge =
-    "ERR the reply would exceed 268435456 bytes; ask for fewer elements";
 
 }  // namespace
+
+std::optional<std::vector<size_t>> picks_with_repeats(
+    size_t size, int64_t count, const std::function<uint64_t(size_t)>& element_bytes) {
+  std::vector<size_t> picks;
+  if (size == 0) return picks;
+  const int64_t wanted = std::min<int64_t>(count, kRandomFieldsMax);
+  std::uniform_int_distribution<size_t> pick(0, size - 1);
+  picks.reserve(static_cast<size_t>(std::max<int64_t>(wanted, 0)));
+  uint64_t reply_bytes = 0;
+  for (int64_t i = 0; i < wanted; ++i) {
+    picks.push_back(pick(random_source()));
+    reply_bytes += element_bytes(picks.back()) + kElementOverheadBytes;
+    if (reply_bytes > kRandomReplyBytesMax) return std::nullopt;
+  }
+  return picks;
+}
 
 void scan_row_command(CommandContext& ctx, storage::ValueType type,
                       const FieldValueWriter* value) {
@@ -434,7 +449,6 @@ void scan_row_command(CommandContext& ctx, storage::ValueType type,
 
 void random_fields_command(CommandContext& ctx, storage::ValueType type,
                            std::string_view with_word, const FieldValueWriter& value) {
-  std::mt19937_64& random = random_source();
   const std::string& key = ctx.args[1];
   if (ctx.args.size() == 2) {
     std::optional<RowOfType> read = read_or_reply(ctx, key, type);
@@ -496,17 +510,13 @@ void random_fields_command(CommandContext& ctx, storage::ValueType type,
   });
   if (!status.is_ok()) return ctx.reply.error(storage_error_reply(status));
   if (fields.empty()) return ctx.reply.array(0);
-  std::vector<size_t> picks;
-  const int64_t wanted = std::min<int64_t>(-*count, kRandomFieldsMax);
-  std::uniform_int_distribution<size_t> pick(0, fields.size() - 1);
-  picks.reserve(static_cast<size_t>(wanted));
-  uint64_t reply_bytes = 0;
-  for (int64_t i = 0; i < wanted; ++i) {
-    picks.push_back(pick(random));
-    const auto& [field, cell] = fields[picks.back()];
-    reply_bytes += field.size() + (with_values ? cell.value.size() : 0) + kElementOverheadBytes;
-    if (reply_bytes > kRandomReplyBytesMax) return ctx.reply.error(kErrRandomReplyTooLarge);
-  }
+  std::optional<std::vector<size_t>> chosen =
+      picks_with_repeats(fields.size(), -*count, [&](size_t index) -> uint64_t {
+        const auto& [field, cell] = fields[index];
+        return field.size() + (with_values ? cell.value.size() : 0);
+      });
+  if (!chosen) return ctx.reply.error(kErrRandomReplyTooLarge);
+  const std::vector<size_t>& picks = *chosen;
   ctx.reply.array(with_values && !resp3 ? picks.size() * 2 : picks.size());
   for (size_t index : picks) {
     if (with_values && resp3) ctx.reply.array(2);

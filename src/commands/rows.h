@@ -6,6 +6,7 @@
 #include <functional>
 #include <map>
 #include <optional>
+#include <random>
 #include <span>
 #include <string>
 #include <string_view>
@@ -64,6 +65,18 @@ Status for_each_row_field(coordinator::Keyspace& keyspace, const std::string& ke
 Result<std::vector<std::string>> random_distinct_fields(coordinator::Keyspace& keyspace,
                                                         const std::string& key,
                                                         const RowOfType& read, uint64_t count);
+
+// The random source of the random-field commands (one per thread).
+std::mt19937_64& random_source();
+
+inline constexpr std::string_view kErrRandomReplyTooLarge =
+    "ERR the reply would exceed 268435456 bytes; ask for fewer elements";
+
+// `count` random indexes below `size`, with repeats (SRANDMEMBER, HRANDFIELD, ZRANDMEMBER with a
+// negative count): at most 10,000,000 of them, and nullopt (answer kErrRandomReplyTooLarge)
+// once the reply would pass 256 MiB, element i weighing element_bytes(i) plus its framing.
+std::optional<std::vector<size_t>> picks_with_repeats(
+    size_t size, int64_t count, const std::function<uint64_t(size_t)>& element_bytes);
 
 // After removing fields: if the row has none left, deletes the key (Redis deletes an emptied
 // hash or set, and its TTL with it); a tombstone lets compaction reclaim the header.
