@@ -1105,7 +1105,9 @@ Result<bool> Engine::apply_field(topology::Token token, std::string_view key,
   }
   std::string stored;
   rocksdb::Status status = impl_->db->Get(rocksdb::ReadOptions(), storage_key, &stored);
-  bool counted_before = false;
+  // Whether the stored cell counts (not a tombstone, not hidden): for the row's count if it is
+  // a field, for the rank blocks of its namespace.
+  bool stored_counts = false;
   if (status.ok()) {
     Result<Cell> current = decode_cell(stored);
     if (!current.is_ok()) return current.status();
@@ -1113,23 +1115,17 @@ Result<bool> Engine::apply_field(topology::Token token, std::string_view key,
       if (newer_timestamp != nullptr && !(*current == cell)) *newer_timestamp = current->timestamp;
       return false;
     }
-    counted_before = counts_toward_row(sub_key) && !current->tombstone &&
-                     current->timestamp > state->delete_through;
+    stored_counts = rank_entry_counts(*current, state->delete_through);
   } else if (!status.IsNotFound()) {
     return from_rocksdb(status, "storage: read before apply");
   }
+  const bool counted_before = counts_toward_row(sub_key) && stored_counts;
   RowState next = *state;
   rocksdb::WriteBatch batch;
   if (has_rank_blocks(sub_key)) {
     // The row's rank blocks of the cell's namespace (a big row's fields, a sorted set's index).
-    bool counted_entry_before = false;
-    if (status.ok()) {
-      Result<Cell> current = decode_cell(stored);
-      if (!current.is_ok()) return current.status();
-      counted_entry_before = rank_entry_counts(*current, state->delete_through);
-    }
     const bool counts_now = rank_entry_counts(cell, state->delete_through);
-    const int delta = counts_now == counted_entry_before ? 0 : (counts_now ? 1 : -1);
+    const int delta = counts_now == stored_counts ? 0 : (counts_now ? 1 : -1);
     if (Status blocks = update_rank_blocks(row_key, sub_key, delta, state->delete_through,
                                            state->count, batch);
         !blocks.is_ok()) {
