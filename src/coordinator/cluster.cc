@@ -393,10 +393,46 @@ struct PendingRead {
   topology::ReplicaSet set;
   std::shared_ptr<ReadState> state;
   size_t needed = 0;
+  std::string key;
+  std::string sub_key;
+  // Voting replicas not asked yet, the next to ask last (R-of-N reads, wait_for_read).
+  std::vector<size_t> unasked;
 };
 
-// Sends CAIRN.READ for `key` (or for the field `sub_key` of its row) to every voting replica of
-// its shard (the local one directly).
+// Sends CAIRN.READ for the read's key (or the field sub_key of its row) to the voting replica in
+// `slot` (the local one directly).
+void ask_replica(const CorePtr& core, const PendingRead& pending, size_t slot,
+                 Deadline deadline) {
+  const Machine* machine = pending.set.voting[slot];
+  if (machine->id == core->machine_id) {
+    Result<std::pair<replica::Fence, std::optional<Cell>>> read =
+        core->replica.read(pending.table->epoch(), pending.key, pending.sub_key);
+    if (read.is_ok() && read->first.ok()) {
+      pending.state->cells[slot] = std::move(read->second);
+      pending.state->gather.succeed(slot);
+    } else {
+      if (read.is_ok()) pending.state->stale.note(read->first, "");
+      pending.state->gather.fail(slot);
+    }
+    return;
+  }
+  std::vector<std::string> args = {"CAIRN.READ", std::to_string(pending.table->epoch()),
+                                   pending.key};
+  if (!pending.sub_key.empty()) args.push_back(pending.sub_key);
+  call_peer(core, pending.table, machine->address, std::move(args), deadline,
+            [state = pending.state, slot, address = machine->address](Result<resp::Value> reply) {
+              std::optional<Cell> cell;
+              const ReplicaOutcome outcome = decode_read_reply(reply, &cell);
+              settle_answer(state->gather, state->stale, state->cells, slot, outcome,
+                            std::move(cell), address);
+            });
+}
+
+// Starts a read of `key` (or of the field `sub_key` of its row) at `level`: asks R voting
+// replicas of its shard, this machine first when it is one and the others in random order so
+// reads spread over the shard; the rest wait in `unasked` (all are asked at once when
+// read_speculate_ms is 0). Any R replicas overlap every W that acknowledged a write (R + W > N),
+// so asking R is as fresh as asking all.
 Result<PendingRead> start_read(const CorePtr& core, const TablePtr& table, const std::string& key,
                                const std::string& sub_key, Level level,
                                Deadline deadline) {
@@ -407,36 +443,57 @@ Result<PendingRead> start_read(const CorePtr& core, const TablePtr& table, const
   if (!needed.is_ok()) return needed.status();
   pending.needed = *needed;
   pending.state = std::make_shared<ReadState>(*needed, pending.set.voting.size());
+  pending.key = key;
+  pending.sub_key = sub_key;
+  const size_t voting = pending.set.voting.size();
+  std::vector<size_t> order;
+  order.reserve(voting);
   std::optional<size_t> local_slot;
-  for (size_t i = 0; i < pending.set.voting.size(); ++i) {
-    const Machine* machine = pending.set.voting[i];
-    if (machine->id == core->machine_id) {
+  for (size_t i = 0; i < voting; ++i) {
+    if (pending.set.voting[i]->id == core->machine_id) {
       local_slot = i;
-      continue;
-    }
-    std::vector<std::string> args = {"CAIRN.READ", std::to_string(table->epoch()), key};
-    if (!sub_key.empty()) args.push_back(sub_key);
-    call_peer(core, table, machine->address, std::move(args), deadline,
-              [state = pending.state, slot = i,
-               address = machine->address](Result<resp::Value> reply) {
-                std::optional<Cell> cell;
-                const ReplicaOutcome outcome = decode_read_reply(reply, &cell);
-                settle_answer(state->gather, state->stale, state->cells, slot, outcome,
-                              std::move(cell), address);
-              });
-  }
-  if (local_slot) {
-    Result<std::pair<replica::Fence, std::optional<Cell>>> read =
-        core->replica.read(table->epoch(), key, sub_key);
-    if (read.is_ok() && read->first.ok()) {
-      pending.state->cells[*local_slot] = std::move(read->second);
-      pending.state->gather.succeed(*local_slot);
     } else {
-      if (read.is_ok()) pending.state->stale.note(read->first, "");
-      pending.state->gather.fail(*local_slot);
+      order.push_back(i);
     }
   }
+  thread_local std::mt19937_64 random{std::random_device{}()};
+  std::shuffle(order.begin(), order.end(), random);
+  const size_t first = core->options.read_speculate_ms > 0
+                           ? std::min<size_t>(*needed - (local_slot ? 1 : 0), order.size())
+                           : order.size();
+  // The rest, the next to ask last.
+  pending.unasked.assign(order.rbegin(), order.rend() - static_cast<ptrdiff_t>(first));
+  for (size_t i = 0; i < first; ++i) ask_replica(core, pending, order[i], deadline);
+  // The local replica last, so the remote calls are already on their way.
+  if (local_slot) ask_replica(core, pending, *local_slot, deadline);
   return pending;
+}
+
+// Waits for R answers to `read` until `deadline`, asking one more replica each time one fails,
+// and every replica left when those asked have not all answered after read_speculate_ms.
+bool wait_for_read(const CorePtr& core, PendingRead& read, Deadline deadline) {
+  Gather& gather = read.state->gather;
+  const auto speculate = std::chrono::milliseconds(core->options.read_speculate_ms);
+  Deadline speculate_at = std::chrono::steady_clock::now() + speculate;
+  size_t failures_seen = 0;
+  while (!read.unasked.empty()) {
+    if (gather.wait_for_needed_or_failure(std::min(deadline, speculate_at), failures_seen)) {
+      return true;
+    }
+    const auto now = std::chrono::steady_clock::now();
+    if (now >= deadline) return false;
+    const size_t failures = gather.failures();
+    // One more per failure; every one left when the asked ones are slow.
+    size_t more = now >= speculate_at ? read.unasked.size() : failures - failures_seen;
+    failures_seen = failures;
+    for (; more > 0 && !read.unasked.empty(); --more) {
+      const size_t slot = read.unasked.back();
+      read.unasked.pop_back();
+      ask_replica(core, read, slot, deadline);
+    }
+    speculate_at = std::chrono::steady_clock::now() + speculate;
+  }
+  return gather.wait_for_needed(deadline);
 }
 
 // One read repair: the winner written back to a replica that answered something older.
@@ -518,7 +575,7 @@ Result<std::vector<std::optional<Cell>>> read_cells(const CorePtr& core,
     for (size_t p = 0; p < pending.size(); ++p) {
       const size_t index = todo[p];
       PendingRead& read = pending[p];
-      if (!read.state->gather.wait_for_needed(deadline)) {
+      if (!wait_for_read(core, read, deadline)) {
         // Let the replicas still answering (those that did not fail) answer, up to the
         // deadline, so UNAVAILABLE reports every answer.
         read.state->gather.wait_for_all(deadline);

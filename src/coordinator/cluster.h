@@ -45,6 +45,10 @@ namespace cairn::coordinator {
 
 struct ClusterOptions {
   int request_timeout_ms = 1000;      // a write/read waits this long for W/R replicas
+  // A read at level R asks R voting replicas (this machine first when it is one) and asks the
+  // others only when one of those fails, or when they have not all answered after this long.
+  // 0: every read asks every voting replica at once.
+  int read_speculate_ms = 50;
   size_t hints_per_target_max = 100'000;
   size_t hint_bytes_per_target_max = 64ull * 1024 * 1024;
   int64_t hint_age_max_ms = 3ll * 3600 * 1000;  // must stay below the tombstone grace period

@@ -66,6 +66,18 @@ void Gather::wait_for_all(Deadline deadline) {
                       [this] { return successes_ + failures_ == slots_.size(); });
 }
 
+bool Gather::wait_for_needed_or_failure(Deadline until, size_t failures_seen) {
+  std::unique_lock<std::mutex> lock(mu_);
+  changed_.wait_until(lock, until,
+                      [&] { return successes_ >= needed_ || failures_ > failures_seen; });
+  return successes_ >= needed_;
+}
+
+size_t Gather::failures() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return failures_;
+}
+
 size_t Gather::successes() const {
   std::lock_guard<std::mutex> lock(mu_);
   return successes_;

@@ -51,8 +51,12 @@ class Gather {
   bool wait_for_needed(Deadline deadline);
   // Blocks until every slot has an outcome or the deadline passed.
   void wait_for_all(Deadline deadline);
+  // Blocks until `needed` successes (true), or more than `failures_seen` failures, or `until`
+  // (false): a reader that asked only some replicas asks another when one fails or is slow.
+  bool wait_for_needed_or_failure(Deadline until, size_t failures_seen);
 
   size_t successes() const;
+  size_t failures() const;
   // The slots that succeeded so far, in slot order.
   std::vector<size_t> succeeded_slots() const;
 

@@ -49,6 +49,9 @@ struct ServerConfig {
   std::string orchestrator;
   size_t workers = 32;                 // threads running client commands in cluster mode
   int64_t request_timeout_ms = 1000;   // a coordinator waits this long for its replicas
+  // A read asks R replicas, and the others after this long without their answers (0: all at
+  // once; coordinator::ClusterOptions::read_speculate_ms).
+  int64_t read_speculate_ms = 50;
   // The rebuild of a replaced replica (server/rebuilder.h) copies at most this many MiB per
   // second (0 = unlimited).
   int64_t rebuild_max_mb_per_s = 0;

@@ -269,6 +269,7 @@ Status Server::open_cluster() {
   peers_ = std::make_unique<net::PeerPool>(peer_options);
   coordinator::ClusterOptions options;
   options.request_timeout_ms = static_cast<int>(config_.request_timeout_ms);
+  options.read_speculate_ms = static_cast<int>(config_.read_speculate_ms);
   coordinator_ = std::make_unique<coordinator::ClusterCoordinator>(options, *engine_, *clock_,
                                                                    *replica_, *peers_);
   coordinator_->start();

@@ -176,6 +176,61 @@ def test_paused_replica_times_out_into_uncertain(cluster):
         conn.close()
 
 
+# --- R-of-N reads --------------------------------------------------------------------------------
+
+
+def reads_served(cluster, machines):
+    """CAIRN.READ requests each machine served so far (INFO commandstats)."""
+    out = {}
+    for i in machines:
+        stats = cluster.client(i).info("commandstats")
+        out[i] = stats.get("cmdstat_cairn.read", {}).get("calls", 0)
+    return out
+
+
+def test_a_read_asks_r_replicas_and_the_others_only_when_one_does_not_answer(cluster):
+    reps = cluster.replicas_of_shard(SHARD)
+    keys = cluster.keys_on_shard(SHARD, 60, prefix="rn")
+    c = session(cluster, 0)  # not a replica of SHARD: QUORUM asks 2 of its 3 replicas
+    for k in keys:
+        assert c.set(k, k)
+    before = reads_served(cluster, reps)
+    for k in keys:
+        assert c.get(k) == k.encode()
+    after = reads_served(cluster, reps)
+    asked = sum(after[i] - before[i] for i in reps)
+    assert asked == 2 * len(keys), (before, after)
+    assert all(after[i] > before[i] for i in reps), "reads should spread over the replicas"
+
+    # Through a replica of the shard: its own copy and one other.
+    mine = session(cluster, reps[1])
+    before = reads_served(cluster, reps)
+    for k in keys:
+        assert mine.get(k) == k.encode()
+    after = reads_served(cluster, reps)
+    remote = sum(after[i] - before[i] for i in reps if i != reps[1])
+    assert remote == len(keys), (before, after)
+    mine.close()
+
+    # One replica paused: a read that asked it asks the third after read_speculate_ms (50 ms),
+    # far below the request timeout, and still returns the value.
+    cluster.pause(reps[2])
+    try:
+        worst = 0.0
+        for k in keys[:20]:
+            started = time.monotonic()
+            assert c.get(k) == k.encode()
+            worst = max(worst, time.monotonic() - started)
+        assert worst < 0.6, worst  # not the 1 s request timeout
+    finally:
+        cluster.resume(reps[2])
+    # One replica dead: the failure makes the read ask the third at once.
+    cluster.kill(reps[2])
+    for k in keys[:20]:
+        assert c.get(k) == k.encode()
+    c.close()
+
+
 # --- read repair and hinted handoff --------------------------------------------------------------
 
 
