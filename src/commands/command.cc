@@ -160,6 +160,7 @@ const CommandTable& default_table() {
     register_server_commands(t);
     register_internal_commands(t);
     register_cluster_commands(t);
+    register_transaction_commands(t);
     return t;
   }();
   return table;
@@ -189,65 +190,88 @@ std::vector<size_t> key_indexes(const CommandSpec& spec, std::span<const std::st
   return indexes;
 }
 
+namespace {
+
+// Commands that run at once inside MULTI rather than being queued (Redis's list).
+bool runs_inside_multi(const CommandSpec& spec) {
+  return spec.name == "exec" || spec.name == "discard" || spec.name == "multi" ||
+         spec.name == "watch" || spec.name == "quit" || spec.name == "reset";
+}
+
+}  // namespace
+
 DispatchOutcome dispatch(const CommandTable& table, CommandContext& context) {
   std::vector<std::string>& args = context.args;
   CAIRN_ASSERT(!args.empty(), "dispatch needs at least the command name");
   DispatchOutcome outcome;
+  Session& session = context.session;
+  // A command refused before it runs; inside MULTI it also fails the transaction (EXECABORT).
+  auto reject = [&](std::string_view message) {
+    context.reply.error(message);
+    if (session.in_multi) session.multi_failed = true;
+    return outcome;
+  };
 
   // 1. Lookup, including the subcommand of a container (CLIENT SETNAME → "client|setname").
   const CommandSpec* spec = table.find(args[0]);
-  if (spec == nullptr) {
-    context.reply.error(unknown_command_message(args));
-    return outcome;
-  }
+  if (spec == nullptr) return reject(unknown_command_message(args));
   if (!spec->subcommands.empty() && args.size() >= 2) {
     const CommandSpec* sub = table.find_subcommand(*spec, args[1]);
     if (sub == nullptr) {
       std::string message = "ERR unknown subcommand '";
       message += printf_prefix(args[1], kErrorNameBytesMax);
       message += "'. Try " + upper(args[0]) + " HELP.";
-      context.reply.error(message);
-      return outcome;
+      return reject(message);
     }
     spec = sub;
   }
 
   // 2. Authentication: before the arity check, so an unauthenticated client learns nothing
   // about a command's arguments.
-  if ((spec->flags & kNoAuth) == 0 && !context.session.authenticated) {
-    context.reply.error("NOAUTH Authentication required.");
-    return outcome;
+  if ((spec->flags & kNoAuth) == 0 && !session.authenticated) {
+    return reject("NOAUTH Authentication required.");
   }
 
   // 2b. Machine-to-machine commands need a connection that sent CAIRN.AUTH.
-  if ((spec->flags & kInternal) != 0 && !context.session.internal) {
-    context.reply.error("NOPERM this command is for cluster machines");
-    return outcome;
+  if ((spec->flags & kInternal) != 0 && !session.internal) {
+    return reject("NOPERM this command is for cluster machines");
   }
 
   // 3. Arity.
   if (!arity_ok(*spec, args.size())) {
-    context.reply.error("ERR wrong number of arguments for '" + spec->name + "' command");
-    return outcome;
+    return reject("ERR wrong number of arguments for '" + spec->name + "' command");
   }
 
   // 3b. Routing, for Redis Cluster clients only (docs/cluster.md "Redis Cluster clients"):
   // every other connection may send any key to any machine.
-  if (context.session.cluster_redirects && context.replica != nullptr) {
-    if (std::optional<std::string> moved = moved_error(*spec, context)) {
-      context.reply.error(*moved);
-      return outcome;
+  if (session.cluster_redirects && context.replica != nullptr) {
+    if (std::optional<std::string> moved = moved_error(*spec, context)) return reject(*moved);
+  }
+
+  // 3c. Inside MULTI: queued for EXEC (cmd_transaction.cc), within the connection's bounds.
+  if (session.in_multi && !runs_inside_multi(*spec)) {
+    if ((spec->flags & kNoMulti) != 0) return reject("ERR Command not allowed inside a transaction");
+    size_t bytes = 0;
+    for (const std::string& arg : args) bytes += arg.size();
+    if (session.queued.size() >= kQueuedCommandsMax ||
+        session.queued_bytes + bytes > kQueuedBytesMax) {
+      return reject(fmt::format("ERR a transaction holds at most {} commands and {} bytes",
+                                kQueuedCommandsMax, kQueuedBytesMax));
     }
+    session.queued_bytes += bytes;
+    session.queued.push_back(args);
+    context.reply.simple("QUEUED");
+    return outcome;
   }
 
   // 4. The handler. A container reached without a subcommand has an arity of at least 2, so
   // it only gets here if it has a handler of its own (plain COMMAND).
   CAIRN_ASSERT(static_cast<bool>(spec->handler), "command without handler passed arity: " +
                                                      spec->name);
-  context.session.last_command = spec->name;
+  session.last_command = spec->name;
   outcome.spec = spec;
-  outcome.wrote = (spec->flags & kWrite) != 0;
   spec->handler(context);
+  outcome.wrote = (spec->flags & kWrite) != 0 || context.wrote;
   return outcome;
 }
 

@@ -86,7 +86,20 @@ struct Session {
   bool cluster_redirects = false;
   // CONSISTENCY [READ lvl] [WRITE lvl]: this connection's levels.
   coordinator::RequestOptions request_options;
+  // Transactions (cmd_transaction.cc). After MULTI, dispatch() queues commands until EXEC or
+  // DISCARD; a command refused while queuing marks the transaction failed (EXECABORT).
+  bool in_multi = false;
+  bool multi_failed = false;
+  std::vector<std::vector<std::string>> queued;
+  size_t queued_bytes = 0;
+  // WATCH: each key with its version when watched (compared by EXEC, cleared by EXEC/DISCARD).
+  std::vector<std::pair<std::string, std::string>> watched;
 };
+
+// Bounds of one connection's transaction state.
+inline constexpr size_t kQueuedCommandsMax = 100'000;
+inline constexpr size_t kQueuedBytesMax = 512ull * 1024 * 1024;
+inline constexpr size_t kWatchedKeysMax = 10'000;
 
 // One SLOWLOG entry, as Redis reports it.
 struct SlowlogEntry {
@@ -157,6 +170,9 @@ struct CommandContext {
   // This machine's replica service in cluster mode; nullptr on a single machine. Last, so
   // aggregate initialisations without it still compile.
   replica::Replica* replica = nullptr;
+  // Set by a handler that wrote without its spec saying so (EXEC runs writes of the commands
+  // it ran): the reply waits for the durability sync all the same.
+  bool wrote = false;
 };
 
 using Handler = std::function<void(CommandContext&)>;
@@ -225,6 +241,7 @@ void register_connection_commands(CommandTable& table);   // PING ECHO HELLO AUT
 void register_server_commands(CommandTable& table);       // COMMAND INFO CONFIG TIME SHUTDOWN...
 void register_internal_commands(CommandTable& table);     // CAIRN.* (docs/formats.md)
 void register_cluster_commands(CommandTable& table);      // CONSISTENCY CLUSTER READONLY...
+void register_transaction_commands(CommandTable& table);  // MULTI EXEC DISCARD WATCH UNWATCH
 // (COMMAND's handlers describe default_table(), whichever table dispatched them.)
 
 // Indexes into `args` (args[0] is the command) of the keys of a command with `argc` arguments,

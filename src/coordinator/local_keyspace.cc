@@ -234,7 +234,16 @@ Status LocalKeyspace::remove(std::string_view key) {
 
 Status LocalKeyspace::atomically(std::span<const std::string> keys,
                                  const std::function<Status()>& fn) {
+  // Nested (a command run by EXEC): the transaction already holds the locks of every key its
+  // commands name; locking again would wait for itself.
+  thread_local int depth = 0;
+  if (depth > 0) return fn();
   std::vector<std::unique_lock<std::mutex>> locks = lock_keys(engine_, keys);
+  ++depth;
+  struct Leave {
+    int& depth;
+    ~Leave() { --depth; }
+  } leave{depth};
   return fn();
 }
 

@@ -73,7 +73,7 @@ void Connection::close_if_idle(int64_t now_ms, int64_t timeout_ms) {
   if (closed_ || now_ms - last_active_ms() <= timeout_ms) return;
   // A connection whose replies wait for output to drain, for a sync or for a worker is not idle
   // on its side.
-  if (writing_ || awaiting_sync_ || suspended_) return;
+  if (writing_ || awaiting_sync_ || suspended_ || protocol_->busy()) return;
   spdlog::debug("closing idle client id={} addr={}", id_, peer_address_);
   close();
 }
@@ -164,9 +164,8 @@ void Connection::note_write(bool wrote) {
   }
 }
 
-void Connection::resume(std::string_view reply, bool wrote, bool close) {
-  CAIRN_ASSERT(suspended_, "resume() ends a suspension");
-  suspended_ = false;
+void Connection::deliver(std::string_view reply, bool wrote, bool close, bool resume) {
+  if (resume) suspended_ = false;
   if (closed_) return;
   output_.append(reply);
   if (close) close_after_output_ = true;
@@ -180,10 +179,11 @@ void Connection::after_output_change() {
   if (closed_) return;
   if (!output_.empty() && !writing_ && !awaiting_sync_) start_write();
   const bool input_pending = input_begin_ < input_end_;
+  const bool waiting = suspended_ || protocol_->busy();
   // The end of input closes the connection only once every request before it was answered.
-  if (input_ended_ && !input_pending && !suspended_) close_after_output_ = true;
+  if (input_ended_ && !input_pending && !waiting) close_after_output_ = true;
   if (close_after_output_) {
-    if (output_.empty() && !writing_ && !awaiting_sync_ && !suspended_) close();
+    if (output_.empty() && !writing_ && !awaiting_sync_ && !waiting) close();
     return;
   }
   publish_buffers();

@@ -12,9 +12,12 @@
 //  2. No byte of output produced after a write is sent before the sync that follows that write.
 //  3. While the unsent output exceeds kOutputBytesMax, nothing more is read (backpressure).
 //  4. After close() no callback touches the socket or the Protocol again.
-//  5. While suspended (a request of this connection runs elsewhere, e.g. on a worker thread),
-//     process() is not called: requests are answered strictly in order. Reading continues
-//     until the input buffer is full; an end of input is acted on once resumed.
+//  5. While suspended (the Protocol cannot take more requests until some running elsewhere, e.g.
+//     on worker threads, complete), process() is not called. Reading continues until the input
+//     buffer is full; an end of input is acted on once nothing is suspended or busy.
+//  6. The Protocol orders replies: those of requests that ran elsewhere come back through
+//     deliver() in request order. While it is busy (Protocol::busy()), the connection is neither
+//     idle nor closed for an end of input or a kill before those replies are out.
 
 #include <atomic>
 #include <cstddef>
@@ -33,8 +36,8 @@ struct ProcessResult {
   size_t consumed = 0;  // bytes of input used; the rest is offered again later
   bool wrote = false;   // a write was served: its reply must wait for the sync
   bool close = false;   // close once the output is sent (QUIT, protocol error, limits)
-  // The protocol handed the last consumed request to another thread: process() is not called
-  // again until that thread calls Connection::resume() (through the loop).
+  // The protocol cannot take more requests now (they wait for requests running on other
+  // threads): process() is not called again until deliver(..., resume = true).
   bool suspend = false;
 };
 
@@ -50,6 +53,8 @@ class Protocol {
                                 size_t output_bytes_max) = 0;
   // The connection closed (by either side); called exactly once.
   virtual void on_close() = 0;
+  // Requests consumed by process() still run elsewhere; their replies will be delivered.
+  virtual bool busy() const { return false; }
 };
 
 class Connection : public std::enable_shared_from_this<Connection> {
@@ -74,10 +79,11 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void on_synced(bool ok);
   // Loop thread: closes the connection if it has been idle longer than `timeout_ms`.
   void close_if_idle(int64_t now_ms, int64_t timeout_ms);
-  // Loop thread: ends a suspension (ProcessResult::suspend) with the reply of the request that
-  // ran elsewhere. `wrote`: the reply waits for the loop's next sync; `close`: close once the
-  // output is sent. Then processes the input that arrived meanwhile. REQUIRES: suspended.
-  void resume(std::string_view reply, bool wrote, bool close);
+  // Loop thread: appends the reply of a request that ran elsewhere (the Protocol calls it in
+  // request order). `wrote`: the reply waits for the loop's next sync; `close`: close once the
+  // output is sent; `resume`: ends a suspension (ProcessResult::suspend) and processes the input
+  // that arrived meanwhile.
+  void deliver(std::string_view reply, bool wrote, bool close, bool resume);
   // Loop thread.
   bool closed() const { return closed_; }
   bool suspended() const { return suspended_; }

@@ -133,19 +133,7 @@ net::ProcessResult ClientSession::process(std::string_view input, std::string& o
   const size_t output_start = output.size();
   net::ProcessResult result;
   uint64_t commands = 0;
-  while (serve(input, output, output_bytes_max, now_ms, result, commands)) {
-    // Publish before the hand-off: from then on the worker owns the session.
-    if (commands > 0) stats_.add_commands(commands);
-    commands = 0;
-    publish(now_ms);
-    if (submit()) {
-      result.suspend = true;
-      stats_.add_net(result.consumed, output.size() - output_start);
-      return result;
-    }
-    // Overload is a fast, retryable error for this request; the following ones are still served.
-    resp::ReplyWriter(&output, session_.protocol).error("BUSY server overloaded, try again");
-  }
+  serve(input, output, output_bytes_max, now_ms, result, commands);
   // Bytes after a request that closes the connection are dropped, as Redis does.
   if (result.close) result.consumed = input.size();
   if (commands > 0) stats_.add_commands(commands);
@@ -154,91 +142,211 @@ net::ProcessResult ClientSession::process(std::string_view input, std::string& o
   return result;
 }
 
-bool ClientSession::serve(std::string_view input, std::string& output, size_t output_bytes_max,
+void ClientSession::serve(std::string_view input, std::string& output, size_t output_bytes_max,
                           int64_t now_ms, net::ProcessResult& result, uint64_t& commands) {
   const uint64_t query_limit =
       state_.settings().client_query_buffer_limit.load(std::memory_order_relaxed);
   CommandRunner* runner = state_.runner();
-  resp::ReplyWriter writer(&output, session_.protocol);
-  commands::CommandContext context{args_, writer, session_, state_.keyspace(), state_,
-                                   state_.replica()};
-  bool hand_off = false;
+  std::vector<std::string> keys;
   running_session = this;
-  while (result.consumed < input.size() && output.size() < output_bytes_max) {
-    const resp::ParseOutcome parsed = parser_.parse(input.substr(result.consumed), args_);
-    CAIRN_ASSERT(parsed.consumed > 0 || parsed.state != resp::ParseState::kComplete,
-                 "a complete request consumes bytes");
-    result.consumed += parsed.consumed;
-    if (parsed.state == resp::ParseState::kNeedMore) {
-      partial_bytes_ += parsed.consumed;
-      if (partial_bytes_ > query_limit) {
-        // As redis-server: no reply, the client is closed and the event logged.
-        spdlog::warn("closing client id={} addr={} that reached the max query buffer length",
-                     session_.id, session_.peer_address);
-        result.close = true;
+  while (output.size() < output_bytes_max) {
+    if (!held_) {
+      if (result.consumed >= input.size()) break;
+      if (running_.size() >= kPipelineWindow) {
+        // The window is full: what follows waits until the oldest request completes.
+        suspended_ = result.suspend = true;
+        break;
       }
+      const resp::ParseOutcome parsed = parser_.parse(input.substr(result.consumed), args_);
+      CAIRN_ASSERT(parsed.consumed > 0 || parsed.state != resp::ParseState::kComplete,
+                   "a complete request consumes bytes");
+      result.consumed += parsed.consumed;
+      if (parsed.state == resp::ParseState::kNeedMore) {
+        partial_bytes_ += parsed.consumed;
+        if (partial_bytes_ > query_limit) {
+          // As redis-server: no reply, the client is closed and the event logged.
+          spdlog::warn("closing client id={} addr={} that reached the max query buffer length",
+                       session_.id, session_.peer_address);
+          result.close = true;
+        }
+        break;
+      }
+      if (parsed.state == resp::ParseState::kError) {
+        std::string error = "ERR " + unauthenticated_error(input, result.consumed, parsed.error);
+        if (running_.empty()) {
+          resp::ReplyWriter(&output, session_.protocol).error(error);
+        } else {
+          // Behind the running requests, as any reply.
+          Request& request = take_request();
+          resp::ReplyWriter(&request.reply, session_.protocol).error(error);
+          request.done = request.counted = request.close = true;
+          running_.push_back(&request);
+        }
+        result.close = true;
+        break;
+      }
+      partial_bytes_ = 0;
+      if (args_.empty()) continue;  // an empty inline line, which Redis ignores
+      session_.last_command_ms = now_ms;
+    }
+    const commands::CommandSpec* spec = state_.table().find(args_[0]);
+    // Inside MULTI, commands are only queued (dispatch() does it, on the loop); EXEC runs them.
+    const bool queued = session_.in_multi && (spec == nullptr || spec->name != "exec");
+    if (runner == nullptr || queued || runs_inline(args_[0], spec)) {
+      // While an exclusive request runs it owns the session: everything waits for it.
+      if (exclusive_running_) {
+        held_ = suspended_ = result.suspend = true;
+        break;
+      }
+      held_ = false;
+      const commands::DispatchOutcome outcome = run_inline(output, result, commands);
+      result.wrote |= outcome.wrote;
+      if (session_.authenticated != parser_authenticated_) refresh_limits();
+      if (session_.close_after_reply) {
+        result.close = true;
+        break;
+      }
+      continue;
+    }
+    bool exclusive = false;
+    if (admission(spec, exclusive, keys) == Admission::kWait) {
+      held_ = suspended_ = result.suspend = true;
       break;
     }
-    if (parsed.state == resp::ParseState::kError) {
-      writer.error("ERR " + unauthenticated_error(input, result.consumed, parsed.error));
-      result.close = true;
-      break;
-    }
-    partial_bytes_ = 0;
-    if (args_.empty()) continue;  // an empty inline line, which Redis ignores
-    session_.last_command_ms = now_ms;
-    if (runner != nullptr && !runs_inline(args_[0], state_.table().find(args_[0]))) {
-      hand_off = true;
-      break;
-    }
-    writer.set_protocol(session_.protocol);
-    const size_t reply_start = output.size();
-    const auto started = std::chrono::steady_clock::now();
-    const commands::DispatchOutcome outcome = commands::dispatch(state_.table(), context);
-    const uint64_t usec = elapsed_us(started);
-    ++commands;
-    stats_.record_command(state_.command_index(outcome.spec), usec,
-                          is_error_reply(output, reply_start));
-    state_.after_command(args_, usec, session_);
-    result.wrote |= outcome.wrote;
-    if (outcome.spec != nullptr) last_spec_.store(outcome.spec, std::memory_order_relaxed);
-    if (session_.authenticated != parser_authenticated_) refresh_limits();
-    if (session_.close_after_reply) {
-      result.close = true;
-      break;
+    held_ = false;
+    // Publish before the hand-off: an exclusive request's worker owns the session meanwhile.
+    if (commands > 0) stats_.add_commands(commands);
+    commands = 0;
+    publish(now_ms);
+    if (!submit(exclusive, keys)) {
+      // Overload is a fast, retryable error for this request; the following ones are still
+      // served.
+      const std::string_view busy = "BUSY server overloaded, try again";
+      if (running_.empty()) {
+        resp::ReplyWriter(&output, session_.protocol).error(busy);
+      } else {
+        Request& request = take_request();
+        resp::ReplyWriter(&request.reply, session_.protocol).error(busy);
+        request.done = request.counted = true;
+        running_.push_back(&request);
+      }
     }
   }
   running_session = nullptr;
-  return hand_off;
 }
 
-bool ClientSession::submit() {
+commands::DispatchOutcome ClientSession::run_inline(std::string& output,
+                                                    net::ProcessResult& result,
+                                                    uint64_t& commands) {
+  (void)result;
+  // With requests running, this reply goes behind theirs.
+  Request* queued = running_.empty() ? nullptr : &take_request();
+  std::string& out = queued != nullptr ? queued->reply : output;
+  resp::ReplyWriter writer(&out, session_.protocol);
+  commands::CommandContext context{args_, writer, session_, state_.keyspace(), state_,
+                                   state_.replica()};
+  const size_t reply_start = out.size();
+  const auto started = std::chrono::steady_clock::now();
+  const commands::DispatchOutcome outcome = commands::dispatch(state_.table(), context);
+  const uint64_t usec = elapsed_us(started);
+  ++commands;
+  stats_.record_command(state_.command_index(outcome.spec), usec,
+                        is_error_reply(out, reply_start));
+  state_.after_command(args_, usec, session_);
+  if (outcome.spec != nullptr) last_spec_.store(outcome.spec, std::memory_order_relaxed);
+  if (queued != nullptr) {
+    queued->done = queued->counted = true;
+    queued->close = session_.close_after_reply;
+    running_.push_back(queued);
+  }
+  return outcome;
+}
+
+ClientSession::Admission ClientSession::admission(const commands::CommandSpec* spec,
+                                                   bool& exclusive,
+                                                   std::vector<std::string>& keys) const {
+  keys.clear();
+  if (exclusive_running_) return Admission::kWait;
+  // A forwarded request is another machine's client command: independent of its neighbours.
+  const bool forward = spec == nullptr;
+  // WATCH changes the connection's own state: it runs alone, as EXEC does.
+  const bool keyed = spec != nullptr && (spec->first_key > 0 || spec->numkeys_index > 0) &&
+                     spec->group != "transactions" &&
+                     (spec->flags & (commands::kBlocking | commands::kAdmin)) == 0 &&
+                     ((spec->flags & commands::kMovableKeys) == 0 || spec->numkeys_index > 0) &&
+                     spec->subcommands.empty();
+  exclusive = !forward && !keyed;
+  if (exclusive) return running_.empty() ? Admission::kNow : Admission::kWait;
+  // A pipelining connection with requests running waits rather than fill the shared queue:
+  // the queue's bound is what turns overload into BUSY errors for everyone.
+  if (!running_.empty() &&
+      state_.runner()->pool().queued() >= kWorkerQueueMax / 2) {
+    return Admission::kWait;
+  }
+  if (keyed) {
+    for (const size_t index : commands::key_indexes(*spec, args_)) keys.push_back(args_[index]);
+    for (const std::string& key : keys) {
+      if (running_keys_.contains(key)) return Admission::kWait;
+    }
+  }
+  return Admission::kNow;
+}
+
+ClientSession::Request& ClientSession::take_request() {
+  if (idle_requests_.empty()) {
+    // Held by pointer: a Request stays at one address, since its keyspace refers to its session.
+    return *requests_.emplace_back(std::make_unique<Request>());
+  }
+  Request* request = idle_requests_.back();
+  idle_requests_.pop_back();
+  return *request;
+}
+
+bool ClientSession::submit(bool exclusive, std::vector<std::string>& keys) {
   CommandRunner* runner = state_.runner();
   CAIRN_ASSERT(runner != nullptr, "only a server with a runner hands requests off");
-  std::vector<std::string> args;
-  args.swap(args_);
-  args_.reserve(16);
+  Request& request = take_request();
+  request.args.swap(args_);
+  args_.clear();
+  request.exclusive = exclusive;
+  request.keys.swap(keys);
+  if (exclusive) {
+    request.session = &session_;
+    request.keyspace = &worker_keyspace_;
+  } else {
+    request.own_session = session_;
+    request.session = &request.own_session;
+    request.keyspace = &request.own_keyspace;
+  }
   // The job holds the connection: it (and this session, which it owns) outlives the job even if
-  // the client goes away meanwhile; the loop then drops the reply (Connection::resume).
-  return runner->pool().submit(
-      [this, connection = connection_.shared_from_this(), args = std::move(args)]() mutable {
-        run_on_worker(std::move(connection), args);
+  // the client goes away meanwhile; the loop then drops the reply (Connection::deliver).
+  const bool accepted = runner->pool().submit(
+      [this, connection = connection_.shared_from_this(), &request]() mutable {
+        run_on_worker(std::move(connection), request);
       });
+  if (!accepted) {
+    args_.swap(request.args);
+    release(request);
+    return false;
+  }
+  for (const std::string& key : request.keys) ++running_keys_[key];
+  exclusive_running_ = exclusive;
+  running_.push_back(&request);
+  return true;
 }
 
-void ClientSession::run_on_worker(std::shared_ptr<net::Connection> connection,
-                                  std::vector<std::string>& args) {
-  WorkerReply reply;
-  running_session = this;
+void ClientSession::run_on_worker(std::shared_ptr<net::Connection> connection, Request& request) {
+  if (request.exclusive) running_session = this;
+  commands::Session& session = *request.session;
   const auto started = std::chrono::steady_clock::now();
   const commands::DispatchOutcome outcome =
-      state_.runner()->run(args, session_, worker_keyspace_, reply.bytes);
-  reply.usec = elapsed_us(started);
+      state_.runner()->run(request.args, session, *request.keyspace, request.reply);
+  request.usec = elapsed_us(started);
   running_session = nullptr;
-  reply.failed = is_error_reply(reply.bytes, 0);
-  state_.after_command(args, reply.usec, session_);
-  reply.spec = outcome.spec;
-  reply.close = session_.close_after_reply;
+  request.failed = is_error_reply(request.reply, 0);
+  state_.after_command(request.args, request.usec, session);
+  request.spec = outcome.spec;
+  request.close = session.close_after_reply;
   if (outcome.wrote) {
     // Group commit happens inside the engine: concurrent workers share one WAL sync.
     const Status synced = state_.sync_writes();
@@ -247,25 +355,74 @@ void ClientSession::run_on_worker(std::shared_ptr<net::Connection> connection,
       // a loop does when its flush fails.
       spdlog::error("WAL sync failed, closing client id={}: {}", session_.id,
                     synced.to_string());
-      reply.bytes.clear();
-      reply.close = true;
+      request.reply.clear();
+      request.close = true;
     }
   }
   net::EventLoop& loop = connection->loop();
-  net::asio::post(loop.context(),
-                  [this, connection = std::move(connection), reply = std::move(reply)] {
-                    finish(*connection, reply);
-                  });
+  net::asio::post(loop.context(), [this, connection = std::move(connection), &request] {
+    finish(*connection, request);
+  });
 }
 
-void ClientSession::finish(net::Connection& connection, const WorkerReply& reply) {
-  stats_.add_commands(1);
-  stats_.record_command(state_.command_index(reply.spec), reply.usec, reply.failed);
-  stats_.add_net(0, reply.bytes.size());
-  if (reply.spec != nullptr) last_spec_.store(reply.spec, std::memory_order_relaxed);
+void ClientSession::finish(net::Connection& connection, Request& request) {
+  request.done = true;
+  if (request.exclusive) exclusive_running_ = false;
+  for (const std::string& key : request.keys) {
+    const auto it = running_keys_.find(key);
+    if (it != running_keys_.end() && --it->second == 0) running_keys_.erase(it);
+  }
+  if (request.spec != nullptr) last_spec_.store(request.spec, std::memory_order_relaxed);
   if (session_.authenticated != parser_authenticated_) refresh_limits();
+  deliver_completed(connection);
+}
+
+void ClientSession::deliver_completed(net::Connection& connection) {
+  uint64_t commands = 0;
+  uint64_t bytes = 0;
+  while (!running_.empty() && running_.front()->done) {
+    Request& request = *running_.front();
+    running_.pop_front();
+    if (!request.counted) {
+      ++commands;
+      stats_.record_command(state_.command_index(request.spec), request.usec, request.failed);
+    }
+    bytes += request.reply.size();
+    const bool close = request.close;
+    connection.deliver(request.reply, false, close, false);
+    release(request);
+    if (close) break;
+  }
+  if (commands > 0) stats_.add_commands(commands);
+  stats_.add_net(0, bytes);
   publish(0);
-  connection.resume(reply.bytes, false, reply.close);
+  if (!suspended_ || running_.size() >= kPipelineWindow) return;
+  // The input after a full window, or a request held back, may go now.
+  suspended_ = false;
+  if (!held_) {
+    connection.deliver({}, false, false, true);
+    return;
+  }
+  // The held request was consumed from the input already: serve it here (serve() starts with
+  // it), then let the connection process what follows unless it must wait again.
+  std::string output;
+  net::ProcessResult result;
+  uint64_t served = 0;
+  serve({}, output, net::Connection::kOutputBytesMax, wall_clock_ms(), result, served);
+  if (served > 0) stats_.add_commands(served);
+  stats_.add_net(0, output.size());
+  publish(0);
+  connection.deliver(output, result.wrote, result.close, !result.suspend);
+}
+
+void ClientSession::release(Request& request) {
+  request.args.clear();
+  request.keys.clear();
+  request.reply.clear();
+  request.spec = nullptr;
+  request.done = request.close = request.counted = request.failed = request.exclusive = false;
+  request.usec = 0;
+  idle_requests_.push_back(&request);
 }
 
 void ClientSession::publish(int64_t now_ms) {

@@ -8,16 +8,31 @@
 // any thread and reads only the state published at the end of each process() call.
 //
 // Worker commands (a server with a CommandRunner, i.e. a cluster machine): a request that does not
-// run inline is handed to a worker and the connection is suspended; the worker owns the session
-// until it posts the reply back to the loop (finish()), which resumes the connection. So exactly
-// one command per connection is in flight and replies keep the order of the requests. The state
-// other threads read is published before the hand-off, never while a worker runs.
+// run inline is handed to a worker. Consecutive requests of one connection run concurrently, up
+// to kPipelineWindow of them (pipelining, docs/cluster.md "Pipelining"), and their replies are
+// appended in request order as the oldest ones complete. Each concurrent request runs on its own
+// copy of the session taken when it was admitted (its protocol, levels, authentication), so
+// later connection commands (HELLO, CONSISTENCY, AUTH...) do not change a request already sent.
+// A request waits (the connection is suspended, nothing after it is read) while:
+//  * it names a key that a running request of this connection names (same-key order);
+//  * it is exclusive and anything runs, or anything is admitted while an exclusive one runs.
+//    Exclusive: commands without fixed keys (SCAN, KEYS, FLUSHALL, CLUSTER, EXEC...), blocking
+//    ones, movable-key ones and WATCH; they run alone, on the connection's own session, as
+//    before pipelining: they may change the session (WATCH, CLUSTER SLOTS).
+// Inside MULTI every command but EXEC is only queued, on the loop (dispatch()).
+//  * kPipelineWindow requests run.
+// Inline requests (PING, CONSISTENCY...) run on the loop at once; their reply is queued behind
+// the running ones. Forwarded requests from another machine (CAIRN.FORWARD) are independent
+// clients' commands multiplexed on one peer connection: they never wait for each other.
 
 #include <atomic>
 #include <cstdint>
+#include <deque>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include "commands/command.h"
@@ -37,9 +52,13 @@ class ClientSession final : public net::Protocol {
   // `connection` owns this session; `stats` are the counters of the connection's loop.
   ClientSession(ServerState& state, LoopStats& stats, net::Connection& connection);
 
+  // Requests of one connection running on workers at once (see the comment at the top).
+  static constexpr size_t kPipelineWindow = 32;
+
   net::ProcessResult process(std::string_view input, std::string& output,
                              size_t output_bytes_max) override;
   void on_close() override;
+  bool busy() const override { return !running_.empty(); }
 
   // The CLIENT LIST line of this client. Any thread; the calling client itself is described from
   // its live state.
@@ -49,26 +68,50 @@ class ClientSession final : public net::Protocol {
   std::string describe_current(const commands::Session& session) const;
 
  private:
-  // What a worker hands back to the loop.
-  struct WorkerReply {
-    std::string bytes;
+  // One request handed to a worker (or an inline one queued behind those), from admission until
+  // its reply is appended to the output. Reused: `own_session` and `own_keyspace` keep their
+  // allocations, and the keyspace (which refers to own_session's levels) lives as long as it.
+  struct Request {
+    std::vector<std::string> args;
+    bool exclusive = false;
+    std::vector<std::string> keys;  // the keys it names, for the same-key rule
+    commands::Session own_session;
+    std::unique_ptr<coordinator::Keyspace> own_keyspace;
+    // What the worker runs with: the own ones, or the connection's for an exclusive request.
+    commands::Session* session = nullptr;
+    std::unique_ptr<coordinator::Keyspace>* keyspace = nullptr;
+    // Filled by the worker (or at once for an inline request queued behind running ones).
+    std::string reply;
     const commands::CommandSpec* spec = nullptr;
+    bool done = false;
     bool close = false;
-    uint64_t usec = 0;    // how long the command ran on the worker
-    bool failed = false;  // the reply is an error
+    bool counted = false;  // stats already recorded (inline requests)
+    uint64_t usec = 0;
+    bool failed = false;
   };
+  enum class Admission { kNow, kWait };
 
   // Serves the requests in `input` from result.consumed on, on the loop, until the input is used
-  // up, the output is full, the connection must close, or a request must run on a worker: then
-  // it returns true with that request in args_ (consumed).
-  bool serve(std::string_view input, std::string& output, size_t output_bytes_max,
+  // up, the output is full, the connection must close, or a request must wait (suspend).
+  void serve(std::string_view input, std::string& output, size_t output_bytes_max,
              int64_t now_ms, net::ProcessResult& result, uint64_t& commands);
-  // Queues args_ on the runner's pool; false if the pool refused it (overload or stopping).
-  bool submit();
-  // Worker thread: runs one command and posts its reply to the loop.
-  void run_on_worker(std::shared_ptr<net::Connection> connection, std::vector<std::string>& args);
-  // Loop thread: the worker's reply arrived.
-  void finish(net::Connection& connection, const WorkerReply& reply);
+  // Runs args_ on the loop, appending its reply to `output`, or queues the reply behind the
+  // running requests. Returns the dispatch outcome.
+  commands::DispatchOutcome run_inline(std::string& output, net::ProcessResult& result,
+                                       uint64_t& commands);
+  // Whether args_ (a worker request) may be handed to a worker now.
+  Admission admission(const commands::CommandSpec* spec, bool& exclusive,
+                      std::vector<std::string>& keys) const;
+  // Hands args_ to a worker; false if the pool refused it (overload or stopping).
+  bool submit(bool exclusive, std::vector<std::string>& keys);
+  Request& take_request();
+  // Worker thread: runs one request and posts its completion to the loop.
+  void run_on_worker(std::shared_ptr<net::Connection> connection, Request& request);
+  // Loop thread: a worker finished `request`; appends every completed reply at the head.
+  void finish(net::Connection& connection, Request& request);
+  // Loop thread: the oldest requests that are done, in order: their replies to the output.
+  void deliver_completed(net::Connection& connection);
+  void release(Request& request);
   void refresh_limits();
   // The error text for a parser error; turns the length errors that the unauthenticated limits
   // caused into Redis's "unauthenticated ..." texts. `consumed` is where the parser stopped.
@@ -82,9 +125,18 @@ class ClientSession final : public net::Protocol {
   commands::Session session_;
   resp::RequestParser parser_;
   std::vector<std::string> args_;   // reused by every request: no allocation per command
-  // The keyspace this connection's worker commands use (a cluster session carrying the
-  // connection's consistency levels); created by the runner, touched only by the worker.
+  // The keyspace this connection's exclusive worker requests use (a cluster session carrying
+  // the connection's consistency levels); created by the runner, touched only by the worker.
   std::unique_ptr<coordinator::Keyspace> worker_keyspace_;
+  // Requests admitted and not yet answered, oldest first (loop thread only).
+  std::deque<Request*> running_;
+  // Every Request this session made (at most kPipelineWindow + 1) and those not in running_.
+  std::vector<std::unique_ptr<Request>> requests_;
+  std::vector<Request*> idle_requests_;
+  std::unordered_map<std::string, size_t> running_keys_;  // key → running requests naming it
+  bool exclusive_running_ = false;
+  bool held_ = false;       // args_ holds a parsed request that waits to be admitted
+  bool suspended_ = false;  // this session suspended its connection
   size_t partial_bytes_ = 0;        // bytes of the unfinished request held by the parser
   uint64_t parser_bulk_limit_ = 0;  // the proto-max-bulk-len the parser was given
   bool parser_authenticated_ = false;  // whether the parser has the authenticated limits

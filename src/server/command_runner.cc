@@ -12,9 +12,9 @@ namespace {
 
 // Connection and server commands that answer from the session or the server's settings only.
 // INFO is not here: its keyspace section counts keys, which in a cluster asks other machines.
-constexpr std::array<std::string_view, 11> kInlineCommands = {
-    "ping", "echo",    "quit",   "hello", "auth",       "client",
-    "select", "command", "config", "time", "consistency",
+constexpr std::array<std::string_view, 14> kInlineCommands = {
+    "ping",    "echo",        "quit",  "hello",   "auth",    "client",  "select",
+    "command", "config",      "time",  "consistency", "multi", "discard", "unwatch",
 };
 
 }  // namespace
