@@ -14,8 +14,10 @@
 # -P 16. Idle RSS of cairn is measured after start-up and again after the runs.
 #
 # Env: TESTS (redis-benchmark's test names, default "set,get"; the wide-row ones are
-# "hset,sadd,zadd,zpopmin,spop"), KEYSPACE (redis-benchmark -r: random keys or fields per test,
-# default 0 = redis-benchmark's single key; real traffic has many, e.g. 100000),
+# "hset,sadd,zadd,zpopmin,spop"), KEYSPACES (redis-benchmark -r per run, space-separated,
+# default "100000 0": 100,000 random keys (or fields) as real traffic has, then
+# redis-benchmark's single key, reported as e.g. "SET/1key"; KEYSPACE=N is the same as
+# KEYSPACES=N),
 # N (requests per test, default 200000), CLIENTS (default 50), ROUNDS (alternations per
 # configuration, default 2; the median is reported), PIPELINES (default "1 16"),
 # PAIRINGS (default "durable memory cluster"), CAIRN_BIN (default <repo>/build/cairn),
@@ -31,7 +33,7 @@ ROUNDS="${ROUNDS:-2}"
 PIPELINES="${PIPELINES:-1 16}"
 PAIRINGS="${PAIRINGS:-durable memory cluster}"
 TESTS="${TESTS:-set,get}"
-KEYSPACE="${KEYSPACE:-0}"
+KEYSPACES="${KEYSPACES:-${KEYSPACE:-100000 0}}"
 PY=/usr/bin/python3
 
 WORK="$(mktemp -d /tmp/cairn-bench.XXXXXX)"
@@ -135,25 +137,26 @@ rss_kib() { ps -o rss= -p "$1" | tr -d ' '; }
 
 # bench PAIRING TARGET HOST PORT PIPELINE ROUND: appends rows to $RAW.
 bench() {
-  local pairing=$1 target=$2 host=$3 port=$4 pipeline=$5 round=$6
+  local pairing=$1 target=$2 host=$3 port=$4 pipeline=$5 round=$6 keyspace=$7
   local out="$WORK/out.csv"
-  local keys=()
-  if [ "$KEYSPACE" != 0 ]; then keys=(-r "$KEYSPACE"); fi
+  local keys=() suffix=""
+  if [ "$keyspace" != 0 ]; then keys=(-r "$keyspace"); else suffix="/1key"; fi
   redis-benchmark -h "$host" -p "$port" -t "$TESTS" "${keys[@]}" -c "$CLIENTS" -n "$N" \
     -P "$pipeline" -q --csv \
     >"$out" 2>"$WORK/bench.err" || { cat "$WORK/bench.err" >&2; die "redis-benchmark failed on $target"; }
   # "test","rps","avg_latency_ms","min_latency_ms","p50_latency_ms","p95_latency_ms",
   # "p99_latency_ms","max_latency_ms"
   tr -d '"' <"$out" | awk -F, -v p="$pairing" -v t="$target" -v pl="$pipeline" -v r="$round" \
-    '$1 != "test" && NF >= 8 { print p "," t "," pl "," r "," $1 "," $2 "," $5 "," $7 }' >>"$RAW"
+    -v s="$suffix" \
+    '$1 != "test" && NF >= 8 { print p "," t "," pl "," r "," $1 s "," $2 "," $5 "," $7 }' >>"$RAW"
   printf '  %-7s %-6s P=%-3s round %s: %s\n' "$pairing" "$target" "$pipeline" "$round" \
-    "$(tr -d '"' <"$out" | awk -F, '$1 != "test" { printf "%s %s req/s  ", $1, $2 }')"
+    "$(tr -d '"' <"$out" | awk -F, -v s="$suffix" '$1 != "test" { printf "%s%s %s req/s  ", $1, s, $2 }')"
 }
 
 echo "pairing,target,pipeline,round,test,rps,p50_ms,p99_ms" >"$RAW"
 RSS_LINES=()
 echo "cairn: $CAIRN_BIN ($(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?'))"
-echo "redis: $("$REDIS_SERVER" --version | awk '{print $3}')   N=$N CLIENTS=$CLIENTS ROUNDS=$ROUNDS TESTS=$TESTS KEYSPACE=$KEYSPACE"
+echo "redis: $("$REDIS_SERVER" --version | awk '{print $3}')   N=$N CLIENTS=$CLIENTS ROUNDS=$ROUNDS TESTS=$TESTS KEYSPACES=$KEYSPACES"
 echo "machine: $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
 echo
 
@@ -176,15 +179,17 @@ for pairing in $PAIRINGS; do
   sleep 1
   rss_start=$(rss_kib "$CAIRN_PID")
   for round in $(seq "$ROUNDS"); do
-    for pipeline in $PIPELINES; do
-      # Alternate which target goes first so neither always gets the warmer machine.
-      if [ $((round % 2)) -eq 1 ]; then
-        bench "$pairing" cairn "$CAIRN_HOST" "$CAIRN_PORT" "$pipeline" "$round"
-        bench "$pairing" redis 127.0.0.1 "$REDIS_PORT" "$pipeline" "$round"
-      else
-        bench "$pairing" redis 127.0.0.1 "$REDIS_PORT" "$pipeline" "$round"
-        bench "$pairing" cairn "$CAIRN_HOST" "$CAIRN_PORT" "$pipeline" "$round"
-      fi
+    for keyspace in $KEYSPACES; do
+      for pipeline in $PIPELINES; do
+        # Alternate which target goes first so neither always gets the warmer machine.
+        if [ $((round % 2)) -eq 1 ]; then
+          bench "$pairing" cairn "$CAIRN_HOST" "$CAIRN_PORT" "$pipeline" "$round" "$keyspace"
+          bench "$pairing" redis 127.0.0.1 "$REDIS_PORT" "$pipeline" "$round" "$keyspace"
+        else
+          bench "$pairing" redis 127.0.0.1 "$REDIS_PORT" "$pipeline" "$round" "$keyspace"
+          bench "$pairing" cairn "$CAIRN_HOST" "$CAIRN_PORT" "$pipeline" "$round" "$keyspace"
+        fi
+      done
     done
   done
   sleep 2

@@ -572,8 +572,18 @@ def test_leader_partitioned_from_etcd_stops_before_another_leads():
         status = wait_for(lambda: (lambda s: s if s and s["orchestrators"]["leader"] else None)(
             h.status(old)), 10, what="the old leader to know the new one")
         assert status["orchestrators"]["role"] == "follower"
-        assert status["orchestrators"]["leader"] == "127.0.0.1:%d" % h.orchestrator_ports[new]
-        assert h.leader() == new
+        # On an overloaded host (the CI box runs everything on 2 cores) the lease may since
+        # have passed from the first new leader to the third orchestrator: follow the one that
+        # leads now. Safety (no two leaders acting, no epoch with two contents) is checked above
+        # and below either way.
+        current = h.leader()
+        assert current in others, current
+        if current != new:
+            print("leadership moved on from orchestrator %d to %d after the takeover" % (new, current))
+            new = current
+        leader_address = "127.0.0.1:%d" % h.orchestrator_ports[new]
+        wait_for(lambda: ((h.status(old) or {}).get("orchestrators") or {}).get("leader")
+                 == leader_address, 10, what="the old leader to know the current one")
         assert not watcher.conflicts, watcher.conflicts[:2]
         # The machines heartbeat to the new leader, none was declared down on the way.
         def heartbeating():

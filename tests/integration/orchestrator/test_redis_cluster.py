@@ -215,6 +215,25 @@ def test_redis_cli_cluster_mode_runs_a_workload(dev):
     assert lines[2] == "v%d" % far, out.stdout
 
 
+NODE_DIR = os.path.join(HERE, "..", "..", "node")
+
+
+@pytest.mark.skipif(shutil.which("node") is None or
+                    not os.path.isdir(os.path.join(NODE_DIR, "node_modules", "ioredis")),
+                    reason="node or ioredis is not installed (scripts/install-deps installs both)")
+def test_ioredis_cluster_client_runs_a_workload(dev):
+    import json
+    out = subprocess.run(["node", os.path.join(NODE_DIR, "ioredis_cluster.js"),
+                          str(dev.port(1)), "300"], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert result["errors"] == [], result
+    assert result["mismatches"] == 0 and result["piped_ok"], result
+    assert result["multi"] == ["OK", 2, "2"], result
+    assert result["nodes"] >= 2, result  # one primary per shard at least
+    assert dev.client(4).get("io:299") == b"value299"
+
+
 class ClusterWorkload:
     """A thread that SETs and GETs keys through a RedisCluster client until stop(); it records
     every error and the last value acknowledged for each key."""
