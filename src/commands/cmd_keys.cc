@@ -53,6 +53,8 @@ std::string_view type_name(ValueType type) {
       return "set";
     case ValueType::kZSet:
       return "zset";
+    case ValueType::kList:
+      return "list";
   }
   return "unknown";
 }
@@ -549,6 +551,8 @@ Result<std::string> encoding_of(CommandContext& ctx, const std::string& key, con
     if (canonical_integer(cell.value)) return std::string("int");
     return std::string(cell.value.size() <= 44 ? "embstr" : "raw");
   }
+  // redis-server 7.0 keeps every list in a quicklist (7.2 added small listpack lists).
+  if (cell.type == ValueType::kList) return std::string("quicklist");
   Result<coordinator::RowRead> row = ctx.keyspace.read_row(key);
   if (!row.is_ok()) return row.status();
   RowOfType read;

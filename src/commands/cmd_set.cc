@@ -373,13 +373,9 @@ void sscan_command(CommandContext& ctx) { scan_row_command(ctx, kSet, nullptr); 
 CommandSpec spec(std::string name, int arity, uint32_t flags, int first_key, int last_key,
                  std::string summary, std::string since, std::string complexity,
                  Handler handler) {
-  CommandSpec command = make_command_spec("set", std::move(name), arity, flags, std::move(summary),
-                                          std::move(since), std::move(complexity),
-                                          std::move(handler));
-  command.first_key = first_key;
-  command.last_key = last_key;
-  command.key_step = first_key == 0 ? 0 : 1;
-  return command;
+  return make_keyed_command_spec("set", std::move(name), arity, flags, first_key, last_key,
+                                 std::move(summary), std::move(since), std::move(complexity),
+                                 std::move(handler));
 }
 
 }  // namespace

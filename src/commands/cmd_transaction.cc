@@ -114,6 +114,10 @@ void run_transaction(CommandContext& ctx, Transaction& tx) {
   const std::vector<std::string> keys(key_set.begin(), key_set.end());
   bool started = false;
   bool wrote = false;
+  // Inside a transaction a blocking command answers at once, as in Redis: nothing else may run
+  // until EXEC ends.
+  const bool blocking_allowed = ctx.session.blocking_allowed;
+  ctx.session.blocking_allowed = false;
   const Status status = ctx.keyspace.atomically(keys, [&]() -> Status {
     for (const auto& [key, version] : tx.watched) {
       Result<std::string> now = key_version(ctx.keyspace, key);
@@ -131,6 +135,7 @@ void run_transaction(CommandContext& ctx, Transaction& tx) {
     }
     return Status::ok();
   });
+  ctx.session.blocking_allowed = blocking_allowed;
   ctx.wrote = wrote;
   if (!status.is_ok()) {
     CAIRN_ASSERT(!started, "a transaction fails only before its first command");

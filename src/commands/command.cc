@@ -101,6 +101,19 @@ CommandSpec make_command_spec(std::string group, std::string name, int arity, ui
   return spec;
 }
 
+CommandSpec make_keyed_command_spec(std::string group, std::string name, int arity,
+                                    uint32_t flags, int first_key, int last_key,
+                                    std::string summary, std::string since,
+                                    std::string complexity, Handler handler) {
+  CommandSpec spec =
+      make_command_spec(std::move(group), std::move(name), arity, flags, std::move(summary),
+                        std::move(since), std::move(complexity), std::move(handler));
+  spec.first_key = first_key;
+  spec.last_key = last_key;
+  spec.key_step = first_key == 0 ? 0 : 1;
+  return spec;
+}
+
 std::vector<std::string_view> flag_names(uint32_t flags) {
   // The order of Redis 7.0's addReplyCommandFlags; clients only care about the names.
   static constexpr std::pair<uint32_t, std::string_view> kNames[] = {
@@ -155,6 +168,7 @@ const CommandTable& default_table() {
     register_hash_commands(t);
     register_set_commands(t);
     register_zset_commands(t);
+    register_list_commands(t);
     register_bit_commands(t);
     register_connection_commands(t);
     register_server_commands(t);

@@ -17,6 +17,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -64,6 +65,15 @@ enum CommandFlag : uint32_t {
 // "nondeterministic_output" instead.
 std::vector<std::string_view> flag_names(uint32_t flags);
 
+// What a blocking command (BLPOP...) that found nothing asks of its connection: to wait for a
+// push to one of `keys` and run the command again then (docs/protocol.md "Blocking commands").
+struct BlockRequest {
+  std::vector<std::string> keys;
+  // Unix ms after which the command answers its null reply (a null array, for every blocking
+  // list command of redis-server 7.0); 0 = never.
+  int64_t deadline_ms = 0;
+};
+
 // Per-connection state, owned by the connection, visible to handlers.
 struct Session {
   uint64_t id = 0;                 // CLIENT ID
@@ -94,6 +104,13 @@ struct Session {
   size_t queued_bytes = 0;
   // WATCH: each key with its version when watched (compared by EXEC, cleared by EXEC/DISCARD).
   std::vector<std::pair<std::string, std::string>> watched;
+  // Whether a blocking command may ask to wait: only a client's own connection may (a command
+  // forwarded to a shard leader answers at once and the client's machine does the waiting).
+  bool blocking_allowed = false;
+  // Set by a blocking command that found nothing and replied its null reply, when
+  // blocking_allowed: the connection waits instead of sending that reply. The connection
+  // clears it after each command.
+  std::optional<BlockRequest> block;
 };
 
 // Bounds of one connection's transaction state.
@@ -209,6 +226,12 @@ struct CommandSpec {
 CommandSpec make_command_spec(std::string group, std::string name, int arity, uint32_t flags,
                               std::string summary, std::string since, std::string complexity,
                               Handler handler);
+// The same with the keys at first_key..last_key (-1: the last argument, -2: the one before it),
+// step 1; first_key 0 for commands without keys at fixed positions.
+CommandSpec make_keyed_command_spec(std::string group, std::string name, int arity,
+                                    uint32_t flags, int first_key, int last_key,
+                                    std::string summary, std::string since,
+                                    std::string complexity, Handler handler);
 
 class CommandTable {
  public:
@@ -236,6 +259,7 @@ void register_key_commands(CommandTable& table);
 void register_hash_commands(CommandTable& table);         // HSET HGET ... (rows)
 void register_set_commands(CommandTable& table);          // SADD SMEMBERS ... (rows)
 void register_zset_commands(CommandTable& table);         // ZADD ZRANGE ... (rows)
+void register_list_commands(CommandTable& table);         // LPUSH LRANGE BLPOP ... (rows)
 void register_bit_commands(CommandTable& table);          // SETBIT GETBIT BITCOUNT
 void register_connection_commands(CommandTable& table);   // PING ECHO HELLO AUTH QUIT SELECT CLIENT
 void register_server_commands(CommandTable& table);       // COMMAND INFO CONFIG TIME SHUTDOWN...

@@ -110,10 +110,11 @@ class DataCommandTest : public ::testing::Test {
       writer.error("ERR wrong number of arguments for '" + spec->name + "' command");
       return out;
     }
-    Session session;
+    Session session = session_;
     coordinator::Keyspace& keyspace = keyspace_override_ ? *keyspace_override_ : *keyspace_;
     CommandContext context{args, writer, session, keyspace, server_};
     spec->handler(context);
+    session_.block = std::move(session.block);
     return out;
   }
 
@@ -142,6 +143,9 @@ class DataCommandTest : public ::testing::Test {
   coordinator::Keyspace* keyspace_override_ = nullptr;
   NullServerControl server_;
   CommandTable table_;
+  // The connection state each run() starts from; a blocking command's request to wait is
+  // copied back into it.
+  Session session_;
 };
 
 // A DataCommandTest with the row families (hashes, sets, sorted sets) registered too.

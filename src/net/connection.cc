@@ -124,6 +124,7 @@ void Connection::on_read(const error_code& error, size_t bytes) {
     // The client finished sending (it may only have shut down its side, as `nc` does): answer
     // what it sent, including replies still waiting for the sync or a worker, then close.
     input_ended_ = true;
+    if (suspended_ || protocol_->busy()) protocol_->on_input_end_while_suspended();
     after_output_change();
     return;
   }

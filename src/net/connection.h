@@ -55,6 +55,9 @@ class Protocol {
   virtual void on_close() = 0;
   // Requests consumed by process() still run elsewhere; their replies will be delivered.
   virtual bool busy() const { return false; }
+  // The peer finished sending while the connection was suspended (a client waiting in a
+  // blocking command went away): the protocol may end the suspension early.
+  virtual void on_input_end_while_suspended() {}
 };
 
 class Connection : public std::enable_shared_from_this<Connection> {
@@ -87,6 +90,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   // Loop thread.
   bool closed() const { return closed_; }
   bool suspended() const { return suspended_; }
+  // Loop thread: the peer finished sending (its requests are still answered).
+  bool input_ended() const { return input_ended_; }
 
   // Immutable after construction; any thread.
   uint64_t id() const { return id_; }

@@ -31,6 +31,18 @@ bool is_error_reply(std::string_view reply, size_t at) {
   return at < reply.size() && (reply[at] == '-' || reply[at] == '!');
 }
 
+// Whether the reply starting at `at` is exactly one null (RESP2 null bulk or array, RESP3 null):
+// the reply of a blocking command that found nothing.
+bool is_null_reply(std::string_view reply, size_t at) {
+  const std::string_view rest = reply.substr(std::min(at, reply.size()));
+  return rest == "*-1\r\n" || rest == "$-1\r\n" || rest == "_\r\n";
+}
+
+// How often a blocked client of a cluster machine runs its command again even without a
+// notification: a push this machine does not apply (it holds no replica of the key) or a
+// leader change would otherwise leave it waiting until its timeout.
+constexpr int64_t kBlockedRecheckIntervalMs = 100;
+
 // The session whose commands this thread is running, so CLIENT LIST can describe the calling
 // client from its live state rather than from what it published before this batch.
 thread_local const ClientSession* running_session = nullptr;
@@ -59,6 +71,7 @@ ClientSession::ClientSession(ServerState& state, LoopStats& stats, net::Connecti
   session_.last_command_ms = session_.created_ms;
   session_.peer_address = connection.peer_address();
   session_.local_address = connection.local_address();
+  session_.blocking_allowed = true;
   last_command_ms_.store(session_.created_ms, std::memory_order_relaxed);
   args_.reserve(16);
   refresh_limits();
@@ -199,7 +212,22 @@ void ClientSession::serve(std::string_view input, std::string& output, size_t ou
         break;
       }
       held_ = false;
+      const bool direct = running_.empty();  // the reply goes straight to the output
+      const size_t reply_start = output.size();
+      notifications_before_ = state_.blocked_clients().notifications();
       const commands::DispatchOutcome outcome = run_inline(output, result, commands);
+      if (session_.block) {
+        commands::BlockRequest block = std::move(*session_.block);
+        session_.block.reset();
+        // A client that finished sending (nc, a closed socket) gets the null reply at once.
+        if (direct && is_null_reply(output, reply_start) && !connection_.input_ended()) {
+          // Nothing to pop: the reply waits, and so do the requests after it.
+          output.resize(reply_start);
+          begin_block(std::move(block), args_, nullptr);
+          suspended_ = result.suspend = true;
+          break;
+        }
+      }
       result.wrote |= outcome.wrote;
       if (session_.authenticated != parser_authenticated_) refresh_limits();
       if (session_.close_after_reply) {
@@ -339,8 +367,27 @@ void ClientSession::run_on_worker(std::shared_ptr<net::Connection> connection, R
   if (request.exclusive) running_session = this;
   commands::Session& session = *request.session;
   const auto started = std::chrono::steady_clock::now();
+  // Only an exclusive request may block (blocking commands run alone).
+  if (request.exclusive) notifications_before_ = state_.blocked_clients().notifications();
   const commands::DispatchOutcome outcome =
       state_.runner()->run(request.args, session, *request.keyspace, request.reply);
+  if (session.block) {
+    commands::BlockRequest block = std::move(*session.block);
+    session.block.reset();
+    if (is_null_reply(request.reply, 0)) {
+      // Nothing to pop yet: the request stays running (everything after it waits) until the
+      // wait ends (end_block).
+      running_session = nullptr;
+      request.reply.clear();
+      request.spec = outcome.spec;
+      net::EventLoop& loop = connection->loop();
+      net::asio::post(loop.context(), [this, connection = std::move(connection),
+                                       block = std::move(block), &request]() mutable {
+        if (!connection->closed()) begin_block(std::move(block), request.args, &request);
+      });
+      return;
+    }
+  }
   request.usec = elapsed_us(started);
   running_session = nullptr;
   request.failed = is_error_reply(request.reply, 0);
@@ -439,7 +486,180 @@ void ClientSession::publish(int64_t now_ms) {
   }
 }
 
+void ClientSession::begin_block(commands::BlockRequest request, std::vector<std::string> args,
+                                Request* worker_request) {
+  CAIRN_ASSERT(!blocked_, "one blocking command at a time per connection");
+  Blocked& blocked = blocked_.emplace();
+  blocked.request = worker_request;
+  if (connection_.input_ended()) {
+    // The client went away while the first attempt ran on a worker: nobody waits.
+    end_block("", false, true);
+    return;
+  }
+  blocked.args = std::move(args);
+  blocked.keys = request.keys;
+  blocked.deadline_ms = request.deadline_ms;
+  // The wake runs on whichever thread applied the push: it only posts to this loop. The weak
+  // pointer lets a closed connection go; the session lives as long as its connection.
+  std::weak_ptr<net::Connection> weak = connection_.shared_from_this();
+  auto wake = [this, weak] {
+    if (std::shared_ptr<net::Connection> connection = weak.lock()) {
+      net::asio::post(connection->loop().context(), [this, connection] {
+        if (!connection->closed()) attempt();
+      });
+    }
+  };
+  bool missed = false;
+  blocked.sequence =
+      state_.blocked_clients().add(std::move(request.keys), wake, notifications_before_, missed);
+  arm_block_timer();
+  if (missed && state_.blocked_clients().take(blocked.sequence)) {
+    // Posted: the connection is not suspended yet while process() runs.
+    net::asio::post(connection_.loop().context(),
+                    [this, connection = connection_.shared_from_this()] {
+                      if (!connection->closed()) attempt();
+                    });
+  }
+}
+
+void ClientSession::attempt() {
+  if (!blocked_) return;
+  Blocked& blocked = *blocked_;
+  CAIRN_ASSERT(!blocked.attempting, "one attempt at a time");
+  blocked.attempting = true;
+  CommandRunner* runner = state_.runner();
+  if (runner == nullptr) {
+    std::vector<std::string> args = blocked.args;
+    std::string reply;
+    resp::ReplyWriter writer(&reply, session_.protocol);
+    commands::CommandContext context{args, writer, session_, state_.keyspace(), state_,
+                                     state_.replica()};
+    running_session = this;
+    const commands::DispatchOutcome outcome = commands::dispatch(state_.table(), context);
+    running_session = nullptr;
+    session_.block.reset();
+    attempt_done(std::move(reply), outcome.wrote);
+    return;
+  }
+  // The worker gets its own copy of the request: the loop may drop blocked_ (a close) meanwhile.
+  const bool queued = runner->pool().submit([this, connection = connection_.shared_from_this(),
+                                             args = blocked.args]() mutable {
+    std::string reply;
+    running_session = this;
+    const commands::DispatchOutcome outcome =
+        state_.runner()->run(args, session_, worker_keyspace_, reply);
+    running_session = nullptr;
+    session_.block.reset();
+    bool wrote = outcome.wrote;
+    if (wrote && !state_.sync_writes().is_ok()) {
+      // Not durable: the element must not be reported as popped; the client is closed.
+      reply.clear();
+      wrote = false;
+      session_.close_after_reply = true;
+    }
+    net::asio::post(connection->loop().context(),
+                    [this, connection, reply = std::move(reply), wrote]() mutable {
+                      attempt_done(std::move(reply), wrote);
+                    });
+  });
+  if (!queued) attempt_done(null_reply(), false);  // overloaded: as if nothing was there
+}
+
+void ClientSession::attempt_done(std::string reply, bool wrote) {
+  if (!blocked_) return;  // the connection closed meanwhile; the reply is lost (documented)
+  Blocked& blocked = *blocked_;
+  blocked.attempting = false;
+  const bool nothing = reply.empty() || is_null_reply(reply, 0);
+  const bool expired = blocked.deadline_ms != 0 && wall_clock_ms() >= blocked.deadline_ms;
+  if (nothing && !expired && !blocked.cancelled && !session_.close_after_reply) {
+    if (state_.blocked_clients().rearm(blocked.sequence)) {
+      arm_block_timer();
+      return;
+    }
+    // A push arrived during the attempt: try again, from the loop (no recursion).
+    net::asio::post(connection_.loop().context(),
+                    [this, connection = connection_.shared_from_this()] {
+                      if (!connection->closed()) attempt();
+                    });
+    return;
+  }
+  if (nothing) {
+    end_block(blocked.cancelled ? std::string() : null_reply(), false, blocked.cancelled);
+    return;
+  }
+  // Served (or an error): the next waiter of these keys may find more.
+  const std::vector<std::string> keys = blocked.keys;
+  end_block(reply, wrote, session_.close_after_reply);
+  for (const std::string& key : keys) state_.blocked_clients().notify(key);
+}
+
+void ClientSession::end_block(std::string_view reply, bool wrote, bool close) {
+  if (blocked_->sequence != 0) state_.blocked_clients().remove(blocked_->sequence);
+  Request* request = blocked_->request;
+  blocked_.reset();
+  if (request != nullptr) {
+    // The exclusive request completes with this reply (the attempt synced its writes); the
+    // requests after it go on.
+    request->reply.assign(reply);
+    request->close = request->close || close;
+    finish(connection_, *request);
+    return;
+  }
+  stats_.add_net(0, reply.size());
+  suspended_ = false;
+  connection_.deliver(reply, wrote, close, true);
+}
+
+void ClientSession::arm_block_timer() {
+  Blocked& blocked = *blocked_;
+  const bool recheck = state_.runner() != nullptr;
+  if (blocked.deadline_ms == 0 && !recheck) return;
+  const int64_t now = wall_clock_ms();
+  int64_t wait_ms = blocked.deadline_ms == 0 ? kBlockedRecheckIntervalMs
+                                             : std::max<int64_t>(blocked.deadline_ms - now, 0);
+  if (recheck) wait_ms = std::min(wait_ms, kBlockedRecheckIntervalMs);
+  if (!blocked.timer) {
+    blocked.timer = std::make_unique<net::asio::steady_timer>(connection_.loop().context());
+  }
+  blocked.timer->expires_after(std::chrono::milliseconds(wait_ms));
+  const uint64_t sequence = blocked.sequence;
+  blocked.timer->async_wait([this, sequence, weak = std::weak_ptr<net::Connection>(
+                                                 connection_.shared_from_this())](
+                                const boost::system::error_code& error) {
+    std::shared_ptr<net::Connection> connection = weak.lock();
+    if (error || !connection || connection->closed()) return;
+    if (!blocked_ || blocked_->sequence != sequence) return;
+    // An attempt in flight re-arms the timer when it ends.
+    if (!state_.blocked_clients().take(sequence)) return;
+    if (blocked_->deadline_ms != 0 && wall_clock_ms() >= blocked_->deadline_ms) {
+      end_block(null_reply(), false, false);
+      return;
+    }
+    attempt();
+  });
+}
+
+std::string ClientSession::null_reply() const {
+  std::string reply;
+  resp::ReplyWriter writer(&reply, session_.protocol);
+  writer.null_array();
+  return reply;
+}
+
+void ClientSession::on_input_end_while_suspended() {
+  if (!blocked_) return;
+  if (blocked_->attempting) {
+    blocked_->cancelled = true;
+    return;
+  }
+  if (state_.blocked_clients().take(blocked_->sequence)) end_block("", false, true);
+}
+
 void ClientSession::on_close() {
+  if (blocked_) {
+    state_.blocked_clients().remove(blocked_->sequence);
+    blocked_.reset();
+  }
   state_.unregister_client(session_.id);
   state_.client_closed();
 }

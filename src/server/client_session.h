@@ -30,6 +30,7 @@
 #include <deque>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -37,6 +38,7 @@
 
 #include "commands/command.h"
 #include "coordinator/keyspace.h"
+#include "net/asio.h"
 #include "net/connection.h"
 #include "resp/parser.h"
 #include "server/server_state.h"
@@ -59,6 +61,7 @@ class ClientSession final : public net::Protocol {
                              size_t output_bytes_max) override;
   void on_close() override;
   bool busy() const override { return !running_.empty(); }
+  void on_input_end_while_suspended() override;
 
   // The CLIENT LIST line of this client. Any thread; the calling client itself is described from
   // its live state.
@@ -113,6 +116,39 @@ class ClientSession final : public net::Protocol {
   void deliver_completed(net::Connection& connection);
   void release(Request& request);
   void refresh_limits();
+
+  // ---- Blocking commands (docs/protocol.md "Blocking commands") ----
+  // A client in BLPOP... whose first attempt found nothing: its connection stays suspended, its
+  // waiter is queued in ServerState::blocked_clients(), and each wake runs the command again
+  // (on the loop, or on a worker in cluster mode) until it is served or its deadline passes.
+  // Loop thread, except that a worker running an attempt reads `args`.
+  struct Blocked {
+    uint64_t sequence = 0;
+    std::vector<std::string> args;
+    std::vector<std::string> keys;
+    int64_t deadline_ms = 0;  // Unix ms; 0 = never
+    bool attempting = false;
+    bool cancelled = false;   // the client went away during an attempt
+    std::unique_ptr<net::asio::steady_timer> timer;
+    // Cluster mode: the exclusive worker request the wait belongs to; it completes (and the
+    // connection's later requests go on) when the wait ends. nullptr on a single machine.
+    Request* request = nullptr;
+  };
+  // Loop thread: the command in `args` asked to block (Session::block) with its null reply.
+  // `request`: see Blocked::request.
+  void begin_block(commands::BlockRequest request, std::vector<std::string> args,
+                   Request* worker_request);
+  // Loop thread: runs the blocked command again. REQUIRES: the waiter is attempting.
+  void attempt();
+  // Loop thread: an attempt's reply.
+  void attempt_done(std::string reply, bool wrote);
+  // Loop thread: leaves the blocked state with `reply`.
+  void end_block(std::string_view reply, bool wrote, bool close);
+  // Loop thread: (re)starts the timer of the deadline and, in cluster mode, of the periodic
+  // re-check that covers pushes this machine does not apply (it is no replica of the key, or
+  // the key's leader changed).
+  void arm_block_timer();
+  std::string null_reply() const;
   // The error text for a parser error; turns the length errors that the unauthenticated limits
   // caused into Redis's "unauthenticated ..." texts. `consumed` is where the parser stopped.
   std::string unauthenticated_error(std::string_view input, size_t consumed,
@@ -137,6 +173,8 @@ class ClientSession final : public net::Protocol {
   bool exclusive_running_ = false;
   bool held_ = false;       // args_ holds a parsed request that waits to be admitted
   bool suspended_ = false;  // this session suspended its connection
+  std::optional<Blocked> blocked_;
+  uint64_t notifications_before_ = 0;  // BlockedClients::notifications() before the command
   size_t partial_bytes_ = 0;        // bytes of the unfinished request held by the parser
   uint64_t parser_bulk_limit_ = 0;  // the proto-max-bulk-len the parser was given
   bool parser_authenticated_ = false;  // whether the parser has the authenticated limits

@@ -158,6 +158,7 @@ commands::DispatchOutcome ClusterRunner::serve_forward(std::vector<std::string>&
   inner.internal = false;
   inner.authenticated = true;
   inner.cluster_redirects = false;  // the forwarding machine chose to serve the request
+  inner.blocking_allowed = false;   // the forwarding machine waits for its blocked client
   inner.request_options.read = *read;
   inner.request_options.write = *write;
   std::vector<std::string> inner_args(std::make_move_iterator(args.begin() + kForwardHeaderArgs),

@@ -177,6 +177,15 @@ ServerState::ServerState(ServerConfig config, size_t loop_count, storage::Engine
       on_shutdown_(std::move(on_shutdown)), started_monotonic_ms_(monotonic_ms()),
       config_(std::move(config)), loop_stats_(new LoopStats[loop_count]),
       loop_count_(loop_count) {
+  // Every list write ends with its meta cell (docs/formats.md "Lists"): one notification per
+  // command, on every replica that applies it, whichever machine coordinated it.
+  engine_.set_field_observer([this](std::string_view key, std::string_view sub_key,
+                                    const storage::Cell& cell) {
+    if (cell.type == storage::ValueType::kList && !cell.tombstone && sub_key.size() == 1 &&
+        sub_key[0] == storage::kListMetaNamespace) {
+      blocked_clients_.notify(key);
+    }
+  });
   settings_.maxclients.store(config_.maxclients);
   settings_.idle_timeout_ms.store(config_.timeout_seconds * 1000);
   settings_.proto_max_bulk_len.store(config_.proto_max_bulk_len);

@@ -26,6 +26,7 @@
 #include "metrics/text_format.h"
 #include "server/config.h"
 #include "server/redis_settings.h"
+#include "server/blocked_clients.h"
 #include "storage/engine.h"
 
 namespace cairn::server {
@@ -169,6 +170,9 @@ class ServerState final : public commands::ServerControl {
   // loop's flush does for the commands it ran).
   Status sync_writes() { return engine_.sync(); }
   const commands::CommandTable& table() const { return table_; }
+  // The clients waiting in blocking list commands; woken by every list write this machine
+  // applies (the engine's field observer, set by the constructor).
+  BlockedClients& blocked_clients() { return blocked_clients_; }
   size_t connected_clients() const { return connected_.load(std::memory_order_relaxed); }
   uint64_t total_commands() const;
 
@@ -209,6 +213,7 @@ class ServerState final : public commands::ServerControl {
 
   storage::Engine& engine_;
   coordinator::Keyspace& keyspace_;
+  BlockedClients blocked_clients_;
   const commands::CommandTable& table_;
   std::function<void()> on_shutdown_;
   CommandRunner* runner_ = nullptr;

@@ -28,11 +28,13 @@ enum class ValueType : uint8_t {
   kHash = 2,
   kSet = 3,
   kZSet = 4,
+  kList = 5,
 };
 
 // Whether values of `type` are rows (a header cell plus one cell per field or member).
 constexpr bool is_row_type(ValueType type) {
-  return type == ValueType::kHash || type == ValueType::kSet || type == ValueType::kZSet;
+  return type == ValueType::kHash || type == ValueType::kSet || type == ValueType::kZSet ||
+         type == ValueType::kList;
 }
 
 struct Cell {
@@ -65,6 +67,9 @@ inline constexpr char kFieldNamespace = '\x01';
 // Reserved for the score index of sorted sets (docs/formats.md "Rows", not written yet): cells
 // at 0x02 | score (8 bytes, order-preserving) | member. They never count toward the row's size.
 inline constexpr char kScoreIndexNamespace = '\x02';
+// The one cell of a list that says where its elements are (docs/formats.md "Lists"). Never
+// counted toward the row's size.
+inline constexpr char kListMetaNamespace = '\x03';
 
 // The 8 bytes of `score` whose bytewise order is the numeric order (-inf first, +inf last; -0 and
 // +0 encode alike). REQUIRES: score is not NaN.

@@ -1148,6 +1148,7 @@ Result<bool> Engine::apply_field(topology::Token token, std::string_view key,
   status = impl_->db->Write(write_options, &batch);
   if (!status.ok()) return from_rocksdb(status, "storage: apply field");
   impl_->writes.fetch_add(1, std::memory_order_relaxed);
+  if (field_observer_) field_observer_(key, sub_key, cell);
   return true;
 }
 

@@ -69,6 +69,10 @@ ARITY = {
     "zrangestore": -5, "zrandmember": -2, "zunion": -3, "zinter": -3, "zdiff": -3,
     "zunionstore": -4, "zinterstore": -4, "zdiffstore": -4, "zintercard": -3, "zscan": -3,
     "bitpos": -3, "bitop": -4, "bitfield": -2, "bitfield_ro": -2, "lcs": -3, "copy": -3,
+    "lpush": -3, "rpush": -3, "lpushx": -3, "rpushx": -3, "lpop": -2, "rpop": -2, "llen": 2,
+    "lrange": 4, "lindex": 3, "lset": 4, "linsert": 5, "lrem": 4, "ltrim": 4, "lpos": -3,
+    "lmove": 5, "rpoplpush": 3, "lmpop": -4, "blpop": -3, "brpop": -3, "blmove": 6,
+    "brpoplpush": 4, "blmpop": -5,
 }
 MEMBERS = [b"a", b"b", b"c", b"1", b"2", b"", b"x y", b"\xff"]
 FIELDS = [b"f0", b"f1", b"f2", b"f3", b"", b"a b", b"\xff\x00", b"n"]
@@ -207,6 +211,11 @@ class Generator:
             (self.op_zscan, 1 * h), (self.op_object, 2 * h),
         ]
         weights += [(self.op_bit2, 6), (self.op_copy, 3)]
+        weights += [
+            (self.op_lpush, 12 * h), (self.op_lpop, 6 * h), (self.op_lread, 8 * h),
+            (self.op_lchange, 6 * h), (self.op_lpos, 3 * h), (self.op_lmove, 4 * h),
+            (self.op_lmpop, 3 * h), (self.op_lblocking, 2 * h),
+        ]
         total = sum(w for _, w in weights)
         x = rng.random() * total
         for fn, w in weights:
@@ -742,11 +751,111 @@ class Generator:
 
     def op_object(self):
         rng = self.rng
-        k = rng.choice([self.zalgebra_key(), self.key(), b"h0"])
+        k = rng.choice([self.zalgebra_key(), self.key(), b"h0", b"l0"])
         sub = rng.choice([b"ENCODING", b"ENCODING", b"REFCOUNT", b"FREQ", b"encoding"])
         if rng.random() < 0.03:
             return Op([self.name("object"), rng.choice([b"HELP", b"FOO"])], keys=[k])
         return Op([self.name("object"), sub, k], kind="encoding", keys=[k])
+
+    # -- lists ---------------------------------------------------------------------------------
+
+    def list_key(self):
+        return self.rng.choice([b"l0", b"l1", b"l2", b"l0", b"s0", self.key()])
+
+    def list_end(self):
+        if self.rng.random() < 0.03:
+            return self.rng.choice([b"up", b""])
+        return self.rng.choice([b"LEFT", b"RIGHT", b"left", b"right"])
+
+    def op_lpush(self):
+        rng = self.rng
+        k = self.list_key()
+        name = rng.choice(["lpush", "rpush", "lpush", "rpush", "lpushx", "rpushx"])
+        return Op([self.name(name), k] + [self.member() for _ in range(rng.randrange(1, 5))],
+                  keys=[k])
+
+    def op_lpop(self):
+        rng = self.rng
+        k = self.list_key()
+        args = [self.name(rng.choice(["lpop", "rpop"])), k]
+        if rng.random() < 0.4:
+            args.append(rng.choice([b"1", b"2", b"10", b"0", b"-1", b"abc", MAX]))
+        return Op(args, keys=[k])
+
+    def op_lread(self):
+        rng = self.rng
+        k = self.list_key()
+        name = rng.choice(["llen", "lrange", "lrange", "lindex", "type"])
+        if name in ("llen", "type"):
+            return Op([self.name(name), k], keys=[k])
+        if name == "lindex":
+            return Op([self.name(name), k, self.index_arg()], keys=[k])
+        return Op([self.name(name), k, self.index_arg(), self.index_arg()], keys=[k])
+
+    def op_lchange(self):
+        rng = self.rng
+        k = self.list_key()
+        name = rng.choice(["lset", "linsert", "linsert", "lrem", "ltrim"])
+        if name == "lset":
+            return Op([self.name(name), k, self.index_arg(), self.member()], keys=[k])
+        if name == "linsert":
+            where = rng.choice([b"BEFORE", b"after", b"AFTER", b"before", b"middle"])
+            return Op([self.name(name), k, where, self.member(), self.member()], keys=[k])
+        if name == "lrem":
+            return Op([self.name(name), k, rng.choice([b"0", b"1", b"-1", b"2", b"-2", MIN, b"x"]),
+                       self.member()], keys=[k])
+        return Op([self.name(name), k, self.index_arg(), self.index_arg()], keys=[k])
+
+    def op_lpos(self):
+        rng = self.rng
+        k = self.list_key()
+        args = [self.name("lpos"), k, self.member()]
+        for option, values in ((b"RANK", [b"1", b"2", b"-1", b"-3", b"0", MIN, b"x"]),
+                               (b"COUNT", [b"0", b"1", b"3", b"-1"]),
+                               (b"MAXLEN", [b"0", b"2", b"5", b"-1"])):
+            if rng.random() < 0.4:
+                args += [option, rng.choice(values)]
+        return Op(args, keys=[k])
+
+    def op_lmove(self):
+        rng = self.rng
+        a, b = self.list_key(), self.list_key()
+        if rng.random() < 0.3:
+            return Op([self.name("rpoplpush"), a, b], keys=[a, b])
+        return Op([self.name("lmove"), a, b, self.list_end(), self.list_end()], keys=[a, b])
+
+    def lmpop_args(self):
+        rng = self.rng
+        keys = [self.list_key() for _ in range(rng.randrange(1, 4))]
+        numkeys = str(len(keys)).encode()
+        if rng.random() < 0.05:
+            numkeys = rng.choice([b"0", b"9", b"abc", b"-1"])
+        args = [numkeys] + keys + [self.list_end()]
+        if rng.random() < 0.4:
+            args += [b"COUNT", rng.choice([b"1", b"2", b"10", b"0", b"-1", b"abc"])]
+        return args, keys
+
+    def op_lmpop(self):
+        args, keys = self.lmpop_args()
+        return Op([self.name("lmpop")] + args, keys=keys)
+
+    def op_lblocking(self):
+        """Blocking pops whose outcome does not depend on timing: a list that has an element
+        answers at once, an empty one waits the same 10 ms on both servers (nobody pushes)."""
+        rng = self.rng
+        timeout = rng.choice([b"0.01", b"0.01", b"0.02", b"-1", b"abc"])
+        name = rng.choice(["blpop", "brpop", "blmove", "brpoplpush", "blmpop"])
+        if name in ("blpop", "brpop"):
+            keys = [self.list_key() for _ in range(rng.randrange(1, 3))]
+            return Op([self.name(name)] + keys + [timeout], keys=keys)
+        if name == "blmpop":
+            args, keys = self.lmpop_args()
+            return Op([self.name(name), timeout] + args, keys=keys)
+        a, b = self.list_key(), self.list_key()
+        if name == "brpoplpush":
+            return Op([self.name(name), a, b, timeout], keys=[a, b])
+        return Op([self.name(name), a, b, self.list_end(), self.list_end(), timeout],
+                  keys=[a, b])
 
     # -- more bits, LCS, COPY ------------------------------------------------------------------
 
@@ -1088,6 +1197,9 @@ class Driver:
             if rz != tz and not isinstance(rzv, ErrorReply):
                 self.fail(index, Op([b"ZRANGE", k, b"0", b"-1", b"WITHSCORES"]), rz, tz,
                           "final sorted sets differ")
+            (rl, _), (tl, _) = self.both([b"LRANGE", k, b"0", b"-1"])
+            if rl != tl:
+                self.fail(index, Op([b"LRANGE", k, b"0", b"-1"]), rl, tl, "final lists differ")
             (ra, _), (ta, _) = self.both([b"GET", k])
             if ra != ta:
                 self.fail(index, Op([b"GET", k]), ra, ta, "final values differ")

@@ -11,7 +11,8 @@ clients writing and reading at QUORUM the whole time, the fault checker on their
   * issue 16: repeated kill -9 and restart of source replicas and of the new shard's members
     while ranges migrate to it;
   * `cairn admin split` / `move` / `migrations` by hand, and their refusals;
-  * issue 9: hashes, sets and sorted sets move with every field under field writes.
+  * issue 9: hashes, sets and sorted sets move with every field under field writes;
+  * issue 12: a list moves with every element in order under pushes.
 """
 
 import json
@@ -437,7 +438,8 @@ def in_range(token, r):
 
 def test_rows_bigger_than_a_page_move_whole_under_writes():
     """Issue 9: a hash of 12,000 fields and a sorted set of 6,000 members (12,000 cells with its
-    score index) move by hand to the other shard while fields are added through every machine.
+    score index) move by hand to the other shard while fields are added through every machine;
+    issue 12: with them a list of 6,000 elements, pushed to while it moves.
     Afterwards every acknowledged field reads back at QUORUM, the sorted set is whole and in
     order, and every voting replica stores the same cells, field by field."""
     with DevCluster(shards=2, rf=3, spares=0, extra_args=["--no-auto-rebalance"]) as dev:
@@ -447,10 +449,12 @@ def test_rows_bigger_than_a_page_move_whole_under_writes():
                                              for f in range(b, b + 1000)}) == 1000
         for b in range(0, BIG_ROW_FIELDS // 2, 1000):
             assert c.zadd("{big}z", {"m%d" % f: f for f in range(b, b + 1000)}) == 1000
+            assert c.rpush("{big}l", *["e%d" % f for f in range(b, b + 1000)]) == b + 1000
         table = dev.get("/v1/table")
         moved = next(r for r in table["ranges"] if in_range(token_of("{big}h"), r))
         target = next(s["id"] for s in table["shards"] if s["id"] != moved["shard"])
         acked = {}
+        pushed = []
         stop = threading.Event()
         errors = []
         indexes = sorted(dev.pids)
@@ -464,6 +468,8 @@ def test_rows_bigger_than_a_page_move_whole_under_writes():
                 try:
                     assert w.hset("{big}h", field, value) == 1
                     acked[field] = value
+                    w.rpush("{big}l", field)
+                    pushed.append(field)
                 except Exception as e:  # noqa: BLE001 - only refusals are allowed
                     if not str(e).startswith(("UNCERTAIN", "UNAVAILABLE", "NOLEADER")):
                         errors.append(repr(e))
@@ -499,6 +505,16 @@ def test_rows_bigger_than_a_page_move_whole_under_writes():
         assert r.zcard("{big}z") == BIG_ROW_FIELDS // 2
         assert r.zrange("{big}z", 0, -1, withscores=True) == [
             (("m%d" % f).encode(), float(f)) for f in range(BIG_ROW_FIELDS // 2)]
+        elements = [e.decode() for e in r.lrange("{big}l", 0, -1)]
+        preloaded = ["e%d" % f for f in range(BIG_ROW_FIELDS // 2)]
+        assert elements[:len(preloaded)] == preloaded
+        late = elements[len(preloaded):]
+        assert set(pushed) <= set(late), "acknowledged pushes lost"
+        assert all(e.startswith("late") for e in late) and len(set(late)) == len(late)
+        for n in range(3):  # each writer's pushes keep their order
+            mine = [e for e in late if e.startswith("late%d-" % n)]
+            assert mine == sorted(mine, key=lambda e: int(e.split("-")[1]))
+        assert r.llen("{big}l") == len(elements)
         assert not misplaced_keys(dev, table)
         diff = wait_replicas_agree(dev, table)
         assert not diff, "replicas of a shard store different cells:\n" + "\n".join(diff[:20])
