@@ -24,7 +24,7 @@ struct Value {
     kError,      // -text (str holds the text without '-')
     kInteger,    // :n
     kBulk,       // $n
-    kNull,       // $-1, *-1, _
+    kNull,       // $-1, *-1 (integer 1: a null array, which a relay must keep), _
     kArray,      // *n
     kMap,        // %n (elements hold key, value, key, value...)
     kSet,        // ~n

@@ -20,9 +20,9 @@
 
 namespace cairn::server {
 
-// Encodes a parsed reply back into RESP, for relaying a peer's reply to a client. RESP3 nulls
-// become "_" for a RESP3 client and "$-1" otherwise (the parser does not keep which null it was;
-// the forwarded commands answer bulk nulls). REQUIRES: depth bounded by the parser's limits.
+// Encodes a parsed reply back into RESP, for relaying a peer's reply to a client. Nulls become
+// "_" for a RESP3 client, otherwise "*-1" for a null array (BLPOP's timeout, an aborted EXEC)
+// and "$-1" for any other. REQUIRES: depth bounded by the parser's limits.
 void encode_reply(const resp::Value& value, int protocol, std::string& out);
 
 class ClusterRunner final : public CommandRunner {

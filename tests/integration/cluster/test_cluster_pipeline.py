@@ -227,3 +227,24 @@ def test_kill_mid_pipeline_gives_per_command_errors_never_a_missing_or_reordered
     s = session(cluster, 0)
     assert s.ping()
     s.close()
+
+
+def test_a_blocked_pop_holds_the_commands_after_it_and_exec_does_not_block(cluster):
+    # BLPOP waits for a push through another machine; the PING and SET pipelined behind it are
+    # answered after it, in order, and the SET ran after the pop (it names no shared key, but
+    # a blocking command runs alone). Inside MULTI, BLPOP answers at once (nil).
+    sock, reader = connect(cluster, 1)
+    sock.sendall(encode(["BLPOP", "bq", "5"]) + encode(["PING"]) + encode(["SET", "bq-after", "1"]))
+    time.sleep(0.3)
+    other = session(cluster, 4)
+    assert other.exists("bq-after") == 0  # still held behind the blocked pop
+    assert other.rpush("bq", "job1") == 1
+    assert reader.reply() == b"*2\r\n$2\r\nbq\r\n$4\r\njob1\r\n"
+    assert reader.reply() == b"+PONG\r\n"
+    assert reader.reply() == b"+OK\r\n"
+    started = time.monotonic()
+    sock.sendall(encode(["MULTI"]) + encode(["BLPOP", "{bq}empty", "5"]) + encode(["EXEC"]))
+    assert [reader.reply() for _ in range(3)] == [b"+OK\r\n", b"+QUEUED\r\n", b"*1\r\n*-1\r\n"]
+    assert time.monotonic() - started < 2.0
+    sock.close()
+    other.close()
