@@ -179,7 +179,9 @@ ParseOutcome ReplyParser::step(std::string_view buffer, bool buffered, size_t ol
         }
         if (number == -1) {
           if (type != '*') return fail("invalid reply: bad aggregate length");
-          next_slot()->type = Value::Type::kNull;
+          Value* slot = next_slot();
+          slot->type = Value::Type::kNull;
+          slot->integer = 1;  // a null array (LPOP key count, BLPOP...), not a null bulk
           break;
         }
         const bool pairs = type == '%' || type == '|';

@@ -41,7 +41,9 @@ void encode_reply(const resp::Value& value, int protocol, std::string& out) {
     case Type::kError: append_line(out, '-', value.str); return;
     case Type::kInteger: append_line(out, ':', std::to_string(value.integer)); return;
     case Type::kBulk: append_length_prefixed(out, '$', value.str); return;
-    case Type::kNull: out.append(protocol >= 3 ? "_\r\n" : "$-1\r\n"); return;
+    case Type::kNull:
+      out.append(protocol >= 3 ? "_\r\n" : (value.integer == 1 ? "*-1\r\n" : "$-1\r\n"));
+      return;
     case Type::kDouble: append_line(out, ',', value.str); return;
     case Type::kBoolean: append_line(out, '#', value.integer != 0 ? "t" : "f"); return;
     case Type::kVerbatim: append_length_prefixed(out, '=', "txt:" + value.str); return;
