@@ -181,7 +181,7 @@ ParseOutcome ReplyParser::step(std::string_view buffer, bool buffered, size_t ol
           if (type != '*') return fail("invalid reply: bad aggregate length");
           Value* slot = next_slot();
           slot->type = Value::Type::kNull;
-          slot->integer = 1;
+          slot->integer = 1;  // a null array (LPOP key count, BLPOP...), not a null bulk
           break;
         }
         const bool pairs = type == '%' || type == '|';

@@ -24,7 +24,7 @@ struct Value {
     kError,      // -text (str holds the text without '-')
     kInteger,    // :n
     kBulk,       // $n
-    kNull,       // $-1, *-1 (integer 1: a null array, which a relay must keep), _
+    kNull,       // $-1, *-1, _ (integer 1 for *-1, so a relayed reply keeps its RESP2 form)
     kArray,      // *n
     kMap,        // %n (elements hold key, value, key, value...)
     kSet,        // ~n

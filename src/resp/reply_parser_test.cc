@@ -124,6 +124,18 @@ std::string parse_error(std::string_view wire, ReplyLimits limits = {}) {
   return p.error;
 }
 
+TEST(ReplyParser, NullArrayIsMarkedApartFromNullBulk) {
+  // A machine relaying a reply (CAIRN.FORWARD) must answer *-1 where the leader did.
+  ReplyParser parser;
+  Value value;
+  ASSERT_EQ(parser.parse("*-1\r\n", value).state, ParseState::kComplete);
+  EXPECT_EQ(value.type, Value::Type::kNull);
+  EXPECT_EQ(value.integer, 1);
+  ASSERT_EQ(parser.parse("$-1\r\n", value).state, ParseState::kComplete);
+  EXPECT_EQ(value.type, Value::Type::kNull);
+  EXPECT_EQ(value.integer, 0);
+}
+
 TEST(ReplyParser, Scalars) {
   EXPECT_EQ(parse_one("+OK\r\n"), "simple(OK)");
   EXPECT_EQ(parse_one("+\r\n"), "simple()");

@@ -3,7 +3,8 @@ cluster: the same seeded command sequences go to redis-server and to one cluster
 every reply must match byte for byte (with that test's normalizations).
 
 Excluded: the documented cluster difference — read-modify-write commands over keys of different
-shards (MSETNX, RENAME, RENAMENX, SMOVE, the *STORE commands, COPY, BITOP) answer CROSSSHARD
+shards (MSETNX, RENAME, RENAMENX, SMOVE, the *STORE commands, COPY, BITOP, LMOVE, RPOPLPUSH,
+LMPOP and the blocking list pops) answer CROSSSHARD
 instead of running; such generated commands are skipped. Hashes, sets and sorted sets are
 generated as in the single-machine test (issue 9). SCAN cursors are tokens (docs/protocol.md), so a SCAN the generator compares
 exactly (odd options such as TYPE -1) is compared exactly only when one side answers an error,
@@ -26,7 +27,8 @@ OPS = int(os.environ.get("CAIRN_CLUSTER_DIFF_OPS", "1500"))
 SEEDS = list(range(1, int(os.environ.get("CAIRN_CLUSTER_DIFF_SEEDS", "4")) + 1))
 CROSS_SHARD_RMW = {b"msetnx", b"rename", b"renamenx", b"smove", b"sinterstore", b"sunionstore",
                    b"sdiffstore", b"zrangestore", b"zunionstore", b"zinterstore", b"zdiffstore",
-                   b"copy", b"bitop"}
+                   b"copy", b"bitop", b"lmove", b"rpoplpush", b"lmpop", b"blpop", b"brpop",
+                   b"blmove", b"brpoplpush", b"blmpop"}
 
 
 class ClusterDriver(Driver):

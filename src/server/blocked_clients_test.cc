@@ -1,0 +1,69 @@
+// BlockedClients: first blocked first served, a waiter keeps its place after an attempt that
+// found nothing, and a push during an attempt is never missed.
+#include "server/blocked_clients.h"
+
+#include <gtest/gtest.h>
+
+#include <string>
+#include <vector>
+
+namespace cairn::server {
+namespace {
+
+struct Woken {
+  std::vector<int> order;
+  BlockedClients::Wake wake(int who) {
+    return [this, who] { order.push_back(who); };
+  }
+};
+
+TEST(BlockedClients, FirstBlockedIsWokenFirstAndKeepsItsPlace) {
+  BlockedClients blocked;
+  Woken woken;
+  bool missed = true;
+  const uint64_t first = blocked.add({"q"}, woken.wake(1), blocked.notifications(), missed);
+  EXPECT_FALSE(missed);
+  const uint64_t second = blocked.add({"other", "q"}, woken.wake(2), blocked.notifications(),
+                                      missed);
+  blocked.notify("q");
+  EXPECT_EQ(woken.order, std::vector<int>({1}));
+  // The first found nothing (someone else popped): back in its place, ahead of the second.
+  EXPECT_TRUE(blocked.rearm(first));
+  blocked.notify("q");
+  EXPECT_EQ(woken.order, std::vector<int>({1, 1}));
+  blocked.remove(first);  // served
+  blocked.notify("q");
+  EXPECT_EQ(woken.order, std::vector<int>({1, 1, 2}));
+  blocked.remove(second);
+  EXPECT_EQ(blocked.size(), 0u);
+  blocked.notify("q");  // nobody waits: nothing happens
+  EXPECT_EQ(woken.order.size(), 3u);
+}
+
+TEST(BlockedClients, APushDuringAnAttemptIsNotMissed) {
+  BlockedClients blocked;
+  Woken woken;
+  bool missed = false;
+  const uint64_t waiter = blocked.add({"q"}, woken.wake(1), blocked.notifications(), missed);
+  ASSERT_TRUE(blocked.take(waiter));  // a timer starts an attempt
+  EXPECT_FALSE(blocked.take(waiter));  // one attempt at a time
+  blocked.notify("q");                 // a push lands while the attempt runs
+  EXPECT_TRUE(woken.order.empty());    // not woken twice...
+  EXPECT_FALSE(blocked.rearm(waiter));  // ...but told to attempt again
+  EXPECT_TRUE(blocked.rearm(waiter));
+  blocked.remove(waiter);
+}
+
+TEST(BlockedClients, ANotificationBeforeQueueingIsReported) {
+  BlockedClients blocked;
+  Woken woken;
+  const uint64_t before = blocked.notifications();
+  blocked.notify("q");  // the push came after the first attempt looked, before add()
+  bool missed = false;
+  const uint64_t waiter = blocked.add({"q"}, woken.wake(1), before, missed);
+  EXPECT_TRUE(missed);
+  blocked.remove(waiter);
+}
+
+}  // namespace
+}  // namespace cairn::server
