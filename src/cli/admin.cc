@@ -287,6 +287,41 @@ std::vector<std::string> load_columns(const json& load) {
           hottest_text(load)};
 }
 
+// The "hot" part of /v1/load: hot shards (and those within their window), hot keys, splits
+// held back and ranges pinned after a split.
+void print_hot(std::ostream& out, const json& hot) {
+  if (!hot.is_object()) return;
+  const json settings = member(hot, "settings");
+  out << fmt::format("hot shards: above {} ops/s and {}x the median for {} s (cool-down {} s)\n",
+                     field(settings, "shard_ops"), field(settings, "factor"),
+                     field(settings, "window_s"), field(settings, "cooldown_s"));
+  const json shards = member(hot, "shards");
+  if (!shards.is_array() || shards.empty()) out << "  none\n";
+  for (const json& s : shards) {
+    const bool is_hot = member(s, "hot").is_boolean() && member(s, "hot").get<bool>();
+    const bool cooling = member(s, "cooling").is_boolean() && member(s, "cooling").get<bool>();
+    out << fmt::format("  shard {}: {} ops/s (median {}), over the line for {} s{}{}\n",
+                       field(s, "shard"), per_sec_text(member(s, "ops_per_sec")),
+                       per_sec_text(member(s, "median_ops_per_sec")), field(s, "over_for_s"),
+                       is_hot ? ": HOT" : " (within the window)",
+                       cooling ? ", cooling down after a split" : "");
+  }
+  for (const json& k : member(hot, "hot_keys")) {
+    out << fmt::format("  hot key \"{}\" on shard {}: {} ops/s, {:.0f} % of its range's sample "
+                       "(not split: one key cannot be)\n",
+                       field(k, "key"), field(k, "shard"), per_sec_text(member(k, "ops_per_sec")),
+                       member(k, "share").is_number() ? member(k, "share").get<double>() * 100
+                                                      : 0.0);
+  }
+  for (const json& h : member(hot, "held")) {
+    out << fmt::format("  shard {} not split: {}\n", field(h, "shard"), field(h, "why"));
+  }
+  for (const json& p : member(hot, "pinned")) {
+    out << fmt::format("  [{}, {}) pinned for {} s more (moved by a hot split)\n",
+                       field(p, "start"), field(p, "end"), field(p, "for_s"));
+  }
+}
+
 // `cairn admin load`: one row per shard (and, with --ranges, one per range under it), then the
 // hottest keys of each shard.
 void print_load(std::ostream& out, const json& load, bool ranges) {
@@ -318,6 +353,7 @@ void print_load(std::ostream& out, const json& load, bool ranges) {
     }
     out << fmt::format("shard {} hottest keys: {}\n", field(shard, "shard"), line);
   }
+  print_hot(out, member(load, "hot"));
 }
 
 // The body of POST /v1/migrations for split/move, or the reason it cannot be built.

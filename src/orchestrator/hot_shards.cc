@@ -1,9 +1,9 @@
 #include "orchestrator/hot_shards.h"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <cmath>
-
-#include <fmt/format.h>
 
 #include "orchestrator/balancer.h"
 #include "topology/token.h"
@@ -14,18 +14,9 @@ namespace {
 
 using topology::ShardId;
 using topology::Token;
-using Wide = unsigned __int128;
-
-constexpr Wide kRing = Wide{1} << 64;
-
-Wide span(Token start, Token end) { return end == 0 ? kRing - start : Wide{end} - start; }
 
 bool in_range(Token start, Token end, Token token) {
   return token >= start && (end == 0 || token < end);
-}
-
-bool overlaps(Token a_start, Token a_end, Token b_start, Token b_end) {
-  return (b_end == 0 || a_start < b_end) && (a_end == 0 || b_start < a_end);
 }
 
 // One sampled token: the weight of every sampled key on it, and its heaviest key (the name a
@@ -42,8 +33,8 @@ std::vector<TokenWeight> sampled_tokens(const RangeHeat& range) {
   for (const metrics::TopKEntry& entry : range.top_keys) {
     // The guaranteed part of the count: a key that entered the sketch late inherits the count
     // of the one it evicted as its error, which says nothing about its own load.
-    const double weight = entry.count > entry.error ? static_cast<double>(entry.count - entry.error)
-                                                    : 0.0;
+    const double weight =
+        entry.count > entry.error ? static_cast<double>(entry.count - entry.error) : 0.0;
     const Token token = topology::token_of(entry.key);
     if (weight <= 0 || !in_range(range.start, range.end, token)) continue;
     TokenWeight& t = by_token[token];
@@ -108,7 +99,7 @@ CutChoice choose_cut(const RangeHeat& range, double hot_key_share) {
   if (heaviest == nullptr) return choice;  // nothing sampled: no basis for a cut
   const double share = heaviest->weight / total;
   if (tokens.size() < 2 || share >= hot_key_share) {
-    choice.hot_key = HotKey{topology::kNoShard, range.start,    range.end, heaviest->key,
+    choice.hot_key = HotKey{topology::kNoShard,        range.start, range.end, heaviest->key,
                             range.ops_per_sec * share, share};
     return choice;
   }
@@ -125,7 +116,8 @@ CutChoice choose_cut(const RangeHeat& range, double hot_key_share) {
     }
   }
   const Token cut = cut_between(tokens[best - 1].token, tokens[best].token);
-  if (span(range.start, cut) < kMinRangeTokens || span(cut, range.end) < kMinRangeTokens) {
+  if (token_span(range.start, cut) < kMinRangeTokens ||
+      token_span(cut, range.end) < kMinRangeTokens) {
     return choice;  // the keys sit at the very edge of the range: no useful cut
   }
   choice.cut = cut;
@@ -170,14 +162,17 @@ HotDecision HotPolicy::observe(const HotInput& input) {
       continue;
     }
     const int64_t since = over_since_ms_.emplace(s.shard, now).first->second;
-    HotShard h{s.shard, s.ops_per_sec, median, since, now - since >= settings_.window_ms,
+    HotShard h{s.shard,
+               s.ops_per_sec,
+               median,
+               since,
+               now - since >= settings_.window_ms,
                cooling(s.shard, now)};
     out.shards.push_back(h);
     if (h.hot) hot.push_back(&s);
   }
   std::sort(hot.begin(), hot.end(), [](const ShardHeat* a, const ShardHeat* b) {
-    return a->ops_per_sec != b->ops_per_sec ? a->ops_per_sec > b->ops_per_sec
-                                            : a->shard < b->shard;
+    return a->ops_per_sec != b->ops_per_sec ? a->ops_per_sec > b->ops_per_sec : a->shard < b->shard;
   });
   for (const ShardHeat* s : hot) {
     std::optional<HotSplit> split = plan(input, *s, out);
@@ -200,7 +195,7 @@ std::optional<HotSplit> HotPolicy::plan(const HotInput& input, const ShardHeat& 
   const RangeHeat* hottest = nullptr;
   for (const RangeHeat& r : hot.ranges) {
     const bool pinned = std::any_of(pinned_.begin(), pinned_.end(), [&r](const PinnedRange& p) {
-      return overlaps(r.start, r.end, p.start, p.end);
+      return ranges_overlap(r.start, r.end, p.start, p.end);
     });
     if (!pinned && (hottest == nullptr || r.ops_per_sec > hottest->ops_per_sec)) hottest = &r;
   }
@@ -216,7 +211,8 @@ std::optional<HotSplit> HotPolicy::plan(const HotInput& input, const ShardHeat& 
     HotKey key = *choice.hot_key;
     key.shard = hot.shard;
     out.hot_keys.push_back(key);
-    return hold(HoldReason::kHotKey, fmt::format("hot key \"{}\" ({:.0f} ops/s, {:.0f} % of its range's sample) cannot "
+    return hold(HoldReason::kHotKey,
+                fmt::format("hot key \"{}\" ({:.0f} ops/s, {:.0f} % of its range's sample) cannot "
                             "be split",
                             key.key, key.ops_per_sec, key.share * 100));
   }
@@ -235,8 +231,8 @@ std::optional<HotSplit> HotPolicy::plan(const HotInput& input, const ShardHeat& 
   const bool right_hotter = choice.right_weight >= choice.left_weight;
   split.start = right_hotter ? split.cut : split.range_start;
   split.end = right_hotter ? split.range_end : split.cut;
-  split.moved_ops = hottest->ops_per_sec *
-                    (right_hotter ? choice.right_weight : choice.left_weight) / sampled;
+  split.moved_ops =
+      hottest->ops_per_sec * (right_hotter ? choice.right_weight : choice.left_weight) / sampled;
   split.kept_ops = hot.ops_per_sec - split.moved_ops;
   // Rule 5.
   if (input.free_machines >= input.replication_factor) {
@@ -249,7 +245,8 @@ std::optional<HotSplit> HotPolicy::plan(const HotInput& input, const ShardHeat& 
     if (coolest == nullptr || s.ops_per_sec < coolest->ops_per_sec) coolest = &s;
   }
   if (coolest == nullptr || coolest->ops_per_sec + split.moved_ops >= hot.ops_per_sec) {
-    return hold(HoldReason::kNoTarget, fmt::format("no shard can take {:.0f} ops/s and no {} free machines for a new "
+    return hold(HoldReason::kNoTarget,
+                fmt::format("no shard can take {:.0f} ops/s and no {} free machines for a new "
                             "shard",
                             split.moved_ops, input.replication_factor));
   }

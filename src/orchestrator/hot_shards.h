@@ -42,12 +42,12 @@
 namespace cairn::orchestrator {
 
 struct HotSettings {
-  double shard_ops = 3000;       // --hot-shard-ops
-  double factor = 2.0;           // --hot-shard-factor
-  int64_t window_ms = 10'000;    // --hot-shard-window-s
+  double shard_ops = 3000;        // --hot-shard-ops
+  double factor = 2.0;            // --hot-shard-factor
+  int64_t window_ms = 10'000;     // --hot-shard-window-s
   int64_t cooldown_ms = 300'000;  // --hot-split-cooldown-s
-  double hot_key_share = 0.5;    // --hot-key-share
-  bool split = true;             // --no-hot-split: detect and report only
+  double hot_key_share = 0.5;     // --hot-key-share
+  bool split = true;              // --no-hot-split: detect and report only
 };
 
 // Checks ranges; the message names the offending flag.
@@ -102,7 +102,7 @@ struct HotSplit {
   topology::Token end = 0;
   bool new_shard = false;
   topology::ShardId target = topology::kNoShard;  // when !new_shard
-  double moved_ops = 0;  // estimated from the sample
+  double moved_ops = 0;                           // estimated from the sample
   double kept_ops = 0;
 };
 

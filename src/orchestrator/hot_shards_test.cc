@@ -1,9 +1,9 @@
 #include "orchestrator/hot_shards.h"
 
+#include <gtest/gtest.h>
+
 #include <algorithm>
 #include <string>
-
-#include <gtest/gtest.h>
 
 #include "topology/token.h"
 
@@ -47,8 +47,8 @@ TEST(ChooseCut, CutsAtTheLoadMedianOnASlotBoundary) {
   const Token start = 2 * kEighth, end = 3 * kEighth;
   const auto keys = keys_in(start, end, 10, "k:");
   ASSERT_EQ(keys.size(), 10u);
-  const CutChoice c = choose_cut(range_with(start, end, keys, std::vector<uint64_t>(10, 100), 1000),
-                                 0.5);
+  const CutChoice c =
+      choose_cut(range_with(start, end, keys, std::vector<uint64_t>(10, 100), 1000), 0.5);
   ASSERT_TRUE(c.cut.has_value());
   EXPECT_FALSE(c.hot_key.has_value());
   EXPECT_EQ(c.left_weight, 500);
@@ -168,13 +168,13 @@ struct LineCase {
 };
 
 TEST(HotPolicy, BothTheAbsoluteAndTheRelativeLineMustBeCrossed) {
-  for (const LineCase& c : {LineCase{2500, 100, false},  // under 3000 ops/s
+  for (const LineCase& c : {LineCase{2500, 100, false},   // under 3000 ops/s
                             LineCase{7000, 5000, false},  // the other shard is not half as busy
                             LineCase{9000, 4000, true}, LineCase{3000, 1000, true}}) {
     HotPolicy policy(HotSettings{});
     // cool_ops is spread over shard 1's other ranges too: the shard's total is hot + 3/4 cool.
-    const HotDecision d = policy.observe(two_shards(0, c.hot_ops - 0.75 * c.cool_ops,
-                                                    c.cool_ops, 0));
+    const HotDecision d =
+        policy.observe(two_shards(0, c.hot_ops - 0.75 * c.cool_ops, c.cool_ops, 0));
     EXPECT_EQ(d.shards.size(), c.over ? 1u : 0u) << c.hot_ops << " vs " << c.cool_ops;
   }
 }
