@@ -447,7 +447,10 @@ std::vector<metrics::RangeLoadReport> ranges_load(const State& state, ShardId sh
   std::vector<metrics::RangeLoadReport> out;
   for (const auto& r : state.table->ranges) {
     if (r.shard != shard) continue;
-    metrics::RangeLoadReport report{.start = r.start, .end = r.end, .writes_per_sec = 100};
+    metrics::RangeLoadReport report;
+    report.start = r.start;
+    report.end = r.end;
+    report.writes_per_sec = 100;
     if (r.start == hot.start) {
       report.writes_per_sec += hot_ops;
       for (int i = 0; report.top_keys.size() < 10 && i < 100'000; ++i) {
