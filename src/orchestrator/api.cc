@@ -192,6 +192,7 @@ ApiResponse ApiRouter::route(const ApiRequest& request) const {
       }
       return reply(200, service_->load_json(query == "history=1"));
     }
+    if (path == "/v1/capacity") return reply(200, service_->capacity_json());
     if (path == "/metrics") {
       return ApiResponse{200, service_->metrics_text(), std::string(metrics::kPrometheusContentType),
                          ""};

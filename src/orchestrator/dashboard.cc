@@ -17,6 +17,8 @@ th{background:#f4f4f4}.down{color:#b36b00}.dead{color:#c00}.up{color:#080}
 </style></head><body>
 <h1>Cairn cluster</h1><div id="err"></div>
 <div id="status"></div>
+<h2>Hot shards and keys</h2><div id="hot"></div>
+<h2>Capacity</h2><div id="capacity"></div><table id="capacity-shards"></table>
 <h2>Machines</h2><table id="machines"></table>
 <h2>Shards</h2><table id="shards"></table>
 <h2>Migrations</h2><table id="migrations"></table>
@@ -31,12 +33,18 @@ function esc(v){return String(v).replace(/[&<>]/g,c=>({'&':'&amp;','<':'&lt;','>
 function table(id,head,rows){document.getElementById(id).innerHTML='<tr>'+head.map(h=>'<th>'+h+'</th>').join('')+'</tr>'+rows.map(r=>'<tr>'+r.map(c=>'<td>'+c+'</td>').join('')+'</tr>').join('');}
 async function refresh(){
  try{
-  const [s,m,sh,ring,ev,mig]=await Promise.all([get('/v1/status'),get('/v1/machines'),get('/v1/shards'),get('/v1/ring'),get('/v1/events'),get('/v1/migrations')]);
+  const bytes=b=>b==null?'-':b>=1073741824?(b/1073741824).toFixed(1)+' GiB':b>=1048576?(b/1048576).toFixed(1)+' MiB':b>=1024?(b/1024).toFixed(1)+' KiB':Math.round(b)+' B';
+  const [s,m,sh,ring,ev,mig,load,cap]=await Promise.all([get('/v1/status'),get('/v1/machines'),get('/v1/shards'),get('/v1/ring'),get('/v1/events'),get('/v1/migrations'),get('/v1/load'),get('/v1/capacity')]);
+  const hot=(load&&load.hot)||{};
+  const hotLines=(hot.shards||[]).map(x=>'shard '+esc(x.shard)+': '+esc(Math.round(x.ops_per_sec))+' ops/s (median '+esc(Math.round(x.median_ops_per_sec))+'), over the line for '+esc(x.over_for_s)+' s'+(x.hot?' <b>HOT</b>':'')+(x.cooling?', cooling down':'')).concat((hot.hot_keys||[]).map(k=>'hot key <b>'+esc(k.key)+'</b> on shard '+esc(k.shard)+': '+esc(Math.round(k.ops_per_sec))+' ops/s (not split)')).concat((hot.held||[]).map(h=>'shard '+esc(h.shard)+' not split: '+esc(h.why)));
+  document.getElementById('hot').innerHTML=hotLines.length?hotLines.join('<br>'):'none';
+  const days=d=>d==null?'-':Number(d).toFixed(1);
+  document.getElementById('capacity').textContent=(cap&&cap.recommendation)||'';
+  table('capacity-shards',['shard','stored','growth/day','ops/s per machine','growth/day','days to disk','days to ops'],((cap&&cap.shards)||[]).map(x=>[esc(x.shard),bytes(x.bytes),bytes(x.bytes_per_day),esc(Math.round(x.machine_ops_per_sec)),esc(Math.round(x.ops_per_day)),days(x.days_to_disk_budget),days(x.days_to_ops_budget)]));
   const mc=s.machines||{};
   document.getElementById('status').innerHTML='epoch <b>'+esc(s.epoch)+'</b> &middot; RF '+esc(s.replication_factor)+' &middot; '+esc(s.shards)+' shards &middot; machines: '+esc(mc.total)+' ('+esc(mc.up)+' up, '+esc(mc.down)+' down, '+esc(mc.dead)+' dead, '+esc(mc.spare)+' spare) &middot; spares target '+esc(s.spares_target)+orch(s.orchestrators);
   table('machines',['id','address','state','health','shard','role','ops/s','last heartbeat'],(m||[]).map(x=>[esc(x.id),esc(x.address),esc(x.state),'<span class="'+esc(x.health)+'">'+esc(x.health)+'</span>',esc(x.shard),esc(x.role),esc(Math.round((x.load||{}).ops_per_sec||0)),esc(x.last_heartbeat_ms_ago)+' ms ago']));
   table('shards',['id','leader','replicas','extras','joining','ranges'],(sh||[]).map(x=>[esc(x.id),esc(x.leader),esc((x.replicas||[]).join(', ')),esc((x.extras||[]).join(', ')),esc((x.joining||[]).join(', ')),esc(x.ranges)]));
-  const bytes=b=>b==null?'-':b>=1048576?(b/1048576).toFixed(1)+' MiB':b>=1024?(b/1024).toFixed(1)+' KiB':b+' B';
   table('migrations',['id','kind','range','source → target','phase','copied','lag','rate','ETA','fence ms','error'],(mig||[]).slice(-30).reverse().map(x=>[esc(x.id),esc(x.kind),esc(x.start)+'–'+esc(x.end),esc(x.source)+' → '+esc(x.target),esc(x.phase)+(x.paused?' (paused)':''),esc(x.keys)+' keys, '+bytes(x.bytes),esc(x.lag),bytes(x.rate)+'/s',x.eta_s==null?'-':esc(Math.round(x.eta_s))+' s',esc(x.fence_ms_last)+' (max '+esc(x.fence_ms_max)+')',esc(x.error||'')]));
   table('ring',['start','end','shard'],(ring||[]).map(x=>[esc(x.start),esc(x.end),esc(x.shard)]));
   table('events',['#','time','event'],(ev||[]).slice(-30).reverse().map(x=>[esc(x.seq),esc(new Date(Number(x.time_ms)).toLocaleTimeString()),esc(x.message)]));

@@ -1,9 +1,9 @@
 #include "orchestrator/hot_shards.h"
 
-#include <fmt/format.h>
-
 #include <algorithm>
 #include <cmath>
+
+#include <fmt/format.h>
 
 #include "orchestrator/balancer.h"
 #include "topology/token.h"

@@ -11,14 +11,14 @@
 //    an earlier split moved;
 //  - a single hot key is reported and never split.
 
-#include <gtest/gtest.h>
-
 #include <algorithm>
 #include <cstdlib>
 #include <functional>
 #include <map>
 #include <random>
 #include <string>
+
+#include <gtest/gtest.h>
 
 #include "metrics/range_load.h"
 #include "orchestrator/hot_shards.h"

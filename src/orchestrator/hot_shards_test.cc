@@ -1,9 +1,9 @@
 #include "orchestrator/hot_shards.h"
 
-#include <gtest/gtest.h>
-
 #include <algorithm>
 #include <string>
+
+#include <gtest/gtest.h>
 
 #include "topology/token.h"
 

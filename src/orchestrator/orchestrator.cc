@@ -150,6 +150,14 @@ void add_flags(CLI::App& app, OrchestratorConfig* c) {
       ->capture_default_str();
   app.add_flag("--no-hot-split{false}", hot.split,
                "detect and report hot shards and keys, but do not split them");
+  app.add_option("--machine-disk-budget-bytes", c->service.capacity.machine_disk_budget_bytes,
+                 "capacity planning: bytes one machine may store (accepts 500GB, 1TiB; 0: none)")
+      ->transform(CLI::AsSizeValue(true))
+      ->capture_default_str();
+  app.add_option("--machine-ops-budget", c->service.capacity.machine_ops_budget,
+                 "capacity planning: ops/s one machine may serve (0: none)")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
   app.add_option("--log-level", c->log_level, "trace|debug|info|warn|error")
       ->capture_default_str();
 }

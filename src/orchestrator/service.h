@@ -41,6 +41,7 @@
 #include <nlohmann/json_fwd.hpp>
 
 #include "common/status.h"
+#include "orchestrator/capacity.h"
 #include "orchestrator/failure_detector.h"
 #include "orchestrator/hot_shards.h"
 #include "orchestrator/load_book.h"
@@ -106,6 +107,8 @@ struct ServiceSettings {
   uint64_t migration_max_rate = kDefaultMigrationMaxRate;
   // Hot shard detection and split by load (hot_shards.h), run once a second.
   HotSettings hot;
+  // Budgets of one machine for capacity planning (capacity.h).
+  CapacitySettings capacity;
   std::string state_path;  // empty: nothing is persisted (tests)
   // When set, the state is loaded from and saved to it instead of state_path (see the header
   // comment: a failed save poisons the service).
@@ -240,6 +243,9 @@ class Service {
   // GET /v1/load: the load per shard and range (load_book.h); with the histories if asked.
   // "hot": the hot shards, hot keys and pinned ranges as the last observation saw them.
   nlohmann::json load_json(bool history) const;
+  // GET /v1/capacity: growth per shard and cluster, days to the budgets, machines to add
+  // (capacity.h), from the load history.
+  nlohmann::json capacity_json() const;
   // GET /metrics: the Prometheus text of the cluster as this orchestrator sees it.
   std::string metrics_text() const;
 

@@ -1,14 +1,15 @@
-// The hot shard half of the Service (service.h, docs/operations.md "Hot shards and hot keys"):
-// once a second the load the LoadBook aggregated is shown to the HotPolicy (hot_shards.h, the
-// pure policy); what it decides becomes events, the "hot" part of GET /v1/load, and at most
-// one migration of kind "hot-split" through the same queue operator splits use.
-
-#include <fmt/format.h>
-#include <spdlog/spdlog.h>
+// The load half of the Service: hot shards and capacity planning. The hot shard half (service.h,
+// docs/operations.md "Hot shards and hot keys"): once a second the load the LoadBook aggregated is
+// shown to the HotPolicy (hot_shards.h, the pure policy); what it decides becomes events, the "hot"
+// part of GET /v1/load, and at most one migration of kind "hot-split" through the same queue
+// operator splits use.
 
 #include <algorithm>
 #include <functional>
+
+#include <fmt/format.h>
 #include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
 
 #include "orchestrator/service.h"
 
@@ -122,6 +123,40 @@ Status Service::start_hot_split(const HotSplit& split) {
   }
   persist(false);
   return Status::ok();
+}
+
+json Service::capacity_json() const {
+  std::lock_guard lock(mu_);
+  std::vector<ShardHistory> shards;
+  if (state_.table) {
+    for (const ShardLoad& load : load_book_.current(*state_.table, clock_->monotonic_ms())) {
+      uint32_t replicas = 1;
+      for (const auto& s : state_.table->shards) {
+        if (s.id == load.shard) replicas = std::max<uint32_t>(1, s.replicas.size());
+      }
+      ShardHistory h;
+      h.shard = load.shard;
+      h.replicas = replicas;
+      h.bytes = static_cast<double>(load.total.bytes);
+      // Rule 2 of capacity.h: each replica applies every write and serves its share of reads.
+      auto per_machine = [replicas](double reads, double writes) {
+        return writes + reads / replicas;
+      };
+      h.machine_ops = per_machine(load.total.reads_per_sec, load.total.writes_per_sec);
+      for (const LoadPoint& p : load_book_.history_of(load.shard, kFitPointsMin)) {
+        h.bytes_history.push_back({p.time_ms, static_cast<double>(p.bytes)});
+        h.machine_ops_history.push_back(
+            {p.time_ms, per_machine(p.reads_per_sec, p.writes_per_sec)});
+      }
+      shards.push_back(std::move(h));
+    }
+  }
+  const uint32_t rf =
+      state_.table ? state_.table->replication_factor : settings_.replication_factor;
+  json out = capacity_to_json(settings_.capacity,
+                              project_capacity(settings_.capacity, shards, rf, clock_->wall_ms()));
+  out["time_ms"] = clock_->wall_ms();
+  return out;
 }
 
 json Service::hot_json() const {

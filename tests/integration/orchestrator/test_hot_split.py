@@ -15,6 +15,7 @@ import json
 import subprocess
 import threading
 import time
+import urllib.request
 
 import pytest
 
@@ -151,3 +152,28 @@ def test_a_hot_key_is_reported_not_split():
             assert not [m for m in dev.get("/v1/migrations") if m["kind"] == "hot-split"]
         finally:
             bench.stop()
+
+
+def test_capacity_projection_is_served_and_printed():
+    budgets = ["--orchestrator-arg=--machine-disk-budget-bytes=1GB",
+               "--orchestrator-arg=--machine-ops-budget=5000"]
+    with DevCluster(shards=2, rf=1, spares=1, extra_args=budgets) as dev:
+        preload(dev)
+        capacity = wait_for(lambda: (lambda c: c if len(c["shards"]) == 2 else None)(
+                                dev.get("/v1/capacity")),
+                            10, interval_s=0.5, what="two shards in /v1/capacity")
+        assert capacity["machine_disk_budget_bytes"] == 10**9
+        assert capacity["machine_ops_budget"] == 5000
+        assert capacity["horizon_days"] == 90
+        for s in capacity["shards"]:
+            assert s["bytes"] >= 0 and s["machine_ops_per_sec"] >= 0, s
+            assert s["days_to_disk_budget"] is None or s["days_to_disk_budget"] >= 0, s
+        assert capacity["recommendation"], capacity
+        text = dev.admin("capacity")
+        assert capacity["recommendation"].split(" (")[0][:20] in text, text
+        assert "DAYS TO DISK" in text, text
+        assert dev.admin("capacity", json_output=True)["horizon_days"] == 90
+        with urllib.request.urlopen("http://127.0.0.1:%d/" % dev.orchestrator_port,
+                                    timeout=5) as response:
+            page = response.read().decode()
+        assert "Capacity" in page and "/v1/capacity" in page and "Hot shards" in page
