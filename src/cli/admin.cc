@@ -287,6 +287,70 @@ std::vector<std::string> load_columns(const json& load) {
           hottest_text(load)};
 }
 
+std::string days_text(const json& value) {
+  return value.is_number() ? fmt::format("{:.1f}", value.get<double>()) : "-";
+}
+
+// `cairn admin capacity`: the recommendation, then one row per shard and the cluster's.
+void print_capacity(std::ostream& out, const json& capacity) {
+  out << field(capacity, "recommendation") << "\n";
+  out << fmt::format("budgets per machine: disk {}, ops {}/s; horizon {} days\n",
+                     bytes_text(member(capacity, "machine_disk_budget_bytes")),
+                     per_sec_text(member(capacity, "machine_ops_budget")),
+                     field(capacity, "horizon_days"));
+  std::vector<std::vector<std::string>> rows;
+  auto row = [](std::string name, const json& s) {
+    return std::vector<std::string>{
+        std::move(name),
+        bytes_text(member(s, "bytes")),
+        bytes_text(member(s, "bytes_per_day")) + "/day",
+        per_sec_text(member(s, "machine_ops_per_sec")),
+        per_sec_text(member(s, "ops_per_day")) + "/day",
+        days_text(member(s, "days_to_disk_budget")),
+        days_text(member(s, "days_to_ops_budget"))};
+  };
+  for (const json& s : member(capacity, "shards")) rows.push_back(row(field(s, "shard"), s));
+  rows.push_back(row("all", member(capacity, "cluster")));
+  print_table(out, {"SHARD", "STORED", "GROWTH", "OPS/S PER MACHINE", "GROWTH", "DAYS TO DISK",
+                    "DAYS TO OPS"},
+              rows);
+}
+
+// The "hot" part of /v1/load: hot shards (and those within their window), hot keys, splits
+// held back and ranges pinned after a split.
+void print_hot(std::ostream& out, const json& hot) {
+  if (!hot.is_object()) return;
+  const json settings = member(hot, "settings");
+  out << fmt::format("hot shards: above {} ops/s and {}x the median for {} s (cool-down {} s)\n",
+                     field(settings, "shard_ops"), field(settings, "factor"),
+                     field(settings, "window_s"), field(settings, "cooldown_s"));
+  const json shards = member(hot, "shards");
+  if (!shards.is_array() || shards.empty()) out << "  none\n";
+  for (const json& s : shards) {
+    const bool is_hot = member(s, "hot").is_boolean() && member(s, "hot").get<bool>();
+    const bool cooling = member(s, "cooling").is_boolean() && member(s, "cooling").get<bool>();
+    out << fmt::format("  shard {}: {} ops/s (median {}), over the line for {} s{}{}\n",
+                       field(s, "shard"), per_sec_text(member(s, "ops_per_sec")),
+                       per_sec_text(member(s, "median_ops_per_sec")), field(s, "over_for_s"),
+                       is_hot ? ": HOT" : " (within the window)",
+                       cooling ? ", cooling down after a split" : "");
+  }
+  for (const json& k : member(hot, "hot_keys")) {
+    out << fmt::format("  hot key \"{}\" on shard {}: {} ops/s, {:.0f} % of its range's sample "
+                       "(not split: one key cannot be)\n",
+                       field(k, "key"), field(k, "shard"), per_sec_text(member(k, "ops_per_sec")),
+                       member(k, "share").is_number() ? member(k, "share").get<double>() * 100
+                                                      : 0.0);
+  }
+  for (const json& h : member(hot, "held")) {
+    out << fmt::format("  shard {} not split: {}\n", field(h, "shard"), field(h, "why"));
+  }
+  for (const json& p : member(hot, "pinned")) {
+    out << fmt::format("  [{}, {}) pinned for {} s more (moved by a hot split)\n",
+                       field(p, "start"), field(p, "end"), field(p, "for_s"));
+  }
+}
+
 // `cairn admin load`: one row per shard (and, with --ranges, one per range under it), then the
 // hottest keys of each shard.
 void print_load(std::ostream& out, const json& load, bool ranges) {
@@ -318,6 +382,7 @@ void print_load(std::ostream& out, const json& load, bool ranges) {
     }
     out << fmt::format("shard {} hottest keys: {}\n", field(shard, "shard"), line);
   }
+  print_hot(out, member(load, "hot"));
 }
 
 // The body of POST /v1/migrations for split/move, or the reason it cannot be built.
@@ -433,7 +498,9 @@ CLI::App* add_admin_command(CLI::App& app, AdminOptions& options) {
   for (const Read& read : {Read{"status", "cluster summary: epoch, machines by state, shards"},
                            Read{"machines", "every machine: address, state, shard, role, load"},
                            Read{"shards", "every shard: leader, replicas, extras, ranges, load"},
-                           Read{"ring", "the token ranges and the shard owning each"}}) {
+                           Read{"ring", "the token ranges and the shard owning each"},
+                           Read{"capacity", "growth of bytes and ops per shard, days to the "
+                                            "machines' budgets, machines to add and by when"}}) {
     admin->add_subcommand(read.name, read.help)->callback([&options, name = read.name] {
       options.command = name;
     });
@@ -592,6 +659,10 @@ int run_admin(const AdminOptions& options, std::ostream& out, std::ostream& err)
   }
   if (options.command == "load") {
     print_load(out, body, options.ranges);
+    return 0;
+  }
+  if (options.command == "capacity") {
+    print_capacity(out, body);
     return 0;
   }
   const bool list = options.command != "status";

@@ -12,6 +12,8 @@
 #include <chrono>
 #include <cmath>
 #include <iostream>
+#include <limits>
+#include <memory>
 #include <random>
 #include <thread>
 #include <vector>
@@ -22,6 +24,7 @@
 
 #include "metrics/histogram.h"
 #include "resp/reply_parser.h"
+#include "topology/token.h"
 
 namespace cairn::cli {
 
@@ -30,7 +33,14 @@ namespace {
 using Clock = std::chrono::steady_clock;
 
 constexpr int kSocketTimeoutMs = 2000;  // one send or receive; bounds a stalled server
-constexpr double kHotShare = 0.9;       // hot-range: share of operations on the hot keys
+constexpr double kHotShare = 0.9;       // hot-range/hot-key: share of operations on the hot keys
+// hot-range: the hot keys' tokens lie in [kHotBandStart, kHotBandStart + 2^64 / kHotBandParts):
+// one percent of the ring, so one range of one shard, yet every key has a token of its own and
+// a load-based split can divide them (keys sharing a hash tag would share one token).
+constexpr topology::Token kHotBandStart = topology::Token{1} << 62;
+constexpr topology::Token kHotBandParts = 100;
+// Names tried per hot key needed: about kHotBandParts are, on average.
+constexpr uint64_t kHotBandTriesPerKey = 100 * kHotBandParts;
 constexpr double kZipfTheta = 0.99;     // YCSB's default skew
 
 std::string resp_command(const std::vector<std::string_view>& args) {
@@ -149,23 +159,49 @@ struct Shared {
   metrics::LogHistogram latency_us;  // per command: the round trip of its batch
 };
 
-std::string key_for(const BenchOptions& options, const Zipfian* zipf, std::mt19937_64& random) {
-  if (options.distribution == "zipfian") {
+// What the distributions draw from, built once before the connections start.
+struct KeySource {
+  std::unique_ptr<Zipfian> zipf;       // zipfian
+  std::vector<std::string> hot_keys;  // hot-range, hot-key
+};
+
+// hot-range's keys: "bench-hot:<i>" for the first i whose token falls in the band.
+std::vector<std::string> hot_band_keys(uint64_t count) {
+  std::vector<std::string> out;
+  const topology::Token width = std::numeric_limits<topology::Token>::max() / kHotBandParts;
+  for (uint64_t i = 0; out.size() < count && i < count * kHotBandTriesPerKey; ++i) {
+    std::string key = fmt::format("bench-hot:{}", i);
+    const topology::Token token = topology::token_of(key);
+    if (token >= kHotBandStart && token - kHotBandStart < width) out.push_back(std::move(key));
+  }
+  return out;
+}
+
+KeySource key_source(const BenchOptions& options) {
+  KeySource source;
+  if (options.distribution == "zipfian") source.zipf = std::make_unique<Zipfian>(options.keys);
+  if (options.distribution == "hot-range") {
+    source.hot_keys = hot_band_keys(std::max<uint64_t>(1, options.keys / 100));
+  }
+  if (options.distribution == "hot-key") source.hot_keys = {"bench-hot-key"};
+  return source;
+}
+
+std::string key_for(const BenchOptions& options, const KeySource& source,
+                    std::mt19937_64& random) {
+  if (source.zipf) {
     // Scattered so that the popular items are not neighbours on the ring.
-    const uint64_t rank = zipf->next(random);
+    const uint64_t rank = source.zipf->next(random);
     return fmt::format("bench:{}", (rank * 0x9E3779B97F4A7C15ull) % options.keys);
   }
-  if (options.distribution == "hot-range") {
+  if (!source.hot_keys.empty()) {
     const double u = std::uniform_real_distribution<double>(0.0, 1.0)(random);
-    if (u < kHotShare) {
-      const uint64_t hot_keys = std::max<uint64_t>(1, options.keys / 100);
-      return fmt::format("{{bench-hot}}:{}", random() % hot_keys);
-    }
+    if (u < kHotShare) return source.hot_keys[random() % source.hot_keys.size()];
   }
   return fmt::format("bench:{}", random() % options.keys);
 }
 
-void run_connection(const BenchOptions& options, const Zipfian* zipf, Shared& shared,
+void run_connection(const BenchOptions& options, const KeySource& keys, Shared& shared,
                     Clock::time_point deadline, uint64_t seed) {
   Connection connection;
   std::string error;
@@ -190,7 +226,7 @@ void run_connection(const BenchOptions& options, const Zipfian* zipf, Shared& sh
     batch.clear();
     uint64_t reads = 0;
     for (int i = 0; i < options.pipeline; ++i) {
-      const std::string key = key_for(options, zipf, random);
+      const std::string key = key_for(options, keys, random);
       if (std::uniform_real_distribution<double>(0.0, 1.0)(random) < options.read_ratio) {
         batch += resp_command({"GET", key});
         ++reads;
@@ -254,8 +290,8 @@ CLI::App* add_bench_command(CLI::App& app, BenchOptions& options) {
   bench->add_option("--read-ratio", options.read_ratio, "share of GETs, 0 to 1  [default: 0.5]")
       ->check(CLI::Range(0.0, 1.0));
   bench->add_option("--distribution", options.distribution,
-                    "uniform, zipfian or hot-range  [default: uniform]")
-      ->check(CLI::IsMember({"uniform", "zipfian", "hot-range"}));
+                    "uniform, zipfian, hot-range or hot-key  [default: uniform]")
+      ->check(CLI::IsMember({"uniform", "zipfian", "hot-range", "hot-key"}));
   bench->add_option("--consistency", options.consistency,
                     "ONE, QUORUM or ALL for reads and writes (a Cairn cluster)  [default: the "
                     "server's]");
@@ -269,15 +305,19 @@ int run_bench(const BenchOptions& options, std::ostream& out, std::ostream& err)
     err << "cairn bench: --duration \"" << options.duration << "\" is not a duration (60s, 500ms)\n";
     return 2;
   }
-  std::unique_ptr<Zipfian> zipf;
-  if (options.distribution == "zipfian") zipf = std::make_unique<Zipfian>(options.keys);
+  const KeySource keys = key_source(options);
+  if ((options.distribution == "hot-range" || options.distribution == "hot-key") &&
+      keys.hot_keys.empty()) {
+    err << "cairn bench: no hot keys found in the hot band\n";  // a bug: the bound is ample
+    return 1;
+  }
   Shared shared;
   const auto started = Clock::now();
   const auto deadline = started + std::chrono::milliseconds(*duration_ms);
   std::vector<std::thread> threads;
   std::random_device seed;
   for (int i = 0; i < options.connections; ++i) {
-    threads.emplace_back(run_connection, std::cref(options), zipf.get(), std::ref(shared),
+    threads.emplace_back(run_connection, std::cref(options), std::cref(keys), std::ref(shared),
                          deadline, (static_cast<uint64_t>(seed()) << 32) ^ seed());
   }
   // A progress line a second, from the counters of that second.

@@ -3,12 +3,15 @@
 //
 //   cairn bench [--host 127.0.0.1] [--port 7000] [--duration 60s] [--connections 8]
 //               [--pipeline 1] [--keys 100000] [--value-size 100] [--read-ratio 0.5]
-//               [--distribution uniform|zipfian|hot-range] [--consistency LEVEL] [--json]
+//               [--distribution uniform|zipfian|hot-range|hot-key] [--consistency LEVEL]
+//               [--json]
 //
 // Each connection (its own thread) sends batches of `pipeline` GETs and SETs of keys
 // "bench:<i>" drawn from the distribution: uniform; zipfian (YCSB's, theta 0.99: a few keys take
-// most operations); hot-range (90 % of operations on keys sharing the hash tag {bench-hot}, so one
-// token range of one shard, 10 % uniform). Every second it prints a progress line (ops/s and
+// most operations); hot-range (90 % of operations on keys/100 keys "bench-hot:<i>" whose tokens
+// all lie in one percent of the ring, so in one range of one shard, each with its own token so
+// that a load-based split can divide them; 10 % uniform); hot-key (90 % on the one key
+// "bench-hot-key", which no split can divide). Every second it prints a progress line (ops/s and
 // latency percentiles of that second); at the end the throughput and p50/p99/p999 of the run,
 // and with --json the same as one JSON object. Bounded: it stops at --duration (every socket
 // operation has a timeout), whatever the server does.

@@ -573,6 +573,7 @@ void Supervisor::build_children(const std::string& secret, const std::string& se
     pass("--lease-ms", config_.lease_ms);
     pass("--migration-max-rate", config_.migration_max_rate);
     if (config_.no_auto_rebalance) orchestrator.argv.push_back("--no-auto-rebalance");
+    for (const std::string& arg : config_.orchestrator_args) orchestrator.argv.push_back(arg);
     orchestrator.display_command = display(orchestrator.argv);
     orchestrator.log_path = data_dir_ / "logs" / (orchestrator.name + ".log");
     children_.push_back(std::move(orchestrator));
@@ -1015,6 +1016,13 @@ void add_dev_flags(CLI::App& app, DevConfig& config) {
       ->check(CLI::Range(int64_t{0}, int64_t{1} << 40));
   app.add_flag("--no-auto-rebalance", config.no_auto_rebalance,
                "orchestrator: new shards wait for `cairn admin move` instead of taking ranges");
+  app.add_option("--orchestrator-arg", config.orchestrator_args,
+                 "orchestrator: one more flag, passed as is (repeat it; e.g. "
+                 "--orchestrator-arg=--hot-shard-ops=500)")
+      ->allow_extra_args(false)
+      ->check([](const std::string& arg) {
+        return arg.starts_with("--") ? std::string() : "must be a flag starting with --";
+      });
   app.add_option("--log-level", config.log_level, "log level of this process and the machines")
       ->capture_default_str();
   app.add_option("--ready-timeout-ms", config.ready_timeout_ms,

@@ -14,6 +14,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 namespace CLI {
 class App;
@@ -41,6 +42,9 @@ struct DevConfig {
   // 0 = its default) and --no-auto-rebalance.
   int64_t migration_max_rate = 0;
   bool no_auto_rebalance = false;
+  // Passed verbatim to every `cairn orchestrator` (e.g. "--hot-shard-ops=500"), after the
+  // flags above.
+  std::vector<std::string> orchestrator_args;
   std::string log_level = "info";     // this process and its children
   int64_t ready_timeout_ms = 30'000;  // how long to wait for the cluster to serve
 };

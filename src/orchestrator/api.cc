@@ -1,6 +1,7 @@
 #include "orchestrator/api.h"
 
 #include "orchestrator/dashboard.h"
+#include "orchestrator/web_assets.h"
 
 #include "metrics/range_load.h"
 #include "metrics/text_format.h"
@@ -191,6 +192,15 @@ ApiResponse ApiRouter::route(const ApiRequest& request) const {
         return error(400, "the only query parameter is history=1");
       }
       return reply(200, service_->load_json(query == "history=1"));
+    }
+    if (path == "/v1/capacity") return reply(200, service_->capacity_json());
+    // The chart library compiled in (web_assets.h); 404 when the build had none.
+    if (path == "/assets/uplot.js" || path == "/assets/uplot.css") {
+      const bool js = path.ends_with(".js");
+      const std::string_view body = js ? kUplotJs : kUplotCss;
+      if (body.empty()) return error(404, "this build has no chart library");
+      return ApiResponse{200, std::string(body),
+                         js ? "text/javascript; charset=utf-8" : "text/css; charset=utf-8", ""};
     }
     if (path == "/metrics") {
       return ApiResponse{200, service_->metrics_text(), std::string(metrics::kPrometheusContentType),

@@ -16,10 +16,10 @@ using Wide = unsigned __int128;
 
 constexpr Wide kRing = Wide{1} << 64;
 
-Wide span(Token start, Token end) { return end == 0 ? kRing - start : Wide{end} - start; }
+Wide span(Token start, Token end) { return token_span(start, end); }
 
 bool overlaps(Token a_start, Token a_end, Token b_start, Token b_end) {
-  return (b_end == 0 || a_start < b_end) && (a_end == 0 || b_start < a_end);
+  return ranges_overlap(a_start, a_end, b_start, b_end);
 }
 
 struct Piece {
@@ -28,6 +28,14 @@ struct Piece {
 };
 
 }  // namespace
+
+Wide token_span(Token start, Token end) {
+  return end == 0 ? kRing - start : Wide{end} - start;
+}
+
+bool ranges_overlap(Token a_start, Token a_end, Token b_start, Token b_end) {
+  return (b_end == 0 || a_start < b_end) && (a_end == 0 || b_start < a_end);
+}
 
 Token slot_aligned_cut(Token start, Token end, Token at) {
   CAIRN_ASSERT(at > start && (end == 0 || at < end), "a cut lies strictly inside its range");

@@ -143,6 +143,14 @@ void LoadBook::sample(const topology::RoutingTableSpec& table, int64_t now_ms, i
   history_ = std::move(kept);  // shards that no longer exist are forgotten
 }
 
+std::vector<LoadPoint> LoadBook::history_of(topology::ShardId shard, size_t minutes_min) const {
+  auto it = history_.find(shard);
+  if (it == history_.end()) return {};
+  const std::deque<LoadPoint>& points =
+      it->second.minutes.size() >= minutes_min ? it->second.minutes : it->second.seconds;
+  return std::vector<LoadPoint>(points.begin(), points.end());
+}
+
 json LoadBook::to_json(const topology::RoutingTableSpec* table, int64_t now_ms,
                        bool history) const {
   json shards = json::array();

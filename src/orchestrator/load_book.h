@@ -56,6 +56,9 @@ class LoadBook {
   std::vector<ShardLoad> current(const topology::RoutingTableSpec& table, int64_t now_ms) const;
   // Once a second: appends each shard's current load to its history (`wall_ms` stamps it).
   void sample(const topology::RoutingTableSpec& table, int64_t now_ms, int64_t wall_ms);
+  // A shard's history for trends: the minutes when there are at least `minutes_min` of them,
+  // else the seconds (a young cluster); empty for an unknown shard.
+  std::vector<LoadPoint> history_of(topology::ShardId shard, size_t minutes_min) const;
   // {"window_s", "shards": [{"shard", ..., "ranges": [...], "top_keys": [...]
   //  [, "history": {"seconds": [...], "minutes": [...]}]}]}
   nlohmann::json to_json(const topology::RoutingTableSpec* table, int64_t now_ms,

@@ -128,6 +128,36 @@ void add_flags(CLI::App& app, OrchestratorConfig* c) {
       ->capture_default_str();
   app.add_flag("--no-auto-rebalance{false}", c->service.auto_rebalance,
                "do not move ranges to balance shards by themselves (split/move still work)");
+  // Hot shards (docs/operations.md "Hot shards and hot keys"). The defaults follow TiKV's
+  // load-based split (about 3000 QPS sustained for 10 s).
+  HotSettings& hot = c->service.hot;
+  app.add_option("--hot-shard-ops", hot.shard_ops,
+                 "a shard is hot above this many ops/s (reads + writes)...")
+      ->capture_default_str();
+  app.add_option("--hot-shard-factor", hot.factor, "...and this many times the cluster median")
+      ->capture_default_str();
+  app.add_option_function<int64_t>(
+         "--hot-shard-window-s", [&hot](int64_t s) { hot.window_ms = s * 1000; },
+         "...for this many seconds in a row")
+      ->default_str(std::to_string(hot.window_ms / 1000));
+  app.add_option_function<int64_t>(
+         "--hot-split-cooldown-s", [&hot](int64_t s) { hot.cooldown_ms = s * 1000; },
+         "a hot split's shards and halves are left alone this long")
+      ->default_str(std::to_string(hot.cooldown_ms / 1000));
+  app.add_option("--hot-key-share", hot.hot_key_share,
+                 "a range whose one key carries this share of its sampled load is not split: "
+                 "the key is reported as a hot key")
+      ->capture_default_str();
+  app.add_flag("--no-hot-split{false}", hot.split,
+               "detect and report hot shards and keys, but do not split them");
+  app.add_option("--machine-disk-budget-bytes", c->service.capacity.machine_disk_budget_bytes,
+                 "capacity planning: bytes one machine may store (accepts 500GB, 1TiB; 0: none)")
+      ->transform(CLI::AsSizeValue(true))
+      ->capture_default_str();
+  app.add_option("--machine-ops-budget", c->service.capacity.machine_ops_budget,
+                 "capacity planning: ops/s one machine may serve (0: none)")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
   app.add_option("--log-level", c->log_level, "trace|debug|info|warn|error")
       ->capture_default_str();
 }

@@ -97,6 +97,9 @@ Status validate_settings(const ServiceSettings& s) {
   if (s.migration_max_rate == 0) {
     return Status::invalid_argument("--migration-max-rate must be at least 1 byte/s");
   }
+  if (std::string hot = validate_hot_settings(s.hot); !hot.empty()) {
+    return Status::invalid_argument(hot);
+  }
   return Status::ok();
 }
 
@@ -166,7 +169,10 @@ bool Service::poisoned() const {
 }
 
 Service::Service(ServiceSettings settings, Clock* clock, State state)
-    : settings_(std::move(settings)), clock_(clock), state_(std::move(state)) {
+    : settings_(std::move(settings)),
+      clock_(clock),
+      state_(std::move(state)),
+      hot_policy_(settings_.hot) {
   last_history_ms_ = clock_->monotonic_ms();
   last_save_ms_ = last_history_ms_;
 }
@@ -363,6 +369,7 @@ void Service::tick() {
   if (state_.table && now - last_load_sample_ms_ >= kHistorySampleIntervalMs) {
     last_load_sample_ms_ = now;
     load_book_.sample(*state_.table, now, clock_->wall_ms());
+    run_hot_shards(now);
   }
   reconcile();
   advance_migrations();
@@ -650,6 +657,7 @@ nlohmann::json Service::load_json(bool history) const {
   json out = load_book_.to_json(state_.table ? &*state_.table : nullptr, clock_->monotonic_ms(),
                                 history);
   out["time_ms"] = clock_->wall_ms();
+  out["hot"] = hot_json();
   return out;
 }
 

@@ -41,9 +41,11 @@
 #include <nlohmann/json_fwd.hpp>
 
 #include "common/status.h"
+#include "orchestrator/capacity.h"
 #include "orchestrator/failure_detector.h"
-#include "orchestrator/planner.h"
+#include "orchestrator/hot_shards.h"
 #include "orchestrator/load_book.h"
+#include "orchestrator/planner.h"
 #include "orchestrator/state.h"
 
 namespace cairn::orchestrator {
@@ -103,6 +105,10 @@ struct ServiceSettings {
   bool auto_rebalance = true;
   // Bytes/s per target machine for migrations whose own max_rate is 0.
   uint64_t migration_max_rate = kDefaultMigrationMaxRate;
+  // Hot shard detection and split by load (hot_shards.h), run once a second.
+  HotSettings hot;
+  // Budgets of one machine for capacity planning (capacity.h).
+  CapacitySettings capacity;
   std::string state_path;  // empty: nothing is persisted (tests)
   // When set, the state is loaded from and saved to it instead of state_path (see the header
   // comment: a failed save poisons the service).
@@ -235,7 +241,11 @@ class Service {
   nlohmann::json history_json() const;
   nlohmann::json events_json(uint64_t since) const;  // seq > since, at most kEventsPageMax
   // GET /v1/load: the load per shard and range (load_book.h); with the histories if asked.
+  // "hot": the hot shards, hot keys and pinned ranges as the last observation saw them.
   nlohmann::json load_json(bool history) const;
+  // GET /v1/capacity: growth per shard and cluster, days to the budgets, machines to add
+  // (capacity.h), from the load history.
+  nlohmann::json capacity_json() const;
   // GET /metrics: the Prometheus text of the cluster as this orchestrator sees it.
   std::string metrics_text() const;
 
@@ -270,6 +280,18 @@ class Service {
   void bump_epoch(const std::string& reason);
   bool start_migration(Migration& m);
   void run_balancer();
+  // Hot shards (service_hot.cc); REQUIRE mu_ held.
+  void run_hot_shards(int64_t now);
+  void report_hot(const HotDecision& decision);
+  Status start_hot_split(const HotSplit& split);
+  nlohmann::json hot_json() const;
+  // Up machines without a role (spares) first, then reclaimable extras, by id.
+  std::vector<topology::MachineId> free_machines() const;
+  // A new shard from RF free machines and one migration of `kind` per piece to it.
+  Result<MigrationsCreated> split_to_new_shard(
+      topology::ShardId shard,
+      const std::vector<std::pair<topology::Token, topology::Token>>& pieces, uint64_t max_rate,
+      const std::string& kind);
   Result<uint64_t> queue_migration(const std::string& kind, topology::Token start,
                                    topology::Token end, topology::ShardId source,
                                    topology::ShardId target, uint64_t max_rate);
@@ -284,6 +306,11 @@ class Service {
   bool poisoned_ = false;
   int64_t last_history_ms_ = 0;
   LoadBook load_book_;          // guarded by mu_; in memory only
+  // Hot shards, guarded by mu_ and in memory only: after a restart (or on a new leader) the
+  // window and the cool-downs start afresh.
+  HotPolicy hot_policy_;
+  HotDecision last_hot_;
+  std::vector<std::string> hot_reported_;  // what the events already said, to say it once
   int64_t last_load_sample_ms_ = 0;
   int64_t last_save_ms_ = 0;
   int64_t last_tick_ms_ = 0;  // 0: no tick yet

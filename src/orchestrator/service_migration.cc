@@ -221,6 +221,13 @@ void Service::run_balancer() {
   for (const auto& m : state_.migrations) {
     if (!m.finished()) active.push_back(Move{m.start, m.end, m.source, m.target});
   }
+  // The halves of a recent hot split stay where load put them for their cool-down (no
+  // flapping, hot_shards.h rule 6): shown to the balancer as busy moves onto their own shard,
+  // which leaves every share as it is.
+  for (const PinnedRange& p : hot_policy_.pinned(clock_->monotonic_ms())) {
+    const ShardId owner = state_.table->ranges[range_index(*state_.table, p.start)].shard;
+    active.push_back(Move{p.start, p.end, owner, owner});
+  }
   for (const Move& move : balance(*state_.table, active)) {
     auto id = queue_migration("rebalance", move.start, move.end, move.source, move.target, 0);
     if (!id.is_ok()) {
@@ -515,9 +522,20 @@ Result<MigrationsCreated> Service::split(ShardId shard_id, std::optional<Token> 
       break;
     }
   }
-  // RF free machines: idle spares first (by id), then reclaimable extras.
-  const uint32_t rf = table.replication_factor;
-  std::vector<MachineId> chosen;
+  auto created = split_to_new_shard(shard_id, pieces, max_rate, "split");
+  if (!created.is_ok()) return created.status();
+  created->message = fmt::format(
+      "shard {} created from machines {}; {} migration(s) queued moving {} to it",
+      created->new_shard, created->message, created->ids.size(),
+      at ? fmt::format("shard {}'s ring span from {} on", shard_id, topology::format_token(*at))
+         : fmt::format("half of shard {}'s ring span", shard_id));
+  persist(false);
+  return created;
+}
+
+std::vector<MachineId> Service::free_machines() const {
+  if (!state_.table) return {};
+  const RoutingTableSpec& table = *state_.table;
   auto usable = [&](MachineId id) {
     const MachineRecord* m = state_.find_machine(id);
     return m != nullptr && m->health == Health::kUp && !m->draining;
@@ -540,16 +558,22 @@ Result<MigrationsCreated> Service::split(ShardId shard_id, std::optional<Token> 
     }
     return false;
   });
-  if (spares.size() + extras.size() < rf) {
+  spares.insert(spares.end(), extras.begin(), extras.end());
+  return spares;
+}
+
+// The machines' names go back in `message` (the callers word the rest).
+Result<MigrationsCreated> Service::split_to_new_shard(
+    ShardId shard_id, const std::vector<std::pair<Token, Token>>& pieces, uint64_t max_rate,
+    const std::string& kind) {
+  const RoutingTableSpec& table = *state_.table;
+  const uint32_t rf = table.replication_factor;
+  std::vector<MachineId> chosen = free_machines();
+  if (chosen.size() < rf) {
     return Status::busy(fmt::format("split needs {} free machines (spares or extras), {} available",
-                                    rf, spares.size() + extras.size()));
+                                    rf, chosen.size()));
   }
-  for (MachineId id : spares) {
-    if (chosen.size() < rf) chosen.push_back(id);
-  }
-  for (MachineId id : extras) {
-    if (chosen.size() < rf) chosen.push_back(id);
-  }
+  chosen.resize(rf);
   RoutingTableSpec next = table;
   ShardId new_id = 0;
   for (const auto& s : next.shards) new_id = std::max(new_id, s.id);
@@ -577,22 +601,17 @@ Result<MigrationsCreated> Service::split(ShardId shard_id, std::optional<Token> 
   std::string names;
   for (MachineId id : chosen) names += (names.empty() ? "" : ", ") + std::to_string(id);
   const topology::Epoch before = table.epoch;
-  install(std::move(next), fmt::format("split of shard {}: new shard {} from machines {} (joining)",
-                                       shard_id, new_id, names));
+  install(std::move(next), fmt::format("{} of shard {}: new shard {} from machines {} (joining)",
+                                       kind, shard_id, new_id, names));
   if (state_.table->epoch == before) return Status::internal("the split's table was rejected");
   MigrationsCreated created;
   created.new_shard = new_id;
   for (const auto& [start, end] : pieces) {
-    auto id = queue_migration("split", start, end, shard_id, new_id, max_rate);
+    auto id = queue_migration(kind, start, end, shard_id, new_id, max_rate);
     if (!id.is_ok()) return id.status();
     created.ids.push_back(*id);
   }
-  created.message = fmt::format(
-      "shard {} created from machines {}; {} migration(s) queued moving {} to it", new_id, names,
-      created.ids.size(),
-      at ? fmt::format("shard {}'s ring span from {} on", shard_id, topology::format_token(*at))
-         : fmt::format("half of shard {}'s ring span", shard_id));
-  persist(false);
+  created.message = names;
   return created;
 }
 

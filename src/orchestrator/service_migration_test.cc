@@ -11,6 +11,7 @@
 #include "orchestrator/balancer.h"
 #include "orchestrator/service.h"
 #include "orchestrator/service_test_fixture.h"
+#include "topology/token.h"
 
 namespace cairn::orchestrator {
 namespace {
@@ -437,6 +438,69 @@ TEST_F(MigrationTest, NoAutoRebalanceQueuesNothing) {
   }
   service->tick();
   EXPECT_TRUE(service->snapshot().migrations.empty());
+}
+
+// What a machine of `shard` reports: 100 ops/s in each of the shard's ranges, and `hot_ops` more
+// in `hot` (when the shard owns it) over ten keys of that range.
+std::vector<metrics::RangeLoadReport> ranges_load(const State& state, ShardId shard,
+                                                  const topology::Range& hot, double hot_ops) {
+  std::vector<metrics::RangeLoadReport> out;
+  for (const auto& r : state.table->ranges) {
+    if (r.shard != shard) continue;
+    metrics::RangeLoadReport report;
+    report.start = r.start;
+    report.end = r.end;
+    report.writes_per_sec = 100;
+    if (r.start == hot.start) {
+      report.writes_per_sec += hot_ops;
+      for (int i = 0; report.top_keys.size() < 10 && i < 100'000; ++i) {
+        const std::string key = "hot:" + std::to_string(i);
+        if (r.contains(topology::token_of(key))) report.top_keys.push_back({key, 5000, 0});
+      }
+    }
+    out.push_back(std::move(report));
+  }
+  return out;
+}
+
+TEST_F(MigrationTest, AHotShardIsSplitByLoadToTheCoolestShard) {
+  settings_.hot.window_ms = 2000;
+  settings_.hot.cooldown_ms = 60'000;
+  auto service = cluster(7);  // 2 shards of 3 and the one spare the cluster keeps
+  const topology::Range hot = range_of(*service, 1);
+  for (int64_t t = 0; t < 4000; t += 100) {
+    clock_.now_ms += 100;
+    if (clock_.now_ms % 250 < 100) {
+      const State state = service->snapshot();
+      for (MachineId id = 1; id <= 7; ++id) {
+        ShardId shard = topology::kNoShard;
+        for (const auto& s : state.table->shards) {
+          if (std::find(s.replicas.begin(), s.replicas.end(), id) != s.replicas.end()) {
+            shard = s.id;
+          }
+        }
+        auto load = shard == topology::kNoShard ? std::vector<metrics::RangeLoadReport>{}
+                                                : ranges_load(state, shard, hot, 8000);
+        ASSERT_TRUE(
+            service->heartbeat(id, 0, Load{}, topology::kNoShard, {}, std::move(load)).is_ok());
+      }
+    }
+    service->tick();
+  }
+  EXPECT_TRUE(has_event(*service, "hot shard 1: "));
+  const State state = service->snapshot();
+  ASSERT_EQ(state.migrations.size(), 1u);
+  const Migration& m = state.migrations[0];
+  EXPECT_EQ(m.kind, "hot-split");
+  EXPECT_EQ(m.source, 1u);
+  EXPECT_EQ(m.target, 2u);  // the spare is kept for replacements
+  // One half of the hot range, cut at its keys' load median, not at its token middle.
+  EXPECT_TRUE(m.start == hot.start || m.end == hot.end);
+  EXPECT_FALSE(m.start == hot.start && m.end == hot.end);
+  const nlohmann::json load = service->load_json(false);
+  ASSERT_EQ(load["hot"]["shards"].size(), 1u);
+  EXPECT_TRUE(load["hot"]["shards"][0]["hot"].get<bool>());
+  EXPECT_EQ(load["hot"]["pinned"].size(), 2u);
 }
 
 TEST_F(MigrationTest, MigrationsJsonComputesRateAndEta) {

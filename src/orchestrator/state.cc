@@ -492,7 +492,7 @@ Status validate_migrations(const State& state) {
     if (i > 0 && state.migrations[i - 1].id >= m.id) {
       return Status::invalid_argument(where + ": ids are not unique and increasing");
     }
-    if (m.kind != "rebalance" && m.kind != "split" && m.kind != "move") {
+    if (m.kind != "rebalance" && m.kind != "split" && m.kind != "move" && m.kind != "hot-split") {
       return Status::invalid_argument(fmt::format("{}: unknown kind \"{}\"", where, m.kind));
     }
     if (m.end != 0 && m.end <= m.start) {

@@ -114,7 +114,7 @@ struct TargetProgress {
 
 struct Migration {
   uint64_t id = 0;
-  std::string kind;  // "rebalance" | "split" | "move"
+  std::string kind;  // "rebalance" | "split" | "move" | "hot-split" (hot_shards.h)
   topology::Token start = 0;
   topology::Token end = 0;  // 0 = the end of the ring
   topology::ShardId source = topology::kNoShard;

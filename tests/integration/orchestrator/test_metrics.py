@@ -327,7 +327,7 @@ def test_bench_hot_range_shows_in_the_load(dev):
 
     def hot_shard():
         for s in dev.get("/v1/load")["shards"]:
-            if s["top_keys"] and s["top_keys"][0]["key"].startswith("{bench-hot}:"):
+            if s["top_keys"] and s["top_keys"][0]["key"].startswith("bench-hot:"):
                 return s
         return None
     wait_for(hot_shard, 15, what="the bench's hot range in /v1/load")
