@@ -149,6 +149,19 @@ def final_reads(cluster, keys, history, rng):
                 time.sleep(0.2)
 
 
+def finish_and_check(clients, cluster, keys, history, rng):
+    """Joins stopped Client threads, reads every key back at the end, and returns the checker's
+    violations (tests/fault/checker.py) over the whole history; a crash of the driver itself
+    is raised."""
+    for t in clients:
+        t.join(10)
+    for t in clients:
+        if t.crash is not None:
+            raise t.crash
+    final_reads(cluster, keys, history, rng)
+    return checker.check(history.ops())
+
+
 def leftover_rules():
     out = subprocess.run(["iptables", "-S", "INPUT"], capture_output=True, text=True).stdout
     return [line for line in out.splitlines() if COMMENT in line]

@@ -421,3 +421,14 @@ def _alive(pid):
         return len(os.listdir("/proc/%d/task" % pid)) > 1
     except OSError:
         return False
+
+
+class MachinesView:
+    """Some machines of a DevCluster as the fault workload (tests/fault/workload.py: Client,
+    final_reads) sees a cluster: client(i) of its i-th machine."""
+
+    def __init__(self, dev, indexes):
+        self.dev, self.machines = dev, list(indexes)
+
+    def client(self, i, **kwargs):
+        return self.dev.client(self.machines[i], **kwargs)

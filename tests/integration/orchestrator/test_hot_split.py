@@ -8,18 +8,36 @@ the orchestrator's own view of the load.
     spare is the one the cluster keeps for replacements, so it is not spent on load;
   * afterwards the two halves' loads differ by at most 30 %;
   * every key written before the load is still there, read back key by key;
+  * registers in the hot band, written and read by the fault checker's clients through both
+    machines during the whole detection, split and move, show no lost acknowledged write and no
+    stale read (tests/fault/checker.py);
   * a single hot key (`--distribution hot-key`) is reported with its rate, never split.
 """
 
 import json
+import os
+import random
 import subprocess
+import sys
 import threading
 import time
 import urllib.request
 
 import pytest
 
-from dev_cluster import DevCluster, orchestrator_supported, wait_for
+from dev_cluster import DevCluster, MachinesView, orchestrator_supported, wait_for
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+for sub in (("..", "..", "cluster"), ("..", "..", "fault")):
+    sys.path.insert(0, os.path.join(HERE, *sub))
+
+import checker  # noqa: E402
+import workload  # noqa: E402
+from history import History  # noqa: E402
+from xxh3 import token_of  # noqa: E402
+
+# cairn bench's hot-range band (src/cli/bench.cc): [2^62, 2^62 + 2^64 / 100).
+HOT_BAND = (1 << 62, (1 << 62) + (1 << 64) // 100)
 
 _SUPPORTED, _WHY_NOT = orchestrator_supported()
 pytestmark = pytest.mark.skipif(not _SUPPORTED, reason=_WHY_NOT)
@@ -74,6 +92,18 @@ class Bench:
         self.reader.join(timeout=5)
 
 
+def band_keys(count):
+    """Checker registers whose tokens lie in the hot band, so the split cuts among them and
+    moves some of them."""
+    keys, n = [], 0
+    while len(keys) < count:
+        key = "hs:%d" % n
+        if HOT_BAND[0] <= token_of(key) < HOT_BAND[1]:
+            keys.append(key)
+        n += 1
+    return keys
+
+
 def halves(dev, migration, cut):
     """The loads (ops/s) of the moved half and of the half that stayed, from /v1/load."""
     moved = kept = None
@@ -91,6 +121,15 @@ def halves(dev, migration, cut):
 def test_hot_range_is_split_by_load_and_loses_nothing():
     with DevCluster(shards=2, rf=1, spares=1, extra_args=HOT_ARGS) as dev:
         preload(dev)
+        rng = random.Random()
+        history = History()
+        keys = band_keys(8)
+        machines = MachinesView(dev, range(2))
+        stop = threading.Event()
+        clients = [workload.Client("c%d" % n, machines, keys, history, stop,
+                                   rng.randrange(1 << 30)) for n in range(2)]
+        for t in clients:
+            t.start()
         bench = Bench(dev, "hot-range", BENCH_SECONDS)
         try:
             hot = wait_for(lambda: next((m for m in events(dev) if m.startswith("hot shard ")
@@ -129,6 +168,11 @@ def test_hot_range_is_split_by_load_and_loses_nothing():
             assert "pinned for" in text, text
         finally:
             bench.stop()
+            stop.set()
+        violations = workload.finish_and_check(clients, machines, keys, history, rng)
+        print("checker during the split: %s" % history.summary())
+        assert violations == [], checker.report(violations)
+        assert len(history.ops()) > 100, history.summary()
         before = [l for t, l in bench.lines if t < detected_s and "ops/s" in l]
         after = [l for t, l in bench.lines if t > done_s + 2 and "ops/s" in l]
         print("throughput before the split:", before[-3:])

@@ -15,8 +15,8 @@ import redis
 
 import checker
 import workload
-from dev_cluster import (DEAD_AFTER_MS, DOWN_AFTER_MS, health, orchestrator_supported,
-                         wait_for)
+from dev_cluster import (DEAD_AFTER_MS, DOWN_AFTER_MS, MachinesView, health,
+                         orchestrator_supported, wait_for)
 from history import History
 
 _SUPPORTED, _WHY_NOT = orchestrator_supported()
@@ -197,16 +197,6 @@ def test_orchestrator_restart_keeps_state_and_the_cluster_serves_throughout(dev)
         assert dev.client(n % 7).get("restart:%d" % n) == str(n).encode()
 
 
-class _Machines:
-    """The running dev machines as workload.Client and workload.final_reads see a cluster."""
-
-    def __init__(self, dev, indexes):
-        self.dev, self.machines = dev, list(indexes)
-
-    def client(self, i, **kwargs):
-        return self.dev.client(self.machines[i], **kwargs)
-
-
 def test_checker_finds_no_violation_when_machines_die_under_quorum_writes(dev):
     seconds = 20
     rng = random.Random()
@@ -215,7 +205,7 @@ def test_checker_finds_no_violation_when_machines_die_under_quorum_writes(dev):
     print("orchestrator fault test seed %d" % seed)
     history = History()
     keys = ["of:%d" % k for k in range(12)]
-    machines = _Machines(dev, range(7))
+    machines = MachinesView(dev, range(7))
     stop = threading.Event()
     clients = [workload.Client("c%d" % n, machines, keys, history, stop, rng.randrange(1 << 30))
                for n in range(4)]
@@ -249,16 +239,9 @@ def test_checker_finds_no_violation_when_machines_die_under_quorum_writes(dev):
         nemesis()
     finally:
         stop.set()
-        for t in clients:
-            t.join(10)
-    for t in clients:
-        if t.crash is not None:
-            raise t.crash
     time.sleep(1.0)  # let hints replay; the final reads repair anyway
-    workload.final_reads(machines, keys, history, rng)
-    ops = history.ops()
-    violations = checker.check(ops)
+    violations = workload.finish_and_check(clients, machines, keys, history, rng)
     print("faults: %s; %s" % (faults, history.summary()))
     assert violations == [], checker.report(violations)
-    assert len(ops) > 100, history.summary()
+    assert len(history.ops()) > 100, history.summary()
     assert any("until dead" in f for f in faults), faults
