@@ -225,8 +225,19 @@ void run_connection(const BenchOptions& options, const KeySource& keys, Shared& 
   while (!shared.stop.load(std::memory_order_relaxed) && Clock::now() < deadline) {
     batch.clear();
     uint64_t reads = 0;
+    size_t replies = 0;
     for (int i = 0; i < options.pipeline; ++i) {
       const std::string key = key_for(options, keys, random);
+      if (options.transaction > 0) {
+        batch += resp_command({"MULTI"});
+        for (int j = 0; j < options.transaction; ++j) {
+          batch += resp_command({"SET", fmt::format("{{{}}}:{}", key, j), value});
+        }
+        batch += resp_command({"EXEC"});
+        replies += static_cast<size_t>(options.transaction) + 2;
+        continue;
+      }
+      ++replies;
       if (std::uniform_real_distribution<double>(0.0, 1.0)(random) < options.read_ratio) {
         batch += resp_command({"GET", key});
         ++reads;
@@ -236,8 +247,7 @@ void run_connection(const BenchOptions& options, const KeySource& keys, Shared& 
     }
     const auto started = Clock::now();
     errors = 0;
-    if (!connection.send_all(batch) ||
-        !connection.read_replies(static_cast<size_t>(options.pipeline), errors)) {
+    if (!connection.send_all(batch) || !connection.read_replies(replies, errors)) {
       shared.failed_connections.fetch_add(1, std::memory_order_relaxed);
       return;  // a timed-out or closed connection: the others go on
     }
@@ -289,6 +299,10 @@ CLI::App* add_bench_command(CLI::App& app, BenchOptions& options) {
       ->check(CLI::Range(size_t{0}, size_t{64} * 1024 * 1024));
   bench->add_option("--read-ratio", options.read_ratio, "share of GETs, 0 to 1  [default: 0.5]")
       ->check(CLI::Range(0.0, 1.0));
+  bench->add_option("--transaction", options.transaction,
+                    "each operation is MULTI, this many SETs of keys sharing a hash tag, EXEC "
+                    "(0: plain GET/SET)  [default: 0]")
+      ->check(CLI::Range(0, 1000));
   bench->add_option("--distribution", options.distribution,
                     "uniform, zipfian, hot-range or hot-key  [default: uniform]")
       ->check(CLI::IsMember({"uniform", "zipfian", "hot-range", "hot-key"}));

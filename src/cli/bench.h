@@ -39,6 +39,9 @@ struct BenchOptions {
   double read_ratio = 0.5;
   std::string distribution = "uniform";
   std::string consistency;  // "" = the server's default; else CONSISTENCY READ x WRITE x
+  // > 0: each operation is a transaction, MULTI + this many SETs of keys sharing the drawn
+  // key's hash tag + EXEC (counted as one write); --read-ratio is ignored.
+  int transaction = 0;
   bool json = false;
 };
 

@@ -139,9 +139,15 @@ void run_transaction(CommandContext& ctx, Transaction& tx) {
   ctx.wrote = wrote;
   if (!status.is_ok()) {
     CAIRN_ASSERT(!started, "a transaction fails only before its first command");
+    // A redirect is not an end: the leader runs the transaction and counts it.
+    if (status.message().rfind("REDIRECT", 0) != 0) {
+      ctx.server.note_transaction(ServerControl::TransactionEnd::kRefused);
+    }
     ctx.reply.error(storage_error_reply(status));
     return;
   }
+  ctx.server.note_transaction(started ? ServerControl::TransactionEnd::kCommitted
+                                      : ServerControl::TransactionEnd::kWatchAborted);
   if (!started) ctx.reply.null_array();
 }
 
@@ -170,6 +176,7 @@ void exec(CommandContext& ctx) {
     return;
   }
   if (session.multi_failed) {
+    ctx.server.note_transaction(ServerControl::TransactionEnd::kQueueErrors);
     reset_transaction(session);
     ctx.reply.error("EXECABORT Transaction discarded because of previous errors.");
     return;

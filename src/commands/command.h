@@ -148,6 +148,9 @@ class ServerControl {
   virtual Status config_set(std::string_view name, std::string_view value) = 0;
   // INFO: the text of one section ("server", "clients", ...) or of all default sections.
   virtual std::string info(std::string_view section) = 0;
+  // How an EXEC (or CAIRN.TX) ended, for INFO stats (docs/transactions.md).
+  enum class TransactionEnd { kCommitted, kWatchAborted, kQueueErrors, kRefused };
+  virtual void note_transaction(TransactionEnd /*end*/) {}
   // SLOWLOG GET / LEN / RESET (newest first; count < 0: all).
   virtual std::vector<SlowlogEntry> slowlog_get(int64_t /*count*/) { return {}; }
   virtual size_t slowlog_len() { return 0; }

@@ -634,6 +634,15 @@ std::string ServerState::persistence_section() {
       durability == storage::Durability::kAlways ? 1 : 0);
 }
 
+void ServerState::note_transaction(TransactionEnd end) {
+  switch (end) {
+    case TransactionEnd::kCommitted: transactions_committed_.fetch_add(1); return;
+    case TransactionEnd::kWatchAborted: transactions_watch_aborted_.fetch_add(1); return;
+    case TransactionEnd::kQueueErrors: transactions_queue_errors_.fetch_add(1); return;
+    case TransactionEnd::kRefused: transactions_refused_.fetch_add(1); return;
+  }
+}
+
 std::string ServerState::stats_section() {
   uint64_t errors = 0;
   for (const CommandTotals& totals : command_totals()) errors += totals.failed;
@@ -647,9 +656,13 @@ std::string ServerState::stats_section() {
       "instantaneous_ops_per_sec:{}\r\ntotal_net_input_bytes:{}\r\ntotal_net_output_bytes:{}\r\n"
       "rejected_connections:{}\r\nexpired_keys:0\r\nevicted_keys:0\r\nkeyspace_hits:0\r\n"
       "keyspace_misses:0\r\npubsub_channels:0\r\npubsub_patterns:0\r\n"
-      "total_error_replies:{}\r\nslowlog_len:{}\r\n",
+      "total_error_replies:{}\r\nslowlog_len:{}\r\n"
+      "cairn_transactions_committed:{}\r\ncairn_transactions_watch_aborted:{}\r\n"
+      "cairn_transactions_queue_errors:{}\r\ncairn_transactions_refused:{}\r\n",
       total_connections_.load(), total_commands(), instantaneous_ops_.load(), net_input_bytes(),
-      net_output_bytes(), rejected_connections_.load(), errors, slowlog_length);
+      net_output_bytes(), rejected_connections_.load(), errors, slowlog_length,
+      transactions_committed_.load(), transactions_watch_aborted_.load(),
+      transactions_queue_errors_.load(), transactions_refused_.load());
 }
 
 // Every replica of a shard accepts writes, so each machine is a "master" to Redis tools; the

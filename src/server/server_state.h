@@ -118,6 +118,7 @@ class ServerState final : public commands::ServerControl {
   std::vector<commands::SlowlogEntry> slowlog_get(int64_t count) override;
   size_t slowlog_len() override;
   void slowlog_reset() override;
+  void note_transaction(TransactionEnd end) override;
   std::vector<commands::LatencyEvent> latency_events() override;
   size_t latency_reset(const std::vector<std::string>& events) override;
 
@@ -233,6 +234,11 @@ class ServerState final : public commands::ServerControl {
   std::atomic<uint64_t> next_client_id_{1};
   std::atomic<uint64_t> total_connections_{0};
   std::atomic<uint64_t> rejected_connections_{0};
+  // EXECs by how they ended (INFO stats: cairn_transactions_*).
+  std::atomic<uint64_t> transactions_committed_{0};
+  std::atomic<uint64_t> transactions_watch_aborted_{0};
+  std::atomic<uint64_t> transactions_queue_errors_{0};
+  std::atomic<uint64_t> transactions_refused_{0};
 
   std::vector<const commands::CommandSpec*> specs_;
   std::unordered_map<const commands::CommandSpec*, size_t> spec_index_;

@@ -214,3 +214,30 @@ def test_queue_bounds_and_bad_cairn_tx(raw):
     assert raw.read_raw().startswith(b"-ERR CAIRN.TX")
     raw.send(encode_command(b"CAIRN.TX", b"0", b"2", b"1", b"PING", b"2", b"ECHO", b"x"))
     assert raw.read_raw() == b"*2\r\n+PONG\r\n$1\r\nx\r\n"
+
+
+def test_info_counts_transactions_by_how_they_ended(server):
+    def counts():
+        stats = redis.Redis(port=server.port).info("stats")
+        return {k: stats[k] for k in ("cairn_transactions_committed",
+                                      "cairn_transactions_watch_aborted",
+                                      "cairn_transactions_queue_errors",
+                                      "cairn_transactions_refused")}
+    before = counts()
+    a, b = RawConn(server.port), RawConn(server.port)
+    try:
+        for args in (["MULTI"], ["SET", "ic", "1"], ["EXEC"],                  # committed
+                     ["WATCH", "ic"], ["MULTI"], ["GET", "ic"]):
+            cmd(a, *args)
+        cmd(b, "SET", "ic", "2")
+        assert cmd(a, "EXEC") == b"*-1\r\n"                                     # watch-aborted
+        for args in (["MULTI"], ["NOSUCHCOMMAND"]):
+            cmd(a, *args)
+        assert cmd(a, "EXEC").startswith(b"-EXECABORT")                         # queue errors
+    finally:
+        a.close()
+        b.close()
+    after = counts()
+    assert {k: after[k] - before[k] for k in after} == {
+        "cairn_transactions_committed": 1, "cairn_transactions_watch_aborted": 1,
+        "cairn_transactions_queue_errors": 1, "cairn_transactions_refused": 0}
