@@ -51,7 +51,7 @@ function chart(id,xs,series,names){
   if(!charts[id]||charts[id].series.length!==series.length+1){
    el.innerHTML='';
    const colors=['#1f77b4','#d62728','#2ca02c','#ff7f0e','#9467bd','#8c564b'];
-   charts[id]=new uPlot({width:520,height:200,series:[{}].concat(names.map((n,i)=>({label:n,stroke:colors[i%colors.length]})))},data,el);
+   charts[id]=new uPlot({width:520,height:200,axes:[{},{size:64}],series:[{}].concat(names.map((n,i)=>({label:n,stroke:colors[i%colors.length]})))},data,el);
   }else charts[id].setData(data);
   return;
  }
