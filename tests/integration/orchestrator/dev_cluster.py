@@ -71,14 +71,19 @@ def _port_free(port):
             return False
 
 
+METRICS_PORT_OFFSET = 1000  # cairn dev: machine i's metrics port is its client port + 1000
+
+
 def free_port_block(count):
     """A base port p with p..p+count-1 free a moment ago (random, so parallel runs rarely meet).
     Below Linux's ephemeral range (32768-60999): the tests' many client connections take
     ephemeral ports, and one could hold a port before a machine added or restarted later binds
-    it (seen in bench/migration.sh)."""
+    it (seen in bench/migration.sh). The machines' metrics ports (client port + 1000, as
+    `cairn dev` gives them) must be free and below that range too."""
     for _ in range(200):
-        base = random.randrange(10000, 32000 - count)
-        if all(_port_free(base + i) for i in range(count)):
+        base = random.randrange(10000, 32000 - METRICS_PORT_OFFSET - count)
+        if all(_port_free(base + i) and _port_free(base + METRICS_PORT_OFFSET + i)
+               for i in range(count)):
             return base
     raise RuntimeError("no block of %d free ports" % count)
 
