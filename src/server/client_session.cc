@@ -185,16 +185,8 @@ void ClientSession::serve(std::string_view input, std::string& output, size_t ou
         break;
       }
       if (parsed.state == resp::ParseState::kError) {
-        std::string error = "ERR " + unauthenticated_error(input, result.consumed, parsed.error);
-        if (running_.empty()) {
-          resp::ReplyWriter(&output, session_.protocol).error(error);
-        } else {
-          // Behind the running requests, as any reply.
-          Request& request = take_request();
-          resp::ReplyWriter(&request.reply, session_.protocol).error(error);
-          request.done = request.counted = request.close = true;
-          running_.push_back(&request);
-        }
+        reply_error("ERR " + unauthenticated_error(input, result.consumed, parsed.error), output,
+                    /*close=*/true);
         result.close = true;
         break;
       }
@@ -215,7 +207,7 @@ void ClientSession::serve(std::string_view input, std::string& output, size_t ou
       const bool direct = running_.empty();  // the reply goes straight to the output
       const size_t reply_start = output.size();
       notifications_before_ = state_.blocked_clients().notifications();
-      const commands::DispatchOutcome outcome = run_inline(output, result, commands);
+      const commands::DispatchOutcome outcome = run_inline(output, commands);
       if (session_.block) {
         commands::BlockRequest block = std::move(*session_.block);
         session_.block.reset();
@@ -249,24 +241,25 @@ void ClientSession::serve(std::string_view input, std::string& output, size_t ou
     if (!submit(exclusive, keys)) {
       // Overload is a fast, retryable error for this request; the following ones are still
       // served.
-      const std::string_view busy = "BUSY server overloaded, try again";
-      if (running_.empty()) {
-        resp::ReplyWriter(&output, session_.protocol).error(busy);
-      } else {
-        Request& request = take_request();
-        resp::ReplyWriter(&request.reply, session_.protocol).error(busy);
-        request.done = request.counted = true;
-        running_.push_back(&request);
-      }
+      reply_error("BUSY server overloaded, try again", output, /*close=*/false);
     }
   }
   running_session = nullptr;
 }
 
-commands::DispatchOutcome ClientSession::run_inline(std::string& output,
-                                                    net::ProcessResult& result,
-                                                    uint64_t& commands) {
-  (void)result;
+void ClientSession::reply_error(std::string_view error, std::string& output, bool close) {
+  if (running_.empty()) {
+    resp::ReplyWriter(&output, session_.protocol).error(error);
+    return;
+  }
+  Request& request = take_request();
+  resp::ReplyWriter(&request.reply, session_.protocol).error(error);
+  request.done = request.counted = true;
+  request.close = close;
+  running_.push_back(&request);
+}
+
+commands::DispatchOutcome ClientSession::run_inline(std::string& output, uint64_t& commands) {
   // With requests running, this reply goes behind theirs.
   Request* queued = running_.empty() ? nullptr : &take_request();
   std::string& out = queued != nullptr ? queued->reply : output;

@@ -100,8 +100,10 @@ class ClientSession final : public net::Protocol {
              int64_t now_ms, net::ProcessResult& result, uint64_t& commands);
   // Runs args_ on the loop, appending its reply to `output`, or queues the reply behind the
   // running requests. Returns the dispatch outcome.
-  commands::DispatchOutcome run_inline(std::string& output, net::ProcessResult& result,
-                                       uint64_t& commands);
+  commands::DispatchOutcome run_inline(std::string& output, uint64_t& commands);
+  // An error reply in request order: to `output` when nothing runs, else queued behind the
+  // running requests. `close`: the connection closes once it is sent.
+  void reply_error(std::string_view error, std::string& output, bool close);
   // Whether args_ (a worker request) may be handed to a worker now.
   Admission admission(const commands::CommandSpec* spec, bool& exclusive,
                       std::vector<std::string>& keys) const;
