@@ -153,6 +153,16 @@ void print_status(std::ostream& out, const json& status) {
   }
 }
 
+// A machine's clock against the orchestrator's: "+12ms" (ahead), "-3ms" (behind), "OFF +3600004ms"
+// past the bound (the machine coordinates no writes), "-" before the first measurement.
+std::string clock_of(const json& machine) {
+  const json clock = member(machine, "clock");
+  if (!clock.is_object()) return "-";
+  const int64_t ahead = -clock.value("offset_ms", int64_t{0});
+  return fmt::format("{}{}{}ms", clock.value("in_bound", true) ? "" : "OFF ",
+                     ahead >= 0 ? "+" : "", ahead);
+}
+
 void print_machines(std::ostream& out, const json& machines) {
   std::vector<std::vector<std::string>> rows;
   for (const json& machine : machines) {
@@ -160,9 +170,11 @@ void print_machines(std::ostream& out, const json& machines) {
     const std::string shard = field(machine, "shard");
     rows.push_back({field(machine, "id"), field(machine, "address"), field(machine, "state"),
                     field(machine, "health"), shard == "0" ? "-" : shard, field(machine, "role"),
-                    ops_of(machine), ago(machine)});
+                    ops_of(machine), clock_of(machine), ago(machine)});
   }
-  print_table(out, {"ID", "ADDRESS", "STATE", "HEALTH", "SHARD", "ROLE", "OPS/S", "LAST-HEARTBEAT"},
+  print_table(out,
+              {"ID", "ADDRESS", "STATE", "HEALTH", "SHARD", "ROLE", "OPS/S", "CLOCK",
+               "LAST-HEARTBEAT"},
               rows);
 }
 

@@ -13,6 +13,7 @@
 
 #include "common/assert.h"
 #include "common/clock.h"
+#include <fmt/format.h>
 #include "coordinator/cluster_internal.h"
 #include "coordinator/key_locks.h"
 #include "topology/token.h"
@@ -91,9 +92,48 @@ struct Core {
   std::atomic<uint64_t> read_repairs{0}, hints_stored{0}, hints_replayed{0}, redirects{0};
   std::atomic<uint64_t> restamps{0};
   std::atomic<uint64_t> table_refreshes{0};
+  std::atomic<uint64_t> clock_refusals{0};
+
+  // set_clock_state(): the offset that put this machine's clock out of bound, and the bound;
+  // clock_out_of_bound false: in bound (or never measured).
+  std::atomic<bool> clock_out_of_bound{false};
+  std::atomic<int64_t> clock_offset_ms{0};
+  std::atomic<int64_t> clock_max_offset_ms{0};  // 0: no guard
+  // Wall clock minus monotonic clock when the offset was measured: a step of the wall clock
+  // since then (a jump, an operator's `date -s`) shows as a change of this difference.
+  std::atomic<int64_t> clock_baseline_ms{0};
 };
 
 using CorePtr = std::shared_ptr<Core>;
+
+// Every write this machine coordinates (and every read-modify-write it leads) is stamped with its
+// clock, so none starts while that clock is out of bound (ClusterCoordinator::set_clock_state).
+Status clock_guard(Core& core) {
+  const int64_t max_offset = core.clock_max_offset_ms.load(std::memory_order_relaxed);
+  if (!core.clock_out_of_bound.load(std::memory_order_acquire)) {
+    // In bound when measured, but the wall clock may have stepped since: a step larger than the
+    // bound is refused at once rather than at the next measurement (a heartbeat away).
+    if (max_offset == 0) return Status::ok();
+    const int64_t step = wall_clock_ms() - monotonic_ms() -
+                         core.clock_baseline_ms.load(std::memory_order_relaxed);
+    if (step <= max_offset && step >= -max_offset) return Status::ok();
+    ++core.clock_refusals;
+    return Status::unavailable(fmt::format(
+        "CLOCKSKEW this machine's clock stepped {} by {} ms since it was last compared with the "
+        "orchestrator's (the bound is --max-clock-offset-ms {}): it coordinates no write until "
+        "the next comparison; write through another machine",
+        step > 0 ? "forward" : "back", step > 0 ? step : -step, max_offset));
+  }
+  ++core.clock_refusals;
+  const int64_t offset = core.clock_offset_ms.load(std::memory_order_relaxed);
+  return Status::unavailable(fmt::format(
+      "CLOCKSKEW this machine's clock is {} ms {} the orchestrator's (the bound is "
+      "--max-clock-offset-ms {}): it coordinates no write until its clock is back in bound; "
+      "write through another machine",
+      offset < 0 ? -offset : offset, offset < 0 ? "ahead of" : "behind",
+      core.clock_max_offset_ms.load(std::memory_order_relaxed)));
+}
+
 using PeerCallback = std::function<void(Result<resp::Value>)>;
 
 // Sends `args` to `address`. A replica that is behind (TABLEBEHIND) or has no table yet (NOTABLE)
@@ -976,6 +1016,14 @@ void ClusterCoordinator::stop() {
   if (impl_->replayer.joinable()) impl_->replayer.join();
 }
 
+void ClusterCoordinator::set_clock_state(bool in_bound, int64_t offset_ms, int64_t max_offset_ms) {
+  Core& core = *impl_->core;
+  core.clock_baseline_ms.store(wall_clock_ms() - monotonic_ms(), std::memory_order_relaxed);
+  core.clock_offset_ms.store(offset_ms, std::memory_order_relaxed);
+  core.clock_max_offset_ms.store(max_offset_ms, std::memory_order_relaxed);
+  core.clock_out_of_bound.store(!in_bound, std::memory_order_release);
+}
+
 void ClusterCoordinator::set_leader_lease_check(std::function<bool()> valid) {
   auto check = valid ? std::make_shared<const std::function<bool()>>(std::move(valid)) : nullptr;
   std::lock_guard<std::mutex> lock(impl_->lease_mu);
@@ -994,6 +1042,7 @@ ClusterStats ClusterCoordinator::stats() const {
   stats.hints_replayed = core.hints_replayed;
   stats.redirects = core.redirects;
   stats.restamps = core.restamps;
+  stats.clock_refusals = core.clock_refusals;
   stats.table_refreshes = core.table_refreshes;
   return stats;
 }
@@ -1112,6 +1161,7 @@ Status ClusterSession::write_field_cells(
     std::span<const std::pair<std::string, std::string>> values,
     std::span<const int64_t> expire_at_ms) {
   const CorePtr& core = coordinator_.impl_->core;
+  if (Status status = clock_guard(*core); !status.is_ok()) return status;
   const std::string owned(key);
   const size_t n = values.empty() ? sub_keys.size() : values.size();
   const Level level(options_.write, in_atomic_);
@@ -1197,6 +1247,8 @@ Status ClusterSession::scan_fields(std::string_view key, std::string_view from_s
 Status ClusterSession::write(std::string_view key, storage::ValueType type, std::string value,
                              int64_t expire_at_ms) {
   const CorePtr& core = coordinator_.impl_->core;
+  // Before the clock is read: a refused write must not move the hybrid clock to its reading.
+  if (Status status = clock_guard(*core); !status.is_ok()) return status;
   Cell cell;
   cell.type = type;
   cell.expire_at_ms = expire_at_ms;
@@ -1209,6 +1261,7 @@ Status ClusterSession::write(std::string_view key, storage::ValueType type, std:
 
 Status ClusterSession::remove(std::string_view key) {
   const CorePtr& core = coordinator_.impl_->core;
+  if (Status status = clock_guard(*core); !status.is_ok()) return status;
   Cell cell;
   cell.tombstone = true;
   cell.writer = core->machine_id;
@@ -1270,6 +1323,8 @@ Status ClusterSession::atomically(std::span<const std::string> keys,
   if (!coordinator_.impl_->leader_lease_valid()) {
     return Status::unavailable(no_leader_message(shard.id));
   }
+  // A read-modify-write stamps its writes here: refuse it whole rather than half way through.
+  if (Status status = clock_guard(*core); !status.is_ok()) return status;
   std::vector<std::unique_lock<std::mutex>> locks = lock_keys(core->engine, keys);
   FlagScope scope(in_atomic_);
   return fn();
@@ -1319,6 +1374,7 @@ Result<std::optional<std::string>> ClusterSession::random_key() {
 
 Status ClusterSession::clear() {
   const CorePtr& core = coordinator_.impl_->core;
+  if (Status status = clock_guard(*core); !status.is_ok()) return status;
   TablePtr table = core->replica.tables().current();
   if (!table) return Status::unavailable(std::string(kNoTableMessage));
   const Deadline deadline = deadline_after(core->options.request_timeout_ms);

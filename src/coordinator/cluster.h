@@ -60,6 +60,7 @@ struct ClusterStats {
   uint64_t read_repairs = 0, hints_stored = 0, hints_replayed = 0, redirects = 0;
   uint64_t table_refreshes = 0;
   uint64_t restamps = 0;  // writes stamped again after a replica reported a newer cell
+  uint64_t clock_refusals = 0;  // writes refused by the clock guard (set_clock_state)
 };
 
 class ClusterCoordinator {
@@ -78,6 +79,16 @@ class ClusterCoordinator {
   // atomically() fails with NOLEADER. Unset (the default, hand-pushed tables): always valid.
   // Any thread; `valid` is called from worker threads and must be cheap and thread-safe.
   void set_leader_lease_check(std::function<bool()> valid);
+
+  // Clock guard (docs/operations.md "Clock offset"): while `in_bound` is false, every write this
+  // machine would stamp (write, remove, fields, FLUSHALL, a read-modify-write it leads) fails
+  // with "CLOCKSKEW ..." naming `offset_ms` (the reference's clock minus ours: negative when
+  // ours is ahead) and the bound. Reads, replica applies, read repair and hint replay carry
+  // cells stamped elsewhere and go on. Any thread; the server's orchestrator agent calls it
+  // after each heartbeat. Until first called: in bound. Between calls, a step of the wall clock
+  // (against the monotonic clock) larger than max_offset_ms refuses writes the same way, so a
+  // clock that jumps is caught at once, not a heartbeat later.
+  void set_clock_state(bool in_bound, int64_t offset_ms, int64_t max_offset_ms);
 
   ClusterStats stats() const;
   uint64_t machine_id() const;

@@ -1,7 +1,7 @@
 #pragma once
 // Keyspace: what command handlers use to read and write keys (docs/cluster.md). Handlers never touch
-// storage directly, so the same handlers serve a single machine (LocalKeyspace, this issue) and a
-// cluster (the coordinator that fans out to replicas, a later issue).
+// storage directly, so the same handlers serve a single machine (LocalKeyspace) and a cluster
+// (ClusterSession, the coordinator that fans out to replicas).
 //
 // Timestamps: write() and remove() stamp the cell with a fresh HLC timestamp and this machine's
 // writer id. Reads return only live cells (not deleted, not expired at the time of the read).
@@ -106,7 +106,7 @@ class Keyspace {
 
   // Writes several string values without expiry (MSET). The default is atomic: all keys are
   // locked and written together. A cluster keyspace writes every key at the write level, split
-  // by shard, without atomicity across shards (cross-shard transactions are a later issue).
+  // by shard, without atomicity across shards (docs/transactions.md).
   virtual Status write_many(std::span<const std::pair<std::string, std::string>> entries) {
     std::vector<std::string> keys;
     keys.reserve(entries.size());

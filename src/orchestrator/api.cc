@@ -126,6 +126,29 @@ Result<std::vector<MigrationReport>> parse_reports(const json& body) {
   return reports;
 }
 
+// The heartbeat's optional "clock" object (the machine's offset from this orchestrator's clock).
+Result<ClockReport> parse_clock(const json& body) {
+  ClockReport clock;
+  auto it = body.find("clock");
+  if (it == body.end()) return clock;
+  const char* const kShape =
+      "\"clock\" must be {\"offset_ms\": integer, \"error_ms\": integer, \"in_bound\": boolean}";
+  if (!it->is_object()) return Status::invalid_argument(kShape);
+  for (auto [name, out] : {std::pair{"offset_ms", &clock.offset_ms},
+                           std::pair{"error_ms", &clock.error_ms}}) {
+    auto field = it->find(name);
+    if (field == it->end() || !field->is_number_integer()) {
+      return Status::invalid_argument(kShape);
+    }
+    *out = field->get<int64_t>();
+  }
+  auto in_bound = it->find("in_bound");
+  if (in_bound == it->end() || !in_bound->is_boolean()) return Status::invalid_argument(kShape);
+  clock.in_bound = in_bound->get<bool>();
+  clock.measured = true;
+  return clock;
+}
+
 json order_json(const MigrationOrder& o) {
   return json{{"id", o.id},
               {"start", topology::format_token(o.start)},
@@ -292,13 +315,17 @@ ApiResponse ApiRouter::handle_heartbeat(const std::string& body) const {
   if (!rebuilt.is_ok()) return from_status(rebuilt.status());
   auto reports = parse_reports(*parsed);
   if (!reports.is_ok()) return from_status(reports.status());
-  auto answered = service_->heartbeat(*id, *epoch, load, *rebuilt, *reports, std::move(ranges));
+  auto clock = parse_clock(*parsed);
+  if (!clock.is_ok()) return from_status(clock.status());
+  auto answered = service_->heartbeat(*id, *epoch, load, *rebuilt, *reports, std::move(ranges),
+                                      *clock);
   if (!answered.is_ok()) return from_status(answered.status());
   json orders = json::array();
   for (const auto& order : answered->migrations) orders.push_back(order_json(order));
   return reply(200, json{{"epoch", answered->epoch},
                          {"state", answered->state},
                          {"lease_ms", answered->lease_ms},
+                         {"time_ms", answered->time_ms},
                          {"migrations", std::move(orders)}});
 }
 

@@ -74,6 +74,7 @@ function ringPicture(ring,opsOf){
  document.getElementById('ringpic').innerHTML=out+'<text text-anchor="middle" y="5" font-size="13">ring by load</text>';
 }
 // cairn dev runs machine i on 127.0.0.1:(first port + i) and calls it m<i>.
+function clockOf(c){if(!c)return '-';const a=-c.offset_ms,t=(a>=0?'+':'')+a+' ms';return c.in_bound?esc(t):'<span class="dead" title="coordinates no writes">OFF '+esc(t)+'</span>';}
 function devNames(machines){
  const ports=(machines||[]).map(x=>String(x.address).split(':')),local=ports.every(p=>p[0]==='127.0.0.1');
  const first=Math.min(...ports.map(p=>Number(p[1])));
@@ -108,7 +109,7 @@ async function refresh(){
   table('capacity-shards',['shard','stored','growth/day','ops/s per machine','growth/day','days to disk','days to ops'],((cap&&cap.shards)||[]).map(x=>[esc(x.shard),bytes(x.bytes),bytes(x.bytes_per_day),esc(Math.round(x.machine_ops_per_sec)),esc(Math.round(x.ops_per_day)),days(x.days_to_disk_budget),days(x.days_to_ops_budget)]));
   const mc=s.machines||{};
   document.getElementById('status').innerHTML='epoch <b>'+esc(s.epoch)+'</b> &middot; RF '+esc(s.replication_factor)+' &middot; '+esc(s.shards)+' shards &middot; machines: '+esc(mc.total)+' ('+esc(mc.up)+' up, '+esc(mc.down)+' down, '+esc(mc.dead)+' dead, '+esc(mc.spare)+' spare) &middot; spares target '+esc(s.spares_target)+orch(s.orchestrators);
-  table('machines',['name','id','address','state','health','shard','role','ops/s','last heartbeat'],(m||[]).map(x=>[esc(names[x.id]),esc(x.id),esc(x.address),esc(x.state),'<span class="'+esc(x.health)+'">'+esc(x.health)+'</span>',esc(x.shard),esc(x.role),esc(Math.round((x.load||{}).ops_per_sec||0)),esc(x.last_heartbeat_ms_ago)+' ms ago']));
+  table('machines',['name','id','address','state','health','shard','role','ops/s','clock','last heartbeat'],(m||[]).map(x=>[esc(names[x.id]),esc(x.id),esc(x.address),esc(x.state),'<span class="'+esc(x.health)+'">'+esc(x.health)+'</span>',esc(x.shard),esc(x.role),esc(Math.round((x.load||{}).ops_per_sec||0)),clockOf(x.clock),esc(x.last_heartbeat_ms_ago)+' ms ago']));
   table('shards',['id','leader','replicas','extras','joining','ranges'],(sh||[]).map(x=>[esc(x.id),esc(x.leader),esc((x.replicas||[]).join(', ')),esc((x.extras||[]).join(', ')),esc((x.joining||[]).join(', ')),esc(x.ranges)]));
   table('migrations',['id','kind','range','source → target','progress','phase','copied','lag','rate','ETA','fence ms','error'],(mig||[]).slice(-30).reverse().map(x=>[esc(x.id),esc(x.kind),esc(x.start)+'–'+esc(x.end),esc(x.source)+' → '+esc(x.target),'<progress max="'+(phases.length-1)+'" value="'+Math.max(0,phases.indexOf(x.phase))+'"></progress>',esc(x.phase)+(x.paused?' (paused)':''),esc(x.keys)+' keys, '+bytes(x.bytes),esc(x.lag),bytes(x.rate)+'/s',x.eta_s==null?'-':esc(Math.round(x.eta_s))+' s',esc(x.fence_ms_last)+' (max '+esc(x.fence_ms_max)+')',esc(x.error||'')]));
   table('ring',['start','end','shard'],(ring||[]).map(x=>[esc(x.start),esc(x.end),esc(x.shard)]));

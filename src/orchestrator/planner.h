@@ -50,7 +50,7 @@ struct PlannerSettings {
   uint32_t replication_factor = 3;
   uint32_t min_spares = 1;
   uint32_t extras_per_shard_max = 1;
-  uint32_t ranges_per_new_shard = 0;  // new shards own no range until migration (issue 5)
+  uint32_t ranges_per_new_shard = 0;  // new shards own no range until a migration (docs/migration.md)
 };
 
 struct PlannerInput {

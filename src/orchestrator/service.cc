@@ -1,6 +1,7 @@
 #include "orchestrator/service.h"
 
 #include <algorithm>
+#include <cstdlib>
 #include <map>
 
 #include <fmt/format.h>
@@ -255,7 +256,8 @@ Result<RegisterReply> Service::register_machine(MachineId machine_id, std::strin
 Result<HeartbeatReply> Service::heartbeat(MachineId machine_id, topology::Epoch machine_epoch,
                                           const Load& load, topology::ShardId rebuilt_shard,
                                           const std::vector<MigrationReport>& migrations,
-                                          std::vector<metrics::RangeLoadReport> ranges) {
+                                          std::vector<metrics::RangeLoadReport> ranges,
+                                          const ClockReport& clock) {
   (void)machine_epoch;  // machines behind fetch the table themselves; kept for the log below
   std::lock_guard lock(mu_);
   MachineRecord* record = state_.find_machine(machine_id);
@@ -263,6 +265,15 @@ Result<HeartbeatReply> Service::heartbeat(MachineId machine_id, topology::Epoch 
   record->last_heartbeat_ms = clock_->monotonic_ms();
   record->load = load;
   load_book_.report(machine_id, record->last_heartbeat_ms, std::move(ranges));
+  if (clock.measured && clock.in_bound != record->clock.in_bound) {
+    add_event(clock.in_bound
+                  ? fmt::format("machine {}: clock back in bound (offset {} ms): it coordinates "
+                                "writes again", machine_id, clock.offset_ms)
+                  : fmt::format("machine {}: clock {} ms {} the orchestrator's: it refuses to "
+                                "coordinate writes", machine_id, std::llabs(clock.offset_ms),
+                                clock.offset_ms < 0 ? "ahead of" : "behind"));
+  }
+  record->clock = clock;
   if (record->health != Health::kUp) {
     add_event(fmt::format("machine {} up again (was {})", machine_id,
                           health_name(record->health)));
@@ -279,6 +290,7 @@ Result<HeartbeatReply> Service::heartbeat(MachineId machine_id, topology::Epoch 
   HeartbeatReply reply{table ? table->epoch : 0,
                        std::string(topology::machine_state_name(derived_state(*record, table))),
                        record->draining ? kDrainingLeaseMs : settings_.lease_ms,
+                       clock_->wall_ms(),
                        {}};
   // Running migrations first: a machine may read only the first orders of a long list, and
   // queued ones ask nothing of it yet.
@@ -625,6 +637,11 @@ nlohmann::json Service::machines_json() const {
                    {"shard", shard},
                    {"role", role},
                    {"load", machine_load_json(m.load)},
+                   {"clock", m.clock.measured
+                                 ? json{{"offset_ms", m.clock.offset_ms},
+                                        {"error_ms", m.clock.error_ms},
+                                        {"in_bound", m.clock.in_bound}}
+                                 : json(nullptr)},
                    {"last_heartbeat_ms_ago", std::max<int64_t>(0, now - m.last_heartbeat_ms)}});
   }
   return out;

@@ -162,6 +162,7 @@ struct HeartbeatReply {
   topology::Epoch epoch = 0;
   std::string state;  // the machine's state name (topology::machine_state_name)
   int64_t lease_ms = 0;  // the lease this answer grants (kDrainingLeaseMs when draining)
+  int64_t time_ms = 0;   // the orchestrator's wall clock: the machine measures its offset by it
   std::vector<MigrationOrder> migrations;  // every migration not done or cancelled
 };
 
@@ -197,7 +198,8 @@ class Service {
                                    const Load& load,
                                    topology::ShardId rebuilt_shard = topology::kNoShard,
                                    const std::vector<MigrationReport>& migrations = {},
-                                   std::vector<metrics::RangeLoadReport> ranges = {});
+                                   std::vector<metrics::RangeLoadReport> ranges = {},
+                                   const ClockReport& clock = {});
   // The operator takes a machine out: its roles are handed over, then it is released.
   Status drain(topology::MachineId machine_id);
   // Forgets a machine. busy (409) while it still holds a role in the table: drain it first, or

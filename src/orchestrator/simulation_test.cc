@@ -3,7 +3,7 @@
 // days; a failure detector turns missing heartbeats into down/dead and expired leases, a history
 // gives the average number of machines down, and the planner runs after every step. After every
 // step: the planner's invariants, the fixpoint property, and the spare rule. Joining replicas are
-// promoted to voting after a while, standing in for the data migration of a later issue.
+// promoted to voting after a while, standing in for the rebuild that copies their data.
 //
 // A failing seed is printed; CAIRN_SIM_SEED=<seed> replays exactly that seed alone.
 

@@ -61,6 +61,16 @@ struct Load {
   bool operator==(const Load&) const = default;
 };
 
+// A machine's clock as it measured it against the orchestrator's (common/clock_offset.h),
+// reported in each heartbeat. Not persisted: the next heartbeat brings it again.
+struct ClockReport {
+  bool measured = false;
+  int64_t offset_ms = 0;  // the orchestrator's clock minus the machine's (negative: it is ahead)
+  int64_t error_ms = 0;
+  bool in_bound = true;   // false: the machine coordinates no writes
+  bool operator==(const ClockReport&) const = default;
+};
+
 struct MachineRecord {
   topology::MachineId id = topology::kNoMachine;
   std::string address;
@@ -73,6 +83,7 @@ struct MachineRecord {
   // Monotonic ms when the drain began (not persisted: set to the load time after a restart).
   // Heartbeats answered after it no longer renew the machine's leader lease.
   int64_t drain_started_ms = 0;
+  ClockReport clock;  // not persisted
   bool operator==(const MachineRecord&) const = default;
 };
 

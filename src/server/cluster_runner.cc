@@ -121,9 +121,18 @@ void ClusterRunner::forward_to_leader(uint64_t leader, const std::vector<std::st
   const int timeout_ms = 3 * request_timeout_ms_ + 500;
   Result<resp::Value> answer = peers_.call_sync(address, std::move(request), timeout_ms);
   if (!answer.is_ok()) {
+    // The request may have reached the leader before the connection failed or the time ran
+    // out: a write (EXEC included) may have been applied, so it is uncertain, never a plain
+    // failure (docs/cluster.md); a read is simply unavailable.
+    const commands::CommandSpec* spec = table_.find(args[0]);
+    const bool writes = spec == nullptr || (spec->flags & commands::kWrite) != 0 ||
+                        spec->group == "transactions";
     append_line(reply, '-',
-                fmt::format("UNAVAILABLE shard leader {} unreachable: {}", leader,
-                            answer.status().message()));
+                writes ? fmt::format("UNCERTAIN shard leader {} did not answer ({}); the command "
+                                     "may have been applied",
+                                     leader, answer.status().message())
+                       : fmt::format("UNAVAILABLE shard leader {} unreachable: {}", leader,
+                                     answer.status().message()));
     return;
   }
   encode_reply(*answer, session.protocol, reply);

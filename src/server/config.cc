@@ -57,6 +57,10 @@ constexpr SettingInfo kSettings[] = {
     {"workers", "threads running client commands in cluster mode, 1-256  [default: 32]"},
     {"request-timeout-ms",
      "how long a coordinator waits for its replicas in cluster mode, 1-600000  [default: 1000]"},
+    {"max-clock-offset-ms",
+     "an orchestrator-managed machine whose clock is further than this from the orchestrator's "
+     "refuses to coordinate writes until it is back in bound, ms, 0-86400000 (0: no bound)  "
+     "[default: 500]"},
     {"read-speculate-ms",
      "a read at level R asks R replicas; the others too when those have not answered after "
      "this long, 0-600000 (0: every read asks every voting replica)  [default: 50]"},
@@ -236,6 +240,10 @@ Status apply_setting(ServerConfig& config, std::string_view raw_name, std::strin
     auto timeout = parse_integer(name, value, 1, kRequestTimeoutMsMax);
     if (!timeout.is_ok()) return timeout.status();
     config.request_timeout_ms = *timeout;
+  } else if (name == "max-clock-offset-ms") {
+    auto offset = parse_integer(name, value, 0, kMaxClockOffsetMsMax);
+    if (!offset.is_ok()) return offset.status();
+    config.max_clock_offset_ms = *offset;
   } else if (name == "read-speculate-ms") {
     auto speculate = parse_integer(name, value, 0, kRequestTimeoutMsMax);
     if (!speculate.is_ok()) return speculate.status();
@@ -287,6 +295,7 @@ std::string setting_value(const ServerConfig& config, std::string_view raw_name)
   if (name == "workers") return std::to_string(config.workers);
   if (name == "request-timeout-ms") return std::to_string(config.request_timeout_ms);
   if (name == "read-speculate-ms") return std::to_string(config.read_speculate_ms);
+  if (name == "max-clock-offset-ms") return std::to_string(config.max_clock_offset_ms);
   if (name == "rebuild-max-mb-per-s") return std::to_string(config.rebuild_max_mb_per_s);
   if (name == "metrics-port") return std::to_string(config.metrics_port);
   if (name == "slowlog-log-slower-than") return std::to_string(config.slowlog_log_slower_than_us);

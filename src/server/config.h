@@ -52,6 +52,9 @@ struct ServerConfig {
   // A read asks R replicas, and the others after this long without their answers (0: all at
   // once; coordinator::ClusterOptions::read_speculate_ms).
   int64_t read_speculate_ms = 50;
+  // With an orchestrator: past this offset from the orchestrator's clock the machine coordinates
+  // no writes (docs/operations.md "Clock offset"; 0 = no bound).
+  int64_t max_clock_offset_ms = 500;
   // The rebuild of a replaced replica (server/rebuilder.h) copies at most this many MiB per
   // second (0 = unlimited).
   int64_t rebuild_max_mb_per_s = 0;
@@ -68,6 +71,7 @@ struct ServerConfig {
 
 inline constexpr size_t kServerWorkersMax = 256;
 inline constexpr int64_t kRequestTimeoutMsMax = 600'000;
+inline constexpr int64_t kMaxClockOffsetMsMax = 86'400'000;
 inline constexpr int64_t kRebuildMaxMbPerSecMax = 1'000'000;
 inline constexpr int64_t kSlowlogMaxLenMax = 100'000;
 

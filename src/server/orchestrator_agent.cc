@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <cstdlib>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
@@ -142,6 +143,7 @@ OrchestratorAgent::OrchestratorAgent(OrchestratorAgentOptions options,
     : options_(std::move(options)),
       client_(std::move(endpoints)),
       tables_(tables),
+      clock_(options_.max_clock_offset_ms),
       heartbeat_interval_ms_(options_.heartbeat_interval_ms),
       lease_ms_(options_.lease_ms) {}
 
@@ -164,6 +166,33 @@ void OrchestratorAgent::stop() {
 
 int64_t OrchestratorAgent::now_ms() const {
   return options_.monotonic_ms ? options_.monotonic_ms() : monotonic_ms();
+}
+
+int64_t OrchestratorAgent::wall_now_ms() const {
+  return options_.wall_ms ? options_.wall_ms() : wall_clock_ms();
+}
+
+void OrchestratorAgent::observe_clock(const ClockOffsetSample& sample) {
+  if (clock_.observe(sample)) {
+    if (clock_.in_bound()) {
+      spdlog::info("orchestrator agent: the clock is back within {} ms of the orchestrator's "
+                   "(offset {} ms): coordinating writes again",
+                   clock_.max_offset_ms(), clock_.offset_ms());
+    } else {
+      spdlog::error("orchestrator agent: the clock is {} ms {} the orchestrator's (bound {} ms): "
+                    "refusing to coordinate writes until it is back in bound",
+                    std::llabs(clock_.offset_ms()), clock_.offset_ms() < 0 ? "ahead of" : "behind",
+                    clock_.max_offset_ms());
+    }
+  }
+  {
+    std::lock_guard lock(mu_);
+    stats_.clock_measured = true;
+    stats_.clock_in_bound = clock_.in_bound();
+    stats_.clock_offset_ms = clock_.offset_ms();
+    stats_.clock_error_ms = clock_.error_ms();
+  }
+  if (options_.on_clock) options_.on_clock(clock_);
 }
 
 bool OrchestratorAgent::lease_valid() const {
@@ -290,6 +319,11 @@ std::string OrchestratorAgent::load_json() {
   if (options_.rebuilt_shard) {
     if (const uint64_t shard = options_.rebuilt_shard(); shard != 0) body["rebuilt_shard"] = shard;
   }
+  if (clock_.measured()) {
+    body["clock"] = {{"offset_ms", clock_.offset_ms()},
+                     {"error_ms", clock_.error_ms()},
+                     {"in_bound", clock_.in_bound()}};
+  }
   if (options_.migration_reports) {
     const std::vector<MigrationReport> reports = options_.migration_reports();
     if (!reports.empty()) {
@@ -304,7 +338,9 @@ std::string OrchestratorAgent::load_json() {
 int OrchestratorAgent::heartbeat_once() {
   const int interval = heartbeat_interval_ms_.load(std::memory_order_relaxed);
   const int64_t sent_ms = now_ms();
+  const int64_t sent_wall_ms = wall_now_ms();
   auto response = call("POST", "/v1/heartbeat", load_json());
+  const int64_t round_trip_ms = now_ms() - sent_ms;
   if (!response.is_ok()) return interval;
   if (response->status == 404) {
     spdlog::warn("orchestrator agent: the orchestrator does not know machine {}: registering again",
@@ -321,6 +357,9 @@ int OrchestratorAgent::heartbeat_once() {
   }
   const int64_t lease = integer_field(answer, "lease_ms", lease_ms_.load());
   if (lease > 0 && lease <= INT32_MAX) lease_ms_.store(static_cast<int>(lease));
+  if (const int64_t reference_ms = integer_field(answer, "time_ms", 0); reference_ms > 0) {
+    observe_clock({sent_wall_ms, round_trip_ms, reference_ms});
+  }
   last_heartbeat_sent_ms_.store(sent_ms, std::memory_order_release);
   heartbeat_succeeded_.store(true, std::memory_order_release);
   const uint64_t epoch = static_cast<uint64_t>(integer_field(answer, "epoch", 0));

@@ -34,6 +34,7 @@
 #include <thread>
 #include <vector>
 
+#include "common/clock_offset.h"
 #include "common/status.h"
 #include "metrics/range_load.h"
 #include "replica/table_holder.h"
@@ -108,6 +109,13 @@ struct OrchestratorAgentOptions {
   int lease_ms = 2000;               // until a heartbeat answer says otherwise
   std::function<MachineLoadCounters()> load;  // null: zeros
   std::function<int64_t()> monotonic_ms;      // null: cairn::monotonic_ms (tests inject)
+  std::function<int64_t()> wall_ms;           // null: cairn::wall_clock_ms (tests inject)
+  // Clock offset (docs/operations.md "Clock offset"): each heartbeat answer's "time_ms" (the
+  // orchestrator's wall clock) gives a sample of this machine's offset; past this bound the
+  // clock is out of bound (common/clock_offset.h). 0: no bound.
+  int64_t max_clock_offset_ms = 500;
+  // Called on the agent's thread after every sample with the estimate; null: ignored.
+  std::function<void(const ClockOffset&)> on_clock;
   // The shard whose rebuild is complete (Rebuilder::rebuilt_shard), sent in each heartbeat as
   // "rebuilt_shard" when non-zero; null: never sent.
   std::function<uint64_t()> rebuilt_shard;
@@ -129,6 +137,10 @@ struct OrchestratorAgentStats {
   uint64_t tables_installed = 0;
   uint64_t orchestrator_epoch = 0;  // the latest epoch an answer named
   std::string state;                // this machine's state in the latest heartbeat answer
+  bool clock_measured = false;      // a heartbeat answer carried the orchestrator's time
+  bool clock_in_bound = true;
+  int64_t clock_offset_ms = 0;      // orchestrator's clock minus ours (negative: ours ahead)
+  int64_t clock_error_ms = 0;       // half the round trip of that sample
 };
 
 class OrchestratorAgent {
@@ -163,6 +175,9 @@ class OrchestratorAgent {
   std::string load_json();
   bool wait_ms(int ms);  // false once stopping
   int64_t now_ms() const;
+  int64_t wall_now_ms() const;
+  // Takes one clock sample (a heartbeat answer's "time_ms").
+  void observe_clock(const ClockOffsetSample& sample);
 
   const OrchestratorAgentOptions options_;
   const OrchestratorClient client_;  // follows the leader among the listed orchestrators
@@ -171,6 +186,7 @@ class OrchestratorAgent {
   // The agent thread only.
   int retry_delay_ms_ = 0;
   bool unreachable_logged_ = false;
+  ClockOffset clock_;
 
   std::atomic<int> heartbeat_interval_ms_;
   std::atomic<int> lease_ms_;

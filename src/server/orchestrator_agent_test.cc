@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cstdlib>
 #include <filesystem>
 #include <functional>
 #include <mutex>
@@ -22,6 +23,7 @@
 #include <boost/beast/http.hpp>
 #include <nlohmann/json.hpp>
 
+#include "common/clock.h"
 #include "net/asio.h"
 #include "server/http_client.h"
 #include "server/orchestrator_client.h"
@@ -382,34 +384,31 @@ TEST(OrchestratorFlagTest, NeedsAClusterSecret) {
   EXPECT_EQ(setting_value(*config, "orchestrator"), "127.0.0.1:7700");
 }
 
-// A whole server managed by the fake: it registers once it listens, follows the table the
-// orchestrator builds for it, and acts as its shard's leader only while heartbeats are answered.
-TEST(OrchestratorServerTest, FollowsTheOrchestratorsTableAndFencesItselfWithoutALease) {
-  std::mutex mu;
-  std::string table_text;  // built when the machine registers, from the address it reports
-  std::atomic<bool> answer_heartbeats{true};
-  FakeOrchestrator fake([&](const FakeRequest& request) -> FakeAnswer {
-    std::lock_guard lock(mu);
+// A fake orchestrator for one whole server: it builds a one-machine table from the address the
+// machine registers with, serves it, and answers heartbeats with `heartbeat()`.
+FakeOrchestrator::Handler one_machine_orchestrator(std::function<FakeAnswer()> heartbeat) {
+  auto mu = std::make_shared<std::mutex>();
+  auto table_text = std::make_shared<std::string>();
+  return [mu, table_text, heartbeat = std::move(heartbeat)](const FakeRequest& request)
+             -> FakeAnswer {
+    std::lock_guard lock(*mu);
     if (request.target == "/v1/register") {
       const json body = json::parse(request.body);
-      table_text = one_machine_table(body["machine_id"].get<uint64_t>(),
-                                     body["address"].get<std::string>())
-                       .to_json_text();
+      *table_text = one_machine_table(body["machine_id"].get<uint64_t>(),
+                                      body["address"].get<std::string>())
+                        .to_json_text();
       return {200, json{{"machine_id", body["machine_id"]}, {"epoch", 1},
                         {"heartbeat_interval_ms", 20}}.dump()};
     }
-    if (request.target == "/v1/heartbeat") {
-      if (!answer_heartbeats) return {503, R"({"error": "busy"})"};
-      return {200, json{{"epoch", 1}, {"state", "up"}, {"lease_ms", 300}}.dump()};
-    }
-    if (request.target == "/v1/table" && !table_text.empty()) return {200, table_text};
+    if (request.target == "/v1/heartbeat") return heartbeat();
+    if (request.target == "/v1/table" && !table_text->empty()) return {200, *table_text};
     return {404, R"({"error": "not found"})"};
-  });
+  };
+}
 
-  const std::filesystem::path root =
-      std::filesystem::temp_directory_path() /
-      ("cairn-agent-test-" + std::to_string(::getpid()));
-  std::filesystem::remove_all(root);
+// The config of a server managed by `fake`, with its data under `root`.
+ServerConfig managed_server_config(const FakeOrchestrator& fake,
+                                   const std::filesystem::path& root) {
   ServerConfig config;
   config.port = 0;
   config.data_dir = (root / "m").string();
@@ -418,6 +417,22 @@ TEST(OrchestratorServerTest, FollowsTheOrchestratorsTableAndFencesItselfWithoutA
   config.cluster_secret = std::string(kSecret);
   config.orchestrator = fake.address();
   config.request_timeout_ms = 500;
+  return config;
+}
+
+// A whole server managed by the fake: it registers once it listens, follows the table the
+// orchestrator builds for it, and acts as its shard's leader only while heartbeats are answered.
+TEST(OrchestratorServerTest, FollowsTheOrchestratorsTableAndFencesItselfWithoutALease) {
+  std::atomic<bool> answer_heartbeats{true};
+  FakeOrchestrator fake(one_machine_orchestrator([&]() -> FakeAnswer {
+    if (!answer_heartbeats) return {503, R"({"error": "busy"})"};
+    return {200, json{{"epoch", 1}, {"state", "up"}, {"lease_ms", 300}}.dump()};
+  }));
+  const std::filesystem::path root =
+      std::filesystem::temp_directory_path() /
+      ("cairn-agent-test-" + std::to_string(::getpid()));
+  std::filesystem::remove_all(root);
+  const ServerConfig config = managed_server_config(fake, root);
   {
     auto server = Server::start(config);
     ASSERT_TRUE(server.is_ok()) << server.status().to_string();
@@ -459,6 +474,107 @@ TEST(OrchestratorServerTest, FollowsTheOrchestratorsTableAndFencesItselfWithoutA
     EXPECT_EQ(client.read(test_support::bulk("w").size()), test_support::bulk("w"));
   }
   std::filesystem::remove_all(root);
+}
+
+// The clock guard end to end: the fake orchestrator's clock jumps an hour behind the machine's,
+// and the machine stops coordinating writes (reads go on) until the clocks agree again.
+TEST(OrchestratorServerTest, AMachineWhoseClockIsOutOfBoundRefusesWrites) {
+  std::atomic<int64_t> orchestrator_behind_ms{0};
+  FakeOrchestrator fake(one_machine_orchestrator([&]() -> FakeAnswer {
+    return {200, json{{"epoch", 1}, {"state", "up"}, {"lease_ms", 2000},
+                      {"time_ms", wall_clock_ms() - orchestrator_behind_ms.load()}}.dump()};
+  }));
+  const std::filesystem::path root =
+      std::filesystem::temp_directory_path() /
+      ("cairn-clock-test-" + std::to_string(::getpid()));
+  std::filesystem::remove_all(root);
+  ServerConfig config = managed_server_config(fake, root);
+  config.max_clock_offset_ms = 500;
+  {
+    auto server = Server::start(config);
+    ASSERT_TRUE(server.is_ok()) << server.status().to_string();
+    RawClient client((*server)->port());
+    ASSERT_TRUE(eventually([&] { return client.line(command({"SET", "k", "v"})) == "+OK\r\n"; }));
+    ASSERT_TRUE(eventually([&] { return client.line(command({"INCR", "n"})) == ":1\r\n"; }));
+
+    orchestrator_behind_ms = 3'600'000;  // this machine is now an hour ahead
+    std::string reply;
+    ASSERT_TRUE(eventually([&] {
+      reply = client.line(command({"SET", "probe", "late"}));  // applied until the next heartbeat
+      return reply.rfind("-CLOCKSKEW", 0) == 0;
+    })) << reply;
+    EXPECT_NE(reply.find("ahead of the orchestrator's"), std::string::npos) << reply;
+    // Every kind of write is refused: read-modify-write, fields, deletes, FLUSHALL.
+    for (const auto& args : std::vector<std::vector<std::string>>{
+             {"SET", "k", "late"}, {"INCR", "n"}, {"HSET", "h", "f", "v"}, {"DEL", "k"},
+             {"FLUSHALL"}}) {
+      reply = client.line(command(args));
+      EXPECT_EQ(reply.rfind("-CLOCKSKEW", 0), 0u) << args[0] << ": " << reply;
+    }
+    // Reads go on, and nothing was written.
+    client.send(command({"GET", "k"}));
+    EXPECT_EQ(client.read(test_support::bulk("v").size()), test_support::bulk("v"));
+    client.send(command({"INFO", "cluster"}));
+    const std::string header = client.read_until("\r\n");  // $<length>
+    ASSERT_EQ(header.front(), '$') << header;
+    const std::string info = client.read(std::stoul(header.substr(1)) + 2);
+    EXPECT_NE(info.find("clock_in_bound:0"), std::string::npos) << info;
+
+    orchestrator_behind_ms = 0;
+    ASSERT_TRUE(eventually([&] { return client.line(command({"INCR", "n"})) == ":2\r\n"; }));
+    EXPECT_EQ(client.line(command({"SET", "k", "w"})), "+OK\r\n");
+  }
+  std::filesystem::remove_all(root);
+}
+
+TEST(OrchestratorAgentTest, MeasuresItsClockAgainstTheOrchestratorsAndReportsIt) {
+  std::atomic<int64_t> orchestrator_ahead_ms{0};
+  FakeOrchestrator fake([&](const FakeRequest& request) -> FakeAnswer {
+    if (request.target == "/v1/register") {
+      return {200, json{{"machine_id", 7}, {"epoch", 0}, {"heartbeat_interval_ms", 20}}.dump()};
+    }
+    return {200, json{{"epoch", 0}, {"state", "up"}, {"lease_ms", 2000},
+                      {"time_ms", wall_clock_ms() + orchestrator_ahead_ms.load()}}.dump()};
+  });
+  std::mutex mu;
+  std::vector<bool> verdicts;
+  OrchestratorAgentOptions options = agent_options(fake.address());
+  options.max_clock_offset_ms = 500;
+  options.on_clock = [&](const ClockOffset& clock) {
+    std::lock_guard lock(mu);
+    verdicts.push_back(clock.in_bound());
+  };
+  replica::TableHolder tables;
+  auto agent = OrchestratorAgent::create(std::move(options), tables);
+  ASSERT_TRUE(agent.is_ok()) << agent.status().to_string();
+  (*agent)->start();
+  ASSERT_TRUE(eventually([&] { return (*agent)->stats().clock_measured; }));
+  EXPECT_TRUE((*agent)->stats().clock_in_bound);
+  EXPECT_LE(std::llabs((*agent)->stats().clock_offset_ms), (*agent)->stats().clock_error_ms + 5);
+
+  orchestrator_ahead_ms = 10'000;  // this machine is 10 s behind
+  ASSERT_TRUE(eventually([&] { return !(*agent)->stats().clock_in_bound; }));
+  EXPECT_NEAR(static_cast<double>((*agent)->stats().clock_offset_ms), 10'000.0, 100.0);
+  // The next heartbeats tell the orchestrator.
+  ASSERT_TRUE(eventually([&] {
+    for (const FakeRequest& request : fake.requests()) {
+      if (request.target != "/v1/heartbeat") continue;
+      const json body = json::parse(request.body);
+      if (body.contains("clock") && body["clock"]["in_bound"] == false &&
+          body["clock"]["offset_ms"].get<int64_t>() > 9'000) {
+        return true;
+      }
+    }
+    return false;
+  }));
+  orchestrator_ahead_ms = 0;
+  ASSERT_TRUE(eventually([&] { return (*agent)->stats().clock_in_bound; }));
+  (*agent)->stop();
+  std::lock_guard lock(mu);
+  ASSERT_FALSE(verdicts.empty());
+  EXPECT_TRUE(verdicts.front());
+  EXPECT_TRUE(std::find(verdicts.begin(), verdicts.end(), false) != verdicts.end());
+  EXPECT_TRUE(verdicts.back());
 }
 
 // A port nothing listens on (bound, then closed): connecting to it is refused at once.

@@ -1,5 +1,5 @@
 #pragma once
-// Rebuilder: copies the data of a shard this machine joined as a replacement (issue 5, use (b)).
+// Rebuilder: copies the data of a shard this machine joined as a replacement (docs/operations.md "Rebuilding a replaced replica").
 //
 // A machine placed in a shard's `joining` list receives every write from the epoch it joined
 // (and, through hinted handoff, the ones that failed to reach it), but not what the shard held

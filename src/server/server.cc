@@ -152,7 +152,7 @@ Status Server::open() {
                                                     machine_id_);
     parts.extra_metrics = [this](metrics::PrometheusText& out) { write_cluster_metrics(out); };
     parts.extra_info = [this] {
-      return (rebuilder_ ? rebuilder_->info() : std::string()) + migrator_->info();
+      return clock_info() + (rebuilder_ ? rebuilder_->info() : std::string()) + migrator_->info();
     };
     parts.migration_finish = [this](uint64_t migration,
                                     const std::vector<std::pair<uint64_t, uint64_t>>& lsns,
@@ -318,11 +318,26 @@ Status Server::open_agent() {
     migrator->set_orders(std::move(orders), epoch);
   };
   options.migration_reports = [migrator = migrator_.get()] { return migrator->reports(); };
+  options.max_clock_offset_ms = config_.max_clock_offset_ms;
+  options.on_clock = [coordinator = coordinator_.get()](const ClockOffset& clock) {
+    coordinator->set_clock_state(clock.in_bound(), clock.offset_ms(), clock.max_offset_ms());
+  };
   auto agent = OrchestratorAgent::create(std::move(options), *tables_);
   if (!agent.is_ok()) return agent.status();
   agent_ = std::move(*agent);
   coordinator_->set_leader_lease_check([agent = agent_.get()] { return agent->lease_valid(); });
   return Status::ok();
+}
+
+std::string Server::clock_info() const {
+  if (agent_ == nullptr) return {};
+  const OrchestratorAgentStats stats = agent_->stats();
+  if (!stats.clock_measured) return "clock_measured:0\r\n";
+  return fmt::format(
+      "clock_measured:1\r\nclock_offset_ms:{}\r\nclock_error_ms:{}\r\nclock_in_bound:{}\r\n"
+      "max_clock_offset_ms:{}\r\nclock_refused_writes:{}\r\n",
+      stats.clock_offset_ms, stats.clock_error_ms, stats.clock_in_bound ? 1 : 0,
+      config_.max_clock_offset_ms, coordinator_->stats().clock_refusals);
 }
 
 Status Server::open_metrics() {

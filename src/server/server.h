@@ -99,6 +99,8 @@ class Server {
   // --metrics-port: an HTTP listener on its own thread serving GET /metrics.
   Status open_metrics();
   void write_cluster_metrics(metrics::PrometheusText& out);
+  // INFO cluster lines on the clock's offset from the orchestrator's (docs/operations.md).
+  std::string clock_info() const;
 
   ServerConfig config_;
   uint64_t machine_id_ = 0;

@@ -9,6 +9,7 @@ Error replies are checked byte for byte on raw connections, since redis-py strip
 """
 
 import json
+import re
 import threading
 import time
 
@@ -487,6 +488,30 @@ def test_incr_from_every_machine_is_atomic(cluster):
                     for i in range(6) if i != leader)
     assert forwarded >= 5 * per_client
     assert info_cluster(cluster.client(leader))["forwards_served"] >= 5 * per_client
+
+
+def test_a_forwarded_write_the_leader_never_answers_is_uncertain(cluster):
+    """A read-modify-write forwarded to a leader that stops answering (SIGSTOP) may still be
+    applied when the leader resumes: the coordinator must answer UNCERTAIN, never a plain
+    failure (and a forwarded read is merely UNAVAILABLE)."""
+    leader = cluster.leader_of_shard(SHARD)
+    reps = cluster.replicas_of_shard(SHARD)
+    via = next(i for i in range(6) if i not in reps)
+    key = cluster.keys_on_shard(SHARD, 1, prefix="fw")[0]
+    cluster.pause(leader)
+    conn = cluster.raw(via)
+    try:
+        reply = conn.cmd_raw("INCR", key)
+        assert re.match(rb"-UNCERTAIN shard leader \d+ did not answer", reply), reply
+        assert b"may have been applied" in reply, reply
+    finally:
+        cluster.resume(leader)
+        conn.close()
+    # Resumed, the leader runs the request it had received: the INCR was applied after all.
+    deadline = time.monotonic() + 10
+    while cluster.client(via).get(key) != b"1" and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert cluster.client(via).get(key) == b"1"
 
 
 def test_set_nx_race_has_one_winner(cluster):

@@ -251,12 +251,13 @@ class DevCluster:
         else:
             wait_for(lambda: not _alive(pid), 10, what="pid %d to exit" % pid)
 
-    def restart(self, index, extra_args=()):
+    def restart(self, index, extra_args=(), env=None):
         """Starts machine `index` again with its data and flags (after kill); `extra_args`
-        (server flags, e.g. --rebuild-max-mb-per-s 1) are added from now on."""
+        (server flags, e.g. --rebuild-max-mb-per-s 1) are added from now on; `env` (added to
+        this process's environment) only for this start."""
         assert index not in self.pids, "machine %d is running" % index
         self.commands[index] = self.commands[index] + list(extra_args)
-        return self._start_machine(index, self.commands[index])
+        return self._start_machine(index, self.commands[index], env)
 
     def add_machine(self):
         """Starts one more machine (`cairn server --orchestrator ...`); returns its index."""
@@ -271,9 +272,10 @@ class DevCluster:
         self._start_machine(index, argv)
         return index
 
-    def _start_machine(self, index, argv):
+    def _start_machine(self, index, argv, env=None):
         log = open(os.path.join(self.tmp, "m%d-%d.log" % (index, time.monotonic_ns())), "w")
-        proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT,
+                                env=dict(os.environ, **env) if env else None)
         log.close()
         _LIVE.add(proc)
         self.own[index] = proc
