@@ -442,6 +442,32 @@ void client_reply(CommandContext& context) {
   }
 }
 
+// CLIENT UNBLOCK <id> [TIMEOUT|ERROR]
+void client_unblock(CommandContext& context) {
+  const std::vector<std::string>& args = context.args;
+  if (args.size() > 4) {
+    context.reply.error(kErrSyntax);
+    return;
+  }
+  const std::optional<int64_t> id = parse_int64(args[2]);
+  if (!id) {
+    context.reply.error("ERR value is not an integer or out of range");
+    return;
+  }
+  bool error = false;
+  if (args.size() == 4) {
+    if (equals_ignore_case(args[3], "error")) {
+      error = true;
+    } else if (!equals_ignore_case(args[3], "timeout")) {
+      context.reply.error("ERR CLIENT UNBLOCK reason should be TIMEOUT or ERROR");
+      return;
+    }
+  }
+  const int unblocked = *id > 0 ? context.server.unblock_client(static_cast<uint64_t>(*id), error)
+                                : 0;
+  context.reply.integer(unblocked);
+}
+
 void client_help(CommandContext& context) {
   write_help(context.reply, "CLIENT",
              {
@@ -473,6 +499,8 @@ void client_help(CommandContext& context) {
                  "    Control the replies sent to the current connection (only ON is supported).",
                  "SETNAME <name>",
                  "    Assign the name <name> to the current connection.",
+                 "UNBLOCK <clientid> [TIMEOUT|ERROR]",
+                 "    Unblock the specified blocked client.",
                  "SETINFO <option> <value>",
                  "    Set client meta attr. Options are:",
                  "    * LIB-NAME: the client lib name.",
@@ -515,6 +543,10 @@ CommandSpec client_container() {
   subs.push_back(std::move(info));
   subs.push_back(spec("client|kill", -3, kClientAdminFlags, "Kill the connection of a client",
                       "2.4.0", "O(N) where N is the number of client connections", client_kill));
+  subs.push_back(spec("client|unblock", -3, kClientAdminFlags,
+                      "Unblock a client blocked in a blocking command from a different connection",
+                      "5.0.0", "O(log N) where N is the number of client connections",
+                      client_unblock));
   subs.push_back(spec("client|setinfo", 4, kClientFlags,
                       "Set client or connection specific info", "7.2.0", "O(1)",
                       client_setinfo));

@@ -164,6 +164,10 @@ class ServerControl {
   virtual std::string client_info(const Session& session) = 0;
   // CLIENT KILL ID <id>: returns how many clients were marked for closing.
   virtual int kill_client(uint64_t id) = 0;
+  // CLIENT UNBLOCK <id> [TIMEOUT|ERROR]: wakes the client if it waits in a blocking command, which
+  // then answers as if its timeout passed (`error` false) or with -UNBLOCKED. Returns 1 if the
+  // client was blocked, else 0.
+  virtual int unblock_client(uint64_t /*id*/, bool /*error*/) { return 0; }
   // The password set by --requirepass / CONFIG SET requirepass ("" = none).
   virtual std::string requirepass() = 0;
   // Asks the server to stop cleanly after this reply (SHUTDOWN).

@@ -50,6 +50,13 @@ void Connection::start(std::unique_ptr<Protocol> protocol) {
 void Connection::kill() {
   asio::post(loop_.context(), [self = shared_from_this()] {
     if (self->closed_) return;
+    // A connection waiting for a wake (a blocked BLPOP) or a worker would only close once that
+    // ends — never, for BLPOP q 0. Killed, it closes now, as Redis frees a killed client; a
+    // command on a worker still completes, its reply dropped.
+    if (self->suspended_ || self->protocol_->busy()) {
+      self->close();
+      return;
+    }
     self->close_after_output_ = true;
     self->after_output_change();
   });

@@ -74,7 +74,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
   // Loop thread. Registers with the loop and starts reading.
   void start(std::unique_ptr<Protocol> protocol);
-  // Any thread: stops reading and closes once the pending output is sent (CLIENT KILL).
+  // Any thread: stops reading and closes once the pending output is sent (CLIENT KILL); a
+  // connection waiting for a wake or a worker closes at once.
   void kill();
   // Loop thread: closes now, dropping unsent output.
   void close();

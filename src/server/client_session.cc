@@ -492,6 +492,12 @@ void ClientSession::begin_block(commands::BlockRequest request, std::vector<std:
   blocked.args = std::move(args);
   blocked.keys = request.keys;
   blocked.deadline_ms = request.deadline_ms;
+  waiting_in_block_.store(true, std::memory_order_release);
+  // CLIENT LIST names the command a client waits in, as Redis does (a worker request's command
+  // is otherwise recorded only when it completes).
+  if (worker_request != nullptr && worker_request->spec != nullptr) {
+    last_spec_.store(worker_request->spec, std::memory_order_relaxed);
+  }
   // The wake runs on whichever thread applied the push: it only posts to this loop. The weak
   // pointer lets a closed connection go; the session lives as long as its connection.
   std::weak_ptr<net::Connection> weak = connection_.shared_from_this();
@@ -564,7 +570,8 @@ void ClientSession::attempt_done(std::string reply, bool wrote) {
   blocked.attempting = false;
   const bool nothing = reply.empty() || is_null_reply(reply, 0);
   const bool expired = blocked.deadline_ms != 0 && wall_clock_ms() >= blocked.deadline_ms;
-  if (nothing && !expired && !blocked.cancelled && !session_.close_after_reply) {
+  if (nothing && !expired && !blocked.cancelled && !blocked.unblocked_reply &&
+      !session_.close_after_reply) {
     if (state_.blocked_clients().rearm(blocked.sequence)) {
       arm_block_timer();
       return;
@@ -577,7 +584,10 @@ void ClientSession::attempt_done(std::string reply, bool wrote) {
     return;
   }
   if (nothing) {
-    end_block(blocked.cancelled ? std::string() : null_reply(), false, blocked.cancelled);
+    end_block(blocked.cancelled         ? std::string()
+              : blocked.unblocked_reply ? *blocked.unblocked_reply
+                                        : null_reply(),
+              false, blocked.cancelled);
     return;
   }
   // Served (or an error): the next waiter of these keys may find more.
@@ -587,6 +597,7 @@ void ClientSession::attempt_done(std::string reply, bool wrote) {
 }
 
 void ClientSession::end_block(std::string_view reply, bool wrote, bool close) {
+  waiting_in_block_.store(false, std::memory_order_release);
   if (blocked_->sequence != 0) state_.blocked_clients().remove(blocked_->sequence);
   Request* request = blocked_->request;
   blocked_.reset();
@@ -648,7 +659,28 @@ void ClientSession::on_input_end_while_suspended() {
   if (state_.blocked_clients().take(blocked_->sequence)) end_block("", false, true);
 }
 
+bool ClientSession::unblock(bool error) {
+  if (!waiting_in_block_.load(std::memory_order_acquire)) return false;
+  net::asio::post(connection_.loop().context(),
+                  [this, error, connection = connection_.shared_from_this()] {
+                    if (connection->closed() || !blocked_) return;
+                    std::string reply = error
+                                            ? std::string("-UNBLOCKED client unblocked via "
+                                                          "CLIENT UNBLOCK\r\n")
+                                            : null_reply();
+                    if (blocked_->attempting) {
+                      blocked_->unblocked_reply = std::move(reply);  // attempt_done ends it
+                      return;
+                    }
+                    if (state_.blocked_clients().take(blocked_->sequence)) {
+                      end_block(reply, false, false);
+                    }
+                  });
+  return true;
+}
+
 void ClientSession::on_close() {
+  waiting_in_block_.store(false, std::memory_order_release);
   if (blocked_) {
     state_.blocked_clients().remove(blocked_->sequence);
     blocked_.reset();

@@ -66,6 +66,9 @@ class ClientSession final : public net::Protocol {
   // The CLIENT LIST line of this client. Any thread; the calling client itself is described from
   // its live state.
   std::string describe() const;
+  // Any thread (CLIENT UNBLOCK): if this client waits in a blocking command, wakes it to answer
+  // as if its timeout passed (`error` false) or with -UNBLOCKED, and returns true.
+  bool unblock(bool error);
   // The CLIENT INFO line, built from `session` (the caller's own, current state).
   // Loop thread of this session.
   std::string describe_current(const commands::Session& session) const;
@@ -131,6 +134,8 @@ class ClientSession final : public net::Protocol {
     int64_t deadline_ms = 0;  // Unix ms; 0 = never
     bool attempting = false;
     bool cancelled = false;   // the client went away during an attempt
+    // CLIENT UNBLOCK during an attempt: the reply to end with if the attempt finds nothing.
+    std::optional<std::string> unblocked_reply;
     std::unique_ptr<net::asio::steady_timer> timer;
     // Cluster mode: the exclusive worker request the wait belongs to; it completes (and the
     // connection's later requests go on) when the wait ends. nullptr on a single machine.
@@ -176,6 +181,7 @@ class ClientSession final : public net::Protocol {
   bool held_ = false;       // args_ holds a parsed request that waits to be admitted
   bool suspended_ = false;  // this session suspended its connection
   std::optional<Blocked> blocked_;
+  std::atomic<bool> waiting_in_block_{false};  // blocked_ is set (read by unblock())
   uint64_t notifications_before_ = 0;  // BlockedClients::notifications() before the command
   size_t partial_bytes_ = 0;        // bytes of the unfinished request held by the parser
   uint64_t parser_bulk_limit_ = 0;  // the proto-max-bulk-len the parser was given

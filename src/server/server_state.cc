@@ -473,7 +473,7 @@ bool ServerState::admit_client() {
 }
 
 void ServerState::register_client(const std::shared_ptr<net::Connection>& connection,
-                                  const ClientSession* session) {
+                                  ClientSession* session) {
   std::lock_guard lock(clients_mutex_);
   clients_[connection->id()] = ClientEntry{connection, session};
 }
@@ -524,6 +524,22 @@ int ServerState::kill_client(uint64_t id) {
   if (connection == nullptr) return 0;
   connection->kill();  // posted to the client's own loop
   return 1;
+}
+
+int ServerState::unblock_client(uint64_t id, bool error) {
+  std::shared_ptr<net::Connection> connection;
+  ClientSession* session = nullptr;
+  {
+    std::lock_guard lock(clients_mutex_);
+    auto it = clients_.find(id);
+    if (it != clients_.end()) {
+      connection = it->second.connection.lock();
+      session = it->second.session;
+    }
+  }
+  // The connection reference keeps the session alive until the wake is posted.
+  if (connection == nullptr || session == nullptr) return 0;
+  return session->unblock(error) ? 1 : 0;
 }
 
 uint64_t ServerState::total_commands() const {

@@ -139,6 +139,7 @@ class ServerState final : public commands::ServerControl {
   std::string client_list() override;
   std::string client_info(const commands::Session& session) override;
   int kill_client(uint64_t id) override;
+  int unblock_client(uint64_t id, bool error) override;
   std::string requirepass() override;
   void request_shutdown() override;
   std::string version() override;
@@ -150,7 +151,7 @@ class ServerState final : public commands::ServerControl {
 
   // Client registry (loop threads). `session` lives as long as `connection`.
   void register_client(const std::shared_ptr<net::Connection>& connection,
-                       const ClientSession* session);
+                       ClientSession* session);
   void unregister_client(uint64_t id);
 
   LoopStats& loop_stats(size_t loop) { return loop_stats_[loop]; }
@@ -184,7 +185,7 @@ class ServerState final : public commands::ServerControl {
  private:
   struct ClientEntry {
     std::weak_ptr<net::Connection> connection;
-    const ClientSession* session = nullptr;
+    ClientSession* session = nullptr;
   };
 
   std::string section_text(std::string_view section);

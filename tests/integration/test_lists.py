@@ -111,3 +111,48 @@ def test_pipelined_requests_wait_behind_a_blocked_one(server, r):
     assert conn.read_frame()[1] == [b"p", b"v"]
     assert conn.read_frame()[1] in (b"PONG", "PONG")
     conn.close()
+
+
+def blocked_id(r, command="blpop"):
+    """The id of the client waiting in `command` (one only)."""
+    lines = r.execute_command("CLIENT", "LIST")
+    lines = lines.decode() if isinstance(lines, bytes) else lines
+    ids = [int(line.split()[0][3:]) for line in lines.splitlines() if "cmd=%s" % command in line]
+    assert len(ids) == 1, lines
+    return ids[0]
+
+
+@pytest.mark.parametrize("reason", ["", "TIMEOUT", "ERROR"])
+def test_client_unblock_answers_as_a_timeout_or_with_an_error(server, r, reason):
+    conn = blocked_client(server.port, "BLPOP", "never", "0")
+    wait_for_blocked(r, 1)
+    client = blocked_id(r)
+    assert r.execute_command("CLIENT", "UNBLOCK", client, *([reason] if reason else [])) == 1
+    expected = (b"-UNBLOCKED client unblocked via CLIENT UNBLOCK\r\n" if reason == "ERROR"
+                else b"*-1\r\n")
+    assert conn.read_raw() == expected
+    assert conn.cmd_raw("PING") == b"+PONG\r\n"  # the connection goes on
+    # Unblocked, it takes nothing pushed later.
+    r.rpush("never", "kept")
+    assert r.lrange("never", 0, -1) == [b"kept"]
+    conn.close()
+
+
+def test_client_unblock_of_a_client_not_blocked_and_bad_arguments(server, r):
+    assert r.execute_command("CLIENT", "UNBLOCK", r.client_id()) == 0
+    assert r.execute_command("CLIENT", "UNBLOCK", 987654321) == 0
+    with pytest.raises(redis.ResponseError, match="^value is not an integer or out of range$"):
+        r.execute_command("CLIENT", "UNBLOCK", "x")
+    with pytest.raises(redis.ResponseError,
+                       match="^CLIENT UNBLOCK reason should be TIMEOUT or ERROR$"):
+        r.execute_command("CLIENT", "UNBLOCK", r.client_id(), "later")
+
+
+def test_client_kill_closes_a_blocked_client_at_once(server, r):
+    conn = blocked_client(server.port, "BLPOP", "never", "0")
+    wait_for_blocked(r, 1)
+    assert r.execute_command("CLIENT", "KILL", "ID", blocked_id(r)) == 1
+    assert conn.is_closed(wait=3.0)
+    r.rpush("never", "kept")
+    assert r.lrange("never", 0, -1) == [b"kept"]
+    conn.close()

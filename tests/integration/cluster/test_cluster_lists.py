@@ -98,3 +98,36 @@ def test_queue_elements_are_popped_once(cluster):
     for t in threads:
         t.join(30)
     assert sorted(popped) == sorted(produced)
+
+
+def test_client_unblock_and_kill_of_a_blocked_client_on_a_cluster_machine(cluster):
+    key = "ub"
+    outsider = next(i for i in range(6) if i not in cluster.replicas_of(key))
+    admin = cluster.client(outsider)
+
+    def blocked_id():
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            for line in admin.execute_command("CLIENT", "LIST").decode().splitlines():
+                if "cmd=blpop" in line:
+                    return int(line.split()[0][3:])
+            time.sleep(0.02)
+        raise AssertionError("no client waits in BLPOP")
+
+    for reason, expected in (("TIMEOUT", b"*-1\r\n"),
+                             ("ERROR", b"-UNBLOCKED client unblocked via CLIENT UNBLOCK\r\n")):
+        conn = RawConn(cluster.port(outsider), host=cluster.host(outsider))
+        conn.send(encode_command("BLPOP", key, "0"))
+        assert admin.execute_command("CLIENT", "UNBLOCK", blocked_id(), reason) == 1
+        assert conn.read_raw() == expected
+        assert conn.cmd_raw("PING") == b"+PONG\r\n"
+        conn.close()
+    conn = RawConn(cluster.port(outsider), host=cluster.host(outsider))
+    conn.send(encode_command("BLPOP", key, "0"))
+    assert admin.execute_command("CLIENT", "KILL", "ID", blocked_id()) == 1
+    assert conn.is_closed(wait=3.0)
+    conn.close()
+    admin.rpush(key, "kept")
+    time.sleep(0.3)
+    assert admin.lrange(key, 0, -1) == [b"kept"]
+    admin.close()
