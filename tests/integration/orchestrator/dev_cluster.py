@@ -35,6 +35,7 @@ DOWN_AFTER_MS = 1000
 DEAD_AFTER_MS = 3000
 READY_TIMEOUT_S = 90.0  # the dev cluster's own bound is 30 s, plus process start on a busy host
 STOP_TIMEOUT_S = 40.0   # `cairn dev` stops children within 2 x 10 s
+API_STALL_S = 30.0     # how long get() keeps asking an orchestrator whose answers time out
 
 _LIVE = set()  # every process started here, killed at exit if a test forgot close()
 
@@ -345,7 +346,19 @@ class DevCluster:
                 return e.code, body
 
     def get(self, path):
-        code, body = self.api(path)
+        """The body of a GET that must answer 200. A read that times out is asked again for up
+        to API_STALL_S: on an overloaded host the orchestrator's loop can stall for seconds (an
+        fsync of its state, no CPU), and a test polling it must not fail for that alone."""
+        deadline = time.monotonic() + API_STALL_S
+        while True:
+            try:
+                code, body = self.api(path)
+                break
+            except (TimeoutError, urllib.error.URLError) as e:
+                timed_out = isinstance(e, TimeoutError) or isinstance(
+                    getattr(e, "reason", None), TimeoutError)
+                if not timed_out or time.monotonic() > deadline:
+                    raise
         assert code == 200, (path, code, body)
         return body
 
