@@ -38,12 +38,18 @@ constexpr std::string_view kTxCommand = "CAIRN.TX";
 // What the EXEC of a transaction compares with what WATCH saw. Any write to the key changes
 // it: a string's cell timestamp and expiry; a row's header cell, number of live fields and
 // newest live field (an added or rewritten field raises the newest timestamp, a removed or
-// expired one lowers the count). "-" for a key that does not exist (or has expired).
+// expired one lowers the count). A key that does not exist is "-" followed by the timestamp of
+// its stored cell (its tombstone, or the expired cell), so a key created and deleted again in
+// between is seen as changed, while one that just stays deleted or expired is not.
 // Cost: O(1) for a string, one pass over the fields for a hash, set or sorted set.
 Result<std::string> key_version(coordinator::Keyspace& keyspace, const std::string& key) {
   Result<coordinator::RowRead> row = keyspace.read_row_exists(key);
   if (!row.is_ok()) return row.status();
-  if (!row->header) return std::string("-");
+  if (!row->header) {
+    Result<std::optional<storage::Cell>> stored = keyspace.read_stored(key);
+    if (!stored.is_ok()) return stored.status();
+    return *stored ? fmt::format("-{}", (*stored)->timestamp) : std::string("-");
+  }
   const storage::Cell& header = *row->header;
   if (!storage::is_row_type(header.type)) {
     return fmt::format("s{}:{}", header.timestamp, header.expire_at_ms);

@@ -1083,6 +1083,15 @@ Result<std::optional<storage::Cell>> ClusterSession::read(std::string_view key) 
 }
 
 
+Result<std::optional<storage::Cell>> ClusterSession::read_stored(std::string_view key) {
+  const std::string owned(key);
+  Result<std::vector<std::optional<Cell>>> cells =
+      read_cells(coordinator_.impl_->core, std::span<const std::string>(&owned, 1),
+                 Level(options_.read, in_atomic_));
+  if (!cells.is_ok()) return cells.status();
+  return std::move((*cells)[0]);
+}
+
 Result<std::vector<std::optional<storage::Cell>>> ClusterSession::read_many(
     std::span<const std::string> keys) {
   Result<std::vector<std::optional<Cell>>> cells =

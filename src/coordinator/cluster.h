@@ -107,6 +107,7 @@ class ClusterSession final : public Keyspace {
   ClusterSession(ClusterCoordinator& coordinator, const RequestOptions& options);
 
   Result<std::optional<storage::Cell>> read(std::string_view key) override;
+  Result<std::optional<storage::Cell>> read_stored(std::string_view key) override;
   Result<std::vector<std::optional<storage::Cell>>> read_many(
       std::span<const std::string> keys) override;
   Status write(std::string_view key, storage::ValueType type, std::string value,

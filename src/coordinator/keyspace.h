@@ -80,6 +80,13 @@ class Keyspace {
   // The live cell of `key`, or nullopt if it does not exist, was deleted or has expired.
   virtual Result<std::optional<storage::Cell>> read(std::string_view key) = 0;
 
+  // The key's own cell as stored, tombstones and expired cells included (a cluster keyspace
+  // merges the replicas' cells by last-write-wins); nullopt if none is stored. WATCH tells a key
+  // deleted again apart from one that stayed absent by it. The default sees live cells only.
+  virtual Result<std::optional<storage::Cell>> read_stored(std::string_view key) {
+    return read(key);
+  }
+
   // Stores a new value for `key` (replacing any type). expire_at_ms 0 = no expiry.
   virtual Status write(std::string_view key, storage::ValueType type, std::string value,
                        int64_t expire_at_ms) = 0;

@@ -93,6 +93,10 @@ Result<std::optional<storage::Cell>> LocalKeyspace::read(std::string_view key) {
   return stored;
 }
 
+Result<std::optional<storage::Cell>> LocalKeyspace::read_stored(std::string_view key) {
+  return engine_.read(topology::token_of(key), key);
+}
+
 Result<RowRead> LocalKeyspace::read_row(std::string_view key) {
   const int64_t now = now_ms();
   Result<storage::StoredRow> stored = engine_.read_row(topology::token_of(key), key);

@@ -20,6 +20,7 @@ class LocalKeyspace final : public Keyspace {
                 std::function<int64_t()> wall_clock_ms);
 
   Result<std::optional<storage::Cell>> read(std::string_view key) override;
+  Result<std::optional<storage::Cell>> read_stored(std::string_view key) override;
   Status write(std::string_view key, storage::ValueType type, std::string value,
                int64_t expire_at_ms) override;
   Status remove(std::string_view key) override;

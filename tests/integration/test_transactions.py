@@ -58,6 +58,14 @@ SCENARIOS = {
         (0, "SET", "x", "1"), (0, "EXEC"), (0, "WATCH", "new"), (1, "SET", "new", "1"),
         (0, "MULTI"), (0, "SET", "x", "2"), (0, "EXEC"), (0, "GET", "x"),
     ],
+    "watched_missing_key_created_and_deleted_again": [
+        (0, "WATCH", "gone"), (1, "SET", "gone", "1"), (1, "DEL", "gone"), (0, "MULTI"),
+        (0, "SET", "x", "1"), (0, "EXEC"), (0, "SET", "was", "1"), (0, "DEL", "was"),
+        (0, "WATCH", "was"), (1, "SET", "was", "2"), (1, "DEL", "was"), (0, "MULTI"),
+        (0, "SET", "x", "2"), (0, "EXEC"), (0, "GET", "x"),
+        # Staying deleted is no change.
+        (0, "WATCH", "was"), (1, "DEL", "was"), (0, "MULTI"), (0, "SET", "x", "3"), (0, "EXEC"),
+    ],
     "watched_hash_field_changed": [
         (0, "HSET", "h", "a", "1", "b", "2"), (0, "WATCH", "h"), (1, "HSET", "h", "b", "3"),
         (0, "MULTI"), (0, "HSET", "h", "c", "4"), (0, "EXEC"), (0, "WATCH", "h"),
