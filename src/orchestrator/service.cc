@@ -556,12 +556,21 @@ Status Service::persist(bool force) {
   return Status::ok();
 }
 
+// How the event of a failing state write begins.
+constexpr std::string_view kStateWriteFailed = "cannot write the orchestrator state";
+
 // The decision is not on disk, so it must not exist: back to the state last written, keeping
 // what is not a decision (heartbeat times, load and health: the failure detector's live view,
 // which it would otherwise report again at every tick).
 Status Service::refuse_unsaved(const Status& failure) {
-  const std::string refused = state_.events.empty() ? std::string("a change")
-                                                    : state_.events.back().message;
+  // What the refused decision said it did: its last event, if it made one.
+  const uint64_t written = durable_.events.empty() ? 0 : durable_.events.back().seq;
+  std::string refused = "a change without an event";
+  for (auto it = state_.events.rbegin(); it != state_.events.rend() && it->seq > written; ++it) {
+    if (it->message.rfind(kStateWriteFailed, 0) == 0) continue;  // our own, from a refusal
+    refused = it->message;
+    break;
+  }
   State restored = durable_;
   for (MachineRecord& machine : restored.machines) {
     if (const MachineRecord* live = state_.find_machine(machine.id)) {
@@ -592,9 +601,9 @@ Status Service::refuse_unsaved(const Status& failure) {
   save_failing_ = true;
   // Kept in memory (each refusal restores it) until a write succeeds and stores it.
   state_.add_event(clock_->wall_ms(),
-                   fmt::format("cannot write the orchestrator state ({}): every decision is "
-                               "refused until a write succeeds; the last refused: {}",
-                               failure.message(), refused));
+                   fmt::format("{} ({}): every decision is refused until a write succeeds; "
+                               "the last refused: {}",
+                               kStateWriteFailed, failure.message(), refused));
   return refusal;
 }
 
