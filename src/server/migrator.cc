@@ -169,7 +169,8 @@ Result<std::vector<storage::WalEntry>> decode_wal_entries(const resp::Value& fla
       const Token clip_start = std::max(*from, start);
       const Token clip_end = *to == 0 ? end : (end == 0 ? *to : std::min(*to, end));
       if (!before_end(clip_start, clip_end)) continue;
-      entries.push_back(storage::WalEntry{*sequence, storage::WalRangeDelete{clip_start, clip_end}});
+      entries.push_back(
+          storage::WalEntry{*sequence, storage::WalRangeDelete{clip_start, clip_end}});
       continue;
     }
     Result<std::optional<storage::WalChange>> change =

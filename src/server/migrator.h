@@ -10,10 +10,11 @@
 //    page by page (SCAN), then follows the source's WAL from the held LSN (WAL rounds). The WAL
 //    tail is one stream in sequence order: runs of cells are applied by LWW with
 //    Replica::apply_copied_batch, each range deletion between them with Engine::delete_range
-//    clipped to the range, so it deletes exactly what it deleted on the source. WALGONE (or a source whose latest LSN went back)
-//    starts that stream over; an unreachable source is retried with a growing delay; streams of
-//    machines no longer voting in the source shard are dropped. The reports say staged (every
-//    current voting source scanned), ready (staged and every source's lag < ready_lag_max).
+//    clipped to the range, so it deletes exactly what it deleted on the source. WALGONE (or a
+//    source whose latest LSN went back) starts that stream over; an unreachable source is
+//    retried with a growing delay; streams of machines no longer voting in the source shard are
+//    dropped. The reports say staged (every current voting source scanned), ready (staged and
+//    every source's lag < ready_lag_max).
 //  * FINISH (finish(), from CAIRN.MIGRATE FINISH through ServerControl::migration_finish): pulls
 //    each named source's WAL until it passed the fenced LSN. Streams are guarded by a per-
 //    migration mutex, so FINISH and the background thread never apply the same stream at once.

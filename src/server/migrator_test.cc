@@ -415,8 +415,8 @@ TEST_P(MigratorOrderTest, RangeDeletionsApplyInWalOrderAcrossRounds) {
     apply_on_source(key, storage::Cell{.timestamp = now + 500, .writer = 1, .value = "kept"});
   }
   // A DEL after the FLUSHALL is an ordinary tombstone, compared by timestamp.
-  apply_on_source(after[1],
-                  storage::Cell{.tombstone = true, .timestamp = now + 600, .writer = 1, .value = ""});
+  const storage::Cell del{.tombstone = true, .timestamp = now + 600, .writer = 1, .value = ""};
+  apply_on_source(after[1], del);
 
   const std::map<std::string, std::string> source = dump(1);
   ASSERT_EQ(source.size(), after.size());
