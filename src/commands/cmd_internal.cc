@@ -75,6 +75,26 @@ void reply_cells(CommandContext& context, const Entries& entries) {
   }
 }
 
+// The WAL tail as one flat array of 4-tuples in sequence order: `LSN, key, sub-key, cell` for a
+// cell, `LSN, start, end, ""` for a range deletion (an encoded cell is never empty), so the
+// reader applies them in the order they were written.
+void reply_wal_entries(CommandContext& context, const std::vector<storage::WalEntry>& entries) {
+  context.reply.array(entries.size() * 4);
+  for (const storage::WalEntry& entry : entries) {
+    context.reply.integer(static_cast<int64_t>(entry.sequence));
+    if (const storage::WalChange* cell = entry.cell()) {
+      context.reply.bulk(cell->key);
+      context.reply.bulk(cell->sub_key);
+      context.reply.bulk(storage::encode_cell(cell->cell));
+    } else {
+      const storage::WalRangeDelete& deleted = *entry.range_delete();
+      context.reply.bulk(topology::format_token(deleted.start));
+      context.reply.bulk(topology::format_token(deleted.end));
+      context.reply.bulk("");
+    }
+  }
+}
+
 // The replica of this machine, or nullptr after replying that there is none.
 replica::Replica* replica_or_reply(CommandContext& context) {
   if (context.replica == nullptr) context.reply.error(kNotClusterMachine);
@@ -377,15 +397,10 @@ void migrate_wal(CommandContext& context) {
     }
     return reply_status(context, changes.status());
   }
-  context.reply.array(4);
+  context.reply.array(3);
   context.reply.integer(static_cast<int64_t>(changes->next_sequence));
   context.reply.integer(static_cast<int64_t>(changes->latest_sequence));
-  reply_cells(context, changes->changes);
-  context.reply.array(changes->range_deletes.size() * 2);
-  for (const storage::WalRangeDelete& deleted : changes->range_deletes) {
-    context.reply.bulk(topology::format_token(deleted.start));
-    context.reply.bulk(topology::format_token(deleted.end));
-  }
+  reply_wal_entries(context, changes->entries);
 }
 
 void migrate_fence(CommandContext& context) {

@@ -524,19 +524,28 @@ TEST_F(InternalCommandTest, MigrateWalReturnsTheRangesChanges) {
                                              topology::format_token(kHalf),
                                              std::to_string(from), "1048576"}));
   ASSERT_EQ(reply.type, resp::Value::Type::kArray) << reply.str;
-  ASSERT_EQ(reply.elements.size(), 4u);
+  ASSERT_EQ(reply.elements.size(), 3u);
   const uint64_t latest = engine_->latest_sequence();
   EXPECT_EQ(reply.elements[1].integer, static_cast<int64_t>(latest));
   EXPECT_EQ(reply.elements[0].integer, static_cast<int64_t>(latest + 1));
-  const auto cells = cells_of(reply.elements[2]);
-  ASSERT_EQ(cells.size(), 2u);
-  EXPECT_EQ(cells[0].first, mine);
-  EXPECT_EQ(cells[0].second, cell(10, "a"));
-  EXPECT_TRUE(cells[1].second.tombstone);
-  // CLEAR's range deletion, clipped to the range.
-  ASSERT_EQ(reply.elements[3].elements.size(), 2u);
-  EXPECT_EQ(reply.elements[3].elements[0].str, topology::format_token(0));
-  EXPECT_EQ(reply.elements[3].elements[1].str, topology::format_token(kHalf));
+  // One stream in sequence order: LSN, key, sub-key, cell for a cell; LSN, start, end, "" for
+  // a range deletion. The other half's cell is left out.
+  const std::vector<resp::Value>& entries = reply.elements[2].elements;
+  ASSERT_EQ(entries.size(), 3u * 4);
+  for (size_t i = 4; i < entries.size(); i += 4) {
+    EXPECT_GT(entries[i].integer, entries[i - 4].integer);
+  }
+  EXPECT_EQ(entries[0].integer, static_cast<int64_t>(from));
+  EXPECT_EQ(entries[1].str, mine);
+  EXPECT_EQ(entries[2].str, "");
+  EXPECT_EQ(*storage::decode_cell(entries[3].str), cell(10, "a"));
+  EXPECT_EQ(entries[5].str, mine);
+  EXPECT_TRUE(storage::decode_cell(entries[7].str)->tombstone);
+  // CLEAR's range deletion, last, clipped to the range.
+  EXPECT_LE(entries[8].integer, static_cast<int64_t>(latest));
+  EXPECT_EQ(entries[9].str, topology::format_token(0));
+  EXPECT_EQ(entries[10].str, topology::format_token(kHalf));
+  EXPECT_EQ(entries[11].str, "");
 
   // Caught up: nothing, same cursor.
   const resp::Value none = parse_reply(run({"CAIRN.MIGRATE", "WAL", "0", "0",

@@ -31,6 +31,8 @@ ApiResponse from_status(const Status& status) {
     case StatusCode::kInvalidArgument: return error(400, status.message());
     case StatusCode::kNotFound: return error(404, status.message());
     case StatusCode::kBusy: return error(409, status.message());
+    // A decision refused because the state could not be stored: retry later.
+    case StatusCode::kUnavailable: return error(503, status.message());
     default: return error(500, status.message());
   }
 }

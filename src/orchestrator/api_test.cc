@@ -1,5 +1,9 @@
 #include "orchestrator/api.h"
 
+#include <unistd.h>
+
+#include <filesystem>
+#include <string>
 #include <thread>
 
 #include <boost/beast/core.hpp>
@@ -46,6 +50,40 @@ class ApiTest : public ::testing::Test {
   std::unique_ptr<Service> service_;
   std::unique_ptr<ApiRouter> router_;
 };
+
+// An operator's request whose decision cannot be stored (a full disk) is answered 503 with the
+// reason, and succeeds once the state can be written again.
+TEST(ApiStateTest, ADecisionThatCannotBeStoredIsAnswered503) {
+  const std::filesystem::path dir =
+      std::filesystem::temp_directory_path() / ("cairn_api_state_" + std::to_string(::getpid()));
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  bool disk_full = false;
+  ServiceSettings settings;
+  settings.replication_factor = 1;
+  settings.initial_shards = 1;
+  settings.ranges_per_shard = 2;
+  settings.state_path = (dir / "state.json").string();
+  settings.save_file = [&](const std::string& path, const State& state) {
+    if (disk_full) return Status::io_error("write state.json.tmp: No space left on device");
+    return save_state(path, state);
+  };
+  FakeClock clock;
+  auto service = Service::open(settings, &clock);
+  ASSERT_TRUE(service.is_ok()) << service.status().to_string();
+  ApiRouter router(service->get(), kSecret);
+  ASSERT_TRUE((*service)->register_machine(1, "127.0.0.1:7001", "").is_ok());
+  disk_full = true;
+  ApiResponse refused =
+      router.handle(ApiRequest{"POST", "/v1/machines/1/drain", kAuth, json::object().dump()});
+  EXPECT_EQ(refused.status, 503);
+  EXPECT_NE(json::parse(refused.body)["error"].get<std::string>().find("No space left"),
+            std::string::npos)
+      << refused.body;
+  disk_full = false;
+  EXPECT_EQ(router.handle(ApiRequest{"POST", "/v1/machines/1/drain", kAuth, "{}"}).status, 200);
+  std::filesystem::remove_all(dir);
+}
 
 TEST_F(ApiTest, DashboardIsAnHtmlPageThatReadsTheApi) {
   ApiResponse page = get("/");

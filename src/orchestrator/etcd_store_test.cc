@@ -120,6 +120,9 @@ TEST_F(StoreServiceTest, ARefusedWritePoisonsTheServiceAndTheApiAnswers503) {
   EXPECT_EQ(response.status, 503) << response.body;
   EXPECT_TRUE((*service)->poisoned());
   EXPECT_FALSE(store_->stored.has_value() && store_->stored->table.has_value());
+  // Rolled back as well: the service holds what the store holds, no machine and no table.
+  EXPECT_TRUE((*service)->snapshot().machines.empty());
+  EXPECT_FALSE((*service)->snapshot().table.has_value());
   EXPECT_EQ(router.handle(ApiRequest{"GET", "/v1/table", "", ""}).status, 503);
   EXPECT_EQ(router.handle(ApiRequest{"GET", "/v1/status", "", ""}).status, 503);
   // A poisoned service no longer ticks (nothing it computes could be stored).

@@ -144,9 +144,14 @@ Result<std::unique_ptr<Service>> Service::open(ServiceSettings settings, Clock* 
         "orchestrator started: epoch {}, {} machines",
         service->state_.table ? service->state_.table->epoch : 0,
         service->state_.machines.size()));
-    service->persist(true);
-    if (service->poisoned_) {
-      return Status::unavailable("the state store refused the start-up write (not the leader?)");
+    service->durable_ = service->state_;
+    // An orchestrator that cannot write its state must not decide anything: refuse to start.
+    if (Status saved = service->persist(true); !saved.is_ok()) {
+      if (service->poisoned_) {
+        return Status::unavailable(
+            "the state store refused the start-up write (not the leader?)");
+      }
+      return saved;
     }
   }
   return service;
@@ -249,7 +254,7 @@ Result<RegisterReply> Service::register_machine(MachineId machine_id, std::strin
     record->last_heartbeat_ms = now;
   }
   reconcile();
-  persist(false);
+  if (Status saved = persist(false); !saved.is_ok()) return saved;
   return RegisterReply{machine_id, state_.table ? state_.table->epoch : 0};
 }
 
@@ -279,11 +284,12 @@ Result<HeartbeatReply> Service::heartbeat(MachineId machine_id, topology::Epoch 
                           health_name(record->health)));
     record->health = Health::kUp;
     reconcile();
-    persist(false);
+    persist_own_decisions();
   }
   if (rebuilt_shard != topology::kNoShard) promote_rebuilt(machine_id, rebuilt_shard);
   for (const auto& report : migrations) apply_report(machine_id, report);
-  if (dirty_) persist(false);
+  // Answered from the state as written: a refused write rolled back what the reports decided.
+  if (dirty_) persist_own_decisions();
   record = state_.find_machine(machine_id);
   CAIRN_ASSERT(record != nullptr, "a heartbeat does not forget its machine");
   const RoutingTableSpec* table = state_.table ? &*state_.table : nullptr;
@@ -327,7 +333,7 @@ void Service::promote_rebuilt(MachineId machine, topology::ShardId shard_id) {
   if (state_.table->epoch == before) return;  // rejected (logged by install)
   // A shard whose replicas were all joining (a new shard) gets its leader from the planner.
   reconcile();
-  persist(false);
+  persist_own_decisions();
 }
 
 Status Service::drain(MachineId machine_id) {
@@ -339,8 +345,7 @@ Status Service::drain(MachineId machine_id) {
   record->drain_started_ms = clock_->monotonic_ms();
   add_event(fmt::format("machine {} draining (operator)", machine_id));
   reconcile();
-  persist(false);
-  return Status::ok();
+  return persist(false);
 }
 
 Status Service::remove(MachineId machine_id) {
@@ -357,8 +362,7 @@ Status Service::remove(MachineId machine_id) {
   state_.machines.erase(state_.machines.begin() + (record - state_.machines.data()));
   add_event(fmt::format("machine {} removed (operator)", machine_id));
   reconcile();
-  persist(false);
-  return Status::ok();
+  return persist(false);
 }
 
 void Service::tick() {
@@ -385,7 +389,7 @@ void Service::tick() {
   }
   reconcile();
   advance_migrations();
-  persist(false);
+  persist_own_decisions();
 }
 
 // Like Cassandra's failure detector refusing to convict peers after a local pause: while this
@@ -537,37 +541,87 @@ MachineState Service::derived_state(const MachineRecord& machine,
   return machine.draining ? MachineState::kLeaving : MachineState::kSpare;
 }
 
-void Service::persist(bool force) {
-  if (settings_.store) {
-    int64_t now = clock_->monotonic_ms();
-    bool history_due = now - last_save_ms_ >= kHistorySaveIntervalMs;
-    if (poisoned_ || (!force && !dirty_ && !history_due)) return;
-    Status saved = settings_.store->save(state_);
-    last_save_ms_ = now;
-    if (!saved.is_ok()) {
-      // Final (see the header comment): the owner drops this service and reloads the state.
-      spdlog::error("orchestrator: cannot store the state, stepping down: {}", saved.to_string());
-      poisoned_ = true;
-      return;
-    }
+Status Service::persist(bool force) {
+  if (!settings_.store && settings_.state_path.empty()) {
     dirty_ = false;
-    return;
+    return Status::ok();
   }
-  if (settings_.state_path.empty()) {
-    dirty_ = false;
-    return;
+  if (poisoned_) {
+    return Status::unavailable("could not store the orchestrator state: this orchestrator "
+                               "stepped down after a refused write");
   }
-  int64_t now = clock_->monotonic_ms();
-  bool history_due = now - last_save_ms_ >= kHistorySaveIntervalMs;
-  if (!force && !dirty_ && !history_due) return;
-  Status saved = save_state(settings_.state_path, state_);
+  const int64_t now = clock_->monotonic_ms();
+  const bool history_due = now - last_save_ms_ >= kHistorySaveIntervalMs;
+  if (!force && !dirty_ && !history_due) return Status::ok();
+  Status saved = settings_.store       ? settings_.store->save(state_)
+                 : settings_.save_file ? settings_.save_file(settings_.state_path, state_)
+                                       : save_state(settings_.state_path, state_);
   last_save_ms_ = now;
-  if (!saved.is_ok()) {
-    // Kept dirty: the next change or tick retries.
-    spdlog::error("orchestrator: cannot save state: {}", saved.to_string());
-    return;
-  }
+  if (!saved.is_ok()) return refuse_unsaved(saved);
+  durable_ = state_;
   dirty_ = false;
+  if (save_failing_) {
+    save_failing_ = false;
+    add_event("the orchestrator state is written again: decisions resume");
+    return persist(true);  // the event itself, so durable_ holds it
+  }
+  return Status::ok();
+}
+
+// How the event of a failing state write begins.
+constexpr std::string_view kStateWriteFailed = "cannot write the orchestrator state";
+
+// The decision is not on disk, so it must not exist: back to the state last written, keeping
+// what is not a decision (heartbeat times, load and health: the failure detector's live view,
+// which it would otherwise report again at every tick).
+Status Service::refuse_unsaved(const Status& failure) {
+  // What the refused decision said it did: its last event, if it made one.
+  const uint64_t written = durable_.events.empty() ? 0 : durable_.events.back().seq;
+  std::string refused = "a change without an event";
+  for (auto it = state_.events.rbegin(); it != state_.events.rend() && it->seq > written; ++it) {
+    if (it->message.rfind(kStateWriteFailed, 0) == 0) continue;  // our own, from a refusal
+    refused = it->message;
+    break;
+  }
+  State restored = durable_;
+  for (MachineRecord& machine : restored.machines) {
+    if (const MachineRecord* live = state_.find_machine(machine.id)) {
+      machine.last_heartbeat_ms = live->last_heartbeat_ms;
+      machine.drain_started_ms = live->drain_started_ms;
+      machine.load = live->load;
+      machine.health = live->health;
+    }
+  }
+  for (Migration& migration : restored.migrations) {
+    if (const Migration* live = state_.find_migration(migration.id)) {
+      migration.cutover_started_ms = live->cutover_started_ms;
+    }
+  }
+  state_ = std::move(restored);
+  dirty_ = true;  // the next tick writes again, and makes its decisions again
+  Status refusal = Status::unavailable(fmt::format(
+      "could not store the orchestrator state ({}): refused, and retried once the write "
+      "succeeds: {}",
+      failure.message(), refused));
+  if (settings_.store) {
+    // Final (see the header comment): the owner drops this service and reloads the state.
+    spdlog::error("orchestrator: cannot store the state, stepping down: {}", failure.to_string());
+    poisoned_ = true;
+    return refusal;
+  }
+  if (!save_failing_) spdlog::error("orchestrator: {}", refusal.message());
+  save_failing_ = true;
+  // Kept in memory (each refusal restores it) until a write succeeds and stores it.
+  state_.add_event(clock_->wall_ms(),
+                   fmt::format("{} ({}): every decision is refused until a write succeeds; "
+                               "the last refused: {}",
+                               kStateWriteFailed, failure.message(), refused));
+  return refusal;
+}
+
+void Service::persist_own_decisions() {
+  // A refused write was rolled back and reported by persist(); the next tick decides again.
+  (void)persist(false);
 }
 
 uint32_t Service::machines_down() const {

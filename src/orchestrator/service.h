@@ -21,17 +21,23 @@
 // commit_migration, a compare-and-swap on the table epoch. Pure planning of moves is in
 // balancer.h.
 //
-// Every change of machines, table or events is written to the state file before the method
-// returns (when a path is configured). A failed write is logged and retried at the next change;
-// the in-memory state stays authoritative.
+// Every decision (a table epoch, a migration's phase, commit or abort, a split, a drain, a
+// registration) is written to the state file before the method returns, and is acknowledged
+// only once written: if the write fails, the decision is rolled back under the same lock (the
+// state returns to what was last written, heartbeat times and health aside), the method that
+// made it answers an error (unavailable: "could not store the orchestrator state"), and an event
+// says so. Nothing computed after the failed write is ever shown to a machine, so an epoch is
+// never published before it is on disk, and after a crash the same epoch can never come back
+// with other contents. Decisions the service makes by itself (tick) are made again at the next
+// tick, and are written once the disk takes writes again.
 //
-// With a StateStore instead (etcd, docs/orchestrator-ha.md) a failed write is final: the write
-// may have been refused because this orchestrator no longer leads, so the service is poisoned
-// (poisoned() turns true under the same lock as the failed write, before the method returns).
-// The API answers 503 for a poisoned service and the owner drops it; nothing computed after the
-// failed write (a new epoch, a migration phase) is ever shown to a machine.
+// With a StateStore instead (etcd, docs/orchestrator-ha.md) a failed write is also final: the
+// write may have been refused because this orchestrator no longer leads, so besides the roll
+// back the service is poisoned (poisoned() turns true under the same lock as the failed write,
+// before the method returns). The API answers 503 for a poisoned service and the owner drops it.
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -110,6 +116,8 @@ struct ServiceSettings {
   // Budgets of one machine for capacity planning (capacity.h).
   CapacitySettings capacity;
   std::string state_path;  // empty: nothing is persisted (tests)
+  // Writes the state file (null: save_state). Tests pass one that fails like a full disk.
+  std::function<Status(const std::string& path, const State& state)> save_file;
   // When set, the state is loaded from and saved to it instead of state_path (see the header
   // comment: a failed save poisons the service).
   std::shared_ptr<StateStore> store;
@@ -271,7 +279,14 @@ class Service {
   std::vector<MachineInfo> planner_machines() const;
   topology::MachineState derived_state(const MachineRecord& machine,
                                        const topology::RoutingTableSpec* table) const;
-  void persist(bool force);
+  // Writes the state if it changed (or `force`). On failure rolls the state back to what was
+  // last written (refuse_unsaved) and returns the error, which a method answering a request
+  // passes on: its decision is refused.
+  Status persist(bool force);
+  Status refuse_unsaved(const Status& failure);
+  // persist() for decisions nobody waits for (tick, heartbeat reports): a refused one is made
+  // again at the next tick.
+  void persist_own_decisions();
   uint32_t machines_down() const;
   uint32_t spares_target_now() const;
   // Migrations; all REQUIRE mu_ held.
@@ -306,6 +321,9 @@ class Service {
   State state_;
   bool dirty_ = false;
   bool poisoned_ = false;
+  // The state as last written (file or store): what a failed write rolls back to.
+  State durable_;
+  bool save_failing_ = false;  // the last write failed: one event when it starts and when it ends
   int64_t last_history_ms_ = 0;
   LoadBook load_book_;          // guarded by mu_; in memory only
   // Hot shards, guarded by mu_ and in memory only: after a restart (or on a new leader) the

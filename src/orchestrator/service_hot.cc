@@ -121,8 +121,7 @@ Status Service::start_hot_split(const HotSplit& split) {
     if (!id.is_ok()) return id.status();
     add_event(fmt::format("{} to shard {}, the coolest (migration {})", what, split.target, *id));
   }
-  persist(false);
-  return Status::ok();
+  return persist(false);
 }
 
 json Service::capacity_json() const {

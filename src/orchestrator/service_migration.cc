@@ -355,7 +355,8 @@ Result<nlohmann::json> Service::commit_migration(uint64_t id, uint32_t attempt,
   m->cleaned.clear();
   m->error.clear();
   set_phase(*m, MigrationPhase::kCleanup, fmt::format("commit epoch {}", m->commit_epoch));
-  persist(false);
+  // The driver pushes the table it gets here: it must be on disk first.
+  if (Status saved = persist(false); !saved.is_ok()) return saved;
   auto table = topology::RoutingTable::create(*state_.table);
   CAIRN_ASSERT(table.is_ok(), table.status().to_string());
   return table->to_json();
@@ -371,8 +372,7 @@ Status Service::abort_migration(uint64_t id, uint32_t attempt, std::string error
   }
   abort_attempt(*m, error.empty() ? "aborted by the driver" : error);
   state_.prune_migrations();
-  persist(false);
-  return Status::ok();
+  return persist(false);
 }
 
 Status Service::pause_migration(uint64_t id) {
@@ -389,8 +389,7 @@ Status Service::pause_migration(uint64_t id) {
   m->paused = true;
   m->updated_ms = clock_->wall_ms();
   add_event(fmt::format("migration {}: paused (operator)", id));
-  persist(false);
-  return Status::ok();
+  return persist(false);
 }
 
 Status Service::resume_migration(uint64_t id) {
@@ -404,8 +403,7 @@ Status Service::resume_migration(uint64_t id) {
   m->paused = false;
   m->updated_ms = clock_->wall_ms();
   add_event(fmt::format("migration {}: resumed (operator)", id));
-  persist(false);
-  return Status::ok();
+  return persist(false);
 }
 
 Status Service::cancel_migration(uint64_t id) {
@@ -431,8 +429,7 @@ Status Service::cancel_migration(uint64_t id) {
       break;
   }
   state_.prune_migrations();
-  persist(false);
-  return Status::ok();
+  return persist(false);
 }
 
 Status Service::set_migration_rate(uint64_t id, uint64_t max_rate) {
@@ -446,8 +443,7 @@ Status Service::set_migration_rate(uint64_t id, uint64_t max_rate) {
   m->updated_ms = clock_->wall_ms();
   add_event(fmt::format("migration {}: max rate {} bytes/s{}", id, max_rate,
                         max_rate == 0 ? " (the default)" : ""));
-  persist(false);
-  return Status::ok();
+  return persist(false);
 }
 
 Result<MigrationsCreated> Service::split(ShardId shard_id, std::optional<Token> at,
@@ -529,7 +525,7 @@ Result<MigrationsCreated> Service::split(ShardId shard_id, std::optional<Token> 
       created->new_shard, created->message, created->ids.size(),
       at ? fmt::format("shard {}'s ring span from {} on", shard_id, topology::format_token(*at))
          : fmt::format("half of shard {}'s ring span", shard_id));
-  persist(false);
+  if (Status saved = persist(false); !saved.is_ok()) return saved;
   return created;
 }
 
@@ -665,7 +661,7 @@ Result<MigrationsCreated> Service::move(Token start, std::optional<Token> end, S
                         *id, range.shard, to, busy->id)
           : fmt::format("migration {} queued: {} shard {} → shard {}", *id, probe.range_text(),
                         range.shard, to);
-  persist(false);
+  if (Status saved = persist(false); !saved.is_ok()) return saved;
   return created;
 }
 

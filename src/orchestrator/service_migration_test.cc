@@ -263,6 +263,49 @@ TEST_F(MigrationTest, ARestartKeepsEveryPhase) {
   EXPECT_EQ(m.sources_at_commit.size(), 3u);
 }
 
+// The commit is the one ownership change: it is answered (and its table pushed by the driver)
+// only once state.json holds it. Refused while the disk is full: the epoch stays, the range
+// stays with the source, on disk and in memory alike; a crash then reloads the same epoch, and
+// the driver's retry once the disk recovers commits the range at the epoch after it.
+TEST_F(MigrationTest, ACommitThatCannotBeStoredIsRefusedAndSucceedsOnceItCan) {
+  bool disk_full = false;
+  settings_.save_file = [&](const std::string& path, const State& state) {
+    if (disk_full) return Status::io_error("write state.json.tmp: No space left on device");
+    return save_state(path, state);
+  };
+  auto service = cluster(6);
+  const uint64_t id = move_to_cutover(*service);
+  const topology::Epoch epoch = service->epoch();
+  const topology::Range range = range_of(*service, 1);
+
+  disk_full = true;
+  auto refused = service->commit_migration(id, 1, epoch);
+  ASSERT_FALSE(refused.is_ok());
+  EXPECT_EQ(refused.status().code(), StatusCode::kUnavailable);
+  EXPECT_NE(refused.status().message().find("could not store"), std::string::npos)
+      << refused.status().message();
+  EXPECT_EQ(service->epoch(), epoch);
+  EXPECT_EQ(phase(*service, id), MigrationPhase::kCutover);
+  EXPECT_EQ(range_of(*service, 1).start, range.start);
+  auto beat = service->heartbeat(1, epoch, Load{});
+  ASSERT_TRUE(beat.is_ok());
+  EXPECT_EQ(beat->epoch, epoch);
+  ASSERT_EQ(beat->migrations.size(), 1u);
+  EXPECT_EQ(beat->migrations[0].phase, MigrationPhase::kCutover);
+  Result<State> on_disk = load_state(settings_.state_path);
+  ASSERT_TRUE(on_disk.is_ok());
+  EXPECT_EQ(on_disk->table->epoch, epoch);
+
+  disk_full = false;
+  auto table = service->commit_migration(id, 1, epoch);
+  ASSERT_TRUE(table.is_ok()) << table.status().to_string();
+  EXPECT_EQ((*table)["epoch"].get<uint64_t>(), epoch + 1);
+  service.reset();
+  service = open();
+  EXPECT_EQ(service->epoch(), epoch + 1);
+  EXPECT_EQ(phase(*service, id), MigrationPhase::kCleanup);
+}
+
 TEST_F(MigrationTest, ARestartMidCatchupStaysInCatchup) {
   uint64_t id = 0;
   {

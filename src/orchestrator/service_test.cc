@@ -3,6 +3,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 
@@ -185,6 +186,90 @@ TEST_F(ServiceTest, StateSurvivesARestart) {
   service->tick();
   EXPECT_EQ(health(*service, 1), Health::kUp);
   EXPECT_TRUE(service->heartbeat(1, epoch, Load{}).is_ok());
+}
+
+// A decision is acknowledged only once state.json holds it. While writes fail (a full disk) a
+// dead replica is not replaced and an operator's drain is refused: no new epoch reaches a
+// machine, and the file still holds the epoch the machines know, so a crash then cannot issue
+// that epoch again with other contents. Once writes succeed the decisions are made again.
+TEST_F(ServiceTest, ADecisionIsRefusedWhileTheStateCannotBeWrittenAndMadeOnceItCan) {
+  bool disk_full = false;
+  int refused_writes = 0;
+  settings_.save_file = [&](const std::string& path, const State& state) {
+    if (!disk_full) return save_state(path, state);
+    ++refused_writes;
+    return Status::io_error("write state.json.tmp: No space left on device");
+  };
+  auto service = open();
+  register_machines(*service, 1, 5);
+  run_for(*service, 2000, {1, 2, 3, 4, 5});
+  const topology::Epoch epoch = service->epoch();
+  ASSERT_GE(epoch, 1u);
+  const std::vector<topology::MachineId> replicas = service->snapshot().table->shards[0].replicas;
+  const topology::MachineId victim = replicas.back();
+  std::vector<topology::MachineId> alive;
+  for (topology::MachineId id = 1; id <= 5; ++id) {
+    if (id != victim) alive.push_back(id);
+  }
+  const topology::MachineId spare = [&] {
+    for (topology::MachineId id : alive) {
+      if (std::count(replicas.begin(), replicas.end(), id) == 0) return id;
+    }
+    return topology::kNoMachine;
+  }();
+  ASSERT_NE(spare, topology::kNoMachine);
+
+  disk_full = true;
+  Status drained = service->drain(spare);
+  EXPECT_EQ(drained.code(), StatusCode::kUnavailable) << drained.to_string();
+  EXPECT_NE(drained.message().find("could not store the orchestrator state"), std::string::npos)
+      << drained.message();
+  EXPECT_FALSE(service->snapshot().find_machine(spare)->draining);
+  // The victim dies; replacing it would be a new epoch, which cannot be written.
+  run_for(*service, 8000, alive);
+  EXPECT_EQ(health(*service, victim), Health::kDead);
+  EXPECT_EQ(service->epoch(), epoch);
+  auto beat = service->heartbeat(alive[0], epoch, Load{});
+  ASSERT_TRUE(beat.is_ok());
+  EXPECT_EQ(beat->epoch, epoch);
+  EXPECT_GT(refused_writes, 10);
+  EXPECT_TRUE(has_event(*service, "cannot write the orchestrator state"));
+  // A crash now finds on disk exactly what the machines were told.
+  Result<State> on_disk = load_state(settings_.state_path);
+  ASSERT_TRUE(on_disk.is_ok()) << on_disk.status().to_string();
+  ASSERT_TRUE(on_disk->table.has_value());
+  EXPECT_EQ(on_disk->table->epoch, epoch);
+
+  disk_full = false;
+  run_for(*service, 1000, alive);
+  State state = service->snapshot();
+  ASSERT_GT(state.table->epoch, epoch);
+  const std::vector<topology::MachineId>& now = state.table->shards[0].replicas;
+  EXPECT_EQ(std::count(now.begin(), now.end(), victim), 0);
+  EXPECT_TRUE(has_event(*service, "written again"));
+  on_disk = load_state(settings_.state_path);
+  ASSERT_TRUE(on_disk.is_ok());
+  EXPECT_EQ(on_disk->table->epoch, state.table->epoch);
+  EXPECT_EQ(on_disk->table->shards[0].replicas, now);
+  EXPECT_TRUE(service->drain(spare).is_ok());
+  const State last = service->snapshot();
+  service.reset();
+  // Reloaded: the epoch the machines were told last, with the same contents.
+  auto reloaded = open();
+  EXPECT_EQ(reloaded->epoch(), last.table->epoch);
+  EXPECT_EQ(reloaded->snapshot().table->shards, last.table->shards);
+  EXPECT_TRUE(reloaded->snapshot().find_machine(spare)->draining);
+}
+
+// An orchestrator that cannot write its state does not start (it could decide nothing).
+TEST_F(ServiceTest, AStateThatCannotBeWrittenStopsTheStart) {
+  settings_.save_file = [](const std::string&, const State&) {
+    return Status::io_error("open state.json.tmp: Read-only file system");
+  };
+  auto service = Service::open(settings_, &clock_);
+  ASSERT_FALSE(service.is_ok());
+  EXPECT_NE(service.status().message().find("Read-only file system"), std::string::npos)
+      << service.status().to_string();
 }
 
 // The orchestrator's own stall (its tick and the heartbeats queued behind it both late) is not

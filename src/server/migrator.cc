@@ -101,6 +101,29 @@ Status reply_status(const Result<resp::Value>& reply) {
   return Status::ok();
 }
 
+// Decodes one copied cell (key, sub-key, encoded cell). nullopt: outside [start, end), which a
+// source never sends and which is not ours to store.
+Result<std::optional<storage::WalChange>> decode_cell_entry(const resp::Value& key,
+                                                            const resp::Value& sub_key,
+                                                            const resp::Value& encoded,
+                                                            Token start, Token end,
+                                                            uint64_t* bytes) {
+  if (key.type != resp::Value::Type::kBulk || sub_key.type != resp::Value::Type::kBulk ||
+      encoded.type != resp::Value::Type::kBulk) {
+    return Status::corruption("malformed cell list");
+  }
+  Result<storage::Cell> cell = storage::decode_cell(encoded.str);
+  if (!cell.is_ok()) return cell.status();
+  storage::WalChange change;
+  change.token = topology::token_of(key.str);
+  if (!in_range(change.token, start, end)) return std::optional<storage::WalChange>();
+  *bytes += key.str.size() + cell->value.size();
+  change.key = key.str;
+  change.sub_key = sub_key.str;
+  change.cell = std::move(*cell);
+  return std::optional<storage::WalChange>(std::move(change));
+}
+
 // Decodes a flat `key, sub-key, cell, ...` array into copied cells within [start, end).
 Result<std::vector<storage::WalChange>> decode_cells(const resp::Value& flat, Token start,
                                                      Token end, uint64_t* bytes) {
@@ -110,26 +133,52 @@ Result<std::vector<storage::WalChange>> decode_cells(const resp::Value& flat, To
   std::vector<storage::WalChange> cells;
   cells.reserve(flat.elements.size() / 3);
   for (size_t i = 0; i < flat.elements.size(); i += 3) {
-    const resp::Value& key = flat.elements[i];
-    const resp::Value& sub_key = flat.elements[i + 1];
-    const resp::Value& encoded = flat.elements[i + 2];
-    if (key.type != resp::Value::Type::kBulk || sub_key.type != resp::Value::Type::kBulk ||
-        encoded.type != resp::Value::Type::kBulk) {
-      return Status::corruption("malformed cell list");
-    }
-    Result<storage::Cell> cell = storage::decode_cell(encoded.str);
-    if (!cell.is_ok()) return cell.status();
-    storage::WalChange change;
-    change.token = topology::token_of(key.str);
-    // A source answers within the range; anything else is not ours to store.
-    if (!in_range(change.token, start, end)) continue;
-    *bytes += key.str.size() + cell->value.size();
-    change.key = key.str;
-    change.sub_key = sub_key.str;
-    change.cell = std::move(*cell);
-    cells.push_back(std::move(change));
+    Result<std::optional<storage::WalChange>> change =
+        decode_cell_entry(flat.elements[i], flat.elements[i + 1], flat.elements[i + 2], start,
+                          end, bytes);
+    if (!change.is_ok()) return change.status();
+    if (*change) cells.push_back(std::move(**change));
   }
   return cells;
+}
+
+// Decodes the WAL tail of a CAIRN.MIGRATE WAL answer: flat 4-tuples in sequence order, `LSN,
+// key, sub-key, cell` for a cell and `LSN, start, end, ""` for a range deletion. Cells outside
+// [start, end) are dropped and range deletions clipped to it: nothing else on this machine is
+// the source's to change.
+Result<std::vector<storage::WalEntry>> decode_wal_entries(const resp::Value& flat, Token start,
+                                                          Token end, uint64_t* bytes) {
+  if (flat.type != resp::Value::Type::kArray || flat.elements.size() % 4 != 0) {
+    return Status::corruption("malformed WAL entry list");
+  }
+  std::vector<storage::WalEntry> entries;
+  entries.reserve(flat.elements.size() / 4);
+  std::optional<uint64_t> previous;
+  for (size_t i = 0; i < flat.elements.size(); i += 4) {
+    const std::optional<uint64_t> sequence = reply_number(flat.elements[i]);
+    // Applying out of order is what an ordered stream exists to prevent: refuse it.
+    if (!sequence || (previous && *sequence <= *previous)) {
+      return Status::corruption("WAL entries out of sequence order");
+    }
+    previous = sequence;
+    const resp::Value& last = flat.elements[i + 3];
+    if (last.type == resp::Value::Type::kBulk && last.str.empty()) {
+      const std::optional<Token> from = reply_number(flat.elements[i + 1]);
+      const std::optional<Token> to = reply_number(flat.elements[i + 2]);
+      if (!from || !to) return Status::corruption("malformed range deletion");
+      const Token clip_start = std::max(*from, start);
+      const Token clip_end = *to == 0 ? end : (end == 0 ? *to : std::min(*to, end));
+      if (!before_end(clip_start, clip_end)) continue;
+      entries.push_back(
+          storage::WalEntry{*sequence, storage::WalRangeDelete{clip_start, clip_end}});
+      continue;
+    }
+    Result<std::optional<storage::WalChange>> change =
+        decode_cell_entry(flat.elements[i + 1], flat.elements[i + 2], last, start, end, bytes);
+    if (!change.is_ok()) return change.status();
+    if (*change) entries.push_back(storage::WalEntry{*sequence, std::move(**change)});
+  }
+  return entries;
 }
 
 // A CAIRN.MIGRATE SCAN answer: where the next page starts, and the cells within [start, end).
@@ -848,49 +897,60 @@ Result<uint64_t> Migrator::wal_round(Migration& migration, Stream& stream, int t
     return Status::unavailable(reply->str);
   }
   if (Status status = reply_status(reply); !status.is_ok()) return status;
-  if (reply->type != resp::Value::Type::kArray || reply->elements.size() != 4) {
+  if (reply->type != resp::Value::Type::kArray || reply->elements.size() != 3) {
     return Status::corruption("malformed WAL answer");
   }
   const std::optional<uint64_t> next = reply_number(reply->elements[0]);
   const std::optional<uint64_t> latest = reply_number(reply->elements[1]);
-  const resp::Value& deletes = reply->elements[3];
-  if (!next || !latest || *next < stream.next_lsn || deletes.type != resp::Value::Type::kArray ||
-      deletes.elements.size() % 2 != 0) {
+  if (!next || !latest || *next < stream.next_lsn) {
     return Status::corruption("malformed WAL answer");
   }
   uint64_t bytes = 0;
-  Result<std::vector<storage::WalChange>> cells =
-      decode_cells(reply->elements[2], start, end, &bytes);
-  if (!cells.is_ok()) return cells.status();
-  // Range deletions (FLUSHALL) come first within a round only if they were first in the WAL;
-  // the engine reports them apart, so apply them in the order most likely right: a FLUSHALL
-  // before the writes that followed it in the same round.
-  for (size_t i = 0; i < deletes.elements.size(); i += 2) {
-    const std::optional<Token> from = reply_number(deletes.elements[i]);
-    const std::optional<Token> to = reply_number(deletes.elements[i + 1]);
-    if (!from || !to) return Status::corruption("malformed range deletion");
-    // Clipped to the migrated range: nothing else on this machine is the source's to delete.
-    const Token clip_start = std::max(*from, start);
-    const Token clip_end = *to == 0 ? end : (end == 0 ? *to : std::min(*to, end));
-    if (!before_end(clip_start, clip_end)) continue;
-    if (Status status = engine_.delete_range(clip_start, clip_end); !status.is_ok()) {
-      return status;
-    }
-    // Rare (a client's FLUSHALL during a migration) and destructive: always in the log.
-    spdlog::warn("migration {}: applied machine {}'s range deletion [{}, {}) from its WAL",
-                 migration.id, stream.machine, topology::format_token(clip_start),
-                 topology::format_token(clip_end));
+  Result<std::vector<storage::WalEntry>> entries =
+      decode_wal_entries(reply->elements[2], start, end, &bytes);
+  if (!entries.is_ok()) return entries.status();
+  if (!entries->empty() &&
+      (entries->front().sequence < stream.next_lsn || entries->back().sequence >= *next)) {
+    return Status::corruption("WAL entries outside the LSNs asked for");
   }
-  if (!cells->empty()) {
-    Result<size_t> stored = replica_.apply_copied_batch(*cells);
-    if (!stored.is_ok()) return stored.status();
-    migration.keys.fetch_add(*stored, std::memory_order_relaxed);
+  if (Status status = apply_wal_entries(migration, stream, *entries); !status.is_ok()) {
+    return status;
   }
   migration.bytes.fetch_add(bytes, std::memory_order_relaxed);
   stream.next_lsn = *next;
   stream.latest_lsn = *latest;
   stream.wal_read = true;
   return bytes;
+}
+
+Status Migrator::apply_wal_entries(Migration& migration, const Stream& stream,
+                                   const std::vector<storage::WalEntry>& entries) {
+  std::vector<storage::WalChange> cells;
+  auto apply_cells = [&]() -> Status {
+    if (cells.empty()) return Status::ok();
+    Result<size_t> stored = replica_.apply_copied_batch(cells);
+    if (!stored.is_ok()) return stored.status();
+    migration.keys.fetch_add(*stored, std::memory_order_relaxed);
+    cells.clear();
+    return Status::ok();
+  };
+  for (const storage::WalEntry& entry : entries) {
+    if (const storage::WalChange* cell = entry.cell()) {
+      cells.push_back(*cell);
+      continue;
+    }
+    // The cells written before the deletion go first: it deletes them, as it did on the source.
+    if (Status status = apply_cells(); !status.is_ok()) return status;
+    const storage::WalRangeDelete& deleted = *entry.range_delete();
+    if (Status status = engine_.delete_range(deleted.start, deleted.end); !status.is_ok()) {
+      return status;
+    }
+    // Rare (a client's FLUSHALL during a migration) and destructive: always in the log.
+    spdlog::warn("migration {}: applied machine {}'s range deletion [{}, {}) at its LSN {}",
+                 migration.id, stream.machine, topology::format_token(deleted.start),
+                 topology::format_token(deleted.end), entry.sequence);
+  }
+  return apply_cells();
 }
 
 void Migrator::release_streams(Migration& migration) {

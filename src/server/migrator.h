@@ -7,12 +7,14 @@
 //  * target (voting, extra or joining in the order's target shard; phase staging, catchup or
 //    cutover; not paused): one stream per voting replica of the source shard. A stream holds the
 //    source's WAL (CAIRN.MIGRATE HOLD <id>:<me>, renewed every hold_renew_ms), copies the range
-//    page by page (SCAN), then follows the source's WAL from the held LSN (WAL rounds). Every cell
-//    is applied by LWW with Replica::apply_copied_batch, range deletions with
-//    Engine::delete_range clipped to the range. WALGONE (or a source whose latest LSN went back)
-//    starts that stream over; an unreachable source is retried with a growing delay; streams of
-//    machines no longer voting in the source shard are dropped. The reports say staged (every
-//    current voting source scanned), ready (staged and every source's lag < ready_lag_max).
+//    page by page (SCAN), then follows the source's WAL from the held LSN (WAL rounds). The WAL
+//    tail is one stream in sequence order: runs of cells are applied by LWW with
+//    Replica::apply_copied_batch, each range deletion between them with Engine::delete_range
+//    clipped to the range, so it deletes exactly what it deleted on the source. WALGONE (or a
+//    source whose latest LSN went back) starts that stream over; an unreachable source is
+//    retried with a growing delay; streams of machines no longer voting in the source shard are
+//    dropped. The reports say staged (every current voting source scanned), ready (staged and
+//    every source's lag < ready_lag_max).
 //  * FINISH (finish(), from CAIRN.MIGRATE FINISH through ServerControl::migration_finish): pulls
 //    each named source's WAL until it passed the fenced LSN. Streams are guarded by a per-
 //    migration mutex, so FINISH and the background thread never apply the same stream at once.
@@ -139,6 +141,12 @@ class Migrator {
   Status catch_up(Migration& migration, Stream& stream, int timeout_ms);
   // One WAL round from stream.next_lsn. REQUIRES: migration.mu held.
   Result<uint64_t> wal_round(Migration& migration, Stream& stream, int timeout_ms);
+  // Applies a WAL round's entries in their sequence order: each run of cells as one LWW batch,
+  // each range deletion after the cells before it and before the cells after it, as on the
+  // source. A round that fails part-way is read and applied again whole, which ends in the
+  // same state.
+  Status apply_wal_entries(Migration& migration, const Stream& stream,
+                           const std::vector<storage::WalEntry>& entries);
   void release_streams(Migration& migration);  // RELEASE every stream's hold, drop the streams
   void update_progress(Migration& migration, const topology::RoutingTable& table);
 

@@ -291,6 +291,14 @@ TEST(MigrationOrdersTest, ParsesTheHeartbeatAnswersOrdersAndSkipsBrokenOnes) {
   EXPECT_TRUE(parse_migration_orders("not json").empty());
 }
 
+// Whether `migrator` reports the test's migration staged.
+bool staged(Migrator& migrator) {
+  for (const MigrationReport& report : migrator.reports()) {
+    if (report.id == kMigrationId) return report.staged;
+  }
+  return false;
+}
+
 // The driver: this test plays machine 2 (the target shard's only replica) with its own engine,
 // replica and migrator, and the orchestrator with a `post` function; machine 1 is a real server.
 // Machine 2's part played in this process, so a test drives its Migrator by hand.
@@ -348,6 +356,90 @@ struct LocalTarget {
   net::PeerPool peers;
 };
 
+// A range deletion (a client's FLUSHALL) is a RocksDB DeleteRange, not a timestamped tombstone:
+// on the source it deletes exactly the cells written before it, whatever their timestamps, and
+// keeps every cell written after it, even one older by timestamp. A target following the source's
+// WAL after staging must end with the same cells, whether a WAL round carries the cells, the
+// deletion and the cells after it together or cuts them apart (`wal_max_bytes` 1: one write batch
+// per round).
+class MigratorOrderTest : public MigratorTest, public ::testing::WithParamInterface<size_t> {
+ protected:
+  // Keys of the migrated range, `count` of them, named prefix<i>.
+  std::vector<std::string> keys_in_range(const std::string& prefix, size_t count) const {
+    std::vector<std::string> keys;
+    for (int i = 0; keys.size() < count; ++i) {
+      const std::string key = prefix + std::to_string(i);
+      const topology::Token token = topology::token_of(key);
+      if (token >= range_.start && (range_.end == 0 || token < range_.end)) keys.push_back(key);
+    }
+    return keys;
+  }
+  // Stores `cell` as `key` on the source machine (its only replica).
+  void apply_on_source(const std::string& key, const storage::Cell& cell) {
+    auto reply = pool_->call_sync(
+        address(1),
+        {"CAIRN.APPLY", std::to_string(table_->epoch()), key, storage::encode_cell(cell)}, 5000);
+    ASSERT_TRUE(reply.is_ok()) << reply.status().to_string();
+    ASSERT_EQ(reply->type, resp::Value::Type::kInteger) << reply->str;
+  }
+};
+
+TEST_P(MigratorOrderTest, RangeDeletionsApplyInWalOrderAcrossRounds) {
+  {
+    Writer before(port(1), "p", 0, 600);
+    before.wait();
+  }
+  servers_[1].reset();
+  LocalTarget local(root_ / "order-engine", *table_);
+  ASSERT_NE(local.replica, nullptr);
+  MigratorOptions options;
+  options.wal_max_bytes = GetParam();
+  options.stream_budget_ms = 0;  // one step per round
+  Migrator migrator(options, *local.engine, *local.replica, local.peers);
+  migrator.set_orders({order("staging")}, table_->epoch());
+  for (int round = 0; round < 2000 && !staged(migrator); ++round) migrator.run_round();
+  ASSERT_TRUE(staged(migrator));
+
+  // Staged: from here on only the source's WAL reaches the target.
+  const HlcTimestamp now = HybridClock().now();
+  const std::vector<std::string> before = keys_in_range("before", 40);
+  const std::vector<std::string> after = keys_in_range("after", 40);
+  for (const std::string& key : before) {
+    apply_on_source(key, storage::Cell{.timestamp = now + 1000, .writer = 1, .value = "gone"});
+  }
+  // Written before the FLUSHALL with a newer timestamp than its rewrite after it.
+  apply_on_source(after[0], storage::Cell{.timestamp = now + 2000, .writer = 1, .value = "old"});
+  auto cleared = pool_->call_sync(address(1), {"CAIRN.CLEAR"}, 5000);
+  ASSERT_TRUE(cleared.is_ok() && cleared->str == "OK") << cleared.status().to_string();
+  for (const std::string& key : after) {
+    apply_on_source(key, storage::Cell{.timestamp = now + 500, .writer = 1, .value = "kept"});
+  }
+  // A DEL after the FLUSHALL is an ordinary tombstone, compared by timestamp.
+  const storage::Cell del{.tombstone = true, .timestamp = now + 600, .writer = 1, .value = ""};
+  apply_on_source(after[1], del);
+
+  const std::map<std::string, std::string> source = dump(1);
+  ASSERT_EQ(source.size(), after.size());
+  std::map<std::string, std::string> target;
+  for (int round = 0; round < 2000 && target != source; ++round) {
+    migrator.run_round();
+    target = local.cells(range_);
+  }
+  EXPECT_TRUE(target == source) << target.size() << " cells on the target, " << source.size()
+                                << " on the source";
+  for (const std::string& key : before) EXPECT_EQ(target.count(key), 0u) << key;
+  ASSERT_EQ(target.count(after[0]), 1u);
+  EXPECT_EQ(storage::decode_cell(target[after[0]])->value, "kept");
+  migrator.stop();
+}
+
+INSTANTIATE_TEST_SUITE_P(WalPages, MigratorOrderTest,
+                         ::testing::Values(size_t{16} << 20, size_t{1}),
+                         [](const ::testing::TestParamInfo<size_t>& info) {
+                           return info.param == 1 ? std::string("OneBatchPerRound")
+                                                  : std::string("WholeTailPerRound");
+                         });
+
 // A copy that lacks cells after the scan (here: deleted behind the migrator's back) is found by
 // the verification, which copies them again before the stream counts as staged.
 TEST_F(MigratorTest, VerificationCopiesAgainWhatTheCopyLacks) {
@@ -365,18 +457,12 @@ TEST_F(MigratorTest, VerificationCopiesAgainWhatTheCopyLacks) {
   options.stream_budget_ms = 0;  // one step per round: the test sees the scan end
   Migrator migrator(options, *local.engine, *local.replica, local.peers);
   migrator.set_orders({order("staging")}, table_->epoch());
-  auto staged = [&] {
-    for (const MigrationReport& report : migrator.reports()) {
-      if (report.id == kMigrationId) return report.staged;
-    }
-    return false;
-  };
   // Rounds until every cell is copied (the pages ran out), but not yet verified.
   for (int round = 0; round < 1000 && local.stored(range_) < preloaded.size(); ++round) {
     migrator.run_round();
   }
   ASSERT_EQ(local.stored(range_), preloaded.size());
-  ASSERT_FALSE(staged());
+  ASSERT_FALSE(staged(migrator));
   // A third of the copy disappears without the migrator knowing.
   size_t removed = 0;
   for (const auto& [key, cell] : preloaded) {
@@ -385,8 +471,8 @@ TEST_F(MigratorTest, VerificationCopiesAgainWhatTheCopyLacks) {
                     .is_ok());
   }
   ASSERT_LT(local.stored(range_), preloaded.size());
-  for (int round = 0; round < 1000 && !staged(); ++round) migrator.run_round();
-  ASSERT_TRUE(staged());
+  for (int round = 0; round < 1000 && !staged(migrator); ++round) migrator.run_round();
+  ASSERT_TRUE(staged(migrator));
   EXPECT_EQ(local.stored(range_), preloaded.size());
   const std::map<std::string, std::string> copied = local.cells(range_);
   EXPECT_TRUE(copied == preloaded);
@@ -425,14 +511,8 @@ TEST_F(MigratorTest, ARowBiggerThanAPageIsCopiedAndVerifiedWhole) {
   options.scan_page_keys = 7;  // pages of at most 1000 cells: the row spans several
   Migrator migrator(options, *local.engine, *local.replica, local.peers);
   migrator.set_orders({order("staging")}, table_->epoch());
-  auto staged = [&] {
-    for (const MigrationReport& report : migrator.reports()) {
-      if (report.id == kMigrationId) return report.staged;
-    }
-    return false;
-  };
-  for (int round = 0; round < 2000 && !staged(); ++round) migrator.run_round();
-  ASSERT_TRUE(staged()) << migrator.info();
+  for (int round = 0; round < 2000 && !staged(migrator); ++round) migrator.run_round();
+  ASSERT_TRUE(staged(migrator)) << migrator.info();
   EXPECT_TRUE(local.cells(range_) == preloaded);
   Result<storage::StoredRow> row = local.engine->read_row(topology::token_of(key), key);
   ASSERT_TRUE(row.is_ok());

@@ -369,8 +369,9 @@ class WalReader final : public rocksdb::WriteBatch::Handler {
     if (!in_range(decoded->token)) return rocksdb::Status::OK();
     Result<Cell> cell = decode_cell(std::string_view(value.data(), value.size()));
     if (!cell.is_ok()) return fail(cell.status());
-    out_.changes.push_back(WalChange{decoded->token, std::string(decoded->key),
-                                     std::move(cell).value(), std::string(decoded->sub_key)});
+    out_.entries.push_back(WalEntry{
+        record_, WalChange{decoded->token, std::string(decoded->key),
+                                 std::move(cell).value(), std::string(decoded->sub_key)}});
     return rocksdb::Status::OK();
   }
   rocksdb::Status DeleteRangeCF(uint32_t family, const rocksdb::Slice& begin,
@@ -384,7 +385,7 @@ class WalReader final : public rocksdb::WriteBatch::Handler {
     first = std::max(first, start_);
     if (end_ != 0 && (last == 0 || last > end_)) last = end_;
     if (last != 0 && last <= first) return rocksdb::Status::OK();
-    out_.range_deletes.push_back(WalRangeDelete{first, last});
+    out_.entries.push_back(WalEntry{record_, WalRangeDelete{first, last}});
     return rocksdb::Status::OK();
   }
   // Takes no sequence number.
@@ -419,8 +420,8 @@ class WalReader final : public rocksdb::WriteBatch::Handler {
  private:
   // Consumes one sequence number; true if the record is of the data and at or after `from_`.
   bool take(uint32_t family) {
-    const uint64_t sequence = sequence_++;
-    return family == 0 && sequence >= from_;
+    record_ = sequence_++;
+    return family == 0 && record_ >= from_;
   }
   bool in_range(topology::Token token) const {
     return token >= start_ && (end_ == 0 || token < end_);
@@ -434,7 +435,8 @@ class WalReader final : public rocksdb::WriteBatch::Handler {
   const topology::Token start_;
   const topology::Token end_;
   WalChanges& out_;
-  uint64_t sequence_ = 0;
+  uint64_t sequence_ = 0;  // the next record's sequence number
+  uint64_t record_ = 0;    // the sequence number of the record being read (set by take)
   bool local_drop_ = false;  // the current batch is a local drop (Engine::drop_range)
   Status error_;
 };
@@ -1653,6 +1655,17 @@ Status wal_reaches_back_to(rocksdb::DB& db, uint64_t from) {
   return Status::not_found("WALGONE " + std::to_string(oldest));
 }
 
+// Called when the first batch a WAL read finds starts at `found`, after result.next_sequence.
+// The sequence numbers in between are unlogged writes if the WAL files still reach back to
+// next_sequence (they are deleted oldest first, so the files from the oldest on are contiguous):
+// the read moves on to `found`, or past `latest` if `found` is beyond it. Otherwise they are lost
+// with a deleted WAL file: WALGONE.
+Status step_over_gap(rocksdb::DB& db, uint64_t found, WalChanges& result) {
+  if (Status kept = wal_reaches_back_to(db, result.next_sequence); !kept.is_ok()) return kept;
+  result.next_sequence = std::min(found, result.latest_sequence + 1);
+  return Status::ok();
+}
+
 }  // namespace
 
 Result<WalChanges> Engine::wal_changes(uint64_t from_sequence, topology::Token start,
@@ -1678,11 +1691,11 @@ Result<WalChanges> Engine::wal_changes(uint64_t from_sequence, topology::Token s
   if (!it->Valid()) {
     const bool failed = !it->status().ok() && !it->status().IsTryAgain();  // TryAgain: at the end
     if (failed) return wal_gone(*impl_->db);
-    if (Status kept = wal_reaches_back_to(*impl_->db, result.next_sequence); !kept.is_ok()) {
+    // Nothing logged from `from` to `latest`: a gap to the end.
+    if (Status kept = step_over_gap(*impl_->db, result.latest_sequence + 1, result);
+        !kept.is_ok()) {
       return kept;
     }
-    // Nothing logged from `from` to `latest`: those sequence numbers were unlogged writes.
-    result.next_sequence = result.latest_sequence + 1;
     return result;
   }
   WalReader reader(result.next_sequence, start, end, result);
@@ -1690,18 +1703,14 @@ Result<WalChanges> Engine::wal_changes(uint64_t from_sequence, topology::Token s
   bool first = true;
   for (; it->Valid(); it->Next()) {
     rocksdb::BatchResult batch = it->GetBatch();
-    // A first batch that starts after `from`: the records in between are gone, unless the WAL
-    // still reaches back to `from` and they were unlogged. (The iterator itself stops at such a
-    // gap later on; the next call starts there.)
-    if (first && batch.sequence > result.next_sequence) {
-      if (Status kept = wal_reaches_back_to(*impl_->db, result.next_sequence); !kept.is_ok()) {
+    // A gap: the batch starts after the next sequence number this call must read, so the records
+    // in between are not in the WAL. Decided only at the start of a call, from the sequence
+    // numbers alone: later in a call, stop and let the next call start at the gap.
+    if (batch.sequence > result.next_sequence) {
+      if (!first) break;
+      if (Status kept = step_over_gap(*impl_->db, batch.sequence, result); !kept.is_ok()) {
         return kept;
       }
-      if (batch.sequence > result.latest_sequence) {
-        result.next_sequence = result.latest_sequence + 1;
-        break;
-      }
-      result.next_sequence = batch.sequence;
     }
     first = false;
     if (batch.sequence > result.latest_sequence) break;
@@ -1714,13 +1723,10 @@ Result<WalChanges> Engine::wal_changes(uint64_t from_sequence, topology::Token s
     examined_bytes += batch.writeBatchPtr->GetDataSize();
     if (examined_bytes >= max_bytes) break;
   }
-  if (!it->status().ok() && first) return wal_gone(*impl_->db);
-  if (!it->status().ok() && !it->status().IsTryAgain()) {
-    // The iterator stops at a gap of unlogged sequence numbers; the next call starts there and
-    // steps over it (above).
-    if (it->status().ToString().find("Gap in sequence") != std::string::npos) return result;
-    return from_rocksdb(it->status(), "storage: read WAL");
-  }
+  // The iterator also stops by itself, with an error status, where the next batch does not
+  // follow the last one (a gap) or could not be read. Whichever it was, the next call starts at
+  // next_sequence and decides from the sequence numbers it finds there: a gap the WAL still
+  // reaches across is stepped over, anything else is WALGONE and the reader copies again.
   return result;
 }
 

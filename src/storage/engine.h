@@ -22,6 +22,7 @@
 #include <string>
 #include <string_view>
 #include <utility>
+#include <variant>
 #include <vector>
 
 #include "common/status.h"
@@ -133,11 +134,24 @@ struct WalRangeDelete {
   topology::Token end = 0;  // 0 = the ring's end
 };
 
+// One record of the WAL tail: a cell change or a range deletion, with the LSN it was written
+// at. A reader must apply the entries in order: a range deletion hides exactly the cells written
+// before it, and a cell written after it survives it, whatever the timestamps say (a range
+// deletion is RocksDB's DeleteRange, not a timestamped tombstone).
+struct WalEntry {
+  uint64_t sequence = 0;
+  std::variant<WalChange, WalRangeDelete> change;
+
+  const WalChange* cell() const { return std::get_if<WalChange>(&change); }
+  const WalRangeDelete* range_delete() const { return std::get_if<WalRangeDelete>(&change); }
+};
+
 struct WalChanges {
   uint64_t next_sequence = 0;    // pass as from_sequence next time
   uint64_t latest_sequence = 0;  // the engine's latest LSN when read
-  std::vector<WalChange> changes;             // cells of the data with start <= token < end
-  std::vector<WalRangeDelete> range_deletes;  // range deletions, clipped to [start, end)
+  // Cells of the data with start <= token < end and range deletions clipped to [start, end),
+  // in sequence order (increasing `sequence`), from whole write batches.
+  std::vector<WalEntry> entries;
 };
 
 // Visitor for scans: return false to stop. `sub_key` is empty for a key's own cell (a string or

@@ -648,7 +648,9 @@ TEST(EngineRowTest, KeysOnlyScansSkipFieldsAndBatchesKeepCounts) {
   Result<WalChanges> changes = engine->wal_changes(first, 0, 0, 1 << 20);
   ASSERT_TRUE(changes.is_ok());
   size_t fields = 0;
-  for (const WalChange& change : changes->changes) fields += change.sub_key.empty() ? 0 : 1;
+  for (const WalEntry& entry : changes->entries) {
+    fields += entry.cell() != nullptr && !entry.cell()->sub_key.empty() ? 1 : 0;
+  }
   EXPECT_EQ(fields, 50u);
   // FLUSHALL forgets the row states too.
   ASSERT_TRUE(engine->clear().is_ok());

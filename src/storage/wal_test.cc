@@ -44,6 +44,22 @@ void apply_ok(Engine& engine, topology::Token token, std::string_view key, const
   CAIRN_ASSERT(stored.is_ok() && *stored, "apply stores the cell");
 }
 
+// The cells and the range deletions of a WAL tail, each in order.
+std::vector<WalChange> cells_of(const WalChanges& changes) {
+  std::vector<WalChange> out;
+  for (const WalEntry& entry : changes.entries) {
+    if (const WalChange* cell = entry.cell()) out.push_back(*cell);
+  }
+  return out;
+}
+std::vector<WalRangeDelete> deletes_of(const WalChanges& changes) {
+  std::vector<WalRangeDelete> out;
+  for (const WalEntry& entry : changes.entries) {
+    if (const WalRangeDelete* deleted = entry.range_delete()) out.push_back(*deleted);
+  }
+  return out;
+}
+
 WalChanges changes_ok(Engine& engine, uint64_t from, topology::Token start, topology::Token end,
                       size_t max_bytes = kAllBytes) {
   Result<WalChanges> changes = engine.wal_changes(from, start, end, max_bytes);
@@ -66,31 +82,31 @@ TEST(WalTest, ReturnsTheRangesChangesSinceAnLsn) {
   ASSERT_TRUE(engine->store_hint(9, "h", value_cell(6, "hint"), 10, 1 << 20).is_ok());
 
   const WalChanges changes = changes_ok(*engine, from, 0, kHalf);
-  ASSERT_EQ(changes.changes.size(), 3u);
-  EXPECT_EQ(changes.changes[0].token, 10u);
-  EXPECT_EQ(changes.changes[0].key, "a");
-  EXPECT_EQ(changes.changes[0].cell, value_cell(2, "va"));
-  EXPECT_EQ(changes.changes[1].key, "b");
-  EXPECT_EQ(changes.changes[1].cell, tombstone);
-  EXPECT_EQ(changes.changes[2].cell, expiring);
-  EXPECT_TRUE(changes.range_deletes.empty());
+  ASSERT_EQ(cells_of(changes).size(), 3u);
+  EXPECT_EQ(cells_of(changes)[0].token, 10u);
+  EXPECT_EQ(cells_of(changes)[0].key, "a");
+  EXPECT_EQ(cells_of(changes)[0].cell, value_cell(2, "va"));
+  EXPECT_EQ(cells_of(changes)[1].key, "b");
+  EXPECT_EQ(cells_of(changes)[1].cell, tombstone);
+  EXPECT_EQ(cells_of(changes)[2].cell, expiring);
+  EXPECT_TRUE(deletes_of(changes).empty());
   EXPECT_EQ(changes.latest_sequence, engine->latest_sequence());
   EXPECT_EQ(changes.next_sequence, changes.latest_sequence + 1);
 
   // The other half of the ring; end 0 is the ring end.
   const WalChanges upper = changes_ok(*engine, from, kHalf, 0);
-  ASSERT_EQ(upper.changes.size(), 1u);
-  EXPECT_EQ(upper.changes[0].key, "outside");
+  ASSERT_EQ(cells_of(upper).size(), 1u);
+  EXPECT_EQ(cells_of(upper)[0].key, "outside");
 
   // Nothing new: empty, and the cursor stays.
   const WalChanges none = changes_ok(*engine, changes.next_sequence, 0, 0);
-  EXPECT_TRUE(none.changes.empty());
+  EXPECT_TRUE(cells_of(none).empty());
   EXPECT_EQ(none.next_sequence, changes.next_sequence);
 
   // Starting inside the range of records skips the earlier ones exactly.
   const WalChanges later = changes_ok(*engine, from + 1, 0, 0);
-  ASSERT_FALSE(later.changes.empty());
-  EXPECT_EQ(later.changes[0].key, "outside");
+  ASSERT_FALSE(cells_of(later).empty());
+  EXPECT_EQ(cells_of(later)[0].key, "outside");
 }
 
 TEST(WalTest, PagesByMaxBytes) {
@@ -106,10 +122,10 @@ TEST(WalTest, PagesByMaxBytes) {
   int pages = 0;
   for (; pages < 2 * kWrites; ++pages) {
     const WalChanges page = changes_ok(*engine, cursor, 0, 0, 300);
-    if (page.changes.empty()) break;
-    EXPECT_LE(page.changes.size(), 3u);
+    if (cells_of(page).empty()) break;
+    EXPECT_LE(cells_of(page).size(), 3u);
     EXPECT_GT(page.next_sequence, cursor);
-    for (const WalChange& change : page.changes) keys.push_back(change.key);
+    for (const WalChange& change : cells_of(page)) keys.push_back(change.key);
     cursor = page.next_sequence;
   }
   EXPECT_GT(pages, 10);
@@ -128,20 +144,104 @@ TEST(WalTest, SeesRangeDeletesClippedToTheRange) {
   ASSERT_TRUE(engine->clear().is_ok());
 
   const WalChanges changes = changes_ok(*engine, from, 150, kHalf + 5);
-  ASSERT_EQ(changes.range_deletes.size(), 3u);
-  EXPECT_EQ(changes.range_deletes[0].start, 150u);
-  EXPECT_EQ(changes.range_deletes[0].end, 200u);
-  EXPECT_EQ(changes.range_deletes[1].start, kHalf);
-  EXPECT_EQ(changes.range_deletes[1].end, kHalf + 5);
+  ASSERT_EQ(deletes_of(changes).size(), 3u);
+  EXPECT_EQ(deletes_of(changes)[0].start, 150u);
+  EXPECT_EQ(deletes_of(changes)[0].end, 200u);
+  EXPECT_EQ(deletes_of(changes)[1].start, kHalf);
+  EXPECT_EQ(deletes_of(changes)[1].end, kHalf + 5);
   // clear() deletes up to just past its last key (token 300).
-  EXPECT_EQ(changes.range_deletes[2].start, 150u);
-  EXPECT_EQ(changes.range_deletes[2].end, 301u);
+  EXPECT_EQ(deletes_of(changes)[2].start, 150u);
+  EXPECT_EQ(deletes_of(changes)[2].end, 301u);
 
   const WalChanges whole = changes_ok(*engine, from, 0, 0);
-  ASSERT_EQ(whole.range_deletes.size(), 3u);
-  EXPECT_EQ(whole.range_deletes[1].start, kHalf);
-  EXPECT_EQ(whole.range_deletes[1].end, 0u);
-  EXPECT_EQ(whole.range_deletes[2].start, 0u);
+  ASSERT_EQ(deletes_of(whole).size(), 3u);
+  EXPECT_EQ(deletes_of(whole)[1].start, kHalf);
+  EXPECT_EQ(deletes_of(whole)[1].end, 0u);
+  EXPECT_EQ(deletes_of(whole)[2].start, 0u);
+}
+
+// A range deletion hides exactly the cells written before it: a reader can only repeat that if
+// it gets cells and deletions as one stream in the order they were written, page after page.
+TEST(WalTest, CellsAndRangeDeletesComeAsOneStreamInSequenceOrder) {
+  TempDir dir;
+  auto engine = open_engine(dir.path());
+  const uint64_t from = engine->latest_sequence() + 1;
+  apply_ok(*engine, 10, "a", value_cell(1, "before the delete"));
+  ASSERT_TRUE(engine->delete_range(0, 50).is_ok());
+  apply_ok(*engine, 20, "b", value_cell(2, "between"));
+  apply_ok(*engine, 10, "a", value_cell(3, "again"));
+  ASSERT_TRUE(engine->clear().is_ok());
+  apply_ok(*engine, 30, "c", value_cell(4, "after the flush"));
+
+  const WalChanges whole = changes_ok(*engine, from, 0, 0);
+  // a, [0, 50), b, a, clear (one batch: no cell of `rows` reaches the reader), c.
+  std::vector<std::string> order;
+  for (const WalEntry& entry : whole.entries) {
+    order.push_back(entry.cell() ? entry.cell()->key : "delete");
+  }
+  EXPECT_EQ(order, (std::vector<std::string>{"a", "delete", "b", "a", "delete", "c"}));
+  for (size_t i = 1; i < whole.entries.size(); ++i) {
+    EXPECT_GT(whole.entries[i].sequence, whole.entries[i - 1].sequence);
+  }
+  EXPECT_EQ(whole.entries.front().sequence, from);
+  EXPECT_EQ(whole.entries.back().sequence, engine->latest_sequence());
+
+  // The smallest pages (one write batch each) give the same stream, cut between its entries.
+  std::vector<uint64_t> paged;
+  std::vector<std::string> paged_order;
+  uint64_t cursor = from;
+  for (int page = 0; page < 100 && cursor <= engine->latest_sequence(); ++page) {
+    const WalChanges part = changes_ok(*engine, cursor, 0, 0, 1);
+    for (const WalEntry& entry : part.entries) {
+      paged.push_back(entry.sequence);
+      paged_order.push_back(entry.cell() ? entry.cell()->key : "delete");
+    }
+    ASSERT_GT(part.next_sequence, cursor);
+    cursor = part.next_sequence;
+  }
+  EXPECT_EQ(paged_order, order);
+  ASSERT_EQ(paged.size(), whole.entries.size());
+  for (size_t i = 0; i < paged.size(); ++i) EXPECT_EQ(paged[i], whole.entries[i].sequence);
+}
+
+// A gap is told from sequence numbers alone: sequence numbers missing between the LSN asked for
+// and the first record found are stepped over while the WAL files still reach back to that LSN
+// (unlogged copies took them), and are WALGONE once the WAL file that held them is deleted.
+TEST(WalTest, AGapIsFoundFromSequenceNumbers) {
+  TempDir dir;
+  auto engine = open_engine(dir.path(), /*retained=*/false);
+  Result<uint64_t> held = engine->hold_wal("reader", 60'000);
+  ASSERT_TRUE(held.is_ok());
+  apply_ok(*engine, 10, "a", value_cell(1, "logged"));
+  const uint64_t unlogged = engine->latest_sequence() + 1;
+  ASSERT_TRUE(engine->apply_batch({{11, "copied", value_cell(2, "unlogged"), {}}}, false).is_ok());
+  apply_ok(*engine, 12, "b", value_cell(3, "logged"));
+  // Held: the read from inside the gap steps over it to "b".
+  WalChanges stepped = changes_ok(*engine, unlogged, 0, 0);
+  ASSERT_EQ(cells_of(stepped).size(), 1u);
+  EXPECT_EQ(cells_of(stepped)[0].key, "b");
+  EXPECT_GT(stepped.entries[0].sequence, unlogged);
+
+  // Released and flushed: the WAL file holding "a" and the gap is deleted. The first record a
+  // read finds now starts after the LSN asked for, and the WAL no longer reaches back to it.
+  engine->release_wal("reader");
+  ASSERT_TRUE(engine->compact_all().is_ok());
+  apply_ok(*engine, 13, "c", value_cell(4, "logged after the flush"));
+  for (const uint64_t from : {*held + 1, unlogged}) {
+    Result<WalChanges> gone = engine->wal_changes(from, 0, 0, kAllBytes);
+    ASSERT_FALSE(gone.is_ok()) << "from " << from;
+    EXPECT_EQ(gone.status().code(), StatusCode::kNotFound);
+    EXPECT_EQ(gone.status().message().rfind("WALGONE ", 0), 0u) << gone.status().message();
+  }
+  // From the oldest LSN the WAL still holds, the read goes on.
+  Result<WalChanges> gone = engine->wal_changes(unlogged, 0, 0, kAllBytes);
+  ASSERT_FALSE(gone.is_ok());
+  const uint64_t oldest =
+      std::stoull(gone.status().message().substr(std::string("WALGONE ").size()));
+  ASSERT_GT(oldest, unlogged);
+  const WalChanges after = changes_ok(*engine, oldest, 0, 0);
+  ASSERT_EQ(cells_of(after).size(), 1u);
+  EXPECT_EQ(cells_of(after)[0].key, "c");
 }
 
 TEST(WalTest, WalGoneWithoutAHoldAfterAFlush) {
@@ -170,9 +270,9 @@ TEST(WalTest, HoldKeepsTheWalAcrossAFlush) {
   ASSERT_TRUE(engine->compact_all().is_ok());
   apply_ok(*engine, 11, "b", value_cell(2, "vb"));
   const WalChanges changes = changes_ok(*engine, *held + 1, 0, 0);
-  ASSERT_EQ(changes.changes.size(), 2u);
-  EXPECT_EQ(changes.changes[0].key, "a");
-  EXPECT_EQ(changes.changes[1].key, "b");
+  ASSERT_EQ(cells_of(changes).size(), 2u);
+  EXPECT_EQ(cells_of(changes)[0].key, "a");
+  EXPECT_EQ(cells_of(changes)[1].key, "b");
 
   // Renewing keeps one hold; releasing lets RocksDB delete the WAL again.
   ASSERT_TRUE(engine->hold_wal("m1", 60'000).is_ok());
@@ -205,7 +305,7 @@ TEST(WalTest, FromPastTheLatestIsEmpty) {
   apply_ok(*engine, 10, "a", value_cell(1, "va"));
   const uint64_t past = engine->latest_sequence() + 10;
   const WalChanges changes = changes_ok(*engine, past, 0, 0);
-  EXPECT_TRUE(changes.changes.empty());
+  EXPECT_TRUE(cells_of(changes).empty());
   EXPECT_EQ(changes.next_sequence, past);
   EXPECT_EQ(changes.latest_sequence, engine->latest_sequence());
   EXPECT_EQ(engine->wal_changes(1, 10, 5, kAllBytes).status().code(),
@@ -223,9 +323,9 @@ TEST(WalTest, ReadsAcrossAReopenWhileRetained) {
   auto engine = open_engine(dir.path());
   apply_ok(*engine, 11, "b", value_cell(2, "vb"));
   const WalChanges changes = changes_ok(*engine, from, 0, 0);
-  ASSERT_EQ(changes.changes.size(), 2u);
-  EXPECT_EQ(changes.changes[0].key, "a");
-  EXPECT_EQ(changes.changes[1].key, "b");
+  ASSERT_EQ(cells_of(changes).size(), 2u);
+  EXPECT_EQ(cells_of(changes)[0].key, "a");
+  EXPECT_EQ(cells_of(changes)[1].key, "b");
 }
 
 // A machine's own housekeeping (a range it gave up, a copy it discards) must never be repeated
@@ -247,12 +347,12 @@ TEST(WalTest, LocalDropsDeleteButAreNeverReadBack) {
   EXPECT_FALSE(stored->has_value()) << "drop_range deletes like delete_range";
 
   const WalChanges changes = changes_ok(*engine, from, 0, 0);
-  ASSERT_EQ(changes.changes.size(), 1u);
-  EXPECT_EQ(changes.changes[0].key, "c");
+  ASSERT_EQ(cells_of(changes).size(), 1u);
+  EXPECT_EQ(cells_of(changes)[0].key, "c");
   // Only the replicated deletion; both drops are skipped, and the records after them still read.
-  ASSERT_EQ(changes.range_deletes.size(), 1u);
-  EXPECT_EQ(changes.range_deletes[0].start, 0u);
-  EXPECT_EQ(changes.range_deletes[0].end, 50u);
+  ASSERT_EQ(deletes_of(changes).size(), 1u);
+  EXPECT_EQ(deletes_of(changes)[0].start, 0u);
+  EXPECT_EQ(deletes_of(changes)[0].end, 50u);
   EXPECT_EQ(changes.next_sequence, engine->latest_sequence() + 1);
   EXPECT_EQ(engine->drop_range(5, 5).code(), StatusCode::kInvalidArgument);
 }
@@ -326,7 +426,7 @@ TEST(ApplyBatchTest, UnloggedCellsStayOutOfTheWalAndSurviveAFlush) {
   // gap (it is not a lost WAL), at the end of the log and between logged writes.
   Result<WalChanges> tail = engine->wal_changes(before + 1, 0, 0, kAllBytes);
   ASSERT_TRUE(tail.is_ok()) << tail.status().to_string();
-  EXPECT_TRUE(tail->changes.empty());
+  EXPECT_TRUE(cells_of(*tail).empty());
   EXPECT_EQ(tail->next_sequence, engine->latest_sequence() + 1);
   apply_ok(*engine, 3, "after", value_cell(6, "logged"));
   ASSERT_TRUE(engine->apply_batch({{4, "copied2", value_cell(5, "copy"), {}}}, false).is_ok());
@@ -336,7 +436,7 @@ TEST(ApplyBatchTest, UnloggedCellsStayOutOfTheWalAndSurviveAFlush) {
   for (int round = 0; round < 10 && from <= engine->latest_sequence(); ++round) {
     Result<WalChanges> part = engine->wal_changes(from, 0, 0, kAllBytes);
     ASSERT_TRUE(part.is_ok()) << part.status().to_string();
-    for (const WalChange& change : part->changes) seen.push_back(change.key);
+    for (const WalChange& change : cells_of(*part)) seen.push_back(change.key);
     ASSERT_GE(part->next_sequence, from);
     from = part->next_sequence;
   }

@@ -22,7 +22,8 @@ import time
 import pytest
 
 from dev_cluster import DevCluster, orchestrator_supported, wait_for
-from migration_workload import (Traffic, keys_per_shard, misplaced_keys, wait_replicas_agree)
+from migration_workload import (Traffic, keys_per_shard, misplaced_keys, owner_of, stored_cells,
+                                wait_replicas_agree)
 from xxh3 import token_of  # noqa: E402  (migration_workload puts tests/cluster on the path)
 
 _SUPPORTED, _WHY_NOT = orchestrator_supported()
@@ -599,6 +600,86 @@ def test_pause_resume_cancel_and_rate_are_obeyed():
         c = dev.client(0)
         for i in range(0, 2000, 7):
             assert c.get("pre:%d" % i).startswith(b"v%d" % i)
+
+
+def live_keys(dev, index):
+    """Keys machine `index` stores as a live value (no tombstone; no TTL is used here)."""
+    return {k for k, sub, cell in stored_cells(dev, index) if not sub and not cell[1] & 1}
+
+
+def test_flushall_and_dels_while_a_range_moves_bring_no_key_back_on_any_replica():
+    """A FLUSHALL is a range deletion, not a timestamped tombstone: it deletes what was written
+    before it and nothing after. The targets of a paused move get the sources' WAL tail (new
+    keys, DELs, the FLUSHALL, keys written after it, DELs of some of those) in one piece when it
+    resumes, and must apply it in that order: afterwards no key deleted by the FLUSHALL or a DEL
+    is live on any machine, and every key written after the FLUSHALL is on every voting replica
+    of its shard."""
+    with DevCluster(shards=2, rf=3, spares=0,
+                    extra_args=["--no-auto-rebalance", "--migration-max-rate", "100000"]) as dev:
+        preload(dev, 4000, value_bytes=500)  # a range takes seconds per source at 100 kB/s
+        table = dev.get("/v1/table")
+        moved = table["ranges"][0]
+        target = next(s["id"] for s in table["shards"] if s["id"] != moved["shard"])
+        out = dev.admin("move", moved["start"], "--to", str(target))
+        assert "migration" in out.lower(), out
+        # Once a target copies, it holds its sources' WAL: pause it there so the tail grows.
+        m = wait_for(lambda: next((m for m in migrations(dev)
+                                   if m["phase"] == "staging" and m["bytes"] > 0), None),
+                     60, interval_s=0.05, what="a target copying")
+        dev.admin("migrations", "pause", str(m["id"]))
+        time.sleep(1.0)
+        c = dev.client(0, socket_timeout=30)
+        gone = {"pre:%d" % i for i in range(4000)}
+        pipe = c.pipeline(transaction=False)
+        for i in range(1000):
+            pipe.set("mid:%d" % i, "before the flush")
+            gone.add("mid:%d" % i)
+        for i in range(0, 4000, 3):
+            pipe.delete("pre:%d" % i)
+        pipe.execute()
+        assert c.flushall() is True
+        kept = {}
+        pipe = c.pipeline(transaction=False)
+        for i in range(1000):
+            pipe.set("post:%d" % i, "after the flush %d" % i)
+            kept["post:%d" % i] = "after the flush %d" % i
+        for i in range(0, 1000, 4):
+            pipe.delete("post:%d" % i)
+            gone.add("post:%d" % i)
+            del kept["post:%d" % i]
+        assert all(r in (True, 1) for r in pipe.execute())
+        dev.admin("migrations", "resume", str(m["id"]))
+        dev.admin("migrations", "rate", str(m["id"]), "10MB")
+        table = wait_for(lambda: (lambda t: all(
+            r["shard"] == target for r in t["ranges"] if r["start"] == moved["start"]) and not
+            active(dev) and t)(dev.get("/v1/table")), MIGRATION_TIMEOUT_S, interval_s=0.5,
+            what="the move")
+        # Machine by machine: no deleted key is live anywhere.
+        for index in sorted(dev.pids):
+            back = sorted(live_keys(dev, index) & gone)
+            assert not back, "machine %d: %d deleted keys came back, e.g. %s" % (
+                dev.id_of(index), len(back), back[:5])
+        # Every key written after the FLUSHALL is live on every voting replica of its shard
+        # (retried: a replica may still be getting a hint).
+        def replicas_hold_every_kept_key():
+            missing = []
+            for s in table["shards"]:
+                want = {k for k in kept if owner_of(table["ranges"], token_of(k)) == s["id"]}
+                for machine in s["replicas"]:
+                    lacking = want - live_keys(dev, dev.index_of(machine))
+                    missing += ["machine %d lacks %s" % (machine, k) for k in sorted(lacking)]
+            return missing
+        missing = replicas_hold_every_kept_key()
+        if missing:
+            time.sleep(5)
+            missing = replicas_hold_every_kept_key()
+        assert not missing, "%d missing, e.g. %s" % (len(missing), missing[:5])
+        moved_keys = [k for k in kept if in_range(token_of(k), moved)]
+        assert moved_keys, "no key written after the FLUSHALL falls in the moved range"
+        r = dev.client(1)
+        for key, value in kept.items():
+            assert r.get(key) == value.encode(), key
+        assert not misplaced_keys(dev, table)
 
 
 def test_hashes_sets_and_sorted_sets_move_with_their_fields_under_writes():
