@@ -572,8 +572,8 @@ Status Service::persist(bool force) {
 constexpr std::string_view kStateWriteFailed = "cannot write the orchestrator state";
 
 // The decision is not on disk, so it must not exist: back to the state last written, keeping
-// what is not a decision (heartbeat times, load and health: the failure detector's live view,
-// which it would otherwise report again at every tick).
+// what is not a decision (heartbeat times, load, health and clock: the failure detector's live
+// view, which it would otherwise report again at every tick).
 Status Service::refuse_unsaved(const Status& failure) {
   // What the refused decision said it did: its last event, if it made one.
   const uint64_t written = durable_.events.empty() ? 0 : durable_.events.back().seq;
@@ -590,6 +590,7 @@ Status Service::refuse_unsaved(const Status& failure) {
       machine.drain_started_ms = live->drain_started_ms;
       machine.load = live->load;
       machine.health = live->health;
+      machine.clock = live->clock;
     }
   }
   for (Migration& migration : restored.migrations) {
