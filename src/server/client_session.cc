@@ -73,6 +73,7 @@ ClientSession::ClientSession(ServerState& state, LoopStats& stats, net::Connecti
   session_.local_address = connection.local_address();
   session_.blocking_allowed = true;
   last_command_ms_.store(session_.created_ms, std::memory_order_relaxed);
+  subscriber_ = std::make_shared<Subscriber>(connection.weak_from_this(), *this, state.pubsub());
   args_.reserve(16);
   refresh_limits();
 }
@@ -293,7 +294,8 @@ ClientSession::Admission ClientSession::admission(const commands::CommandSpec* s
   // WATCH changes the connection's own state: it runs alone, as EXEC does.
   const bool keyed = spec != nullptr && (spec->first_key > 0 || spec->numkeys_index > 0) &&
                      spec->group != "transactions" &&
-                     (spec->flags & (commands::kBlocking | commands::kAdmin)) == 0 &&
+                     (spec->flags & (commands::kBlocking | commands::kAdmin |
+                                     commands::kPubSub)) == 0 &&
                      ((spec->flags & commands::kMovableKeys) == 0 || spec->numkeys_index > 0) &&
                      spec->subcommands.empty();
   exclusive = !forward && !keyed;
@@ -648,7 +650,25 @@ void ClientSession::on_input_end_while_suspended() {
   if (state_.blocked_clients().take(blocked_->sequence)) end_block("", false, true);
 }
 
+size_t ClientSession::deliver_push(std::string_view bytes) {
+  stats_.add_net(0, bytes.size());
+  if (running_.empty()) {
+    connection_.deliver(bytes, false, false, false);
+    return 0;
+  }
+  // Behind the running requests: appended to the last queued reply when it is complete already.
+  Request* last = running_.back();
+  if (!last->done) {
+    last = &take_request();
+    last->done = last->counted = true;
+    running_.push_back(last);
+  }
+  last->reply.append(bytes);
+  return last->reply.size();
+}
+
 void ClientSession::on_close() {
+  state_.pubsub().remove_all(*subscriber_);
   if (blocked_) {
     state_.blocked_clients().remove(blocked_->sequence);
     blocked_.reset();

@@ -41,6 +41,7 @@
 #include "net/asio.h"
 #include "net/connection.h"
 #include "resp/parser.h"
+#include "server/pubsub.h"
 #include "server/server_state.h"
 
 namespace cairn::server {
@@ -62,6 +63,14 @@ class ClientSession final : public net::Protocol {
   void on_close() override;
   bool busy() const override { return !running_.empty(); }
   void on_input_end_while_suspended() override;
+
+  // Pub/sub (server/pubsub.h). Loop thread: appends pushed messages behind the replies of the
+  // requests admitted before them, so a push never overtakes an earlier reply (a subscription's
+  // confirmation in particular).
+  // Returns the bytes held back behind running requests (they count towards the limits).
+  size_t deliver_push(std::string_view bytes);
+  int push_protocol() const { return protocol_.load(std::memory_order_relaxed); }
+  Subscriber& subscriber() const { return *subscriber_; }
 
   // The CLIENT LIST line of this client. Any thread; the calling client itself is described from
   // its live state.
@@ -176,6 +185,7 @@ class ClientSession final : public net::Protocol {
   bool held_ = false;       // args_ holds a parsed request that waits to be admitted
   bool suspended_ = false;  // this session suspended its connection
   std::optional<Blocked> blocked_;
+  std::shared_ptr<Subscriber> subscriber_;
   uint64_t notifications_before_ = 0;  // BlockedClients::notifications() before the command
   size_t partial_bytes_ = 0;        // bytes of the unfinished request held by the parser
   uint64_t parser_bulk_limit_ = 0;  // the proto-max-bulk-len the parser was given

@@ -1,5 +1,7 @@
 #include "server/server_state.h"
 
+#include "commands/keyspace_events.h"
+
 #include <sys/resource.h>
 #include <sys/utsname.h>
 #include <unistd.h>
@@ -202,6 +204,77 @@ ServerState::ServerState(ServerConfig config, size_t loop_count, storage::Engine
   redis_settings_.put("dir", config_.data_dir);
   for (size_t loop = 0; loop < loop_count_; ++loop) {
     loop_stats_[loop].commands = std::make_unique<CommandCounters[]>(specs_.size());
+  }
+  apply_pubsub_settings();
+}
+
+void ServerState::apply_pubsub_settings() {
+  if (const RedisSetting* limits = redis_settings_.find("client-output-buffer-limit")) {
+    pubsub_.set_limits(parse_pubsub_limits(redis_settings_.get(*limits)));
+  }
+  if (const RedisSetting* events = redis_settings_.find("notify-keyspace-events")) {
+    uint32_t flags = commands::parse_keyspace_event_flags(redis_settings_.get(*events));
+    // Without K or E, or without any class, nothing is published (Redis's rule).
+    if ((flags & (commands::kEventKeyspace | commands::kEventKeyevent)) == 0 ||
+        (flags & ~(commands::kEventKeyspace | commands::kEventKeyevent)) == 0) {
+      flags = 0;
+    }
+    keyspace_events_.store(flags, std::memory_order_relaxed);
+  }
+}
+
+ClientSession* ServerState::find_session(uint64_t id) {
+  std::lock_guard lock(clients_mutex_);
+  const auto it = clients_.find(id);
+  return it == clients_.end() ? nullptr : const_cast<ClientSession*>(it->second.session);
+}
+
+bool ServerState::pubsub_change(const commands::Session& session, commands::PubSubKind kind,
+                                std::string_view channel, bool subscribe) {
+  ClientSession* client = find_session(session.id);
+  if (client == nullptr) return false;
+  return pubsub_.change(client->subscriber(), kind, channel, subscribe);
+}
+
+std::vector<std::string> ServerState::pubsub_subscriptions(const commands::Session& session,
+                                                           commands::PubSubKind kind) {
+  ClientSession* client = find_session(session.id);
+  if (client == nullptr) return {};
+  return pubsub_.subscriptions(client->subscriber(), kind);
+}
+
+int64_t ServerState::publish(commands::PubSubKind kind, std::string_view channel,
+                             std::string_view message) {
+  const int64_t receivers = pubsub_.deliver(kind, channel, message);
+  if (fanout_ != nullptr) fanout_->send(kind, channel, message);
+  return receivers;
+}
+
+void ServerState::publish_local(commands::PubSubKind kind, std::string_view channel,
+                                std::string_view message) {
+  pubsub_.deliver(kind, channel, message);
+}
+
+std::vector<std::string> ServerState::pubsub_channels(commands::PubSubKind kind,
+                                                      std::string_view pattern) {
+  return pubsub_.channels(kind, pattern);
+}
+
+int64_t ServerState::pubsub_numsub(commands::PubSubKind kind, std::string_view channel) {
+  return pubsub_.numsub(kind, channel);
+}
+
+int64_t ServerState::pubsub_numpat() { return pubsub_.numpat(); }
+
+void ServerState::notify_keyspace_event(uint32_t event_class, std::string_view event,
+                                        std::string_view key) {
+  const uint32_t flags = keyspace_events_.load(std::memory_order_relaxed);
+  if ((flags & event_class) == 0) return;
+  if ((flags & commands::kEventKeyspace) != 0) {
+    publish(commands::PubSubKind::kChannel, fmt::format("__keyspace@0__:{}", key), event);
+  }
+  if ((flags & commands::kEventKeyevent) != 0) {
+    publish(commands::PubSubKind::kChannel, fmt::format("__keyevent@0__:{}", event), key);
   }
 }
 
@@ -407,6 +480,7 @@ Status ServerState::config_set(std::string_view raw_name, std::string_view value
     }
     if (Status status = redis_settings_.set(*redis, value); !status.is_ok()) return status;
     if (redis->name == "loglevel") apply_log_level(redis_settings_.get(*redis));
+    apply_pubsub_settings();
     return Status::ok();
   }
   std::lock_guard lock(config_mutex_);

@@ -1,0 +1,45 @@
+#pragma once
+// Keyspace notifications (docs/pubsub.md "Keyspace notifications"): the event classes of
+// notify-keyspace-events and the events each write command emits, with Redis's event names.
+//
+// dispatch() calls emit_keyspace_events() after a write command ran, when any class is enabled.
+// What happened is read from the command's arguments and its reply (an error reply, a null or a
+// zero count means nothing changed), so the table needs no cooperation from the handlers; it is
+// exact for single-key commands and, for DEL/UNLINK/EXISTS-style counts over several keys, emits
+// for every named key once any was changed (documented).
+// Pure apart from the ServerControl it publishes through.
+
+#include <cstdint>
+#include <string_view>
+
+#include "commands/command.h"
+
+namespace cairn::commands {
+
+// Redis's NOTIFY_* bits.
+enum KeyspaceEventClass : uint32_t {
+  kEventKeyspace = 1u << 0,  // K
+  kEventKeyevent = 1u << 1,  // E
+  kEventGeneric = 1u << 2,   // g
+  kEventString = 1u << 3,    // $
+  kEventList = 1u << 4,      // l
+  kEventSet = 1u << 5,       // s
+  kEventHash = 1u << 6,      // h
+  kEventZset = 1u << 7,      // z
+  kEventExpired = 1u << 8,   // x
+  kEventEvicted = 1u << 9,   // e
+  kEventStream = 1u << 10,   // t
+  kEventKeyMiss = 1u << 11,  // m (not in A)
+  kEventModule = 1u << 12,   // d
+  kEventNew = 1u << 13,      // n (not in A)
+};
+
+// The bits of a notify-keyspace-events value ("KEA", "Elg$"...); unknown characters are ignored
+// (CONFIG SET checks them first).
+uint32_t parse_keyspace_event_flags(std::string_view text);
+
+// Publishes the events of one write command that succeeded with `reply`.
+void emit_keyspace_events(CommandContext& context, const CommandSpec& spec,
+                          std::string_view reply);
+
+}  // namespace cairn::commands
