@@ -68,6 +68,17 @@ struct Events {
     if (reply.nothing()) return;
     for (size_t i = first; i < args.size(); i += step) emit(event_class, event, args[i]);
   }
+  // `event` as if_changed, then "del" when that emptied the key (Redis deletes an empty hash,
+  // set, sorted set or list and says so). One read, only while notifications are on.
+  void if_changed_then_gone(uint32_t event_class, std::string_view event, size_t index = 1) {
+    if (reply.nothing() || index >= args.size()) return;
+    emit(event_class, event, args[index]);
+    del_if_gone(index);
+  }
+  void del_if_gone(size_t index) {
+    const Result<coordinator::RowRead> row = context.keyspace.read_row_exists(args[index]);
+    if (row.is_ok() && !row->header) emit(kEventGeneric, "del", args[index]);
+  }
   bool has_option(std::string_view option, size_t from = 2) const {
     for (size_t i = from; i < args.size(); ++i) {
       if (equals_ignore_case(args[i], option)) return true;
@@ -84,10 +95,12 @@ bool sets_expiry(const Events& e) {
          e.has_option("pxat");
 }
 
+// LMOVE and friends: Redis announces the push, then the pop (and the source's deletion).
 void pop_then_push(Events& e, bool from_left, bool to_left) {
   if (e.reply.nothing()) return;
-  e.emit(kEventList, from_left ? "lpop" : "rpop", e.args[1]);
   e.emit(kEventList, to_left ? "lpush" : "rpush", e.args[2]);
+  e.emit(kEventList, from_left ? "lpop" : "rpop", e.args[1]);
+  e.del_if_gone(1);
 }
 
 bool is_left(std::string_view side) { return equals_ignore_case(side, "left"); }
@@ -160,12 +173,12 @@ const std::unordered_map<std::string, Rule>& rules() {
       {"lpushx", [](Events& e) { e.if_changed(kEventList, "lpush"); }},
       {"rpush", [](Events& e) { e.if_changed(kEventList, "rpush"); }},
       {"rpushx", [](Events& e) { e.if_changed(kEventList, "rpush"); }},
-      {"lpop", [](Events& e) { e.if_changed(kEventList, "lpop"); }},
-      {"rpop", [](Events& e) { e.if_changed(kEventList, "rpop"); }},
+      {"lpop", [](Events& e) { e.if_changed_then_gone(kEventList, "lpop"); }},
+      {"rpop", [](Events& e) { e.if_changed_then_gone(kEventList, "rpop"); }},
       {"linsert", [](Events& e) { e.if_changed(kEventList, "linsert"); }},
       {"lset", [](Events& e) { e.if_changed(kEventList, "lset"); }},
-      {"lrem", [](Events& e) { e.if_changed(kEventList, "lrem"); }},
-      {"ltrim", [](Events& e) { e.if_changed(kEventList, "ltrim"); }},
+      {"lrem", [](Events& e) { e.if_changed_then_gone(kEventList, "lrem"); }},
+      {"ltrim", [](Events& e) { e.if_changed_then_gone(kEventList, "ltrim"); }},
       {"rpoplpush", [](Events& e) { pop_then_push(e, false, true); }},
       {"brpoplpush", [](Events& e) { pop_then_push(e, false, true); }},
       {"lmove",
@@ -180,18 +193,19 @@ const std::unordered_map<std::string, Rule>& rules() {
       {"hset", [](Events& e) { if (!e.reply.error) e.emit(kEventHash, "hset", e.args[1]); }},
       {"hmset", [](Events& e) { if (!e.reply.error) e.emit(kEventHash, "hset", e.args[1]); }},
       {"hsetnx", [](Events& e) { e.if_changed(kEventHash, "hset"); }},
-      {"hdel", [](Events& e) { e.if_changed(kEventHash, "hdel"); }},
+      {"hdel", [](Events& e) { e.if_changed_then_gone(kEventHash, "hdel"); }},
       {"hincrby", [](Events& e) { if (!e.reply.error) e.emit(kEventHash, "hincrby", e.args[1]); }},
       {"hincrbyfloat",
        [](Events& e) { if (!e.reply.error) e.emit(kEventHash, "hincrbyfloat", e.args[1]); }},
       // Sets.
       {"sadd", [](Events& e) { e.if_changed(kEventSet, "sadd"); }},
-      {"srem", [](Events& e) { e.if_changed(kEventSet, "srem"); }},
-      {"spop", [](Events& e) { e.if_changed(kEventSet, "spop"); }},
+      {"srem", [](Events& e) { e.if_changed_then_gone(kEventSet, "srem"); }},
+      {"spop", [](Events& e) { e.if_changed_then_gone(kEventSet, "spop"); }},
       {"smove",
        [](Events& e) {
          if (e.reply.nothing()) return;
          e.emit(kEventSet, "srem", e.args[1]);
+         e.del_if_gone(1);
          e.emit(kEventSet, "sadd", e.args[2]);
        }},
       {"sinterstore", [](Events& e) { e.if_changed(kEventSet, "sinterstore"); }},
@@ -204,12 +218,12 @@ const std::unordered_map<std::string, Rule>& rules() {
          e.emit(kEventZset, e.has_option("incr") ? "zincr" : "zadd", e.args[1]);
        }},
       {"zincrby", [](Events& e) { if (!e.reply.error) e.emit(kEventZset, "zincr", e.args[1]); }},
-      {"zrem", [](Events& e) { e.if_changed(kEventZset, "zrem"); }},
-      {"zremrangebyscore", [](Events& e) { e.if_changed(kEventZset, "zremrangebyscore"); }},
-      {"zremrangebyrank", [](Events& e) { e.if_changed(kEventZset, "zremrangebyrank"); }},
-      {"zremrangebylex", [](Events& e) { e.if_changed(kEventZset, "zremrangebylex"); }},
-      {"zpopmin", [](Events& e) { e.if_changed(kEventZset, "zpopmin"); }},
-      {"zpopmax", [](Events& e) { e.if_changed(kEventZset, "zpopmax"); }},
+      {"zrem", [](Events& e) { e.if_changed_then_gone(kEventZset, "zrem"); }},
+      {"zremrangebyscore", [](Events& e) { e.if_changed_then_gone(kEventZset, "zremrangebyscore"); }},
+      {"zremrangebyrank", [](Events& e) { e.if_changed_then_gone(kEventZset, "zremrangebyrank"); }},
+      {"zremrangebylex", [](Events& e) { e.if_changed_then_gone(kEventZset, "zremrangebylex"); }},
+      {"zpopmin", [](Events& e) { e.if_changed_then_gone(kEventZset, "zpopmin"); }},
+      {"zpopmax", [](Events& e) { e.if_changed_then_gone(kEventZset, "zpopmax"); }},
       {"zunionstore", [](Events& e) { e.if_changed(kEventZset, "zunionstore"); }},
       {"zinterstore", [](Events& e) { e.if_changed(kEventZset, "zinterstore"); }},
       {"zdiffstore", [](Events& e) { e.if_changed(kEventZset, "zdiffstore"); }},
