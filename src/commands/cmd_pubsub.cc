@@ -134,14 +134,16 @@ void write_numsub(CommandContext& context, PubSubKind kind) {
 
 void pubsub_channels(CommandContext& context) {
   if (context.args.size() > 3) {
-    context.reply.error("ERR wrong number of arguments for 'pubsub|channels' command");
+    context.reply.error("ERR unknown subcommand or wrong number of arguments for '" +
+                        context.args[1] + "'. Try PUBSUB HELP.");
     return;
   }
   write_channels(context, PubSubKind::kChannel);
 }
 void pubsub_shardchannels(CommandContext& context) {
   if (context.args.size() > 3) {
-    context.reply.error("ERR wrong number of arguments for 'pubsub|shardchannels' command");
+    context.reply.error("ERR unknown subcommand or wrong number of arguments for '" +
+                        context.args[1] + "'. Try PUBSUB HELP.");
     return;
   }
   write_channels(context, PubSubKind::kShard);
