@@ -206,7 +206,21 @@ ServerState::ServerState(ServerConfig config, size_t loop_count, storage::Engine
     loop_stats_[loop].commands = std::make_unique<CommandCounters[]>(specs_.size());
   }
   apply_pubsub_settings();
+  coordinator::set_expired_observer([this](std::string_view key, int64_t expire_at_ms) {
+    if ((keyspace_events_.load(std::memory_order_relaxed) & commands::kEventExpired) == 0) return;
+    {
+      constexpr size_t kExpiredRememberedMax = 65536;
+      std::lock_guard lock(expired_mutex_);
+      auto [it, added] = expired_sent_.try_emplace(std::string(key), expire_at_ms);
+      if (!added && it->second == expire_at_ms) return;
+      it->second = expire_at_ms;
+      if (expired_sent_.size() > kExpiredRememberedMax) expired_sent_.clear();
+    }
+    notify_keyspace_event(commands::kEventExpired, "expired", key);
+  });
 }
+
+ServerState::~ServerState() { coordinator::set_expired_observer(nullptr); }
 
 void ServerState::apply_pubsub_settings() {
   if (const RedisSetting* limits = redis_settings_.find("client-output-buffer-limit")) {

@@ -112,6 +112,7 @@ class ServerState final : public commands::ServerControl {
   // possibly several times) when a client asks the server to stop.
   ServerState(ServerConfig config, size_t loop_count, storage::Engine& engine,
               coordinator::Keyspace& keyspace, std::function<void()> on_shutdown);
+  ~ServerState() override;
 
   // commands::ServerControl.
   std::vector<std::pair<std::string, std::string>> config_get(std::string_view pattern) override;
@@ -247,6 +248,10 @@ class ServerState final : public commands::ServerControl {
   PubSub pubsub_;
   PubSubFanout* fanout_ = nullptr;
   std::atomic<uint32_t> keyspace_events_{0};
+  // "expired" events already sent: key → the expiry they were sent for (bounded; a read of a
+  // key that expired reports it each time until compaction purges it).
+  std::mutex expired_mutex_;
+  std::unordered_map<std::string, int64_t> expired_sent_;
   const commands::CommandTable& table_;
   std::function<void()> on_shutdown_;
   CommandRunner* runner_ = nullptr;
