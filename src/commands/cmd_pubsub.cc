@@ -117,6 +117,11 @@ void spublish(CommandContext& context) {
 }
 
 void write_channels(CommandContext& context, PubSubKind kind) {
+  if (context.args.size() > 3) {
+    context.reply.error("ERR unknown subcommand or wrong number of arguments for '" +
+                        context.args[1] + "'. Try PUBSUB HELP.");
+    return;
+  }
   const std::string_view pattern =
       context.args.size() > 2 ? std::string_view(context.args[2]) : std::string_view();
   std::vector<std::string> channels = context.server.pubsub_channels(kind, pattern);
@@ -132,20 +137,8 @@ void write_numsub(CommandContext& context, PubSubKind kind) {
   }
 }
 
-void pubsub_channels(CommandContext& context) {
-  if (context.args.size() > 3) {
-    context.reply.error("ERR unknown subcommand or wrong number of arguments for '" +
-                        context.args[1] + "'. Try PUBSUB HELP.");
-    return;
-  }
-  write_channels(context, PubSubKind::kChannel);
-}
+void pubsub_channels(CommandContext& context) { write_channels(context, PubSubKind::kChannel); }
 void pubsub_shardchannels(CommandContext& context) {
-  if (context.args.size() > 3) {
-    context.reply.error("ERR unknown subcommand or wrong number of arguments for '" +
-                        context.args[1] + "'. Try PUBSUB HELP.");
-    return;
-  }
   write_channels(context, PubSubKind::kShard);
 }
 void pubsub_numsub(CommandContext& context) { write_numsub(context, PubSubKind::kChannel); }

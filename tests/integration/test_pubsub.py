@@ -181,6 +181,22 @@ def test_pubsub_introspection(server, redis_ref, clean):
     assert run(server.port) == run(redis_ref.port)
 
 
+def collect_events(c, s):
+    """Turns notifications off on `c`, then returns the (channel, payload) pairs the pattern
+    subscriber `s` received up to a marker published after the last event; closes both."""
+    c.cmd("CONFIG", "SET", "notify-keyspace-events", "")
+    c.cmd("PUBLISH", "__keyspace@0__:end", "end")
+    events = []
+    while True:
+        frame = s.read()
+        if frame[3] == b"end":
+            break
+        events.append((frame[2], frame[3]))
+    s.close()
+    c.close()
+    return events
+
+
 KEYSPACE_SCRIPT = [
     ("SET", "k", "v"), ("SET", "k", "v", "NX"), ("SET", "k2", "v", "EX", "100"),
     ("SETNX", "k", "w"), ("APPEND", "k", "x"), ("INCR", "n"), ("DECRBY", "n", "3"),
@@ -210,16 +226,7 @@ def test_keyspace_events(server, redis_ref, clean, classes):
         s.cmd("PSUBSCRIBE", "__key*__:*")
         for args in KEYSPACE_SCRIPT:
             c.cmd(*args)
-        c.cmd("CONFIG", "SET", "notify-keyspace-events", "")
-        c.cmd("PUBLISH", "__keyspace@0__:end", "end")  # a marker after the last event
-        events = []
-        while True:
-            frame = s.read()
-            if frame[3] == b"end":
-                break
-            events.append((frame[2], frame[3]))
-        s.close()
-        c.close()
+        events = collect_events(c, s)
         return config, events
 
     assert run(server.port) == run(redis_ref.port)
@@ -276,16 +283,7 @@ def test_expired_event_when_an_expired_key_is_read(server, redis_ref, clean, cla
         c.cmd("GET", "e")
         c.cmd("HGET", "eh", "f")
         c.cmd("GET", "e")
-        c.cmd("CONFIG", "SET", "notify-keyspace-events", "")
-        c.cmd("PUBLISH", "__keyspace@0__:end", "end")
-        events = []
-        while True:
-            frame = s.read()
-            if frame[3] == b"end":
-                break
-            events.append((frame[2], frame[3]))
-        s.close()
-        c.close()
+        events = collect_events(c, s)
         return sorted(events)
 
     assert run(server.port) == run(redis_ref.port)
