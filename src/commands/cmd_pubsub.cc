@@ -222,7 +222,7 @@ void register_pubsub_commands(CommandTable& table) {
                  publish));
   table.add(shard_spec("ssubscribe", -2, kSubscribeFlags,
                        "Listen for messages published to the given shard channels", ssubscribe));
-  table.add(shard_spec("sunsubscribe", -1, kSubscribeFlags,
+  table.add(shard_spec("sunsubscribe", -1, kSubscribeFlags | kNoMandatoryKeys,
                        "Stop listening for messages posted to the given shard channels",
                        sunsubscribe));
   CommandSpec spublish_spec =
