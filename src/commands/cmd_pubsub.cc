@@ -16,8 +16,10 @@
 namespace cairn::commands {
 namespace {
 
-constexpr uint32_t kSubscribeFlags = kPubSub | kNoScript | kLoading | kStale;
-constexpr uint32_t kPublishFlags = kPubSub | kLoading | kStale | kFast;
+// Pub/sub commands never wait for replicas: they run on the connection's loop (kInline), after
+// every earlier request of the connection completed (ClientSession holds them until then).
+constexpr uint32_t kSubscribeFlags = kPubSub | kNoScript | kLoading | kStale | kInline;
+constexpr uint32_t kPublishFlags = kPubSub | kLoading | kStale | kFast | kInline;
 
 // The count a confirmation of `kind` reports: channels and patterns together, or shard channels.
 size_t& count_of(Session& session, PubSubKind kind) {
@@ -235,7 +237,7 @@ void register_pubsub_commands(CommandTable& table) {
 
   CommandSpec pubsub = spec("pubsub", -2, 0, "A container for Pub/Sub commands", "2.8.0",
                             "Depends on subcommand.", nullptr);
-  constexpr uint32_t kIntrospection = kPubSub | kLoading | kStale;
+  constexpr uint32_t kIntrospection = kPubSub | kLoading | kStale | kInline;
   pubsub.subcommands.push_back(spec("pubsub|channels", -2, kIntrospection,
                                     "List active channels", "2.8.0",
                                     "O(N) where N is the number of active channels, and assuming "

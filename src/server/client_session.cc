@@ -199,8 +199,10 @@ void ClientSession::serve(std::string_view input, std::string& output, size_t ou
     // Inside MULTI, commands are only queued (dispatch() does it, on the loop); EXEC runs them.
     const bool queued = session_.in_multi && (spec == nullptr || spec->name != "exec");
     if (runner == nullptr || queued || runs_inline(args_[0], spec)) {
-      // While an exclusive request runs it owns the session: everything waits for it.
-      if (exclusive_running_) {
+      // While an exclusive request runs it owns the session: everything waits for it. Pub/sub
+      // commands wait for every earlier request, so pushes and publishes keep request order.
+      if (exclusive_running_ || (spec != nullptr && (spec->flags & commands::kPubSub) != 0 &&
+                                 !running_.empty())) {
         held_ = suspended_ = result.suspend = true;
         break;
       }
