@@ -739,18 +739,26 @@ std::string ServerState::stats_section() {
     std::lock_guard lock(slow_mutex_);
     slowlog_length = slowlog_.size();
   }
+  const PubSubStats pubsub = pubsub_.stats();
+  const PubSubFanoutStats fanout = fanout_ != nullptr ? fanout_->stats() : PubSubFanoutStats{};
   return fmt::format(
       "# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{}\r\n"
       "instantaneous_ops_per_sec:{}\r\ntotal_net_input_bytes:{}\r\ntotal_net_output_bytes:{}\r\n"
       "rejected_connections:{}\r\nexpired_keys:0\r\nevicted_keys:0\r\nkeyspace_hits:0\r\n"
-      "keyspace_misses:0\r\npubsub_channels:0\r\npubsub_patterns:0\r\n"
+      "keyspace_misses:0\r\npubsub_channels:{}\r\npubsub_patterns:{}\r\n"
+      "pubsubshard_channels:{}\r\n"
       "total_error_replies:{}\r\nslowlog_len:{}\r\n"
       "cairn_transactions_committed:{}\r\ncairn_transactions_watch_aborted:{}\r\n"
-      "cairn_transactions_queue_errors:{}\r\ncairn_transactions_refused:{}\r\n",
+      "cairn_transactions_queue_errors:{}\r\ncairn_transactions_refused:{}\r\n"
+      "cairn_pubsub_messages_delivered:{}\r\ncairn_pubsub_clients_disconnected:{}\r\n"
+      "cairn_pubsub_peer_messages_sent:{}\r\ncairn_pubsub_peer_messages_dropped:{}\r\n",
       total_connections_.load(), total_commands(), instantaneous_ops_.load(), net_input_bytes(),
-      net_output_bytes(), rejected_connections_.load(), errors, slowlog_length,
+      net_output_bytes(), rejected_connections_.load(),
+      pubsub_.channels(commands::PubSubKind::kChannel, "").size(), pubsub_.numpat(),
+      pubsub_.channels(commands::PubSubKind::kShard, "").size(), errors, slowlog_length,
       transactions_committed_.load(), transactions_watch_aborted_.load(),
-      transactions_queue_errors_.load(), transactions_refused_.load());
+      transactions_queue_errors_.load(), transactions_refused_.load(), pubsub.messages_delivered,
+      pubsub.clients_disconnected, fanout.messages_sent, fanout.messages_dropped);
 }
 
 // Every replica of a shard accepts writes, so each machine is a "master" to Redis tools; the
