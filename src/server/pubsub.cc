@@ -126,7 +126,8 @@ void Subscriber::drain() {
   }
   if (!overflowed) return;
   // As redis-server: logged, and the client closed without its pending output.
-  spdlog::warn("Client id={} addr={} closed for overcoming of output buffer limits (pubsub)",
+  spdlog::warn("Client id={} addr={} (pubsub) scheduled to be closed ASAP for overcoming of "
+               "output buffer limits.",
                connection->id(), connection->peer_address());
   hub_.disconnected_.fetch_add(1, std::memory_order_relaxed);
   connection->close();
