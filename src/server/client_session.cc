@@ -53,11 +53,12 @@ std::string format_client_line(const ClientLine& line) {
   constexpr size_t kClientOverheadBytes = 1024;
   const size_t total = line.read_buffer_bytes + line.output_bytes + kClientOverheadBytes;
   return fmt::format(
-      "id={} addr={} laddr={} fd={} name={} age={} idle={} flags=N db=0 sub=0 psub=0 ssub=0 "
+      "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db=0 sub={} psub={} ssub={} "
       "multi=-1 qbuf={} qbuf-free={} argv-mem={} multi-mem=0 rbs={} rbp={} obl=0 oll=0 omem={} "
       "tot-mem={} events={} cmd={} user=default redir=-1 resp={} lib-name={} lib-ver={}\n",
       line.id, line.address, line.local_address, line.fd, line.name, line.age_seconds,
-      line.idle_seconds, line.query_bytes, line.query_free_bytes, line.query_bytes,
+      line.idle_seconds, line.pubsub.any() ? "P" : "N", line.pubsub.channels,
+      line.pubsub.patterns, line.pubsub.shard_channels, line.query_bytes, line.query_free_bytes, line.query_bytes,
       line.read_buffer_bytes, line.read_buffer_bytes, line.output_bytes, total,
       line.output_bytes > 0 ? "rw" : "r", line.command, line.protocol, line.library_name,
       line.library_version);
@@ -697,6 +698,7 @@ std::string ClientSession::describe() const {
   line.output_bytes = connection_.output_bytes();
   if (spec != nullptr) line.command = spec->name;
   line.protocol = protocol_.load(std::memory_order_relaxed);
+  line.pubsub = state_.pubsub().counts(*subscriber_);
   std::lock_guard lock(names_mutex_);
   line.name = name_;
   line.library_name = library_name_;
@@ -724,6 +726,7 @@ std::string ClientSession::describe_current(const commands::Session& session) co
   line.protocol = session.protocol;
   line.library_name = session.library_name;
   line.library_version = session.library_version;
+  line.pubsub = state_.pubsub().counts(*subscriber_);
   return format_client_line(line);
 }
 

@@ -220,6 +220,7 @@ struct ClientLine {
   int protocol = 2;
   std::string_view library_name;
   std::string_view library_version;
+  PubSubCounts pubsub;  // sub= psub= ssub=, and flags=P when any
 };
 std::string format_client_line(const ClientLine& line);
 

@@ -185,6 +185,12 @@ std::vector<std::string> PubSub::subscriptions(Subscriber& subscriber, PubSubKin
   return {};
 }
 
+PubSubCounts PubSub::counts(Subscriber& subscriber) const {
+  std::shared_lock lock(mutex_);
+  return {subscriber.channels_.size(), subscriber.patterns_.size(),
+          subscriber.shard_channels_.size()};
+}
+
 void PubSub::remove_all(Subscriber& subscriber) {
   for (PubSubKind kind : {PubSubKind::kChannel, PubSubKind::kPattern, PubSubKind::kShard}) {
     for (const std::string& name : subscriptions(subscriber, kind)) {

@@ -83,6 +83,14 @@ class Subscriber : public std::enable_shared_from_this<Subscriber> {
   int64_t soft_since_ms_ = 0;
 };
 
+// One connection's subscriptions, for CLIENT LIST.
+struct PubSubCounts {
+  size_t channels = 0;
+  size_t patterns = 0;
+  size_t shard_channels = 0;
+  bool any() const { return channels + patterns + shard_channels > 0; }
+};
+
 struct PubSubStats {
   uint64_t messages_delivered = 0;   // messages queued for local subscribers
   uint64_t clients_disconnected = 0; // closed by the output buffer limits
@@ -94,6 +102,7 @@ class PubSub {
   bool change(Subscriber& subscriber, commands::PubSubKind kind, std::string_view channel,
               bool subscribe);
   std::vector<std::string> subscriptions(Subscriber& subscriber, commands::PubSubKind kind);
+  PubSubCounts counts(Subscriber& subscriber) const;
   // Drops every subscription of `subscriber` (RESET, connection close).
   void remove_all(Subscriber& subscriber);
   // Delivers to this machine's subscribers: kChannel to those of the channel and of matching
