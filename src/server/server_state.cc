@@ -841,6 +841,21 @@ void ServerState::write_metrics(metrics::PrometheusText& out) {
               static_cast<double>(rejected_connections_.load()));
   out.counter("cairn_commands_processed_total", "Commands served, all commands together.",
               static_cast<double>(total_commands()));
+  const PubSubStats pubsub = pubsub_.stats();
+  const PubSubFanoutStats fanout = fanout_ != nullptr ? fanout_->stats() : PubSubFanoutStats{};
+  out.counter("cairn_pubsub_messages_delivered_total",
+              "Pub/sub messages queued for this machine's subscribers (one per receiver).",
+              static_cast<double>(pubsub.messages_delivered));
+  out.counter("cairn_pubsub_clients_disconnected_total",
+              "Subscribers closed by client-output-buffer-limit pubsub.",
+              static_cast<double>(pubsub.clients_disconnected));
+  out.counter("cairn_pubsub_peer_messages_sent_total",
+              "Published messages another machine acknowledged (one per machine).",
+              static_cast<double>(fanout.messages_sent));
+  out.counter("cairn_pubsub_peer_messages_dropped_total",
+              "Published messages not delivered to another machine (queue full, peer "
+              "unreachable or slow).",
+              static_cast<double>(fanout.messages_dropped));
   const std::vector<CommandTotals> totals = command_totals();
   out.family("cairn_commands_total", "counter",
              "Commands served, by command and outcome (ok, or error when the reply is an error).");
