@@ -157,6 +157,11 @@ def test_killed_machine_subscribers_move_and_others_continue(cluster):
         assert seen[i] == sorted(set(seen[i])), "publisher %d out of order" % i
         assert set(range(resubscribed_at[i] + 1, count)) <= set(seen[i])
     moved.close()
+    # What the publishing machines could not hand to the dead one was dropped and counted.
+    for i in publishers:
+        c = cluster.client(i)
+        assert c.info("stats")["cairn_pubsub_peer_messages_dropped"] > 0
+        c.close()
 
 
 def test_slow_subscriber_is_disconnected_others_continue(cluster):
