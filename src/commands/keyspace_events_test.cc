@@ -6,24 +6,14 @@
 #include <vector>
 
 #include "commands/command_test_fakes.h"
+#include "commands/data_test_fixture.h"
 
 namespace cairn::commands {
 namespace {
 
 // Records what emit_keyspace_events() publishes.
-class RecordingServer final : public ServerControl {
+class RecordingServer final : public testing::NullServerControl {
  public:
-  std::vector<std::pair<std::string, std::string>> config_get(std::string_view) override {
-    return {};
-  }
-  Status config_set(std::string_view, std::string_view) override { return Status::ok(); }
-  std::string info(std::string_view) override { return {}; }
-  std::string client_list() override { return {}; }
-  std::string client_info(const Session&) override { return {}; }
-  int kill_client(uint64_t) override { return 0; }
-  std::string requirepass() override { return {}; }
-  void request_shutdown() override {}
-  std::string version() override { return {}; }
   uint32_t keyspace_event_flags() override { return ~0u; }
   void notify_keyspace_event(uint32_t event_class, std::string_view event,
                              std::string_view key) override {

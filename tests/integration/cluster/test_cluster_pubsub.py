@@ -52,8 +52,9 @@ def wait_subscribed(cluster, channel, machines, per_machine, timeout_s=10.0):
         c.close()
 
 
-def publish_all(cluster, publishers, channel, count):
-    """Each machine in `publishers` publishes `count` messages "p<i>:<n>" from its own thread."""
+def start_publishers(cluster, publishers, channel, count, progress=None, pause_s=0.0):
+    """Each machine in `publishers` publishes `count` messages "p<i>:<n>" from its own thread
+    (`progress[i]`: how many it published so far). Returns the threads and a list of errors."""
     errors = []
 
     def run(i):
@@ -61,7 +62,11 @@ def publish_all(cluster, publishers, channel, count):
         try:
             for n in range(count):
                 c.publish(channel, "p%d:%d" % (i, n))
-        except Exception as e:  # noqa: BLE001 - reported below
+                if progress is not None:
+                    progress[i] = n + 1
+                if pause_s:
+                    time.sleep(pause_s)
+        except Exception as e:  # noqa: BLE001 - reported by the caller
             errors.append(e)
         finally:
             c.close()
@@ -69,17 +74,31 @@ def publish_all(cluster, publishers, channel, count):
     threads = [threading.Thread(target=run, args=(i,)) for i in publishers]
     for t in threads:
         t.start()
+    return threads, errors
+
+
+def join_publishers(threads, errors):
     for t in threads:
         t.join(60)
     assert not errors, errors
 
 
-def check_once_in_order(messages, publishers, count):
-    """Every publisher's messages exactly once each, in the order it published them."""
+def publish_all(cluster, publishers, channel, count):
+    join_publishers(*start_publishers(cluster, publishers, channel, count))
+
+
+def by_publisher(messages, publishers):
+    """{publisher: [message numbers in the order received]}."""
     seen = {i: [] for i in publishers}
     for _kind, _channel, payload in messages:
         who, n = payload.decode().split(":")
         seen[int(who[1:])].append(int(n))
+    return seen
+
+
+def check_once_in_order(messages, publishers, count):
+    """Every publisher's messages exactly once each, in the order it published them."""
+    seen = by_publisher(messages, publishers)
     for i in publishers:
         assert seen[i] == list(range(count)), "publisher %d: %s" % (i, seen[i][:20])
 
@@ -113,23 +132,7 @@ def test_killed_machine_subscribers_move_and_others_continue(cluster):
     publishers = [1, 3]
     count = 400
     progress = {i: 0 for i in publishers}
-    errors = []
-
-    def run(i):
-        c = cluster.client(i)
-        try:
-            for n in range(count):
-                c.publish("alerts", "p%d:%d" % (i, n))
-                progress[i] = n + 1
-                time.sleep(0.002)
-        except Exception as e:  # noqa: BLE001 - reported below
-            errors.append(e)
-        finally:
-            c.close()
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in publishers]
-    for t in threads:
-        t.start()
+    threads, errors = start_publishers(cluster, publishers, "alerts", count, progress, 0.002)
     deadline = time.monotonic() + 30
     while min(progress.values()) < count // 4:
         assert time.monotonic() < deadline
@@ -139,9 +142,7 @@ def test_killed_machine_subscribers_move_and_others_continue(cluster):
     subscribers[5].close()
     moved = subscribe(cluster, 0, "SUBSCRIBE", "alerts")
     resubscribed_at = dict(progress)
-    for t in threads:
-        t.join(60)
-    assert not errors, errors
+    join_publishers(threads, errors)
     for i in range(5):
         messages = read_messages(subscribers[i], count * len(publishers))
         assert len(messages) == count * len(publishers)
@@ -149,10 +150,7 @@ def test_killed_machine_subscribers_move_and_others_continue(cluster):
         subscribers[i].close()
     # The moved subscriber gets, once and in order, everything published after it came back.
     messages = read_messages(moved, count * len(publishers), deadline_s=5)
-    seen = {i: [] for i in publishers}
-    for _kind, _channel, payload in messages:
-        who, n = payload.decode().split(":")
-        seen[int(who[1:])].append(int(n))
+    seen = by_publisher(messages, publishers)
     for i in publishers:
         assert seen[i] == sorted(set(seen[i])), "publisher %d out of order" % i
         assert set(range(resubscribed_at[i] + 1, count)) <= set(seen[i])
