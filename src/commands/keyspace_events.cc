@@ -1,6 +1,7 @@
 #include "commands/keyspace_events.h"
 
 #include <charconv>
+#include <optional>
 #include <string>
 #include <unordered_map>
 
@@ -55,6 +56,7 @@ struct Events {
   CommandContext& context;
   const std::vector<std::string>& args;
   ReplyShape reply;
+  std::string_view raw;  // the reply's bytes
 
   void emit(uint32_t event_class, std::string_view event, std::string_view key) {
     context.server.notify_keyspace_event(event_class, event, key);
@@ -104,6 +106,44 @@ void pop_then_push(Events& e, bool from_left, bool to_left) {
 }
 
 bool is_left(std::string_view side) { return equals_ignore_case(side, "left"); }
+
+// The key a multi-key pop answered with: the first bulk string of its array reply ([key, ...]).
+std::optional<std::string> popped_key(std::string_view reply) {
+  if (reply.empty() || reply[0] != '*') return std::nullopt;
+  const size_t header_end = reply.find("\r\n");
+  if (header_end == std::string_view::npos || header_end + 2 >= reply.size() ||
+      reply[header_end + 2] != '$') {
+    return std::nullopt;
+  }
+  const size_t length_start = header_end + 3;
+  const size_t length_end = reply.find("\r\n", length_start);
+  if (length_end == std::string_view::npos) return std::nullopt;
+  size_t length = 0;
+  std::from_chars(reply.data() + length_start, reply.data() + length_end, length);
+  if (length_end + 2 + length > reply.size()) return std::nullopt;
+  return std::string(reply.substr(length_end + 2, length));
+}
+
+// BLPOP BRPOP LMPOP BLMPOP: the event of the side popped, on the key the reply names.
+void pop_named_key(Events& e, bool left) {
+  if (e.reply.nothing()) return;
+  const std::optional<std::string> key = popped_key(e.raw);
+  if (!key) return;
+  e.emit(kEventList, left ? "lpop" : "rpop", *key);
+  const Result<coordinator::RowRead> row = e.context.keyspace.read_row_exists(*key);
+  if (row.is_ok() && !row->header) e.emit(kEventGeneric, "del", *key);
+}
+
+// LMPOP numkeys key... LEFT|RIGHT and BLMPOP timeout numkeys key... LEFT|RIGHT: the side is the
+// argument after the keys.
+void mpop(Events& e, size_t numkeys_index) {
+  if (numkeys_index >= e.args.size()) return;
+  size_t numkeys = 0;
+  const std::string& count = e.args[numkeys_index];
+  std::from_chars(count.data(), count.data() + count.size(), numkeys);
+  const size_t side = numkeys_index + 1 + numkeys;
+  if (side < e.args.size()) pop_named_key(e, is_left(e.args[side]));
+}
 
 // Redis's event names, per command (docs/pubsub.md lists them).
 const std::unordered_map<std::string, Rule>& rules() {
@@ -179,6 +219,10 @@ const std::unordered_map<std::string, Rule>& rules() {
       {"lset", [](Events& e) { e.if_changed(kEventList, "lset"); }},
       {"lrem", [](Events& e) { e.if_changed_then_gone(kEventList, "lrem"); }},
       {"ltrim", [](Events& e) { e.if_changed_then_gone(kEventList, "ltrim"); }},
+      {"blpop", [](Events& e) { pop_named_key(e, true); }},
+      {"brpop", [](Events& e) { pop_named_key(e, false); }},
+      {"lmpop", [](Events& e) { mpop(e, 1); }},
+      {"blmpop", [](Events& e) { mpop(e, 2); }},
       {"rpoplpush", [](Events& e) { pop_then_push(e, false, true); }},
       {"brpoplpush", [](Events& e) { pop_then_push(e, false, true); }},
       {"lmove",
@@ -267,7 +311,7 @@ void emit_keyspace_events(CommandContext& context, const CommandSpec& spec,
   const auto& table = rules();
   const auto it = table.find(spec.name);
   if (it == table.end() || context.args.size() < 2) return;
-  Events events{context, context.args, shape_of(reply)};
+  Events events{context, context.args, shape_of(reply), reply};
   it->second(events);
 }
 

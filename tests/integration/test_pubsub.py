@@ -212,6 +212,9 @@ KEYSPACE_SCRIPT = [
     ("SETEX", "se", "10", "v"), ("GETSET", "se", "w"), ("RPUSH", "t", "1", "2", "3"),
     ("LTRIM", "t", "0", "0"), ("ZADD", "zz", "1", "a", "2", "b"), ("ZPOPMIN", "zz"),
     ("ZREMRANGEBYSCORE", "zz", "0", "10"), ("SADD", "u", "x"), ("SPOP", "u"),
+    ("RPUSH", "b1", "1", "2"), ("BLPOP", "none", "b1", "1"), ("BRPOP", "b1", "1"),
+    ("RPUSH", "b2", "1", "2", "3"), ("LMPOP", "2", "none", "b2", "RIGHT", "COUNT", "2"),
+    ("BLMPOP", "1", "1", "b2", "LEFT"), ("LMPOP", "1", "b2", "LEFT"),
 ]
 
 
