@@ -308,11 +308,15 @@ DispatchOutcome dispatch(const CommandTable& table, CommandContext& context) {
   session.last_command = spec->name;
   outcome.spec = spec;
   const size_t reply_start = context.reply.buffer()->size();
+  // Keyspace notifications (docs/pubsub.md): one relaxed load per write when they are off.
+  const bool notify = (spec->flags & kWrite) != 0 && context.server.keyspace_event_flags() != 0;
+  const KeyspaceEventPlan plan =
+      notify ? plan_keyspace_events(context, *spec) : KeyspaceEventPlan{};
   spec->handler(context);
   outcome.wrote = (spec->flags & kWrite) != 0 || context.wrote;
-  if ((spec->flags & kWrite) != 0 && context.server.keyspace_event_flags() != 0) {
+  if (notify) {
     emit_keyspace_events(context, *spec,
-                         std::string_view(*context.reply.buffer()).substr(reply_start));
+                         std::string_view(*context.reply.buffer()).substr(reply_start), plan);
   }
   return outcome;
 }

@@ -1,5 +1,6 @@
 #include "commands/keyspace_events.h"
 
+#include <algorithm>
 #include <charconv>
 #include <optional>
 #include <string>
@@ -57,6 +58,7 @@ struct Events {
   const std::vector<std::string>& args;
   ReplyShape reply;
   std::string_view raw;  // the reply's bytes
+  const KeyspaceEventPlan& plan;
 
   void emit(uint32_t event_class, std::string_view event, std::string_view key) {
     context.server.notify_keyspace_event(event_class, event, key);
@@ -145,6 +147,16 @@ void mpop(Events& e, size_t numkeys_index) {
   if (side < e.args.size()) pop_named_key(e, is_left(e.args[side]));
 }
 
+// DEL and UNLINK: "del" on each key that existed (read before, for several keys).
+void deleted(Events& e) {
+  if (!e.plan.planned) {
+    e.each(kEventGeneric, "del", 1);
+    return;
+  }
+  if (e.reply.nothing()) return;
+  for (const std::string& key : e.plan.existing) e.emit(kEventGeneric, "del", key);
+}
+
 // Redis's event names, per command (docs/pubsub.md lists them).
 const std::unordered_map<std::string, Rule>& rules() {
   static const std::unordered_map<std::string, Rule> table = {
@@ -188,8 +200,8 @@ const std::unordered_map<std::string, Rule>& rules() {
        }},
       {"setbit", [](Events& e) { if (!e.reply.error) e.emit(kEventString, "setbit", e.args[1]); }},
       // Keys.
-      {"del", [](Events& e) { e.each(kEventGeneric, "del", 1); }},
-      {"unlink", [](Events& e) { e.each(kEventGeneric, "del", 1); }},
+      {"del", deleted},
+      {"unlink", deleted},
       {"expire", [](Events& e) { e.if_changed(kEventGeneric, "expire"); }},
       {"pexpire", [](Events& e) { e.if_changed(kEventGeneric, "expire"); }},
       {"expireat", [](Events& e) { e.if_changed(kEventGeneric, "expire"); }},
@@ -306,12 +318,27 @@ uint32_t parse_keyspace_event_flags(std::string_view text) {
   return flags;
 }
 
+KeyspaceEventPlan plan_keyspace_events(CommandContext& context, const CommandSpec& spec) {
+  KeyspaceEventPlan plan;
+  if ((spec.name != "del" && spec.name != "unlink") || context.args.size() <= 2) return plan;
+  const std::vector<std::string> keys(context.args.begin() + 1, context.args.end());
+  Result<std::vector<std::optional<storage::Cell>>> cells = context.keyspace.read_many(keys);
+  if (!cells.is_ok()) return plan;  // unplanned: every named key is reported
+  plan.planned = true;
+  for (size_t i = 0; i < keys.size(); ++i) {
+    const bool repeated = std::find(plan.existing.begin(), plan.existing.end(), keys[i]) !=
+                          plan.existing.end();
+    if ((*cells)[i].has_value() && !repeated) plan.existing.push_back(keys[i]);
+  }
+  return plan;
+}
+
 void emit_keyspace_events(CommandContext& context, const CommandSpec& spec,
-                          std::string_view reply) {
+                          std::string_view reply, const KeyspaceEventPlan& plan) {
   const auto& table = rules();
   const auto it = table.find(spec.name);
   if (it == table.end() || context.args.size() < 2) return;
-  Events events{context, context.args, shape_of(reply), reply};
+  Events events{context, context.args, shape_of(reply), reply, plan};
   it->second(events);
 }
 

@@ -5,12 +5,14 @@
 // dispatch() calls emit_keyspace_events() after a write command ran, when any class is enabled.
 // What happened is read from the command's arguments and its reply (an error reply, a null or a
 // zero count means nothing changed), so the table needs no cooperation from the handlers; it is
-// exact for single-key commands and, for DEL/UNLINK/EXISTS-style counts over several keys, emits
-// for every named key once any was changed (documented).
+// exact for single-key commands; DEL/UNLINK of several keys read which exist first
+// (plan_keyspace_events), since their reply only counts them.
 // Pure apart from the ServerControl it publishes through.
 
 #include <cstdint>
+#include <string>
 #include <string_view>
+#include <vector>
 
 #include "commands/command.h"
 
@@ -38,8 +40,16 @@ enum KeyspaceEventClass : uint32_t {
 // (CONFIG SET checks them first).
 uint32_t parse_keyspace_event_flags(std::string_view text);
 
+// What must be read before a write runs to name its events exactly: for DEL/UNLINK of several
+// keys, which of them exist (the reply only counts them). Empty for other commands.
+struct KeyspaceEventPlan {
+  bool planned = false;
+  std::vector<std::string> existing;
+};
+KeyspaceEventPlan plan_keyspace_events(CommandContext& context, const CommandSpec& spec);
+
 // Publishes the events of one write command that succeeded with `reply`.
 void emit_keyspace_events(CommandContext& context, const CommandSpec& spec,
-                          std::string_view reply);
+                          std::string_view reply, const KeyspaceEventPlan& plan = {});
 
 }  // namespace cairn::commands

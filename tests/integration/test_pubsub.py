@@ -200,7 +200,9 @@ def collect_events(c, s):
 KEYSPACE_SCRIPT = [
     ("SET", "k", "v"), ("SET", "k", "v", "NX"), ("SET", "k2", "v", "EX", "100"),
     ("SETNX", "k", "w"), ("APPEND", "k", "x"), ("INCR", "n"), ("DECRBY", "n", "3"),
-    ("INCRBYFLOAT", "n", "1.5"), ("DEL", "k"), ("DEL", "nope"),
+    ("INCRBYFLOAT", "n", "1.5"), ("DEL", "k"), ("DEL", "nope"), ("SET", "d1", "1"),
+    ("HSET", "d2", "f", "v"), ("DEL", "d1", "nope", "d2", "d1"), ("SET", "d3", "1"),
+    ("UNLINK", "nope", "d3"),
     ("LPUSH", "l", "a", "b"), ("RPUSH", "l", "c"), ("LPOP", "l"), ("RPOP", "l"),
     ("LSET", "l", "0", "z"), ("LINSERT", "l", "BEFORE", "z", "y"), ("LREM", "l", "0", "y"),
     ("HSET", "h", "f", "v"), ("HINCRBY", "h", "g", "2"), ("HDEL", "h", "f"), ("HDEL", "h", "f"),
