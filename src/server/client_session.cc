@@ -58,8 +58,8 @@ std::string format_client_line(const ClientLine& line) {
       "tot-mem={} events={} cmd={} user=default redir=-1 resp={} lib-name={} lib-ver={}\n",
       line.id, line.address, line.local_address, line.fd, line.name, line.age_seconds,
       line.idle_seconds, line.pubsub.any() ? "P" : "N", line.pubsub.channels,
-      line.pubsub.patterns, line.pubsub.shard_channels, line.query_bytes, line.query_free_bytes, line.query_bytes,
-      line.read_buffer_bytes, line.read_buffer_bytes, line.output_bytes, total,
+      line.pubsub.patterns, line.pubsub.shard_channels, line.query_bytes, line.query_free_bytes,
+      line.query_bytes, line.read_buffer_bytes, line.read_buffer_bytes, line.output_bytes, total,
       line.output_bytes > 0 ? "rw" : "r", line.command, line.protocol, line.library_name,
       line.library_version);
 }

@@ -22,7 +22,9 @@
 // Inside MULTI every command but EXEC is only queued, on the loop (dispatch()).
 //  * kPipelineWindow requests run.
 // Inline requests (PING, CONSISTENCY...) run on the loop at once; their reply is queued behind
-// the running ones. Forwarded requests from another machine (CAIRN.FORWARD) are independent
+// the running ones. Pub/sub commands (SUBSCRIBE, PUBLISH...) are inline too but first wait until
+// nothing runs, so subscriptions, publishes and pushed messages keep request order
+// (docs/pubsub.md). Forwarded requests from another machine (CAIRN.FORWARD) are independent
 // clients' commands multiplexed on one peer connection: they never wait for each other.
 
 #include <atomic>
