@@ -157,7 +157,8 @@ void pubsub_help(CommandContext& context) {
               "    Return the number of subscribers for the specified channels, excluding",
               "    pattern subscriptions(default: no channels).",
               "SHARDCHANNELS [<pattern>]",
-              "    Return the currently active shard level channels matching a <pattern> (default: '*').",
+              "    Return the currently active shard level channels matching a <pattern> "
+              "(default: '*').",
               "SHARDNUMSUB [<shardchannel> ...]",
               "    Return the number of subscribers for the specified shard level channel(s)"});
 }
@@ -195,7 +196,8 @@ CommandSpec shard_spec(std::string name, int arity, uint32_t flags, std::string 
                        Handler handler) {
   return make_keyed_command_spec("pubsub", std::move(name), arity, flags, 1, -1,
                                  std::move(summary), "7.0.0",
-                                 "O(N) where N is the number of shard channels", std::move(handler));
+                                 "O(N) where N is the number of shard channels",
+                                 std::move(handler));
 }
 
 }  // namespace
