@@ -99,6 +99,13 @@ void ping(CommandContext& context) {
     context.reply.error("ERR wrong number of arguments for 'ping' command");
     return;
   }
+  if (context.session.protocol == 2 && context.session.subscribed()) {
+    // In RESP2 subscribed mode a reply must look like a message: ["pong", message or ""].
+    context.reply.array(2);
+    context.reply.bulk("pong");
+    context.reply.bulk(context.args.size() == 2 ? std::string_view(context.args[1]) : "");
+    return;
+  }
   if (context.args.size() == 1) {
     context.reply.simple("PONG");
   } else {

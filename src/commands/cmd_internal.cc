@@ -452,9 +452,27 @@ CommandSpec spec(std::string name, int arity, uint32_t flags, std::string summar
                            std::move(complexity), std::move(handler));
 }
 
+// CAIRN.PUBLISH c|s <channel> <message> [c|s <channel> <message> ...]: messages another machine
+// published (c: PUBLISH, s: SPUBLISH), in its order, for this machine's subscribers only
+// (docs/pubsub.md "Across the cluster").
+void cairn_publish(CommandContext& ctx) {
+  if ((ctx.args.size() - 1) % 3 != 0) {
+    ctx.reply.error("ERR wrong number of arguments for 'cairn.publish' command");
+    return;
+  }
+  for (size_t i = 1; i + 2 < ctx.args.size(); i += 3) {
+    const PubSubKind kind = ctx.args[i] == "s" ? PubSubKind::kShard : PubSubKind::kChannel;
+    ctx.server.publish_local(kind, ctx.args[i + 1], ctx.args[i + 2]);
+  }
+  ctx.reply.ok();
+}
+
 }  // namespace
 
 void register_internal_commands(CommandTable& table) {
+  table.add(spec("cairn.publish", -4, kInternalFlags | kFast,
+                 "Delivers messages published on another machine to this machine's subscribers",
+                 "O(N) where N is the number of receiving clients", cairn_publish));
   // CAIRN.AUTH is how a connection becomes internal, so it is neither kInternal nor behind AUTH.
   table.add(spec("cairn.auth", 2, kNoAuth | kInline | kFast | kLoading | kStale,
                  "Authenticates a cluster machine with the cluster secret", "O(N)", cairn_auth));

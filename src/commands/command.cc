@@ -1,4 +1,5 @@
 #include "commands/command.h"
+#include "commands/keyspace_events.h"
 
 #include <fmt/format.h>
 
@@ -69,9 +70,24 @@ bool arity_ok(const CommandSpec& spec, size_t argc) {
 std::optional<std::string> moved_error(const CommandSpec& spec, const CommandContext& context) {
   const std::vector<size_t> keys = key_indexes(spec, context.args);
   if (keys.empty()) return std::nullopt;
+  return moved_error_for_key(context, context.args[keys.front()]);
+}
+
+// The commands a RESP2 connection in subscribed mode may run (Redis's list).
+bool allowed_while_subscribed(const CommandSpec& spec) {
+  static constexpr std::string_view kAllowed[] = {
+      "ping", "subscribe", "ssubscribe", "unsubscribe", "sunsubscribe",
+      "psubscribe", "punsubscribe", "quit", "reset"};
+  return std::find(std::begin(kAllowed), std::end(kAllowed), spec.name) != std::end(kAllowed);
+}
+
+}  // namespace
+
+std::optional<std::string> moved_error_for_key(const CommandContext& context,
+                                               std::string_view key) {
+  if (context.replica == nullptr) return std::nullopt;
   const std::shared_ptr<const topology::RoutingTable> table = context.replica->tables().current();
   if (table == nullptr) return std::nullopt;
-  const std::string& key = context.args[keys.front()];
   const uint64_t self = context.replica->machine_id();
   const topology::Slot slot = topology::slot_of(key);
   const topology::Shard* reported = table->find_shard(topology::slot_owner(*table, slot));
@@ -83,8 +99,6 @@ std::optional<std::string> moved_error(const CommandSpec& spec, const CommandCon
   if (primary == nullptr) return std::nullopt;
   return fmt::format("MOVED {} {}", slot, primary->address);
 }
-
-}  // namespace
 
 CommandSpec make_command_spec(std::string group, std::string name, int arity, uint32_t flags,
                               std::string summary, std::string since, std::string complexity,
@@ -175,6 +189,7 @@ const CommandTable& default_table() {
     register_internal_commands(t);
     register_cluster_commands(t);
     register_transaction_commands(t);
+    register_pubsub_commands(t);
     return t;
   }();
   return table;
@@ -256,6 +271,14 @@ DispatchOutcome dispatch(const CommandTable& table, CommandContext& context) {
     return reject("ERR wrong number of arguments for '" + spec->name + "' command");
   }
 
+  // 3a. A RESP2 connection with subscriptions only takes the pub/sub commands (redis-server's
+  // words); RESP3 takes everything, since pushes are told apart from replies.
+  if (session.protocol == 2 && session.subscribed() && !allowed_while_subscribed(*spec)) {
+    return reject("ERR Can't execute '" + spec->name +
+                  "': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed "
+                  "in this context");
+  }
+
   // 3b. Routing, for Redis Cluster clients only (docs/cluster.md "Redis Cluster clients"):
   // every other connection may send any key to any machine.
   if (session.cluster_redirects && context.replica != nullptr) {
@@ -284,8 +307,17 @@ DispatchOutcome dispatch(const CommandTable& table, CommandContext& context) {
                                                      spec->name);
   session.last_command = spec->name;
   outcome.spec = spec;
+  const size_t reply_start = context.reply.buffer()->size();
+  // Keyspace notifications (docs/pubsub.md): one relaxed load per write when they are off.
+  const bool notify = (spec->flags & kWrite) != 0 && context.server.keyspace_event_flags() != 0;
+  const KeyspaceEventPlan plan =
+      notify ? plan_keyspace_events(context, *spec) : KeyspaceEventPlan{};
   spec->handler(context);
   outcome.wrote = (spec->flags & kWrite) != 0 || context.wrote;
+  if (notify) {
+    emit_keyspace_events(context, *spec,
+                         std::string_view(*context.reply.buffer()).substr(reply_start), plan);
+  }
   return outcome;
 }
 

@@ -111,7 +111,17 @@ struct Session {
   // blocking_allowed: the connection waits instead of sending that reply. The connection
   // clears it after each command.
   std::optional<BlockRequest> block;
+  // Pub/sub (cmd_pubsub.cc, docs/pubsub.md): how many channels and patterns, and how many shard
+  // channels, this connection is subscribed to. The subscriptions themselves live in the
+  // server's registry; these counts drive the replies and RESP2's subscribed mode.
+  size_t pubsub_subscriptions = 0;
+  size_t pubsub_shard_subscriptions = 0;
+  bool subscribed() const { return pubsub_subscriptions + pubsub_shard_subscriptions > 0; }
 };
+
+// What a pub/sub subscription names: a channel (SUBSCRIBE), a glob pattern (PSUBSCRIBE) or a
+// shard channel (SSUBSCRIBE).
+enum class PubSubKind { kChannel, kPattern, kShard };
 
 // Bounds of one connection's transaction state.
 inline constexpr size_t kQueuedCommandsMax = 100'000;
@@ -183,6 +193,42 @@ class ServerControl {
                                   int /*timeout_ms*/) {
     return Status::unavailable("NOTREADY this machine runs no migrations");
   }
+  // ---- Pub/sub (docs/pubsub.md). Defaults: a server without pub/sub (unit-test fakes). ----
+  // Adds (or removes) one subscription of the session's connection; whether it changed.
+  virtual bool pubsub_change(const Session& /*session*/, PubSubKind /*kind*/,
+                             std::string_view /*channel*/, bool /*subscribe*/) {
+    return false;
+  }
+  // The connection's subscriptions of `kind`, in the order Redis lists them for UNSUBSCRIBE
+  // without arguments.
+  virtual std::vector<std::string> pubsub_subscriptions(const Session& /*session*/,
+                                                        PubSubKind /*kind*/) {
+    return {};
+  }
+  // PUBLISH (kChannel) / SPUBLISH (kShard): delivers everywhere it must go (the whole cluster,
+  // or the shard's replicas) and returns the number of clients of this machine that received it.
+  virtual int64_t publish(PubSubKind /*kind*/, std::string_view /*channel*/,
+                          std::string_view /*message*/) {
+    return 0;
+  }
+  // PUBSUB CHANNELS / SHARDCHANNELS (channels with subscribers matching `pattern`; "" = all),
+  // NUMSUB / SHARDNUMSUB and NUMPAT, about this machine's clients.
+  virtual std::vector<std::string> pubsub_channels(PubSubKind /*kind*/,
+                                                   std::string_view /*pattern*/) {
+    return {};
+  }
+  virtual int64_t pubsub_numsub(PubSubKind /*kind*/, std::string_view /*channel*/) { return 0; }
+  virtual int64_t pubsub_numpat() { return 0; }
+  // Messages that arrived from another machine (CAIRN.PUBLISH): delivered to this machine's
+  // subscribers only.
+  virtual void publish_local(PubSubKind /*kind*/, std::string_view /*channel*/,
+                             std::string_view /*message*/) {}
+  // Keyspace notifications (docs/pubsub.md): the notify-keyspace-events classes enabled (bits
+  // of keyspace_events.h; 0 = off, the fast check every write makes), and the hook dispatch()
+  // calls after a write command succeeded, with its reply.
+  virtual uint32_t keyspace_event_flags() { return 0; }
+  virtual void notify_keyspace_event(uint32_t /*event_class*/, std::string_view /*event*/,
+                                     std::string_view /*key*/) {}
 };
 
 struct CommandContext {
@@ -273,6 +319,7 @@ void register_server_commands(CommandTable& table);       // COMMAND INFO CONFIG
 void register_internal_commands(CommandTable& table);     // CAIRN.* (docs/formats.md)
 void register_cluster_commands(CommandTable& table);      // CONSISTENCY CLUSTER READONLY...
 void register_transaction_commands(CommandTable& table);  // MULTI EXEC DISCARD WATCH UNWATCH
+void register_pubsub_commands(CommandTable& table);       // SUBSCRIBE PUBLISH PUBSUB... RESET
 // (COMMAND's handlers describe default_table(), whichever table dispatched them.)
 
 // Indexes into `args` (args[0] is the command) of the keys of a command with `argc` arguments,
@@ -280,6 +327,12 @@ void register_transaction_commands(CommandTable& table);  // MULTI EXEC DISCARD 
 std::vector<size_t> key_indexes(const CommandSpec& spec, size_t argc);
 // The same, plus the keys counted by args[spec.numkeys_index] (when the count is valid).
 std::vector<size_t> key_indexes(const CommandSpec& spec, std::span<const std::string> args);
+
+// On a cluster machine: "MOVED <slot> <host:port>" when this machine serves neither the slot of
+// `key` as Redis Cluster clients see it nor the key's token; nullopt otherwise (and on a single
+// machine).
+std::optional<std::string> moved_error_for_key(const CommandContext& context,
+                                               std::string_view key);
 
 struct DispatchOutcome {
   const CommandSpec* spec = nullptr;  // the command that ran (nullptr if rejected before lookup)

@@ -29,7 +29,7 @@ inline std::string error(std::string_view message) { return "-" + std::string(me
 inline const std::string kOk = "+OK\r\n";
 inline const std::string kNull = "$-1\r\n";
 
-class NullServerControl final : public ServerControl {
+class NullServerControl : public ServerControl {
  public:
   std::vector<std::pair<std::string, std::string>> config_get(std::string_view) override {
     return {};

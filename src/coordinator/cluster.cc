@@ -1100,7 +1100,10 @@ Result<std::vector<std::optional<storage::Cell>>> ClusterSession::read_many(
   const int64_t now = now_ms();
   for (size_t i = 0; i < keys.size(); ++i) {
     std::optional<Cell>& cell = (*cells)[i];
-    if (cell && !cell->live_at(now)) cell.reset();
+    if (cell && !cell->live_at(now)) {
+      note_if_expired(keys[i], *cell, now);
+      cell.reset();
+    }
     // A row header is a key only while its merged row has a visible field (as on one machine).
     if (cell && storage::is_row_type(cell->type)) {
       Result<RowRead> row = read_row_merged(keys[i], /*count_all=*/false);
@@ -1131,7 +1134,11 @@ Result<RowRead> ClusterSession::read_row_merged(std::string_view key, bool count
         hidden = page.hidden_through;
         row.hidden_through = hidden;
         row.delete_through_for_new_header = hidden;
-        if (!page.header || !page.header->live_at(now)) return false;
+        if (!page.header) return false;
+        if (!page.header->live_at(now)) {
+          note_if_expired(key, *page.header, now);
+          return false;
+        }
         row.header = page.header;
         is_row = storage::is_row_type(page.header->type);
         return is_row;  // a string has no fields to count

@@ -238,4 +238,12 @@ class Keyspace {
   }
 };
 
+// Keyspace notifications' "expired" events (docs/pubsub.md): reads report a key whose cell they
+// find expired (not deleted) to the observer the server installs. Process-wide, set while a
+// server runs; empty: nobody listens (the reads then pay one relaxed load).
+using ExpiredObserver = std::function<void(std::string_view key, int64_t expire_at_ms)>;
+void set_expired_observer(ExpiredObserver observer);
+// Reports `cell` of `key` when it is a value (no tombstone) that expired at or before now_ms.
+void note_if_expired(std::string_view key, const storage::Cell& cell, int64_t now_ms);
+
 }  // namespace cairn::coordinator

@@ -87,7 +87,10 @@ Result<std::optional<storage::Cell>> LocalKeyspace::read(std::string_view key) {
   const topology::Token token = topology::token_of(key);
   Result<std::optional<storage::Cell>> stored = engine_.read(token, key);
   if (!stored.is_ok()) return stored.status();
-  if (!stored->has_value() || !is_live_key(token, key, **stored, now_ms())) {
+  if (!stored->has_value()) return stored;
+  const int64_t now = now_ms();
+  if (!is_live_key(token, key, **stored, now)) {
+    note_if_expired(key, **stored, now);
     return std::optional<storage::Cell>();
   }
   return stored;
@@ -108,7 +111,10 @@ Result<RowRead> LocalKeyspace::read_row(std::string_view key) {
   storage::Cell& header = *stored->header;
   row.delete_through_for_new_header =
       std::max(row.delete_through_for_new_header, storage::hidden_through(header, now));
-  if (!header.live_at(now)) return row;
+  if (!header.live_at(now)) {
+    note_if_expired(key, header, now);
+    return row;
+  }
   if (storage::is_row_type(header.type)) {
     Result<uint64_t> count =
         row_count(topology::token_of(key), key, *stored, header, now, /*any=*/false);

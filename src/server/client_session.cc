@@ -53,12 +53,13 @@ std::string format_client_line(const ClientLine& line) {
   constexpr size_t kClientOverheadBytes = 1024;
   const size_t total = line.read_buffer_bytes + line.output_bytes + kClientOverheadBytes;
   return fmt::format(
-      "id={} addr={} laddr={} fd={} name={} age={} idle={} flags=N db=0 sub=0 psub=0 ssub=0 "
+      "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db=0 sub={} psub={} ssub={} "
       "multi=-1 qbuf={} qbuf-free={} argv-mem={} multi-mem=0 rbs={} rbp={} obl=0 oll=0 omem={} "
       "tot-mem={} events={} cmd={} user=default redir=-1 resp={} lib-name={} lib-ver={}\n",
       line.id, line.address, line.local_address, line.fd, line.name, line.age_seconds,
-      line.idle_seconds, line.query_bytes, line.query_free_bytes, line.query_bytes,
-      line.read_buffer_bytes, line.read_buffer_bytes, line.output_bytes, total,
+      line.idle_seconds, line.pubsub.any() ? "P" : "N", line.pubsub.channels,
+      line.pubsub.patterns, line.pubsub.shard_channels, line.query_bytes, line.query_free_bytes,
+      line.query_bytes, line.read_buffer_bytes, line.read_buffer_bytes, line.output_bytes, total,
       line.output_bytes > 0 ? "rw" : "r", line.command, line.protocol, line.library_name,
       line.library_version);
 }
@@ -73,6 +74,7 @@ ClientSession::ClientSession(ServerState& state, LoopStats& stats, net::Connecti
   session_.local_address = connection.local_address();
   session_.blocking_allowed = true;
   last_command_ms_.store(session_.created_ms, std::memory_order_relaxed);
+  subscriber_ = std::make_shared<Subscriber>(connection.weak_from_this(), *this, state.pubsub());
   args_.reserve(16);
   refresh_limits();
 }
@@ -198,8 +200,10 @@ void ClientSession::serve(std::string_view input, std::string& output, size_t ou
     // Inside MULTI, commands are only queued (dispatch() does it, on the loop); EXEC runs them.
     const bool queued = session_.in_multi && (spec == nullptr || spec->name != "exec");
     if (runner == nullptr || queued || runs_inline(args_[0], spec)) {
-      // While an exclusive request runs it owns the session: everything waits for it.
-      if (exclusive_running_) {
+      // While an exclusive request runs it owns the session: everything waits for it. Pub/sub
+      // commands wait for every earlier request, so pushes and publishes keep request order.
+      if (exclusive_running_ || (spec != nullptr && (spec->flags & commands::kPubSub) != 0 &&
+                                 !running_.empty())) {
         held_ = suspended_ = result.suspend = true;
         break;
       }
@@ -293,7 +297,8 @@ ClientSession::Admission ClientSession::admission(const commands::CommandSpec* s
   // WATCH changes the connection's own state: it runs alone, as EXEC does.
   const bool keyed = spec != nullptr && (spec->first_key > 0 || spec->numkeys_index > 0) &&
                      spec->group != "transactions" &&
-                     (spec->flags & (commands::kBlocking | commands::kAdmin)) == 0 &&
+                     (spec->flags & (commands::kBlocking | commands::kAdmin |
+                                     commands::kPubSub)) == 0 &&
                      ((spec->flags & commands::kMovableKeys) == 0 || spec->numkeys_index > 0) &&
                      spec->subcommands.empty();
   exclusive = !forward && !keyed;
@@ -679,8 +684,26 @@ bool ClientSession::unblock(bool error) {
   return true;
 }
 
+size_t ClientSession::deliver_push(std::string_view bytes) {
+  stats_.add_net(0, bytes.size());
+  if (running_.empty()) {
+    connection_.deliver(bytes, false, false, false);
+    return 0;
+  }
+  // Behind the running requests: appended to the last queued reply when it is complete already.
+  Request* last = running_.back();
+  if (!last->done) {
+    last = &take_request();
+    last->done = last->counted = true;
+    running_.push_back(last);
+  }
+  last->reply.append(bytes);
+  return last->reply.size();
+}
+
 void ClientSession::on_close() {
   waiting_in_block_.store(false, std::memory_order_release);
+  state_.pubsub().remove_all(*subscriber_);
   if (blocked_) {
     state_.blocked_clients().remove(blocked_->sequence);
     blocked_.reset();
@@ -707,6 +730,7 @@ std::string ClientSession::describe() const {
   line.output_bytes = connection_.output_bytes();
   if (spec != nullptr) line.command = spec->name;
   line.protocol = protocol_.load(std::memory_order_relaxed);
+  line.pubsub = state_.pubsub().counts(*subscriber_);
   std::lock_guard lock(names_mutex_);
   line.name = name_;
   line.library_name = library_name_;
@@ -734,6 +758,7 @@ std::string ClientSession::describe_current(const commands::Session& session) co
   line.protocol = session.protocol;
   line.library_name = session.library_name;
   line.library_version = session.library_version;
+  line.pubsub = state_.pubsub().counts(*subscriber_);
   return format_client_line(line);
 }
 

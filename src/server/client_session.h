@@ -22,7 +22,9 @@
 // Inside MULTI every command but EXEC is only queued, on the loop (dispatch()).
 //  * kPipelineWindow requests run.
 // Inline requests (PING, CONSISTENCY...) run on the loop at once; their reply is queued behind
-// the running ones. Forwarded requests from another machine (CAIRN.FORWARD) are independent
+// the running ones. Pub/sub commands (SUBSCRIBE, PUBLISH...) are inline too but first wait until
+// nothing runs, so subscriptions, publishes and pushed messages keep request order
+// (docs/pubsub.md). Forwarded requests from another machine (CAIRN.FORWARD) are independent
 // clients' commands multiplexed on one peer connection: they never wait for each other.
 
 #include <atomic>
@@ -41,6 +43,7 @@
 #include "net/asio.h"
 #include "net/connection.h"
 #include "resp/parser.h"
+#include "server/pubsub.h"
 #include "server/server_state.h"
 
 namespace cairn::server {
@@ -62,6 +65,14 @@ class ClientSession final : public net::Protocol {
   void on_close() override;
   bool busy() const override { return !running_.empty(); }
   void on_input_end_while_suspended() override;
+
+  // Pub/sub (server/pubsub.h). Loop thread: appends pushed messages behind the replies of the
+  // requests admitted before them, so a push never overtakes an earlier reply (a subscription's
+  // confirmation in particular).
+  // Returns the bytes held back behind running requests (they count towards the limits).
+  size_t deliver_push(std::string_view bytes);
+  int push_protocol() const { return protocol_.load(std::memory_order_relaxed); }
+  Subscriber& subscriber() const { return *subscriber_; }
 
   // The CLIENT LIST line of this client. Any thread; the calling client itself is described from
   // its live state.
@@ -182,6 +193,7 @@ class ClientSession final : public net::Protocol {
   bool suspended_ = false;  // this session suspended its connection
   std::optional<Blocked> blocked_;
   std::atomic<bool> waiting_in_block_{false};  // blocked_ is set (read by unblock())
+  std::shared_ptr<Subscriber> subscriber_;
   uint64_t notifications_before_ = 0;  // BlockedClients::notifications() before the command
   size_t partial_bytes_ = 0;        // bytes of the unfinished request held by the parser
   uint64_t parser_bulk_limit_ = 0;  // the proto-max-bulk-len the parser was given
@@ -216,6 +228,7 @@ struct ClientLine {
   int protocol = 2;
   std::string_view library_name;
   std::string_view library_version;
+  PubSubCounts pubsub;  // sub= psub= ssub=, and flags=P when any
 };
 std::string format_client_line(const ClientLine& line);
 

@@ -160,6 +160,8 @@ Status Server::open() {
       return migrator_->finish(migration, lsns, timeout_ms);
     };
     state_->set_cluster(std::move(parts));
+    pubsub_fanout_ = std::make_unique<PubSubFanout>(*peers_, *tables_, machine_id_);
+    state_->set_pubsub_fanout(pubsub_fanout_.get());
     runner_ = std::move(runner);
     state_->set_runner(runner_.get());
   } else if (config_.force_workers) {
@@ -568,7 +570,9 @@ void Server::teardown() {
   agent_.reset();
   migrator_.reset();
   rebuilder_.reset();
+  if (pubsub_fanout_) pubsub_fanout_->stop();
   peers_.reset();
+  pubsub_fanout_.reset();
   replica_.reset();
   range_load_.reset();
   tables_.reset();

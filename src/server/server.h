@@ -113,6 +113,7 @@ class Server {
   std::unique_ptr<replica::TableHolder> tables_;
   std::unique_ptr<replica::Replica> replica_;
   std::unique_ptr<net::PeerPool> peers_;
+  std::unique_ptr<PubSubFanout> pubsub_fanout_;  // cluster mode; stopped before peers_ goes
   std::unique_ptr<coordinator::ClusterCoordinator> coordinator_;
   std::unique_ptr<metrics::RangeLoadTracker> range_load_;  // counts the replica's accesses
   std::unique_ptr<coordinator::LocalKeyspace> keyspace_;

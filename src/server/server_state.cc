@@ -1,5 +1,7 @@
 #include "server/server_state.h"
 
+#include "commands/keyspace_events.h"
+
 #include <sys/resource.h>
 #include <sys/utsname.h>
 #include <unistd.h>
@@ -202,6 +204,91 @@ ServerState::ServerState(ServerConfig config, size_t loop_count, storage::Engine
   redis_settings_.put("dir", config_.data_dir);
   for (size_t loop = 0; loop < loop_count_; ++loop) {
     loop_stats_[loop].commands = std::make_unique<CommandCounters[]>(specs_.size());
+  }
+  apply_pubsub_settings();
+  coordinator::set_expired_observer([this](std::string_view key, int64_t expire_at_ms) {
+    if ((keyspace_events_.load(std::memory_order_relaxed) & commands::kEventExpired) == 0) return;
+    {
+      constexpr size_t kExpiredRememberedMax = 65536;
+      std::lock_guard lock(expired_mutex_);
+      auto [it, added] = expired_sent_.try_emplace(std::string(key), expire_at_ms);
+      if (!added && it->second == expire_at_ms) return;
+      it->second = expire_at_ms;
+      if (expired_sent_.size() > kExpiredRememberedMax) expired_sent_.clear();
+    }
+    notify_keyspace_event(commands::kEventExpired, "expired", key);
+  });
+}
+
+ServerState::~ServerState() { coordinator::set_expired_observer(nullptr); }
+
+void ServerState::apply_pubsub_settings() {
+  if (const RedisSetting* limits = redis_settings_.find("client-output-buffer-limit")) {
+    pubsub_.set_limits(parse_pubsub_limits(redis_settings_.get(*limits)));
+  }
+  if (const RedisSetting* events = redis_settings_.find("notify-keyspace-events")) {
+    uint32_t flags = commands::parse_keyspace_event_flags(redis_settings_.get(*events));
+    // Without K or E, or without any class, nothing is published (Redis's rule).
+    if ((flags & (commands::kEventKeyspace | commands::kEventKeyevent)) == 0 ||
+        (flags & ~(commands::kEventKeyspace | commands::kEventKeyevent)) == 0) {
+      flags = 0;
+    }
+    keyspace_events_.store(flags, std::memory_order_relaxed);
+  }
+}
+
+ClientSession* ServerState::find_session(uint64_t id) {
+  std::lock_guard lock(clients_mutex_);
+  const auto it = clients_.find(id);
+  return it == clients_.end() ? nullptr : const_cast<ClientSession*>(it->second.session);
+}
+
+bool ServerState::pubsub_change(const commands::Session& session, commands::PubSubKind kind,
+                                std::string_view channel, bool subscribe) {
+  ClientSession* client = find_session(session.id);
+  if (client == nullptr) return false;
+  return pubsub_.change(client->subscriber(), kind, channel, subscribe);
+}
+
+std::vector<std::string> ServerState::pubsub_subscriptions(const commands::Session& session,
+                                                           commands::PubSubKind kind) {
+  ClientSession* client = find_session(session.id);
+  if (client == nullptr) return {};
+  return pubsub_.subscriptions(client->subscriber(), kind);
+}
+
+int64_t ServerState::publish(commands::PubSubKind kind, std::string_view channel,
+                             std::string_view message) {
+  const int64_t receivers = pubsub_.deliver(kind, channel, message);
+  if (fanout_ != nullptr) fanout_->send(kind, channel, message);
+  return receivers;
+}
+
+void ServerState::publish_local(commands::PubSubKind kind, std::string_view channel,
+                                std::string_view message) {
+  pubsub_.deliver(kind, channel, message);
+}
+
+std::vector<std::string> ServerState::pubsub_channels(commands::PubSubKind kind,
+                                                      std::string_view pattern) {
+  return pubsub_.channels(kind, pattern);
+}
+
+int64_t ServerState::pubsub_numsub(commands::PubSubKind kind, std::string_view channel) {
+  return pubsub_.numsub(kind, channel);
+}
+
+int64_t ServerState::pubsub_numpat() { return pubsub_.numpat(); }
+
+void ServerState::notify_keyspace_event(uint32_t event_class, std::string_view event,
+                                        std::string_view key) {
+  const uint32_t flags = keyspace_events_.load(std::memory_order_relaxed);
+  if ((flags & event_class) == 0) return;
+  if ((flags & commands::kEventKeyspace) != 0) {
+    publish(commands::PubSubKind::kChannel, fmt::format("__keyspace@0__:{}", key), event);
+  }
+  if ((flags & commands::kEventKeyevent) != 0) {
+    publish(commands::PubSubKind::kChannel, fmt::format("__keyevent@0__:{}", event), key);
   }
 }
 
@@ -407,6 +494,7 @@ Status ServerState::config_set(std::string_view raw_name, std::string_view value
     }
     if (Status status = redis_settings_.set(*redis, value); !status.is_ok()) return status;
     if (redis->name == "loglevel") apply_log_level(redis_settings_.get(*redis));
+    apply_pubsub_settings();
     return Status::ok();
   }
   std::lock_guard lock(config_mutex_);
@@ -667,18 +755,26 @@ std::string ServerState::stats_section() {
     std::lock_guard lock(slow_mutex_);
     slowlog_length = slowlog_.size();
   }
+  const PubSubStats pubsub = pubsub_.stats();
+  const PubSubFanoutStats fanout = fanout_ != nullptr ? fanout_->stats() : PubSubFanoutStats{};
   return fmt::format(
       "# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{}\r\n"
       "instantaneous_ops_per_sec:{}\r\ntotal_net_input_bytes:{}\r\ntotal_net_output_bytes:{}\r\n"
       "rejected_connections:{}\r\nexpired_keys:0\r\nevicted_keys:0\r\nkeyspace_hits:0\r\n"
-      "keyspace_misses:0\r\npubsub_channels:0\r\npubsub_patterns:0\r\n"
+      "keyspace_misses:0\r\npubsub_channels:{}\r\npubsub_patterns:{}\r\n"
+      "pubsubshard_channels:{}\r\n"
       "total_error_replies:{}\r\nslowlog_len:{}\r\n"
       "cairn_transactions_committed:{}\r\ncairn_transactions_watch_aborted:{}\r\n"
-      "cairn_transactions_queue_errors:{}\r\ncairn_transactions_refused:{}\r\n",
+      "cairn_transactions_queue_errors:{}\r\ncairn_transactions_refused:{}\r\n"
+      "cairn_pubsub_messages_delivered:{}\r\ncairn_pubsub_clients_disconnected:{}\r\n"
+      "cairn_pubsub_peer_messages_sent:{}\r\ncairn_pubsub_peer_messages_dropped:{}\r\n",
       total_connections_.load(), total_commands(), instantaneous_ops_.load(), net_input_bytes(),
-      net_output_bytes(), rejected_connections_.load(), errors, slowlog_length,
+      net_output_bytes(), rejected_connections_.load(),
+      pubsub_.channels(commands::PubSubKind::kChannel, "").size(), pubsub_.numpat(),
+      pubsub_.channels(commands::PubSubKind::kShard, "").size(), errors, slowlog_length,
       transactions_committed_.load(), transactions_watch_aborted_.load(),
-      transactions_queue_errors_.load(), transactions_refused_.load());
+      transactions_queue_errors_.load(), transactions_refused_.load(), pubsub.messages_delivered,
+      pubsub.clients_disconnected, fanout.messages_sent, fanout.messages_dropped);
 }
 
 // Every replica of a shard accepts writes, so each machine is a "master" to Redis tools; the
@@ -761,6 +857,21 @@ void ServerState::write_metrics(metrics::PrometheusText& out) {
               static_cast<double>(rejected_connections_.load()));
   out.counter("cairn_commands_processed_total", "Commands served, all commands together.",
               static_cast<double>(total_commands()));
+  const PubSubStats pubsub = pubsub_.stats();
+  const PubSubFanoutStats fanout = fanout_ != nullptr ? fanout_->stats() : PubSubFanoutStats{};
+  out.counter("cairn_pubsub_messages_delivered_total",
+              "Pub/sub messages queued for this machine's subscribers (one per receiver).",
+              static_cast<double>(pubsub.messages_delivered));
+  out.counter("cairn_pubsub_clients_disconnected_total",
+              "Subscribers closed by client-output-buffer-limit pubsub.",
+              static_cast<double>(pubsub.clients_disconnected));
+  out.counter("cairn_pubsub_peer_messages_sent_total",
+              "Published messages another machine acknowledged (one per machine).",
+              static_cast<double>(fanout.messages_sent));
+  out.counter("cairn_pubsub_peer_messages_dropped_total",
+              "Published messages not delivered to another machine (queue full, peer "
+              "unreachable or slow).",
+              static_cast<double>(fanout.messages_dropped));
   const std::vector<CommandTotals> totals = command_totals();
   out.family("cairn_commands_total", "counter",
              "Commands served, by command and outcome (ok, or error when the reply is an error).");

@@ -27,6 +27,8 @@
 #include "server/config.h"
 #include "server/redis_settings.h"
 #include "server/blocked_clients.h"
+#include "server/pubsub.h"
+#include "server/pubsub_fanout.h"
 #include "storage/engine.h"
 
 namespace cairn::server {
@@ -110,6 +112,7 @@ class ServerState final : public commands::ServerControl {
   // possibly several times) when a client asks the server to stop.
   ServerState(ServerConfig config, size_t loop_count, storage::Engine& engine,
               coordinator::Keyspace& keyspace, std::function<void()> on_shutdown);
+  ~ServerState() override;
 
   // commands::ServerControl.
   std::vector<std::pair<std::string, std::string>> config_get(std::string_view pattern) override;
@@ -175,6 +178,28 @@ class ServerState final : public commands::ServerControl {
   // The clients waiting in blocking list commands; woken by every list write this machine
   // applies (the engine's field observer, set by the constructor).
   BlockedClients& blocked_clients() { return blocked_clients_; }
+  // Pub/sub (docs/pubsub.md): this machine's registry, and in cluster mode the fan-out to the
+  // other machines (set once, before the loops start).
+  PubSub& pubsub() { return pubsub_; }
+  void set_pubsub_fanout(PubSubFanout* fanout) { fanout_ = fanout; }
+  bool pubsub_change(const commands::Session& session, commands::PubSubKind kind,
+                     std::string_view channel, bool subscribe) override;
+  std::vector<std::string> pubsub_subscriptions(const commands::Session& session,
+                                                commands::PubSubKind kind) override;
+  int64_t publish(commands::PubSubKind kind, std::string_view channel,
+                  std::string_view message) override;
+  void publish_local(commands::PubSubKind kind, std::string_view channel,
+                     std::string_view message) override;
+  std::vector<std::string> pubsub_channels(commands::PubSubKind kind,
+                                           std::string_view pattern) override;
+  int64_t pubsub_numsub(commands::PubSubKind kind, std::string_view channel) override;
+  int64_t pubsub_numpat() override;
+  uint32_t keyspace_event_flags() override {
+    return keyspace_events_.load(std::memory_order_relaxed);
+  }
+  void notify_keyspace_event(uint32_t event_class, std::string_view event,
+                             std::string_view key) override;
+
   size_t connected_clients() const { return connected_.load(std::memory_order_relaxed); }
   uint64_t total_commands() const;
 
@@ -197,6 +222,11 @@ class ServerState final : public commands::ServerControl {
   std::string replication_section();
   std::string cpu_section();
   std::string cluster_section();
+  // Applies the Redis settings that mean something to pub/sub (client-output-buffer-limit,
+  // notify-keyspace-events). REQUIRES: config_mutex_ held.
+  void apply_pubsub_settings();
+  // The connection whose session has `id`, if it is still registered.
+  ClientSession* find_session(uint64_t id);
   std::string keyspace_section();
   std::string commandstats_section();
   std::string latencystats_section();
@@ -216,6 +246,13 @@ class ServerState final : public commands::ServerControl {
   storage::Engine& engine_;
   coordinator::Keyspace& keyspace_;
   BlockedClients blocked_clients_;
+  PubSub pubsub_;
+  PubSubFanout* fanout_ = nullptr;
+  std::atomic<uint32_t> keyspace_events_{0};
+  // "expired" events already sent: key → the expiry they were sent for (bounded; a read of a
+  // key that expired reports it each time until compaction purges it).
+  std::mutex expired_mutex_;
+  std::unordered_map<std::string, int64_t> expired_sent_;
   const commands::CommandTable& table_;
   std::function<void()> on_shutdown_;
   CommandRunner* runner_ = nullptr;
