@@ -4,3 +4,10 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import probes  # noqa: E402
+from probes import requires_probes  # noqa: E402,F401  (autouse)
+
+
+def pytest_configure(config):
+    probes.register(config)

@@ -59,8 +59,7 @@ def _cluster_supported():
     return "--cluster-secret" in out
 
 
-needs_cluster = pytest.mark.skipif(not _cluster_supported(),
-                                   reason="build/cairn has no --cluster-secret yet")
+needs_cluster = pytest.mark.requires(_cluster_supported(), "build/cairn has no --cluster-secret")
 
 
 @needs_cluster

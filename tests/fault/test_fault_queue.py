@@ -25,7 +25,7 @@ import workload
 from launcher import Cluster
 
 supported, _ = workload.cluster_supported()
-needs_cluster = pytest.mark.skipif(not supported, reason="build/cairn has no cluster mode yet")
+needs_cluster = pytest.mark.requires(supported, "build/cairn has no cluster mode")
 
 QUEUE = "queue"
 REFUSALS = ("UNCERTAIN", "UNAVAILABLE", "NOLEADER")

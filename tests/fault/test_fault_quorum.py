@@ -12,7 +12,7 @@ import pytest
 import workload
 
 supported, _ = workload.cluster_supported()
-needs_cluster = pytest.mark.skipif(not supported, reason="build/cairn has no cluster mode yet")
+needs_cluster = pytest.mark.requires(supported, "build/cairn has no cluster mode")
 
 
 def _assert_clean(result):

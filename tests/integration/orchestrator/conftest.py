@@ -11,7 +11,13 @@ sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(HERE, "..", "..", "fault"))
 sys.path.insert(0, os.path.join(HERE, "..", "..", "cluster"))
 
+import probes  # noqa: E402
 from dev_cluster import DevCluster  # noqa: E402
+from probes import requires_probes  # noqa: E402,F401  (autouse)
+
+
+def pytest_configure(config):
+    probes.register(config)
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ import redis
 from dev_cluster import DevCluster, orchestrator_supported, wait_for
 
 _SUPPORTED, _WHY_NOT = orchestrator_supported()
-pytestmark = pytest.mark.skipif(not _SUPPORTED, reason=_WHY_NOT)
+pytestmark = pytest.mark.requires(_SUPPORTED, _WHY_NOT)
 
 FAKETIME_LIB = "/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1"
 CELL_HEADER = struct.Struct(">BBBQQqI")  # docs/formats.md "Cells"

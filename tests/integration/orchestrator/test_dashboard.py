@@ -33,7 +33,7 @@ def _why_not():
     return None
 
 
-pytestmark = pytest.mark.skipif(_why_not() is not None, reason=_why_not() or "")
+pytestmark = pytest.mark.requires(_why_not() is None, _why_not() or "")
 
 
 def check(dev, screenshot, no_library=False):

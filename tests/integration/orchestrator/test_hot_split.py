@@ -40,7 +40,7 @@ from xxh3 import token_of  # noqa: E402
 HOT_BAND = (1 << 62, (1 << 62) + (1 << 64) // 100)
 
 _SUPPORTED, _WHY_NOT = orchestrator_supported()
-pytestmark = pytest.mark.skipif(not _SUPPORTED, reason=_WHY_NOT)
+pytestmark = pytest.mark.requires(_SUPPORTED, _WHY_NOT)
 
 PRELOAD_KEYS = 2000
 BENCH_SECONDS = 60

@@ -15,7 +15,7 @@ import pytest
 
 from dev_cluster import DevCluster, orchestrator_supported, wait_for
 
-pytestmark = pytest.mark.skipif(not orchestrator_supported(), reason="cairn dev not built")
+pytestmark = pytest.mark.requires(*orchestrator_supported())
 
 METRICS_PORT_OFFSET = 1000  # cairn dev: machine i serves /metrics on its client port + 1000
 

@@ -27,7 +27,7 @@ from migration_workload import (Traffic, keys_per_shard, misplaced_keys, owner_o
 from xxh3 import token_of  # noqa: E402  (migration_workload puts tests/cluster on the path)
 
 _SUPPORTED, _WHY_NOT = orchestrator_supported()
-pytestmark = pytest.mark.skipif(not _SUPPORTED, reason=_WHY_NOT)
+pytestmark = pytest.mark.requires(_SUPPORTED, _WHY_NOT)
 
 MIGRATION_TIMEOUT_S = 240
 PRELOAD_KEYS = 3000

@@ -20,7 +20,7 @@ from dev_cluster import (DEAD_AFTER_MS, DOWN_AFTER_MS, MachinesView, health,
 from history import History
 
 _SUPPORTED, _WHY_NOT = orchestrator_supported()
-pytestmark = pytest.mark.skipif(not _SUPPORTED, reason=_WHY_NOT)
+pytestmark = pytest.mark.requires(_SUPPORTED, _WHY_NOT)
 
 # Slack on top of the configured detection times: the detector ticks every 100 ms, heartbeats
 # every 250 ms, the test polls every 50 ms, and the host is shared with builds.

@@ -22,8 +22,8 @@ from dev_cluster import orchestrator_supported, wait_for
 from ha_cluster import SECRET, HaCluster, etcd_available, http_json
 
 pytestmark = [
-    pytest.mark.skipif(not orchestrator_supported()[0], reason=orchestrator_supported()[1]),
-    pytest.mark.skipif(not etcd_available(), reason="etcd is not installed (scripts/install-deps)"),
+    pytest.mark.requires(*orchestrator_supported()),
+    pytest.mark.requires(etcd_available(), "etcd is not installed (scripts/install-deps)"),
 ]
 
 KILLS = int(os.environ.get("CAIRN_HA_KILLS", "3"))
@@ -535,7 +535,7 @@ class RoleRecorder:
                 if j == i and (role == "leader" or code not in (None, 307, 503))]
 
 
-@pytest.mark.skipif(not iptables_usable()[0], reason=iptables_usable()[1])
+@pytest.mark.requires(*iptables_usable())
 def test_leader_partitioned_from_etcd_stops_before_another_leads():
     """iptables cuts the leading orchestrator's address off etcd's (machines and clients still
     reach it). It stops saying it leads and stops taking heartbeats before any other
@@ -596,7 +596,7 @@ def test_leader_partitioned_from_etcd_stops_before_another_leads():
         assert status["epoch"] >= epoch_before
 
 
-@pytest.mark.skipif(not iptables_usable()[0], reason=iptables_usable()[1])
+@pytest.mark.requires(*iptables_usable())
 def test_leader_acting_past_its_lease_is_fenced_by_etcd():
     """Fencing, not timing: every orchestrator runs with --unsafe-lease-overrun-ms 30000, so a
     leader cut off from etcd goes on acting past its lease (as a leader whose clock or scheduler

@@ -17,7 +17,7 @@ from migration_workload import stored_cells, wait_replicas_agree
 from xxh3 import token_of  # noqa: E402  (migration_workload puts tests/cluster on the path)
 
 _SUPPORTED, _WHY_NOT = orchestrator_supported()
-pytestmark = pytest.mark.skipif(not _SUPPORTED, reason=_WHY_NOT)
+pytestmark = pytest.mark.requires(_SUPPORTED, _WHY_NOT)
 
 CELL_HEADER = struct.Struct(">BBBQQqI")  # docs/formats.md "Cells", layout version 1
 KEYS = 500

@@ -23,7 +23,7 @@ from dev_cluster import DevCluster, orchestrator_supported, wait_for  # noqa: E4
 from xxh3 import SLOT_SHIFT, key_slot, token_of  # noqa: E402
 
 _SUPPORTED, _WHY_NOT = orchestrator_supported()
-pytestmark = pytest.mark.skipif(not _SUPPORTED, reason=_WHY_NOT)
+pytestmark = pytest.mark.requires(_SUPPORTED, _WHY_NOT)
 
 SLOTS = 16384
 MIGRATION_TIMEOUT_S = 240
@@ -185,7 +185,7 @@ def test_redis_py_cluster_client_runs_a_workload(dev):
     assert plain.get("rc:299") == b"value299" and plain.get("rc:0") is None
 
 
-@pytest.mark.skipif(shutil.which("redis-cli") is None, reason="redis-cli is not installed")
+@pytest.mark.requires(shutil.which("redis-cli") is not None, "redis-cli is not installed")
 def test_redis_cli_cluster_mode_runs_a_workload(dev):
     commands = []
     for i in range(200):
@@ -218,9 +218,9 @@ def test_redis_cli_cluster_mode_runs_a_workload(dev):
 NODE_DIR = os.path.join(HERE, "..", "..", "node")
 
 
-@pytest.mark.skipif(shutil.which("node") is None or
-                    not os.path.isdir(os.path.join(NODE_DIR, "node_modules", "ioredis")),
-                    reason="node or ioredis is not installed (scripts/install-deps installs both)")
+@pytest.mark.requires(shutil.which("node") is not None and
+                      os.path.isdir(os.path.join(NODE_DIR, "node_modules", "ioredis")),
+                      "node or ioredis is not installed (scripts/install-deps installs both)")
 def test_ioredis_cluster_client_runs_a_workload(dev):
     import json
     out = subprocess.run(["node", os.path.join(NODE_DIR, "ioredis_cluster.js"),

@@ -17,8 +17,8 @@ from ha_cluster import http_json
 
 _SUPPORTED, _WHY_NOT = orchestrator_supported()
 pytestmark = [
-    pytest.mark.skipif(not _SUPPORTED, reason=_WHY_NOT),
-    pytest.mark.skipif(os.geteuid() != 0, reason="mounting a tmpfs needs root"),
+    pytest.mark.requires(_SUPPORTED, _WHY_NOT),
+    pytest.mark.requires(os.geteuid() == 0, "mounting a tmpfs needs root"),
 ]
 
 SECRET = "state-disk-secret"
