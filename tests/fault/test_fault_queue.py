@@ -1,6 +1,7 @@
-"""The queue checker (issue 12): producers LPUSH unique items through random machines of a
-3-machine cluster (RF 3), consumers BRPOP through random machines, and one machine (chosen at
-random, the shard leader included) is killed with SIGKILL mid-run and restarted.
+"""The queue checker: producers LPUSH unique items through random machines of a 3-machine
+cluster (RF 3), consumers BRPOP through random machines, and one machine is faulted mid-run,
+then healed: a random one killed with SIGKILL and restarted, or the shard's leader paused with
+SIGSTOP and resumed, or the leader cut from the others by iptables and reconnected.
 
 Checked at the end, with every item counted once:
   * no item is popped twice;
@@ -23,6 +24,7 @@ import redis
 
 import workload
 from launcher import Cluster
+from nemesis import Nemesis
 
 supported, _ = workload.cluster_supported()
 needs_cluster = pytest.mark.requires(supported, "build/cairn has no cluster mode")
@@ -32,10 +34,12 @@ REFUSALS = ("UNCERTAIN", "UNAVAILABLE", "NOLEADER")
 
 
 @needs_cluster
-def test_queue_items_are_popped_at_most_once_and_never_lost():
+@pytest.mark.parametrize("fault", ["kill", "pause", "partition"])
+def test_queue_items_are_popped_at_most_once_and_never_lost(fault):
     seconds = float(os.environ.get("CAIRN_QUEUE_SECONDS", "20"))
     rng = random.Random(int(os.environ.get("CAIRN_QUEUE_SEED", "12")))
-    with Cluster(machines=3, shards=1, rf=3) as cluster:
+    with Cluster(machines=3, shards=1, rf=3) as cluster, \
+            Nemesis(cluster, log=lambda _: None) as nemesis:
         acked, uncertain, popped = set(), set(), []
         lost_replies = [0]
         lock = threading.Lock()
@@ -60,7 +64,8 @@ def test_queue_items_are_popped_at_most_once_and_never_lost():
                     assert str(e).startswith(REFUSALS), e
                     with lock:
                         uncertain.add(item)
-                except redis.ConnectionError:
+                except (redis.ConnectionError, redis.TimeoutError):
+                    # No answer: the push may have been applied (a paused or cut-off machine).
                     with lock:
                         uncertain.add(item)
                     time.sleep(0.05)
@@ -93,11 +98,13 @@ def test_queue_items_are_popped_at_most_once_and_never_lost():
         threads += [threading.Thread(target=consumer, args=(n,)) for n in range(3)]
         for t in threads:
             t.start()
-        victim = rng.randrange(3)
+        # A random machine is killed; the shard's leader, where every pop and push is ordered,
+        # is the one paused or cut off.
+        victim = rng.randrange(3) if fault == "kill" else cluster.leader_of_shard(1)
         time.sleep(seconds / 3)
-        cluster.kill(victim)
+        getattr(nemesis, fault)(victim)
         time.sleep(seconds / 6)
-        cluster.restart(victim)
+        nemesis.heal()
         time.sleep(seconds / 2)
         producing.clear()
         # Let the consumers drain what is left, then stop them.
@@ -117,9 +124,9 @@ def test_queue_items_are_popped_at_most_once_and_never_lost():
         missing = acked - seen
         print("queue checker: %d acknowledged pushes, %d uncertain, %d popped, %d left, "
               "%d duplicates, %d invented, %d missing, %d consumer calls in the lost-reply "
-              "window (machine %d killed)" % (len(acked), len(uncertain), len(popped),
-                                              len(remaining), duplicates, len(invented),
-                                              len(missing), lost_replies[0], victim + 1))
+              "window (%s of machine %d)" % (len(acked), len(uncertain), len(popped),
+                                             len(remaining), duplicates, len(invented),
+                                             len(missing), lost_replies[0], fault, victim + 1))
         assert len(acked) > 100, "the producers barely ran"
         assert duplicates == 0, "items popped twice"
         assert not invented, sorted(invented)[:10]
