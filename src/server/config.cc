@@ -64,6 +64,9 @@ constexpr SettingInfo kSettings[] = {
     {"read-speculate-ms",
      "a read at level R asks R replicas; the others too when those have not answered after "
      "this long, 0-600000 (0: every read asks every voting replica)  [default: 50]"},
+    {"block-cache-mb",
+     "RocksDB block cache (data, index and Bloom filter blocks read from disk), MiB, 8-1048576  "
+     "[default: 32]"},
     {"rebuild-max-mb-per-s",
      "throttle of the copy that rebuilds a replaced replica, MiB/s (0: unlimited)  [default: 0]"},
     {"metrics-port",
@@ -248,6 +251,10 @@ Status apply_setting(ServerConfig& config, std::string_view raw_name, std::strin
     auto speculate = parse_integer(name, value, 0, kRequestTimeoutMsMax);
     if (!speculate.is_ok()) return speculate.status();
     config.read_speculate_ms = *speculate;
+  } else if (name == "block-cache-mb") {
+    auto megabytes = parse_integer(name, value, kBlockCacheMbMin, kBlockCacheMbMax);
+    if (!megabytes.is_ok()) return megabytes.status();
+    config.block_cache_mb = *megabytes;
   } else if (name == "rebuild-max-mb-per-s") {
     auto rate = parse_integer(name, value, 0, kRebuildMaxMbPerSecMax);
     if (!rate.is_ok()) return rate.status();
@@ -297,6 +304,7 @@ std::string setting_value(const ServerConfig& config, std::string_view raw_name)
   if (name == "read-speculate-ms") return std::to_string(config.read_speculate_ms);
   if (name == "max-clock-offset-ms") return std::to_string(config.max_clock_offset_ms);
   if (name == "rebuild-max-mb-per-s") return std::to_string(config.rebuild_max_mb_per_s);
+  if (name == "block-cache-mb") return std::to_string(config.block_cache_mb);
   if (name == "metrics-port") return std::to_string(config.metrics_port);
   if (name == "slowlog-log-slower-than") return std::to_string(config.slowlog_log_slower_than_us);
   if (name == "slowlog-max-len") return std::to_string(config.slowlog_max_len);

@@ -55,6 +55,8 @@ struct ServerConfig {
   // With an orchestrator: past this offset from the orchestrator's clock the machine coordinates
   // no writes (docs/operations.md "Clock offset"; 0 = no bound).
   int64_t max_clock_offset_ms = 500;
+  // RocksDB's block cache: data blocks, and the index and Bloom filter blocks (docs/operations.md).
+  int64_t block_cache_mb = 32;
   // The rebuild of a replaced replica (server/rebuilder.h) copies at most this many MiB per
   // second (0 = unlimited).
   int64_t rebuild_max_mb_per_s = 0;
@@ -72,6 +74,8 @@ struct ServerConfig {
 inline constexpr size_t kServerWorkersMax = 256;
 inline constexpr int64_t kRequestTimeoutMsMax = 600'000;
 inline constexpr int64_t kMaxClockOffsetMsMax = 86'400'000;
+inline constexpr int64_t kBlockCacheMbMin = 8;
+inline constexpr int64_t kBlockCacheMbMax = 1'048'576;
 inline constexpr int64_t kRebuildMaxMbPerSecMax = 1'000'000;
 inline constexpr int64_t kSlowlogMaxLenMax = 100'000;
 

@@ -172,6 +172,15 @@ TEST(ConfigTest, ClusterFlagsAndToml) {
   ASSERT_TRUE(throttled.is_ok()) << throttled.status().to_string();
   EXPECT_EQ(throttled->rebuild_max_mb_per_s, 50);
   EXPECT_FALSE(parse_flags({"--rebuild-max-mb-per-s", "-1"}).is_ok());
+  EXPECT_EQ(defaults.block_cache_mb, 32);
+  EXPECT_EQ(defaults.max_clock_offset_ms, 500);
+  auto tuned = parse_flags({"--block-cache-mb", "256", "--max-clock-offset-ms", "0"});
+  ASSERT_TRUE(tuned.is_ok()) << tuned.status().to_string();
+  EXPECT_EQ(tuned->block_cache_mb, 256);
+  EXPECT_EQ(tuned->max_clock_offset_ms, 0);
+  EXPECT_EQ(setting_value(*tuned, "block-cache-mb"), "256");
+  EXPECT_FALSE(parse_flags({"--block-cache-mb", "4"}).is_ok());
+  EXPECT_FALSE(parse_flags({"--max-clock-offset-ms", "-1"}).is_ok());
   EXPECT_FALSE(parse_flags({"--machine-id", "-1"}).is_ok());
   EXPECT_FALSE(parse_flags({"--machine-id", "18446744073709551616"}).is_ok());
 

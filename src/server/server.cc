@@ -117,6 +117,7 @@ Status Server::open() {
   storage::EngineOptions engine_options;
   engine_options.path = (std::filesystem::path(config_.data_dir) / kEngineDirectory).string();
   engine_options.durability = config_.durability;
+  engine_options.block_cache_bytes = static_cast<size_t>(config_.block_cache_mb) * 1024 * 1024;
   engine_options.wall_clock_ms = wall_clock_ms;
   clock_ = std::make_unique<HybridClock>();
   engine_options.clock_to_record = [clock = clock_.get()] { return clock->last(); };
