@@ -272,7 +272,7 @@ int64_t ServerState::publish(commands::PubSubKind kind, std::string_view channel
 namespace {
 // Invalidations travel to the other machines as pub/sub messages on this internal channel
 // (docs/tracking.md): the payload is each key as "<length>:<bytes>", or "*" for a flush.
-constexpr std::string_view kInvalidateChannel = "__cairn__:invalidate";
+constexpr std::string_view kInvalidateChannel = PubSubFanout::kInvalidateChannel;
 
 std::string encode_keys(const std::vector<std::string>& keys) {
   std::string out;
@@ -786,8 +786,8 @@ std::string ServerState::server_section() {
 std::string ServerState::clients_section() {
   return fmt::format(
       "# Clients\r\nconnected_clients:{}\r\nmaxclients:{}\r\nblocked_clients:0\r\n"
-      "tracking_clients:0\r\n",
-      connected_clients(), settings_.maxclients.load());
+      "tracking_clients:{}\r\n",
+      connected_clients(), settings_.maxclients.load(), tracking_.clients());
 }
 
 std::string ServerState::memory_section() {

@@ -311,6 +311,11 @@ void Tracking::set_max_keys(uint64_t max_keys) {
   evict_over_limit();
 }
 
+size_t Tracking::clients() const {
+  std::lock_guard lock(mutex_);
+  return clients_.size();
+}
+
 size_t Tracking::tracked_keys() const {
   std::lock_guard lock(mutex_);
   return table_.size();

@@ -58,6 +58,7 @@ class Tracking {
 
   void set_max_keys(uint64_t max_keys);
   size_t tracked_keys() const;
+  size_t clients() const;  // INFO clients' tracking_clients
 
   // The invalidation message of `keys` (nullopt: a null key list, FLUSHALL).
   static std::shared_ptr<const PubSubMessage> encode(

@@ -24,6 +24,7 @@ class NearCache:
         self.cache = {}
         self.hits = 0
         self.invalidations = 0
+        self.flushes = 0
 
     def _reply(self):
         while True:
@@ -31,6 +32,7 @@ class NearCache:
             if isinstance(frame, Push) and frame and frame[0] == b"invalidate":
                 self.invalidations += 1
                 if frame[1] is None:
+                    self.flushes += 1
                     self.cache.clear()
                 else:
                     for key in frame[1]:
@@ -101,4 +103,32 @@ def test_near_cache_never_serves_an_older_value(cluster):
         for key, value in latest.items():
             assert near.get(key) == value, (round_number, key)
     assert near.invalidations > 0 and near.hits > 0
+    conn.close()
+
+
+def test_lost_invalidations_flush_the_near_cache(cluster):
+    """Machine 0 paused while machine 1 writes: the batches to it time out and are dropped. The
+    next batch machine 1 sends after machine 0 resumed starts with a flush: the tracking client
+    of machine 0 gets a null invalidation and its cache never keeps the lost write's old value."""
+    conn = RawConn(cluster.port(0), host=cluster.host(0), timeout=10.0)
+    near = NearCache(conn)
+    near.command("HELLO", "3")
+    assert near.command("CLIENT", "TRACKING", "ON") == b"OK"
+    writer = cluster.client(1)
+    writer.set("lost", "old")
+    assert near.get("lost") == b"old"
+    cluster.pause(0)
+    try:
+        writer.set("lost", "new")  # acknowledged by the other replicas
+        time.sleep(3.0)  # longer than the batch timeout (2 s): the invalidation is dropped
+    finally:
+        cluster.resume(0)
+    deadline = time.monotonic() + 10.0
+    while "lost" in near.cache and time.monotonic() < deadline:
+        writer.set("other", "x")  # the next message to machine 0 carries the flush
+        time.sleep(0.2)
+        near.drain()
+    assert near.get("lost") == b"new"
+    assert near.flushes >= 1
+    writer.close()
     conn.close()
