@@ -563,6 +563,23 @@ CommandSpec client_container() {
   subs.push_back(spec("client|reply", 3, kClientFlags,
                       "Instruct the server whether to reply to commands", "3.2.0", "O(1)",
                       client_reply));
+  // Client-side caching (docs/tracking.md): the server's tracking registry does the work.
+  const Handler tracking = [](CommandContext& context) {
+    context.server.client_tracking_command(context.session, context.args, context.reply);
+  };
+  subs.push_back(spec("client|tracking", -3, kClientFlags,
+                      "Enable or disable server assisted client side caching support", "6.0.0",
+                      "O(1). Some options may introduce additional complexity.", tracking));
+  subs.push_back(spec("client|caching", 3, kClientFlags,
+                      "Instruct the server about tracking or not keys in the next request",
+                      "6.0.0", "O(1)", tracking));
+  subs.push_back(spec("client|getredir", 2, kClientFlags,
+                      "Get tracking notifications redirection client ID if any", "6.0.0", "O(1)",
+                      tracking));
+  subs.push_back(spec("client|trackinginfo", 2, kClientFlags,
+                      "Return information about server assisted client side caching for the "
+                      "current connection",
+                      "6.2.0", "O(1)", tracking));
   subs.push_back(spec("client|help", 2, kLoading | kStale,
                       "Show helpful text about the different subcommands", "5.0.0", "O(1)",
                       client_help));

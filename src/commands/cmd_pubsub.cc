@@ -177,6 +177,12 @@ void reset(CommandContext& context) {
     }
   }
   session.pubsub_subscriptions = session.pubsub_shard_subscriptions = 0;
+  // RESET also turns client-side caching off (CLIENT TRACKING OFF's reply is dropped).
+  if (context.server.tracking_active()) {
+    std::string ignored;
+    resp::ReplyWriter discard(&ignored);
+    context.server.client_tracking_command(session, {"client", "tracking", "off"}, discard);
+  }
   session.protocol = 2;
   context.reply.set_protocol(2);
   session.name.clear();

@@ -312,11 +312,27 @@ DispatchOutcome dispatch(const CommandTable& table, CommandContext& context) {
   const bool notify = (spec->flags & kWrite) != 0 && context.server.keyspace_event_flags() != 0;
   const KeyspaceEventPlan plan =
       notify ? plan_keyspace_events(context, *spec) : KeyspaceEventPlan{};
+  // Client-side caching (docs/tracking.md): reads register their keys before they read, writes
+  // invalidate the keys they name once they succeeded.
+  const bool tracking = context.server.tracking_active();
+  std::vector<std::string> tracked_keys;
+  if (tracking) {
+    for (size_t index : key_indexes(*spec, std::span<const std::string>(args))) {
+      tracked_keys.push_back(args[index]);
+    }
+    context.server.tracking_before_command(session, *spec, tracked_keys);
+  }
   spec->handler(context);
   outcome.wrote = (spec->flags & kWrite) != 0 || context.wrote;
-  if (notify) {
-    emit_keyspace_events(context, *spec,
-                         std::string_view(*context.reply.buffer()).substr(reply_start), plan);
+  const std::string_view reply = std::string_view(*context.reply.buffer()).substr(reply_start);
+  if (notify) emit_keyspace_events(context, *spec, reply, plan);
+  const bool failed = !reply.empty() && (reply[0] == '-' || reply[0] == '!');
+  if (tracking && (spec->flags & kWrite) != 0 && !failed) {
+    if (spec->name == "flushall" || spec->name == "flushdb") {
+      context.server.tracking_flushed(session);
+    } else if (!tracked_keys.empty()) {
+      context.server.tracking_keys_written(session, tracked_keys);
+    }
   }
   return outcome;
 }

@@ -147,6 +147,8 @@ struct LatencyEvent {
   std::vector<std::pair<int64_t, uint64_t>> history;  // (unix time, ms), oldest first, <= 160
 };
 
+struct CommandSpec;
+
 // What the server offers handlers beyond the keyspace: settings, clients, stats, shutdown.
 // Implemented by the server (src/server); handlers use it for INFO, CONFIG, CLIENT, SHUTDOWN...
 class ServerControl {
@@ -229,6 +231,27 @@ class ServerControl {
   virtual uint32_t keyspace_event_flags() { return 0; }
   virtual void notify_keyspace_event(uint32_t /*event_class*/, std::string_view /*event*/,
                                      std::string_view /*key*/) {}
+  // ---- Client-side caching (docs/tracking.md). Defaults: no tracking (unit-test fakes). ----
+  // Whether dispatch() must report reads and writes (some client tracks, or cluster mode, where
+  // clients of other machines may track): one relaxed load per command when off.
+  virtual bool tracking_active() { return false; }
+  // Before a read-only command runs: remembers `keys` for the session's client if it tracks
+  // them (registered before the read, so a concurrent write cannot slip between). Also ends
+  // the effect of CLIENT CACHING, which lasts one command.
+  virtual void tracking_before_command(const Session& /*session*/, const CommandSpec& /*spec*/,
+                                       const std::vector<std::string>& /*keys*/) {}
+  // After a write command succeeded: invalidates `keys` for every tracking client, here and on
+  // the other machines.
+  virtual void tracking_keys_written(const Session& /*session*/,
+                                     const std::vector<std::string>& /*keys*/) {}
+  // FLUSHALL / FLUSHDB: every tracking client forgets everything (a null invalidation).
+  virtual void tracking_flushed(const Session& /*session*/) {}
+  // CLIENT TRACKING / CACHING / GETREDIR / TRACKINGINFO (args as sent, args[1] the subcommand).
+  virtual void client_tracking_command(const Session& /*session*/,
+                                       const std::vector<std::string>& /*args*/,
+                                       resp::ReplyWriter& reply) {
+    reply.error("ERR client-side caching is not available");
+  }
 };
 
 struct CommandContext {

@@ -704,6 +704,7 @@ size_t ClientSession::deliver_push(std::string_view bytes) {
 void ClientSession::on_close() {
   waiting_in_block_.store(false, std::memory_order_release);
   state_.pubsub().remove_all(*subscriber_);
+  state_.tracking().forget(session_.id);
   if (blocked_) {
     state_.blocked_clients().remove(blocked_->sequence);
     blocked_.reset();

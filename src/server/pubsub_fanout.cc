@@ -30,6 +30,18 @@ void PubSubFanout::send(PubSubKind kind, std::string_view channel, std::string_v
     if (machine.id == self_) return;
     if (machine.state == topology::MachineState::kDown ||
         machine.state == topology::MachineState::kDead) {
+      // Skipped: if it still has clients, the next batch it gets tells them to flush.
+      std::shared_ptr<Peer> skipped;
+      {
+        std::lock_guard lock(mutex_);
+        if (const auto it = by_machine_.find(machine.id); it != by_machine_.end()) {
+          skipped = it->second;
+        }
+      }
+      if (skipped) {
+        std::lock_guard lock(skipped->mutex);
+        skipped->lost = true;
+      }
       return;
     }
     const std::string& address =
@@ -66,6 +78,13 @@ void PubSubFanout::pump(const std::shared_ptr<Peer>& peer, std::unique_lock<std:
   std::vector<std::string> args;
   args.reserve(1 + 3 * std::min(peer->queue.size(), kBatchMessagesMax));
   args.emplace_back("CAIRN.PUBLISH");
+  if (peer->lost) {
+    // Messages for this peer were lost: its tracking clients may have missed invalidations.
+    args.emplace_back("c");
+    args.emplace_back(kInvalidateChannel);
+    args.emplace_back("*");
+    peer->lost = false;
+  }
   size_t bytes = 0;
   size_t count = 0;
   while (!peer->queue.empty() && count < kBatchMessagesMax && bytes < kBatchBytesMax) {
@@ -99,6 +118,7 @@ void PubSubFanout::pump(const std::shared_ptr<Peer>& peer, std::unique_lock<std:
 
 void PubSubFanout::note_dropped(Peer& peer, uint64_t count, std::string_view why) {
   dropped_.fetch_add(count, std::memory_order_relaxed);
+  peer.lost = true;
   peer.dropped_since_log += count;
   const int64_t now = monotonic_ms();
   if (now - peer.last_log_ms < 1000) return;

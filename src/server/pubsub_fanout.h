@@ -42,6 +42,11 @@ class PubSubFanout {
   static constexpr size_t kBatchBytesMax = 1024 * 1024;
   static constexpr size_t kQueueBytesMax = 64 * 1024 * 1024;
   static constexpr int kBatchTimeoutMs = 2000;
+  // Client-side caching (docs/tracking.md): invalidations travel as messages on this channel;
+  // "*" means "everything". After losing messages for a peer (or skipping it while it was down
+  // or dead), the next batch that reaches it starts with "*", so its tracking clients drop
+  // their whole near cache instead of keeping values whose invalidation was lost.
+  static constexpr std::string_view kInvalidateChannel = "__cairn__:invalidate";
 
   PubSubFanout(net::PeerPool& peers, replica::TableHolder& tables, uint64_t self);
   void send(commands::PubSubKind kind, std::string_view channel, std::string_view message);
@@ -63,6 +68,7 @@ class PubSubFanout {
     bool in_flight = false;
     int64_t last_log_ms = 0;
     uint64_t dropped_since_log = 0;
+    bool lost = false;  // messages were lost since the last batch that arrived
   };
   std::shared_ptr<Peer> peer(uint64_t id, const std::string& address);
   void enqueue(const std::shared_ptr<Peer>& peer, char kind, std::string_view channel,

@@ -1,5 +1,7 @@
 #include "server/server_state.h"
 
+#include <charconv>
+
 #include "commands/keyspace_events.h"
 
 #include <sys/resource.h>
@@ -235,6 +237,9 @@ void ServerState::apply_pubsub_settings() {
     }
     keyspace_events_.store(flags, std::memory_order_relaxed);
   }
+  if (const RedisSetting* max_keys = redis_settings_.find("tracking-table-max-keys")) {
+    tracking_.set_max_keys(std::stoull(redis_settings_.get(*max_keys)));
+  }
 }
 
 ClientSession* ServerState::find_session(uint64_t id) {
@@ -264,9 +269,77 @@ int64_t ServerState::publish(commands::PubSubKind kind, std::string_view channel
   return receivers;
 }
 
+namespace {
+// Invalidations travel to the other machines as pub/sub messages on this internal channel
+// (docs/tracking.md): the payload is each key as "<length>:<bytes>", or "*" for a flush.
+constexpr std::string_view kInvalidateChannel = PubSubFanout::kInvalidateChannel;
+
+std::string encode_keys(const std::vector<std::string>& keys) {
+  std::string out;
+  for (const std::string& key : keys) {
+    out += std::to_string(key.size());
+    out += ':';
+    out += key;
+  }
+  return out;
+}
+
+std::optional<std::vector<std::string>> decode_keys(std::string_view payload) {
+  std::vector<std::string> keys;
+  while (!payload.empty()) {
+    const size_t colon = payload.find(':');
+    if (colon == std::string_view::npos) return std::nullopt;
+    size_t length = 0;
+    const auto [end, ec] = std::from_chars(payload.data(), payload.data() + colon, length);
+    if (ec != std::errc() || colon + 1 + length > payload.size()) return std::nullopt;
+    keys.emplace_back(payload.substr(colon + 1, length));
+    payload.remove_prefix(colon + 1 + length);
+  }
+  return keys;
+}
+}  // namespace
+
 void ServerState::publish_local(commands::PubSubKind kind, std::string_view channel,
                                 std::string_view message) {
+  if (kind == commands::PubSubKind::kChannel && channel == kInvalidateChannel) {
+    if (message == "*") {
+      tracking_.flushed(0);
+    } else if (std::optional<std::vector<std::string>> keys = decode_keys(message)) {
+      tracking_.invalidate(0, *keys);
+    }
+    return;
+  }
   pubsub_.deliver(kind, channel, message);
+}
+
+// A write forwarded to its shard leader may run dispatch() on both machines: both send (a
+// duplicate invalidation is harmless, a missing one is not).
+void ServerState::tracking_keys_written(const commands::Session& session,
+                                        const std::vector<std::string>& keys) {
+  tracking_.invalidate(session.id, keys);
+  if (fanout_ != nullptr) {
+    fanout_->send(commands::PubSubKind::kChannel, kInvalidateChannel, encode_keys(keys));
+  }
+}
+
+void ServerState::tracking_flushed(const commands::Session& session) {
+  tracking_.flushed(session.id);
+  if (fanout_ != nullptr) {
+    fanout_->send(commands::PubSubKind::kChannel, kInvalidateChannel, "*");
+  }
+}
+
+void ServerState::deliver_invalidation(uint64_t id, bool redirected,
+                                       std::shared_ptr<const PubSubMessage> message) {
+  std::lock_guard lock(clients_mutex_);
+  const auto it = clients_.find(id);
+  if (it == clients_.end()) return;
+  ClientSession& client = *it->second.session;
+  // RESP2 has no pushes: only a REDIRECT target with a subscription takes it, as a message.
+  if (client.push_protocol() == 2 && !(redirected && pubsub_.counts(client.subscriber()).any())) {
+    return;
+  }
+  client.subscriber().push(std::move(message));
 }
 
 std::vector<std::string> ServerState::pubsub_channels(commands::PubSubKind kind,
@@ -713,8 +786,8 @@ std::string ServerState::server_section() {
 std::string ServerState::clients_section() {
   return fmt::format(
       "# Clients\r\nconnected_clients:{}\r\nmaxclients:{}\r\nblocked_clients:0\r\n"
-      "tracking_clients:0\r\n",
-      connected_clients(), settings_.maxclients.load());
+      "tracking_clients:{}\r\n",
+      connected_clients(), settings_.maxclients.load(), tracking_.clients());
 }
 
 std::string ServerState::memory_section() {

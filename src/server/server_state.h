@@ -29,6 +29,7 @@
 #include "server/blocked_clients.h"
 #include "server/pubsub.h"
 #include "server/pubsub_fanout.h"
+#include "server/tracking.h"
 #include "storage/engine.h"
 
 namespace cairn::server {
@@ -199,6 +200,21 @@ class ServerState final : public commands::ServerControl {
   }
   void notify_keyspace_event(uint32_t event_class, std::string_view event,
                              std::string_view key) override;
+  // Client-side caching (docs/tracking.md).
+  Tracking& tracking() { return tracking_; }
+  bool tracking_active() override { return fanout_ != nullptr || tracking_.active(); }
+  void tracking_before_command(const commands::Session& session, const commands::CommandSpec& spec,
+                               const std::vector<std::string>& keys) override {
+    tracking_.before_command(session, spec, keys);
+  }
+  void tracking_keys_written(const commands::Session& session,
+                             const std::vector<std::string>& keys) override;
+  void tracking_flushed(const commands::Session& session) override;
+  void client_tracking_command(const commands::Session& session,
+                               const std::vector<std::string>& args,
+                               resp::ReplyWriter& reply) override {
+    tracking_.command(session, args, reply);
+  }
 
   size_t connected_clients() const { return connected_.load(std::memory_order_relaxed); }
   uint64_t total_commands() const;
@@ -248,6 +264,14 @@ class ServerState final : public commands::ServerControl {
   BlockedClients blocked_clients_;
   PubSub pubsub_;
   PubSubFanout* fanout_ = nullptr;
+  // Queues an invalidation on client `id`'s connection (Tracking::Deliver).
+  void deliver_invalidation(uint64_t id, bool redirected,
+                            std::shared_ptr<const PubSubMessage> message);
+  Tracking tracking_{[this](uint64_t id, bool redirected,
+                            std::shared_ptr<const PubSubMessage> message) {
+                       deliver_invalidation(id, redirected, std::move(message));
+                     },
+                     [this](uint64_t id) { return find_session(id) != nullptr; }};
   std::atomic<uint32_t> keyspace_events_{0};
   // "expired" events already sent: key → the expiry they were sent for (bounded; a read of a
   // key that expired reports it each time until compaction purges it).
