@@ -74,6 +74,15 @@ def redis_ref():
 
 
 @pytest.fixture
+def clean(r, redis_ref):
+    """Both the server under test (through `r`) and the reference start from an empty db."""
+    c = RawConn(redis_ref.port)
+    c.cmd("FLUSHALL")
+    c.close()
+    yield
+
+
+@pytest.fixture
 def client_for():
     """client_for(server, **kw) -> redis-py client, closed at teardown."""
     clients = []

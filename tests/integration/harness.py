@@ -144,6 +144,16 @@ def parse_frame(buf, pos=0):
     raise ValueError("unknown RESP type byte %r in %r" % (t, buf[:200]))
 
 
+def assert_same_exchanges(run_script, server, reference, script):
+    """Runs `script` with run_script(port, script) against `server` and `reference` and asserts
+    the two exchanges are identical, step by step, then in length."""
+    ours = run_script(server.port, script)
+    theirs = run_script(reference.port, script)
+    for mine, expected in zip(ours, theirs):
+        assert mine == expected
+    assert len(ours) == len(theirs)
+
+
 class RawConn:
     """A client socket that sends exact bytes and reads exact replies."""
 

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from harness import RawConn, encode_command
+from harness import RawConn, assert_same_exchanges, encode_command
 
 
 def run_script(port, script):
@@ -35,19 +35,7 @@ def run_script(port, script):
 
 
 def assert_same(server, redis_ref, script):
-    ours = run_script(server.port, script)
-    theirs = run_script(redis_ref.port, script)
-    for mine, reference in zip(ours, theirs):
-        assert mine == reference
-    assert len(ours) == len(theirs)
-
-
-@pytest.fixture
-def clean(r, redis_ref):
-    c = RawConn(redis_ref.port)
-    c.cmd("FLUSHALL")
-    c.close()
-    yield
+    assert_same_exchanges(run_script, server, redis_ref, script)
 
 
 def test_resp2_subscribe_messages_and_subscribed_mode(server, redis_ref, clean):
