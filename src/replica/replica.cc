@@ -454,6 +454,28 @@ Result<std::pair<Fence, ScanResult>> Replica::scan(uint64_t epoch, topology::Tok
   return std::make_pair(fence, std::move(page).value());
 }
 
+Result<std::pair<Fence, RangeDigest>> Replica::digest(uint64_t epoch, topology::Token start,
+                                                      topology::Token end, size_t leaves,
+                                                      size_t max_cells) {
+  FenceGuard guard(*fence_state_);
+  const std::shared_ptr<const topology::RoutingTable> table = tables_.current();
+  const Fence fence = fence_for(guard, table.get(), epoch, start, end);
+  if (!fence.ok()) return std::make_pair(fence, RangeDigest{});
+  if (end != 0 && end <= start) {
+    return Status::invalid_argument("digest end must be after its start (0 = the ring's end)");
+  }
+  const topology::Range& range = table->range_for_token(start);
+  if (range.end != 0 && (end == 0 || end > range.end)) {
+    return Status::invalid_argument("digest end " + topology::format_token(end) +
+                                    " exceeds the end of the range " +
+                                    topology::format_token(range.end));
+  }
+  Result<RangeDigest> digest =
+      digest_range(engine_, start, end, leaves, max_cells, engine_.options().wall_clock_ms());
+  if (!digest.is_ok()) return digest.status();
+  return std::make_pair(fence, std::move(digest).value());
+}
+
 Result<ScanResult> Replica::scan_stored(topology::Token start, topology::Token end,
                                         size_t count, std::string_view from) {
   if (count == 0) return Status::invalid_argument("scan count must be positive");

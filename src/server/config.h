@@ -60,6 +60,13 @@ struct ServerConfig {
   // The rebuild of a replaced replica (server/rebuilder.h) copies at most this many MiB per
   // second (0 = unlimited).
   int64_t rebuild_max_mb_per_s = 0;
+  // Anti-entropy repair (server/repairer.h): cells per second it may digest and pull (0: off),
+  // and the least time between two passes over one shard.
+  int64_t repair_cells_per_s = 20'000;
+  int64_t repair_interval_s = 60;
+  // Hinted handoff (docs/cluster.md): a coordinator keeps the writes a replica missed and
+  // replays them. Off: only read repair and anti-entropy bring such a replica up to date.
+  bool hinted_handoff = true;
   // Tests only (no flag): run client commands on workers in single-machine mode too.
   bool force_workers = false;
 
@@ -77,6 +84,8 @@ inline constexpr int64_t kMaxClockOffsetMsMax = 86'400'000;
 inline constexpr int64_t kBlockCacheMbMin = 8;
 inline constexpr int64_t kBlockCacheMbMax = 1'048'576;
 inline constexpr int64_t kRebuildMaxMbPerSecMax = 1'000'000;
+inline constexpr int64_t kRepairCellsPerSecMax = 100'000'000;
+inline constexpr int64_t kRepairIntervalSecMax = 7 * 86'400;
 inline constexpr int64_t kSlowlogMaxLenMax = 100'000;
 
 // The names of every setting, in the order `--help` and CONFIG GET * list them.

@@ -153,7 +153,8 @@ Status Server::open() {
                                                     machine_id_);
     parts.extra_metrics = [this](metrics::PrometheusText& out) { write_cluster_metrics(out); };
     parts.extra_info = [this] {
-      return clock_info() + (rebuilder_ ? rebuilder_->info() : std::string()) + migrator_->info();
+      return clock_info() + (rebuilder_ ? rebuilder_->info() : std::string()) + migrator_->info() +
+             repairer_->info();
     };
     parts.migration_finish = [this](uint64_t migration,
                                     const std::vector<std::pair<uint64_t, uint64_t>>& lsns,
@@ -216,6 +217,7 @@ Status Server::open() {
   if (agent_) agent_->start();
   if (rebuilder_) rebuilder_->start();
   if (migrator_) migrator_->start();
+  if (repairer_) repairer_->start();
   watcher_ = std::thread([this] { watch_for_shutdown(); });
   spdlog::info("cairn {} ready: {}:{}, data {}, durability {}, {} event loops, machine {:016x}{}",
                kCairnVersion, config_.bind, port_, config_.data_dir,
@@ -273,6 +275,7 @@ Status Server::open_cluster() {
   coordinator::ClusterOptions options;
   options.request_timeout_ms = static_cast<int>(config_.request_timeout_ms);
   options.read_speculate_ms = static_cast<int>(config_.read_speculate_ms);
+  options.hinted_handoff = config_.hinted_handoff;
   coordinator_ = std::make_unique<coordinator::ClusterCoordinator>(options, *engine_, *clock_,
                                                                    *replica_, *peers_);
   coordinator_->start();
@@ -287,6 +290,10 @@ Status Server::open_cluster() {
     };
   }
   migrator_ = std::make_unique<Migrator>(std::move(migrator_options), *engine_, *replica_, *peers_);
+  RepairerOptions repair_options;
+  repair_options.cells_per_sec = static_cast<uint64_t>(config_.repair_cells_per_s);
+  repair_options.interval_ms = config_.repair_interval_s * 1000;
+  repairer_ = std::make_unique<Repairer>(repair_options, *replica_, *peers_);
   return Status::ok();
 }
 
@@ -540,6 +547,7 @@ void Server::teardown() {
   // heartbeats.
   if (migrator_) migrator_->stop();
   if (rebuilder_) rebuilder_->stop();
+  if (repairer_) repairer_->stop();
   // A stopping machine stops claiming to be alive; its lease then lapses on its own.
   if (agent_) agent_->stop();
   run_on_loop0([this] {
@@ -571,6 +579,7 @@ void Server::teardown() {
   agent_.reset();
   migrator_.reset();
   rebuilder_.reset();
+  repairer_.reset();
   if (pubsub_fanout_) pubsub_fanout_->stop();
   peers_.reset();
   pubsub_fanout_.reset();
