@@ -328,6 +328,7 @@ Status Server::open_agent() {
     migrator->set_orders(std::move(orders), epoch);
   };
   options.migration_reports = [migrator = migrator_.get()] { return migrator->reports(); };
+  options.repair_status = [repairer = repairer_.get()] { return repairer->status(); };
   options.max_clock_offset_ms = config_.max_clock_offset_ms;
   options.on_clock = [coordinator = coordinator_.get()](const ClockOffset& clock) {
     coordinator->set_clock_state(clock.in_bound(), clock.offset_ms(), clock.max_offset_ms());
