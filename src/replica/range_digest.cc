@@ -2,6 +2,7 @@
 
 #include <xxhash.h>
 
+#include <algorithm>
 #include <string>
 #include <string_view>
 
@@ -41,7 +42,7 @@ Token leaf_start(Token start, Token end, size_t leaves, size_t leaf) {
 }
 
 Result<RangeDigest> digest_range(storage::Engine& engine, Token start, Token end, size_t leaves,
-                                 size_t max_cells, int64_t now_ms) {
+                                 size_t max_cells, int64_t now_ms, int64_t purge_before_ms) {
   if (leaves == 0) return Status::invalid_argument("a digest needs at least one leaf");
   if (end != 0 && end <= start) {
     return Status::invalid_argument("digest end must be after its start (0 = the ring's end)");
@@ -64,6 +65,11 @@ Result<RangeDigest> digest_range(storage::Engine& engine, Token start, Token end
         }
         ++digest.visited;
         if (engine.may_have_dropped(stored)) return true;
+        if ((stored.tombstone || stored.expired_at(now_ms)) &&
+            std::max(HybridClock::physical_ms(stored.timestamp), stored.expire_at_ms) <
+                purge_before_ms) {
+          return true;
+        }
         if (!sub_key.empty()) {
           if (key != row_key) {
             Result<storage::StoredRow> row = engine.read_row(token, key);

@@ -10,6 +10,8 @@
 //    tombstone or expired value past the grace period);
 //  * a field cell its row hides (RowState::hidden_through: fields of an earlier life of the key,
 //    which compaction drops at once).
+//  * a deletion (tombstone or expired value) deleted before `purge_before_ms`, the purge bound
+//    the comparing replicas agree on (storage/purge_bounds.h): compaction may remove it.
 // An expired value is hashed as the tombstone compaction turns it into, for the same reason.
 // Each cell's hash is xxh3 of its storage key and encoded cell; a leaf's digest is the sum of
 // its cells' hashes (independent of order). Pure over the engine's contents: no fence, no clock
@@ -40,9 +42,9 @@ topology::Token leaf_start(topology::Token start, topology::Token end, size_t le
                            size_t leaf);
 
 // Digests the cells of [start, end) stored in `engine` as seen at `now_ms`, visiting at most
-// `max_cells` cells (truncated past that).
+// `max_cells` cells (truncated past that), leaving out deletions before `purge_before_ms`.
 Result<RangeDigest> digest_range(storage::Engine& engine, topology::Token start,
                                  topology::Token end, size_t leaves, size_t max_cells,
-                                 int64_t now_ms);
+                                 int64_t now_ms, int64_t purge_before_ms = 0);
 
 }  // namespace cairn::replica

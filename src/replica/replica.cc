@@ -456,7 +456,8 @@ Result<std::pair<Fence, ScanResult>> Replica::scan(uint64_t epoch, topology::Tok
 
 Result<std::pair<Fence, RangeDigest>> Replica::digest(uint64_t epoch, topology::Token start,
                                                       topology::Token end, size_t leaves,
-                                                      size_t max_cells) {
+                                                      size_t max_cells,
+                                                      int64_t purge_before_ms) {
   FenceGuard guard(*fence_state_);
   const std::shared_ptr<const topology::RoutingTable> table = tables_.current();
   const Fence fence = fence_for(guard, table.get(), epoch, start, end);
@@ -471,7 +472,8 @@ Result<std::pair<Fence, RangeDigest>> Replica::digest(uint64_t epoch, topology::
                                     topology::format_token(range.end));
   }
   Result<RangeDigest> digest =
-      digest_range(engine_, start, end, leaves, max_cells, engine_.options().wall_clock_ms());
+      digest_range(engine_, start, end, leaves, max_cells, engine_.options().wall_clock_ms(),
+                   purge_before_ms);
   if (!digest.is_ok()) return digest.status();
   return std::make_pair(fence, std::move(digest).value());
 }

@@ -131,7 +131,7 @@ class Replica {
   // of that range. Visits at most `max_cells` cells (RangeDigest::truncated past that).
   Result<std::pair<Fence, RangeDigest>> digest(uint64_t epoch, topology::Token start,
                                                topology::Token end, size_t leaves,
-                                               size_t max_cells);
+                                               size_t max_cells, int64_t purge_before_ms = 0);
 
   // Like scan(), without any fence check and without the range bound: what this machine stores
   // (CAIRN.MIGRATE SCAN, which copies a range this machine may no longer own).

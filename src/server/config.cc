@@ -78,6 +78,9 @@ constexpr SettingInfo kSettings[] = {
     {"hinted-handoff",
      "on: a coordinator keeps the writes a replica missed and replays them; off: only read "
      "repair and anti-entropy repair bring such a replica up to date  [default: on]"},
+    {"hint-max-age-s",
+     "a hint older than this is dropped instead of replayed; deletions are purged no earlier "
+     "than this after every replica held them, seconds, 1-604800  [default: 10800]"},
     {"metrics-port",
      "serve Prometheus metrics at http://BIND:PORT/metrics (0: no metrics listener)  [default: 0]"},
     {"slowlog-log-slower-than",
@@ -285,6 +288,10 @@ Status apply_setting(ServerConfig& config, std::string_view raw_name, std::strin
       return Status::invalid_argument(
           fmt::format("invalid value '{}' for hinted-handoff: must be on or off", value));
     }
+  } else if (name == "hint-max-age-s") {
+    auto age = parse_integer(name, value, 1, kHintMaxAgeSecMax);
+    if (!age.is_ok()) return age.status();
+    config.hint_max_age_s = *age;
   } else if (name == "metrics-port") {
     auto port = parse_integer(name, value, 0, 65535);
     if (!port.is_ok()) return port.status();
@@ -333,6 +340,7 @@ std::string setting_value(const ServerConfig& config, std::string_view raw_name)
   if (name == "repair-cells-per-s") return std::to_string(config.repair_cells_per_s);
   if (name == "repair-interval-s") return std::to_string(config.repair_interval_s);
   if (name == "hinted-handoff") return config.hinted_handoff ? "on" : "off";
+  if (name == "hint-max-age-s") return std::to_string(config.hint_max_age_s);
   if (name == "block-cache-mb") return std::to_string(config.block_cache_mb);
   if (name == "metrics-port") return std::to_string(config.metrics_port);
   if (name == "slowlog-log-slower-than") return std::to_string(config.slowlog_log_slower_than_us);

@@ -35,6 +35,7 @@ Token token_of_position(Position position) { return static_cast<Token>(position)
 // A peer's answer to CAIRN.REPAIR DIGEST.
 struct PeerDigest {
   bool ok = false;
+  storage::PurgeBound bound;  // the replica's purge bound of the range holding the start
   bool too_big = false;
   std::optional<replica::Fence> fence;
   std::string error;
@@ -57,17 +58,29 @@ PeerDigest decode_digest_reply(Result<resp::Value> reply, size_t leaves) {
     answer.error = value.str;
     return answer;
   }
-  if (value.type != resp::Value::Type::kArray || value.elements.size() != 1 + 2 * leaves ||
-      value.elements[0].type != resp::Value::Type::kInteger) {
+  constexpr size_t kHead = 4;
+  if (value.type != resp::Value::Type::kArray || value.elements.size() != kHead + 2 * leaves ||
+      value.elements[0].type != resp::Value::Type::kInteger ||
+      value.elements[1].type != resp::Value::Type::kInteger) {
     answer.error = "malformed digest reply";
     return answer;
   }
   answer.digest.visited = static_cast<uint64_t>(value.elements[0].integer);
+  answer.bound.before_ms = value.elements[1].integer;
+  for (auto [index, out] : {std::pair{size_t{2}, &answer.bound.start},
+                            std::pair{size_t{3}, &answer.bound.end}}) {
+    const std::string& text = value.elements[index].str;
+    if (std::from_chars(text.data(), text.data() + text.size(), *out).ptr !=
+        text.data() + text.size()) {
+      answer.error = "malformed digest reply";
+      return answer;
+    }
+  }
   answer.digest.hashes.resize(leaves);
   answer.digest.cells.resize(leaves);
   for (size_t i = 0; i < leaves; ++i) {
-    const resp::Value& hash = value.elements[1 + 2 * i];
-    const resp::Value& cells = value.elements[2 + 2 * i];
+    const resp::Value& hash = value.elements[kHead + 2 * i];
+    const resp::Value& cells = value.elements[kHead + 1 + 2 * i];
     uint64_t parsed = 0;
     const char* end = hash.str.data() + hash.str.size();
     if (hash.type != resp::Value::Type::kBulk || cells.type != resp::Value::Type::kInteger ||
@@ -156,10 +169,10 @@ std::string Repairer::info() const {
     out += fmt::format(
         "repair_shard_{}:last_full_ms={},last_full_age_s={},passes={},complete_passes={},"
         "segments={},leaves_differed={},cells_fixed={},last_pass_fixed={},running={},"
-        "progress={:.3f}\r\n",
+        "progress={:.3f},ranges_purgeable={}\r\n",
         s.shard, s.last_full_ms, s.last_full_ms == 0 ? -1 : (now - s.last_full_ms) / 1000,
         s.passes, s.complete_passes, s.segments, s.leaves_differed, s.cells_fixed,
-        s.last_pass_fixed, s.running ? 1 : 0, s.progress);
+        s.last_pass_fixed, s.running ? 1 : 0, s.progress, s.ranges_purgeable);
   }
   return out;
 }
@@ -208,9 +221,19 @@ bool Repairer::pass(ShardId shard) {
   bool complete = true;
   std::string problem;
   Position covered = 0;
+  uint64_t purgeable = 0;
   for (const topology::Range& range : ranges) {
     if (stopping()) break;
-    if (!repair_range(shard, range, covered, problem)) complete = false;
+    bool clean = true;
+    if (!repair_range(shard, range, covered, problem, clean)) {
+      complete = false;
+    } else if (clean && options_.purge_delay_ms >= 0) {
+      // Every voting replica held exactly our cells of the range when it was compared, so a
+      // deletion made before the pass (less what may still arrive late) is on all of them.
+      replica_.engine().purge_bounds().raise(range.start, range.end,
+                                             started - options_.purge_delay_ms);
+      ++purgeable;
+    }
     std::lock_guard lock(mu_);
     entry(shard).progress =
         total == 0 ? 1.0 : static_cast<double>(covered) / static_cast<double>(total);
@@ -221,6 +244,7 @@ bool Repairer::pass(ShardId shard) {
   status.running = false;
   status.last_pass_end_ms = now_ms();
   status.last_pass_fixed = status.cells_fixed - fixed_before;
+  status.ranges_purgeable = purgeable;
   if (stopped) return false;
   ++status.passes;
   if (complete) {
@@ -239,7 +263,7 @@ bool Repairer::pass(ShardId shard) {
 }
 
 bool Repairer::repair_range(ShardId shard, const topology::Range& range, Position& covered,
-                            std::string& problem) {
+                            std::string& problem, bool& clean) {
   const Position stop = position_of_end(range.end);
   Position cursor = range.start;
   // Segments start at a sixteenth of the range and adapt to the cells they hold.
@@ -260,8 +284,11 @@ bool Repairer::repair_range(ShardId shard, const topology::Range& range, Positio
     const Position segment_stop = std::min({cursor + width, stop, range_stop});
     const Token start = token_of_position(cursor);
     const Token end = token_of_position(segment_stop);
+    // Both sides leave out the deletions before our purge bound of the range: compaction may
+    // have removed them anywhere.
+    const int64_t purge_before = replica_.engine().purge_bounds().bound(start);
     Result<std::pair<replica::Fence, replica::RangeDigest>> local =
-        replica_.digest(table->epoch(), start, end, leaves, options_.max_cells);
+        replica_.digest(table->epoch(), start, end, leaves, options_.max_cells, purge_before);
     if (!local.is_ok() || !local->first.ok()) {
       problem = local.is_ok() ? "fenced here: " + replica::fence_error_text(local->first)
                               : "digest here: " + local.status().to_string();
@@ -280,7 +307,7 @@ bool Repairer::repair_range(ShardId shard, const topology::Range& range, Positio
     const std::vector<std::string> request = {
         "CAIRN.REPAIR", "DIGEST", std::to_string(table->epoch()),
         std::to_string(start), std::to_string(end), std::to_string(leaves),
-        std::to_string(options_.max_cells)};
+        std::to_string(options_.max_cells), std::to_string(purge_before)};
     for (const topology::Machine* machine : set.voting) {
       if (machine->id == replica_.machine_id()) continue;
       const PeerDigest theirs = decode_digest_reply(
@@ -300,12 +327,21 @@ bool Repairer::repair_range(ShardId shard, const topology::Range& range, Positio
         compared_all = false;
         continue;
       }
+      // A replica that knows a later purge bound for a range holding ours learnt it from a pass
+      // in which every voting replica, this one included, held the same cells: adopt it (its
+      // compaction may already have removed deletions ours still counts).
+      const storage::PurgeBound& bound = theirs.bound;
+      if (bound.before_ms > purge_before && bound.start <= range.start &&
+          (bound.end == 0 || (range.end != 0 && range.end <= bound.end))) {
+        replica_.engine().purge_bounds().raise(range.start, range.end, bound.before_ms);
+      }
       for (size_t leaf = 0; leaf < leaves; ++leaf) {
         if (theirs.digest.hashes[leaf] == mine.hashes[leaf] &&
             theirs.digest.cells[leaf] == mine.cells[leaf]) {
           continue;
         }
         ++differed;
+        clean = false;
         // Only what the other replica holds can be pulled; what only we hold, it pulls itself.
         if (theirs.digest.cells[leaf] == 0) continue;
         const std::optional<uint64_t> stored =
@@ -375,7 +411,7 @@ std::optional<uint64_t> Repairer::pull(const topology::RoutingTable& table,
     }
     for (const replica::ScanEntry& cell : page.entries) {
       // A cell past the grace period may already be gone here by design: not a difference.
-      if (engine.may_have_dropped(cell.cell)) continue;
+      if (engine.may_have_purged(topology::token_of(cell.key), cell.cell)) continue;
       Result<std::pair<replica::Fence, bool>> applied =
           replica_.apply(table.epoch(), cell.key, cell.cell, nullptr, cell.sub_key);
       if (!applied.is_ok() || !applied->first.ok()) {

@@ -49,6 +49,13 @@ struct RepairerOptions {
   size_t segment_cells = 20'000;    // aim of cells per segment
   size_t max_cells = 200'000;       // a replica answers TOOBIG past this many cells
   int request_timeout_ms = 5'000;   // each digest or page request
+  // Tombstone purge (docs/cluster.md "Tombstone purge"): after a pass in which every voting
+  // replica's digests of a range matched this one's, deletions of the range older than the
+  // pass's start minus this delay may be removed by compaction. The delay covers every way an
+  // older write can still arrive (a hint is replayed at most `hint age` after its write, a
+  // request within its timeout): the coordinator's hint age bound plus a margin. Negative: no
+  // purge (deletions wait for the grace period).
+  int64_t purge_delay_ms = 3ll * 3600 * 1000 + 10'000;
   int poll_ms = 1'000;              // how often the thread looks for a shard due
   std::function<int64_t()> wall_ms;  // null: cairn::wall_clock_ms
 };
@@ -64,6 +71,7 @@ struct ShardRepairStatus {
   uint64_t leaves_differed = 0;   // (leaf, replica) pairs whose digests differed
   uint64_t cells_fixed = 0;       // cells pulled that superseded what was stored here
   uint64_t last_pass_fixed = 0;   // the same, in the last pass
+  uint64_t ranges_purgeable = 0;  // ranges whose purge bound the last pass raised
   bool running = false;           // a pass is in progress
   double progress = 0;            // fraction of the shard's tokens compared in this/last pass
   std::string last_problem;       // why the last incomplete pass was incomplete
@@ -92,9 +100,10 @@ class Repairer {
   // Runs one pass over `shard`; returns false once stopping.
   bool pass(topology::ShardId shard);
   // Compares one range of the pass; adds the tokens it covered to `covered`. False: the range
-  // could not be finished (the reason is in `problem`) or stopping.
+  // could not be finished (the reason is in `problem`) or stopping. `clean` becomes false when
+  // any replica's digest differed from ours.
   bool repair_range(topology::ShardId shard, const topology::Range& range,
-                    unsigned __int128& covered, std::string& problem);
+                    unsigned __int128& covered, std::string& problem, bool& clean);
   // Pulls the cells of [start, end) from `machine` and applies them here; the number stored, or
   // nullopt when a page failed (the reason in `problem`).
   std::optional<uint64_t> pull(const topology::RoutingTable& table,

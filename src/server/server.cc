@@ -258,6 +258,40 @@ Status Server::open_cluster() {
       return status;
     }
   }
+  // A machine placed in a shard's joining list that was not a member of that shard in the
+  // table it followed before holds nothing of the shard worth keeping: at best a copy from an
+  // earlier life (it was declared dead and replaced, and comes back as a spare), whose values
+  // may predate deletions the replicas have since purged. It discards the shard's ranges before
+  // it serves the new epoch, and the rebuild copies them from the voting replicas
+  // (docs/cluster.md "Tombstone purge").
+  tables_->before_change([engine, me = machine_id_](const topology::RoutingTable* previous,
+                                                    const topology::RoutingTable& next) {
+    for (const topology::Shard& shard : next.shards()) {
+      if (std::find(shard.joining.begin(), shard.joining.end(), me) == shard.joining.end()) {
+        continue;
+      }
+      const topology::Shard* before = previous ? previous->find_shard(shard.id) : nullptr;
+      const auto member = [me](const std::vector<uint64_t>& ids) {
+        return std::find(ids.begin(), ids.end(), me) != ids.end();
+      };
+      if (before && (member(before->replicas) || member(before->extras) ||
+                     member(before->joining))) {
+        continue;
+      }
+      for (const topology::Range& range : next.ranges_of_shard(shard.id)) {
+        if (Status status = engine->drop_range(range.start, range.end); !status.is_ok()) {
+          spdlog::error("joining shard {}: cannot discard old data of [{}, {}): {}", shard.id,
+                        topology::format_token(range.start), topology::format_token(range.end),
+                        status.to_string());
+        } else {
+          spdlog::info("joining shard {}: discarded any earlier copy of [{}, {}) (the rebuild "
+                       "copies it from the voting replicas)",
+                       shard.id, topology::format_token(range.start),
+                       topology::format_token(range.end));
+        }
+      }
+    }
+  });
   replica_ = std::make_unique<replica::Replica>(*engine_, *clock_, machine_id_, *tables_);
   range_load_ = std::make_unique<metrics::RangeLoadTracker>();
   if (auto table = tables_->current()) range_load_->set_ranges(range_bounds(*table));
@@ -276,6 +310,7 @@ Status Server::open_cluster() {
   options.request_timeout_ms = static_cast<int>(config_.request_timeout_ms);
   options.read_speculate_ms = static_cast<int>(config_.read_speculate_ms);
   options.hinted_handoff = config_.hinted_handoff;
+  options.hint_age_max_ms = config_.hint_max_age_s * 1000;
   coordinator_ = std::make_unique<coordinator::ClusterCoordinator>(options, *engine_, *clock_,
                                                                    *replica_, *peers_);
   coordinator_->start();
@@ -293,6 +328,8 @@ Status Server::open_cluster() {
   RepairerOptions repair_options;
   repair_options.cells_per_sec = static_cast<uint64_t>(config_.repair_cells_per_s);
   repair_options.interval_ms = config_.repair_interval_s * 1000;
+  // A margin past the hint age for requests in flight and clocks apart.
+  repair_options.purge_delay_ms = config_.hint_max_age_s * 1000 + 10'000;
   repairer_ = std::make_unique<Repairer>(repair_options, *replica_, *peers_);
   return Status::ok();
 }

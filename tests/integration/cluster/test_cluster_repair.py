@@ -16,7 +16,7 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from cluster_support import Cluster, ClusterHelper, info_cluster, session  # noqa: E402
+from cluster_support import Cluster, ClusterHelper, decode_cell, info_cluster, session  # noqa: E402
 
 CONVERGE_S = 120  # the acceptance bound of docs/cluster.md
 
@@ -176,3 +176,86 @@ def test_repair_commands_reject_bad_input(shard):
     c = shard.client(0)
     with pytest.raises(Exception):
         c.execute_command("CAIRN.REPAIR", "DIGEST", 1, 0, 0, 8, 10)
+
+
+# --- tombstone purge (docs/cluster.md "Tombstone purge") ---------------------------------------
+
+HINT_AGE_S = 1  # with the 10 s margin: a deletion may go 11 s before a pass that matched
+
+
+@pytest.fixture(scope="module")
+def purging():
+    c = Cluster(machines=3, shards=1, rf=3, ranges_per_shard=4,
+                extra_args=["--hinted-handoff", "off", "--repair-interval-s", "2",
+                            "--hint-max-age-s", str(HINT_AGE_S)])
+    try:
+        yield ClusterHelper(c)
+    finally:
+        c.close()
+
+
+def tombstones(cluster, i, prefix):
+    """Keys under `prefix` whose stored cell on machine i is a tombstone."""
+    return {k for (k, sub), cell in dump(cluster, i).items()
+            if k.startswith(prefix) and sub == b"" and decode_cell(cell)[0] is None}
+
+
+def compact(cluster, i):
+    ic = cluster.internal_client(i)
+    try:
+        assert ic.execute_command("CAIRN.REPAIR", "COMPACT") in (b"OK", True)
+    finally:
+        ic.close()
+
+
+def wait_purgeable_after(cluster, machines, moment, timeout=90):
+    """Until every machine's last pass matched on every range and started after `moment` plus
+    the purge delay (so deletions before `moment` are below the bound)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        lines = [repair_info(cluster, i).get("repair_shard_1", {}) for i in machines]
+        if all(line.get("ranges_purgeable") == 4 and
+               line.get("last_full_ms", 0) / 1000 > moment + HINT_AGE_S + 10 for line in lines):
+            return
+        assert time.monotonic() < deadline, lines
+        time.sleep(0.5)
+
+
+def test_deletions_are_purged_only_once_every_replica_holds_them(purging):
+    purging.flushall()
+    w = session(purging, 0, write="ALL")
+    for i in range(600):
+        w.set("p:%d" % i, "v%d" % i)
+    w.delete(*["p:%d" % i for i in range(0, 200)])
+    w.close()
+    purging.kill(2)
+    # Deleted while machine 2 is down: it still holds these values.
+    w = session(purging, 0, write="QUORUM")
+    w.delete(*["p:%d" % i for i in range(200, 300)])
+    w.close()
+    deleted_at = time.time()
+    old = {b"p:%d" % i for i in range(200)}
+    late = {b"p:%d" % i for i in range(200, 300)}
+
+    # No pass can match while a replica is down: the late deletions stay, however long we wait
+    # and however often storage compacts; the earlier ones (held by all three) may go.
+    time.sleep(HINT_AGE_S + 10 + 6)
+    for i in (0, 1):
+        compact(purging, i)
+        assert late <= tombstones(purging, i, b"p:"), i
+
+    purging.restart(2)
+    wait_converged(purging)
+    wait_purgeable_after(purging, range(3), deleted_at)
+    for i in range(3):
+        compact(purging, i)
+    for i in range(3):
+        left = tombstones(purging, i, b"p:") & (old | late)
+        assert not left, (i, sorted(left)[:5])
+        # Machine 2's old values did not come back anywhere.
+        stored = {k for (k, sub) in dump(purging, i) if k.startswith(b"p:")}
+        assert not (stored & late), (i, sorted(stored & late)[:5])
+    r = session(purging, 2, read="ALL")
+    for i in range(600):
+        assert r.get("p:%d" % i) == (None if i < 300 else ("v%d" % i).encode()), i
+    r.close()
