@@ -5,15 +5,14 @@
 #include "replica/range_digest.h"
 
 #include <gtest/gtest.h>
-#include <stdlib.h>
 
-#include <filesystem>
 #include <memory>
 #include <string>
 
 #include "common/hlc.h"
 #include "storage/cell.h"
 #include "storage/engine.h"
+#include "storage/temp_dir_test_util.h"
 #include "topology/token.h"
 
 namespace cairn::replica {
@@ -26,22 +25,14 @@ constexpr int64_t kNow = 1'700'000'000'000;
 class Store {
  public:
   Store() {
-    std::string pattern = "/tmp/cairn-digest-test-XXXXXX";
-    CAIRN_ASSERT(mkdtemp(pattern.data()) != nullptr, "mkdtemp failed");
-    path_ = pattern;
     storage::EngineOptions options;
-    options.path = path_;
+    options.path = dir_.path();
     options.durability = storage::Durability::kNone;
     options.wall_clock_ms = [] { return kNow; };
     options.tombstone_grace_ms = 3'600'000;
     auto engine = storage::Engine::open(options);
     CAIRN_ASSERT(engine.is_ok(), engine.status().to_string());
     engine_ = std::move(engine).value();
-  }
-  ~Store() {
-    engine_.reset();
-    std::error_code ignored;
-    std::filesystem::remove_all(path_, ignored);
   }
   storage::Engine& engine() { return *engine_; }
   void put(std::string_view key, const storage::Cell& cell) {
@@ -59,7 +50,7 @@ class Store {
   }
 
  private:
-  std::string path_;
+  storage::test::TempDir dir_;  // outlives the engine
   std::unique_ptr<storage::Engine> engine_;
 };
 
