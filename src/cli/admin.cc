@@ -188,6 +188,45 @@ void print_shards(std::ostream& out, const json& shards) {
   print_table(out, {"SHARD", "LEADER", "REPLICAS", "EXTRAS", "JOINING", "RANGES", "OPS/S"}, rows);
 }
 
+// Seconds as "12s", "5m", "3h" ("never" for null).
+std::string age_text(const json& seconds) {
+  if (!seconds.is_number()) return "never";
+  const int64_t s = seconds.get<int64_t>();
+  if (s < 120) return fmt::format("{}s ago", s);
+  if (s < 7200) return fmt::format("{}m ago", s / 60);
+  return fmt::format("{}h ago", s / 3600);
+}
+
+// GET /v1/repair: one row per shard, then what each replica reported.
+void print_repair(std::ostream& out, const json& shards) {
+  std::vector<std::vector<std::string>> rows;
+  for (const json& shard : shards) {
+    std::string replicas;
+    for (const json& replica : member(shard, "replicas")) {
+      if (!replicas.empty()) replicas += "  ";
+      replicas += field(replica, "machine") + ":";
+      if (!member(replica, "reported").is_boolean() || !replica["reported"].get<bool>()) {
+        replicas += "no report";
+        continue;
+      }
+      const json last = member(replica, "last_full_ms");
+      replicas += last.is_number() && last.get<int64_t>() != 0 ? local_time(last).substr(11, 8)
+                                                                : "never";
+      if (member(replica, "running").is_boolean() && replica["running"].get<bool>()) {
+        replicas += fmt::format(" (comparing {:.0f}%)",
+                                100 * member(replica, "progress").get<double>());
+      } else if (!field(replica, "problem").empty() && field(replica, "problem") != "-") {
+        replicas += " (incomplete: " + field(replica, "problem") + ")";
+      }
+    }
+    rows.push_back({field(shard, "shard"), age_text(member(shard, "last_full_age_s")),
+                    field(shard, "last_pass_fixed"), field(shard, "cells_fixed"), replicas});
+  }
+  print_table(out, {"SHARD", "LAST-FULL-COMPARE", "FIXED-LAST-PASS", "FIXED-TOTAL",
+                    "REPLICAS (machine:last full compare)"},
+              rows);
+}
+
 // A token written as "0x..." (or a plain number); nullopt if neither.
 std::optional<uint64_t> token_of(const json& value) {
   if (value.is_number_unsigned()) return value.get<uint64_t>();
@@ -511,6 +550,8 @@ CLI::App* add_admin_command(CLI::App& app, AdminOptions& options) {
                            Read{"machines", "every machine: address, state, shard, role, load"},
                            Read{"shards", "every shard: leader, replicas, extras, ranges, load"},
                            Read{"ring", "the token ranges and the shard owning each"},
+                           Read{"repair", "anti-entropy repair per shard: when its replicas "
+                                          "were last fully compared, cells fixed"},
                            Read{"capacity", "growth of bytes and ops per shard, days to the "
                                             "machines' budgets, machines to add and by when"}}) {
     admin->add_subcommand(read.name, read.help)->callback([&options, name = read.name] {
@@ -686,6 +727,7 @@ int run_admin(const AdminOptions& options, std::ostream& out, std::ostream& err)
   if (options.command == "machines") print_machines(out, body);
   if (options.command == "shards") print_shards(out, body);
   if (options.command == "ring") print_ring(out, body);
+  if (options.command == "repair") print_repair(out, body);
   if (options.command == "events") print_events(out, body);
   if (options.command == "migrations") print_migrations(out, body);
   return 0;

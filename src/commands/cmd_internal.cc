@@ -1,4 +1,4 @@
-// Internal commands: CAIRN.AUTH ID APPLY READ SCAN CLEAR TABLE MIGRATE, what the machines of a
+// Internal commands: CAIRN.AUTH ID APPLY READ SCAN CLEAR TABLE MIGRATE REPAIR, what the machines of a
 // cluster send each other (docs/formats.md "Internal protocol", docs/migration.md). Thin wrappers
 // around replica::Replica. All but CAIRN.MIGRATE are kInline: they touch local storage only and
 // never wait for another machine, so the front end runs them on its event loop even in cluster
@@ -445,6 +445,93 @@ void migrate_finish(CommandContext& context) {
   context.reply.error(status.message());
 }
 
+// ---- CAIRN.REPAIR (docs/cluster.md "Anti-entropy repair") ----
+
+// Bounds of CAIRN.REPAIR DIGEST: leaves per digest and cells one digest may visit.
+constexpr uint64_t kDigestLeavesMax = 4096;
+constexpr uint64_t kDigestCellsMax = 1'000'000;
+
+// CAIRN.REPAIR DIGEST epoch start end leaves max-cells [purge-before-ms]: [visited, purge bound,
+// bound start, bound end, hash, cells, hash, cells ...] — this machine's purge bound of the
+// range holding `start` (0: none) and the range it was set for, then one pair per leaf, hashes
+// as decimal strings (unsigned 64-bit), leaving out deletions before purge-before-ms;
+// "TOOBIG <visited>" when the range holds more than max-cells cells.
+void repair_digest(CommandContext& context) {
+  replica::Replica* replica = replica_or_reply(context);
+  if (replica == nullptr) return;
+  const std::optional<uint64_t> epoch = number_arg(context, 2, "epoch");
+  if (!epoch) return;
+  const std::optional<uint64_t> start = token_arg(context, 3, "start token");
+  if (!start) return;
+  const std::optional<uint64_t> end = token_arg(context, 4, "end token");
+  if (!end) return;
+  const std::optional<uint64_t> leaves = number_arg(context, 5, "leaves");
+  if (!leaves) return;
+  const std::optional<uint64_t> max_cells = number_arg(context, 6, "max cells");
+  if (!max_cells) return;
+  std::optional<uint64_t> purge_before = 0;
+  if (context.args.size() > 7) purge_before = number_arg(context, 7, "purge-before ms");
+  if (!purge_before) return;
+  if (*leaves == 0 || *leaves > kDigestLeavesMax) {
+    return context.reply.error("ERR leaves must be between 1 and " +
+                               std::to_string(kDigestLeavesMax));
+  }
+  if (*max_cells == 0 || *max_cells > kDigestCellsMax) {
+    return context.reply.error("ERR max cells must be between 1 and " +
+                               std::to_string(kDigestCellsMax));
+  }
+  Result<std::pair<replica::Fence, replica::RangeDigest>> digest =
+      replica->digest(*epoch, *start, *end, static_cast<size_t>(*leaves),
+                      static_cast<size_t>(*max_cells), static_cast<int64_t>(*purge_before));
+  if (!digest.is_ok()) return reply_status(context, digest.status());
+  if (!digest->first.ok()) return context.reply.error(replica::fence_error_text(digest->first));
+  const replica::RangeDigest& result = digest->second;
+  if (result.truncated) return context.reply.error("TOOBIG " + std::to_string(result.visited));
+  storage::PurgeBound bound;
+  for (const storage::PurgeBound& entry : replica->engine().purge_bounds().entries()) {
+    if (entry.start <= *start && (entry.end == 0 || *start < entry.end)) bound = entry;
+  }
+  context.reply.array(4 + result.hashes.size() * 2);
+  context.reply.integer(static_cast<int64_t>(result.visited));
+  context.reply.integer(bound.before_ms);
+  context.reply.bulk(std::to_string(bound.start));
+  context.reply.bulk(std::to_string(bound.end));
+  for (size_t i = 0; i < result.hashes.size(); ++i) {
+    context.reply.bulk(std::to_string(result.hashes[i]));
+    context.reply.integer(static_cast<int64_t>(result.cells[i]));
+  }
+}
+
+// CAIRN.REPAIR DROP start end: discards this machine's copy of a token range (a local range
+// deletion no WAL reader relays), so that repair fills it again from the other replicas; for an
+// operator replacing a copy they distrust, and for the tests that prove repair does it.
+void repair_drop(CommandContext& context) {
+  replica::Replica* replica = replica_or_reply(context);
+  if (replica == nullptr) return;
+  const std::optional<uint64_t> start = token_arg(context, 2, "start token");
+  if (!start) return;
+  const std::optional<uint64_t> end = token_arg(context, 3, "end token");
+  if (!end) return;
+  if (*end != 0 && *end <= *start) {
+    return context.reply.error("ERR end must be after start (0 = the ring's end)");
+  }
+  if (Status status = replica->engine().drop_range(*start, *end); !status.is_ok()) {
+    return reply_status(context, status);
+  }
+  context.reply.ok();
+}
+
+// CAIRN.REPAIR COMPACT: a full compaction now, so deletions past their purge bound or the grace
+// period leave the disk without waiting for RocksDB to pick their files (operators, tests).
+void repair_compact(CommandContext& context) {
+  replica::Replica* replica = replica_or_reply(context);
+  if (replica == nullptr) return;
+  if (Status status = replica->engine().compact_all(); !status.is_ok()) {
+    return reply_status(context, status);
+  }
+  context.reply.ok();
+}
+
 CommandSpec spec(std::string name, int arity, uint32_t flags, std::string summary,
                  std::string complexity, Handler handler) {
   // Cairn's own commands: "since" is the Cairn version that introduced them.
@@ -531,6 +618,24 @@ void register_internal_commands(CommandTable& table) {
            "Waits until this target applied every source's WAL up to the given LSNs",
            "O(N) where N is the number of WAL records applied", migrate_finish));
   table.add(std::move(migrate));
+
+  CommandSpec repair = spec("cairn.repair", -2, kMigrateFlags,
+                            "A container for the anti-entropy repair commands",
+                            "Depends on subcommand.", nullptr);
+  repair.subcommands.push_back(
+      spec("cairn.repair|digest", -7, kMigrateFlags | kReadOnly,
+           "Returns digests of the cells stored in a token range, one per leaf (epoch fenced)",
+           "O(N) where N is the number of cells in the range", repair_digest));
+  repair.subcommands.push_back(
+      spec("cairn.repair|drop", 4, kMigrateFlags | kWrite,
+           "Discards this machine's copy of a token range; repair fills it again",
+           "O(1)", repair_drop));
+  repair.subcommands.push_back(
+      spec("cairn.repair|compact", 2, kMigrateFlags | kWrite,
+           "Compacts this machine's storage now (deletions past their purge bound or grace "
+           "period go)",
+           "O(N) where N is the number of cells stored", repair_compact));
+  table.add(std::move(repair));
 }
 
 }  // namespace cairn::commands

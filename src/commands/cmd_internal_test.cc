@@ -191,8 +191,10 @@ TEST_F(InternalCommandTest, FlagsTellWhatMayRunInline) {
       EXPECT_EQ(spec.flags & (kInline | kInternal), 0u);
       continue;
     }
-    // CAIRN.MIGRATE blocks (FINISH) or reads pages of storage: it runs on a worker.
-    EXPECT_EQ(spec.flags & kInline, name == "cairn.migrate" ? 0u : uint32_t{kInline}) << name;
+    // CAIRN.MIGRATE blocks (FINISH) or reads pages of storage, CAIRN.REPAIR digests ranges or
+    // compacts: they run on a worker.
+    const bool worker = name == "cairn.migrate" || name == "cairn.repair";
+    EXPECT_EQ(spec.flags & kInline, worker ? 0u : uint32_t{kInline}) << name;
     EXPECT_EQ(spec.flags & kInternal, name == "cairn.auth" ? 0u : uint32_t{kInternal}) << name;
   }
   authenticate();

@@ -274,7 +274,8 @@ void settle_write(Core& core, WriteState& state, uint64_t target, std::optional<
   // if the target no longer owns the key (NOTOWNER). Other fences are not hinted: TABLEBEHIND is
   // retried after a table push, NOTOWNER means the key is not the target's, MOVING means the
   // range is in a cutover and the write is retried at the next epoch (its new owner).
-  if (hint_on_failure && (outcome.kind == ReplicaOutcome::Kind::kFailed || stale)) {
+  if (hint_on_failure && core.options.hinted_handoff &&
+      (outcome.kind == ReplicaOutcome::Kind::kFailed || stale)) {
     Status stored = core.engine.store_hint(target, state.key, state.cell,
                                            core.options.hints_per_target_max,
                                            core.options.hint_bytes_per_target_max, state.sub_key);

@@ -49,6 +49,9 @@ struct ClusterOptions {
   // others only when one of those fails, or when they have not all answered after this long.
   // 0: every read asks every voting replica at once.
   int read_speculate_ms = 50;
+  // Off: a replica that misses a write gets no hint; read repair and anti-entropy bring it up
+  // to date (`--hinted-handoff off`).
+  bool hinted_handoff = true;
   size_t hints_per_target_max = 100'000;
   size_t hint_bytes_per_target_max = 64ull * 1024 * 1024;
   int64_t hint_age_max_ms = 3ll * 3600 * 1000;  // must stay below the tombstone grace period

@@ -128,6 +128,46 @@ Result<std::vector<MigrationReport>> parse_reports(const json& body) {
   return reports;
 }
 
+// The heartbeat's optional "repair" array (server/repairer.h): one object per shard.
+Result<std::vector<RepairReport>> parse_repair(const json& body) {
+  std::vector<RepairReport> out;
+  auto it = body.find("repair");
+  if (it == body.end()) return out;
+  if (!it->is_array() || it->size() > topology::kShardsMax) {
+    return Status::invalid_argument("\"repair\" must be an array of at most " +
+                                    std::to_string(topology::kShardsMax) + " objects");
+  }
+  for (const json& item : *it) {
+    if (!item.is_object()) return Status::invalid_argument("\"repair\" items must be objects");
+    RepairReport report;
+    auto shard = u64_field(item, "shard", std::nullopt);
+    if (!shard.is_ok()) return Status::invalid_argument("repair: " + shard.status().message());
+    report.shard = *shard;
+    for (auto [name, field] : {std::pair{"passes", &report.passes},
+                               std::pair{"complete_passes", &report.complete_passes},
+                               std::pair{"cells_fixed", &report.cells_fixed},
+                               std::pair{"last_pass_fixed", &report.last_pass_fixed}}) {
+      auto value = u64_field(item, name, 0);
+      if (!value.is_ok()) return Status::invalid_argument("repair: " + value.status().message());
+      *field = *value;
+    }
+    auto last_full = u64_field(item, "last_full_ms", 0);
+    if (!last_full.is_ok()) return Status::invalid_argument("repair: " + last_full.status().message());
+    report.last_full_ms = static_cast<int64_t>(*last_full);
+    if (auto running = item.find("running"); running != item.end() && running->is_boolean()) {
+      report.running = running->get<bool>();
+    }
+    if (auto progress = item.find("progress"); progress != item.end() && progress->is_number()) {
+      report.progress = std::clamp(progress->get<double>(), 0.0, 1.0);
+    }
+    if (auto problem = item.find("problem"); problem != item.end() && problem->is_string()) {
+      report.problem = problem->get<std::string>().substr(0, 512);
+    }
+    out.push_back(std::move(report));
+  }
+  return out;
+}
+
 // The heartbeat's optional "clock" object (the machine's offset from this orchestrator's clock).
 Result<ClockReport> parse_clock(const json& body) {
   ClockReport clock;
@@ -209,6 +249,7 @@ ApiResponse ApiRouter::route(const ApiRequest& request) const {
     if (path == "/v1/status") return reply(200, service_->status_json());
     if (path == "/v1/machines") return reply(200, service_->machines_json());
     if (path == "/v1/shards") return reply(200, service_->shards_json());
+    if (path == "/v1/repair") return reply(200, service_->repair_json());
     if (path == "/v1/ring") return reply(200, service_->ring_json());
     if (path == "/v1/history") return reply(200, service_->history_json());
     if (path == "/v1/migrations") return reply(200, service_->migrations_json());
@@ -319,8 +360,10 @@ ApiResponse ApiRouter::handle_heartbeat(const std::string& body) const {
   if (!reports.is_ok()) return from_status(reports.status());
   auto clock = parse_clock(*parsed);
   if (!clock.is_ok()) return from_status(clock.status());
+  auto repair = parse_repair(*parsed);
+  if (!repair.is_ok()) return from_status(repair.status());
   auto answered = service_->heartbeat(*id, *epoch, load, *rebuilt, *reports, std::move(ranges),
-                                      *clock);
+                                      *clock, std::move(*repair));
   if (!answered.is_ok()) return from_status(answered.status());
   json orders = json::array();
   for (const auto& order : answered->migrations) orders.push_back(order_json(order));

@@ -198,6 +198,46 @@ TEST_F(ApiTest, HeartbeatRangesFeedLoadAndMetrics) {
       << metrics.body;
 }
 
+TEST_F(ApiTest, HeartbeatRepairReportsShowPerShard) {
+  ASSERT_EQ(post("/v1/register", {{"machine_id", 1}, {"address", "127.0.0.1:7001"}}).status, 200);
+  auto before = json::parse(get("/v1/repair").body);
+  ASSERT_EQ(before.size(), 1u);
+  EXPECT_EQ(before[0]["shard"], 1);
+  EXPECT_EQ(before[0]["last_full_age_s"], nullptr);  // nobody reported yet
+  EXPECT_EQ(before[0]["replicas"][0]["reported"], false);
+
+  const int64_t when = clock_.wall_ms() - 42'000;
+  auto beat = post("/v1/heartbeat",
+                   {{"machine_id", 1},
+                    {"epoch", 1},
+                    {"repair", json::array({{{"shard", 1}, {"last_full_ms", when},
+                                             {"passes", 3}, {"complete_passes", 2},
+                                             {"cells_fixed", 17}, {"last_pass_fixed", 5},
+                                             {"running", true}, {"progress", 0.5},
+                                             {"problem", "machine 2 did not answer"}}})}});
+  ASSERT_EQ(beat.status, 200) << beat.body;
+  auto after = json::parse(get("/v1/repair").body);
+  EXPECT_EQ(after[0]["last_full_ms"], when);
+  EXPECT_EQ(after[0]["last_full_age_s"], 42);
+  EXPECT_EQ(after[0]["cells_fixed"], 17);
+  EXPECT_EQ(after[0]["last_pass_fixed"], 5);
+  EXPECT_EQ(after[0]["running"], true);
+  const json& replica = after[0]["replicas"][0];
+  EXPECT_EQ(replica["machine"], 1);
+  EXPECT_EQ(replica["complete_passes"], 2);
+  EXPECT_EQ(replica["progress"], 0.5);
+  EXPECT_EQ(replica["problem"], "machine 2 did not answer");
+
+  // Malformed reports are refused with a clear error.
+  for (const json& bad : {json("x"), json::array({1}), json::array({{{"passes", 1}}})}) {
+    auto refused = post("/v1/heartbeat", {{"machine_id", 1}, {"epoch", 1}, {"repair", bad}});
+    EXPECT_EQ(refused.status, 400) << bad;
+    EXPECT_NE(json::parse(refused.body)["error"].get<std::string>().find("repair"),
+              std::string::npos)
+        << refused.body;
+  }
+}
+
 TEST_F(ApiTest, HeartbeatFromAnUnknownMachineIs404) {
   auto beat = post("/v1/heartbeat", {{"machine_id", 77}, {"epoch", 0}});
   EXPECT_EQ(beat.status, 404);

@@ -262,7 +262,8 @@ Result<HeartbeatReply> Service::heartbeat(MachineId machine_id, topology::Epoch 
                                           const Load& load, topology::ShardId rebuilt_shard,
                                           const std::vector<MigrationReport>& migrations,
                                           std::vector<metrics::RangeLoadReport> ranges,
-                                          const ClockReport& clock) {
+                                          const ClockReport& clock,
+                                          std::vector<RepairReport> repair) {
   (void)machine_epoch;  // machines behind fetch the table themselves; kept for the log below
   std::lock_guard lock(mu_);
   MachineRecord* record = state_.find_machine(machine_id);
@@ -279,6 +280,7 @@ Result<HeartbeatReply> Service::heartbeat(MachineId machine_id, topology::Epoch 
                                 clock.offset_ms < 0 ? "ahead of" : "behind"));
   }
   record->clock = clock;
+  record->repair = std::move(repair);
   if (record->health != Health::kUp) {
     add_event(fmt::format("machine {} up again (was {})", machine_id,
                           health_name(record->health)));
@@ -698,6 +700,56 @@ nlohmann::json Service::machines_json() const {
                                         {"in_bound", m.clock.in_bound}}
                                  : json(nullptr)},
                    {"last_heartbeat_ms_ago", std::max<int64_t>(0, now - m.last_heartbeat_ms)}});
+  }
+  return out;
+}
+
+nlohmann::json Service::repair_json() const {
+  std::lock_guard lock(mu_);
+  json out = json::array();
+  if (!state_.table) return out;
+  const int64_t now = clock_->wall_ms();
+  for (const auto& shard : state_.table->shards) {
+    int64_t last_full = 0;
+    uint64_t fixed = 0;
+    uint64_t last_pass_fixed = 0;
+    bool running = false;
+    json replicas = json::array();
+    for (MachineId id : shard.replicas) {
+      const MachineRecord* m = state_.find_machine(id);
+      const RepairReport* report = nullptr;
+      if (m != nullptr) {
+        for (const RepairReport& r : m->repair) {
+          if (r.shard == shard.id) report = &r;
+        }
+      }
+      if (report == nullptr) {
+        replicas.push_back({{"machine", id}, {"reported", false}});
+        continue;
+      }
+      last_full = std::max(last_full, report->last_full_ms);
+      fixed += report->cells_fixed;
+      last_pass_fixed += report->last_pass_fixed;
+      running = running || report->running;
+      replicas.push_back({{"machine", id},
+                          {"reported", true},
+                          {"last_full_ms", report->last_full_ms},
+                          {"passes", report->passes},
+                          {"complete_passes", report->complete_passes},
+                          {"cells_fixed", report->cells_fixed},
+                          {"last_pass_fixed", report->last_pass_fixed},
+                          {"running", report->running},
+                          {"progress", report->progress},
+                          {"problem", report->problem}});
+    }
+    out.push_back({{"shard", shard.id},
+                   {"last_full_ms", last_full},
+                   {"last_full_age_s", last_full == 0 ? json(nullptr)
+                                                      : json(std::max<int64_t>(0, now - last_full) / 1000)},
+                   {"cells_fixed", fixed},
+                   {"last_pass_fixed", last_pass_fixed},
+                   {"running", running},
+                   {"replicas", std::move(replicas)}});
   }
   return out;
 }

@@ -207,7 +207,8 @@ class Service {
                                    topology::ShardId rebuilt_shard = topology::kNoShard,
                                    const std::vector<MigrationReport>& migrations = {},
                                    std::vector<metrics::RangeLoadReport> ranges = {},
-                                   const ClockReport& clock = {});
+                                   const ClockReport& clock = {},
+                                   std::vector<RepairReport> repair = {});
   // The operator takes a machine out: its roles are handed over, then it is released.
   Status drain(topology::MachineId machine_id);
   // Forgets a machine. busy (409) while it still holds a role in the table: drain it first, or
@@ -247,6 +248,9 @@ class Service {
   nlohmann::json status_json() const;
   nlohmann::json machines_json() const;
   nlohmann::json shards_json() const;
+  // GET /v1/repair: per shard, when its replicas were last fully compared and what repair fixed
+  // (docs/cluster.md "Anti-entropy repair").
+  nlohmann::json repair_json() const;
   nlohmann::json ring_json() const;
   nlohmann::json history_json() const;
   nlohmann::json events_json(uint64_t since) const;  // seq > since, at most kEventsPageMax

@@ -71,6 +71,21 @@ struct ClockReport {
   bool operator==(const ClockReport&) const = default;
 };
 
+// What a machine's anti-entropy repair reports for one shard it votes in (server/repairer.h),
+// in each heartbeat. Not persisted.
+struct RepairReport {
+  topology::ShardId shard = topology::kNoShard;
+  int64_t last_full_ms = 0;  // wall ms when its last complete pass started; 0: never
+  uint64_t passes = 0;
+  uint64_t complete_passes = 0;
+  uint64_t cells_fixed = 0;
+  uint64_t last_pass_fixed = 0;
+  bool running = false;
+  double progress = 0;
+  std::string problem;  // why its last pass was incomplete ("" if complete)
+  bool operator==(const RepairReport&) const = default;
+};
+
 struct MachineRecord {
   topology::MachineId id = topology::kNoMachine;
   std::string address;
@@ -84,6 +99,7 @@ struct MachineRecord {
   // Heartbeats answered after it no longer renew the machine's leader lease.
   int64_t drain_started_ms = 0;
   ClockReport clock;  // not persisted
+  std::vector<RepairReport> repair;  // not persisted
   bool operator==(const MachineRecord&) const = default;
 };
 

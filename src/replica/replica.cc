@@ -206,6 +206,24 @@ bool overlaps(const Replica::RangeFence& fence, topology::Token start, topology:
 
 // One page of stored cells with start <= token < end, from `from` if given (see the bounds
 // above). REQUIRES: count > 0, end == 0 or end > start.
+// Checks that [start, end) (end 0: the ring's end) is not empty and lies within the range of
+// `table` holding `start`: a fence covers that range only, so a wider read could reach tokens
+// this machine does not own. `what` names the request in the error.
+Status within_one_range(const topology::RoutingTable& table, topology::Token start,
+                        topology::Token end, std::string_view what) {
+  if (end != 0 && end <= start) {
+    return Status::invalid_argument(std::string(what) +
+                                    " end must be after its start (0 = the ring's end)");
+  }
+  const topology::Range& range = table.range_for_token(start);
+  if (range.end != 0 && (end == 0 || end > range.end)) {
+    return Status::invalid_argument(std::string(what) + " end " + topology::format_token(end) +
+                                    " exceeds the end of the range " +
+                                    topology::format_token(range.end));
+  }
+  return Status::ok();
+}
+
 Result<ScanResult> scan_page(storage::Engine& engine, topology::Token start, topology::Token end,
                              size_t count, bool keys_only, std::string_view from) {
   if (!from.empty() && (!scan_position_inside_token(from) || scan_position_token(from) != start)) {
@@ -437,21 +455,29 @@ Result<std::pair<Fence, ScanResult>> Replica::scan(uint64_t epoch, topology::Tok
   const Fence fence = fence_for(guard, table.get(), epoch, start, end);
   if (!fence.ok()) return std::make_pair(fence, ScanResult{});
   if (count == 0) return Status::invalid_argument("scan count must be positive");
-  if (end != 0 && end <= start) {
-    return Status::invalid_argument("scan end must be after its start (0 = the ring's end)");
-  }
-  // The fence covers the range holding `start` only; a wider scan could read tokens this
-  // machine does not own.
-  const topology::Range& range = table->range_for_token(start);
-  if (range.end != 0 && (end == 0 || end > range.end)) {
-    return Status::invalid_argument("scan end " + topology::format_token(end) +
-                                    " exceeds the end of the range " +
-                                    topology::format_token(range.end));
-  }
+  if (Status within = within_one_range(*table, start, end, "scan"); !within.is_ok()) return within;
 
   Result<ScanResult> page = scan_page(engine_, start, end, count, keys_only, from);
   if (!page.is_ok()) return page.status();
   return std::make_pair(fence, std::move(page).value());
+}
+
+Result<std::pair<Fence, RangeDigest>> Replica::digest(uint64_t epoch, topology::Token start,
+                                                      topology::Token end, size_t leaves,
+                                                      size_t max_cells,
+                                                      int64_t purge_before_ms) {
+  FenceGuard guard(*fence_state_);
+  const std::shared_ptr<const topology::RoutingTable> table = tables_.current();
+  const Fence fence = fence_for(guard, table.get(), epoch, start, end);
+  if (!fence.ok()) return std::make_pair(fence, RangeDigest{});
+  if (Status within = within_one_range(*table, start, end, "digest"); !within.is_ok()) {
+    return within;
+  }
+  Result<RangeDigest> digest =
+      digest_range(engine_, start, end, leaves, max_cells, engine_.options().wall_clock_ms(),
+                   purge_before_ms);
+  if (!digest.is_ok()) return digest.status();
+  return std::make_pair(fence, std::move(digest).value());
 }
 
 Result<ScanResult> Replica::scan_stored(topology::Token start, topology::Token end,

@@ -33,6 +33,7 @@
 #include "common/hlc.h"
 #include "metrics/range_load.h"
 #include "common/status.h"
+#include "replica/range_digest.h"
 #include "replica/table_holder.h"
 #include "storage/engine.h"
 
@@ -124,6 +125,13 @@ class Replica {
   Result<std::pair<Fence, ScanResult>> scan(uint64_t epoch, topology::Token start,
                                             topology::Token end, size_t count,
                                             bool keys_only = false, std::string_view from = {});
+
+  // The digest of [start, end) as stored here (replica/range_digest.h), for anti-entropy
+  // repair. Fenced like scan(): on `start`'s range at `epoch`, and `end` must not exceed the end
+  // of that range. Visits at most `max_cells` cells (RangeDigest::truncated past that).
+  Result<std::pair<Fence, RangeDigest>> digest(uint64_t epoch, topology::Token start,
+                                               topology::Token end, size_t leaves,
+                                               size_t max_cells, int64_t purge_before_ms = 0);
 
   // Like scan(), without any fence check and without the range bound: what this machine stores
   // (CAIRN.MIGRATE SCAN, which copies a range this machine may no longer own).

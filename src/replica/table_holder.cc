@@ -18,7 +18,8 @@ uint64_t TableHolder::epoch() const {
 Status TableHolder::install(topology::RoutingTable table) {
   std::lock_guard<std::mutex> install_guard(install_mu_);
   auto installed = std::make_shared<const topology::RoutingTable>(std::move(table));
-  std::vector<std::function<void(const topology::RoutingTable&)>> listeners;
+  std::shared_ptr<const topology::RoutingTable> previous;
+  std::vector<BeforeListener> before;
   {
     std::lock_guard<std::mutex> guard(mu_);
     if (table_) {
@@ -33,11 +34,24 @@ Status TableHolder::install(topology::RoutingTable table) {
             std::to_string(current));
       }
     }
+    previous = table_;
+    before = before_listeners_;
+  }
+  // install_mu_ keeps the table from changing meanwhile; mu_ is free so listeners may read.
+  for (const auto& listener : before) listener(previous.get(), *installed);
+  std::vector<std::function<void(const topology::RoutingTable&)>> listeners;
+  {
+    std::lock_guard<std::mutex> guard(mu_);
     table_ = installed;
     listeners = listeners_;
   }
   for (const auto& listener : listeners) listener(*installed);
   return Status::ok();
+}
+
+void TableHolder::before_change(BeforeListener listener) {
+  std::lock_guard<std::mutex> guard(mu_);
+  before_listeners_.push_back(std::move(listener));
 }
 
 void TableHolder::on_change(std::function<void(const topology::RoutingTable&)> listener) {

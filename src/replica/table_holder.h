@@ -30,6 +30,12 @@ class TableHolder {
   Status install(topology::RoutingTable table);
   // Called after each successful install (on the installing thread).
   void on_change(std::function<void(const topology::RoutingTable&)> listener);
+  // Called once a table passed the checks, before it becomes current (so before any request at
+  // its epoch is served here), with the table it replaces (null: none). On the installing
+  // thread; must not call install().
+  using BeforeListener =
+      std::function<void(const topology::RoutingTable* previous, const topology::RoutingTable& next)>;
+  void before_change(BeforeListener listener);
 
  private:
   // Serializes install() with its notifications, so listeners see tables in epoch order; held
@@ -38,6 +44,7 @@ class TableHolder {
   mutable std::mutex mu_;
   std::shared_ptr<const topology::RoutingTable> table_;
   std::vector<std::function<void(const topology::RoutingTable&)>> listeners_;
+  std::vector<BeforeListener> before_listeners_;
 };
 
 }  // namespace cairn::replica

@@ -69,6 +69,18 @@ constexpr SettingInfo kSettings[] = {
      "[default: 32]"},
     {"rebuild-max-mb-per-s",
      "throttle of the copy that rebuilds a replaced replica, MiB/s (0: unlimited)  [default: 0]"},
+    {"repair-cells-per-s",
+     "anti-entropy repair: cells per second it may compare and copy between the replicas of "
+     "a shard, 0-100000000 (0: no repair)  [default: 20000]"},
+    {"repair-interval-s",
+     "anti-entropy repair: least time between the starts of two passes over one shard, "
+     "seconds, 1-604800  [default: 60]"},
+    {"hinted-handoff",
+     "on: a coordinator keeps the writes a replica missed and replays them; off: only read "
+     "repair and anti-entropy repair bring such a replica up to date  [default: on]"},
+    {"hint-max-age-s",
+     "a hint older than this is dropped instead of replayed; deletions are purged no earlier "
+     "than this after every replica held them, seconds, 1-604800  [default: 10800]"},
     {"metrics-port",
      "serve Prometheus metrics at http://BIND:PORT/metrics (0: no metrics listener)  [default: 0]"},
     {"slowlog-log-slower-than",
@@ -259,6 +271,27 @@ Status apply_setting(ServerConfig& config, std::string_view raw_name, std::strin
     auto rate = parse_integer(name, value, 0, kRebuildMaxMbPerSecMax);
     if (!rate.is_ok()) return rate.status();
     config.rebuild_max_mb_per_s = *rate;
+  } else if (name == "repair-cells-per-s") {
+    auto rate = parse_integer(name, value, 0, kRepairCellsPerSecMax);
+    if (!rate.is_ok()) return rate.status();
+    config.repair_cells_per_s = *rate;
+  } else if (name == "repair-interval-s") {
+    auto interval = parse_integer(name, value, 1, kRepairIntervalSecMax);
+    if (!interval.is_ok()) return interval.status();
+    config.repair_interval_s = *interval;
+  } else if (name == "hinted-handoff") {
+    if (value == "on" || value == "yes") {
+      config.hinted_handoff = true;
+    } else if (value == "off" || value == "no") {
+      config.hinted_handoff = false;
+    } else {
+      return Status::invalid_argument(
+          fmt::format("invalid value '{}' for hinted-handoff: must be on or off", value));
+    }
+  } else if (name == "hint-max-age-s") {
+    auto age = parse_integer(name, value, 1, kHintMaxAgeSecMax);
+    if (!age.is_ok()) return age.status();
+    config.hint_max_age_s = *age;
   } else if (name == "metrics-port") {
     auto port = parse_integer(name, value, 0, 65535);
     if (!port.is_ok()) return port.status();
@@ -304,6 +337,10 @@ std::string setting_value(const ServerConfig& config, std::string_view raw_name)
   if (name == "read-speculate-ms") return std::to_string(config.read_speculate_ms);
   if (name == "max-clock-offset-ms") return std::to_string(config.max_clock_offset_ms);
   if (name == "rebuild-max-mb-per-s") return std::to_string(config.rebuild_max_mb_per_s);
+  if (name == "repair-cells-per-s") return std::to_string(config.repair_cells_per_s);
+  if (name == "repair-interval-s") return std::to_string(config.repair_interval_s);
+  if (name == "hinted-handoff") return config.hinted_handoff ? "on" : "off";
+  if (name == "hint-max-age-s") return std::to_string(config.hint_max_age_s);
   if (name == "block-cache-mb") return std::to_string(config.block_cache_mb);
   if (name == "metrics-port") return std::to_string(config.metrics_port);
   if (name == "slowlog-log-slower-than") return std::to_string(config.slowlog_log_slower_than_us);

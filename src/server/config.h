@@ -60,6 +60,16 @@ struct ServerConfig {
   // The rebuild of a replaced replica (server/rebuilder.h) copies at most this many MiB per
   // second (0 = unlimited).
   int64_t rebuild_max_mb_per_s = 0;
+  // Anti-entropy repair (server/repairer.h): cells per second it may digest and pull (0: off),
+  // and the least time between two passes over one shard.
+  int64_t repair_cells_per_s = 20'000;
+  int64_t repair_interval_s = 60;
+  // Hinted handoff (docs/cluster.md): a coordinator keeps the writes a replica missed and
+  // replays them. Off: only read repair and anti-entropy bring such a replica up to date.
+  bool hinted_handoff = true;
+  // A hint older than this is dropped, not replayed; deletions are purged no earlier than this
+  // after every replica held them (docs/cluster.md "Tombstone purge").
+  int64_t hint_max_age_s = 3 * 3600;
   // Tests only (no flag): run client commands on workers in single-machine mode too.
   bool force_workers = false;
 
@@ -77,6 +87,10 @@ inline constexpr int64_t kMaxClockOffsetMsMax = 86'400'000;
 inline constexpr int64_t kBlockCacheMbMin = 8;
 inline constexpr int64_t kBlockCacheMbMax = 1'048'576;
 inline constexpr int64_t kRebuildMaxMbPerSecMax = 1'000'000;
+inline constexpr int64_t kRepairCellsPerSecMax = 100'000'000;
+inline constexpr int64_t kRepairIntervalSecMax = 7 * 86'400;
+// Below the 10-day tombstone grace period, which a hint must never outlive.
+inline constexpr int64_t kHintMaxAgeSecMax = 7 * 86'400;
 inline constexpr int64_t kSlowlogMaxLenMax = 100'000;
 
 // The names of every setting, in the order `--help` and CONFIG GET * list them.

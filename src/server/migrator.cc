@@ -790,7 +790,7 @@ Result<std::vector<const storage::WalChange*>> Migrator::uncovered(
       if (!row.is_ok()) return row.status();
       if (stamp.cell.timestamp <= row->state.hidden_through(engine_.options().wall_clock_ms())) continue;
     }
-    if (mine->has_value() ? covers(**mine, stamp.cell) : engine_.may_have_dropped(stamp.cell)) {
+    if (mine->has_value() ? covers(**mine, stamp.cell) : engine_.may_have_purged(stamp.token, stamp.cell)) {
       continue;
     }
     out.push_back(&stamp);

@@ -324,6 +324,21 @@ std::string OrchestratorAgent::load_json() {
                      {"error_ms", clock_.error_ms()},
                      {"in_bound", clock_.in_bound()}};
   }
+  if (options_.repair_status) {
+    json repair = json::array();
+    for (const ShardRepairStatus& shard : options_.repair_status()) {
+      repair.push_back({{"shard", shard.shard},
+                        {"last_full_ms", shard.last_full_ms},
+                        {"passes", shard.passes},
+                        {"complete_passes", shard.complete_passes},
+                        {"cells_fixed", shard.cells_fixed},
+                        {"last_pass_fixed", shard.last_pass_fixed},
+                        {"running", shard.running},
+                        {"progress", shard.progress},
+                        {"problem", shard.last_problem}});
+    }
+    if (!repair.empty()) body["repair"] = std::move(repair);
+  }
   if (options_.migration_reports) {
     const std::vector<MigrationReport> reports = options_.migration_reports();
     if (!reports.empty()) {

@@ -35,6 +35,7 @@
 #include <vector>
 
 #include "common/clock_offset.h"
+#include "server/repairer.h"
 #include "common/status.h"
 #include "metrics/range_load.h"
 #include "replica/table_holder.h"
@@ -124,6 +125,9 @@ struct OrchestratorAgentOptions {
   std::function<void(std::vector<MigrationOrder>, uint64_t epoch)> on_migrations;
   // The reports sent in each heartbeat as "migrations"; null or empty: not sent.
   std::function<std::vector<MigrationReport>()> migration_reports;
+  // Anti-entropy repair per shard (server/repairer.h), sent in each heartbeat as "repair";
+  // null or empty: not sent.
+  std::function<std::vector<ShardRepairStatus>()> repair_status;
 };
 
 inline constexpr int kHeartbeatIntervalMsMin = 10;

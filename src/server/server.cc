@@ -153,7 +153,8 @@ Status Server::open() {
                                                     machine_id_);
     parts.extra_metrics = [this](metrics::PrometheusText& out) { write_cluster_metrics(out); };
     parts.extra_info = [this] {
-      return clock_info() + (rebuilder_ ? rebuilder_->info() : std::string()) + migrator_->info();
+      return clock_info() + (rebuilder_ ? rebuilder_->info() : std::string()) + migrator_->info() +
+             repairer_->info();
     };
     parts.migration_finish = [this](uint64_t migration,
                                     const std::vector<std::pair<uint64_t, uint64_t>>& lsns,
@@ -216,6 +217,7 @@ Status Server::open() {
   if (agent_) agent_->start();
   if (rebuilder_) rebuilder_->start();
   if (migrator_) migrator_->start();
+  if (repairer_) repairer_->start();
   watcher_ = std::thread([this] { watch_for_shutdown(); });
   spdlog::info("cairn {} ready: {}:{}, data {}, durability {}, {} event loops, machine {:016x}{}",
                kCairnVersion, config_.bind, port_, config_.data_dir,
@@ -256,6 +258,40 @@ Status Server::open_cluster() {
       return status;
     }
   }
+  // A machine placed in a shard's joining list that was not a member of that shard in the
+  // table it followed before holds nothing of the shard worth keeping: at best a copy from an
+  // earlier life (it was declared dead and replaced, and comes back as a spare), whose values
+  // may predate deletions the replicas have since purged. It discards the shard's ranges before
+  // it serves the new epoch, and the rebuild copies them from the voting replicas
+  // (docs/cluster.md "Tombstone purge").
+  tables_->before_change([engine, me = machine_id_](const topology::RoutingTable* previous,
+                                                    const topology::RoutingTable& next) {
+    for (const topology::Shard& shard : next.shards()) {
+      if (std::find(shard.joining.begin(), shard.joining.end(), me) == shard.joining.end()) {
+        continue;
+      }
+      const topology::Shard* before = previous ? previous->find_shard(shard.id) : nullptr;
+      const auto member = [me](const std::vector<uint64_t>& ids) {
+        return std::find(ids.begin(), ids.end(), me) != ids.end();
+      };
+      if (before && (member(before->replicas) || member(before->extras) ||
+                     member(before->joining))) {
+        continue;
+      }
+      for (const topology::Range& range : next.ranges_of_shard(shard.id)) {
+        if (Status status = engine->drop_range(range.start, range.end); !status.is_ok()) {
+          spdlog::error("joining shard {}: cannot discard old data of [{}, {}): {}", shard.id,
+                        topology::format_token(range.start), topology::format_token(range.end),
+                        status.to_string());
+        } else {
+          spdlog::info("joining shard {}: discarded any earlier copy of [{}, {}) (the rebuild "
+                       "copies it from the voting replicas)",
+                       shard.id, topology::format_token(range.start),
+                       topology::format_token(range.end));
+        }
+      }
+    }
+  });
   replica_ = std::make_unique<replica::Replica>(*engine_, *clock_, machine_id_, *tables_);
   range_load_ = std::make_unique<metrics::RangeLoadTracker>();
   if (auto table = tables_->current()) range_load_->set_ranges(range_bounds(*table));
@@ -273,6 +309,8 @@ Status Server::open_cluster() {
   coordinator::ClusterOptions options;
   options.request_timeout_ms = static_cast<int>(config_.request_timeout_ms);
   options.read_speculate_ms = static_cast<int>(config_.read_speculate_ms);
+  options.hinted_handoff = config_.hinted_handoff;
+  options.hint_age_max_ms = config_.hint_max_age_s * 1000;
   coordinator_ = std::make_unique<coordinator::ClusterCoordinator>(options, *engine_, *clock_,
                                                                    *replica_, *peers_);
   coordinator_->start();
@@ -287,6 +325,12 @@ Status Server::open_cluster() {
     };
   }
   migrator_ = std::make_unique<Migrator>(std::move(migrator_options), *engine_, *replica_, *peers_);
+  RepairerOptions repair_options;
+  repair_options.cells_per_sec = static_cast<uint64_t>(config_.repair_cells_per_s);
+  repair_options.interval_ms = config_.repair_interval_s * 1000;
+  // A margin past the hint age for requests in flight and clocks apart.
+  repair_options.purge_delay_ms = config_.hint_max_age_s * 1000 + 10'000;
+  repairer_ = std::make_unique<Repairer>(repair_options, *replica_, *peers_);
   return Status::ok();
 }
 
@@ -321,6 +365,7 @@ Status Server::open_agent() {
     migrator->set_orders(std::move(orders), epoch);
   };
   options.migration_reports = [migrator = migrator_.get()] { return migrator->reports(); };
+  options.repair_status = [repairer = repairer_.get()] { return repairer->status(); };
   options.max_clock_offset_ms = config_.max_clock_offset_ms;
   options.on_clock = [coordinator = coordinator_.get()](const ClockOffset& clock) {
     coordinator->set_clock_state(clock.in_bound(), clock.offset_ms(), clock.max_offset_ms());
@@ -540,6 +585,7 @@ void Server::teardown() {
   // heartbeats.
   if (migrator_) migrator_->stop();
   if (rebuilder_) rebuilder_->stop();
+  if (repairer_) repairer_->stop();
   // A stopping machine stops claiming to be alive; its lease then lapses on its own.
   if (agent_) agent_->stop();
   run_on_loop0([this] {
@@ -571,6 +617,7 @@ void Server::teardown() {
   agent_.reset();
   migrator_.reset();
   rebuilder_.reset();
+  repairer_.reset();
   if (pubsub_fanout_) pubsub_fanout_->stop();
   peers_.reset();
   pubsub_fanout_.reset();

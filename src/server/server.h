@@ -47,6 +47,7 @@
 #include "server/migrator.h"
 #include "server/orchestrator_agent.h"
 #include "server/rebuilder.h"
+#include "server/repairer.h"
 #include "server/server_state.h"
 #include "server/worker_pool.h"
 #include "storage/engine.h"
@@ -134,6 +135,7 @@ class Server {
   std::thread metrics_thread_;
   // --orchestrator only. The coordinator's lease check calls it: destroyed after the coordinator.
   std::unique_ptr<OrchestratorAgent> agent_;
+  std::unique_ptr<Repairer> repairer_;    // cluster mode: anti-entropy with the other replicas
   std::unique_ptr<Rebuilder> rebuilder_;  // with --orchestrator: copies a shard it joins
   // Cluster mode: moves ranges (orders from the agent; FINISH from workers). Destroyed after
   // the workers and the agent that call it.

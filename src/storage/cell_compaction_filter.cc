@@ -8,8 +8,11 @@
 namespace cairn::storage {
 
 CellCompactionFilter::CellCompactionFilter(std::function<int64_t()> wall_clock_ms,
-                                           int64_t tombstone_grace_ms)
-    : wall_clock_ms_(std::move(wall_clock_ms)), tombstone_grace_ms_(tombstone_grace_ms) {
+                                           int64_t tombstone_grace_ms,
+                                           const PurgeBounds* purge_bounds)
+    : wall_clock_ms_(std::move(wall_clock_ms)),
+      tombstone_grace_ms_(tombstone_grace_ms),
+      purge_bounds_(purge_bounds) {
   CAIRN_ASSERT(wall_clock_ms_ != nullptr, "compaction filter needs a clock");
   CAIRN_ASSERT(tombstone_grace_ms_ >= 0, "tombstone grace must not be negative");
 }
@@ -21,9 +24,12 @@ CellCompactionFilter::Verdict CellCompactionFilter::judge(const Cell& cell, int6
   // every replica that might still hold an older value of the key (hints, repairs, a replica
   // that was down), or that value would come back: hence the grace period, measured from when
   // the key stopped existing. Written as a subtraction so a huge grace cannot overflow.
-  const int64_t deleted_ms = std::max(HybridClock::physical_ms(cell.timestamp), cell.expire_at_ms);
-  if (deleted_ms <= now_ms - tombstone_grace_ms) return Verdict::kRemove;
+  if (deleted_ms(cell) <= now_ms - tombstone_grace_ms) return Verdict::kRemove;
   return cell.tombstone ? Verdict::kKeep : Verdict::kToTombstone;
+}
+
+int64_t CellCompactionFilter::deleted_ms(const Cell& cell) {
+  return std::max(HybridClock::physical_ms(cell.timestamp), cell.expire_at_ms);
 }
 
 void CellCompactionFilter::attach_rows(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* rows) {
@@ -64,7 +70,17 @@ CellCompactionFilter::Decision CellCompactionFilter::FilterV2(
   if (row_hides(std::string_view(key.data(), key.size()), cell->timestamp, now)) {
     return Decision::kRemove;
   }
-  switch (judge(*cell, now, tombstone_grace_ms_)) {
+  Verdict verdict = judge(*cell, now, tombstone_grace_ms_);
+  // Every replica of the range held this deletion when they last compared equal
+  // (storage/purge_bounds.h): it has done its job and goes before the grace period ends.
+  if (verdict != Verdict::kRemove && purge_bounds_ != nullptr &&
+      (cell->tombstone || cell->expired_at(now))) {
+    Result<DecodedKey> decoded = decode_key(std::string_view(key.data(), key.size()));
+    if (decoded.is_ok() && deleted_ms(*cell) < purge_bounds_->bound(decoded->token)) {
+      verdict = Verdict::kRemove;
+    }
+  }
+  switch (verdict) {
     case Verdict::kKeep:
       return Decision::kKeep;
     case Verdict::kToTombstone: {

@@ -22,13 +22,17 @@
 #include <string>
 
 #include "storage/cell.h"
+#include "storage/purge_bounds.h"
 
 namespace cairn::storage {
 
 class CellCompactionFilter final : public rocksdb::CompactionFilter {
  public:
   // REQUIRES: tombstone_grace_ms >= 0, wall_clock_ms is callable from any thread.
-  CellCompactionFilter(std::function<int64_t()> wall_clock_ms, int64_t tombstone_grace_ms);
+  // `purge_bounds` (may be null) must outlive the filter: a deletion of a range deleted before
+  // the range's bound is removed before the grace period ends (storage/purge_bounds.h).
+  CellCompactionFilter(std::function<int64_t()> wall_clock_ms, int64_t tombstone_grace_ms,
+                       const PurgeBounds* purge_bounds = nullptr);
 
   enum class Verdict {
     kKeep,
@@ -37,6 +41,9 @@ class CellCompactionFilter final : public rocksdb::CompactionFilter {
   };
   // Pure decision, separated from RocksDB for tests.
   static Verdict judge(const Cell& cell, int64_t now_ms, int64_t tombstone_grace_ms);
+  // When the key a deletion deletes stopped existing: its timestamp's physical time, or its
+  // expiry if later. REQUIRES: the cell is a tombstone or expired.
+  static int64_t deleted_ms(const Cell& cell);
 
   Decision FilterV2(int level, const rocksdb::Slice& key, ValueType value_type,
                     const rocksdb::Slice& existing_value, std::string* new_value,
@@ -57,6 +64,7 @@ class CellCompactionFilter final : public rocksdb::CompactionFilter {
   std::atomic<rocksdb::ColumnFamilyHandle*> rows_{nullptr};
   std::function<int64_t()> wall_clock_ms_;
   int64_t tombstone_grace_ms_;
+  const PurgeBounds* purge_bounds_;
 };
 
 }  // namespace cairn::storage

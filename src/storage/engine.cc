@@ -498,6 +498,8 @@ std::string_view durability_name(Durability durability) {
 }
 
 struct Engine::Impl {
+  // Read by the filter: declared first, destroyed last.
+  PurgeBounds purge_bounds;
   // Declared before `db` so it is destroyed after it: RocksDB holds a raw pointer to the filter.
   std::unique_ptr<CellCompactionFilter> filter;
   std::unique_ptr<rocksdb::DB> db;
@@ -894,7 +896,8 @@ Result<std::unique_ptr<Engine>> Engine::open(const EngineOptions& options) {
 
   auto impl = std::make_unique<Impl>();
   impl->filter =
-      std::make_unique<CellCompactionFilter>(resolved.wall_clock_ms, resolved.tombstone_grace_ms);
+      std::make_unique<CellCompactionFilter>(resolved.wall_clock_ms, resolved.tombstone_grace_ms,
+                                             &impl->purge_bounds);
   rocksdb::Options db_options = make_rocksdb_options(resolved, impl->filter.get());
   db_options.create_missing_column_families = true;
   // The rows family shares the data's table options (Bloom filters: every write of a string
@@ -1621,6 +1624,14 @@ bool Engine::may_have_dropped(const Cell& cell) const {
   return CellCompactionFilter::judge(cell, options_.wall_clock_ms(), options_.tombstone_grace_ms) ==
          CellCompactionFilter::Verdict::kRemove;
 }
+
+bool Engine::may_have_purged(topology::Token token, const Cell& cell) const {
+  if (may_have_dropped(cell)) return true;
+  if (!cell.tombstone && !cell.expired_at(options_.wall_clock_ms())) return false;
+  return CellCompactionFilter::deleted_ms(cell) < impl_->purge_bounds.bound(token);
+}
+
+PurgeBounds& Engine::purge_bounds() { return impl_->purge_bounds; }
 
 uint64_t Engine::latest_sequence() const { return impl_->db->GetLatestSequenceNumber(); }
 

@@ -27,6 +27,7 @@
 
 #include "common/status.h"
 #include "storage/cell.h"
+#include "storage/purge_bounds.h"
 
 namespace rocksdb {
 class WriteBatch;
@@ -255,6 +256,14 @@ class Engine {
   // Whether the compaction filter may already have removed `cell` here: a tombstone or expired
   // value past the tombstone grace period. A copy that lacks such a cell is still complete.
   bool may_have_dropped(const Cell& cell) const;
+  // The same, or a deletion of `token`'s range before the range's purge bound (purge_bounds()):
+  // a copy of the range that lacks it is still complete.
+  bool may_have_purged(topology::Token token, const Cell& cell) const;
+
+  // Per range, the moment before which every replica is known to hold the same deletions
+  // (storage/purge_bounds.h): anti-entropy repair raises them, compaction removes deletions
+  // before them.
+  PurgeBounds& purge_bounds();
 
   EngineStats stats() const;
   // RocksDB's estimate of the cells stored (fields of rows and tombstones included).

@@ -423,6 +423,58 @@ TEST(EngineTest, CompactionDropsExpiredCellsAndOldTombstones) {
   EXPECT_EQ(read_ok(*engine, 1, "forever")->value, "v");
 }
 
+TEST(PurgeBoundsTest, RaiseLookUpAndReplaceOverlappingShapes) {
+  PurgeBounds bounds;
+  EXPECT_EQ(bounds.bound(5), 0);
+  bounds.raise(100, 200, 50);
+  EXPECT_EQ(bounds.bound(99), 0);
+  EXPECT_EQ(bounds.bound(100), 50);
+  EXPECT_EQ(bounds.bound(199), 50);
+  EXPECT_EQ(bounds.bound(200), 0);
+  bounds.raise(100, 200, 40);  // never lowered
+  EXPECT_EQ(bounds.bound(150), 50);
+  bounds.raise(200, 0, 70);  // to the ring's end
+  EXPECT_EQ(bounds.bound(~topology::Token{0}), 70);
+  // A split range replaces the entry it overlaps; the rest of the old entry loses its bound.
+  bounds.raise(150, 200, 60);
+  EXPECT_EQ(bounds.bound(120), 0);
+  EXPECT_EQ(bounds.bound(160), 60);
+  EXPECT_EQ(bounds.entries().size(), 2u);
+}
+
+// A deletion below its range's purge bound goes at the next compaction, before the grace period
+// ends; one at or above the bound, or in another range, waits for the grace period.
+TEST(EngineTest, CompactionPurgesDeletionsBelowTheirRangesBound) {
+  TempDir dir;
+  FakeClock clock;
+  clock.now_ms = 10'000;
+  EngineOptions options;
+  options.path = dir.path();
+  options.tombstone_grace_ms = 1'000'000;
+  options.wall_clock_ms = clock.function();
+  auto engine = open_engine(options);
+  auto tombstone_at = [](int64_t ms) {
+    return Cell{.tombstone = true, .timestamp = HybridClock::make(ms, 0), .writer = 1, .value = ""};
+  };
+  ASSERT_TRUE(apply_ok(*engine, 10, "old", tombstone_at(5'000)));
+  ASSERT_TRUE(apply_ok(*engine, 10, "new", tombstone_at(9'000)));
+  ASSERT_TRUE(apply_ok(*engine, 500, "elsewhere", tombstone_at(5'000)));
+  Cell expired = value_cell(HybridClock::make(1'000, 0), "ttl");
+  expired.expire_at_ms = 4'000;
+  ASSERT_TRUE(apply_ok(*engine, 10, "expired", expired));
+  ASSERT_TRUE(apply_ok(*engine, 10, "live", value_cell(HybridClock::make(1'000, 0), "v")));
+  engine->purge_bounds().raise(0, 100, 8'000);
+  EXPECT_TRUE(engine->may_have_purged(10, tombstone_at(5'000)));
+  EXPECT_FALSE(engine->may_have_purged(10, tombstone_at(9'000)));
+  EXPECT_FALSE(engine->may_have_purged(500, tombstone_at(5'000)));
+  ASSERT_TRUE(engine->compact_all().is_ok());
+  EXPECT_FALSE(read_ok(*engine, 10, "old").has_value());
+  EXPECT_FALSE(read_ok(*engine, 10, "expired").has_value());
+  EXPECT_TRUE(read_ok(*engine, 10, "new").has_value());
+  EXPECT_TRUE(read_ok(*engine, 500, "elsewhere").has_value());
+  EXPECT_EQ(read_ok(*engine, 10, "live")->value, "v");
+}
+
 // The claim behind the filter: Decision::kRemove turns the newest version into a deletion marker,
 // so an older version in a level the compaction does not touch stays hidden. Driven directly on
 // RocksDB to control exactly which files each compaction reads.

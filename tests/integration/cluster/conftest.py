@@ -18,7 +18,9 @@ from cluster_support import Cluster, ClusterHelper  # noqa: E402
 
 @pytest.fixture(scope="module")
 def cluster_module():
-    c = Cluster(machines=6, shards=2, rf=3)
+    # Anti-entropy repair off: these tests make replicas diverge on purpose and check what read
+    # repair and hints do about it (test_cluster_repair.py tests repair on its own cluster).
+    c = Cluster(machines=6, shards=2, rf=3, extra_args=["--repair-cells-per-s", "0"])
     try:
         yield ClusterHelper(c)
     finally:

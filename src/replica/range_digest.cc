@@ -1,0 +1,104 @@
+#include "replica/range_digest.h"
+
+#include <xxhash.h>
+
+#include <algorithm>
+#include <string>
+#include <string_view>
+
+#include "common/assert.h"
+#include "storage/cell.h"
+
+namespace cairn::replica {
+
+using topology::Token;
+
+namespace {
+
+// The width of [start, end) in tokens, as a 65-bit number (the whole ring is 2^64).
+unsigned __int128 width_of(Token start, Token end) {
+  const unsigned __int128 stop = end == 0 ? (static_cast<unsigned __int128>(1) << 64) : end;
+  return stop - start;
+}
+
+}  // namespace
+
+size_t leaf_of(Token start, Token end, size_t leaves, Token token) {
+  CAIRN_ASSERT(leaves >= 1, "a digest has at least one leaf");
+  const unsigned __int128 width = width_of(start, end);
+  const unsigned __int128 offset = static_cast<unsigned __int128>(token - start);
+  const size_t leaf = static_cast<size_t>(offset * leaves / width);
+  return leaf < leaves ? leaf : leaves - 1;
+}
+
+Token leaf_start(Token start, Token end, size_t leaves, size_t leaf) {
+  CAIRN_ASSERT(leaves >= 1 && leaf <= leaves, "leaf out of range");
+  if (leaf == leaves) return end;
+  // The smallest token t with leaf_of(t) == leaf: ceil(leaf * width / leaves).
+  const unsigned __int128 width = width_of(start, end);
+  const unsigned __int128 offset = (static_cast<unsigned __int128>(leaf) * width + leaves - 1) /
+                                   leaves;
+  return start + static_cast<Token>(offset);
+}
+
+Result<RangeDigest> digest_range(storage::Engine& engine, Token start, Token end, size_t leaves,
+                                 size_t max_cells, int64_t now_ms, int64_t purge_before_ms) {
+  if (leaves == 0) return Status::invalid_argument("a digest needs at least one leaf");
+  if (end != 0 && end <= start) {
+    return Status::invalid_argument("digest end must be after its start (0 = the ring's end)");
+  }
+  RangeDigest digest;
+  digest.hashes.assign(leaves, 0);
+  digest.cells.assign(leaves, 0);
+  // The row whose fields are being visited and what its state hides.
+  std::string row_key;
+  HlcTimestamp row_hidden = 0;
+  Status failure;
+  std::string buffer;
+  const Status scanned = engine.scan(
+      start, end,
+      [&](Token token, std::string_view key, std::string_view sub_key,
+          const storage::Cell& stored) {
+        if (digest.visited >= max_cells) {
+          digest.truncated = true;
+          return false;
+        }
+        ++digest.visited;
+        if (engine.may_have_dropped(stored)) return true;
+        if ((stored.tombstone || stored.expired_at(now_ms)) &&
+            std::max(HybridClock::physical_ms(stored.timestamp), stored.expire_at_ms) <
+                purge_before_ms) {
+          return true;
+        }
+        if (!sub_key.empty()) {
+          if (key != row_key) {
+            Result<storage::StoredRow> row = engine.read_row(token, key);
+            if (!row.is_ok()) {
+              failure = row.status();
+              return false;
+            }
+            row_key.assign(key);
+            row_hidden = row->state.hidden_through(now_ms);
+          }
+          if (stored.timestamp <= row_hidden) return true;
+        }
+        buffer = storage::encode_key(token, key, sub_key);
+        if (stored.expired_at(now_ms) && !stored.tombstone) {
+          storage::Cell as_tombstone = stored;
+          as_tombstone.tombstone = true;
+          as_tombstone.value.clear();
+          buffer += storage::encode_cell(as_tombstone);
+        } else {
+          buffer += storage::encode_cell(stored);
+        }
+        const size_t leaf = leaf_of(start, end, leaves, token);
+        digest.hashes[leaf] += XXH3_64bits(buffer.data(), buffer.size());
+        ++digest.cells[leaf];
+        return true;
+      });
+  if (!failure.is_ok()) return failure;
+  if (!scanned.is_ok()) return scanned;
+  return digest;
+}
+
+}  // namespace cairn::replica
