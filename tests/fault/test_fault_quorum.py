@@ -19,6 +19,10 @@ def _assert_clean(result):
     assert result["leftover_rules"] == [], "iptables rules left behind: %s" % (
         result["leftover_rules"])
     assert result["violations"] == [], result["report"]
+    # Written once before the faults: each read back as written, the same on every replica.
+    assert result["preloaded"] > 0
+    assert result["preload_lost"] == [], result["preload_lost"][:10]
+    assert result["replica_divergence"] == [], result["replica_divergence"][:5]
     assert result["ops"] > 100, "the workload barely ran: %s" % result["summary"]
     assert result["faults"], "the nemesis injected no fault"
 

@@ -29,6 +29,10 @@ from nemesis import COMMENT, Nemesis  # noqa: E402
 CLIENT_TIMEOUT_S = 3.0
 FINAL_READ_DEADLINE_S = 30.0
 RECOVERY_DEADLINE_S = 30.0
+# After the faults, anti-entropy repair (a pass every REPAIR_INTERVAL_S) must make every replica
+# of a shard hold the same cells of the preloaded keys within this long.
+REPAIR_INTERVAL_S = 3
+CONVERGE_DEADLINE_S = 60.0
 
 
 def cluster_supported(binary=launcher.DEFAULT_BINARY):
@@ -162,20 +166,90 @@ def finish_and_check(clients, cluster, keys, history, rng):
     return checker.check(history.ops())
 
 
+def preload(cluster, count, rng):
+    """Writes `count` keys once, before any fault, each acknowledged (at QUORUM); returns
+    {key: value}. They are never written again: the end of the run reads them back one by one
+    and compares them replica by replica."""
+    data = {}
+    c = cluster.client(0, socket_timeout=CLIENT_TIMEOUT_S)
+    for n in range(count):
+        key, value = "pre:%d" % n, "once-%d-%d" % (n, rng.randrange(1 << 30))
+        end = time.monotonic() + FINAL_READ_DEADLINE_S
+        while True:
+            try:
+                assert c.set(key, value)
+                break
+            except redis.RedisError:
+                if time.monotonic() > end:
+                    raise
+                time.sleep(0.2)
+        data[key] = value.encode()
+    return data
+
+
+def preload_lost(cluster, data, rng):
+    """Preloaded keys a QUORUM read (through a random machine) does not return as written."""
+    lost = []
+    for key, value in data.items():
+        end = time.monotonic() + FINAL_READ_DEADLINE_S
+        while True:
+            i = rng.randrange(len(cluster.machines))
+            try:
+                got = cluster.client(i, socket_timeout=CLIENT_TIMEOUT_S).get(key)
+                if got != value:
+                    lost.append((key, value, got))
+                break
+            except redis.RedisError:
+                if time.monotonic() > end:
+                    lost.append((key, value, "unreadable"))
+                    break
+                time.sleep(0.2)
+    return lost
+
+
+def replica_divergence(cluster, keys, deadline_s=CONVERGE_DEADLINE_S):
+    """Waits until every voting replica of each key's shard stores the same cell for every key
+    (CAIRN.READ, as stored, timestamps included); returns the keys still differing after the
+    deadline, with each replica's cell."""
+    end = time.monotonic() + deadline_s
+    while True:
+        epoch = cluster.table()["epoch"]
+        differing = []
+        for key in keys:
+            cells = []
+            for i in cluster.replicas_of(key):
+                ic = cluster.internal_client(i, socket_timeout=CLIENT_TIMEOUT_S)
+                try:
+                    cells.append(ic.execute_command("CAIRN.READ", epoch, key))
+                finally:
+                    ic.close()
+            if len(set(cells)) != 1:
+                differing.append((key, cells))
+        if not differing or time.monotonic() > end:
+            return differing
+        time.sleep(1.0)
+
+
 def leftover_rules():
     out = subprocess.run(["iptables", "-S", "INPUT"], capture_output=True, text=True).stdout
     return [line for line in out.splitlines() if COMMENT in line]
 
 
 def run(seconds=60, machines=3, shards=1, rf=3, threads=4, keys_per_shard=6, seed=None,
-        partitions=True, log=print, history_path=None, standalone=False, rows=False):
-    """Runs one fault test; returns a dict of results (violations, counts, events)."""
+        partitions=True, log=print, history_path=None, standalone=False, rows=False,
+        preloaded=300):
+    """Runs one fault test; returns a dict of results (violations, counts, events). In a
+    cluster, `preloaded` keys are written once before the faults and checked at the end: read
+    back key by key ("preload_lost") and compared replica by replica after repair
+    ("replica_divergence")."""
     ok, help_text = cluster_supported()
     if not ok and not standalone:
         raise RuntimeError("build/cairn has no cluster mode (--cluster-secret)")
     extra = []
     if "--request-timeout-ms" in help_text and not standalone:
         extra += ["--request-timeout-ms", "1000"]
+    if "--repair-interval-s" in help_text and not standalone:
+        extra += ["--repair-interval-s", str(REPAIR_INTERVAL_S)]
     seed = seed if seed is not None else random.randrange(1 << 30)
     rng = random.Random(seed)
     log("fault test: seed %d, %d s, %d machines, %d shards, RF %d, %d clients"
@@ -190,6 +264,7 @@ def run(seconds=60, machines=3, shards=1, rf=3, threads=4, keys_per_shard=6, see
         if rows:
             # Two hashes per shard, each key's registers being fields of one of them.
             keys = ["%s|f%d" % (k, n) for k in keys[::3] for n in range(3)]
+        data = {} if standalone else preload(c, preloaded, rng)
         stop = threading.Event()
         clients = [Client("c%d" % n, c, keys, history, stop, rng.randrange(1 << 30))
                    for n in range(threads)]
@@ -223,6 +298,8 @@ def run(seconds=60, machines=3, shards=1, rf=3, threads=4, keys_per_shard=6, see
         wait_all_up(c)
         time.sleep(1.0)  # let hints replay; final reads repair anyway
         final_reads(c, keys, history, rng)
+        lost = preload_lost(c, data, rng)
+        divergent = replica_divergence(c, sorted(data))
         ops = history.ops()
         violations = checker.check(ops)
         if history_path is None and violations:
@@ -237,11 +314,14 @@ def run(seconds=60, machines=3, shards=1, rf=3, threads=4, keys_per_shard=6, see
             "partitions": nem.partitions_enabled, "partition_skip": nem.partition_skip_reason,
             "violations": violations, "report": checker.report(violations),
             "leftover_rules": rules, "history_path": history_path,
+            "preloaded": len(data), "preload_lost": lost, "replica_divergence": divergent,
         }
     counts = dict(sorted(nem.counts.items()))
     result["fault_counts"] = counts
     log("fault test: %d ops (%s); faults %s; %s" % (result["ops"], result["summary"], counts,
                                                     result["report"].splitlines()[0]))
+    log("fault test: %d preloaded keys, %d lost, %d still differing between replicas"
+        % (result["preloaded"], len(result["preload_lost"]), len(result["replica_divergence"])))
     if violations:
         log(checker.report(violations, limit=20))
         log("history written to %s" % history_path)
