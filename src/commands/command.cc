@@ -183,6 +183,7 @@ const CommandTable& default_table() {
     register_set_commands(t);
     register_zset_commands(t);
     register_list_commands(t);
+    register_stream_commands(t);
     register_bit_commands(t);
     register_connection_commands(t);
     register_server_commands(t);

@@ -336,6 +336,7 @@ void register_hash_commands(CommandTable& table);         // HSET HGET ... (rows
 void register_set_commands(CommandTable& table);          // SADD SMEMBERS ... (rows)
 void register_zset_commands(CommandTable& table);         // ZADD ZRANGE ... (rows)
 void register_list_commands(CommandTable& table);         // LPUSH LRANGE BLPOP ... (rows)
+void register_stream_commands(CommandTable& table);       // XADD XRANGE XREADGROUP ... (rows)
 void register_bit_commands(CommandTable& table);          // SETBIT GETBIT BITCOUNT
 void register_connection_commands(CommandTable& table);   // PING ECHO HELLO AUTH QUIT SELECT CLIENT
 void register_server_commands(CommandTable& table);       // COMMAND INFO CONFIG TIME SHUTDOWN...
