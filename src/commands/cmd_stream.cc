@@ -435,7 +435,6 @@ Result<int64_t> trim_stream(Keyspace& keyspace, const std::string& key, StreamRe
   StreamMeta& meta = stream.meta;
   StreamId from = meta.first_id;
   while (meta.length > 0) {
-    if (trim.limit != 0 && deleted >= trim.limit) break;
     if (trim.strategy == TrimStrategy::kMaxlen && meta.length <= uint64_t(trim.maxlen)) break;
     // The head node: the entries sharing the first entry's node number.
     std::vector<StreamId> node;
@@ -449,6 +448,8 @@ Result<int64_t> trim_stream(Keyspace& keyspace, const std::string& key, StreamRe
                                   });
     if (!status.is_ok()) return status;
     if (node.empty()) break;
+    // The work bound: a node that would take the count past LIMIT stays (Redis's check).
+    if (trim.limit != 0 && deleted + static_cast<int64_t>(node.size()) > trim.limit) break;
     bool remove_node = false;
     if (trim.strategy == TrimStrategy::kMaxlen) {
       remove_node = meta.length - node.size() >= uint64_t(trim.maxlen);
@@ -502,8 +503,10 @@ void xadd_command(CommandContext& ctx) {
   AddArgs args;
   const std::optional<size_t> field_pos = parse_add_or_trim(ctx, args, /*xadd=*/true);
   if (!field_pos) return;
-  const size_t fields = ctx.args.size() - *field_pos;
-  if (fields < 3 || fields % 2 == 0) return ctx.reply.error(arity_error(ctx.args[0]));
+  // The fields follow the ID ("*" or explicit) the parse stopped at.
+  const int64_t fields =
+      static_cast<int64_t>(ctx.args.size()) - static_cast<int64_t>(*field_pos) - 1;
+  if (fields < 2 || fields % 2 == 1) return ctx.reply.error(arity_error(ctx.args[0]));
   if (args.id_given && args.seq_given && args.id.is_zero()) return ctx.reply.error(kErrIdZero);
   const std::string& key = ctx.args[1];
   run_stream_command(ctx, key, [&](resp::ReplyWriter& reply, StreamRead& stream) -> Status {
@@ -555,7 +558,7 @@ void xadd_command(CommandContext& ctx) {
       meta.node_fill = 0;
     }
     entry.node = meta.node;
-    for (size_t i = *field_pos; i + 1 < ctx.args.size(); i += 2) {
+    for (size_t i = *field_pos + 1; i + 1 < ctx.args.size(); i += 2) {
       entry.fields.emplace_back(ctx.args[i], ctx.args[i + 1]);
     }
     StreamChanges changes(ctx.keyspace, key, stream.row.hidden());
@@ -898,11 +901,10 @@ void xread_generic(CommandContext& ctx, bool group_form) {
     } else if (equals_ignore_case(opt, "streams") && more) {
       streams_at = i + 1;
       if ((args.size() - streams_at) % 2 != 0) {
+        // redis-server 7.0 names XREAD and '$' for XREADGROUP too.
         return ctx.reply.error(
-            group_form ? "ERR Unbalanced 'xreadgroup' list of streams: for each stream key an "
-                         "ID or '>' must be specified."
-                       : "ERR Unbalanced 'xread' list of streams: for each stream key an ID or "
-                         "'$' must be specified.");
+            "ERR Unbalanced XREAD list of streams: for each stream key an ID or '$' must be "
+            "specified.");
       }
       break;
     } else if (equals_ignore_case(opt, "group") && more >= 2) {
@@ -1328,10 +1330,7 @@ void xsetid_command(CommandContext& ctx) {
       return Status::ok();
     }
     StreamMeta& meta = stream.meta;
-    if (*id < meta.max_deleted_id) {
-      reply.error("ERR The ID specified in XSETID is smaller than current max_deleted_entry_id");
-      return Status::ok();
-    }
+    // redis-server 7.0 does not compare the ID with the current max_deleted_entry_id.
     if (meta.length > 0) {
       Result<std::optional<StreamId>> last = edge_id(ctx.keyspace, key, stream, true);
       if (!last.is_ok()) return last.status();
@@ -1840,11 +1839,13 @@ void xinfo_stream(CommandContext& ctx, const std::string& key, const StreamRead&
   bool full = false;
   int64_t count = 10;
   if (args.size() > 3) {
-    if (!equals_ignore_case(args[3], "full")) return ctx.reply.error(kErrSyntax);
+    if (!equals_ignore_case(args[3], "full")) {
+      return ctx.reply.error(subcommand_syntax_error(args));
+    }
     full = true;
     if (args.size() > 4) {
       if (args.size() != 6 || !equals_ignore_case(args[4], "count")) {
-        return ctx.reply.error(kErrSyntax);
+        return ctx.reply.error(subcommand_syntax_error(args));
       }
       const std::optional<int64_t> value = parse_int64(args[5]);
       if (!value) return ctx.reply.error(kErrNotInteger);
