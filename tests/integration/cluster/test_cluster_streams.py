@@ -184,3 +184,26 @@ def test_no_acknowledged_xadd_is_lost_when_the_leader_dies(cluster):
     # Delivered as new at most once each (a reply lost with its connection may skip some).
     assert len(delivered) == len(set(delivered))
     r.close()
+
+
+def test_multi_key_reads_across_shards(cluster):
+    """XREAD reads each key where it lives; XREADGROUP writes all its keys at one leader, so keys
+    of different shards are refused (docs/protocol.md "Streams")."""
+    ids = [s["id"] for s in cluster._table["shards"]]
+    a = cluster.keys_on_shard(ids[0], 1, prefix="xa")[0]
+    b = cluster.keys_on_shard(ids[1], 1, prefix="xb")[0]
+    c = cluster.client(0)
+    c.xadd(a, {"f": "1"}, id="1-1")
+    c.xadd(b, {"f": "2"}, id="2-1")
+    got = c.xread({a: "0", b: "0"})
+    assert got == [[a.encode(), [(b"1-1", {b"f": b"1"})]],
+                   [b.encode(), [(b"2-1", {b"f": b"2"})]]] or got == [
+        [a.encode(), [[b"1-1", [b"f", b"1"]]]], [b.encode(), [[b"2-1", [b"f", b"2"]]]]]
+    c.xgroup_create(a, "g", id="0")
+    c.xgroup_create(b, "g", id="0")
+    try:
+        c.xreadgroup("g", "w", {a: ">", b: ">"})
+        raise AssertionError("keys of two shards were accepted")
+    except redis.ResponseError as e:
+        assert str(e).startswith("CROSSSHARD")
+    c.close()
