@@ -1014,6 +1014,7 @@ void xread_generic(CommandContext& ctx, bool group_form) {
         continue;
       }
       StreamGroup& group = groups[k];
+      const StreamGroup group_before = group;
       StreamChanges changes(ctx.keyspace, key, stream.row.hidden());
       Result<StreamConsumer> consumer =
           touch_consumer(changes, *group_name, group, *consumer_name, now);
@@ -1051,7 +1052,7 @@ void xread_generic(CommandContext& ctx, bool group_form) {
           }
           result.entries.emplace_back(id, std::move(*entry));
         }
-        put_group(changes, *group_name, group);
+        if (group != group_before) put_group(changes, *group_name, group);
         if (Status status = changes.commit(nullptr); !status.is_ok()) return status;
         continue;
       }
@@ -1088,7 +1089,7 @@ void xread_generic(CommandContext& ctx, bool group_form) {
           }
         }
       }
-      put_group(changes, *group_name, group);
+      if (group != group_before) put_group(changes, *group_name, group);
       if (Status status = changes.commit(nullptr); !status.is_ok()) return status;
     }
     if (results.empty() && !deadline) {
@@ -1440,18 +1441,22 @@ void xpending_command(CommandContext& ctx) {
   const std::string pel_prefix = stream_pending_prefix(group_name);
   const int64_t now = ctx.keyspace.now_ms();
   if (summary) {
+    // The count from the group cell; the first and last pending IDs by a seek from each end.
+    const uint64_t pending = group->pending;
     std::optional<StreamId> first, last;
-    uint64_t pending = 0;
-    // The first and last pending IDs, and the count (a walk of the group's pending entries).
-    Status status = visit_prefix(ctx.keyspace, key, *stream, pel_prefix, "",
-                                 [&](std::string_view sub_key, const Cell&) {
-                                   if (auto id = stream_id_after_prefix(sub_key, pel_prefix)) {
-                                     if (!first) first = *id;
-                                     last = *id;
-                                     ++pending;
-                                   }
-                                   return true;
-                                 });
+    auto take = [&](std::optional<StreamId>& out) {
+      return [&, out_ptr = &out](std::string_view sub_key, const Cell&) {
+        if (!sub_key.starts_with(pel_prefix)) return false;
+        *out_ptr = stream_id_after_prefix(sub_key, pel_prefix);
+        return !out_ptr->has_value();
+      };
+    };
+    Status status = visit_prefix(ctx.keyspace, key, *stream, pel_prefix, "", take(first));
+    if (status.is_ok()) {
+      const std::string above = pel_prefix + std::string(17, '\xff');
+      status = ctx.keyspace.scan_fields_reverse(key, pel_prefix, above, stream->row.hidden(),
+                                                take(last));
+    }
     if (!status.is_ok()) return ctx.reply.error(storage_error_reply(status));
     std::vector<std::pair<std::string, uint64_t>> consumers;
     const std::string consumer_prefix = stream_consumer_prefix(group_name);
@@ -1468,7 +1473,7 @@ void xpending_command(CommandContext& ctx) {
     if (!status.is_ok()) return ctx.reply.error(storage_error_reply(status));
     ctx.reply.array(4);
     ctx.reply.integer(static_cast<int64_t>(pending));
-    if (pending == 0) {
+    if (pending == 0 || !first || !last) {
       ctx.reply.null();
       ctx.reply.null();
       ctx.reply.null_array();
