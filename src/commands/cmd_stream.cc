@@ -1013,9 +1013,13 @@ void xread_generic(CommandContext& ctx, bool group_form) {
         for (auto& [id, entry] : *entries) result.entries.emplace_back(id, std::move(entry));
         continue;
       }
+      StreamChanges changes(ctx.keyspace, key, stream.row.hidden());
+      // Read again: a key named twice sees what serving its first mention changed.
+      Result<std::optional<StreamGroup>> fresh = read_group(changes, *group_name);
+      if (!fresh.is_ok()) return fresh.status();
+      if (*fresh) groups[k] = **fresh;
       StreamGroup& group = groups[k];
       const StreamGroup group_before = group;
-      StreamChanges changes(ctx.keyspace, key, stream.row.hidden());
       Result<StreamConsumer> consumer =
           touch_consumer(changes, *group_name, group, *consumer_name, now);
       if (!consumer.is_ok()) return consumer.status();
