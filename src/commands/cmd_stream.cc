@@ -1771,6 +1771,7 @@ void xautoclaim_command(CommandContext& ctx) {
           return dropped;
         }
         deleted.push_back(id);
+        --left;  // redis-server 7.0 counts a deleted entry against COUNT too
         continue;
       }
       if (min_idle != 0 && now - pending.delivery_ms < min_idle) continue;

@@ -394,6 +394,7 @@ CLAIMING = [
     S("XREADGROUP", "GROUP", "g", "alice", "STREAMS", "s", ">"),
     S("XDEL", "s", "4-1"),
     S("XAUTOCLAIM", "s", "g", "zed", "0", "0", "COUNT", "2"),
+    S("XAUTOCLAIM", "s", "g", "zed", "0", "4-1", "COUNT", "1", "JUSTID"),
     S("XAUTOCLAIM", "s", "g", "zed", "0", "5-1", "COUNT", "2", "JUSTID"),
     S("XAUTOCLAIM", "s", "g", "zed", "3600000", "0"),
     S("XAUTOCLAIM", "s", "g", "zed", "0", "(5-1"),
