@@ -2107,6 +2107,7 @@ void register_stream_commands(CommandTable& table) {
                              "5.0.0", "For each stream mentioned: O(M)",
                              xread_command);
     xread.flags |= kMovableKeys;
+    xread.keys_after_keyword = "streams";
     table.add(std::move(xread));
   }
   {
@@ -2116,6 +2117,8 @@ void register_stream_commands(CommandTable& table) {
              "the pending entries for a given consumer. Can block.",
              "5.0.0", "For each stream mentioned: O(M)", xreadgroup_command);
     xreadgroup.flags |= kMovableKeys;
+    xreadgroup.keys_after_keyword = "streams";
+    xreadgroup.keyword_from = 4;
     table.add(std::move(xreadgroup));
   }
   table.add(spec("xack", -4, kWrite | kFast, 1, 1,

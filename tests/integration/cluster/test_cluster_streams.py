@@ -207,3 +207,24 @@ def test_multi_key_reads_across_shards(cluster):
     except redis.ResponseError as e:
         assert str(e).startswith("CROSSSHARD")
     c.close()
+
+
+def test_redis_cluster_client_routes_stream_commands(cluster):
+    """redis-py's RedisCluster finds the keys of XREAD / XREADGROUP after STREAMS (COMMAND
+    GETKEYS) and of the other stream commands from COMMAND, and sends each to the key's shard."""
+    from redis.cluster import ClusterNode, RedisCluster
+    rc = RedisCluster(startup_nodes=[ClusterNode(cluster.host(0), cluster.port(0))],
+                      socket_timeout=10)
+    try:
+        for n in range(10):
+            key = "rcs%d" % n
+            assert rc.xadd(key, {"n": str(n)}, id="1-%d" % (n + 1)) == b"1-%d" % (n + 1)
+            assert rc.xread({key: "0"}) == [[key.encode(), [(b"1-%d" % (n + 1),
+                                                             {b"n": str(n).encode()})]]]
+            assert rc.xgroup_create(key, "g", id="0") is True
+            got = rc.xreadgroup("g", "c", {key: ">"})
+            assert got[0][1][0][0] == b"1-%d" % (n + 1)
+            assert rc.xack(key, "g", b"1-%d" % (n + 1)) == 1
+            assert rc.xinfo_stream(key)["length"] == 1
+    finally:
+        rc.close()
