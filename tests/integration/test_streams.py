@@ -583,3 +583,21 @@ def test_auto_ids_increase_under_concurrent_producers(server, r):
     assert len(stored) == 800 == len(set(ids))
     assert sorted(stored, key=lambda x: tuple(int(p) for p in x.split(b"-"))) == stored
     assert set(stored) == set(ids)
+
+
+def _tracking_flow(port):
+    """A RESP3 client that tracks keys reads a stream with XREAD; an XADD by another client
+    invalidates it, as for any key read."""
+    with RawConn(port) as c, RawConn(port) as other:
+        c.cmd("FLUSHALL")
+        c.cmd("HELLO", "3")
+        out = [c.cmd_raw("CLIENT", "TRACKING", "ON")]
+        other.cmd("XADD", "s", "1-1", "f", "v")
+        out.append(c.cmd_raw("XREAD", "STREAMS", "s", "0"))
+        other.cmd("XADD", "s", "2-1", "f", "v")
+        out.append(c.read_raw())  # the invalidation push
+        return out
+
+
+def test_xread_keys_are_tracked_like_redis(server, redis_ref, r):
+    assert _tracking_flow(server.port) == _tracking_flow(redis_ref.port)
