@@ -107,9 +107,10 @@ class StreamChanges {
     if (!(*cells)[0]) return std::optional<std::string>();
     return std::optional<std::string>(std::move((*cells)[0]->value));
   }
-  void put(std::string sub_key, std::string value) { changes_[std::move(sub_key)] = value; }
+  void put(std::string sub_key, std::string value) {
+    changes_[std::move(sub_key)] = std::move(value);
+  }
   void remove(std::string sub_key) { changes_[std::move(sub_key)] = std::nullopt; }
-  bool empty() const { return changes_.empty(); }
 
   Status commit(const StreamMeta* meta) {
     std::vector<std::string> removes;
@@ -713,11 +714,6 @@ void xrange_command(CommandContext& ctx) { xrange_generic(ctx, false); }
 void xrevrange_command(CommandContext& ctx) { xrange_generic(ctx, true); }
 
 // ---- Consumer groups: shared helpers ----
-
-struct GroupState {
-  std::string name;
-  StreamGroup group;
-};
 
 Result<std::optional<StreamGroup>> read_group(StreamChanges& changes, std::string_view name) {
   Result<std::optional<std::string>> cell = changes.get(stream_group_sub_key(name));
@@ -1895,7 +1891,6 @@ void xinfo_stream(CommandContext& ctx, const std::string& key, const StreamRead&
   const uint64_t limit = static_cast<uint64_t>(count);  // 0 = everything
   Result<Entries> entries = collect_entries(keyspace, key, stream, {}, kMaxStreamId, false, limit);
   if (!entries.is_ok()) return ctx.reply.error(storage_error_reply(entries.status()));
-  const int64_t now = keyspace.now_ms();
   reply.map(9);
   write_meta_fields(reply, meta);
   reply.bulk("entries");
@@ -1983,7 +1978,6 @@ void xinfo_stream(CommandContext& ctx, const std::string& key, const StreamRead&
       }
     }
   }
-  (void)now;
   ctx.reply.buffer()->append(staged);
 }
 
