@@ -14,7 +14,8 @@
 # -P 16. Idle RSS of cairn is measured after start-up and again after the runs.
 #
 # Env: TESTS (redis-benchmark's test names, default "set,get"; the wide-row ones are
-# "hset,sadd,zadd,zpopmin,spop"), KEYSPACES (redis-benchmark -r per run, space-separated,
+# "hset,sadd,zadd,zpopmin,spop"; streams: "xadd,xrange", XADD and XRANGE COUNT 10 on random
+# stream keys), KEYSPACES (redis-benchmark -r per run, space-separated,
 # default "100000 0": 100,000 random keys (or fields) as real traffic has, then
 # redis-benchmark's single key, reported as e.g. "SET/1key"; KEYSPACE=N is the same as
 # KEYSPACES=N),
@@ -141,9 +142,34 @@ bench() {
   local out="$WORK/out.csv"
   local keys=() suffix=""
   if [ "$keyspace" != 0 ]; then keys=(-r "$keyspace"); else suffix="/1key"; fi
-  redis-benchmark -h "$host" -p "$port" -t "$TESTS" "${keys[@]}" -c "$CLIENTS" -n "$N" \
-    -P "$pipeline" -q --csv \
-    >"$out" 2>"$WORK/bench.err" || { cat "$WORK/bench.err" >&2; die "redis-benchmark failed on $target"; }
+  # Streams have no redis-benchmark test: "xadd" and "xrange" in TESTS run these commands on
+  # random keys (stream:<n>, n < KEYSPACE), labelled XADD and XRANGE.
+  local native=() t
+  : >"$out"
+  IFS=, read -ra all_tests <<<"$TESTS"
+  for t in "${all_tests[@]}"; do
+    case "${t,,}" in
+      xadd|xrange) ;;
+      *) native+=("$t") ;;
+    esac
+  done
+  if [ "${#native[@]}" -gt 0 ]; then
+    redis-benchmark -h "$host" -p "$port" -t "$(IFS=,; echo "${native[*]}")" "${keys[@]}" \
+      -c "$CLIENTS" -n "$N" -P "$pipeline" -q --csv \
+      >"$out" 2>"$WORK/bench.err" || { cat "$WORK/bench.err" >&2; die "redis-benchmark failed on $target"; }
+  fi
+  for t in "${all_tests[@]}"; do
+    local command=()
+    case "${t,,}" in
+      xadd) command=(XADD "stream:__rand_int__" "*" field value) ;;
+      xrange) command=(XRANGE "stream:__rand_int__" - + COUNT 10) ;;
+      *) continue ;;
+    esac
+    redis-benchmark -h "$host" -p "$port" "${keys[@]}" -c "$CLIENTS" -n "$N" -P "$pipeline" \
+      -q --csv "${command[@]}" 2>"$WORK/bench.err" |
+      awk -F, -v name="\"${t^^}\"" 'BEGIN { OFS = "," } $1 != "\"test\"" { $1 = name; print }' \
+      >>"$out" || { cat "$WORK/bench.err" >&2; die "redis-benchmark failed on $target"; }
+  done
   # "test","rps","avg_latency_ms","min_latency_ms","p50_latency_ms","p95_latency_ms",
   # "p99_latency_ms","max_latency_ms"
   tr -d '"' <"$out" | awk -F, -v p="$pairing" -v t="$target" -v pl="$pipeline" -v r="$round" \

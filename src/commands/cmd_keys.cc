@@ -55,6 +55,8 @@ std::string_view type_name(ValueType type) {
       return "zset";
     case ValueType::kList:
       return "list";
+    case ValueType::kStream:
+      return "stream";
   }
   return "unknown";
 }
@@ -553,6 +555,7 @@ Result<std::string> encoding_of(CommandContext& ctx, const std::string& key, con
   }
   // redis-server 7.0 keeps every list in a quicklist (7.2 added small listpack lists).
   if (cell.type == ValueType::kList) return std::string("quicklist");
+  if (cell.type == ValueType::kStream) return std::string("stream");
   Result<coordinator::RowRead> row = ctx.keyspace.read_row(key);
   if (!row.is_ok()) return row.status();
   RowOfType read;

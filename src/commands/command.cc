@@ -183,6 +183,7 @@ const CommandTable& default_table() {
     register_set_commands(t);
     register_zset_commands(t);
     register_list_commands(t);
+    register_stream_commands(t);
     register_bit_commands(t);
     register_connection_commands(t);
     register_server_commands(t);
@@ -209,6 +210,16 @@ std::vector<size_t> key_indexes(const CommandSpec& spec, size_t argc) {
 
 std::vector<size_t> key_indexes(const CommandSpec& spec, std::span<const std::string> args) {
   std::vector<size_t> indexes = key_indexes(spec, args.size());
+  if (!spec.keys_after_keyword.empty()) {
+    for (size_t i = static_cast<size_t>(std::max(spec.keyword_from, 1)); i < args.size(); ++i) {
+      if (!equals_ignore_case(args[i], spec.keys_after_keyword)) continue;
+      const size_t rest = args.size() - i - 1;
+      if (rest % 2 != 0) break;  // unbalanced: the command answers its own error
+      for (size_t k = 0; k < rest / 2; ++k) indexes.push_back(i + 1 + k);
+      break;
+    }
+    return indexes;
+  }
   const size_t at = static_cast<size_t>(spec.numkeys_index);
   if (at == 0 || at >= args.size()) return indexes;
   const std::optional<int64_t> count = parse_int64(args[at]);

@@ -280,6 +280,10 @@ struct CommandSpec {
   // > 0: args[numkeys_index] is a count of keys that follow it (ZUNION, SINTERCARD...); those
   // keys come after the ones of first/last/step (COMMAND GETKEYS, routing, a "keynum" key spec).
   int numkeys_index = 0;
+  // Non-empty: the keys are the first half of the arguments after the first argument equal to
+  // this word, case-insensitively, from args[keyword_from] on (XREAD ... STREAMS k1 k2 id1 id2).
+  std::string keys_after_keyword;
+  int keyword_from = 1;
   std::string group;         // "string", "generic", "connection", "server" (COMMAND DOCS)
   std::string summary;
   std::string since;         // first Redis version with the command, e.g. "1.0.0"
@@ -336,6 +340,7 @@ void register_hash_commands(CommandTable& table);         // HSET HGET ... (rows
 void register_set_commands(CommandTable& table);          // SADD SMEMBERS ... (rows)
 void register_zset_commands(CommandTable& table);         // ZADD ZRANGE ... (rows)
 void register_list_commands(CommandTable& table);         // LPUSH LRANGE BLPOP ... (rows)
+void register_stream_commands(CommandTable& table);       // XADD XRANGE XREADGROUP ... (rows)
 void register_bit_commands(CommandTable& table);          // SETBIT GETBIT BITCOUNT
 void register_connection_commands(CommandTable& table);   // PING ECHO HELLO AUTH QUIT SELECT CLIENT
 void register_server_commands(CommandTable& table);       // COMMAND INFO CONFIG TIME SHUTDOWN...

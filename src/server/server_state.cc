@@ -189,6 +189,12 @@ ServerState::ServerState(ServerConfig config, size_t loop_count, storage::Engine
         sub_key[0] == storage::kListMetaNamespace) {
       blocked_clients_.notify(key);
     }
+    // Every stream write ends with its meta cell (the lone field-namespace byte): XREAD and
+    // XREADGROUP waiters of the key try again.
+    if (cell.type == storage::ValueType::kStream && !cell.tombstone && sub_key.size() == 1 &&
+        sub_key[0] == storage::kFieldNamespace) {
+      blocked_clients_.notify(key);
+    }
   });
   settings_.maxclients.store(config_.maxclients);
   settings_.idle_timeout_ms.store(config_.timeout_seconds * 1000);

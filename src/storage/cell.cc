@@ -43,7 +43,7 @@ uint64_t get_u64(std::string_view bytes) {
 
 bool known_type(uint8_t type) {
   return type >= static_cast<uint8_t>(ValueType::kString) &&
-         type <= static_cast<uint8_t>(ValueType::kList);
+         type <= static_cast<uint8_t>(ValueType::kStream);
 }
 
 // Row header value, version 1: version(1) delete_through(8); version 2 (a row whose fields may

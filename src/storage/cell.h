@@ -29,12 +29,15 @@ enum class ValueType : uint8_t {
   kSet = 3,
   kZSet = 4,
   kList = 5,
+  // Streams (docs/formats.md "Streams"): entries, the meta cell and consumer groups are cells
+  // of the row under their own sub-key namespaces (src/commands/stream_row.h).
+  kStream = 6,
 };
 
 // Whether values of `type` are rows (a header cell plus one cell per field or member).
 constexpr bool is_row_type(ValueType type) {
   return type == ValueType::kHash || type == ValueType::kSet || type == ValueType::kZSet ||
-         type == ValueType::kList;
+         type == ValueType::kList || type == ValueType::kStream;
 }
 
 struct Cell {

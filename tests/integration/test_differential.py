@@ -73,6 +73,7 @@ ARITY = {
     "lrange": 4, "lindex": 3, "lset": 4, "linsert": 5, "lrem": 4, "ltrim": 4, "lpos": -3,
     "lmove": 5, "rpoplpush": 3, "lmpop": -4, "blpop": -3, "brpop": -3, "blmove": 6,
     "brpoplpush": 4, "blmpop": -5,
+    "xadd": -5, "xrange": -4, "xrevrange": -4, "xlen": 2, "xdel": -3, "xtrim": -4,
 }
 MEMBERS = [b"a", b"b", b"c", b"1", b"2", b"", b"x y", b"\xff"]
 FIELDS = [b"f0", b"f1", b"f2", b"f3", b"", b"a b", b"\xff\x00", b"n"]
@@ -215,6 +216,10 @@ class Generator:
             (self.op_lpush, 12 * h), (self.op_lpop, 6 * h), (self.op_lread, 8 * h),
             (self.op_lchange, 6 * h), (self.op_lpos, 3 * h), (self.op_lmove, 4 * h),
             (self.op_lmpop, 3 * h), (self.op_lblocking, 2 * h),
+        ]
+        weights += [
+            (self.op_xadd, 10 * h), (self.op_xread, 8 * h), (self.op_xdel, 3 * h),
+            (self.op_xtrim, 3 * h),
         ]
         total = sum(w for _, w in weights)
         x = rng.random() * total
@@ -856,6 +861,83 @@ class Generator:
             return Op([self.name(name), a, b, timeout], keys=[a, b])
         return Op([self.name(name), a, b, self.list_end(), self.list_end(), timeout],
                   keys=[a, b])
+
+    # -- streams (explicit IDs only: a `*` ID would come from each server's clock) ----------
+
+    def stream_key(self):
+        return self.rng.choice([b"x0", b"x1", b"x0", b"l0", self.key()])
+
+    def stream_id(self, bounds=False):
+        rng = self.rng
+        r = rng.random()
+        if r < 0.04:
+            return rng.choice([b"0-0", b"abc", b"1-2-3", b"-1", MAX + b"-" + MAX, b""])
+        if bounds and r < 0.25:
+            return rng.choice([b"-", b"+", b"(3", b"(10-1", b"(-", b"(+"])
+        ms = str(rng.randrange(1, 30)).encode()
+        if rng.random() < 0.3:
+            return ms
+        return ms + b"-" + str(rng.randrange(0, 4)).encode()
+
+    def trim_args(self):
+        rng = self.rng
+        strategy = rng.choice([b"MAXLEN", b"MINID", b"maxlen"])
+        args = [strategy]
+        if rng.random() < 0.4:
+            args.append(rng.choice([b"=", b"~"]))
+        if strategy == b"MINID":
+            args.append(self.stream_id())
+        else:
+            args.append(rng.choice([b"0", b"1", b"3", b"10", b"-1", b"x"]))
+        if rng.random() < 0.1:
+            args += [b"LIMIT", rng.choice([b"0", b"5", b"-1"])]
+        return args
+
+    def op_xadd(self):
+        rng = self.rng
+        k = self.stream_key()
+        args = [self.name("xadd"), k]
+        if rng.random() < 0.1:
+            args.append(b"NOMKSTREAM")
+        if rng.random() < 0.15:
+            args += self.trim_args()
+        if rng.random() < 0.2:
+            args.append(str(rng.randrange(1, 30)).encode() + b"-*")
+        else:
+            args.append(self.stream_id())
+        for _ in range(rng.randrange(1, 3)):
+            args += [self.member(), self.value()]
+        if rng.random() < 0.03:
+            args.pop()
+        return Op(args, keys=[k])
+
+    def op_xread(self):
+        rng = self.rng
+        k = self.stream_key()
+        name = rng.choice(["xrange", "xrevrange", "xrange", "xlen", "xread", "type"])
+        if name in ("xlen", "type"):
+            return Op([self.name(name), k], keys=[k])
+        if name == "xread":
+            keys = [k] + ([self.stream_key()] if rng.random() < 0.3 else [])
+            args = [self.name("xread")]
+            if rng.random() < 0.4:
+                args += [b"COUNT", rng.choice([b"1", b"2", b"0", b"-1", b"x"])]
+            ids = [rng.choice([b"0", b"$", self.stream_id()]) for _ in keys]
+            return Op(args + [b"STREAMS"] + keys + ids, keys=keys)
+        args = [self.name(name), k, self.stream_id(True), self.stream_id(True)]
+        if rng.random() < 0.4:
+            args += [b"COUNT", rng.choice([b"1", b"2", b"0", b"-1", b"x"])]
+        return Op(args, keys=[k])
+
+    def op_xdel(self):
+        k = self.stream_key()
+        return Op([self.name("xdel"), k] + [self.stream_id()
+                                              for _ in range(self.rng.randrange(1, 4))],
+                  keys=[k])
+
+    def op_xtrim(self):
+        k = self.stream_key()
+        return Op([self.name("xtrim"), k] + self.trim_args(), keys=[k])
 
     # -- more bits, LCS, COPY ------------------------------------------------------------------
 
