@@ -20,6 +20,7 @@
 #include "storage/cell.h"
 #include "storage/engine.h"
 #include "topology/routing_table.h"
+#include "topology/token_range.h"
 
 namespace cairn::commands {
 namespace {
@@ -489,7 +490,7 @@ void repair_digest(CommandContext& context) {
   if (result.truncated) return context.reply.error("TOOBIG " + std::to_string(result.visited));
   storage::PurgeBound bound;
   for (const storage::PurgeBound& entry : replica->engine().purge_bounds().entries()) {
-    if (entry.start <= *start && (entry.end == 0 || *start < entry.end)) bound = entry;
+    if (topology::in_range(*start, entry.start, entry.end)) bound = entry;
   }
   context.reply.array(4 + result.hashes.size() * 2);
   context.reply.integer(static_cast<int64_t>(result.visited));
@@ -512,7 +513,7 @@ void repair_drop(CommandContext& context) {
   if (!start) return;
   const std::optional<uint64_t> end = token_arg(context, 3, "end token");
   if (!end) return;
-  if (*end != 0 && *end <= *start) {
+  if (!topology::before_end(*start, *end)) {
     return context.reply.error("ERR end must be after start (0 = the ring's end)");
   }
   if (Status status = replica->engine().drop_range(*start, *end); !status.is_ok()) {

@@ -1,6 +1,7 @@
 #include "metrics/range_load.h"
 
 #include "topology/routing_table.h"
+#include "topology/token_range.h"
 
 #include <algorithm>
 #include <chrono>
@@ -85,7 +86,7 @@ RangeLoadTracker::Counters* RangeLoadTracker::find(topology::Token token) const 
   auto it = std::upper_bound(index->starts.begin(), index->starts.end(), token);
   if (it == index->starts.begin()) return nullptr;
   Counters* counters = index->counters[static_cast<size_t>(it - index->starts.begin()) - 1];
-  if (counters->end != 0 && token >= counters->end) return nullptr;
+  if (!topology::before_end(token, counters->end)) return nullptr;
   return counters;
 }
 

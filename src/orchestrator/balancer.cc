@@ -12,9 +12,9 @@ namespace {
 using topology::ShardId;
 using topology::Token;
 // Shares are sums of spans up to 2^64 inclusive: one bit more than a token holds.
-using Wide = unsigned __int128;
+using Wide = topology::TokenWidth;
 
-constexpr Wide kRing = Wide{1} << 64;
+constexpr Wide kRing = topology::kRingTokens;
 
 Wide span(Token start, Token end) { return token_span(start, end); }
 
@@ -29,16 +29,8 @@ struct Piece {
 
 }  // namespace
 
-Wide token_span(Token start, Token end) {
-  return end == 0 ? kRing - start : Wide{end} - start;
-}
-
-bool ranges_overlap(Token a_start, Token a_end, Token b_start, Token b_end) {
-  return (b_end == 0 || a_start < b_end) && (a_end == 0 || b_start < a_end);
-}
-
 Token slot_aligned_cut(Token start, Token end, Token at) {
-  CAIRN_ASSERT(at > start && (end == 0 || at < end), "a cut lies strictly inside its range");
+  CAIRN_ASSERT(at > start && topology::before_end(at, end), "a cut lies strictly inside its range");
   const Token aligned = topology::nearest_slot_boundary(at);
   // 0 is the ring's end, never a cut; otherwise both parts must keep their minimum size.
   if (aligned == 0 || aligned <= start) return at;

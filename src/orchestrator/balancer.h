@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "topology/routing_table.h"
+#include "topology/token_range.h"
 
 namespace cairn::orchestrator {
 
@@ -46,12 +47,9 @@ std::vector<Move> balance(const topology::RoutingTableSpec& table,
 // is cut where asked). REQUIRES: `at` lies strictly inside [start, end) (end 0 = 2^64).
 topology::Token slot_aligned_cut(topology::Token start, topology::Token end, topology::Token at);
 
-// Tokens in [start, end) with end 0 = 2^64: one bit wider than a token holds.
-unsigned __int128 token_span(topology::Token start, topology::Token end);
-
-// Whether [a_start, a_end) and [b_start, b_end) share a token (end 0 = 2^64).
-bool ranges_overlap(topology::Token a_start, topology::Token a_end, topology::Token b_start,
-                    topology::Token b_end);
+// token_span and ranges_overlap: topology/token_range.h.
+using topology::ranges_overlap;
+using topology::token_span;
 
 // Tokens in [start, end) with end 0 = 2^64, as a fraction of the ring (for tests and logs).
 double ring_fraction(topology::Token start, topology::Token end);

@@ -7,6 +7,7 @@
 
 #include "orchestrator/balancer.h"
 #include "topology/token.h"
+#include "topology/token_range.h"
 
 namespace cairn::orchestrator {
 
@@ -15,9 +16,7 @@ namespace {
 using topology::ShardId;
 using topology::Token;
 
-bool in_range(Token start, Token end, Token token) {
-  return token >= start && (end == 0 || token < end);
-}
+bool in_range(Token start, Token end, Token token) { return topology::in_range(token, start, end); }
 
 // One sampled token: the weight of every sampled key on it, and its heaviest key (the name a
 // hot key is reported by).

@@ -11,6 +11,7 @@
 
 #include "orchestrator/balancer.h"
 #include "orchestrator/service.h"
+#include "topology/token_range.h"
 
 namespace cairn::orchestrator {
 
@@ -22,10 +23,9 @@ using topology::RoutingTableSpec;
 using topology::ShardId;
 using topology::Token;
 
-using Wide = unsigned __int128;
-constexpr Wide kRing = Wide{1} << 64;
-
-Wide span(Token start, Token end) { return end == 0 ? kRing - start : Wide{end} - start; }
+using Wide = topology::TokenWidth;
+constexpr Wide kRing = topology::kRingTokens;
+constexpr auto span = topology::token_span;
 
 const topology::Shard* find_shard(const RoutingTableSpec& table, ShardId id) {
   for (const auto& shard : table.shards) {
@@ -44,9 +44,8 @@ size_t range_index(const RoutingTableSpec& table, Token token) {
 
 // [start, end) lies inside `range` (end 0 = 2^64 for both).
 bool inside(const topology::Range& range, Token start, Token end) {
-  if (!range.contains(start)) return false;
-  if (end == 0) return range.end == 0;
-  return end > start && (range.end == 0 || end <= range.end);
+  return topology::before_end(start, end) &&
+         topology::range_covers(range.start, range.end, start, end);
 }
 
 std::vector<MachineId> members(const topology::Shard& shard) {
@@ -626,7 +625,7 @@ Result<MigrationsCreated> Service::move(Token start, std::optional<Token> end, S
     }
     end = range.end;
   }
-  if (*end != 0 && *end <= start) {
+  if (!topology::before_end(start, *end)) {
     return Status::invalid_argument(fmt::format("empty range [{}, {})",
                                                 topology::format_token(start),
                                                 topology::format_token(*end)));

@@ -16,6 +16,8 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "topology/token_range.h"
+
 namespace cairn::orchestrator {
 
 namespace {
@@ -324,10 +326,7 @@ Result<MigrationPhase> parse_migration_phase(std::string_view name) {
 }
 
 bool Migration::overlaps(topology::Token other_start, topology::Token other_end) const {
-  // End 0 is 2^64: compare as "start < other end" and "other start < end" with that rule.
-  bool starts_before_other_ends = other_end == 0 || start < other_end;
-  bool other_starts_before_end = end == 0 || other_start < end;
-  return starts_before_other_ends && other_starts_before_end;
+  return topology::ranges_overlap(start, end, other_start, other_end);
 }
 
 std::string Migration::range_text() const {

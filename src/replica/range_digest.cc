@@ -8,25 +8,18 @@
 
 #include "common/assert.h"
 #include "storage/cell.h"
+#include "topology/token_range.h"
 
 namespace cairn::replica {
 
 using topology::Token;
 
-namespace {
-
-// The width of [start, end) in tokens, as a 65-bit number (the whole ring is 2^64).
-unsigned __int128 width_of(Token start, Token end) {
-  const unsigned __int128 stop = end == 0 ? (static_cast<unsigned __int128>(1) << 64) : end;
-  return stop - start;
-}
-
-}  // namespace
+using topology::TokenWidth;
 
 size_t leaf_of(Token start, Token end, size_t leaves, Token token) {
   CAIRN_ASSERT(leaves >= 1, "a digest has at least one leaf");
-  const unsigned __int128 width = width_of(start, end);
-  const unsigned __int128 offset = static_cast<unsigned __int128>(token - start);
+  const TokenWidth width = topology::token_span(start, end);
+  const TokenWidth offset = static_cast<TokenWidth>(token - start);
   const size_t leaf = static_cast<size_t>(offset * leaves / width);
   return leaf < leaves ? leaf : leaves - 1;
 }
@@ -35,8 +28,8 @@ Token leaf_start(Token start, Token end, size_t leaves, size_t leaf) {
   CAIRN_ASSERT(leaves >= 1 && leaf <= leaves, "leaf out of range");
   if (leaf == leaves) return end;
   // The smallest token t with leaf_of(t) == leaf: ceil(leaf * width / leaves).
-  const unsigned __int128 width = width_of(start, end);
-  const unsigned __int128 offset = (static_cast<unsigned __int128>(leaf) * width + leaves - 1) /
+  const TokenWidth width = topology::token_span(start, end);
+  const TokenWidth offset = (static_cast<TokenWidth>(leaf) * width + leaves - 1) /
                                    leaves;
   return start + static_cast<Token>(offset);
 }
@@ -44,7 +37,7 @@ Token leaf_start(Token start, Token end, size_t leaves, size_t leaf) {
 Result<RangeDigest> digest_range(storage::Engine& engine, Token start, Token end, size_t leaves,
                                  size_t max_cells, int64_t now_ms, int64_t purge_before_ms) {
   if (leaves == 0) return Status::invalid_argument("a digest needs at least one leaf");
-  if (end != 0 && end <= start) {
+  if (!topology::before_end(start, end)) {
     return Status::invalid_argument("digest end must be after its start (0 = the ring's end)");
   }
   RangeDigest digest;

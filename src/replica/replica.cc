@@ -14,6 +14,7 @@
 
 #include "common/assert.h"
 #include "topology/token.h"
+#include "topology/token_range.h"
 
 namespace cairn::replica {
 namespace {
@@ -197,11 +198,9 @@ bool all_lifted(const std::vector<Replica::RangeFence>& list,
   });
 }
 
-// True if [start, end) and [fence.start, fence.end) share a token (end 0 = ring end).
+// True if [start, end) and [fence.start, fence.end) share a token.
 bool overlaps(const Replica::RangeFence& fence, topology::Token start, topology::Token end) {
-  const bool starts_before_fence_end = fence.end == 0 || start < fence.end;
-  const bool ends_after_fence_start = end == 0 || end > fence.start;
-  return starts_before_fence_end && ends_after_fence_start;
+  return topology::ranges_overlap(fence.start, fence.end, start, end);
 }
 
 // One page of stored cells with start <= token < end, from `from` if given (see the bounds
@@ -211,12 +210,12 @@ bool overlaps(const Replica::RangeFence& fence, topology::Token start, topology:
 // this machine does not own. `what` names the request in the error.
 Status within_one_range(const topology::RoutingTable& table, topology::Token start,
                         topology::Token end, std::string_view what) {
-  if (end != 0 && end <= start) {
+  if (!topology::before_end(start, end)) {
     return Status::invalid_argument(std::string(what) +
                                     " end must be after its start (0 = the ring's end)");
   }
   const topology::Range& range = table.range_for_token(start);
-  if (range.end != 0 && (end == 0 || end > range.end)) {
+  if (!topology::range_covers(range.start, range.end, start, end)) {
     return Status::invalid_argument(std::string(what) + " end " + topology::format_token(end) +
                                     " exceeds the end of the range " +
                                     topology::format_token(range.end));
@@ -483,7 +482,7 @@ Result<std::pair<Fence, RangeDigest>> Replica::digest(uint64_t epoch, topology::
 Result<ScanResult> Replica::scan_stored(topology::Token start, topology::Token end,
                                         size_t count, std::string_view from) {
   if (count == 0) return Status::invalid_argument("scan count must be positive");
-  if (end != 0 && end <= start) {
+  if (!topology::before_end(start, end)) {
     return Status::invalid_argument("scan end must be after its start (0 = the ring's end)");
   }
   return scan_page(engine_, start, end, count, /*keys_only=*/false, from);
@@ -497,7 +496,7 @@ Status Replica::save_fences_locked() {
 
 Result<std::pair<Fence, uint64_t>> Replica::fence_range(uint64_t epoch, topology::Token start,
                                                         topology::Token end) {
-  if (end != 0 && end <= start) {
+  if (!topology::before_end(start, end)) {
     return Status::invalid_argument("fence end must be after its start (0 = the ring's end)");
   }
   FenceState& state = *fence_state_;

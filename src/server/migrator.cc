@@ -13,6 +13,7 @@
 #include "common/clock.h"
 #include "storage/cell.h"
 #include "topology/token.h"
+#include "topology/token_range.h"
 
 namespace cairn::server {
 
@@ -20,17 +21,9 @@ using topology::Token;
 
 namespace {
 
-// a < b where b == 0 stands for the ring's end (2^64).
-bool before_end(Token a, Token b) { return b == 0 || a < b; }
-
-// Whether [a_start, a_end) and [b_start, b_end) share a token (an end of 0 is the ring's end).
-bool overlaps(Token a_start, Token a_end, Token b_start, Token b_end) {
-  return before_end(a_start, b_end) && before_end(b_start, a_end);
-}
-
-bool in_range(Token token, Token start, Token end) {
-  return token >= start && before_end(token, end);
-}
+using topology::before_end;
+using topology::in_range;
+constexpr auto overlaps = topology::ranges_overlap;
 
 bool contains(const std::vector<uint64_t>& ids, uint64_t id) {
   return std::find(ids.begin(), ids.end(), id) != ids.end();
@@ -167,7 +160,7 @@ Result<std::vector<storage::WalEntry>> decode_wal_entries(const resp::Value& fla
       const std::optional<Token> to = reply_number(flat.elements[i + 2]);
       if (!from || !to) return Status::corruption("malformed range deletion");
       const Token clip_start = std::max(*from, start);
-      const Token clip_end = *to == 0 ? end : (end == 0 ? *to : std::min(*to, end));
+      const Token clip_end = topology::min_end(*to, end);
       if (!before_end(clip_start, clip_end)) continue;
       entries.push_back(
           storage::WalEntry{*sequence, storage::WalRangeDelete{clip_start, clip_end}});
@@ -365,8 +358,7 @@ struct Migrator::Unowned {
           if (contains(members_of(table, range.shard), me)) continue;
           topology::Range gone;
           gone.start = std::max(before.start, range.start);
-          gone.end = before.end == 0 ? range.end
-                                     : (range.end == 0 ? before.end : std::min(before.end, range.end));
+          gone.end = topology::min_end(before.end, range.end);
           gone.shard = range.shard;
           // Bounded like the table itself; deleting a range twice is harmless.
           if (to_drop.size() < topology::kRangesMax) to_drop.push_back(gone);

@@ -13,6 +13,7 @@
 #include "coordinator/cluster_internal.h"
 #include "replica/replica.h"
 #include "storage/cell.h"
+#include "topology/token_range.h"
 
 namespace cairn::server {
 
@@ -27,16 +28,6 @@ std::string_view rebuild_state_name(RebuildState state) {
   }
   return "idle";
 }
-
-namespace {
-
-// a < b where 0 stands for the ring's end (2^64) on both sides.
-bool token_before(Token a, Token b) {
-  if (b == 0) return a != 0;
-  return a != 0 && a < b;
-}
-
-}  // namespace
 
 Rebuilder::Rebuilder(RebuilderOptions options, replica::Replica& replica, net::PeerPool& peers)
     : options_(options), replica_(replica), peers_(peers) {}
@@ -168,7 +159,8 @@ bool Rebuilder::copy_range(ShardId shard, Token start, Token end) {
     // A replica scans within one range of its table: stop the page at the end of the range
     // holding `cursor` if that comes first (end 0 = the ring's end).
     const Token range_end = table->range_for_token(cursor).end;
-    const Token page_end = token_before(range_end, end) ? range_end : end;
+    const Token page_end =
+        topology::end_position(range_end) < topology::end_position(end) ? range_end : end;
     const std::string epoch = std::to_string(table->epoch());
     std::vector<replica::ScanResult> answers;
     bool page_ok = !set.voting.empty();

@@ -16,6 +16,7 @@
 #include "coordinator/cluster_internal.h"
 #include "replica/range_digest.h"
 #include "storage/cell.h"
+#include "topology/token_range.h"
 
 namespace cairn::server {
 
@@ -24,13 +25,13 @@ using topology::Token;
 
 namespace {
 
-using Position = unsigned __int128;  // a token, or 2^64 for the ring's end
+using Position = topology::TokenWidth;  // a token, or 2^64 for the ring's end
 
-constexpr Position kRingEnd = static_cast<Position>(1) << 64;
+constexpr Position kRingEnd = topology::kRingTokens;
 constexpr size_t kPullPageKeys = 1000;
 
-Position position_of_end(Token end) { return end == 0 ? kRingEnd : end; }
-Token token_of_position(Position position) { return static_cast<Token>(position); }
+constexpr auto position_of_end = topology::end_position;
+constexpr auto token_of_position = topology::token_at;
 
 // A peer's answer to CAIRN.REPAIR DIGEST.
 struct PeerDigest {
@@ -331,8 +332,8 @@ bool Repairer::repair_range(ShardId shard, const topology::Range& range, Positio
       // in which every voting replica, this one included, held the same cells: adopt it (its
       // compaction may already have removed deletions ours still counts).
       const storage::PurgeBound& bound = theirs.bound;
-      if (bound.before_ms > purge_before && bound.start <= range.start &&
-          (bound.end == 0 || (range.end != 0 && range.end <= bound.end))) {
+      if (bound.before_ms > purge_before &&
+          topology::range_covers(bound.start, bound.end, range.start, range.end)) {
         replica_.engine().purge_bounds().raise(range.start, range.end, bound.before_ms);
       }
       for (size_t leaf = 0; leaf < leaves; ++leaf) {

@@ -39,6 +39,7 @@
 #include "net/peer_pool.h"
 #include "replica/replica.h"
 #include "topology/routing_table.h"
+#include "topology/token_range.h"
 
 namespace cairn::server {
 
@@ -103,7 +104,7 @@ class Repairer {
   // could not be finished (the reason is in `problem`) or stopping. `clean` becomes false when
   // any replica's digest differed from ours.
   bool repair_range(topology::ShardId shard, const topology::Range& range,
-                    unsigned __int128& covered, std::string& problem, bool& clean);
+                    topology::TokenWidth& covered, std::string& problem, bool& clean);
   // Pulls the cells of [start, end) from `machine` and applies them here; the number stored, or
   // nullopt when a page failed (the reason in `problem`).
   std::optional<uint64_t> pull(const topology::RoutingTable& table,

@@ -26,6 +26,7 @@
 
 #include "common/clock.h"
 #include "storage/cell_compaction_filter.h"
+#include "topology/token_range.h"
 
 namespace cairn::storage {
 namespace {
@@ -1681,7 +1682,7 @@ Status step_over_gap(rocksdb::DB& db, uint64_t found, WalChanges& result) {
 
 Result<WalChanges> Engine::wal_changes(uint64_t from_sequence, topology::Token start,
                                        topology::Token end, size_t max_bytes) {
-  if (end != 0 && end <= start) {
+  if (!topology::before_end(start, end)) {
     return Status::invalid_argument("storage: WAL range end must be after its start");
   }
   expire_wal_holds();
@@ -1795,7 +1796,7 @@ Status Engine::drop_range(topology::Token start, topology::Token end) {
 }
 
 Status Engine::delete_token_range(topology::Token start, topology::Token end, bool local) {
-  if (end != 0 && end <= start) {
+  if (!topology::before_end(start, end)) {
     return Status::invalid_argument("storage: delete range end must be after its start");
   }
   const std::string begin_key = token_prefix(start);

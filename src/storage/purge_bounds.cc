@@ -2,19 +2,9 @@
 
 #include <algorithm>
 
+#include "topology/token_range.h"
+
 namespace cairn::storage {
-
-namespace {
-
-// Whether [a_start, a_end) and [b_start, b_end) share a token (end 0: the ring's end).
-bool overlaps(topology::Token a_start, topology::Token a_end, topology::Token b_start,
-              topology::Token b_end) {
-  const bool a_before_b_ends = b_end == 0 || a_start < b_end;
-  const bool b_before_a_ends = a_end == 0 || b_start < a_end;
-  return a_before_b_ends && b_before_a_ends;
-}
-
-}  // namespace
 
 void PurgeBounds::raise(topology::Token start, topology::Token end, int64_t before_ms) {
   std::lock_guard lock(mu_);
@@ -24,7 +14,7 @@ void PurgeBounds::raise(topology::Token start, topology::Token end, int64_t befo
     return;
   }
   std::erase_if(by_start_, [&](const auto& item) {
-    return overlaps(item.second.start, item.second.end, start, end);
+    return topology::ranges_overlap(item.second.start, item.second.end, start, end);
   });
   by_start_[start] = PurgeBound{start, end, before_ms};
 }
@@ -35,8 +25,7 @@ int64_t PurgeBounds::bound(topology::Token token) const {
   if (it == by_start_.begin()) return 0;
   --it;
   const PurgeBound& entry = it->second;
-  if (entry.end != 0 && token >= entry.end) return 0;
-  return entry.before_ms;
+  return topology::before_end(token, entry.end) ? entry.before_ms : 0;
 }
 
 std::vector<PurgeBound> PurgeBounds::entries() const {

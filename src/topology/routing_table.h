@@ -47,6 +47,7 @@
 
 #include "common/status.h"
 #include "topology/token.h"
+#include "topology/token_range.h"
 
 namespace cairn::topology {
 
@@ -108,7 +109,7 @@ struct Range {
   Token end = 0;
   ShardId shard = kNoShard;
 
-  bool contains(Token token) const { return token >= start && (end == 0 || token < end); }
+  bool contains(Token token) const { return in_range(token, start, end); }
   // Number of tokens in the range, saturated at 2^64 - 1 for the range covering the whole ring.
   uint64_t size() const { return end == 0 ? (start == 0 ? UINT64_MAX : 0 - start) : end - start; }
   bool operator==(const Range&) const = default;
