@@ -488,10 +488,8 @@ void repair_digest(CommandContext& context) {
   if (!digest->first.ok()) return context.reply.error(replica::fence_error_text(digest->first));
   const replica::RangeDigest& result = digest->second;
   if (result.truncated) return context.reply.error("TOOBIG " + std::to_string(result.visited));
-  storage::PurgeBound bound;
-  for (const storage::PurgeBound& entry : replica->engine().purge_bounds().entries()) {
-    if (topology::in_range(*start, entry.start, entry.end)) bound = entry;
-  }
+  const storage::PurgeBound bound =
+      replica->engine().purge_bounds().find(*start).value_or(storage::PurgeBound{});
   context.reply.array(4 + result.hashes.size() * 2);
   context.reply.integer(static_cast<int64_t>(result.visited));
   context.reply.integer(bound.before_ms);

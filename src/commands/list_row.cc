@@ -1,6 +1,7 @@
 #include "commands/list_row.h"
 
 #include "common/assert.h"
+#include "common/big_endian.h"
 #include "storage/cell.h"
 
 namespace cairn::commands {
@@ -9,16 +10,6 @@ namespace {
 constexpr uint8_t kListMetaVersion = 1;
 constexpr size_t kListMetaBytes = 1 + 8 + 8 + 8 + 1;
 constexpr uint64_t kSignBit = uint64_t{1} << 63;
-
-void put_u64(std::string& out, uint64_t value) {
-  for (int i = 7; i >= 0; --i) out.push_back(static_cast<char>(value >> (8 * i)));
-}
-
-uint64_t get_u64(std::string_view bytes) {
-  uint64_t value = 0;
-  for (size_t i = 0; i < 8; ++i) value = (value << 8) | static_cast<uint8_t>(bytes[i]);
-  return value;
-}
 
 }  // namespace
 

@@ -4,6 +4,7 @@
 #include <cstdlib>
 
 #include "commands/parse.h"
+#include "common/big_endian.h"
 #include "storage/cell.h"
 
 namespace cairn::commands {
@@ -20,22 +21,6 @@ constexpr uint8_t kEntryVersion = 1;
 // Bounds a decoder accepts (an entry is built from one command's arguments).
 constexpr uint64_t kEntryPairsMax = uint64_t{1} << 28;
 
-void put_u64(std::string& out, uint64_t value) {
-  for (int i = 7; i >= 0; --i) out.push_back(static_cast<char>(value >> (8 * i)));
-}
-void put_u32(std::string& out, uint32_t value) {
-  for (int i = 3; i >= 0; --i) out.push_back(static_cast<char>(value >> (8 * i)));
-}
-uint64_t get_u64(std::string_view bytes) {
-  uint64_t value = 0;
-  for (size_t i = 0; i < 8; ++i) value = (value << 8) | static_cast<uint8_t>(bytes[i]);
-  return value;
-}
-uint32_t get_u32(std::string_view bytes) {
-  uint32_t value = 0;
-  for (size_t i = 0; i < 4; ++i) value = (value << 8) | static_cast<uint8_t>(bytes[i]);
-  return value;
-}
 void put_id(std::string& out, const StreamId& id) {
   put_u64(out, id.ms);
   put_u64(out, id.seq);

@@ -57,10 +57,7 @@ Result<RangeDigest> digest_range(storage::Engine& engine, Token start, Token end
           return false;
         }
         ++digest.visited;
-        if (engine.may_have_dropped(stored)) return true;
-        if ((stored.tombstone || stored.expired_at(now_ms)) &&
-            std::max(HybridClock::physical_ms(stored.timestamp), stored.expire_at_ms) <
-                purge_before_ms) {
+        if (engine.may_have_dropped(stored) || stored.deleted_before(purge_before_ms, now_ms)) {
           return true;
         }
         if (!sub_key.empty()) {

@@ -5,6 +5,8 @@
 #include <cmath>
 #include <limits>
 
+#include "common/big_endian.h"
+
 namespace cairn::storage {
 namespace {
 
@@ -18,28 +20,6 @@ constexpr uint8_t kKnownFlags = kFlagTombstone;
 constexpr size_t kCellHeaderBytes = 1 + 1 + 1 + 8 + 8 + 8 + 4;
 constexpr size_t kTokenBytes = 8;
 constexpr size_t kKeyLengthBytes = 4;
-
-void put_u32(std::string& out, uint32_t v) {
-  for (int shift = 24; shift >= 0; shift -= 8) out.push_back(static_cast<char>(v >> shift));
-}
-
-void put_u64(std::string& out, uint64_t v) {
-  for (int shift = 56; shift >= 0; shift -= 8) out.push_back(static_cast<char>(v >> shift));
-}
-
-// REQUIRES: bytes.size() >= 4.
-uint32_t get_u32(std::string_view bytes) {
-  uint32_t v = 0;
-  for (size_t i = 0; i < 4; ++i) v = (v << 8) | static_cast<uint8_t>(bytes[i]);
-  return v;
-}
-
-// REQUIRES: bytes.size() >= 8.
-uint64_t get_u64(std::string_view bytes) {
-  uint64_t v = 0;
-  for (size_t i = 0; i < 8; ++i) v = (v << 8) | static_cast<uint8_t>(bytes[i]);
-  return v;
-}
 
 bool known_type(uint8_t type) {
   return type >= static_cast<uint8_t>(ValueType::kString) &&

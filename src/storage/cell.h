@@ -10,6 +10,7 @@
 //  3. Keys sort by token first (big-endian), so one token range is one contiguous key range; within
 //     a token they sort by (key length, key, sub_key), so all sub-keys of one key are contiguous.
 
+#include <algorithm>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -51,6 +52,15 @@ struct Cell {
   bool expired_at(int64_t now_ms) const { return expire_at_ms != 0 && expire_at_ms <= now_ms; }
   // A live cell is a value a read returns: not a tombstone and not expired.
   bool live_at(int64_t now_ms) const { return !tombstone && !expired_at(now_ms); }
+  // For a deletion (a tombstone, or a value once expired): when its key stopped existing, the
+  // physical time of its timestamp or its expiry if that is later.
+  int64_t deleted_ms() const {
+    return std::max(HybridClock::physical_ms(timestamp), expire_at_ms);
+  }
+  // A deletion at `now_ms` whose key stopped existing before `bound_ms` (a purge bound).
+  bool deleted_before(int64_t bound_ms, int64_t now_ms) const {
+    return !live_at(now_ms) && deleted_ms() < bound_ms;
+  }
   bool operator==(const Cell&) const = default;
 };
 

@@ -24,12 +24,8 @@ CellCompactionFilter::Verdict CellCompactionFilter::judge(const Cell& cell, int6
   // every replica that might still hold an older value of the key (hints, repairs, a replica
   // that was down), or that value would come back: hence the grace period, measured from when
   // the key stopped existing. Written as a subtraction so a huge grace cannot overflow.
-  if (deleted_ms(cell) <= now_ms - tombstone_grace_ms) return Verdict::kRemove;
+  if (cell.deleted_ms() <= now_ms - tombstone_grace_ms) return Verdict::kRemove;
   return cell.tombstone ? Verdict::kKeep : Verdict::kToTombstone;
-}
-
-int64_t CellCompactionFilter::deleted_ms(const Cell& cell) {
-  return std::max(HybridClock::physical_ms(cell.timestamp), cell.expire_at_ms);
 }
 
 void CellCompactionFilter::attach_rows(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* rows) {
@@ -73,10 +69,9 @@ CellCompactionFilter::Decision CellCompactionFilter::FilterV2(
   Verdict verdict = judge(*cell, now, tombstone_grace_ms_);
   // Every replica of the range held this deletion when they last compared equal
   // (storage/purge_bounds.h): it has done its job and goes before the grace period ends.
-  if (verdict != Verdict::kRemove && purge_bounds_ != nullptr &&
-      (cell->tombstone || cell->expired_at(now))) {
+  if (verdict != Verdict::kRemove && purge_bounds_ != nullptr && !cell->live_at(now)) {
     Result<DecodedKey> decoded = decode_key(std::string_view(key.data(), key.size()));
-    if (decoded.is_ok() && deleted_ms(*cell) < purge_bounds_->bound(decoded->token)) {
+    if (decoded.is_ok() && cell->deleted_before(purge_bounds_->bound(decoded->token), now)) {
       verdict = Verdict::kRemove;
     }
   }

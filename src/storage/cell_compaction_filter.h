@@ -41,9 +41,6 @@ class CellCompactionFilter final : public rocksdb::CompactionFilter {
   };
   // Pure decision, separated from RocksDB for tests.
   static Verdict judge(const Cell& cell, int64_t now_ms, int64_t tombstone_grace_ms);
-  // When the key a deletion deletes stopped existing: its timestamp's physical time, or its
-  // expiry if later. REQUIRES: the cell is a tombstone or expired.
-  static int64_t deleted_ms(const Cell& cell);
 
   Decision FilterV2(int level, const rocksdb::Slice& key, ValueType value_type,
                     const rocksdb::Slice& existing_value, std::string* new_value,

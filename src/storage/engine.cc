@@ -24,6 +24,7 @@
 #include <thread>
 #include <utility>
 
+#include "common/big_endian.h"
 #include "common/clock.h"
 #include "storage/cell_compaction_filter.h"
 #include "topology/token_range.h"
@@ -101,16 +102,6 @@ size_t stripe_of(topology::Token token, std::string_view key) {
 }
 
 rocksdb::Slice slice(std::string_view s) { return rocksdb::Slice(s.data(), s.size()); }
-
-void put_u64(std::string& out, uint64_t value) {
-  for (int i = 0; i < 8; ++i) out.push_back(static_cast<char>(value >> (56 - 8 * i)));
-}
-
-uint64_t get_u64(std::string_view bytes) {
-  uint64_t value = 0;
-  for (size_t i = 0; i < 8; ++i) value = (value << 8) | static_cast<unsigned char>(bytes[i]);
-  return value;
-}
 
 // Whether a cell at `sub_key` is one of the row's fields (members): the row's count and
 // newest_field are about these only.
@@ -201,10 +192,6 @@ std::string hint_key(uint64_t target, uint64_t sequence) {
 // field of a row starts with the marker 0xffffffff (no key is 4 GiB long) and carries its
 // sub-key: marker | key length | key | sub-key length | sub-key | cell.
 constexpr std::string_view kHintSubKeyMarker("\xff\xff\xff\xff", 4);
-
-void put_u32(std::string& out, uint32_t value) {
-  for (int i = 0; i < 4; ++i) out.push_back(static_cast<char>(value >> (24 - 8 * i)));
-}
 
 std::string encode_hint_value(std::string_view key, std::string_view sub_key, const Cell& cell) {
   std::string value;
@@ -1627,9 +1614,8 @@ bool Engine::may_have_dropped(const Cell& cell) const {
 }
 
 bool Engine::may_have_purged(topology::Token token, const Cell& cell) const {
-  if (may_have_dropped(cell)) return true;
-  if (!cell.tombstone && !cell.expired_at(options_.wall_clock_ms())) return false;
-  return CellCompactionFilter::deleted_ms(cell) < impl_->purge_bounds.bound(token);
+  return may_have_dropped(cell) ||
+         cell.deleted_before(impl_->purge_bounds.bound(token), options_.wall_clock_ms());
 }
 
 PurgeBounds& Engine::purge_bounds() { return impl_->purge_bounds; }

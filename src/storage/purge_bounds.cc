@@ -19,13 +19,18 @@ void PurgeBounds::raise(topology::Token start, topology::Token end, int64_t befo
   by_start_[start] = PurgeBound{start, end, before_ms};
 }
 
-int64_t PurgeBounds::bound(topology::Token token) const {
+std::optional<PurgeBound> PurgeBounds::find(topology::Token token) const {
   std::lock_guard lock(mu_);
   auto it = by_start_.upper_bound(token);
-  if (it == by_start_.begin()) return 0;
+  if (it == by_start_.begin()) return std::nullopt;
   --it;
-  const PurgeBound& entry = it->second;
-  return topology::before_end(token, entry.end) ? entry.before_ms : 0;
+  if (!topology::before_end(token, it->second.end)) return std::nullopt;
+  return it->second;
+}
+
+int64_t PurgeBounds::bound(topology::Token token) const {
+  const std::optional<PurgeBound> entry = find(token);
+  return entry ? entry->before_ms : 0;
 }
 
 std::vector<PurgeBound> PurgeBounds::entries() const {

@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <utility>
 #include <vector>
 
@@ -32,7 +33,9 @@ class PurgeBounds {
   // Sets the bound of [start, end) to max(its bound, before_ms) if an entry with exactly these
   // bounds exists; otherwise removes the entries overlapping it and adds it.
   void raise(topology::Token start, topology::Token end, int64_t before_ms);
-  // The bound of the range holding `token` (0: none, nothing is purged early).
+  // The entry of the range holding `token`, if any.
+  std::optional<PurgeBound> find(topology::Token token) const;
+  // Its bound (0: none, nothing is purged early).
   int64_t bound(topology::Token token) const;
   std::vector<PurgeBound> entries() const;
 
