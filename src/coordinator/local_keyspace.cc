@@ -153,34 +153,31 @@ Status LocalKeyspace::write_expiring_fields(
     std::string_view key, storage::ValueType type,
     std::span<const std::pair<std::string, std::string>> fields,
     std::span<const int64_t> expire_at_ms) {
-  const topology::Token token = topology::token_of(key);
+  std::vector<storage::Engine::FieldChange> changes(fields.size());
   for (size_t i = 0; i < fields.size(); ++i) {
-    const auto& [sub_key, value] = fields[i];
-    storage::Cell cell;
+    storage::Cell& cell = changes[i].cell;
+    changes[i].sub_key = fields[i].first;
     cell.type = type;
-    cell.value = value;
+    cell.value = fields[i].second;
     if (i < expire_at_ms.size()) cell.expire_at_ms = expire_at_ms[i];
     cell.writer = writer_id_;
     cell.timestamp = clock_.now();
-    Result<bool> applied = engine_.apply_field(token, key, sub_key, cell);
-    if (!applied.is_ok()) return applied.status();
   }
-  return Status::ok();
+  return engine_.apply_fields(topology::token_of(key), key, changes).status();
 }
 
 Status LocalKeyspace::remove_fields(std::string_view key, storage::ValueType type,
                                     std::span<const std::string> sub_keys) {
-  const topology::Token token = topology::token_of(key);
-  for (const std::string& sub_key : sub_keys) {
-    storage::Cell cell;
+  std::vector<storage::Engine::FieldChange> changes(sub_keys.size());
+  for (size_t i = 0; i < sub_keys.size(); ++i) {
+    storage::Cell& cell = changes[i].cell;
+    changes[i].sub_key = sub_keys[i];
     cell.type = type;
     cell.tombstone = true;
     cell.writer = writer_id_;
     cell.timestamp = clock_.now();
-    Result<bool> applied = engine_.apply_field(token, key, sub_key, cell);
-    if (!applied.is_ok()) return applied.status();
   }
-  return Status::ok();
+  return engine_.apply_fields(topology::token_of(key), key, changes).status();
 }
 
 Status LocalKeyspace::scan_fields(std::string_view key, std::string_view from_sub_key,

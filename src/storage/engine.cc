@@ -1145,6 +1145,132 @@ Result<bool> Engine::apply_field(topology::Token token, std::string_view key,
   return true;
 }
 
+Result<size_t> Engine::apply_fields(topology::Token token, std::string_view key,
+                                    std::span<const FieldChange> changes) {
+  const auto one_by_one = [&]() -> Result<size_t> {
+    size_t stored = 0;
+    for (const FieldChange& change : changes) {
+      Result<bool> applied = apply_field(token, key, change.sub_key, change.cell);
+      if (!applied.is_ok()) return applied.status();
+      if (*applied) ++stored;
+    }
+    return stored;
+  };
+  if (changes.size() <= 1) return one_by_one();
+  std::vector<std::string_view> sub_keys;
+  sub_keys.reserve(changes.size());
+  for (const FieldChange& change : changes) {
+    CAIRN_ASSERT(!change.sub_key.empty(), "a field has a sub-key");
+    sub_keys.push_back(change.sub_key);
+  }
+  std::sort(sub_keys.begin(), sub_keys.end());
+  if (std::adjacent_find(sub_keys.begin(), sub_keys.end()) != sub_keys.end()) return one_by_one();
+
+  const std::string row_key = encode_key(token, key);
+  std::unique_lock<std::mutex> guard(impl_->apply_stripes[stripe_of(token, key) % kApplyStripes]);
+  Result<RowState> state = impl_->get_row_state(row_key);
+  if (!state.is_ok()) return state.status();
+  std::vector<std::string> storage_keys;
+  storage_keys.reserve(changes.size());
+  for (const FieldChange& change : changes) {
+    storage_keys.push_back(encode_key(token, key, change.sub_key));
+  }
+  std::vector<rocksdb::Slice> keys(storage_keys.begin(), storage_keys.end());
+  std::vector<rocksdb::PinnableSlice> values(keys.size());
+  std::vector<rocksdb::Status> statuses(keys.size());
+  impl_->db->MultiGet(rocksdb::ReadOptions(), impl_->db->DefaultColumnFamily(), keys.size(),
+                      keys.data(), values.data(), statuses.data());
+
+  // What each change does, decided as apply_field would: whether it is stored, and how it
+  // changes the count of its namespace's cells that count (rank_entry_counts).
+  struct Decision {
+    bool store = false;
+    bool stored_counts = false;
+    int delta = 0;
+  };
+  const HlcTimestamp hidden = state->hidden_through(options_.wall_clock_ms());
+  std::vector<Decision> decisions(changes.size());
+  size_t rank_changes = 0;
+  const FieldChange* rank_change = nullptr;
+  for (size_t i = 0; i < changes.size(); ++i) {
+    const FieldChange& change = changes[i];
+    Decision& decision = decisions[i];
+    if (change.cell.timestamp <= hidden) continue;  // an earlier life of the key (apply_field)
+    if (statuses[i].ok()) {
+      Result<Cell> current = decode_cell(std::string_view(values[i].data(), values[i].size()));
+      if (!current.is_ok()) return current.status();
+      if (!supersedes(change.cell, *current)) continue;
+      decision.stored_counts = rank_entry_counts(*current, state->delete_through);
+    } else if (!statuses[i].IsNotFound()) {
+      return from_rocksdb(statuses[i], "storage: read before apply");
+    }
+    decision.store = true;
+    const bool counts_now = rank_entry_counts(change.cell, state->delete_through);
+    if (has_rank_blocks(change.sub_key) && counts_now != decision.stored_counts) {
+      decision.delta = counts_now ? 1 : -1;
+      ++rank_changes;
+      rank_change = &change;
+    }
+  }
+  if (rank_changes > 1) {
+    // Several block counts change: fine only while the row keeps no blocks and this batch does
+    // not make it outgrow one (update_rank_blocks reads the blocks as stored).
+    bool blocks = state->count + changes.size() >= kRankBlockSplit;
+    for (const char ns : {kFieldNamespace, kScoreIndexNamespace}) {
+      if (blocks) break;
+      std::string last;
+      const rocksdb::Status got = impl_->db->Get(rocksdb::ReadOptions(), impl_->rows,
+                                                 rank_block_key(row_key, ns, ""), &last);
+      if (got.ok()) blocks = true;
+      if (!got.ok() && !got.IsNotFound()) return from_rocksdb(got, "storage: read rank block");
+    }
+    if (blocks) {
+      guard.unlock();
+      return one_by_one();
+    }
+  }
+
+  RowState next = *state;
+  rocksdb::WriteBatch batch;
+  std::vector<const FieldChange*> stored;
+  stored.reserve(changes.size());
+  for (size_t i = 0; i < changes.size(); ++i) {
+    const FieldChange& change = changes[i];
+    const Decision& decision = decisions[i];
+    if (!decision.store) continue;
+    if (rank_changes == 1 && &change == rank_change) {
+      // The only change of a block count in this batch: the blocks as stored plus this one.
+      if (Status blocks = update_rank_blocks(row_key, change.sub_key, decision.delta,
+                                             state->delete_through, state->count, batch);
+          !blocks.is_ok()) {
+        return blocks;
+      }
+    }
+    if (counts_toward_row(change.sub_key)) {
+      if (!change.cell.tombstone) {
+        if (!decision.stored_counts) ++next.count;
+        next.newest_field = std::max(next.newest_field, change.cell.timestamp);
+      } else if (decision.stored_counts) {
+        CAIRN_ASSERT(next.count > 0, "a counted field was counted");
+        --next.count;
+      }
+    }
+    batch.Put(storage_keys[i], encode_cell(change.cell));
+    stored.push_back(&change);
+  }
+  if (stored.empty()) return size_t{0};
+  if (next != *state) batch.Put(impl_->rows, row_key, encode_row_state(next));
+  rocksdb::WriteOptions write_options;
+  write_options.sync = false;  // durability is sync()'s job (group commit)
+  const rocksdb::Status status = impl_->db->Write(write_options, &batch);
+  if (!status.ok()) return from_rocksdb(status, "storage: apply fields");
+  impl_->writes.fetch_add(stored.size(), std::memory_order_relaxed);
+  if (field_observer_) {
+    for (const FieldChange* change : stored) field_observer_(key, change->sub_key, change->cell);
+  }
+  return stored.size();
+}
+
 namespace {
 
 // The index of the block holding `sub_key`: the last one whose start is <= sub_key.

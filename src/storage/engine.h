@@ -19,6 +19,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -194,6 +195,20 @@ class Engine {
   // so a coordinator stamps again after it (a clock behind the DEL's). REQUIRES: sub_key not empty.
   Result<bool> apply_field(topology::Token token, std::string_view key, std::string_view sub_key,
                            const Cell& cell, HlcTimestamp* newer_timestamp = nullptr);
+  // One field change of a row, for apply_fields.
+  struct FieldChange {
+    std::string sub_key;  // REQUIRES: not empty
+    Cell cell;
+  };
+  // Applies field cells of one row, each exactly as apply_field would, with one read of the row
+  // state, one MultiGet of the stored cells and one WriteBatch under one lock of the row, so a
+  // crash keeps all or none of them. Returns how many were stored. Rank blocks are updated
+  // from what is stored, which a pending batch is not yet: so when a row has blocks (or this
+  // batch could make it outgrow one) and more than one cell changes a block's count, or a
+  // sub-key is named twice, the cells go one by one through apply_field instead, each atomic
+  // on its own. (A push or pop of one list element, one XADD, one HSET field: one batch.)
+  Result<size_t> apply_fields(topology::Token token, std::string_view key,
+                              std::span<const FieldChange> changes);
   // Called after apply_field stored a cell, on the applying thread, with the row's apply lock
   // held: it must not call the engine and should only hand the news on (blocked list pops wake
   // on it). Set once, before the engine serves writes; REQUIRES: not changed afterwards.

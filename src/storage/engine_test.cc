@@ -849,6 +849,83 @@ TEST(EngineRowTest, RankBlocksOfAHashsFieldsAppearWhenItGrows) {
   EXPECT_EQ(first_at(fields.size() - 1, fields.size()), fields.back());
 }
 
+// apply_fields is apply_field for many cells at once: the same cells stored, the same counts,
+// whatever the batch holds (stale cells, tombstones, cells an earlier DEL hides, a sub-key named
+// twice, the row outgrowing a rank block, index cells).
+TEST(EngineRowTest, ApplyFieldsStoresWhatApplyFieldWouldOneByOne) {
+  TempDir batched_dir;
+  TempDir single_dir;
+  auto batched = open_engine(batched_dir.path());
+  auto single = open_engine(single_dir.path());
+  std::mt19937 rng(7);
+  HlcTimestamp now = 100;
+  for (Engine* engine : {batched.get(), single.get()}) {
+    ASSERT_TRUE(apply_ok(*engine, 7, "h", header_cell(now, 0)));
+  }
+  size_t stored_batched = 0;
+  size_t stored_single = 0;
+  for (int round = 0; round < 180; ++round) {
+    if (round == 60) {  // a DEL: older fields are hidden, later batches start the next life
+      Cell tombstone{.tombstone = true, .timestamp = now - 50, .writer = 1, .value = ""};
+      for (Engine* engine : {batched.get(), single.get()}) {
+        ASSERT_TRUE(engine->apply(7, "h", tombstone).is_ok());
+      }
+    }
+    std::vector<Engine::FieldChange> changes;
+    // Rounds 100-119 grow the row past a rank block; later ones write a few cells to it.
+    const bool big = (round >= 100 && round < 120) || (round < 100 && round % 10 == 9);
+    const int size = big ? 400 : 1 + static_cast<int>(rng() % (round >= 120 ? 3 : 8));
+    for (int i = 0; i < size; ++i) {
+      const int field = static_cast<int>(rng() % (round < 100 ? 300 : 100000));
+      // Mostly new timestamps, some in the past (a replica receiving writes out of order).
+      const HlcTimestamp at = rng() % 4 == 0 ? now - rng() % 80 : ++now;
+      const bool index = rng() % 8 == 0;
+      changes.push_back({index ? score_index_sub_key(field, "m" + std::to_string(field))
+                               : field_sub_key("f" + std::to_string(field)),
+                         field_cell(at, "v" + std::to_string(at), rng() % 5 == 0)});
+    }
+    Result<size_t> applied = batched->apply_fields(7, "h", changes);
+    ASSERT_TRUE(applied.is_ok()) << applied.status().to_string();
+    stored_batched += *applied;
+    for (const Engine::FieldChange& change : changes) {
+      Result<bool> one = single->apply_field(7, "h", change.sub_key, change.cell);
+      ASSERT_TRUE(one.is_ok());
+      stored_single += *one ? 1 : 0;
+    }
+    ASSERT_EQ(row_count(*batched, "h"), row_count(*single, "h")) << "round " << round;
+  }
+  EXPECT_EQ(stored_batched, stored_single);
+  EXPECT_GT(row_count(*batched, "h"), 2048u);  // the last rounds kept rank blocks
+  auto cells_of = [](Engine& engine) {
+    std::vector<std::pair<std::string, std::string>> cells;
+    EXPECT_TRUE(engine
+                    .scan_row(7, "h", {}, [&](std::string_view sub_key, const Cell& cell) {
+                      cells.emplace_back(sub_key, encode_cell(cell));
+                      return true;
+                    })
+                    .is_ok());
+    return cells;
+  };
+  EXPECT_EQ(cells_of(*batched), cells_of(*single));
+  EXPECT_EQ(batched->read_row(7, "h")->state, single->read_row(7, "h")->state);
+  // The rank blocks agree too: every rank finds the same field in both.
+  const uint64_t total = row_count(*batched, "h");
+  auto field_at = [&](Engine& engine, uint64_t rank) {
+    std::string seen;
+    Result<bool> found = engine.scan_from_rank(7, "h", kFieldNamespace, rank, total,
+                                               [&](std::string_view sub_key, const Cell& cell) {
+                                                 if (cell.tombstone) return true;
+                                                 seen = std::string(sub_key);
+                                                 return false;
+                                               });
+    EXPECT_TRUE(found.is_ok() && *found);
+    return seen;
+  };
+  for (uint64_t rank = 0; rank < total; rank += 97) {
+    EXPECT_EQ(field_at(*batched, rank), field_at(*single, rank)) << rank;
+  }
+}
+
 TEST(EngineTest, BatchModeSyncsInTheBackground) {
   TempDir dir;
   EngineOptions options;
