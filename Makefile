@@ -38,7 +38,7 @@ integration: build
 fault-long: build
 	bash tests/fault/run_long.sh
 
-# Migrations while machines restart (issue 16); results in docs/migration.md "Recipe runs".
+# Migrations while machines restart; results in docs/migration.md "Recipe runs".
 migration-restarts: build
 	bash scripts/migration-under-restarts.sh $(BUILD)/cairn
 

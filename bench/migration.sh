@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The migration benchmark (issue 5): loads MEGABYTES (default 1024) MiB into a one-shard `cairn
+# The migration benchmark: loads MEGABYTES (default 1024) MiB into a one-shard `cairn
 # dev` cluster, adds RF machines so the orchestrator creates a second shard and moves half the
 # ring to it, and reports copy throughput, cutover fence durations (max, p99), and client
 # throughput / p99 (redis-benchmark, unpipelined SET+GET) before and during the migrations,

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Migrations while machines restart (issue 16; docs/migration.md "Recipe runs").
+# Migrations while machines restart (docs/migration.md "Recipe runs").
 #
 #   bash scripts/migration-under-restarts.sh [path/to/cairn]            # the recipe, ~4 minutes
 #   LONG=1 bash scripts/migration-under-restarts.sh [path/to/cairn]     # the long version, ~30 min

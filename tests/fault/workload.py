@@ -1,7 +1,7 @@
 """The fault-test driver: a cluster, client threads doing unique-value SETs and GETs at the
 default QUORUM levels, a nemesis hurting one machine at a time, the final reads and the check.
 With rows (`--rows`), every register is one field of a hash instead ("key|field": HSET and
-HGET), so the checker judges each field on its own (per-field registers, issue 9).
+HGET), so the checker judges each field on its own (per-field registers).
 
     /usr/bin/python3 tests/fault/workload.py --seconds 600 --shards 2   # what run_long.sh does
 """

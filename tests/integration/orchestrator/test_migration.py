@@ -1,4 +1,4 @@
-"""Two-phase migration end to end (issue 5, docs/migration.md): real `cairn dev` clusters, real
+"""Two-phase migration end to end (docs/migration.md): real `cairn dev` clusters, real
 clients writing and reading at QUORUM the whole time, the fault checker on their history.
 
   * adding RF machines creates a shard that takes its share of the ring; nothing acknowledged is
@@ -8,11 +8,11 @@ clients writing and reading at QUORUM the whole time, the fault checker on their
   * after every migration test, every voting replica of every shard stores the same keys in
     every range the shard owns (check_clean, replica_differences): QUORUM reads alone would not
     see a replica that lacks keys, since the other two answer for it;
-  * issue 16: repeated kill -9 and restart of source replicas and of the new shard's members
+  * repeated kill -9 and restart of source replicas and of the new shard's members
     while ranges migrate to it;
   * `cairn admin split` / `move` / `migrations` by hand, and their refusals;
-  * issue 9: hashes, sets and sorted sets move with every field under field writes;
-  * issue 12: a list moves with every element in order under pushes.
+  * hashes, sets and sorted sets move with every field under field writes;
+  * a list moves with every element in order under pushes.
 """
 
 import json
@@ -440,7 +440,7 @@ def in_range(token, r):
 def test_rows_bigger_than_a_page_move_whole_under_writes():
     """Issue 9: a hash of 12,000 fields and a sorted set of 6,000 members (12,000 cells with its
     score index) move by hand to the other shard while fields are added through every machine;
-    issue 12: with them a list of 6,000 elements, pushed to while it moves.
+    With them a list of 6,000 elements, pushed to while it moves.
     Afterwards every acknowledged field reads back at QUORUM, the sorted set is whole and in
     order, and every voting replica stores the same cells, field by field."""
     with DevCluster(shards=2, rf=3, spares=0, extra_args=["--no-auto-rebalance"]) as dev:

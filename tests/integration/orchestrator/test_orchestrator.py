@@ -1,4 +1,4 @@
-"""The orchestrator end to end through `cairn dev` (issue 4): a served cluster, failure detection
+"""The orchestrator end to end through `cairn dev`: a served cluster, failure detection
 with its measured time, replacement by a spare or by promoting an extra, spares restored, a new
 shard from new machines, an orchestrator restart that changes nothing, and the fault checker on
 machines killed while clients write at QUORUM.

@@ -1,4 +1,4 @@
-"""A dead replica is rebuilt on the spare that replaces it (issue 5, use (b)): the spare joins its
+"""A dead replica is rebuilt on the spare that replaces it: the spare joins its
 shard, copies the shard from the surviving replicas while clients keep writing at QUORUM, and
 becomes a voting replica; read alone, it then holds every acknowledged write of its shard
 (deletes as tombstones), and expired keys stay expired; and every replica of the shard then

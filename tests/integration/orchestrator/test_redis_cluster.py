@@ -1,4 +1,4 @@
-"""Redis Cluster clients against a `cairn dev` cluster (issue 10 item 5, docs/cluster.md "Redis
+"""Redis Cluster clients against a `cairn dev` cluster (docs/cluster.md "Redis
 Cluster clients"): the CLUSTER commands describe the routing table, redis-py's RedisCluster and
 `redis-cli -c` run a workload through the slot map, a connection that asked to be redirected
 gets MOVED, and the map follows a migration while a RedisCluster client keeps working.
