@@ -266,6 +266,15 @@ struct CommandContext {
   // Set by a handler that wrote without its spec saying so (EXEC runs writes of the commands
   // it ran): the reply waits for the durability sync all the same.
   bool wrote = false;
+  // Keyspace events a handler reports itself because its reply does not tell them (a stream
+  // command: the trim inside XADD, the consumer a read created...): {class, event, key}, in
+  // order, published by dispatch() after the command unless it answered an error.
+  struct Event {
+    uint32_t event_class = 0;
+    std::string_view event;  // a string literal
+    std::string key;
+  };
+  std::vector<Event> events{};
 };
 
 using Handler = std::function<void(CommandContext&)>;
