@@ -946,13 +946,23 @@ void xread_generic(CommandContext& ctx, bool group_form) {
     std::vector<StreamRead> streams(n);
     std::vector<std::optional<StreamId>> after(n);  // nullopt: ">"
     std::vector<StreamGroup> groups(n);
+    // A blocked client's retry (Redis's serving of a blocked client): a key that no longer
+    // holds a stream is no data for XREAD, and ends XREADGROUP's wait with an error, as does a
+    // group that went away.
+    const bool retry = ctx.session.block_retry;
     for (size_t k = 0; k < n; ++k) {
       const std::string& key = keys[k];
       const std::string& id_arg = args[streams_at + n + k];
-      Result<StreamRead> stream = read_stream(ctx.keyspace, key, reply);
+      std::string wrong_type;  // the WRONGTYPE a retry does not send
+      resp::ReplyWriter scratch(&wrong_type, reply.protocol());
+      Result<StreamRead> stream = read_stream(ctx.keyspace, key, retry ? scratch : reply);
       if (!stream.is_ok()) return stream.status();
-      if (stream->replied) return Status::ok();
-      streams[k] = std::move(stream).value();
+      if (stream->replied && !retry) return Status::ok();
+      if (!stream->replied) streams[k] = std::move(stream).value();
+      if (retry && group_form && !streams[k].exists()) {
+        reply.error("UNBLOCKED the stream key no longer exists");
+        return Status::ok();
+      }
       if (group_form) {
         std::optional<StreamGroup> group;
         if (streams[k].exists()) {
@@ -960,6 +970,10 @@ void xread_generic(CommandContext& ctx, bool group_form) {
           Result<std::optional<StreamGroup>> found = read_group(probe, *group_name);
           if (!found.is_ok()) return found.status();
           group = *found;
+        }
+        if (!group && retry) {
+          reply.error("NOGROUP the consumer group this client was blocked on no longer exists");
+          return Status::ok();
         }
         if (!group) {
           reply.error("NOGROUP No such key '" + key + "' or consumer group '" + *group_name +

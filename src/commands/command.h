@@ -111,6 +111,12 @@ struct Session {
   // blocking_allowed: the connection waits instead of sending that reply. The connection
   // clears it after each command.
   std::optional<BlockRequest> block;
+  // Set while a blocked client's command runs again after it waited (a retry, not its first
+  // run). Redis serves a blocked client only from keys of the right type: a retry skips a list
+  // or stream key that now holds another type instead of answering WRONGTYPE, and XREADGROUP
+  // answers -UNBLOCKED / -NOGROUP when its key or group went away (docs/protocol.md "Blocking
+  // commands"). Forwarded to the shard leader with the command (CAIRN.FORWARD).
+  bool block_retry = false;
   // Pub/sub (cmd_pubsub.cc, docs/pubsub.md): how many channels and patterns, and how many shard
   // channels, this connection is subscribed to. The subscriptions themselves live in the
   // server's registry; these counts drive the replies and RESP2's subscribed mode.

@@ -51,6 +51,22 @@ void BlockedClients::notify(std::string_view key) {
   wake();
 }
 
+void BlockedClients::notify_all() {
+  notifications_.fetch_add(1, std::memory_order_acq_rel);
+  if (count_.load(std::memory_order_relaxed) == 0) return;
+  std::vector<Wake> wakes;
+  {
+    std::lock_guard lock(mutex_);
+    for (auto& [key, state] : keys_) ++state.epoch;
+    for (auto& [sequence, waiter] : waiters_) {
+      if (waiter.attempting) continue;  // its rearm sees the epochs moved and attempts again
+      start_attempt(sequence, waiter);
+      wakes.push_back(waiter.wake);
+    }
+  }
+  for (const Wake& wake : wakes) wake();
+}
+
 bool BlockedClients::take(uint64_t sequence) {
   std::lock_guard lock(mutex_);
   auto found = waiters_.find(sequence);

@@ -1,12 +1,14 @@
 #pragma once
-// BlockedClients: the clients waiting in a blocking list command (BLPOP, BRPOP, BLMOVE,
-// BRPOPLPUSH, BLMPOP), by key, in the order they blocked (docs/protocol.md "Blocking commands").
+// BlockedClients: the clients waiting in a blocking command (BLPOP, BRPOP, BLMOVE, BRPOPLPUSH,
+// BLMPOP, XREAD and XREADGROUP with BLOCK), by key, in the order they blocked (docs/protocol.md
+// "Blocking commands").
 //
 // A waiter does not hold a thread: its connection is suspended and the waiter is a wake
-// callback. When this machine applies a write that may have added elements to a key
-// (notify()), the waiter of that key that blocked first is taken out of the queue and woken; it
-// runs its command again (an attempt) and then either leaves (served, or its deadline passed) or
-// goes back to its place with rearm().
+// callback. When this machine applies a write that may have added elements to a key, deleted it
+// or changed its type (notify()), the waiter of that key that blocked first is taken out of the
+// queue and woken (after FLUSHALL, notify_all(): every waiter); it runs its command again (an
+// attempt) and then either leaves (served, or its deadline passed) or goes back to its place
+// with rearm().
 //
 // Invariants:
 //  1. A waiter is either waiting (queued under each of its keys) or attempting (queued under
@@ -52,6 +54,9 @@ class BlockedClients {
                bool& missed);
   // A push may have been applied to `key`: wakes its first waiting waiter, if any.
   void notify(std::string_view key);
+  // Every key may have changed (FLUSHALL): wakes every waiting waiter, in the order they
+  // blocked.
+  void notify_all();
   // Moves a waiting waiter to attempting without waking it (a timer fired); false if it is not
   // waiting (an attempt is already in flight, or it is gone).
   bool take(uint64_t sequence);

@@ -539,7 +539,9 @@ void ClientSession::attempt() {
     commands::CommandContext context{args, writer, session_, state_.keyspace(), state_,
                                      state_.replica()};
     running_session = this;
+    session_.block_retry = true;
     const commands::DispatchOutcome outcome = commands::dispatch(state_.table(), context);
+    session_.block_retry = false;
     running_session = nullptr;
     session_.block.reset();
     attempt_done(std::move(reply), outcome.wrote);
@@ -550,8 +552,10 @@ void ClientSession::attempt() {
                                              args = blocked.args]() mutable {
     std::string reply;
     running_session = this;
+    session_.block_retry = true;
     const commands::DispatchOutcome outcome =
         state_.runner()->run(args, session_, worker_keyspace_, reply);
+    session_.block_retry = false;
     running_session = nullptr;
     session_.block.reset();
     bool wrote = outcome.wrote;

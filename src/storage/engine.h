@@ -194,12 +194,20 @@ class Engine {
   // so a coordinator stamps again after it (a clock behind the DEL's). REQUIRES: sub_key not empty.
   Result<bool> apply_field(topology::Token token, std::string_view key, std::string_view sub_key,
                            const Cell& cell, HlcTimestamp* newer_timestamp = nullptr);
-  // Called after apply_field stored a cell, on the applying thread, with the row's apply lock
-  // held: it must not call the engine and should only hand the news on (blocked list pops wake
-  // on it). Set once, before the engine serves writes; REQUIRES: not changed afterwards.
+  // Called after apply_field stored a cell, and after apply() stored a key's own cell (a row
+  // header, a string, a tombstone: `sub_key` empty), on the applying thread, with the row's
+  // apply lock held: it must not call the engine and should only hand the news on (blocked list
+  // pops and stream reads wake on it). Not called for strings stored by apply_batch's plain
+  // path (keys that never were rows). Set once, before the engine serves writes; REQUIRES: not
+  // changed afterwards.
   using FieldObserver =
       std::function<void(std::string_view key, std::string_view sub_key, const Cell& cell)>;
   void set_field_observer(FieldObserver observer) { field_observer_ = std::move(observer); }
+  // Called after clear() emptied the engine (FLUSHALL), on the clearing thread. Set once, as
+  // the field observer.
+  void set_clear_observer(std::function<void()> observer) {
+    clear_observer_ = std::move(observer);
+  }
   // Visits the stored field cells of a row (tombstones and hidden ones included) in sub-key
   // order, from the first sub-key >= from_sub_key (at least the first field).
   Status scan_row(topology::Token token, std::string_view key, std::string_view from_sub_key,
@@ -372,6 +380,7 @@ class Engine {
   EngineOptions options_;
   std::unique_ptr<Impl> impl_;
   FieldObserver field_observer_;
+  std::function<void()> clear_observer_;
 };
 
 }  // namespace cairn::storage
