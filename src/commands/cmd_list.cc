@@ -807,7 +807,7 @@ std::optional<int64_t> parse_timeout(CommandContext& ctx, const std::string& tex
 // cannot wait (a forwarded request) sends the null reply at once.
 void offer_block(CommandContext& ctx, std::vector<std::string> keys, int64_t deadline_ms) {
   if (!ctx.session.blocking_allowed) return;
-  ctx.session.block = BlockRequest{std::move(keys), deadline_ms};
+  ctx.session.block = BlockRequest{std::move(keys), deadline_ms, "list"};
 }
 
 void lmove_generic(CommandContext& ctx, End from, End to, std::optional<int64_t> deadline) {

@@ -937,7 +937,8 @@ void xread_generic(CommandContext& ctx, bool group_form) {
     ctx.session.block = std::nullopt;
     if (ctx.session.blocking_allowed) {
       ctx.session.block = BlockRequest{std::vector<std::string>(keys.begin(), keys.end()),
-                                       *deadline};
+                                       *deadline,
+                                       group_form ? "group " + *group_name : std::string()};
     }
   }
   const int64_t now = ctx.keyspace.now_ms();

@@ -72,6 +72,10 @@ struct BlockRequest {
   // Unix ms after which the command answers its null reply (a null array, for every blocking
   // list command of redis-server 7.0); 0 = never.
   int64_t deadline_ms = 0;
+  // Waiters of a key with the same queue are served by the same data, first blocked first
+  // (BlockedClients::add): "list" for the list pops, the group for XREADGROUP; empty for XREAD,
+  // whose waiters are each served.
+  std::string queue;
 };
 
 // Per-connection state, owned by the connection, visible to handlers.

@@ -5,16 +5,17 @@
 namespace cairn::server {
 
 uint64_t BlockedClients::add(std::vector<std::string> keys, Wake wake,
-                             uint64_t notifications_before, bool& missed) {
+                             uint64_t notifications_before, bool& missed, std::string queue) {
   std::lock_guard lock(mutex_);
   const uint64_t sequence = next_sequence_++;
   Waiter& waiter = waiters_[sequence];
   waiter.keys = std::move(keys);
   waiter.wake = std::move(wake);
+  waiter.queue = std::move(queue);
   for (const std::string& key : waiter.keys) {
     KeyState& state = keys_[key];
     state.waiting.insert(sequence);
-    ++state.waiters;
+    state.members.insert(sequence);
   }
   count_.store(waiters_.size(), std::memory_order_relaxed);
   missed = notifications_.load(std::memory_order_acquire) != notifications_before;
@@ -75,6 +76,28 @@ bool BlockedClients::take(uint64_t sequence) {
   return true;
 }
 
+BlockedClients::Recheck BlockedClients::take_for_recheck(uint64_t sequence) {
+  std::lock_guard lock(mutex_);
+  auto found = waiters_.find(sequence);
+  if (found == waiters_.end() || found->second.attempting) return Recheck::kNotWaiting;
+  const Waiter& waiter = found->second;
+  bool behind_everywhere = !waiter.queue.empty();
+  for (size_t i = 0; i < waiter.keys.size() && behind_everywhere; ++i) {
+    bool behind = false;
+    for (const uint64_t member : keys_.at(waiter.keys[i]).members) {
+      if (member >= sequence) break;
+      if (waiters_.at(member).queue == waiter.queue) {
+        behind = true;
+        break;
+      }
+    }
+    behind_everywhere = behind;
+  }
+  if (behind_everywhere) return Recheck::kLater;
+  start_attempt(sequence, found->second);
+  return Recheck::kTaken;
+}
+
 bool BlockedClients::rearm(uint64_t sequence) {
   std::lock_guard lock(mutex_);
   Waiter& waiter = waiters_.at(sequence);
@@ -99,7 +122,8 @@ void BlockedClients::remove(uint64_t sequence) {
     auto state = keys_.find(key);
     CAIRN_ASSERT(state != keys_.end(), "a waiter's key has an entry");
     state->second.waiting.erase(sequence);
-    if (--state->second.waiters == 0) keys_.erase(state);
+    state->second.members.erase(sequence);
+    if (state->second.members.empty()) keys_.erase(state);
   }
   waiters_.erase(found);
   count_.store(waiters_.size(), std::memory_order_relaxed);

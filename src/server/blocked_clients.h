@@ -50,8 +50,11 @@ class BlockedClients {
   // Queues a waiter on `keys` (after every waiter already queued on them). Returns its sequence
   // number, and in `missed` whether some notification happened since `notifications_before`
   // (the caller then attempts at once through take()).
+  // `queue`: waiters with the same non-empty queue on a key are served by the same data (the
+  // elements of a list, the new entries of one consumer group), so only the first of them
+  // retries periodically (take_for_recheck); an empty queue retries on its own.
   uint64_t add(std::vector<std::string> keys, Wake wake, uint64_t notifications_before,
-               bool& missed);
+               bool& missed, std::string queue = {});
   // A push may have been applied to `key`: wakes its first waiting waiter, if any.
   void notify(std::string_view key);
   // Every key may have changed (FLUSHALL): wakes every waiting waiter, in the order they
@@ -60,6 +63,13 @@ class BlockedClients {
   // Moves a waiting waiter to attempting without waking it (a timer fired); false if it is not
   // waiting (an attempt is already in flight, or it is gone).
   bool take(uint64_t sequence);
+  // As take(), for a periodic retry (a cluster machine's 100 ms recheck): a waiter retries
+  // (kTaken) unless, on each of its keys, a waiter of the same queue blocked before it (kLater):
+  // that one retries, and when it is served it wakes the next. So retries keep the
+  // first-blocked, first-served order, and idle waiters of one queue cost one retry per
+  // interval, not one each.
+  enum class Recheck { kTaken, kLater, kNotWaiting };
+  Recheck take_for_recheck(uint64_t sequence);
   // After an attempt that found nothing: queues the waiter again in its place. False when one of
   // its keys was notified during the attempt: it stays attempting and must attempt again.
   bool rearm(uint64_t sequence);
@@ -74,11 +84,12 @@ class BlockedClients {
     Wake wake;
     bool attempting = false;
     std::vector<uint64_t> epochs;  // of `keys`, when the attempt began
+    std::string queue;
   };
   struct KeyState {
     std::set<uint64_t> waiting;  // sequence numbers, first blocked first
     uint64_t epoch = 0;          // notifications of this key while it had waiters
-    size_t waiters = 0;          // waiters naming this key, waiting or attempting
+    std::set<uint64_t> members;  // waiters naming this key, waiting or attempting
   };
 
   // REQUIRES: mutex_ held. Takes `waiter` out of its keys' queues and records their epochs.

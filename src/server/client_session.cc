@@ -514,8 +514,9 @@ void ClientSession::begin_block(commands::BlockRequest request, std::vector<std:
     }
   };
   bool missed = false;
-  blocked.sequence =
-      state_.blocked_clients().add(std::move(request.keys), wake, notifications_before_, missed);
+  blocked.sequence = state_.blocked_clients().add(std::move(request.keys), wake,
+                                                  notifications_before_, missed,
+                                                  std::move(request.queue));
   arm_block_timer();
   if (missed && state_.blocked_clients().take(blocked.sequence)) {
     // Posted: the connection is not suspended yet while process() runs.
@@ -643,12 +644,20 @@ void ClientSession::arm_block_timer() {
     if (error || !connection || connection->closed()) return;
     if (!blocked_ || blocked_->sequence != sequence) return;
     // An attempt in flight re-arms the timer when it ends.
-    if (!state_.blocked_clients().take(sequence)) return;
     if (blocked_->deadline_ms != 0 && wall_clock_ms() >= blocked_->deadline_ms) {
-      end_block(null_reply(), false, false);
+      if (state_.blocked_clients().take(sequence)) end_block(null_reply(), false, false);
       return;
     }
-    attempt();
+    switch (state_.blocked_clients().take_for_recheck(sequence)) {
+      case BlockedClients::Recheck::kNotWaiting:
+        return;
+      case BlockedClients::Recheck::kLater:
+        arm_block_timer();  // an earlier waiter of its queue retries for it
+        return;
+      case BlockedClients::Recheck::kTaken:
+        attempt();
+        return;
+    }
   });
 }
 
