@@ -1,5 +1,7 @@
 #include "server/blocked_clients.h"
 
+#include <unordered_set>
+
 #include "common/assert.h"
 
 namespace cairn::server {
@@ -9,7 +11,15 @@ uint64_t BlockedClients::add(std::vector<std::string> keys, Wake wake,
   std::lock_guard lock(mutex_);
   const uint64_t sequence = next_sequence_++;
   Waiter& waiter = waiters_[sequence];
-  waiter.keys = std::move(keys);
+  // A key named twice (BLPOP k k 0) is queued once: members holds each waiter once per key.
+  // (Views into waiter.keys, which the reserve keeps in place.)
+  std::unordered_set<std::string_view> seen;
+  waiter.keys.reserve(keys.size());
+  for (std::string& key : keys) {
+    if (seen.contains(key)) continue;
+    waiter.keys.push_back(std::move(key));
+    seen.insert(waiter.keys.back());
+  }
   waiter.wake = std::move(wake);
   waiter.queue = std::move(queue);
   for (const std::string& key : waiter.keys) {

@@ -110,5 +110,21 @@ TEST(BlockedClients, OnlyTheFirstWaiterOfAQueueRechecks) {
   EXPECT_TRUE(woken.order.empty());  // rechecks wake nobody: the caller attempts
 }
 
+TEST(BlockedClients, AKeyNamedTwiceIsQueuedOnce) {
+  BlockedClients blocked;
+  Woken woken;
+  bool missed = false;
+  const uint64_t waiter =
+      blocked.add({"k", "k", "j", "k"}, woken.wake(1), blocked.notifications(), missed, "list");
+  EXPECT_EQ(blocked.take_for_recheck(waiter), BlockedClients::Recheck::kTaken);
+  EXPECT_TRUE(blocked.rearm(waiter));
+  blocked.notify("k");
+  EXPECT_EQ(woken.order, std::vector<int>({1}));
+  blocked.remove(waiter);
+  EXPECT_EQ(blocked.size(), 0u);
+  blocked.notify("k");
+  EXPECT_EQ(woken.order.size(), 1u);
+}
+
 }  // namespace
 }  // namespace cairn::server
