@@ -964,6 +964,12 @@ void xread_generic(CommandContext& ctx, bool group_form) {
         reply.error("UNBLOCKED the stream key no longer exists");
         return Status::ok();
       }
+      if (group_form && ctx.session.block && streams[k].exists()) {
+        // A waiter runs again when its stream expires (and then answers UNBLOCKED).
+        const int64_t expire_at = streams[k].row.row.header->expire_at_ms;
+        int64_t& recheck_at = ctx.session.block->recheck_at_ms;
+        if (expire_at != 0 && (recheck_at == 0 || expire_at < recheck_at)) recheck_at = expire_at;
+      }
       if (group_form) {
         std::optional<StreamGroup> group;
         if (streams[k].exists()) {

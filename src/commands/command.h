@@ -76,6 +76,10 @@ struct BlockRequest {
   // (BlockedClients::add): "list" for the list pops, the group for XREADGROUP; empty for XREAD,
   // whose waiters are each served.
   std::string queue;
+  // Unix ms at which to run the command again although nothing was written (0 = none): the
+  // expiry of an XREADGROUP's stream, since nothing is written when a key expires and Redis
+  // unblocks such a client when its stream is gone.
+  int64_t recheck_at_ms = 0;
 };
 
 // Per-connection state, owned by the connection, visible to handlers.

@@ -166,6 +166,14 @@ DELETION_SCENARIOS = {
         ("cmd", "p", "FLUSHALL"),
         ("read", "w1"),
     ],
+    "xreadgroup_key_expires": [
+        ("cmd", "p", "XGROUP", "CREATE", "{q}x", "g", "$", "MKSTREAM"),
+        ("block", "w1", "XREADGROUP", "GROUP", "g", "c", "BLOCK", "0", "STREAMS", "{q}x", ">"),
+        ("cmd", "p", "PEXPIRE", "{q}x", "600"),
+        ("pending", "w1"),
+        ("read", "w1"),
+        ("cmd", "p", "EXISTS", "{q}x"),
+    ],
     "xreadgroup_group_destroyed": [
         ("cmd", "p", "XGROUP", "CREATE", "{q}x", "g", "$", "MKSTREAM"),
         ("block", "w1", "XREADGROUP", "GROUP", "g", "c", "BLOCK", "0", "STREAMS", "{q}x", ">"),
@@ -187,6 +195,15 @@ DELETION_SCENARIOS = {
         ("cmd", "p", "EXEC"),
         ("pending", "w1"),
         ("cmd", "p", "XADD", "{q}x", "3-1", "f", "v"),
+        ("read", "w1"),
+    ],
+    "xreadgroup_recreated_without_its_group": [
+        ("cmd", "p", "XGROUP", "CREATE", "{q}x", "g", "$", "MKSTREAM"),
+        ("block", "w1", "XREADGROUP", "GROUP", "g", "c", "BLOCK", "0", "STREAMS", "{q}x", ">"),
+        ("cmd", "p", "MULTI"),
+        ("cmd", "p", "DEL", "{q}x"),
+        ("cmd", "p", "XADD", "{q}x", "3-1", "f", "v"),
+        ("cmd", "p", "EXEC"),
         ("read", "w1"),
     ],
     "xread_keeps_waiting_through_del_and_set": [
