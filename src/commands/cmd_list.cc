@@ -703,12 +703,26 @@ void lpos_command(CommandContext& ctx) {
 
 // ---- LMOVE / RPOPLPUSH / LMPOP and their blocking forms ----
 
+// A blocked client's retry reads its source lists through this: a key that now holds another
+// type is no list to pop from (Redis serves blocked clients only from lists), not WRONGTYPE.
+Result<ListRead> read_source_list(Keyspace& keyspace, const std::string& key,
+                                  resp::ReplyWriter& reply, bool retry) {
+  if (!retry) return read_list(keyspace, key, reply);
+  std::string wrong_type;
+  resp::ReplyWriter scratch(&wrong_type, reply.protocol());
+  Result<ListRead> list = read_list(keyspace, key, scratch);
+  if (list.is_ok() && list->replied) return ListRead{};
+  return list;
+}
+
 // Moves one element from the `from` end of `source` to the `to` end of `target`; nullopt when
-// the source is empty (or after a WRONGTYPE reply: `reply` says which).
+// the source is empty (or after a WRONGTYPE reply: `reply` says which). `retry`: a blocked
+// client's retry, for which a source of another type is empty.
 Result<std::optional<std::string>> move_element(Keyspace& keyspace, const std::string& source,
                                                 const std::string& target, End from, End to,
-                                                resp::ReplyWriter& reply, bool& replied) {
-  Result<ListRead> list = read_list(keyspace, source, reply);
+                                                resp::ReplyWriter& reply, bool& replied,
+                                                bool retry) {
+  Result<ListRead> list = read_source_list(keyspace, source, reply, retry);
   if (!list.is_ok()) return list.status();
   replied = list->replied;
   if (replied || !list->exists()) return std::optional<std::string>();
@@ -737,9 +751,10 @@ Result<std::optional<std::string>> move_element(Keyspace& keyspace, const std::s
 // Pops up to `count` elements from the first non-empty list of `keys`, replying
 // [key, [elements]] (or [key, element] when `single`), or the null array when all are empty.
 Status pop_first_nonempty(Keyspace& keyspace, std::span<const std::string> keys, End end,
-                          uint64_t count, bool single, resp::ReplyWriter& reply) {
+                          uint64_t count, bool single, resp::ReplyWriter& reply,
+                          bool retry = false) {
   for (const std::string& key : keys) {
-    Result<ListRead> list = read_list(keyspace, key, reply);
+    Result<ListRead> list = read_source_list(keyspace, key, reply, retry);
     if (!list.is_ok()) return list.status();
     if (list->replied) return Status::ok();
     if (!list->exists()) continue;
@@ -792,7 +807,7 @@ std::optional<int64_t> parse_timeout(CommandContext& ctx, const std::string& tex
 // cannot wait (a forwarded request) sends the null reply at once.
 void offer_block(CommandContext& ctx, std::vector<std::string> keys, int64_t deadline_ms) {
   if (!ctx.session.blocking_allowed) return;
-  ctx.session.block = BlockRequest{std::move(keys), deadline_ms};
+  ctx.session.block = BlockRequest{std::move(keys), deadline_ms, "list"};
 }
 
 void lmove_generic(CommandContext& ctx, End from, End to, std::optional<int64_t> deadline) {
@@ -802,7 +817,8 @@ void lmove_generic(CommandContext& ctx, End from, End to, std::optional<int64_t>
   run_row_command(ctx, std::span(&ctx.args[1], 2), [&](resp::ReplyWriter& reply) -> Status {
     bool replied = false;
     Result<std::optional<std::string>> moved =
-        move_element(ctx.keyspace, source, target, from, to, reply, replied);
+        move_element(ctx.keyspace, source, target, from, to, reply, replied,
+                     ctx.session.block_retry);
     if (!moved.is_ok()) return moved.status();
     if (replied) return Status::ok();
     if (*moved) {
@@ -848,7 +864,8 @@ void blocking_pop_command(CommandContext& ctx, End end) {
   const std::span<const std::string> keys(ctx.args.data() + 1, ctx.args.size() - 2);
   offer_block(ctx, std::vector<std::string>(keys.begin(), keys.end()), *deadline);
   run_row_command(ctx, keys, [&](resp::ReplyWriter& reply) {
-    return pop_first_nonempty(ctx.keyspace, keys, end, 1, /*single=*/true, reply);
+    return pop_first_nonempty(ctx.keyspace, keys, end, 1, /*single=*/true, reply,
+                              ctx.session.block_retry);
   });
 }
 
@@ -885,7 +902,7 @@ void lmpop_generic(CommandContext& ctx, size_t first, bool blocking) {
   }
   run_row_command(ctx, keys, [&](resp::ReplyWriter& reply) {
     return pop_first_nonempty(ctx.keyspace, keys, *end, count ? uint64_t(*count) : 1,
-                              /*single=*/false, reply);
+                              /*single=*/false, reply, ctx.session.block_retry);
   });
 }
 

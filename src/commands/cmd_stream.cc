@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "commands/command.h"
+#include "commands/keyspace_events.h"
 #include "commands/parse.h"
 #include "commands/rows.h"
 #include "commands/stream_row.h"
@@ -571,10 +572,12 @@ void xadd_command(CommandContext& ctx) {
     if (meta.length == 1) meta.first_id = id;
     // The new entry is not written yet; trimming never removes it (Redis trims after the add,
     // and a MAXLEN 0 trim of a stream of one removes it: handled as Redis does, by count).
+    report_keyspace_event(ctx, kEventStream, "xadd", key);
     if (args.trim.strategy != TrimStrategy::kNone) {
       if (Status status = changes.commit(nullptr); !status.is_ok()) return status;
       Result<int64_t> trimmed = trim_stream(ctx.keyspace, key, stream, changes, args.trim);
       if (!trimmed.is_ok()) return trimmed.status();
+      if (*trimmed > 0) report_keyspace_event(ctx, kEventStream, "xtrim", key);
     }
     write_id(reply, id);
     return changes.commit(&meta);
@@ -593,6 +596,7 @@ void xtrim_command(CommandContext& ctx) {
     StreamChanges changes(ctx.keyspace, key, stream.row.hidden());
     Result<int64_t> trimmed = trim_stream(ctx.keyspace, key, stream, changes, args.trim);
     if (!trimmed.is_ok()) return trimmed.status();
+    if (*trimmed > 0) report_keyspace_event(ctx, kEventStream, "xtrim", key);
     reply.integer(*trimmed);
     return changes.commit(*trimmed > 0 ? &stream.meta : nullptr);
   });
@@ -639,6 +643,7 @@ void xdel_command(CommandContext& ctx) {
         if (*first) meta.first_id = **first;
       }
     }
+    if (deleted > 0) report_keyspace_event(ctx, kEventStream, "xdel", key);
     reply.integer(deleted);
     return changes.commit(deleted > 0 ? &meta : nullptr);
   });
@@ -745,13 +750,14 @@ void put_consumer(StreamChanges& changes, std::string_view group, std::string_vi
 }
 
 // The consumer `name` of `group`, created if missing (Redis's lookup-or-create, which also
-// refreshes its seen-time when `touch`).
+// refreshes its seen-time when `touch`); `created` says whether it was.
 Result<StreamConsumer> touch_consumer(StreamChanges& changes, const std::string& group_name,
                                       StreamGroup& group, const std::string& name, int64_t now,
-                                      bool touch = true) {
+                                      bool& created, bool touch = true) {
   Result<std::optional<StreamConsumer>> found = read_consumer(changes, group_name, name);
   if (!found.is_ok()) return found.status();
   StreamConsumer consumer;
+  created = !*found;
   if (*found) {
     consumer = **found;
     if (!touch) return consumer;
@@ -931,7 +937,8 @@ void xread_generic(CommandContext& ctx, bool group_form) {
     ctx.session.block = std::nullopt;
     if (ctx.session.blocking_allowed) {
       ctx.session.block = BlockRequest{std::vector<std::string>(keys.begin(), keys.end()),
-                                       *deadline};
+                                       *deadline,
+                                       group_form ? "group " + *group_name : std::string()};
     }
   }
   const int64_t now = ctx.keyspace.now_ms();
@@ -940,13 +947,29 @@ void xread_generic(CommandContext& ctx, bool group_form) {
     std::vector<StreamRead> streams(n);
     std::vector<std::optional<StreamId>> after(n);  // nullopt: ">"
     std::vector<StreamGroup> groups(n);
+    // A blocked client's retry (Redis's serving of a blocked client): a key that no longer
+    // holds a stream is no data for XREAD, and ends XREADGROUP's wait with an error, as does a
+    // group that went away.
+    const bool retry = ctx.session.block_retry;
     for (size_t k = 0; k < n; ++k) {
       const std::string& key = keys[k];
       const std::string& id_arg = args[streams_at + n + k];
-      Result<StreamRead> stream = read_stream(ctx.keyspace, key, reply);
+      std::string wrong_type;  // the WRONGTYPE a retry does not send
+      resp::ReplyWriter scratch(&wrong_type, reply.protocol());
+      Result<StreamRead> stream = read_stream(ctx.keyspace, key, retry ? scratch : reply);
       if (!stream.is_ok()) return stream.status();
-      if (stream->replied) return Status::ok();
-      streams[k] = std::move(stream).value();
+      if (stream->replied && !retry) return Status::ok();
+      if (!stream->replied) streams[k] = std::move(stream).value();
+      if (retry && group_form && !streams[k].exists()) {
+        reply.error("UNBLOCKED the stream key no longer exists");
+        return Status::ok();
+      }
+      if (group_form && ctx.session.block && streams[k].exists()) {
+        // A waiter runs again when its stream expires (and then answers UNBLOCKED).
+        const int64_t expire_at = streams[k].row.row.header->expire_at_ms;
+        int64_t& recheck_at = ctx.session.block->recheck_at_ms;
+        if (expire_at != 0 && (recheck_at == 0 || expire_at < recheck_at)) recheck_at = expire_at;
+      }
       if (group_form) {
         std::optional<StreamGroup> group;
         if (streams[k].exists()) {
@@ -954,6 +977,10 @@ void xread_generic(CommandContext& ctx, bool group_form) {
           Result<std::optional<StreamGroup>> found = read_group(probe, *group_name);
           if (!found.is_ok()) return found.status();
           group = *found;
+        }
+        if (!group && retry) {
+          reply.error("NOGROUP the consumer group this client was blocked on no longer exists");
+          return Status::ok();
         }
         if (!group) {
           reply.error("NOGROUP No such key '" + key + "' or consumer group '" + *group_name +
@@ -1016,10 +1043,19 @@ void xread_generic(CommandContext& ctx, bool group_form) {
       if (*fresh) groups[k] = **fresh;
       StreamGroup& group = groups[k];
       const StreamGroup group_before = group;
-      Result<StreamConsumer> consumer =
-          touch_consumer(changes, *group_name, group, *consumer_name, now);
-      if (!consumer.is_ok()) return consumer.status();
+      // As in Redis, the consumer is looked up (created, its seen-time refreshed) only when the
+      // read is served: its history, or new entries; a read that finds nothing new (or waits)
+      // leaves it alone.
+      auto touch = [&]() -> Status {
+        bool created = false;
+        Result<StreamConsumer> consumer =
+            touch_consumer(changes, *group_name, group, *consumer_name, now, created);
+        if (!consumer.is_ok()) return consumer.status();
+        if (created) report_keyspace_event(ctx, kEventStream, "xgroup-createconsumer", key);
+        return Status::ok();
+      };
       if (after[k]) {
+        if (Status status = touch(); !status.is_ok()) return status;
         // History: this consumer's pending entries after the ID.
         ReadResult& result = results.emplace_back();
         result.key = &key;
@@ -1064,6 +1100,7 @@ void xread_generic(CommandContext& ctx, bool group_form) {
             collect_entries(ctx.keyspace, key, stream, start, kMaxStreamId, false, count);
         if (!entries.is_ok()) return entries.status();
         if (!entries->empty()) {
+          if (Status status = touch(); !status.is_ok()) return status;
           ReadResult& result = results.emplace_back();
           result.key = &key;
           for (auto& [id, entry] : *entries) {
@@ -1192,6 +1229,7 @@ void xgroup_command(CommandContext& ctx) {
       StreamChanges writes(ctx.keyspace, key, stream.row.hidden());
       put_group(writes, name, StreamGroup{id, entries_read, 0, 0});
       ++stream.meta.groups;
+      report_keyspace_event(ctx, kEventStream, "xgroup-create", key);
       reply.ok();
       return writes.commit(&stream.meta);
     }
@@ -1210,6 +1248,7 @@ void xgroup_command(CommandContext& ctx) {
       group->last_delivered = id;
       group->entries_read = entries_read;
       put_group(changes, name, *group);
+      report_keyspace_event(ctx, kEventStream, "xgroup-setid", key);
       reply.ok();
       return changes.commit(nullptr);
     }
@@ -1231,6 +1270,7 @@ void xgroup_command(CommandContext& ctx) {
         if (!status.is_ok()) return status;
       }
       --stream.meta.groups;
+      report_keyspace_event(ctx, kEventStream, "xgroup-destroy", key);
       reply.integer(1);
       return changes.commit(&stream.meta);
     }
@@ -1244,6 +1284,7 @@ void xgroup_command(CommandContext& ctx) {
       put_consumer(changes, name, args[4], StreamConsumer{now, 0});
       ++group->consumers;
       put_group(changes, name, *group);
+      report_keyspace_event(ctx, kEventStream, "xgroup-createconsumer", key);
       reply.integer(1);
       return changes.commit(nullptr);
     }
@@ -1272,6 +1313,8 @@ void xgroup_command(CommandContext& ctx) {
       --group->consumers;
       changes.remove(stream_consumer_sub_key(name, args[4]));
       put_group(changes, name, *group);
+      // Redis announces a deletion even of a consumer with nothing pending (reply 0).
+      report_keyspace_event(ctx, kEventStream, "xgroup-delconsumer", key);
       reply.integer(static_cast<int64_t>((*found)->pending));
       return changes.commit(nullptr);
     }
@@ -1350,6 +1393,7 @@ void xsetid_command(CommandContext& ctx) {
     if (entries_added != -1) meta.entries_added = static_cast<uint64_t>(entries_added);
     if (!max_deleted.is_zero()) meta.max_deleted_id = max_deleted;
     StreamChanges changes(ctx.keyspace, key, stream.row.hidden());
+    report_keyspace_event(ctx, kEventStream, "xsetid", key);
     reply.ok();
     return changes.commit(&meta);
   });
@@ -1536,15 +1580,18 @@ void xpending_command(CommandContext& ctx) {
 }
 
 // Claims the pending entry `id` for `consumer_name` (XCLAIM / XAUTOCLAIM).
-Status claim_one(StreamChanges& changes, const std::string& group_name, StreamGroup& group,
-                 const std::string& consumer_name, bool& consumer_touched, int64_t now,
-                 const StreamId& id, const std::optional<StreamPending>& previous,
+// The consumer is created by the first claim (Redis's xgroup-createconsumer event then).
+Status claim_one(CommandContext& ctx, StreamChanges& changes, const std::string& group_name,
+                 StreamGroup& group, const std::string& consumer_name, bool& consumer_touched,
+                 int64_t now, const StreamId& id, const std::optional<StreamPending>& previous,
                  StreamPending pending) {
   if (!consumer_touched) {
+    bool created = false;
     Result<StreamConsumer> consumer =
-        touch_consumer(changes, group_name, group, consumer_name, now);
+        touch_consumer(changes, group_name, group, consumer_name, now, created);
     if (!consumer.is_ok()) return consumer.status();
     consumer_touched = true;
+    if (created) report_keyspace_event(ctx, kEventStream, "xgroup-createconsumer", ctx.args[1]);
   }
   pending.consumer = consumer_name;
   return assign_pending(changes, group_name, group, id, previous, std::move(pending));
@@ -1677,7 +1724,7 @@ void xclaim_command(CommandContext& ctx) {
       } else if (!justid) {
         ++next.delivery_count;
       }
-      if (Status status = claim_one(changes, group_name, *group, consumer_name,
+      if (Status status = claim_one(ctx, changes, group_name, *group, consumer_name,
                                     consumer_touched, now, id, previous, std::move(next));
           !status.is_ok()) {
         return status;
@@ -1774,7 +1821,7 @@ void xautoclaim_command(CommandContext& ctx) {
       StreamPending next = pending;
       next.delivery_ms = now;
       if (!justid) ++next.delivery_count;
-      if (Status claimed_status = claim_one(changes, group_name, *group, consumer_name,
+      if (Status claimed_status = claim_one(ctx, changes, group_name, *group, consumer_name,
                                             consumer_touched, now, id, pending, std::move(next));
           !claimed_status.is_ok()) {
         return claimed_status;

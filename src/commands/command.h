@@ -72,6 +72,14 @@ struct BlockRequest {
   // Unix ms after which the command answers its null reply (a null array, for every blocking
   // list command of redis-server 7.0); 0 = never.
   int64_t deadline_ms = 0;
+  // Waiters of a key with the same queue are served by the same data, first blocked first
+  // (BlockedClients::add): "list" for the list pops, the group for XREADGROUP; empty for XREAD,
+  // whose waiters are each served.
+  std::string queue;
+  // Unix ms at which to run the command again although nothing was written (0 = none): the
+  // expiry of an XREADGROUP's stream, since nothing is written when a key expires and Redis
+  // unblocks such a client when its stream is gone.
+  int64_t recheck_at_ms = 0;
 };
 
 // Per-connection state, owned by the connection, visible to handlers.
@@ -111,6 +119,12 @@ struct Session {
   // blocking_allowed: the connection waits instead of sending that reply. The connection
   // clears it after each command.
   std::optional<BlockRequest> block;
+  // Set while a blocked client's command runs again after it waited (a retry, not its first
+  // run). Redis serves a blocked client only from keys of the right type: a retry skips a list
+  // or stream key that now holds another type instead of answering WRONGTYPE, and XREADGROUP
+  // answers -UNBLOCKED / -NOGROUP when its key or group went away (docs/protocol.md "Blocking
+  // commands"). Forwarded to the shard leader with the command (CAIRN.FORWARD).
+  bool block_retry = false;
   // Pub/sub (cmd_pubsub.cc, docs/pubsub.md): how many channels and patterns, and how many shard
   // channels, this connection is subscribed to. The subscriptions themselves live in the
   // server's registry; these counts drive the replies and RESP2's subscribed mode.
@@ -266,6 +280,15 @@ struct CommandContext {
   // Set by a handler that wrote without its spec saying so (EXEC runs writes of the commands
   // it ran): the reply waits for the durability sync all the same.
   bool wrote = false;
+  // Keyspace events a handler reports itself because its reply does not tell them (a stream
+  // command: the trim inside XADD, the consumer a read created...): {class, event, key}, in
+  // order, published by dispatch() after the command unless it answered an error.
+  struct Event {
+    uint32_t event_class = 0;
+    std::string_view event;  // a string literal
+    std::string key;
+  };
+  std::vector<Event> events{};
 };
 
 using Handler = std::function<void(CommandContext&)>;

@@ -336,11 +336,24 @@ KeyspaceEventPlan plan_keyspace_events(CommandContext& context, const CommandSpe
 
 void emit_keyspace_events(CommandContext& context, const CommandSpec& spec,
                           std::string_view reply, const KeyspaceEventPlan& plan) {
+  const ReplyShape shape = shape_of(reply);
   const auto& table = rules();
   const auto it = table.find(spec.name);
-  if (it == table.end() || context.args.size() < 2) return;
-  Events events{context, context.args, shape_of(reply), reply, plan};
-  it->second(events);
+  if (it != table.end() && context.args.size() >= 2) {
+    Events events{context, context.args, shape, reply, plan};
+    it->second(events);
+  }
+  // Events the handler reported (stream commands), unless the command failed after all.
+  if (shape.error) return;
+  for (const CommandContext::Event& event : context.events) {
+    context.server.notify_keyspace_event(event.event_class, event.event, event.key);
+  }
+}
+
+void report_keyspace_event(CommandContext& context, uint32_t event_class, std::string_view event,
+                           const std::string& key) {
+  if ((context.server.keyspace_event_flags() & event_class) == 0) return;
+  context.events.push_back(CommandContext::Event{event_class, event, key});
 }
 
 }  // namespace cairn::commands

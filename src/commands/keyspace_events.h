@@ -6,7 +6,10 @@
 // What happened is read from the command's arguments and its reply (an error reply, a null or a
 // zero count means nothing changed), so the table needs no cooperation from the handlers; it is
 // exact for single-key commands; DEL/UNLINK of several keys read which exist first
-// (plan_keyspace_events), since their reply only counts them.
+// (plan_keyspace_events), since their reply only counts them. Stream commands are the
+// exception: what they did is not all in their reply (XADD's reply does not say it trimmed,
+// XREADGROUP's that it created a consumer), so their handlers report their events
+// (report_keyspace_event) and emit_keyspace_events() publishes them after the table's.
 // Pure apart from the ServerControl it publishes through.
 
 #include <cstdint>
@@ -51,5 +54,11 @@ KeyspaceEventPlan plan_keyspace_events(CommandContext& context, const CommandSpe
 // Publishes the events of one write command that succeeded with `reply`.
 void emit_keyspace_events(CommandContext& context, const CommandSpec& spec,
                           std::string_view reply, const KeyspaceEventPlan& plan = {});
+
+// For a handler: records `event` (a string literal) on `key` for emit_keyspace_events(), if its
+// class is enabled. Reported events are published in the order reported, after the command,
+// unless its reply is an error.
+void report_keyspace_event(CommandContext& context, uint32_t event_class, std::string_view event,
+                           const std::string& key);
 
 }  // namespace cairn::commands

@@ -1,12 +1,14 @@
 #pragma once
-// BlockedClients: the clients waiting in a blocking list command (BLPOP, BRPOP, BLMOVE,
-// BRPOPLPUSH, BLMPOP), by key, in the order they blocked (docs/protocol.md "Blocking commands").
+// BlockedClients: the clients waiting in a blocking command (BLPOP, BRPOP, BLMOVE, BRPOPLPUSH,
+// BLMPOP, XREAD and XREADGROUP with BLOCK), by key, in the order they blocked (docs/protocol.md
+// "Blocking commands").
 //
 // A waiter does not hold a thread: its connection is suspended and the waiter is a wake
-// callback. When this machine applies a write that may have added elements to a key
-// (notify()), the waiter of that key that blocked first is taken out of the queue and woken; it
-// runs its command again (an attempt) and then either leaves (served, or its deadline passed) or
-// goes back to its place with rearm().
+// callback. When this machine applies a write that may have added elements to a key, deleted it
+// or changed its type (notify()), the waiter of that key that blocked first is taken out of the
+// queue and woken (after FLUSHALL, notify_all(): every waiter); it runs its command again (an
+// attempt) and then either leaves (served, or its deadline passed) or goes back to its place
+// with rearm().
 //
 // Invariants:
 //  1. A waiter is either waiting (queued under each of its keys) or attempting (queued under
@@ -48,13 +50,26 @@ class BlockedClients {
   // Queues a waiter on `keys` (after every waiter already queued on them). Returns its sequence
   // number, and in `missed` whether some notification happened since `notifications_before`
   // (the caller then attempts at once through take()).
+  // `queue`: waiters with the same non-empty queue on a key are served by the same data (the
+  // elements of a list, the new entries of one consumer group), so only the first of them
+  // retries periodically (take_for_recheck); an empty queue retries on its own.
   uint64_t add(std::vector<std::string> keys, Wake wake, uint64_t notifications_before,
-               bool& missed);
+               bool& missed, std::string queue = {});
   // A push may have been applied to `key`: wakes its first waiting waiter, if any.
   void notify(std::string_view key);
+  // Every key may have changed (FLUSHALL): wakes every waiting waiter, in the order they
+  // blocked.
+  void notify_all();
   // Moves a waiting waiter to attempting without waking it (a timer fired); false if it is not
   // waiting (an attempt is already in flight, or it is gone).
   bool take(uint64_t sequence);
+  // As take(), for a periodic retry (a cluster machine's 100 ms recheck): a waiter retries
+  // (kTaken) unless, on each of its keys, a waiter of the same queue blocked before it (kLater):
+  // that one retries, and when it is served it wakes the next. So retries keep the
+  // first-blocked, first-served order, and idle waiters of one queue cost one retry per
+  // interval, not one each.
+  enum class Recheck { kTaken, kLater, kNotWaiting };
+  Recheck take_for_recheck(uint64_t sequence);
   // After an attempt that found nothing: queues the waiter again in its place. False when one of
   // its keys was notified during the attempt: it stays attempting and must attempt again.
   bool rearm(uint64_t sequence);
@@ -69,11 +84,12 @@ class BlockedClients {
     Wake wake;
     bool attempting = false;
     std::vector<uint64_t> epochs;  // of `keys`, when the attempt began
+    std::string queue;
   };
   struct KeyState {
     std::set<uint64_t> waiting;  // sequence numbers, first blocked first
     uint64_t epoch = 0;          // notifications of this key while it had waiters
-    size_t waiters = 0;          // waiters naming this key, waiting or attempting
+    std::set<uint64_t> members;  // waiters naming this key, waiting or attempting
   };
 
   // REQUIRES: mutex_ held. Takes `waiter` out of its keys' queues and records their epochs.

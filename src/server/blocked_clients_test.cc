@@ -65,5 +65,66 @@ TEST(BlockedClients, ANotificationBeforeQueueingIsReported) {
   blocked.remove(waiter);
 }
 
+TEST(BlockedClients, NotifyAllWakesEveryWaitingWaiterInOrder) {
+  BlockedClients blocked;
+  Woken woken;
+  bool missed = false;
+  const uint64_t a = blocked.add({"x"}, woken.wake(1), blocked.notifications(), missed);
+  const uint64_t b = blocked.add({"y"}, woken.wake(2), blocked.notifications(), missed);
+  const uint64_t c = blocked.add({"x", "z"}, woken.wake(3), blocked.notifications(), missed);
+  ASSERT_TRUE(blocked.take(b));  // b's attempt is in flight: not woken again...
+  blocked.notify_all();
+  EXPECT_EQ(woken.order, std::vector<int>({1, 3}));
+  EXPECT_FALSE(blocked.rearm(b));  // ...but told to attempt again
+  EXPECT_TRUE(blocked.rearm(a));
+  EXPECT_TRUE(blocked.rearm(c));
+  for (const uint64_t waiter : {a, b, c}) blocked.remove(waiter);
+  EXPECT_EQ(blocked.size(), 0u);
+}
+
+TEST(BlockedClients, OnlyTheFirstWaiterOfAQueueRechecks) {
+  BlockedClients blocked;
+  Woken woken;
+  bool missed = false;
+  const uint64_t first = blocked.add({"q"}, woken.wake(1), blocked.notifications(), missed,
+                                     "list");
+  const uint64_t second = blocked.add({"q"}, woken.wake(2), blocked.notifications(), missed,
+                                      "list");
+  const uint64_t two_keys = blocked.add({"q", "r"}, woken.wake(3), blocked.notifications(),
+                                        missed, "list");
+  const uint64_t other_group = blocked.add({"q"}, woken.wake(4), blocked.notifications(),
+                                           missed, "group g2");
+  const uint64_t alone = blocked.add({"q"}, woken.wake(5), blocked.notifications(), missed);
+  using Recheck = BlockedClients::Recheck;
+  EXPECT_EQ(blocked.take_for_recheck(second), Recheck::kLater);
+  EXPECT_EQ(blocked.take_for_recheck(two_keys), Recheck::kTaken);  // first on "r"
+  EXPECT_EQ(blocked.take_for_recheck(other_group), Recheck::kTaken);
+  EXPECT_EQ(blocked.take_for_recheck(alone), Recheck::kTaken);  // no queue: on its own
+  EXPECT_EQ(blocked.take_for_recheck(first), Recheck::kTaken);
+  EXPECT_EQ(blocked.take_for_recheck(first), Recheck::kNotWaiting);  // in flight
+  // Still behind the first while its attempt runs; once it leaves, the second is first.
+  EXPECT_EQ(blocked.take_for_recheck(second), Recheck::kLater);
+  blocked.remove(first);
+  EXPECT_EQ(blocked.take_for_recheck(second), Recheck::kTaken);
+  for (const uint64_t waiter : {second, two_keys, other_group, alone}) blocked.remove(waiter);
+  EXPECT_TRUE(woken.order.empty());  // rechecks wake nobody: the caller attempts
+}
+
+TEST(BlockedClients, AKeyNamedTwiceIsQueuedOnce) {
+  BlockedClients blocked;
+  Woken woken;
+  bool missed = false;
+  const uint64_t waiter =
+      blocked.add({"k", "k", "j", "k"}, woken.wake(1), blocked.notifications(), missed, "list");
+  EXPECT_EQ(blocked.take_for_recheck(waiter), BlockedClients::Recheck::kTaken);
+  EXPECT_TRUE(blocked.rearm(waiter));
+  blocked.notify("k");
+  EXPECT_EQ(woken.order, std::vector<int>({1}));
+  blocked.remove(waiter);
+  EXPECT_EQ(blocked.size(), 0u);
+  blocked.notify("k");
+  EXPECT_EQ(woken.order.size(), 1u);
+}
+
 }  // namespace
 }  // namespace cairn::server

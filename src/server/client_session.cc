@@ -497,6 +497,7 @@ void ClientSession::begin_block(commands::BlockRequest request, std::vector<std:
   blocked.args = std::move(args);
   blocked.keys = request.keys;
   blocked.deadline_ms = request.deadline_ms;
+  blocked.recheck_at_ms = request.recheck_at_ms;
   waiting_in_block_.store(true, std::memory_order_release);
   // CLIENT LIST names the command a client waits in, as Redis does (a worker request's command
   // is otherwise recorded only when it completes).
@@ -514,8 +515,9 @@ void ClientSession::begin_block(commands::BlockRequest request, std::vector<std:
     }
   };
   bool missed = false;
-  blocked.sequence =
-      state_.blocked_clients().add(std::move(request.keys), wake, notifications_before_, missed);
+  blocked.sequence = state_.blocked_clients().add(std::move(request.keys), wake,
+                                                  notifications_before_, missed,
+                                                  std::move(request.queue));
   arm_block_timer();
   if (missed && state_.blocked_clients().take(blocked.sequence)) {
     // Posted: the connection is not suspended yet while process() runs.
@@ -539,10 +541,13 @@ void ClientSession::attempt() {
     commands::CommandContext context{args, writer, session_, state_.keyspace(), state_,
                                      state_.replica()};
     running_session = this;
+    session_.block_retry = true;
     const commands::DispatchOutcome outcome = commands::dispatch(state_.table(), context);
+    session_.block_retry = false;
     running_session = nullptr;
+    const int64_t recheck_at = session_.block ? session_.block->recheck_at_ms : 0;
     session_.block.reset();
-    attempt_done(std::move(reply), outcome.wrote);
+    attempt_done(std::move(reply), outcome.wrote, recheck_at);
     return;
   }
   // The worker gets its own copy of the request: the loop may drop blocked_ (a close) meanwhile.
@@ -550,9 +555,12 @@ void ClientSession::attempt() {
                                              args = blocked.args]() mutable {
     std::string reply;
     running_session = this;
+    session_.block_retry = true;
     const commands::DispatchOutcome outcome =
         state_.runner()->run(args, session_, worker_keyspace_, reply);
+    session_.block_retry = false;
     running_session = nullptr;
+    const int64_t recheck_at = session_.block ? session_.block->recheck_at_ms : 0;
     session_.block.reset();
     bool wrote = outcome.wrote;
     if (wrote && !state_.sync_writes().is_ok()) {
@@ -562,17 +570,18 @@ void ClientSession::attempt() {
       session_.close_after_reply = true;
     }
     net::asio::post(connection->loop().context(),
-                    [this, connection, reply = std::move(reply), wrote]() mutable {
-                      attempt_done(std::move(reply), wrote);
+                    [this, connection, reply = std::move(reply), wrote, recheck_at]() mutable {
+                      attempt_done(std::move(reply), wrote, recheck_at);
                     });
   });
-  if (!queued) attempt_done(null_reply(), false);  // overloaded: as if nothing was there
+  if (!queued) attempt_done(null_reply(), false, blocked.recheck_at_ms);  // as if nothing there
 }
 
-void ClientSession::attempt_done(std::string reply, bool wrote) {
+void ClientSession::attempt_done(std::string reply, bool wrote, int64_t recheck_at_ms) {
   if (!blocked_) return;  // the connection closed meanwhile; the reply is lost (documented)
   Blocked& blocked = *blocked_;
   blocked.attempting = false;
+  blocked.recheck_at_ms = recheck_at_ms;
   const bool nothing = reply.empty() || is_null_reply(reply, 0);
   const bool expired = blocked.deadline_ms != 0 && wall_clock_ms() >= blocked.deadline_ms;
   if (nothing && !expired && !blocked.cancelled && !blocked.unblocked_reply &&
@@ -622,11 +631,14 @@ void ClientSession::end_block(std::string_view reply, bool wrote, bool close) {
 void ClientSession::arm_block_timer() {
   Blocked& blocked = *blocked_;
   const bool recheck = state_.runner() != nullptr;
-  if (blocked.deadline_ms == 0 && !recheck) return;
+  if (blocked.deadline_ms == 0 && !recheck && blocked.recheck_at_ms == 0) return;
   const int64_t now = wall_clock_ms();
   int64_t wait_ms = blocked.deadline_ms == 0 ? kBlockedRecheckIntervalMs
                                              : std::max<int64_t>(blocked.deadline_ms - now, 0);
   if (recheck) wait_ms = std::min(wait_ms, kBlockedRecheckIntervalMs);
+  if (blocked.recheck_at_ms != 0) {
+    wait_ms = std::min(wait_ms, std::max<int64_t>(blocked.recheck_at_ms - now, 0));
+  }
   if (!blocked.timer) {
     blocked.timer = std::make_unique<net::asio::steady_timer>(connection_.loop().context());
   }
@@ -639,12 +651,26 @@ void ClientSession::arm_block_timer() {
     if (error || !connection || connection->closed()) return;
     if (!blocked_ || blocked_->sequence != sequence) return;
     // An attempt in flight re-arms the timer when it ends.
-    if (!state_.blocked_clients().take(sequence)) return;
     if (blocked_->deadline_ms != 0 && wall_clock_ms() >= blocked_->deadline_ms) {
-      end_block(null_reply(), false, false);
+      if (state_.blocked_clients().take(sequence)) end_block(null_reply(), false, false);
       return;
     }
-    attempt();
+    if (blocked_->recheck_at_ms != 0 && wall_clock_ms() >= blocked_->recheck_at_ms) {
+      // A key of the waiter expired: it runs again whatever its place (it asked for it).
+      blocked_->recheck_at_ms = 0;
+      if (state_.blocked_clients().take(sequence)) attempt();
+      return;
+    }
+    switch (state_.blocked_clients().take_for_recheck(sequence)) {
+      case BlockedClients::Recheck::kNotWaiting:
+        return;
+      case BlockedClients::Recheck::kLater:
+        arm_block_timer();  // an earlier waiter of its queue retries for it
+        return;
+      case BlockedClients::Recheck::kTaken:
+        attempt();
+        return;
+    }
   });
 }
 

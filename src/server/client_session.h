@@ -143,6 +143,7 @@ class ClientSession final : public net::Protocol {
     std::vector<std::string> args;
     std::vector<std::string> keys;
     int64_t deadline_ms = 0;  // Unix ms; 0 = never
+    int64_t recheck_at_ms = 0;  // BlockRequest::recheck_at_ms of the last run; 0 = none
     bool attempting = false;
     bool cancelled = false;   // the client went away during an attempt
     // CLIENT UNBLOCK during an attempt: the reply to end with if the attempt finds nothing.
@@ -158,8 +159,8 @@ class ClientSession final : public net::Protocol {
                    Request* worker_request);
   // Loop thread: runs the blocked command again. REQUIRES: the waiter is attempting.
   void attempt();
-  // Loop thread: an attempt's reply.
-  void attempt_done(std::string reply, bool wrote);
+  // Loop thread: an attempt's reply, and the BlockRequest::recheck_at_ms it asked for.
+  void attempt_done(std::string reply, bool wrote, int64_t recheck_at_ms);
   // Loop thread: leaves the blocked state with `reply`.
   void end_block(std::string_view reply, bool wrote, bool close);
   // Loop thread: (re)starts the timer of the deadline and, in cluster mode, of the periodic

@@ -15,6 +15,8 @@ namespace {
 
 constexpr std::string_view kForwardCommand = "cairn.forward";
 constexpr size_t kForwardHeaderArgs = 4;  // CAIRN.FORWARD protocol read-level write-level
+// After the protocol: the command is a blocked client's retry (Session::block_retry).
+constexpr std::string_view kBlockedRetrySuffix = ":retry";
 
 void append_line(std::string& out, char type, std::string_view text) {
   out.push_back(type);
@@ -112,7 +114,9 @@ void ClusterRunner::forward_to_leader(uint64_t leader, const std::vector<std::st
   std::vector<std::string> request;
   request.reserve(args.size() + kForwardHeaderArgs);
   request.emplace_back("CAIRN.FORWARD");
-  request.push_back(std::to_string(session.protocol));
+  // A blocked client's retry says so: the leader answers it as Redis serves a blocked client.
+  request.push_back(std::to_string(session.protocol) +
+                    (session.block_retry ? std::string(kBlockedRetrySuffix) : std::string()));
   request.push_back(topology::consistency_name(session.request_options.read));
   request.push_back(topology::consistency_name(session.request_options.write));
   request.insert(request.end(), args.begin(), args.end());
@@ -151,7 +155,9 @@ commands::DispatchOutcome ClusterRunner::serve_forward(std::vector<std::string>&
     return none;
   }
   int protocol = 0;
-  const std::string& protocol_text = args[1];
+  std::string_view protocol_text = args[1];
+  const bool retry = protocol_text.ends_with(kBlockedRetrySuffix);
+  if (retry) protocol_text.remove_suffix(kBlockedRetrySuffix.size());
   const auto [end, error] =
       std::from_chars(protocol_text.data(), protocol_text.data() + protocol_text.size(), protocol);
   auto read = topology::parse_consistency(args[2]);
@@ -170,6 +176,7 @@ commands::DispatchOutcome ClusterRunner::serve_forward(std::vector<std::string>&
   inner.authenticated = true;
   inner.cluster_redirects = false;  // the forwarding machine chose to serve the request
   inner.blocking_allowed = false;   // the forwarding machine waits for its blocked client
+  inner.block_retry = retry;
   inner.request_options.read = *read;
   inner.request_options.write = *write;
   std::vector<std::string> inner_args(std::make_move_iterator(args.begin() + kForwardHeaderArgs),

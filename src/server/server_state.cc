@@ -195,7 +195,11 @@ ServerState::ServerState(ServerConfig config, size_t loop_count, storage::Engine
         sub_key[0] == storage::kFieldNamespace) {
       blocked_clients_.notify(key);
     }
+    // The key's own cell (DEL, a type change, a rename's source...): its waiters look again,
+    // since a blocked XREADGROUP ends when its stream goes away, as in Redis.
+    if (sub_key.empty()) blocked_clients_.notify(key);
   });
+  engine_.set_clear_observer([this] { blocked_clients_.notify_all(); });
   settings_.maxclients.store(config_.maxclients);
   settings_.idle_timeout_ms.store(config_.timeout_seconds * 1000);
   settings_.proto_max_bulk_len.store(config_.proto_max_bulk_len);

@@ -1010,6 +1010,7 @@ Result<bool> Engine::apply(topology::Token token, std::string_view key, const Ce
   status = impl_->db->Write(write_options, &batch);
   if (!status.ok()) return from_rocksdb(status, "storage: apply");
   impl_->writes.fetch_add(1, std::memory_order_relaxed);
+  if (field_observer_) field_observer_(key, std::string_view(), cell);
   return true;
 }
 
@@ -1550,7 +1551,9 @@ Status Engine::clear() {
   write_options.sync = false;
   const rocksdb::Status status = impl_->db->Write(write_options, &batch);
   if (!status.ok()) return from_rocksdb(status, "storage: clear");
-  return sync();
+  Status synced = sync();
+  if (clear_observer_) clear_observer_();
+  return synced;
 }
 
 Status Engine::record_clock() {

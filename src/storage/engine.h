@@ -209,12 +209,20 @@ class Engine {
   // on its own. (A push or pop of one list element, one XADD, one HSET field: one batch.)
   Result<size_t> apply_fields(topology::Token token, std::string_view key,
                               std::span<const FieldChange> changes);
-  // Called after apply_field stored a cell, on the applying thread, with the row's apply lock
-  // held: it must not call the engine and should only hand the news on (blocked list pops wake
-  // on it). Set once, before the engine serves writes; REQUIRES: not changed afterwards.
+  // Called after apply_field or apply_fields stored a cell, and after apply() stored a key's own
+  // cell (a row header, a string, a tombstone: `sub_key` empty), on the applying thread, with
+  // the row's apply lock held: it must not call the engine and should only hand the news on (blocked list
+  // pops and stream reads wake on it). Not called for strings stored by apply_batch's plain
+  // path (keys that never were rows). Set once, before the engine serves writes; REQUIRES: not
+  // changed afterwards.
   using FieldObserver =
       std::function<void(std::string_view key, std::string_view sub_key, const Cell& cell)>;
   void set_field_observer(FieldObserver observer) { field_observer_ = std::move(observer); }
+  // Called after clear() emptied the engine (FLUSHALL), on the clearing thread. Set once, as
+  // the field observer.
+  void set_clear_observer(std::function<void()> observer) {
+    clear_observer_ = std::move(observer);
+  }
   // Visits the stored field cells of a row (tombstones and hidden ones included) in sub-key
   // order, from the first sub-key >= from_sub_key (at least the first field).
   Status scan_row(topology::Token token, std::string_view key, std::string_view from_sub_key,
@@ -387,6 +395,7 @@ class Engine {
   EngineOptions options_;
   std::unique_ptr<Impl> impl_;
   FieldObserver field_observer_;
+  std::function<void()> clear_observer_;
 };
 
 }  // namespace cairn::storage

@@ -225,6 +225,84 @@ def test_keyspace_events(server, redis_ref, clean, classes):
     assert run(server.port) == run(redis_ref.port)
 
 
+# Every event redis-server 7.0 emits for the stream commands (class t), and the generic ones on
+# streams: with and without a trim, on success and on errors and no-ops (which emit nothing),
+# consumers created by XGROUP CREATECONSUMER, by reads that are served (not by one that finds
+# nothing) and by claims (not by one that claims nothing).
+STREAM_KEYSPACE_SCRIPT = [
+    ("XADD", "s", "1-1", "f", "v"), ("XADD", "s", "1-1", "f", "v"),
+    ("XADD", "n", "NOMKSTREAM", "*", "f", "v"), ("XADD", "s", "MAXLEN", "1", "2-1", "f", "v"),
+    ("XADD", "s", "MAXLEN", "5", "3-1", "f", "v"), ("XTRIM", "s", "MAXLEN", "5"),
+    ("XTRIM", "s", "MAXLEN", "1"), ("XDEL", "s", "9-9"), ("XDEL", "s", "3-1"),
+    ("XADD", "s", "4-1", "f", "v"), ("XGROUP", "CREATE", "s", "g", "0"),
+    ("XGROUP", "CREATE", "s", "g", "0"), ("XGROUP", "CREATE", "m", "g", "$", "MKSTREAM"),
+    ("XGROUP", "CREATE", "nokey", "g", "$"), ("XGROUP", "CREATECONSUMER", "s", "g", "c1"),
+    ("XGROUP", "CREATECONSUMER", "s", "g", "c1"), ("XGROUP", "DELCONSUMER", "s", "g", "c1"),
+    ("XGROUP", "DELCONSUMER", "s", "g", "c1"), ("XGROUP", "DELCONSUMER", "s", "nog", "c1"),
+    ("XREADGROUP", "GROUP", "g", "c2", "STREAMS", "s", ">"),
+    ("XREADGROUP", "GROUP", "g", "c2", "STREAMS", "s", ">"),
+    ("XREADGROUP", "GROUP", "g", "c9", "STREAMS", "s", ">"),
+    ("XREADGROUP", "GROUP", "g", "c3", "STREAMS", "s", "0"),
+    ("XCLAIM", "s", "g", "c4", "0", "999-1"), ("XCLAIM", "s", "g", "c4", "0", "4-1"),
+    ("XAUTOCLAIM", "s", "g", "c5", "0", "0"), ("XAUTOCLAIM", "s", "g", "c6", "0", "5-0"),
+    ("XACK", "s", "g", "4-1"), ("XGROUP", "SETID", "s", "g", "0"),
+    ("XGROUP", "SETID", "s", "nog", "0"), ("XSETID", "s", "10-1"), ("XSETID", "s", "1-1"),
+    ("XGROUP", "DESTROY", "s", "g"), ("XGROUP", "DESTROY", "s", "g"),
+    ("XADD", "s", "MINID", "5", "11-1", "f", "v"), ("XTRIM", "s", "MINID", "100"),
+    ("EXPIRE", "s", "100"), ("PERSIST", "s"), ("RENAME", "s", "s2"), ("COPY", "s2", "s3"),
+    ("DEL", "s2", "s3"), ("XGROUP", "CREATE", "s", "g", "0", "MKSTREAM", "ENTRIESREAD", "3"),
+    ("XREADGROUP", "GROUP", "g", "c2", "NOACK", "STREAMS", "s", ">"),
+    ("XADD", "s", "12-1", "a", "b"),
+    ("XREADGROUP", "GROUP", "g", "c2", "NOACK", "COUNT", "1", "STREAMS", "s", "m", ">", ">"),
+    ("XADD", "s", "MAXLEN", "~", "0", "LIMIT", "1", "*", "a", "b"), ("UNLINK", "s", "m"),
+]
+
+
+@pytest.mark.parametrize("classes", ["KEA", "Et", "Kt", "Eg", "K$lshz"])
+def test_stream_keyspace_events(server, redis_ref, clean, classes):
+    def run(port):
+        c = RawConn(port, timeout=5.0)
+        c.cmd("FLUSHALL")
+        assert c.cmd("CONFIG", "SET", "notify-keyspace-events", classes) == b"OK"
+        s = RawConn(port, timeout=5.0)
+        s.cmd("PSUBSCRIBE", "__key*__:*")
+        replies = [c.cmd_raw(*args) for args in STREAM_KEYSPACE_SCRIPT]
+        events = collect_events(c, s)
+        return events, [r for r in replies if r.startswith(b"-")]
+
+    cairn_events, cairn_errors = run(server.port)
+    redis_events, redis_errors = run(redis_ref.port)
+    assert cairn_errors == redis_errors
+    assert cairn_events == redis_events
+    if "t" in classes or "A" in classes:
+        assert any(b"xgroup-createconsumer" in event for pair in cairn_events for event in pair)
+
+
+def test_stream_events_of_a_served_blocked_reader(server, redis_ref, clean):
+    """A client blocked in XREADGROUP that an XADD serves creates its consumer then. Redis
+    publishes XADD's event first; Cairn publishes the waiter's from its own connection's thread,
+    so the two may come in either order (docs/pubsub.md): compared as a multiset."""
+    def run(port):
+        c = RawConn(port, timeout=5.0)
+        c.cmd("FLUSHALL")
+        c.cmd("XGROUP", "CREATE", "s", "g", "$", "MKSTREAM")
+        assert c.cmd("CONFIG", "SET", "notify-keyspace-events", "KEA") == b"OK"
+        s = RawConn(port, timeout=5.0)
+        s.cmd("PSUBSCRIBE", "__key*__:*")
+        w = RawConn(port, timeout=5.0)
+        w.send(encode_command("XREADGROUP", "GROUP", "g", "new", "BLOCK", "0", "STREAMS", "s",
+                              ">"))
+        time.sleep(0.2)
+        c.cmd("XADD", "s", "1-1", "f", "v")
+        served = w.read_raw()
+        w.close()
+        return served, sorted(collect_events(c, s))
+
+    cairn = run(server.port)
+    assert cairn == run(redis_ref.port)
+    assert (b"__keyevent@0__:xgroup-createconsumer", b"s") in cairn[1]
+
+
 def test_slow_subscriber_is_disconnected_at_the_limit(make_server):
     server = make_server(durability="none")
     c = RawConn(server.port, timeout=10.0)

@@ -257,3 +257,34 @@ def test_keyspace_events_reach_every_machine(cluster):
         c2.config_set("notify-keyspace-events", "")
         c2.close()
     c.close()
+
+
+def test_stream_keyspace_events_reach_every_machine_once(cluster):
+    """Stream commands run at the shard leader, which publishes their events (reported by the
+    handlers, docs/pubsub.md) once for the whole cluster, in the command's order."""
+    key = "ks"
+    outsider = next(i for i in range(6) if i not in cluster.replicas_of(key))
+    for i in range(6):
+        c = cluster.client(i)
+        assert c.config_set("notify-keyspace-events", "KEt")
+        c.close()
+    subscribers = [subscribe(cluster, i, "PSUBSCRIBE", "__keyspace@0__:ks") for i in range(6)]
+    time.sleep(0.2)
+    c = cluster.client(outsider)
+    c.xadd(key, {"f": "v"}, id="1-1")
+    c.xadd(key, {"f": "v"}, id="2-1", maxlen=1, approximate=False)
+    c.xgroup_create(key, "g", id="0")
+    assert c.xreadgroup("g", "alice", {key: ">"})
+    assert c.xgroup_delconsumer(key, "g", "alice") == 1
+    assert c.xdel(key, "2-1") == 1
+    expected = [b"xadd", b"xadd", b"xtrim", b"xgroup-create", b"xgroup-createconsumer",
+                b"xgroup-delconsumer", b"xdel"]
+    for conn in subscribers:
+        messages = read_messages(conn, len(expected) + 1, deadline_s=1.5)
+        assert [m[2] for m in messages] == expected
+        conn.close()
+    for i in range(6):
+        c2 = cluster.client(i)
+        c2.config_set("notify-keyspace-events", "")
+        c2.close()
+    c.close()
