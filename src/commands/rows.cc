@@ -6,6 +6,7 @@
 
 #include <limits>
 #include <random>
+#include <unordered_map>
 
 #include "commands/glob.h"
 #include "commands/parse.h"
@@ -153,6 +154,8 @@ Result<std::vector<std::string>> random_distinct_fields(coordinator::Keyspace& k
 }
 
 Status delete_row_if_empty(coordinator::Keyspace& keyspace, const std::string& key) {
+  // A cluster leaves the emptied row's header: it reads as no key (Keyspace::deletes_emptied_rows).
+  if (!keyspace.deletes_emptied_rows()) return Status::ok();
   Result<coordinator::RowRead> after = keyspace.read_row(key);
   if (!after.is_ok()) return after.status();
   if (after->header) return Status::ok();
@@ -523,6 +526,102 @@ void random_fields_command(CommandContext& ctx, storage::ValueType type,
     ctx.reply.bulk(fields[index].first);
     if (with_values) value(ctx.reply, fields[index].second);
   }
+}
+
+void run_field_command(CommandContext& ctx, const std::string& key,
+                       const std::function<Status(resp::ReplyWriter&)>& fn) {
+  std::string staged;
+  resp::ReplyWriter staged_reply(&staged, ctx.reply.protocol());
+  Status status =
+      ctx.keyspace.write_fields_leaderless(key, [&] { return fn(staged_reply); });
+  if (!status.is_ok()) {
+    ctx.reply.error(storage_error_reply(status));
+    return;
+  }
+  ctx.reply.buffer()->append(staged);
+}
+
+size_t NamedFields::present_count() const {
+  return static_cast<size_t>(std::count(present.begin(), present.end(), true));
+}
+
+Result<NamedFields> read_named_fields(coordinator::Keyspace& keyspace, const std::string& key,
+                                      const RowOfType& read,
+                                      std::span<const std::string* const> names,
+                                      std::span<const std::string* const> values) {
+  NamedFields named;
+  std::unordered_map<std::string_view, size_t> index;  // field name -> position in cells
+  named.cells.reserve(names.size());
+  for (size_t i = 0; i < names.size(); ++i) {
+    const std::string& value = values.empty() ? std::string() : *values[i];
+    auto [it, inserted] = index.try_emplace(*names[i], named.cells.size());
+    if (inserted) {
+      named.cells.emplace_back(storage::field_sub_key(*names[i]), value);
+    } else {
+      named.cells[it->second].second = value;  // the last value of a field named twice wins
+    }
+  }
+  named.present.assign(named.cells.size(), false);
+  if (!read.exists()) return named;  // every field is new
+  std::vector<std::string> sub_keys;
+  sub_keys.reserve(named.cells.size());
+  for (const auto& cell : named.cells) sub_keys.push_back(cell.first);
+  // One batch: a cluster reads the fields in parallel, so a command naming many fields costs
+  // about one round trip, not one per field.
+  Result<std::vector<std::optional<storage::Cell>>> cells =
+      keyspace.read_fields(key, sub_keys, read.hidden());
+  if (!cells.is_ok()) return cells.status();
+  for (size_t i = 0; i < cells->size(); ++i) named.present[i] = (*cells)[i].has_value();
+  return named;
+}
+
+Status set_or_remove_fields(CommandContext& ctx, storage::ValueType type, size_t first,
+                            size_t step, bool remove, resp::ReplyWriter& reply,
+                            const std::function<void(int64_t)>& done) {
+  const std::string& key = ctx.args[1];
+  // Removing the last field deletes the key where the keyspace does that, which needs the
+  // row's size; otherwise the type and existence are enough (no count of a cluster's row).
+  const bool need_count = remove && ctx.keyspace.deletes_emptied_rows();
+  RowOfType read = read_row_of_type(ctx.keyspace, key, type, reply, need_count);
+  if (read.replied || !read.status.is_ok()) return read.status;
+  if (remove && !read.exists()) {
+    done(0);
+    return Status::ok();
+  }
+  std::vector<const std::string*> names;
+  std::vector<const std::string*> values;
+  for (size_t i = first; i < ctx.args.size(); i += step) {
+    names.push_back(&ctx.args[i]);
+    if (step == 2) values.push_back(&ctx.args[i + 1]);
+  }
+  Result<NamedFields> named = read_named_fields(ctx.keyspace, key, read, names, values);
+  if (!named.is_ok()) return named.status();
+  if (remove) {
+    std::vector<std::string> gone;
+    for (size_t i = 0; i < named->cells.size(); ++i) {
+      if (named->present[i]) gone.push_back(std::move(named->cells[i].first));
+    }
+    if (!gone.empty()) {
+      if (Status status = ctx.keyspace.remove_fields(key, type, gone); !status.is_ok()) {
+        return status;
+      }
+    }
+    if (!gone.empty() && gone.size() >= read.row.count) {
+      // The last field went: Redis deletes the key (and its TTL).
+      if (Status status = delete_row_if_empty(ctx.keyspace, key); !status.is_ok()) return status;
+    }
+    done(static_cast<int64_t>(gone.size()));
+    return Status::ok();
+  }
+  if (Status status = create_row(ctx.keyspace, key, type, read); !status.is_ok()) return status;
+  // Every named field is written, present or not: a hash field gets its new value, and a set
+  // member that the read found is written again all the same, so an acknowledged SADD holds the
+  // member even when the read was stale (a weak read level, a concurrent SREM elsewhere).
+  if (Status status = ctx.keyspace.write_fields(key, type, named->cells); !status.is_ok()) {
+    return status;
+  }
+  done(static_cast<int64_t>(named->cells.size() - named->present_count()));
+  return Status::ok();
 }
 
 void run_row_command(CommandContext& ctx, std::span<const std::string> keys,

@@ -1311,6 +1311,14 @@ Result<int64_t> ClusterSession::remove_many(std::span<const std::string> keys) {
   return static_cast<int64_t>(removed.size());
 }
 
+Status ClusterSession::write_fields_leaderless(const std::string& /*key*/,
+                                               const std::function<Status()>& fn) {
+  if (in_atomic_) return fn();  // a transaction's command: the leader's locks and levels
+  // Refused whole rather than after its first write, as a read-modify-write is.
+  if (Status status = clock_guard(*coordinator_.impl_->core); !status.is_ok()) return status;
+  return fn();
+}
+
 Status ClusterSession::atomically(std::span<const std::string> keys,
                                   const std::function<Status()>& fn) {
   const CorePtr& core = coordinator_.impl_->core;
