@@ -541,86 +541,68 @@ void run_field_command(CommandContext& ctx, const std::string& key,
   ctx.reply.buffer()->append(staged);
 }
 
-size_t NamedFields::present_count() const {
-  return static_cast<size_t>(std::count(present.begin(), present.end(), true));
-}
-
-Result<NamedFields> read_named_fields(coordinator::Keyspace& keyspace, const std::string& key,
-                                      const RowOfType& read,
-                                      std::span<const std::string* const> names,
-                                      std::span<const std::string* const> values) {
-  NamedFields named;
-  std::unordered_map<std::string_view, size_t> index;  // field name -> position in cells
-  named.cells.reserve(names.size());
-  for (size_t i = 0; i < names.size(); ++i) {
-    const std::string& value = values.empty() ? std::string() : *values[i];
-    auto [it, inserted] = index.try_emplace(*names[i], named.cells.size());
-    if (inserted) {
-      named.cells.emplace_back(storage::field_sub_key(*names[i]), value);
-    } else {
-      named.cells[it->second].second = value;  // the last value of a field named twice wins
-    }
-  }
-  named.present.assign(named.cells.size(), false);
-  if (!read.exists()) return named;  // every field is new
-  std::vector<std::string> sub_keys;
-  sub_keys.reserve(named.cells.size());
-  for (const auto& cell : named.cells) sub_keys.push_back(cell.first);
-  // One batch: a cluster reads the fields in parallel, so a command naming many fields costs
-  // about one round trip, not one per field.
-  Result<std::vector<std::optional<storage::Cell>>> cells =
-      keyspace.read_fields(key, sub_keys, read.hidden());
-  if (!cells.is_ok()) return cells.status();
-  for (size_t i = 0; i < cells->size(); ++i) named.present[i] = (*cells)[i].has_value();
-  return named;
-}
-
 Status set_or_remove_fields(CommandContext& ctx, storage::ValueType type, size_t first,
                             size_t step, bool remove, resp::ReplyWriter& reply,
                             const std::function<void(int64_t)>& done) {
   const std::string& key = ctx.args[1];
+  // The fields the command names, each once in the order of first appearance, with the value
+  // of its last appearance (HSET f 1 f 2 stores 2 and counts one field, as Redis).
+  std::vector<std::pair<std::string, std::string>> cells;  // (sub-key, value)
+  std::unordered_map<std::string_view, size_t> index;     // field name -> position in cells
+  for (size_t i = first; i < ctx.args.size(); i += step) {
+    const std::string& value = step == 2 ? ctx.args[i + 1] : std::string();
+    auto [it, inserted] = index.try_emplace(ctx.args[i], cells.size());
+    if (inserted) {
+      cells.emplace_back(storage::field_sub_key(ctx.args[i]), value);
+    } else {
+      cells[it->second].second = value;
+    }
+  }
+  std::vector<std::string> sub_keys;
+  sub_keys.reserve(cells.size());
+  for (const auto& cell : cells) sub_keys.push_back(cell.first);
   // Removing the last field deletes the key where the keyspace does that, which needs the
   // row's size; otherwise the type and existence are enough (no count of a cluster's row).
   const bool need_count = remove && ctx.keyspace.deletes_emptied_rows();
-  RowOfType read = read_row_of_type(ctx.keyspace, key, type, reply, need_count);
-  if (read.replied || !read.status.is_ok()) return read.status;
-  if (remove && !read.exists()) {
-    done(0);
+  // One read of the row and the fields (a cluster sends both at once).
+  Result<std::pair<coordinator::RowRead, std::vector<std::optional<storage::Cell>>>> read =
+      ctx.keyspace.read_row_and_fields(key, sub_keys, need_count);
+  if (!read.is_ok()) return read.status();
+  RowOfType row;
+  row.row = std::move(read->first);
+  if (row.row.header && row.row.header->type != type) {
+    reply.error(kErrWrongType);
     return Status::ok();
   }
-  std::vector<const std::string*> names;
-  std::vector<const std::string*> values;
-  for (size_t i = first; i < ctx.args.size(); i += step) {
-    names.push_back(&ctx.args[i]);
-    if (step == 2) values.push_back(&ctx.args[i + 1]);
+  std::vector<bool> present(cells.size(), false);
+  if (row.exists()) {
+    for (size_t i = 0; i < cells.size(); ++i) present[i] = read->second[i].has_value();
   }
-  Result<NamedFields> named = read_named_fields(ctx.keyspace, key, read, names, values);
-  if (!named.is_ok()) return named.status();
   if (remove) {
     std::vector<std::string> gone;
-    for (size_t i = 0; i < named->cells.size(); ++i) {
-      if (named->present[i]) gone.push_back(std::move(named->cells[i].first));
+    for (size_t i = 0; i < cells.size(); ++i) {
+      if (present[i]) gone.push_back(std::move(sub_keys[i]));
     }
     if (!gone.empty()) {
       if (Status status = ctx.keyspace.remove_fields(key, type, gone); !status.is_ok()) {
         return status;
       }
     }
-    if (!gone.empty() && gone.size() >= read.row.count) {
+    if (!gone.empty() && gone.size() >= row.row.count) {
       // The last field went: Redis deletes the key (and its TTL).
       if (Status status = delete_row_if_empty(ctx.keyspace, key); !status.is_ok()) return status;
     }
     done(static_cast<int64_t>(gone.size()));
     return Status::ok();
   }
-  if (Status status = create_row(ctx.keyspace, key, type, read); !status.is_ok()) return status;
+  if (Status status = create_row(ctx.keyspace, key, type, row); !status.is_ok()) return status;
   // Every named field is written, present or not: a hash field gets its new value, and a set
   // member that the read found is written again all the same, so an acknowledged SADD holds the
   // member even when the read was stale (a weak read level, a concurrent SREM elsewhere).
-  if (Status status = ctx.keyspace.write_fields(key, type, named->cells); !status.is_ok()) {
+  if (Status status = ctx.keyspace.write_fields(key, type, cells); !status.is_ok()) {
     return status;
   }
-  done(static_cast<int64_t>(named->cells.size() - named->present_count()));
+  done(static_cast<int64_t>(cells.size() - std::count(present.begin(), present.end(), true)));
   return Status::ok();
 }
 

@@ -148,22 +148,6 @@ void run_row_command(CommandContext& ctx, std::span<const std::string> keys,
 void run_field_command(CommandContext& ctx, const std::string& key,
                        const std::function<Status(resp::ReplyWriter&)>& fn);
 
-// The fields a set-or-delete command names, each once, in the order of first appearance, with
-// the value of its last appearance (HSET f 1 f 2 stores 2 and counts one field, as Redis).
-struct NamedFields {
-  std::vector<std::pair<std::string, std::string>> cells;  // (sub-key, value)
-  // Whether each field (as in `cells`) was visible in the row before the command.
-  std::vector<bool> present;
-  size_t present_count() const;
-};
-
-// Collects `names` (with `values[i]` when given; empty values otherwise) and reads, in one
-// batch at the read level, which of them the row holds (none when it does not exist).
-Result<NamedFields> read_named_fields(coordinator::Keyspace& keyspace, const std::string& key,
-                                      const RowOfType& read,
-                                      std::span<const std::string* const> names,
-                                      std::span<const std::string* const> values = {});
-
 // The set-or-delete commands: the row of `type` at `key` (created when absent) gets the fields
 // named in args[first], args[first + step], ... (with the value after each name when `step` is
 // 2), or loses them (`remove`). Answers through `done(count)`: how many fields were new (set),
