@@ -190,24 +190,6 @@ class Keyspace {
       HlcTimestamp /*hidden_through*/) {
     return Status::invalid_argument(std::string(kRowsNotSupportedMessage));
   }
-  // read_row (`count_all`) or read_row_exists of `key` and, when the key is a row, the visible
-  // cells of `sub_keys` as read_fields reads them (all nullopt otherwise): what HSET, SADD,
-  // HDEL and SREM read before they write, one read after the other. (Reading both at once on a
-  // thread of its own measured slower than two round trips on a loaded 2-core machine.)
-  virtual Result<std::pair<RowRead, std::vector<std::optional<storage::Cell>>>>
-  read_row_and_fields(std::string_view key, std::span<const std::string> sub_keys,
-                      bool count_all) {
-    Result<RowRead> row = count_all ? read_row(key) : read_row_exists(key);
-    if (!row.is_ok()) return row.status();
-    std::vector<std::optional<storage::Cell>> cells(sub_keys.size());
-    if (row->header && storage::is_row_type(row->header->type) && !sub_keys.empty()) {
-      Result<std::vector<std::optional<storage::Cell>>> read =
-          read_fields(key, sub_keys, row->hidden_through);
-      if (!read.is_ok()) return read.status();
-      cells = std::move(read).value();
-    }
-    return std::make_pair(std::move(row).value(), std::move(cells));
-  }
   // Writes field cells of type `type` (each stamped with its own timestamp).
   virtual Status write_fields(std::string_view /*key*/, storage::ValueType /*type*/,
                               std::span<const std::pair<std::string, std::string>> /*fields*/) {
