@@ -78,37 +78,22 @@ Status for_each_field(Keyspace& keyspace, const std::string& key, const HashRead
 
 // ---- HSET / HMSET / HSETNX ----
 
+// HSET and HMSET only set fields: in a cluster they need no leader
+// (Keyspace::write_fields_leaderless), the new-field count coming from a read before the write.
 void hset_generic(CommandContext& ctx, bool reply_ok) {
   if (ctx.args.size() % 2 != 0) {
     ctx.reply.error("ERR wrong number of arguments for '" + to_lower(ctx.args[0]) + "' command");
     return;
   }
-  const std::string& key = ctx.args[1];
-  run_atomically(ctx, key, [&](resp::ReplyWriter& reply) -> Status {
-    HashRead read = read_hash(ctx.keyspace, key, reply, /*need_count=*/false);
-    if (read.replied || !read.status.is_ok()) return read.status;
-    const bool existed = read.exists();
-    if (Status status = create_hash(ctx.keyspace, key, read); !status.is_ok()) return status;
-    int64_t added = 0;
-    for (size_t i = 2; i + 1 < ctx.args.size(); i += 2) {
-      if (existed || i > 2) {
-        Result<std::optional<Cell>> current = read_field(ctx.keyspace, key, read, ctx.args[i]);
-        if (!current.is_ok()) return current.status();
-        if (!current->has_value()) ++added;
-      } else {
-        ++added;
-      }
-      if (Status status = write_field(ctx.keyspace, key, ctx.args[i], ctx.args[i + 1]);
-          !status.is_ok()) {
-        return status;
-      }
-    }
-    if (reply_ok) {
-      reply.ok();
-    } else {
-      reply.integer(added);
-    }
-    return Status::ok();
+  run_field_command(ctx, ctx.args[1], [&](resp::ReplyWriter& reply) -> Status {
+    return set_or_remove_fields(ctx, ValueType::kHash, 2, 2, /*remove=*/false, reply,
+                                [&](int64_t added) {
+                                  if (reply_ok) {
+                                    reply.ok();
+                                  } else {
+                                    reply.integer(added);
+                                  }
+                                });
   });
 }
 
@@ -226,32 +211,11 @@ void hvals_command(CommandContext& ctx) { list_hash(ctx, Listing::kValues); }
 
 // ---- HDEL ----
 
+// Only deletes fields: leaderless in a cluster, like HSET.
 void hdel_command(CommandContext& ctx) {
-  const std::string& key = ctx.args[1];
-  run_atomically(ctx, key, [&](resp::ReplyWriter& reply) -> Status {
-    HashRead read = read_hash(ctx.keyspace, key, reply);
-    if (read.replied || !read.status.is_ok()) return read.status;
-    if (!read.exists()) {
-      reply.integer(0);
-      return Status::ok();
-    }
-    int64_t deleted = 0;
-    for (size_t i = 2; i < ctx.args.size(); ++i) {
-      Result<std::optional<Cell>> current = read_field(ctx.keyspace, key, read, ctx.args[i]);
-      if (!current.is_ok()) return current.status();
-      if (!current->has_value()) continue;  // absent, or named twice and deleted already
-      if (Status status = remove_row_field(ctx.keyspace, key, ValueType::kHash, ctx.args[i]);
-          !status.is_ok()) {
-        return status;
-      }
-      ++deleted;
-    }
-    if (deleted > 0 && static_cast<uint64_t>(deleted) >= read.row.count) {
-      // The last field went: Redis deletes the key (and its TTL).
-      if (Status status = delete_row_if_empty(ctx.keyspace, key); !status.is_ok()) return status;
-    }
-    reply.integer(deleted);
-    return Status::ok();
+  run_field_command(ctx, ctx.args[1], [&](resp::ReplyWriter& reply) -> Status {
+    return set_or_remove_fields(ctx, ValueType::kHash, 2, 1, /*remove=*/true, reply,
+                                [&](int64_t deleted) { reply.integer(deleted); });
   });
 }
 

@@ -72,48 +72,19 @@ void reply_members(resp::ReplyWriter& reply, const std::vector<std::string>& mem
 
 // ---- SADD / SREM / SISMEMBER / SMISMEMBER / SCARD / SMEMBERS ----
 
+// SADD and SREM only set or delete members: in a cluster they need no leader
+// (Keyspace::write_fields_leaderless), the count coming from a read before the write.
 void sadd_command(CommandContext& ctx) {
-  const std::string& key = ctx.args[1];
-  run_row_command(ctx, std::span(&ctx.args[1], 1), [&](resp::ReplyWriter& reply) -> Status {
-    RowOfType read = read_row_of_type(ctx.keyspace, key, kSet, reply, /*need_count=*/false);
-    if (read.replied || !read.status.is_ok()) return read.status;
-    if (Status status = create_row(ctx.keyspace, key, kSet, read); !status.is_ok()) return status;
-    int64_t added = 0;
-    for (size_t i = 2; i < ctx.args.size(); ++i) {
-      Result<bool> present = is_member(ctx.keyspace, key, read, ctx.args[i]);
-      if (!present.is_ok()) return present.status();
-      if (*present) continue;
-      if (Status status = write_row_field(ctx.keyspace, key, kSet, ctx.args[i], "");
-          !status.is_ok()) {
-        return status;
-      }
-      ++added;
-    }
-    reply.integer(added);
-    return Status::ok();
+  run_field_command(ctx, ctx.args[1], [&](resp::ReplyWriter& reply) -> Status {
+    return set_or_remove_fields(ctx, kSet, 2, 1, /*remove=*/false, reply,
+                                [&](int64_t added) { reply.integer(added); });
   });
 }
 
 void srem_command(CommandContext& ctx) {
-  const std::string& key = ctx.args[1];
-  run_row_command(ctx, std::span(&ctx.args[1], 1), [&](resp::ReplyWriter& reply) -> Status {
-    RowOfType read = read_set(ctx.keyspace, key, reply);
-    if (read.replied || !read.status.is_ok()) return read.status;
-    int64_t removed = 0;
-    for (size_t i = 2; i < ctx.args.size() && read.exists(); ++i) {
-      Result<bool> present = is_member(ctx.keyspace, key, read, ctx.args[i]);
-      if (!present.is_ok()) return present.status();
-      if (!*present) continue;
-      if (Status status = remove_row_field(ctx.keyspace, key, kSet, ctx.args[i]); !status.is_ok()) {
-        return status;
-      }
-      ++removed;
-    }
-    if (removed > 0 && static_cast<uint64_t>(removed) >= read.row.count) {
-      if (Status status = delete_row_if_empty(ctx.keyspace, key); !status.is_ok()) return status;
-    }
-    reply.integer(removed);
-    return Status::ok();
+  run_field_command(ctx, ctx.args[1], [&](resp::ReplyWriter& reply) -> Status {
+    return set_or_remove_fields(ctx, kSet, 2, 1, /*remove=*/true, reply,
+                                [&](int64_t removed) { reply.integer(removed); });
   });
 }
 

@@ -143,4 +143,17 @@ void random_fields_command(CommandContext& ctx, storage::ValueType type,
 void run_row_command(CommandContext& ctx, std::span<const std::string> keys,
                      const std::function<Status(resp::ReplyWriter&)>& fn);
 
+// Runs `fn`, a command that only sets or deletes fields of `key` (HSET, HDEL, SADD, SREM),
+// through Keyspace::write_fields_leaderless; its staged reply is sent only if it succeeded.
+void run_field_command(CommandContext& ctx, const std::string& key,
+                       const std::function<Status(resp::ReplyWriter&)>& fn);
+
+// The set-or-delete commands: the row of `type` at `key` (created when absent) gets the fields
+// named in args[first], args[first + step], ... (with the value after each name when `step` is
+// 2), or loses them (`remove`). Answers through `done(count)`: how many fields were new (set),
+// or how many existed and were removed (remove), as of the read before the write.
+Status set_or_remove_fields(CommandContext& ctx, storage::ValueType type, size_t first,
+                            size_t step, bool remove, resp::ReplyWriter& reply,
+                            const std::function<void(int64_t)>& done);
+
 }  // namespace cairn::commands

@@ -812,17 +812,22 @@ Result<MergedRowPage> read_row_page(const CorePtr& core, const std::string& key,
 // of a string key end there), later pages larger.
 constexpr size_t kRowFirstPageCells = 100;
 constexpr size_t kRowPageCells = 1000;
+// A read of a row's type and existence (read_row_exists: HSET, SADD, HGET...) stops at the
+// first visible field, usually the first cell: a small first page spares every replica from
+// sending (and the coordinator from merging) 100 cells per command.
+constexpr size_t kRowExistsFirstPageCells = 4;
 
 // Visits the merged fields of `key`'s row from sub-key `from` in sub-key order (tombstones and
 // hidden cells included) until `visit` returns false. `first` receives the first page (header
-// and hidden bound) before any field is visited.
+// and hidden bound) before any field is visited; it holds up to `first_page_cells` fields.
 Status walk_row(const CorePtr& core, const std::string& key, std::string from,
                 Level level,
                 const std::function<bool(const MergedRowPage& page)>& first,
-                const std::function<bool(std::string_view sub_key, const Cell& cell)>& visit) {
+                const std::function<bool(std::string_view sub_key, const Cell& cell)>& visit,
+                size_t first_page_cells = kRowFirstPageCells) {
   for (bool is_first = true;; is_first = false) {
     Result<MergedRowPage> page =
-        read_row_page(core, key, from, is_first ? kRowFirstPageCells : kRowPageCells, level);
+        read_row_page(core, key, from, is_first ? first_page_cells : kRowPageCells, level);
     if (!page.is_ok()) return page.status();
     if (is_first && !first(*page)) return Status::ok();
     for (const auto& [sub_key, cell] : page->fields) {
@@ -1151,7 +1156,8 @@ Result<RowRead> ClusterSession::read_row_merged(std::string_view key, bool count
         }
         ++count;
         return count_all;
-      });
+      },
+      count_all ? kRowFirstPageCells : kRowExistsFirstPageCells);
   if (!status.is_ok()) return status;
   if (is_row) {
     row.count = count;
@@ -1309,6 +1315,14 @@ Result<int64_t> ClusterSession::remove_many(std::span<const std::string> keys) {
     removed.insert(keys[i]);
   }
   return static_cast<int64_t>(removed.size());
+}
+
+Status ClusterSession::write_fields_leaderless(const std::string& /*key*/,
+                                               const std::function<Status()>& fn) {
+  if (in_atomic_) return fn();  // a transaction's command: the leader's locks and levels
+  // Refused whole rather than after its first write, as a read-modify-write is.
+  if (Status status = clock_guard(*coordinator_.impl_->core); !status.is_ok()) return status;
+  return fn();
 }
 
 Status ClusterSession::atomically(std::span<const std::string> keys,

@@ -124,6 +124,11 @@ class ClusterSession final : public Keyspace {
   int64_t now_ms() override;
   Status write_many(std::span<const std::pair<std::string, std::string>> entries) override;
   Result<int64_t> remove_many(std::span<const std::string> keys) override;
+  // Runs `fn` here, without the shard leader and without key locks, at the connection's levels
+  // (inside atomically(), as part of a transaction the leader runs, at its levels instead).
+  Status write_fields_leaderless(const std::string& key,
+                                 const std::function<Status()>& fn) override;
+  bool deletes_emptied_rows() const override { return false; }
 
   // Rows (docs/cluster.md "Hashes, sets and sorted sets"): read_row and scan_fields merge the
   // voting replicas' pages of the row (CAIRN.ROW) by LWW per field at the read level and repair

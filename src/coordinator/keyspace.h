@@ -98,6 +98,25 @@ class Keyspace {
   virtual Status atomically(std::span<const std::string> keys,
                             const std::function<Status()>& fn) = 0;
 
+  // Runs `fn`, a command that only sets or deletes fields of the row at `key` and computes its
+  // reply from what it reads first (HSET, HMSET, HDEL, SADD, SREM). The default runs it
+  // atomically: a single machine serializes it with every other command on the key, so the
+  // reply is exact, as in Redis. A cluster keyspace runs it on this machine without the shard
+  // leader, as a plain SET: reads at the connection's read level, writes at its write level,
+  // each field ordered by last-write-wins, so the reply is exact only when no other client
+  // writes the same fields at the same time (docs/cluster.md "Hashes, sets and sorted sets").
+  virtual Status write_fields_leaderless(const std::string& key,
+                                         const std::function<Status()>& fn) {
+    return atomically(std::span<const std::string>(&key, 1), fn);
+  }
+
+  // Whether a command that removed the last field of a row deletes the key as well (a tombstone
+  // at the key, which lets compaction reclaim the header). A cluster keyspace does not: with
+  // field writes that need no leader, a tombstone stamped now could hide a field another
+  // machine is writing at the same moment, and that acknowledged write would be lost. A row
+  // without a visible field already reads as no key everywhere (read_row, SCAN, EXISTS...).
+  virtual bool deletes_emptied_rows() const { return true; }
+
   // One page of a cursor iteration over live keys (SCAN / KEYS). The cursor encodes a token;
   // a key present during the whole iteration is returned at least once.
   virtual Result<ScanPage> scan(const ScanRequest& request) = 0;

@@ -1,4 +1,4 @@
-"""The cluster data path (issue 3) end to end: a 2-shard x RF 3 cluster of 6 machines on
+"""The cluster data path end to end: a 2-shard x RF 3 cluster of 6 machines on
 loopback (tests/cluster/launcher.py), driven through redis-py and raw sockets.
 
 Shard 1 lives on machines 0, 1, 2 (leader 0), shard 2 on machines 3, 4, 5 (leader 3); machine

@@ -6,7 +6,7 @@ Excluded: the documented cluster difference — read-modify-write commands over 
 shards (MSETNX, RENAME, RENAMENX, SMOVE, the *STORE commands, COPY, BITOP, LMOVE, RPOPLPUSH,
 LMPOP and the blocking list pops) answer CROSSSHARD
 instead of running; such generated commands are skipped. Hashes, sets and sorted sets are
-generated as in the single-machine test (issue 9). SCAN cursors are tokens (docs/protocol.md), so a SCAN the generator compares
+generated as in the single-machine test. SCAN cursors are tokens (docs/protocol.md), so a SCAN the generator compares
 exactly (odd options such as TYPE -1) is compared exactly only when one side answers an error,
 else by the keys of a full iteration, like every other SCAN. MSET, DEL, UNLINK, MGET and EXISTS over several shards must still match Redis.
 Seed n is sent to machine n + 1, so both leaders and followers coordinate.
