@@ -29,7 +29,7 @@ def _assert_clean(result):
 
 @needs_cluster
 def test_fault_quorum_bounded():
-    seconds = int(os.environ.get("CAIRN_FAULT_SECONDS", "60"))
+    seconds = int(os.environ.get("CAIRN_FAULT_SECONDS", "45"))
     result = workload.run(seconds=seconds, machines=3, shards=1, rf=3, threads=4)
     if not result["partitions"]:
         print("NOTE: partitions skipped: %s" % result["partition_skip"])
@@ -40,7 +40,7 @@ def test_fault_quorum_bounded():
 def test_fault_quorum_fields_of_hashes_bounded():
     """The same with every register a field of a hash (HSET without the leader, like SET; HGET
     merged per field): per-field registers under kill -9, pause and partition."""
-    seconds = int(os.environ.get("CAIRN_FAULT_SECONDS", "60"))
+    seconds = int(os.environ.get("CAIRN_FAULT_SECONDS", "45"))
     result = workload.run(seconds=seconds, machines=3, shards=1, rf=3, threads=4, rows=True)
     _assert_clean(result)
 
