@@ -258,14 +258,21 @@ STREAM_KEYSPACE_SCRIPT = [
 ]
 
 
+
+def event_clients(port, classes):
+    """A client on an emptied server with notify-keyspace-events set to `classes`, and a
+    subscriber to every keyspace and keyevent channel."""
+    c = RawConn(port, timeout=5.0)
+    c.cmd("FLUSHALL")
+    assert c.cmd("CONFIG", "SET", "notify-keyspace-events", classes) == b"OK"
+    s = RawConn(port, timeout=5.0)
+    s.cmd("PSUBSCRIBE", "__key*__:*")
+    return c, s
+
 @pytest.mark.parametrize("classes", ["KEA", "Et", "Kt", "Eg", "K$lshz"])
 def test_stream_keyspace_events(server, redis_ref, clean, classes):
     def run(port):
-        c = RawConn(port, timeout=5.0)
-        c.cmd("FLUSHALL")
-        assert c.cmd("CONFIG", "SET", "notify-keyspace-events", classes) == b"OK"
-        s = RawConn(port, timeout=5.0)
-        s.cmd("PSUBSCRIBE", "__key*__:*")
+        c, s = event_clients(port, classes)
         replies = [c.cmd_raw(*args) for args in STREAM_KEYSPACE_SCRIPT]
         events = collect_events(c, s)
         return events, [r for r in replies if r.startswith(b"-")]
@@ -341,11 +348,7 @@ def test_slow_subscriber_is_disconnected_at_the_limit(make_server):
 @pytest.mark.parametrize("classes", ["Ex", "KEA"])
 def test_expired_event_when_an_expired_key_is_read(server, redis_ref, clean, classes):
     def run(port):
-        c = RawConn(port, timeout=5.0)
-        c.cmd("FLUSHALL")
-        assert c.cmd("CONFIG", "SET", "notify-keyspace-events", classes) == b"OK"
-        s = RawConn(port, timeout=5.0)
-        s.cmd("PSUBSCRIBE", "__key*__:*")
+        c, s = event_clients(port, classes)
         c.cmd("SET", "e", "v", "PX", "50")
         c.cmd("HSET", "eh", "f", "v")
         c.cmd("PEXPIRE", "eh", "50")

@@ -232,11 +232,16 @@ def test_sharded_pubsub_stays_in_the_shard(cluster):
     r.close()
 
 
-def test_keyspace_events_reach_every_machine(cluster):
+
+def set_events_everywhere(cluster, classes):
+    """CONFIG SET notify-keyspace-events on every machine (a machine's own setting)."""
     for i in range(6):
         c = cluster.client(i)
-        assert c.config_set("notify-keyspace-events", "KEA")
+        assert c.config_set("notify-keyspace-events", classes)
         c.close()
+
+def test_keyspace_events_reach_every_machine(cluster):
+    set_events_everywhere(cluster, "KEA")
     subscribers = [subscribe(cluster, i, "PSUBSCRIBE", "__keyevent@0__:*") for i in range(6)]
     time.sleep(0.2)
     c = cluster.client(1)
@@ -252,10 +257,7 @@ def test_keyspace_events_reach_every_machine(cluster):
             (b"__keyevent@0__:set", b"kk"), (b"__keyevent@0__:lpush", b"kl"),
             (b"__keyevent@0__:del", b"kk")])
         conn.close()
-    for i in range(6):
-        c2 = cluster.client(i)
-        c2.config_set("notify-keyspace-events", "")
-        c2.close()
+    set_events_everywhere(cluster, "")
     c.close()
 
 
@@ -264,10 +266,7 @@ def test_stream_keyspace_events_reach_every_machine_once(cluster):
     handlers, docs/pubsub.md) once for the whole cluster, in the command's order."""
     key = "ks"
     outsider = next(i for i in range(6) if i not in cluster.replicas_of(key))
-    for i in range(6):
-        c = cluster.client(i)
-        assert c.config_set("notify-keyspace-events", "KEt")
-        c.close()
+    set_events_everywhere(cluster, "KEt")
     subscribers = [subscribe(cluster, i, "PSUBSCRIBE", "__keyspace@0__:ks") for i in range(6)]
     time.sleep(0.2)
     c = cluster.client(outsider)
@@ -283,8 +282,5 @@ def test_stream_keyspace_events_reach_every_machine_once(cluster):
         messages = read_messages(conn, len(expected) + 1, deadline_s=1.5)
         assert [m[2] for m in messages] == expected
         conn.close()
-    for i in range(6):
-        c2 = cluster.client(i)
-        c2.config_set("notify-keyspace-events", "")
-        c2.close()
+    set_events_everywhere(cluster, "")
     c.close()
