@@ -27,6 +27,7 @@
 #include "common/big_endian.h"
 #include "common/clock.h"
 #include "storage/cell_compaction_filter.h"
+#include "storage/rank_block_cache.h"
 #include "topology/token_range.h"
 
 namespace cairn::storage {
@@ -119,8 +120,12 @@ bool counts_toward_row(std::string_view sub_key) {
 // (a backward one steps over every old version of a block rewritten by each write). The
 // namespaces are a row's fields (kFieldNamespace) and a sorted set's score index
 // (kScoreIndexNamespace). A block that would count more than kRankBlockSplit is split at its
-// middle; a row gets blocks once it holds more fields than that (below, a walk is as cheap).
-constexpr uint64_t kRankBlockSplit = 2048;
+// middle, so a walk to a rank steps over at most that many cells (plus the tombstones among
+// them); a row gets blocks once it holds kRankBlocksFrom fields (below, it walks from the nearer
+// end instead and each write spares the upkeep). Blocks are many (a 1 M-member row has about
+// 6,000), but readers take them from memory (RankBlockCache) and writers change one at a time.
+constexpr uint64_t kRankBlockSplit = 256;
+constexpr uint64_t kRankBlocksFrom = 2048;
 constexpr std::string_view kLastBlockEnd = "\xff";  // above every sub-key of a namespace
 
 bool has_rank_blocks(std::string_view sub_key) {
@@ -145,13 +150,6 @@ std::string rank_blocks_end(const std::string& row_key, char ns) {
   return key;
 }
 
-struct RankBlock {
-  std::string start;  // the first sub-key the block covers ("" for the first block)
-  std::string end;    // the first sub-key after it ("" for the last block)
-  uint64_t count = 0;
-  bool operator==(const RankBlock&) const = default;
-};
-
 std::string encode_rank_block(const RankBlock& block) {
   std::string out;
   put_u64(out, block.count);
@@ -168,18 +166,30 @@ Result<RankBlock> decode_rank_block(std::string_view key_end, std::string_view v
   return block;
 }
 
-// A row's rank blocks of one namespace and its deletion bound, read from one snapshot that
-// lives as long as this view (Engine::scan_from_rank, Engine::index_rank).
+// Where a walk to a rank or to a sub-key starts, with the row's deletion bound, read from one
+// snapshot that lives as long as this view (Engine::scan_from_rank, Engine::index_rank).
 struct RankView {
-  explicit RankView(rocksdb::DB* db) : db(db), snapshot(db->GetSnapshot()) {}
-  ~RankView() { db->ReleaseSnapshot(snapshot); }
+  explicit RankView(rocksdb::DB* db) : db(db) {}
+  ~RankView() { release(); }
   RankView(const RankView&) = delete;
   RankView& operator=(const RankView&) = delete;
+  void take() { snapshot = db->GetSnapshot(); }
+  void release() {
+    if (snapshot != nullptr) db->ReleaseSnapshot(snapshot);
+    snapshot = nullptr;
+  }
   rocksdb::DB* db;
-  const rocksdb::Snapshot* snapshot;
-  std::vector<RankBlock> blocks;
+  const rocksdb::Snapshot* snapshot = nullptr;
+  std::string start;    // the first sub-key of the block to walk from
+  uint64_t before = 0;  // the cells that count before that block
   HlcTimestamp delete_through = 0;
 };
+
+// Picks the block to walk from among a row's blocks (its index).
+using BlockPicker = std::function<size_t(const std::vector<RankBlock>&)>;
+
+// Rows whose blocks the engine keeps in memory, counted in blocks (about 100 bytes each).
+constexpr size_t kRankCacheBlocks = 256 * 1024;
 
 
 std::string hint_key(uint64_t target, uint64_t sequence) {
@@ -566,15 +576,37 @@ struct Engine::Impl {
     return blocks;
   }
 
-  // Fills `view` for the row; false when its blocks are missing or do not add up to `total`.
-  Result<bool> read_rank_view(const std::string& row_key, char ns, uint64_t total,
-                              RankView& view) {
-    Result<std::vector<RankBlock>> blocks = rank_blocks(row_key, ns, view.snapshot);
-    if (!blocks.is_ok()) return blocks.status();
-    uint64_t sum = 0;
-    for (const RankBlock& block : *blocks) sum += block.count;
-    if (blocks->empty() || sum != total) return false;
-    view.blocks = std::move(*blocks);
+  // Fills `view` for the row: the block `pick` chooses, the snapshot to walk and the deletion
+  // bound; false when the row keeps no blocks or they do not add up to `total`. The blocks come
+  // from the cache (loaded on a miss) under the row's apply stripe, where they match the
+  // snapshot taken there; a range deletion meanwhile sends the reader to its snapshot.
+  Result<bool> read_rank_view(std::mutex& stripe, const std::string& row_key, char ns,
+                              uint64_t total, const BlockPicker& pick, RankView& view) {
+    std::string row_ns = row_key;
+    row_ns.push_back(ns);
+    bool usable = false;
+    bool settled = false;
+    const uint64_t epoch = rank_cache.epoch();
+    if (epoch % 2 == 0) {
+      std::lock_guard<std::mutex> guard(stripe);
+      std::shared_ptr<RankBlockCache::Entry> cached = rank_cache.find(row_ns);
+      if (!cached) {
+        Result<std::vector<RankBlock>> blocks = rank_blocks(row_key, ns);
+        if (!blocks.is_ok()) return blocks.status();
+        cached = rank_cache.insert(row_ns, std::move(*blocks), epoch);
+      }
+      view.take();
+      usable = choose_block(cached->blocks, total, pick, view);
+      settled = rank_cache.epoch() == epoch;
+      if (!settled) view.release();
+    }
+    if (!settled) {
+      view.take();
+      Result<std::vector<RankBlock>> blocks = rank_blocks(row_key, ns, view.snapshot);
+      if (!blocks.is_ok()) return blocks.status();
+      usable = choose_block(*blocks, total, pick, view);
+    }
+    if (!usable) return false;
     std::string state_bytes;
     rocksdb::ReadOptions read_options;
     read_options.snapshot = view.snapshot;
@@ -588,10 +620,37 @@ struct Engine::Impl {
     return true;
   }
 
+  // Sets view.start and view.before from the block `pick` chooses; false when there are no
+  // blocks or their counts do not add up to `total`.
+  static bool choose_block(const std::vector<RankBlock>& blocks, uint64_t total,
+                           const BlockPicker& pick, RankView& view) {
+    uint64_t sum = 0;
+    for (const RankBlock& block : blocks) sum += block.count;
+    if (blocks.empty() || sum != total) return false;
+    const size_t at = pick(blocks);
+    view.start = blocks[at].start;
+    view.before = 0;
+    for (size_t i = 0; i < at; ++i) view.before += blocks[i].count;
+    return true;
+  }
+
+  // Puts `block` of the row's namespace `ns` in `batch` and records it for the cache.
+  static void put_rank_block(rocksdb::ColumnFamilyHandle* family, const std::string& row_key,
+                             char ns, const RankBlock& block, rocksdb::WriteBatch& batch,
+                             RankEdits& edits) {
+    batch.Put(family, rank_block_key(row_key, ns, block.end), encode_rank_block(block));
+    edits.edits.push_back({row_key + ns, block.end, block});
+  }
+
   // The block of namespace `ns` holding `sub_key` (the first whose end is above it); nullopt
-  // when the row keeps no blocks.
+  // when the row keeps no blocks. From the cache when it holds the row. REQUIRES: the row's
+  // apply stripe is held.
   Result<std::optional<RankBlock>> rank_block_at(const std::string& row_key, char ns,
                                                  std::string_view sub_key) {
+    if (std::shared_ptr<RankBlockCache::Entry> cached = rank_cache.find(row_key + ns)) {
+      const RankBlock* block = rank_block_holding(cached->blocks, sub_key);
+      return block == nullptr ? std::optional<RankBlock>() : std::optional<RankBlock>(*block);
+    }
     std::string prefix = row_key;
     prefix.push_back(ns);
     const std::string upper = rank_blocks_end(row_key, ns);
@@ -664,17 +723,21 @@ struct Engine::Impl {
   // deletion per DEL of a sorted set would pile up in a column family read on every write).
   static void put_rank_blocks(rocksdb::ColumnFamilyHandle* family, const std::string& row_key,
                               char ns, const std::vector<RankBlock>& old,
-                              const std::vector<RankBlock>& blocks, rocksdb::WriteBatch& batch) {
+                              const std::vector<RankBlock>& blocks, rocksdb::WriteBatch& batch,
+                              RankEdits& edits) {
     std::set<std::string_view> ends;
     for (const RankBlock& block : blocks) ends.insert(block.end);
     for (const RankBlock& block : old) {
-      if (!ends.contains(block.end)) batch.Delete(family, rank_block_key(row_key, ns, block.end));
+      if (!ends.contains(block.end)) {
+        batch.Delete(family, rank_block_key(row_key, ns, block.end));
+        edits.edits.push_back({row_key + ns, block.end, std::nullopt});
+      }
     }
     std::set<std::tuple<std::string_view, std::string_view, uint64_t>> unchanged;
     for (const RankBlock& block : old) unchanged.emplace(block.end, block.start, block.count);
     for (const RankBlock& block : blocks) {
       if (!unchanged.contains({block.end, block.start, block.count})) {
-        batch.Put(family, rank_block_key(row_key, ns, block.end), encode_rank_block(block));
+        put_rank_block(family, row_key, ns, block, batch, edits);
       }
     }
   }
@@ -757,6 +820,7 @@ struct Engine::Impl {
   }
 
   std::array<std::mutex, kApplyStripes> apply_stripes;
+  RankBlockCache rank_cache{kRankCacheBlocks};
   std::array<std::mutex, kKeyStripes> key_stripes;
 
   std::atomic<uint64_t> writes{0};
@@ -1001,14 +1065,17 @@ Result<bool> Engine::apply(topology::Token token, std::string_view key, const Ce
     return from_rocksdb(status, "storage: read before apply");
   }
   rocksdb::WriteBatch batch;
+  RankEdits edits;
   batch.Put(storage_key, encode_cell(cell));
-  if (Status row = update_row_for_header(storage_key, current, cell, batch); !row.is_ok()) {
+  if (Status row = update_row_for_header(storage_key, current, cell, batch, edits);
+      !row.is_ok()) {
     return row;
   }
   rocksdb::WriteOptions write_options;
   write_options.sync = false;  // durability is sync()'s job (group commit)
   status = impl_->db->Write(write_options, &batch);
   if (!status.ok()) return from_rocksdb(status, "storage: apply");
+  impl_->rank_cache.apply(edits);
   impl_->writes.fetch_add(1, std::memory_order_relaxed);
   if (field_observer_) field_observer_(key, std::string_view(), cell);
   return true;
@@ -1016,7 +1083,8 @@ Result<bool> Engine::apply(topology::Token token, std::string_view key, const Ce
 
 // REQUIRES: the row's apply stripe is held; `cell` supersedes `current`.
 Status Engine::update_row_for_header(const std::string& row_key, const std::optional<Cell>& current,
-                                     const Cell& cell, rocksdb::WriteBatch& batch) {
+                                     const Cell& cell, rocksdb::WriteBatch& batch,
+                                     RankEdits& edits) {
   bool found = false;
   Result<RowState> state = impl_->get_row_state(row_key, &found);
   if (!state.is_ok()) return state.status();
@@ -1057,7 +1125,7 @@ Status Engine::update_row_for_header(const std::string& row_key, const std::opti
         if (!counted.is_ok()) return counted.status();
         fresh = std::move(*counted);
       }
-      Impl::put_rank_blocks(impl_->rows, row_key, ns, *blocks, fresh, batch);
+      Impl::put_rank_blocks(impl_->rows, row_key, ns, *blocks, fresh, batch, edits);
     }
   }
   if (found && next == *state) return Status::ok();
@@ -1123,12 +1191,13 @@ Result<bool> Engine::apply_field(topology::Token token, std::string_view key,
   const bool counted_before = counts_toward_row(sub_key) && stored_counts;
   RowState next = *state;
   rocksdb::WriteBatch batch;
+  RankEdits edits;
   if (has_rank_blocks(sub_key)) {
     // The row's rank blocks of the cell's namespace (a big row's fields, a sorted set's index).
     const bool counts_now = rank_entry_counts(cell, state->delete_through);
     const int delta = counts_now == stored_counts ? 0 : (counts_now ? 1 : -1);
     if (Status blocks = update_rank_blocks(row_key, sub_key, delta, state->delete_through,
-                                           state->count, batch);
+                                           state->count, batch, edits);
         !blocks.is_ok()) {
       return blocks;
     }
@@ -1148,6 +1217,7 @@ Result<bool> Engine::apply_field(topology::Token token, std::string_view key,
   write_options.sync = false;  // durability is sync()'s job (group commit)
   status = impl_->db->Write(write_options, &batch);
   if (!status.ok()) return from_rocksdb(status, "storage: apply field");
+  impl_->rank_cache.apply(edits);
   impl_->writes.fetch_add(1, std::memory_order_relaxed);
   if (field_observer_) field_observer_(key, sub_key, cell);
   return true;
@@ -1198,8 +1268,12 @@ Result<size_t> Engine::apply_fields(topology::Token token, std::string_view key,
   };
   const HlcTimestamp hidden = state->hidden_through(options_.wall_clock_ms());
   std::vector<Decision> decisions(changes.size());
-  size_t rank_changes = 0;
-  const FieldChange* rank_change = nullptr;
+  // The changes of a block count, per namespace with blocks (a row's fields, a sorted set's
+  // index): each namespace's blocks are apart from the other's.
+  std::array<size_t, 2> rank_changes{0, 0};
+  const auto rank_slot = [](std::string_view sub_key) {
+    return sub_key[0] == kFieldNamespace ? 0 : 1;
+  };
   for (size_t i = 0; i < changes.size(); ++i) {
     const FieldChange& change = changes[i];
     Decision& decision = decisions[i];
@@ -1216,14 +1290,13 @@ Result<size_t> Engine::apply_fields(topology::Token token, std::string_view key,
     const bool counts_now = rank_entry_counts(change.cell, state->delete_through);
     if (has_rank_blocks(change.sub_key) && counts_now != decision.stored_counts) {
       decision.delta = counts_now ? 1 : -1;
-      ++rank_changes;
-      rank_change = &change;
+      ++rank_changes[rank_slot(change.sub_key)];
     }
   }
-  if (rank_changes > 1) {
-    // Several block counts change: fine only while the row keeps no blocks and this batch does
-    // not make it outgrow one (update_rank_blocks reads the blocks as stored).
-    bool blocks = state->count + changes.size() >= kRankBlockSplit;
+  if (rank_changes[0] > 1 || rank_changes[1] > 1) {
+    // Several block counts of one namespace change: fine only while the row keeps no blocks and
+    // this batch does not make it outgrow one (update_rank_blocks reads the blocks as stored).
+    bool blocks = state->count + changes.size() >= kRankBlocksFrom;
     for (const char ns : {kFieldNamespace, kScoreIndexNamespace}) {
       if (blocks) break;
       std::string last;
@@ -1240,16 +1313,18 @@ Result<size_t> Engine::apply_fields(topology::Token token, std::string_view key,
 
   RowState next = *state;
   rocksdb::WriteBatch batch;
+  RankEdits edits;
   std::vector<const FieldChange*> stored;
   stored.reserve(changes.size());
   for (size_t i = 0; i < changes.size(); ++i) {
     const FieldChange& change = changes[i];
     const Decision& decision = decisions[i];
     if (!decision.store) continue;
-    if (rank_changes == 1 && &change == rank_change) {
-      // The only change of a block count in this batch: the blocks as stored plus this one.
+    if (decision.delta != 0 && rank_changes[rank_slot(change.sub_key)] == 1) {
+      // The only change of its namespace's block counts in this batch: the blocks as stored
+      // plus this one.
       if (Status blocks = update_rank_blocks(row_key, change.sub_key, decision.delta,
-                                             state->delete_through, state->count, batch);
+                                             state->delete_through, state->count, batch, edits);
           !blocks.is_ok()) {
         return blocks;
       }
@@ -1272,6 +1347,7 @@ Result<size_t> Engine::apply_fields(topology::Token token, std::string_view key,
   write_options.sync = false;  // durability is sync()'s job (group commit)
   const rocksdb::Status status = impl_->db->Write(write_options, &batch);
   if (!status.ok()) return from_rocksdb(status, "storage: apply fields");
+  impl_->rank_cache.apply(edits);
   impl_->writes.fetch_add(stored.size(), std::memory_order_relaxed);
   if (field_observer_) {
     for (const FieldChange* change : stored) field_observer_(key, change->sub_key, change->cell);
@@ -1292,10 +1368,10 @@ size_t block_holding(const std::vector<RankBlock>& blocks, std::string_view sub_
 
 Status Engine::update_rank_blocks(const std::string& row_key, std::string_view sub_key,
                                   int delta, HlcTimestamp delete_through, uint64_t row_count,
-                                  rocksdb::WriteBatch& batch) {
+                                  rocksdb::WriteBatch& batch, RankEdits& edits) {
   if (delta == 0) return Status::ok();
   const char ns = sub_key[0];
-  if (row_count < kRankBlockSplit) {
+  if (row_count < kRankBlocksFrom) {
     // Most rows are small and keep no blocks: one point read of the last block tells (it
     // exists whenever any does), cheaper than a seek among the blocks.
     std::string last;
@@ -1321,7 +1397,7 @@ Status Engine::update_rank_blocks(const std::string& row_key, std::string_view s
     } else if (target.count > 0) {
       --target.count;
     }
-    Impl::put_rank_blocks(impl_->rows, row_key, ns, *stored, *counted, batch);
+    Impl::put_rank_blocks(impl_->rows, row_key, ns, *stored, *counted, batch, edits);
     return Status::ok();
   }
   RankBlock block = std::move(**holding);
@@ -1347,10 +1423,8 @@ Status Engine::update_rank_blocks(const std::string& row_key, std::string_view s
       if (!upper && !lower_start.empty() && sub_key < lower_start) lower_start = sub_key;
       const RankBlock lower_half{std::move(lower_start), middle, half + (upper ? 0 : 1)};
       const RankBlock upper_half{middle, block.end, block.count - half + (upper ? 1 : 0)};
-      batch.Put(impl_->rows, rank_block_key(row_key, ns, lower_half.end),
-                encode_rank_block(lower_half));
-      batch.Put(impl_->rows, rank_block_key(row_key, ns, upper_half.end),
-                encode_rank_block(upper_half));
+      Impl::put_rank_block(impl_->rows, row_key, ns, lower_half, batch, edits);
+      Impl::put_rank_block(impl_->rows, row_key, ns, upper_half, batch, edits);
       return Status::ok();
     }
   }
@@ -1374,27 +1448,33 @@ Status Engine::update_rank_blocks(const std::string& row_key, std::string_view s
   // (An emptied block stays, counting 0, until the row is counted again: removing it would
   // mean rewriting its neighbour's start.)
   block.count = delta > 0 ? block.count + 1 : block.count - 1;
-  batch.Put(impl_->rows, rank_block_key(row_key, ns, block.end), encode_rank_block(block));
+  Impl::put_rank_block(impl_->rows, row_key, ns, block, batch, edits);
   return Status::ok();
 }
 
 Result<bool> Engine::scan_from_rank(topology::Token token, std::string_view key, char ns,
                                     uint64_t rank, uint64_t total, const FieldVisitor& visitor) {
+  if (rank >= total) return false;
   const std::string row_key = encode_key(token, key);
   RankView view(impl_->db.get());
-  Result<bool> usable = impl_->read_rank_view(row_key, ns, total, view);
+  const BlockPicker holding_rank = [rank](const std::vector<RankBlock>& blocks) {
+    uint64_t before = 0;
+    size_t at = 0;
+    while (at + 1 < blocks.size() && before + blocks[at].count <= rank) {
+      before += blocks[at].count;
+      ++at;
+    }
+    return at;
+  };
+  Result<bool> usable =
+      impl_->read_rank_view(impl_->apply_stripes[stripe_of(token, key) % kApplyStripes], row_key,
+                            ns, total, holding_rank, view);
   if (!usable.is_ok()) return usable.status();
-  if (!*usable || rank >= total) return false;
-  uint64_t before = 0;
-  size_t at = 0;
-  while (at + 1 < view.blocks.size() && before + view.blocks[at].count <= rank) {
-    before += view.blocks[at].count;
-    ++at;
-  }
+  if (!*usable) return false;
   // Step over the cells of the block before the rank (tombstones do not count), then visit.
-  uint64_t skip = rank - before;
+  uint64_t skip = rank - view.before;
   Status walked = impl_->walk_index(
-      row_key, ns, view.blocks[at].start, view.snapshot,
+      row_key, ns, view.start, view.snapshot,
       [&](std::string_view sub_key, const Cell& cell) {
         if (skip > 0) {
           if (rank_entry_counts(cell, view.delete_through)) --skip;
@@ -1413,14 +1493,17 @@ Result<std::optional<uint64_t>> Engine::index_rank(topology::Token token, std::s
   const std::string row_key = encode_key(token, key);
   const char ns = sub_key[0];
   RankView view(impl_->db.get());
-  Result<bool> usable = impl_->read_rank_view(row_key, ns, total, view);
+  const BlockPicker holding_sub_key = [sub_key](const std::vector<RankBlock>& blocks) {
+    return block_holding(blocks, sub_key);
+  };
+  Result<bool> usable =
+      impl_->read_rank_view(impl_->apply_stripes[stripe_of(token, key) % kApplyStripes], row_key,
+                            ns, total, holding_sub_key, view);
   if (!usable.is_ok()) return usable.status();
   if (!*usable) return std::optional<uint64_t>();
-  const size_t at = block_holding(view.blocks, sub_key);
-  uint64_t rank = 0;
-  for (size_t i = 0; i < at; ++i) rank += view.blocks[i].count;
+  uint64_t rank = view.before;
   Status walked = impl_->walk_index(
-      row_key, ns, view.blocks[at].start, view.snapshot,
+      row_key, ns, view.start, view.snapshot,
       [&](std::string_view entry, const Cell& cell) {
         if (entry >= sub_key) return false;
         if (rank_entry_counts(cell, view.delete_through)) ++rank;
@@ -1549,7 +1632,9 @@ Status Engine::clear() {
   batch.DeleteRange(impl_->rows, rocksdb::Slice(), slice(kRingEndKey));
   rocksdb::WriteOptions write_options;
   write_options.sync = false;
+  impl_->rank_cache.begin_range_deletion();
   const rocksdb::Status status = impl_->db->Write(write_options, &batch);
+  impl_->rank_cache.end_range_deletion();
   if (!status.ok()) return from_rocksdb(status, "storage: clear");
   Status synced = sync();
   if (clear_observer_) clear_observer_();
@@ -1939,7 +2024,9 @@ Status Engine::delete_token_range(topology::Token start, topology::Token end, bo
   }
   rocksdb::WriteOptions write_options;
   write_options.sync = false;  // synced below, with whatever else is buffered
+  impl_->rank_cache.begin_range_deletion();
   const rocksdb::Status status = impl_->db->Write(write_options, &batch);
+  impl_->rank_cache.end_range_deletion();
   if (!status.ok()) return from_rocksdb(status, "storage: delete range");
   return impl_->sync_wal();
 }

@@ -36,6 +36,8 @@ class WriteBatch;
 
 namespace cairn::storage {
 
+struct RankEdits;  // storage/rank_block_cache.h
+
 enum class Durability {
   kAlways,  // sync() fsyncs the WAL; replies wait for it (default)
   kBatch,   // a background thread fsyncs the WAL every batch_sync_interval_ms; sync() only
@@ -378,8 +380,9 @@ class Engine {
   Result<size_t> apply_plain_batch(const std::vector<const WalChange*>& cells, bool logged);
   // Adds to `batch` the new RowState of the row `row_key` (storage key, no sub-key) whose header
   // changes from `current` to `cell`. REQUIRES: the row's apply stripe is held.
+  // The rank blocks it changes are recorded in `edits` (the cache follows once it is written).
   Status update_row_for_header(const std::string& row_key, const std::optional<Cell>& current,
-                               const Cell& cell, rocksdb::WriteBatch& batch);
+                               const Cell& cell, rocksdb::WriteBatch& batch, RankEdits& edits);
   // Adds to `batch` the change of the rank block holding the cell `sub_key` of the row
   // `row_key`, whose count changes by `delta` (docs/formats.md "Rank blocks"); `row_count` is
   // the row's field count before this change (a row smaller than a block keeps no blocks).
@@ -387,7 +390,7 @@ class Engine {
   // blocks.
   Status update_rank_blocks(const std::string& row_key, std::string_view sub_key, int delta,
                             HlcTimestamp delete_through, uint64_t row_count,
-                            rocksdb::WriteBatch& batch);
+                            rocksdb::WriteBatch& batch, RankEdits& edits);
   // A range deletion; `local` marks it as housekeeping that WAL readers skip (drop_range).
   Status delete_token_range(topology::Token start, topology::Token end, bool local);
   struct Impl;

@@ -17,6 +17,7 @@
 #include <filesystem>
 #include <random>
 #include <numeric>
+#include <set>
 #include <map>
 #include <string>
 #include <thread>
@@ -808,6 +809,100 @@ TEST(EngineRowTest, RankBlocksFindEveryRankOfABigSortedSet) {
                                             }));
   EXPECT_EQ(seen, std::vector<std::string>{fresh});
 }
+
+// The blocks readers take from memory (RankBlockCache) follow every write: ranks read between
+// the writes of a set used as a queue and a bag (pops at both ends and at random ranks, adds
+// that split blocks), across a DEL and a range deletion, always match a walk of the live cells.
+TEST(EngineRowTest, CachedRankBlocksFollowEveryWrite) {
+  TempDir dir;
+  auto engine = open_engine(dir.path());
+  const topology::Token token = 9;
+  const std::string key = "s";
+  HlcTimestamp now = 100;
+  auto header = [&](HlcTimestamp delete_through) {
+    return Cell{.type = ValueType::kSet, .timestamp = ++now, .writer = 1,
+                .value = encode_row_header({delete_through})};
+  };
+  auto member = [&](bool tombstone) {
+    return Cell{.tombstone = tombstone, .type = ValueType::kSet, .timestamp = ++now,
+                .writer = 1, .expire_at_ms = 0, .value = {}};
+  };
+  std::set<std::string> live;
+  HlcTimestamp hidden_through = 0;  // the last DEL
+  auto check_ranks = [&](std::mt19937& rng) {
+    const std::vector<std::string> sorted(live.begin(), live.end());
+    const uint64_t total = sorted.size();
+    if (total == 0) return;
+    for (int probe = 0; probe < 3; ++probe) {
+      const uint64_t rank = probe == 0 ? 0 : probe == 1 ? total - 1 : rng() % total;
+      std::string seen;
+      Result<bool> found = engine->scan_from_rank(
+          token, key, kFieldNamespace, rank, total, [&](std::string_view sub_key, const Cell& c) {
+            // Cells of an earlier life are the caller's to skip, as tombstones are.
+            if (c.tombstone || c.timestamp <= hidden_through) return true;
+            seen = std::string(sub_key);
+            return false;
+          });
+      ASSERT_TRUE(found.is_ok()) << found.status().to_string();
+      if (!*found) {
+        // No blocks yet (a small row): the caller walks.
+        ASSERT_LT(total, 2048u);
+        continue;
+      }
+      ASSERT_EQ(seen, sorted[rank]) << "rank " << rank << " of " << total;
+      Result<std::optional<uint64_t>> back = engine->index_rank(token, key, seen, total);
+      ASSERT_TRUE(back.is_ok() && back->has_value());
+      ASSERT_EQ(**back, rank);
+    }
+  };
+  std::mt19937 rng(7);
+  ASSERT_TRUE(apply_ok(*engine, token, key, header(0)));
+  for (int life = 0; life < 2; ++life) {
+    for (int round = 0; round < 9000; ++round) {
+      const uint32_t dice = rng() % 10;
+      if (dice < 7 || live.size() < 100) {
+        const std::string sub = field_sub_key("m" + std::to_string(rng() % 20000));
+        ASSERT_TRUE(engine->apply_field(token, key, sub, member(false)).is_ok());
+        live.insert(sub);
+      } else {
+        // A pop: the first, the last or a random live member.
+        auto at = live.begin();
+        if (dice == 8) at = std::prev(live.end());
+        if (dice == 9) std::advance(at, rng() % live.size());
+        ASSERT_TRUE(*engine->apply_field(token, key, *at, member(true)));
+        live.erase(at);
+      }
+      if (round % 7 == 0) {
+        ASSERT_NO_FATAL_FAILURE(check_ranks(rng));
+      }
+    }
+    ASSERT_GT(live.size(), 2048u);
+    ASSERT_NO_FATAL_FAILURE(check_ranks(rng));
+    if (life == 0) {
+      // DEL and a new life: the blocks empty, then count the new members only.
+      const HlcTimestamp deleted = ++now;
+      hidden_through = deleted;
+      ASSERT_TRUE(apply_ok(*engine, token, key,
+                           Cell{.tombstone = true, .type = ValueType::kSet, .timestamp = deleted,
+                                .writer = 1, .expire_at_ms = 0, .value = {}}));
+      ASSERT_TRUE(apply_ok(*engine, token, key, header(deleted)));
+      live.clear();
+    }
+  }
+  // A range deletion (FLUSHALL, a moved range) drops the row, cached blocks included.
+  ASSERT_TRUE(engine->clear().is_ok());
+  live.clear();
+  ASSERT_TRUE(apply_ok(*engine, token, key, header(0)));
+  for (int i = 0; i < 3000; ++i) {
+    const std::string sub = field_sub_key("n" + std::to_string(i));
+    ASSERT_TRUE(*engine->apply_field(token, key, sub, member(false)));
+    live.insert(sub);
+    if (i % 500 == 499) {
+      ASSERT_NO_FATAL_FAILURE(check_ranks(rng));
+    }
+  }
+}
+
 
 // A hash's fields get rank blocks once the row outgrows one block (random fields pick a rank);
 // below that size none are kept and the caller walks.
