@@ -275,6 +275,12 @@ class Engine {
   // clock) and "format-version" are the engine's own.
   Status put_meta(std::string_view name, std::string_view value);
   Result<std::optional<std::string>> get_meta(std::string_view name);
+  // Removes a named value (durable before it returns, as put_meta).
+  Status delete_meta(std::string_view name);
+  // Visits the named values whose name starts with `prefix`, in name order, until `visitor`
+  // returns false.
+  Status scan_meta(std::string_view prefix,
+                   const std::function<bool(std::string_view name, std::string_view value)>& visitor);
 
   // Whether the compaction filter may already have removed `cell` here: a tombstone or expired
   // value past the tombstone grace period. A copy that lacks such a cell is still complete.
