@@ -126,7 +126,9 @@ TEST_F(TxOverlayTest, RefusesWhatItCannotCollect) {
 }
 
 TEST_F(TxOverlayTest, RowsNotWrittenAreReadFromTheBase) {
-  const std::vector<std::pair<std::string, std::string>> fields = {{"f", "v"}};
+  const std::vector<std::pair<std::string, std::string>> fields = {
+      {storage::field_sub_key("f"), "v"}};
+  ASSERT_TRUE(base_->write("h", ValueType::kHash, storage::encode_row_header({}), 0).is_ok());
   ASSERT_TRUE(base_->write_fields("h", ValueType::kHash, fields).is_ok());
   TxOverlay overlay(*base_);
   Result<RowRead> row = overlay.read_row("h");
