@@ -155,6 +155,15 @@ void cairn_id(CommandContext& context) {
   context.reply.integer(static_cast<int64_t>(replica->machine_id()));
 }
 
+// A refusal the coordinator reacts to (TXCONFLICT, TXLOCKED) keeps its word; others are ERR.
+void reply_tx_status(CommandContext& context, const Status& status) {
+  const std::string& message = status.message();
+  if (message.rfind("TXCONFLICT", 0) == 0 || message.rfind("TXLOCKED", 0) == 0) {
+    return context.reply.error(message);
+  }
+  reply_status(context, status);
+}
+
 void cairn_apply(CommandContext& context) {
   replica::Replica* replica = replica_or_reply(context);
   if (replica == nullptr) return;
@@ -173,7 +182,7 @@ void cairn_apply(CommandContext& context) {
   HlcTimestamp newer_timestamp = 0;
   Result<std::pair<replica::Fence, bool>> applied =
       replica->apply(*epoch, context.args[2], *cell, &newer_timestamp, sub_key);
-  if (!applied.is_ok()) return reply_status(context, applied.status());
+  if (!applied.is_ok()) return reply_tx_status(context, applied.status());
   if (!applied->first.ok()) return context.reply.error(replica::fence_error_text(applied->first));
   // A newer cell is stored: say how new, so the coordinator can stamp its write after it.
   if (!applied->second && newer_timestamp != 0) {
@@ -190,21 +199,10 @@ void cairn_apply_batch(CommandContext& context) {
   if (replica == nullptr) return;
   const std::optional<uint64_t> epoch = number_arg(context, 1, "epoch");
   if (!epoch) return;
-  if (context.args.size() % 2 != 0) {
-    return context.reply.error("ERR CAIRN.APPLYBATCH takes epoch key cell [key cell]...");
-  }
-  std::vector<storage::WalChange> cells;
-  cells.reserve((context.args.size() - 2) / 2);
-  for (size_t i = 2; i < context.args.size(); i += 2) {
-    Result<storage::Cell> cell = storage::decode_cell(context.args[i + 1]);
-    if (!cell.is_ok()) return context.reply.error("ERR invalid cell: " + cell.status().message());
-    storage::WalChange change;
-    change.token = topology::token_of(context.args[i]);
-    change.key = context.args[i];
-    change.cell = std::move(*cell);
-    cells.push_back(std::move(change));
-  }
-  Result<replica::Fence> fence = replica->apply_together(*epoch, cells);
+  const std::optional<std::vector<storage::WalChange>> cells =
+      replica::decode_key_cells(std::span<const std::string>(context.args).subspan(2));
+  if (!cells) return context.reply.error("ERR CAIRN.APPLYBATCH takes epoch key cell [key cell]...");
+  Result<replica::Fence> fence = replica->apply_together(*epoch, *cells);
   if (!fence.is_ok()) return reply_status(context, fence.status());
   if (!fence->ok()) return context.reply.error(replica::fence_error_text(*fence));
   context.reply.integer(1);
@@ -218,12 +216,6 @@ std::optional<replica::TxDecision> decision_arg(std::string_view text) {
   if (text == "C") return replica::TxDecision::kCommit;
   if (text == "A") return replica::TxDecision::kAbort;
   return std::nullopt;
-}
-
-// A refusal the coordinator reacts to (TXCONFLICT) keeps its word; others are ERR.
-void reply_tx_status(CommandContext& context, const Status& status) {
-  if (status.message().rfind("TXCONFLICT", 0) == 0) return context.reply.error(status.message());
-  reply_status(context, status);
 }
 
 // CAIRN.INTENT PUT <epoch> <txid> <home key> <cells> [<key> <cell>]... [<read key>]...
@@ -241,21 +233,13 @@ void cairn_intent(CommandContext& context) {
     if (!fence->ok()) return context.reply.error(replica::fence_error_text(*fence));
     return context.reply.ok();
   }
-  if (equals_ignore_case(sub, "RESOLVE") && context.args.size() >= 4 &&
-      context.args.size() % 2 == 0) {
+  if (equals_ignore_case(sub, "RESOLVE") && context.args.size() >= 4) {
     const std::optional<replica::TxDecision> decision = decision_arg(context.args[3]);
     if (!decision) return context.reply.error("ERR CAIRN.INTENT RESOLVE decision is C or A");
-    std::vector<storage::WalChange> cells;
-    for (size_t i = 4; i < context.args.size(); i += 2) {
-      Result<storage::Cell> cell = storage::decode_cell(context.args[i + 1]);
-      if (!cell.is_ok()) return context.reply.error("ERR invalid cell: " + cell.status().message());
-      storage::WalChange change;
-      change.token = topology::token_of(context.args[i]);
-      change.key = context.args[i];
-      change.cell = std::move(*cell);
-      cells.push_back(std::move(change));
-    }
-    Status resolved = replica->resolve_intent(context.args[2], *decision, cells);
+    const std::optional<std::vector<storage::WalChange>> cells =
+        replica::decode_key_cells(std::span<const std::string>(context.args).subspan(4));
+    if (!cells) return context.reply.error("ERR malformed CAIRN.INTENT RESOLVE");
+    Status resolved = replica->resolve_intent(context.args[2], *decision, *cells);
     if (!resolved.is_ok()) return reply_status(context, resolved);
     return context.reply.ok();
   }
@@ -285,12 +269,7 @@ void cairn_txprepare(CommandContext& context) {
   std::optional<coordinator::TxPart> part = coordinator::parse_tx_prepare(context.args);
   if (!part) return context.reply.error("ERR malformed CAIRN.TXPREPARE");
   Status prepared = context.keyspace.prepare_part(*part);
-  if (!prepared.is_ok()) {
-    if (prepared.message().rfind("TXCONFLICT", 0) == 0) {
-      return context.reply.error(prepared.message());
-    }
-    return context.reply.error(storage_error_reply(prepared));
-  }
+  if (!prepared.is_ok()) return context.reply.error(storage_error_reply(prepared));
   context.reply.ok();
 }
 

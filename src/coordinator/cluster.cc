@@ -281,6 +281,7 @@ struct WriteState {
   StaleMark stale;
   // The newest timestamp of a cell a replica kept instead of this one (0: none).
   std::atomic<HlcTimestamp> newer{0};
+  std::atomic<bool> locked{false};  // a replica refused: the key is held by a transaction
   void saw_newer(HlcTimestamp timestamp) {
     HlcTimestamp seen = newer.load();
     while (timestamp > seen && !newer.compare_exchange_weak(seen, timestamp)) {
@@ -303,6 +304,12 @@ void settle_write(Core& core, WriteState& state, uint64_t target, std::optional<
                      outcome.fence.code == replica::FenceCode::kStaleEpoch;
   if (outcome.kind == ReplicaOutcome::Kind::kFence) state.stale.note(outcome.fence, address);
   if (slot) state.gather.fail(*slot);
+  // Held by a transaction across shards: write_cell sends the same cell again shortly.
+  if (outcome.kind == ReplicaOutcome::Kind::kFailed &&
+      outcome.error.find("TXLOCKED") != std::string::npos) {
+    state.locked = true;
+    return;
+  }
   // A replica that could not be reached gets the write later (hinted handoff). So does one that
   // follows a newer table (STALEEPOCH): when the others still at our epoch acknowledge W, the
   // write is not retried, and a replica the newer epoch keeps (e.g. a rebuilt replica just
@@ -327,6 +334,7 @@ struct WriteAttempt {
   std::optional<std::string> stale;
   bool moving = false;     // a replica answered MOVING
   HlcTimestamp newer = 0;  // a replica kept a newer cell with this timestamp
+  bool locked = false;     // a replica refused: the key is held by a transaction across shards
 };
 
 // The CAIRN.APPLY request of a cell: the sub-key travels only for a row's field.
@@ -400,6 +408,7 @@ WriteAttempt wait_write(const PendingWrite& pending, Deadline deadline) {
   attempt.stale = state->stale.get();
   attempt.moving = state->stale.moving();
   attempt.newer = state->newer.load();
+  attempt.locked = state->locked.load();
   return attempt;
 }
 
@@ -449,6 +458,12 @@ Status write_cell(const CorePtr& core, const std::string& key, const std::string
         continue;
       }
       if (attempt->moving && pause_for_cutover(deadline)) continue;
+      // A key held by a prepared transaction across shards: wait until it is decided (its
+      // coordinator's apply, or recovery within a second), then write after it.
+      if (attempt->locked) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(2));
+        continue;
+      }
     }
     ++core->uncertain_writes;
     return Status::unavailable(uncertain_write_message(attempt->acks, attempt->needed));
@@ -1948,7 +1963,7 @@ Status ClusterSession::lead(std::span<const std::string> keys, bool wait_for_int
     }
     locks.clear();
     if (std::chrono::steady_clock::now() >= deadline) {
-      return Status::busy("TXLOCKED a key is held by a transaction across shards being decided");
+      return Status::busy(std::string(replica::kTxLockedMessage));
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(2));
   }

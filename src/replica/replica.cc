@@ -374,6 +374,11 @@ Result<std::pair<Fence, bool>> Replica::apply(uint64_t epoch, std::string_view k
                                               const storage::Cell& cell,
                                               HlcTimestamp* newer_timestamp,
                                               std::string_view sub_key) {
+  // A key held by a prepared transaction across shards takes no other write of its own cell
+  // until the transaction is decided: the coordinator retries (docs/transactions.md).
+  if (sub_key.empty() && intents_.holder(key)) {
+    return Status::busy(std::string(kTxLockedMessage));
+  }
   const topology::Token token = topology::token_of(key);
   bool lifted = false;
   Result<std::pair<Fence, bool>> result = std::make_pair(Fence{}, false);

@@ -102,6 +102,7 @@ class Replica {
   // cell's timestamp. Result: fence outcome, and whether the cell was stored.
   // `newer_timestamp`: see storage::Engine::apply.
   // A non-empty `sub_key` applies a field of the key's row (storage::Engine::apply_field).
+  // A key's own cell while a transaction's intent holds the key: kBusy kTxLockedMessage.
   Result<std::pair<Fence, bool>> apply(uint64_t epoch, std::string_view key,
                                        const storage::Cell& cell,
                                        HlcTimestamp* newer_timestamp = nullptr,

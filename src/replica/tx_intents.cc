@@ -105,6 +105,18 @@ std::optional<TxIntent> decode_intent(std::string_view bytes) {
   return intent;
 }
 
+std::optional<std::vector<storage::WalChange>> decode_key_cells(std::span<const std::string> args) {
+  if (args.size() % 2 != 0) return std::nullopt;
+  std::vector<storage::WalChange> cells;
+  cells.reserve(args.size() / 2);
+  for (size_t at = 0; at < args.size(); at += 2) {
+    Result<storage::Cell> cell = storage::decode_cell(args[at + 1]);
+    if (!cell.is_ok()) return std::nullopt;
+    cells.push_back(storage::WalChange{topology::token_of(args[at]), args[at], std::move(*cell), {}});
+  }
+  return cells;
+}
+
 std::vector<std::string> intent_put_args(uint64_t epoch, const TxIntent& intent) {
   std::vector<std::string> args = {"CAIRN.INTENT",   "PUT",           std::to_string(epoch),
                                    intent.txid,      intent.home_key,
@@ -131,17 +143,10 @@ std::optional<std::pair<uint64_t, TxIntent>> parse_intent_put(std::span<const st
   TxIntent intent;
   intent.txid = args[3];
   intent.home_key = args[4];
-  size_t at = 6;
-  for (size_t i = 0; i < cells; ++i, at += 2) {
-    Result<storage::Cell> cell = storage::decode_cell(args[at + 1]);
-    if (!cell.is_ok()) return std::nullopt;
-    storage::WalChange change;
-    change.token = topology::token_of(args[at]);
-    change.key = args[at];
-    change.cell = std::move(*cell);
-    intent.cells.push_back(std::move(change));
-  }
-  intent.reads.assign(args.begin() + static_cast<ptrdiff_t>(at), args.end());
+  std::optional<std::vector<storage::WalChange>> decoded = decode_key_cells(args.subspan(6, cells * 2));
+  if (!decoded) return std::nullopt;
+  intent.cells = std::move(*decoded);
+  intent.reads.assign(args.begin() + static_cast<ptrdiff_t>(6 + cells * 2), args.end());
   return std::make_pair(epoch, std::move(intent));
 }
 

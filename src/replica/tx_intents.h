@@ -23,6 +23,7 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "common/status.h"
@@ -31,6 +32,11 @@
 namespace cairn::replica {
 
 inline constexpr size_t kIntentsMax = 100'000;
+
+// What a write to a key held by an intent is refused with (Replica::apply, the leader's
+// read-modify-write commands): it waits, bounded, and tries again.
+inline constexpr std::string_view kTxLockedMessage =
+    "TXLOCKED a key is held by a transaction across shards being decided";
 
 struct TxIntent {
   std::string txid;
@@ -47,6 +53,10 @@ enum class TxDecision : char { kCommit = 'C', kAbort = 'A' };
 // The value stored for an intent, and back (nullopt: malformed).
 std::string encode_intent(const TxIntent& intent);
 std::optional<TxIntent> decode_intent(std::string_view bytes);
+
+// Key and encoded cell pairs, as the transaction messages carry them, decoded (nullopt: an odd
+// count or an unreadable cell).
+std::optional<std::vector<storage::WalChange>> decode_key_cells(std::span<const std::string> args);
 
 // CAIRN.INTENT PUT <epoch> <txid> <home key> <cells> [<key> <cell>]... [<read key>]...: the
 // request a shard's leader sends its replicas to store an intent, and back (nullopt:

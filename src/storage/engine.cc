@@ -1577,9 +1577,13 @@ Status Engine::put_meta(std::string_view name, std::string_view value) {
   const rocksdb::Status status =
       impl_->db->Put(rocksdb::WriteOptions(), impl_->meta, slice(name), slice(value));
   if (!status.ok()) return from_rocksdb(status, "storage: put meta");
+  return make_meta_durable("storage: put meta");
+}
+
+Status Engine::make_meta_durable(const char* what) {
   if (options_.durability == Durability::kNone) {
     const rocksdb::Status flushed = impl_->db->FlushWAL(false);
-    if (!flushed.ok()) return from_rocksdb(flushed, "storage: put meta");
+    if (!flushed.ok()) return from_rocksdb(flushed, what);
     return Status::ok();
   }
   return impl_->sync_wal();
@@ -1589,12 +1593,7 @@ Status Engine::delete_meta(std::string_view name) {
   CAIRN_ASSERT(name != kClockKey && name != kFormatVersionKey, "the engine's own meta keys");
   const rocksdb::Status status = impl_->db->Delete(rocksdb::WriteOptions(), impl_->meta, slice(name));
   if (!status.ok()) return from_rocksdb(status, "storage: delete meta");
-  if (options_.durability == Durability::kNone) {
-    const rocksdb::Status flushed = impl_->db->FlushWAL(false);
-    if (!flushed.ok()) return from_rocksdb(flushed, "storage: delete meta");
-    return Status::ok();
-  }
-  return impl_->sync_wal();
+  return make_meta_durable("storage: delete meta");
 }
 
 Status Engine::scan_meta(

@@ -380,6 +380,8 @@ class Engine {
 
  private:
   Status record_clock();
+  // Makes a meta write durable: flushes the WAL, and syncs it unless durability is off.
+  Status make_meta_durable(const char* what);
   // apply_batch for cells of keys that are not rows (no sub-key, no row state).
   Result<size_t> apply_plain_batch(const std::vector<const WalChange*>& cells, bool logged);
   // Adds to `batch` the new RowState of the row `row_key` (storage key, no sub-key) whose header

@@ -51,8 +51,9 @@ def coordinator_outside_home(cluster, home_key):
 
 
 def run_killed_transaction(cluster, point):
-    """EXEC of keys of both shards through a coordinator that dies at `point`; returns the keys,
-    the machine that died and how long recovery took."""
+    """EXEC of keys of both shards through a coordinator that dies at `point`, then a SET of one
+    of its keys; returns the keys, the machine that died, how long until every intent was
+    resolved and how long the SET waited."""
     a = cluster.keys_on_shard(1, 1, prefix="rk" + point)[0]
     b = cluster.keys_on_shard(2, 1, prefix="rk" + point)[0]
     home_key = min(a, b)  # the record lives at the shard of the transaction's first written key
@@ -71,8 +72,27 @@ def run_killed_transaction(cluster, point):
             p.execute()
     assert cluster.machines[victim].wait_exit(5), "the coordinator did not die at " + point
     alive = [i for i in range(len(cluster.machines)) if i != victim]
+    # A plain write of a held key waits for the decision, and lands after the transaction.
+    plain_s = set_while_held(cluster, a, victim)
     took = wait_intents_resolved(cluster, alive)
-    return setup, a, b, victim, took
+    return setup, a, b, victim, max(took, plain_s), plain_s
+
+
+def set_while_held(cluster, key, victim):
+    """SET of a key the dead coordinator's transaction holds, through another machine, retried
+    while it answers UNCERTAIN: returns how long until it was acknowledged."""
+    c = session(cluster, [i for i in cluster.replicas_of(key) if i != victim][0])
+    started = time.monotonic()
+    try:
+        while True:
+            try:
+                assert c.set(key, "plain") is True
+                return time.monotonic() - started
+            except redis.ResponseError as e:
+                assert str(e).startswith("UNCERTAIN"), e
+                assert time.monotonic() - started < RECOVERY_BOUND_S
+    finally:
+        c.close()
 
 
 def assert_keys_free(cluster, keys):
@@ -81,15 +101,16 @@ def assert_keys_free(cluster, keys):
         c = session(cluster, cluster.leader_of_shard(cluster.shard_of(key)))
         started = time.monotonic()
         with c.pipeline() as p:
-            p.incrby(key, 0)
+            p.append(key, "")
             p.execute()
         assert time.monotonic() - started < 0.5
         c.close()
 
 
 def test_coordinator_killed_between_prepare_and_decision_aborts(cluster):
-    setup, a, b, victim, took = run_killed_transaction(cluster, "exit-after-prepare")
-    assert setup.mget(a, b) == [b"100", b"100"]  # nothing of it applied
+    setup, a, b, victim, took, plain_s = run_killed_transaction(cluster, "exit-after-prepare")
+    assert setup.mget(a, b) == [b"plain", b"100"]  # nothing of it applied; the SET after it
+    assert plain_s > 0.3  # the SET waited for recovery
     assert_keys_free(cluster, [a, b])
     aborted = sum(tx_info(cluster, i)["tx_intents_recovered_abort"]
                   for i in range(len(cluster.machines)) if i != victim)
@@ -100,8 +121,9 @@ def test_coordinator_killed_between_prepare_and_decision_aborts(cluster):
 
 
 def test_coordinator_killed_between_decision_and_apply_commits(cluster):
-    setup, a, b, victim, took = run_killed_transaction(cluster, "exit-after-decision")
-    assert setup.mget(a, b) == [b"70", b"130"]  # all of it applied
+    setup, a, b, victim, took, plain_s = run_killed_transaction(cluster, "exit-after-decision")
+    assert setup.mget(a, b) == [b"plain", b"130"]  # all of it applied, then the SET over a
+    assert plain_s > 0.3
     assert_keys_free(cluster, [a, b])
     committed = sum(tx_info(cluster, i)["tx_intents_recovered_commit"]
                     for i in range(len(cluster.machines)) if i != victim)
