@@ -1740,10 +1740,10 @@ Status ClusterSession::prepare_part(const TxPart& part) {
       if (!now.is_ok()) return now.status();
       if (*now != version) return Status::busy("TXCONFLICT a key changed since it was read");
     }
-    if (part.home_key.empty()) return Status::ok();  // a transaction that writes nothing
+    if (!part.home_key) return Status::ok();  // a transaction that writes nothing
     replica::TxIntent intent;
     intent.txid = part.txid;
-    intent.home_key = part.home_key;
+    intent.home_key = *part.home_key;
     std::set<std::string_view> written;
     for (const CollectedWrite& write_entry : part.writes) {
       intent.cells.push_back(storage::WalChange{topology::token_of(write_entry.key),
@@ -1811,7 +1811,8 @@ Status ClusterSession::commit_across_shards(const CrossShardCommit& commit) {
   // LWW orders them after anything it saw.
   const std::string txid = fmt::format("{:x}-{:x}", core->machine_id, core->clock.now());
   const HlcTimestamp timestamp = core->clock.now();
-  const std::string home_key = commit.writes.empty() ? std::string() : commit.writes.front().key;
+  const std::optional<std::string> home_key =
+      commit.writes.empty() ? std::nullopt : std::optional<std::string>(commit.writes.front().key);
   std::map<topology::ShardId, TxPart> by_shard;
   auto part_of = [&](const std::string& key) -> TxPart& {
     TxPart& part = by_shard[table->shard_for_token(topology::token_of(key)).id];
@@ -1867,7 +1868,7 @@ Status ClusterSession::commit_across_shards(const CrossShardCommit& commit) {
   }
   if (!prepared) {
     const std::optional<std::string> conflict = call->error_starting("TXCONFLICT");
-    if (!home_key.empty()) {
+    if (home_key) {
       resolve_parts(core, parts, replica::TxDecision::kAbort, deadline_after(
           core->options.request_timeout_ms));
     }
@@ -1879,7 +1880,7 @@ Status ClusterSession::commit_across_shards(const CrossShardCommit& commit) {
     std::optional<std::string> error = call->error_starting("");
     return Status::unavailable(error ? *error : std::string("UNAVAILABLE prepare timed out"));
   }
-  if (home_key.empty()) {
+  if (!home_key) {
     ++counters.committed;  // nothing to write: the checks were the whole transaction
     return Status::ok();
   }
@@ -1887,7 +1888,7 @@ Status ClusterSession::commit_across_shards(const CrossShardCommit& commit) {
 
   // The decision, recorded once at the home shard.
   Result<replica::TxDecision> decision =
-      record_decision(core, home_key, txid, replica::TxDecision::kCommit,
+      record_decision(core, *home_key, txid, replica::TxDecision::kCommit,
                       deadline_after(core->options.request_timeout_ms));
   if (!decision.is_ok()) {
     ++counters.uncertain;

@@ -49,7 +49,8 @@ Result<std::string> key_version(Keyspace& keyspace, const std::string& key) {
 }
 
 std::vector<std::string> tx_prepare_args(const TxPart& part) {
-  std::vector<std::string> args = {"CAIRN.TXPREPARE", part.txid, part.home_key,
+  std::vector<std::string> args = {"CAIRN.TXPREPARE", part.txid,
+                                   part.home_key ? "+" + *part.home_key : std::string("-"),
                                    std::to_string(part.versions.size())};
   for (const auto& [key, version] : part.versions) {
     args.push_back(key);
@@ -73,7 +74,13 @@ std::optional<TxPart> parse_tx_prepare(std::span<const std::string> args) {
   }
   TxPart part;
   part.txid = args[1];
-  part.home_key = args[2];
+  if (args[2] == "-") {
+    part.home_key = std::nullopt;
+  } else if (!args[2].empty() && args[2][0] == '+') {
+    part.home_key = args[2].substr(1);
+  } else {
+    return std::nullopt;
+  }
   size_t at = 4;
   for (size_t i = 0; i < versions; ++i, at += 2) part.versions.emplace_back(args[at], args[at + 1]);
   for (; at < args.size(); at += 2) {

@@ -75,12 +75,14 @@ struct CrossShardCommit {
 // The part of such a transaction one shard's leader checks and prepares (prepare_part).
 struct TxPart {
   std::string txid;
-  std::string home_key;  // its decision is recorded at this key's shard
+  // Its decision is recorded at this key's shard; none for a transaction that writes nothing
+  // (its parts are checked, nothing is held). Any key, the empty one included.
+  std::optional<std::string> home_key;
   std::vector<std::pair<std::string, std::string>> versions;
   std::vector<CollectedWrite> writes;  // stamped by the coordinator
 };
 
-// CAIRN.TXPREPARE <txid> <home key> <versions> [<key> <version>]... [<key> <cell>]...: the
+// CAIRN.TXPREPARE <txid> +<home key>|- <versions> [<key> <version>]... [<key> <cell>]...: the
 // request a coordinator sends a participant shard's leader (the cells stamped), and back
 // (nullopt: malformed). `args[0]` is the command's name.
 std::vector<std::string> tx_prepare_args(const TxPart& part);

@@ -159,6 +159,10 @@ def test_mset_msetnx_del_across_shards_are_all_or_nothing(cluster):
     assert c.mget(a, b) == [b"x", b"z"]
     assert c.unlink(a, b) == 2
     assert c.exists(a, b) == 0
+    # The empty key is a key like any other, also as the first (home) key of the transaction.
+    assert c.mset({"": "e", a: "1", b: "2"}) is True
+    assert c.mget("", a, b) == [b"e", b"1", b"2"]
+    assert c.delete("", a, b) == 3
     c.close()
 
 
