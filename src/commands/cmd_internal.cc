@@ -1,9 +1,9 @@
-// Internal commands: CAIRN.AUTH ID APPLY APPLYBATCH READ SCAN CLEAR TABLE MIGRATE REPAIR, what the machines of a
-// cluster send each other (docs/formats.md "Internal protocol", docs/migration.md). Thin wrappers
-// around replica::Replica. All but CAIRN.MIGRATE are kInline: they touch local storage only and
-// never wait for another machine, so the front end runs them on its event loop even in cluster
-// mode. CAIRN.MIGRATE is not: FINISH waits for the WAL of other machines, and SCAN, WAL and
-// FENCE read pages of storage or sync it, so they run on a worker and never stall a loop.
+// Internal commands: CAIRN.AUTH ID APPLY APPLYBATCH READ SCAN CLEAR TABLE MIGRATE REPAIR, what the
+// machines of a cluster send each other (docs/formats.md "Internal protocol", docs/migration.md).
+// Thin wrappers around replica::Replica. All but CAIRN.MIGRATE are kInline: they touch local
+// storage only and never wait for another machine, so the front end runs them on its event loop
+// even in cluster mode. CAIRN.MIGRATE is not: FINISH waits for the WAL of other machines, and SCAN,
+// WAL and FENCE read pages of storage or sync it, so they run on a worker and never stall a loop.
 
 #include <algorithm>
 #include <charconv>
@@ -669,8 +669,8 @@ void register_internal_commands(CommandTable& table) {
                  "Stores or resolves the intent of a transaction across shards", "O(N)",
                  cairn_intent));
   table.add(spec("cairn.txrecord", 4, kTransactionFlags,
-                 "Records the decision of a transaction across shards (the first one told wins)", "O(1)",
-                 cairn_txrecord));
+                 "Records the decision of a transaction across shards (the first one told wins)",
+                 "O(1)", cairn_txrecord));
   table.add(spec("cairn.txprepare", -4, kTransactionFlags,
                  "Checks and prepares a shard's part of a transaction across shards", "O(N)",
                  cairn_txprepare));

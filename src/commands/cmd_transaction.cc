@@ -157,8 +157,10 @@ Status run_across_shards(CommandContext& ctx, Transaction& tx, const std::vector
     const int pause_ms_max = 1 << std::min(attempt, 6);
     std::this_thread::sleep_for(std::chrono::milliseconds(1 + random() % pause_ms_max));
   }
-  return Status::busy(fmt::format("TXCONFLICT the transaction met a conflict {} times; nothing "
-                                  "was applied", kCrossShardAttemptsMax));
+  return Status::busy(
+      fmt::format("TXCONFLICT the transaction met a conflict {} times; nothing "
+                  "was applied",
+                  kCrossShardAttemptsMax));
 }
 
 // Runs `tx` atomically and writes its reply: the array of the commands' replies, nil if a

@@ -374,7 +374,8 @@ void register_transaction_commands(CommandTable& table);
 // live on several shards, runs the command alone as a transaction across shards
 // (docs/transactions.md "Across shards"), writes its reply and returns true; otherwise false
 // (the caller runs it as usual).
-bool run_alone_across_shards(CommandContext& ctx, std::span<const std::string> keys);  // MULTI EXEC DISCARD WATCH UNWATCH
+bool run_alone_across_shards(
+    CommandContext& ctx, std::span<const std::string> keys);  // MULTI EXEC DISCARD WATCH UNWATCH
 void register_pubsub_commands(CommandTable& table);       // SUBSCRIBE PUBLISH PUBSUB... RESET
 // (COMMAND's handlers describe default_table(), whichever table dispatched them.)
 

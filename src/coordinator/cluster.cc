@@ -1,6 +1,6 @@
 #include "coordinator/cluster.h"
 
-#include <unordered_set>
+#include <fmt/format.h>
 
 #include <algorithm>
 #include <chrono>
@@ -8,15 +8,15 @@
 #include <cstdlib>
 #include <map>
 #include <mutex>
-#include <set>
 #include <random>
+#include <set>
 #include <thread>
+#include <unordered_set>
 #include <utility>
 #include <vector>
 
 #include "common/assert.h"
 #include "common/clock.h"
-#include <fmt/format.h>
 #include "coordinator/cluster_internal.h"
 #include "coordinator/key_locks.h"
 #include "replica/tx_intents.h"
@@ -498,9 +498,9 @@ void settle_batch(Core& core, BatchState& state, uint64_t target, std::optional<
   if (address.empty() || !core.options.hinted_handoff) return;
   if (outcome.kind != ReplicaOutcome::Kind::kFailed && !stale) return;
   for (const storage::WalChange& change : state.cells) {
-    Status stored = core.engine.store_hint(target, change.key, change.cell,
-                                           core.options.hints_per_target_max,
-                                           core.options.hint_bytes_per_target_max);
+    Status stored =
+        core.engine.store_hint(target, change.key, change.cell, core.options.hints_per_target_max,
+                               core.options.hint_bytes_per_target_max);
     if (stored.is_ok()) ++core.hints_stored;
   }
 }
@@ -553,8 +553,7 @@ Result<WriteAttempt> write_batch_once(const CorePtr& core, const TablePtr& table
 
 // Writes the cells of one shard together at `level`, retrying after a newer table or a
 // cutover as write_cell does (the same cells: replicas that stored them are unaffected).
-Status write_batch(const CorePtr& core, const std::vector<storage::WalChange>& cells,
-                   Level level) {
+Status write_batch(const CorePtr& core, const std::vector<storage::WalChange>& cells, Level level) {
   const Deadline deadline = deadline_after(core->options.request_timeout_ms);
   for (int attempt_number = 0;; ++attempt_number) {
     TablePtr table = core->replica.tables().current();
@@ -1139,9 +1138,9 @@ struct ShardCall {
   void settle(size_t slot, Result<resp::Value> reply) {
     std::lock_guard lock(mu);
     if (answers[slot]) return;
-    resp::Value value = reply.is_ok() ? std::move(*reply)
-                                      : value_of(resp::Value::Type::kError,
-                                                 reply.status().to_string());
+    resp::Value value = reply.is_ok()
+                            ? std::move(*reply)
+                            : value_of(resp::Value::Type::kError, reply.status().to_string());
     if (!value.is_error()) ++succeeded;
     answers[slot] = std::move(value);
     ++answered;
@@ -1199,8 +1198,8 @@ void fault_point(std::string_view point) {
 // abort; whichever reaches a quorum first wins and the other learns it. Retries until a quorum
 // agrees or the deadline (then kUnavailable: undecided yet).
 Result<replica::TxDecision> record_decision(const CorePtr& core, const std::string& home_key,
-                                            const std::string& txid,
-                                            replica::TxDecision decision, Deadline deadline) {
+                                            const std::string& txid, replica::TxDecision decision,
+                                            Deadline deadline) {
   const std::vector<std::string> args = {"CAIRN.TXRECORD", "FIRST", txid,
                                          std::string(1, static_cast<char>(decision))};
   const auto local = [&]() {
@@ -1234,9 +1233,10 @@ Result<replica::TxDecision> record_decision(const CorePtr& core, const std::stri
     if (std::chrono::steady_clock::now() >= deadline) break;
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
-  return Status::unavailable(fmt::format("UNCERTAIN the decision of transaction {} could not "
-                                         "be recorded yet; recovery applies all of it or none",
-                                         txid));
+  return Status::unavailable(
+      fmt::format("UNCERTAIN the decision of transaction {} could not "
+                  "be recorded yet; recovery applies all of it or none",
+                  txid));
 }
 
 // Tells every replica of each part's shard the decision (CAIRN.INTENT RESOLVE; a commit carries
@@ -1255,8 +1255,8 @@ void resolve_parts(const CorePtr& core, const std::vector<TxPart>& parts,
       for (const CollectedWrite& write_entry : part.writes) {
         args.push_back(write_entry.key);
         args.push_back(storage::encode_cell(write_entry.cell));
-        cells.push_back(storage::WalChange{topology::token_of(write_entry.key), write_entry.key,
-                                           write_entry.cell, {}});
+        cells.push_back(storage::WalChange{
+            topology::token_of(write_entry.key), write_entry.key, write_entry.cell, {}});
       }
     }
     const std::string& any_key =
@@ -1279,13 +1279,13 @@ void recover_intents(const CorePtr& core) {
   for (const replica::TxIntent& intent :
        intents.prepared_before(now - kIntentTimeoutMs, kRecoveryBatchMax)) {
     const Deadline deadline = deadline_after(core->options.request_timeout_ms);
-    Result<replica::TxDecision> decision = record_decision(
-        core, intent.home_key, intent.txid, replica::TxDecision::kAbort, deadline);
+    Result<replica::TxDecision> decision =
+        record_decision(core, intent.home_key, intent.txid, replica::TxDecision::kAbort, deadline);
     if (!decision.is_ok()) continue;  // the home shard has no quorum: the next round retries
     if (!core->replica.resolve_intent(intent.txid, *decision, {}).is_ok()) continue;
     TxCounters& counters = core->tx;
     ++(*decision == replica::TxDecision::kCommit ? counters.recovered_commit
-                                                   : counters.recovered_abort);
+                                                 : counters.recovered_abort);
     const int64_t age = wall_clock_ms() - intent.prepared_ms;
     int64_t seen = counters.recovered_age_max_ms.load();
     while (age > seen && !counters.recovered_age_max_ms.compare_exchange_weak(seen, age)) {
@@ -1746,8 +1746,8 @@ Status ClusterSession::prepare_part(const TxPart& part) {
     intent.home_key = *part.home_key;
     std::set<std::string_view> written;
     for (const CollectedWrite& write_entry : part.writes) {
-      intent.cells.push_back(storage::WalChange{topology::token_of(write_entry.key),
-                                                write_entry.key, write_entry.cell, {}});
+      intent.cells.push_back(storage::WalChange{
+          topology::token_of(write_entry.key), write_entry.key, write_entry.cell, {}});
       written.insert(write_entry.key);
     }
     for (const std::string& key : keys) {
@@ -1820,7 +1820,8 @@ Status ClusterSession::commit_across_shards(const CrossShardCommit& commit) {
     part.home_key = home_key;
     return part;
   };
-  for (const auto& [key, version] : commit.versions) part_of(key).versions.emplace_back(key, version);
+  for (const auto& [key, version] : commit.versions)
+    part_of(key).versions.emplace_back(key, version);
   for (const CollectedWrite& write_entry : commit.writes) {
     CollectedWrite stamped = write_entry;
     stamped.cell.timestamp = timestamp;
@@ -1869,8 +1870,8 @@ Status ClusterSession::commit_across_shards(const CrossShardCommit& commit) {
   if (!prepared) {
     const std::optional<std::string> conflict = call->error_starting("TXCONFLICT");
     if (home_key) {
-      resolve_parts(core, parts, replica::TxDecision::kAbort, deadline_after(
-          core->options.request_timeout_ms));
+      resolve_parts(core, parts, replica::TxDecision::kAbort,
+                    deadline_after(core->options.request_timeout_ms));
     }
     if (conflict) {
       ++counters.aborted_conflict;
@@ -1905,10 +1906,9 @@ Status ClusterSession::commit_across_shards(const CrossShardCommit& commit) {
   resolve_parts(core, parts, replica::TxDecision::kCommit,
                 deadline_after(core->options.request_timeout_ms));
   ++counters.committed;
-  counters.note_latency(static_cast<uint64_t>(
-      std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() -
-                                                            started)
-          .count()));
+  counters.note_latency(static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(
+                                                  std::chrono::steady_clock::now() - started)
+                                                  .count()));
   return Status::ok();
 }
 
@@ -1954,10 +1954,10 @@ Status ClusterSession::lead(std::span<const std::string> keys, bool wait_for_int
   const Deadline deadline = deadline_after(core->options.request_timeout_ms);
   for (;;) {
     std::vector<std::unique_lock<std::mutex>> locks = lock_keys(core->engine, keys);
-    const bool held = wait_for_intents &&
-                      std::any_of(keys.begin(), keys.end(), [&](const std::string& key) {
-                        return core->replica.intents().holder(key).has_value();
-                      });
+    const bool held =
+        wait_for_intents && std::any_of(keys.begin(), keys.end(), [&](const std::string& key) {
+          return core->replica.intents().holder(key).has_value();
+        });
     if (!held) {
       FlagScope scope(in_atomic_);
       return fn();

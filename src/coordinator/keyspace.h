@@ -209,9 +209,9 @@ class Keyspace {
   virtual Status apply_together(std::span<const CollectedWrite> writes) {
     for (const CollectedWrite& write_entry : writes) {
       const storage::Cell& cell = write_entry.cell;
-      Status status = cell.tombstone ? remove(write_entry.key)
-                                     : write(write_entry.key, cell.type, cell.value,
-                                             cell.expire_at_ms);
+      Status status = cell.tombstone
+                          ? remove(write_entry.key)
+                          : write(write_entry.key, cell.type, cell.value, cell.expire_at_ms);
       if (!status.is_ok()) return status;
     }
     return Status::ok();

@@ -133,8 +133,7 @@ Status TxOverlay::scan_fields(std::string_view key, std::string_view from_sub_ke
 }
 
 Status TxOverlay::scan_fields_reverse(std::string_view key, std::string_view from_sub_key,
-                                      std::string_view below_sub_key,
-                                      HlcTimestamp hidden_through,
+                                      std::string_view below_sub_key, HlcTimestamp hidden_through,
                                       const RowFieldVisitor& visitor) {
   if (collected_cell(key) != nullptr) return refused();
   return base_.scan_fields_reverse(key, from_sub_key, below_sub_key, hidden_through, visitor);

@@ -11,11 +11,11 @@
 //  2. A key has at most one collected write, the transaction's last one to it.
 //  3. A read of a key with a collected write answers from that write only.
 //
-// What it cannot overlay is refused with kInvalidArgument kOverlayRefusedMessage (that command's error; the
-// transaction's other commands still run): field writes of hashes, sets, sorted sets, lists and
-// streams, reads of the fields of a key this transaction wrote, and whole-keyspace operations
-// (SCAN, DBSIZE, RANDOMKEY, FLUSHALL). The transaction runner sends a transaction whose commands
-// may need those down another path (cmd_transaction.cc).
+// What it cannot overlay is refused with kInvalidArgument kOverlayRefusedMessage (that command's
+// error; the transaction's other commands still run): field writes of hashes, sets, sorted sets,
+// lists and streams, reads of the fields of a key this transaction wrote, and whole-keyspace
+// operations (SCAN, DBSIZE, RANDOMKEY, FLUSHALL). The transaction runner sends a transaction whose
+// commands may need those down another path (cmd_transaction.cc).
 //
 // Threading: one transaction, one thread, like the session it wraps.
 
@@ -74,8 +74,8 @@ class TxOverlay final : public Keyspace {
   Status scan_fields_reverse(std::string_view key, std::string_view from_sub_key,
                              std::string_view below_sub_key, HlcTimestamp hidden_through,
                              const RowFieldVisitor& visitor) override;
-  Result<bool> scan_fields_from_rank(std::string_view key, char ns, uint64_t rank,
-                                     uint64_t total, HlcTimestamp hidden_through,
+  Result<bool> scan_fields_from_rank(std::string_view key, char ns, uint64_t rank, uint64_t total,
+                                     HlcTimestamp hidden_through,
                                      const RowFieldVisitor& visitor) override;
   Result<std::optional<uint64_t>> field_rank(std::string_view key, std::string_view sub_key,
                                              uint64_t total) override;

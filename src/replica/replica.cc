@@ -1,19 +1,18 @@
 #include "replica/replica.h"
 
-#include <nlohmann/json.hpp>
-
 #include <algorithm>
 #include <array>
 #include <atomic>
 #include <charconv>
 #include <chrono>
 #include <cstdint>
+#include <nlohmann/json.hpp>
 #include <shared_mutex>
 #include <thread>
 #include <utility>
 
-#include "common/clock.h"
 #include "common/assert.h"
+#include "common/clock.h"
 #include "topology/token.h"
 #include "topology/token_range.h"
 

@@ -31,8 +31,8 @@
 #include <vector>
 
 #include "common/hlc.h"
-#include "metrics/range_load.h"
 #include "common/status.h"
+#include "metrics/range_load.h"
 #include "replica/range_digest.h"
 #include "replica/table_holder.h"
 #include "replica/tx_intents.h"

@@ -1,7 +1,8 @@
 #include "replica/tx_intents.h"
 
-#include <charconv>
 #include <fmt/format.h>
+
+#include <charconv>
 #include <utility>
 
 #include "common/assert.h"
@@ -112,15 +113,16 @@ std::optional<std::vector<storage::WalChange>> decode_key_cells(std::span<const 
   for (size_t at = 0; at < args.size(); at += 2) {
     Result<storage::Cell> cell = storage::decode_cell(args[at + 1]);
     if (!cell.is_ok()) return std::nullopt;
-    cells.push_back(storage::WalChange{topology::token_of(args[at]), args[at], std::move(*cell), {}});
+    cells.push_back(
+        storage::WalChange{topology::token_of(args[at]), args[at], std::move(*cell), {}});
   }
   return cells;
 }
 
 std::vector<std::string> intent_put_args(uint64_t epoch, const TxIntent& intent) {
-  std::vector<std::string> args = {"CAIRN.INTENT",   "PUT",           std::to_string(epoch),
-                                   intent.txid,      intent.home_key,
-                                   std::to_string(intent.cells.size())};
+  std::vector<std::string> args = {"CAIRN.INTENT",        "PUT",
+                                   std::to_string(epoch), intent.txid,
+                                   intent.home_key,       std::to_string(intent.cells.size())};
   for (const storage::WalChange& change : intent.cells) {
     args.push_back(change.key);
     args.push_back(storage::encode_cell(change.cell));
@@ -143,7 +145,8 @@ std::optional<std::pair<uint64_t, TxIntent>> parse_intent_put(std::span<const st
   TxIntent intent;
   intent.txid = args[3];
   intent.home_key = args[4];
-  std::optional<std::vector<storage::WalChange>> decoded = decode_key_cells(args.subspan(6, cells * 2));
+  std::optional<std::vector<storage::WalChange>> decoded =
+      decode_key_cells(args.subspan(6, cells * 2));
   if (!decoded) return std::nullopt;
   intent.cells = std::move(*decoded);
   intent.reads.assign(args.begin() + static_cast<ptrdiff_t>(6 + cells * 2), args.end());
@@ -158,18 +161,18 @@ Status TxIntents::load() {
   intents_.clear();
   holders_.clear();
   Status corrupt = Status::ok();
-  Status scanned = engine_.scan_meta(kIntentPrefix, [&](std::string_view name,
-                                                        std::string_view value) {
-    std::optional<TxIntent> intent = decode_intent(value);
-    if (!intent) {
-      corrupt = Status::corruption(fmt::format("unreadable transaction intent {}", name));
-      return false;
-    }
-    for (std::string_view key : held_keys(*intent)) holders_[std::string(key)] = intent->txid;
-    std::string txid = intent->txid;
-    intents_.emplace(std::move(txid), std::move(*intent));
-    return intents_.size() < kIntentsMax;
-  });
+  Status scanned =
+      engine_.scan_meta(kIntentPrefix, [&](std::string_view name, std::string_view value) {
+        std::optional<TxIntent> intent = decode_intent(value);
+        if (!intent) {
+          corrupt = Status::corruption(fmt::format("unreadable transaction intent {}", name));
+          return false;
+        }
+        for (std::string_view key : held_keys(*intent)) holders_[std::string(key)] = intent->txid;
+        std::string txid = intent->txid;
+        intents_.emplace(std::move(txid), std::move(*intent));
+        return intents_.size() < kIntentsMax;
+      });
   if (!scanned.is_ok()) return scanned;
   return corrupt;
 }
@@ -192,8 +195,8 @@ Status TxIntents::prepare(TxIntent intent) {
     }
   }
   intent.prepared_ms = wall_clock_ms_();
-  if (Status stored = engine_.put_meta(std::string(kIntentPrefix) + intent.txid,
-                                       encode_intent(intent));
+  if (Status stored =
+          engine_.put_meta(std::string(kIntentPrefix) + intent.txid, encode_intent(intent));
       !stored.is_ok()) {
     return stored;
   }

@@ -40,8 +40,8 @@ inline constexpr std::string_view kTxLockedMessage =
 
 struct TxIntent {
   std::string txid;
-  std::string home_key;   // the transaction's record lives at this key's shard
-  int64_t prepared_ms = 0;  // this replica's wall clock when it stored the intent
+  std::string home_key;                   // the transaction's record lives at this key's shard
+  int64_t prepared_ms = 0;                // this replica's wall clock when it stored the intent
   std::vector<storage::WalChange> cells;  // keys' own cells, stamped by the coordinator
   // Keys of the shard the transaction read without writing them: held as well, so no other
   // transaction writes them before this one is decided (no write skew).
@@ -96,8 +96,8 @@ class TxIntents {
   storage::Engine& engine_;
   std::function<int64_t()> wall_clock_ms_;
   mutable std::mutex mu_;
-  std::map<std::string, TxIntent, std::less<>> intents_;        // by txid
-  std::map<std::string, std::string, std::less<>> holders_;      // key -> txid
+  std::map<std::string, TxIntent, std::less<>> intents_;     // by txid
+  std::map<std::string, std::string, std::less<>> holders_;  // key -> txid
 };
 
 }  // namespace cairn::replica

@@ -78,8 +78,8 @@ class TxIntentsTest : public ::testing::Test {
 };
 
 TEST_F(TxIntentsTest, EncodingRoundTrips) {
-  TxIntent original = intent("t1", {cell("a", "1", 10), cell("b", std::string("\0:x", 3), 10)},
-                             {"r1", "r:2"});
+  TxIntent original =
+      intent("t1", {cell("a", "1", 10), cell("b", std::string("\0:x", 3), 10)}, {"r1", "r:2"});
   original.prepared_ms = 42;
   std::optional<TxIntent> decoded = decode_intent(encode_intent(original));
   ASSERT_TRUE(decoded.has_value());

@@ -87,7 +87,7 @@ constexpr std::string_view kDefaultSections[] = {"server",      "clients", "memo
                                                  "cpu",         "cluster", "keyspace"};
 // "all" and "everything" add the per-command sections, as Redis does.
 constexpr std::string_view kAllSections[] = {
-    "server", "clients",      "memory",       "persistence", "stats",   "replication",
+    "server", "clients",      "memory",       "persistence", "stats",        "replication",
     "cpu",    "commandstats", "latencystats", "cluster",     "transactions", "keyspace"};
 
 // Parameters CONFIG SET may change at run time.

@@ -1591,7 +1591,8 @@ Status Engine::make_meta_durable(const char* what) {
 
 Status Engine::delete_meta(std::string_view name) {
   CAIRN_ASSERT(name != kClockKey && name != kFormatVersionKey, "the engine's own meta keys");
-  const rocksdb::Status status = impl_->db->Delete(rocksdb::WriteOptions(), impl_->meta, slice(name));
+  const rocksdb::Status status =
+      impl_->db->Delete(rocksdb::WriteOptions(), impl_->meta, slice(name));
   if (!status.ok()) return from_rocksdb(status, "storage: delete meta");
   return make_meta_durable("storage: delete meta");
 }
@@ -1599,7 +1600,8 @@ Status Engine::delete_meta(std::string_view name) {
 Status Engine::scan_meta(
     std::string_view prefix,
     const std::function<bool(std::string_view name, std::string_view value)>& visitor) {
-  std::unique_ptr<rocksdb::Iterator> it(impl_->db->NewIterator(rocksdb::ReadOptions(), impl_->meta));
+  std::unique_ptr<rocksdb::Iterator> it(
+      impl_->db->NewIterator(rocksdb::ReadOptions(), impl_->meta));
   for (it->Seek(slice(prefix)); it->Valid(); it->Next()) {
     const std::string_view name(it->key().data(), it->key().size());
     if (name.substr(0, prefix.size()) != prefix) break;

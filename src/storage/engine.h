@@ -279,8 +279,9 @@ class Engine {
   Status delete_meta(std::string_view name);
   // Visits the named values whose name starts with `prefix`, in name order, until `visitor`
   // returns false.
-  Status scan_meta(std::string_view prefix,
-                   const std::function<bool(std::string_view name, std::string_view value)>& visitor);
+  Status scan_meta(
+      std::string_view prefix,
+      const std::function<bool(std::string_view name, std::string_view value)>& visitor);
 
   // Whether the compaction filter may already have removed `cell` here: a tombstone or expired
   // value past the tombstone grace period. A copy that lacks such a cell is still complete.
