@@ -219,7 +219,7 @@ def expected_balances(accounts, transfers):
     return balances
 
 
-UNCERTAIN_MAX = 30
+UNCERTAIN_MAX = 34
 
 
 def subset_deltas(accounts, transfers):
