@@ -189,27 +189,10 @@ Status replace_row(coordinator::Keyspace& keyspace, const std::string& key,
   return Status::ok();
 }
 
-std::string encode_member_score(double score) {
-  const uint64_t bits = std::bit_cast<uint64_t>(score);
-  std::string out(8, '\0');
-  for (int i = 0; i < 8; ++i) out[i] = static_cast<char>(bits >> (56 - 8 * i));
-  return out;
-}
-
-std::optional<double> decode_member_score(std::string_view value) {
-  if (value.size() != 8) return std::nullopt;
-  uint64_t bits = 0;
-  for (char byte : value) bits = (bits << 8) | static_cast<uint8_t>(byte);
-  const double score = std::bit_cast<double>(bits);
-  if (std::isnan(score)) return std::nullopt;
-  return score;
-}
-
-void append_zset_member_cells(std::string_view member, double score,
-                              std::vector<std::pair<std::string, std::string>>& cells) {
+void append_zset_member_cell(std::string_view member, double score,
+                             std::vector<std::pair<std::string, std::string>>& cells) {
   if (score == 0) score = 0;  // -0 is stored as 0
   cells.emplace_back(storage::field_sub_key(member), encode_member_score(score));
-  cells.emplace_back(storage::score_index_sub_key(score, member), std::string());
 }
 
 Result<std::optional<std::vector<AlgebraSource>>> read_algebra_sources(

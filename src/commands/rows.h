@@ -89,14 +89,12 @@ Status replace_row(coordinator::Keyspace& keyspace, const std::string& key,
                    std::span<const std::pair<std::string, std::string>> cells,
                    int64_t expire_at_ms = 0);
 
-// A sorted-set member's cell holds its score as the IEEE 754 bits of the double, big-endian
-// (docs/formats.md "Sorted sets"); the index sub-key uses storage::encode_score instead.
-std::string encode_member_score(double score);
-// nullopt unless `value` is 8 bytes holding a number (not NaN).
-std::optional<double> decode_member_score(std::string_view value);
-// The two cells of a sorted-set member (its field and its score index entry), for write_fields.
-void append_zset_member_cells(std::string_view member, double score,
-                              std::vector<std::pair<std::string, std::string>>& cells);
+using storage::decode_member_score;
+using storage::encode_member_score;
+// The cell of a sorted-set member (its score; each replica derives the member's score index
+// entry from it, docs/formats.md "Sorted sets"), for write_fields.
+void append_zset_member_cell(std::string_view member, double score,
+                             std::vector<std::pair<std::string, std::string>>& cells);
 
 // ---- Set algebra over rows (SINTER/SUNION/SDIFF and ZUNION/ZINTER/ZDIFF) ----
 // Sets count as sorted sets whose scores are all 1, as in Redis.
