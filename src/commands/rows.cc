@@ -587,6 +587,71 @@ Status set_or_remove_fields(CommandContext& ctx, storage::ValueType type, size_t
   return Status::ok();
 }
 
+namespace {
+
+// The fields of a row at one moment (a RowCursor), written page by page.
+class RowListingProducer final : public ReplyProducer {
+ public:
+  RowListingProducer(std::unique_ptr<coordinator::RowCursor> cursor, ListingElement element)
+      : cursor_(std::move(cursor)),
+        element_(std::move(element)),
+        remaining_(cursor_->row().count),
+        next_(1, storage::kFieldNamespace) {}
+
+  Result<bool> produce(resp::ReplyWriter& out, size_t bytes_min) override {
+    const size_t start = out.buffer()->size();
+    bool paused = false;
+    Status status = cursor_->scan_fields(next_, [&](std::string_view sub_key,
+                                                    const storage::Cell& cell) {
+      std::optional<std::string_view> field = storage::field_of_sub_key(sub_key);
+      if (!field || remaining_ == 0) return false;  // past the fields
+      element_(out, *field, cell);
+      --remaining_;
+      next_.assign(sub_key);
+      next_.push_back('\0');  // the first sub-key after this one
+      paused = out.buffer()->size() - start >= bytes_min;
+      return !paused;
+    });
+    if (!status.is_ok()) return status;
+    if (remaining_ > 0 && !paused) {
+      // The count and the fields come from one snapshot: only damage makes them disagree.
+      return Status::corruption("a row listed fewer fields than it counts");
+    }
+    return remaining_ > 0;
+  }
+
+ private:
+  std::unique_ptr<coordinator::RowCursor> cursor_;
+  ListingElement element_;
+  uint64_t remaining_;
+  std::string next_;  // where the next page starts
+};
+
+}  // namespace
+
+bool produce_row_listing(CommandContext& ctx, storage::ValueType type,
+                         const ListingHeader& header, ListingElement element) {
+  if (!ctx.session.reply_producer_allowed) return false;
+  Result<std::unique_ptr<coordinator::RowCursor>> cursor =
+      ctx.keyspace.open_row_cursor(ctx.args[1]);
+  if (!cursor.is_ok()) {
+    ctx.reply.error(storage_error_reply(cursor.status()));
+    return true;
+  }
+  if (*cursor == nullptr) return false;
+  const coordinator::RowRead& row = (*cursor)->row();
+  if (row.header && row.header->type != type) {
+    ctx.reply.error(kErrWrongType);
+    return true;
+  }
+  header(ctx.reply, row.header ? row.count : 0);
+  if (row.header && row.count > 0) {
+    ctx.session.reply_producer =
+        std::make_shared<RowListingProducer>(std::move(*cursor), std::move(element));
+  }
+  return true;
+}
+
 void run_row_command(CommandContext& ctx, std::span<const std::string> keys,
                      const std::function<Status(resp::ReplyWriter&)>& fn) {
   std::string staged;

@@ -137,6 +137,21 @@ void scan_row_command(CommandContext& ctx, storage::ValueType type,
 void random_fields_command(CommandContext& ctx, storage::ValueType type,
                            std::string_view with_word, const FieldValueWriter& value);
 
+// Writes the aggregate header of a whole-row listing for `count` fields (map, array or set).
+using ListingHeader = std::function<void(resp::ReplyWriter&, uint64_t count)>;
+// Writes one field of a whole-row listing (its name, its value, or both).
+using ListingElement =
+    std::function<void(resp::ReplyWriter&, std::string_view field, const storage::Cell& cell)>;
+
+// A whole-row listing (HGETALL, HKEYS, HVALS, SMEMBERS) left to a producer, when the keyspace
+// can read the row at one moment (a single machine) and the connection lets the reply be
+// produced later (docs/protocol.md "Big replies"): writes the header for the row's count now
+// (or WRONGTYPE, or an empty aggregate) and leaves the fields to a ReplyProducer, which writes
+// them page by page as the client drains its output, from that moment's storage. Returns
+// false, having written nothing, when it cannot: the caller then lists the row itself.
+bool produce_row_listing(CommandContext& ctx, storage::ValueType type,
+                         const ListingHeader& header, ListingElement element);
+
 // Runs `fn` under the lock of `keys`; its staged reply is sent only if the keyspace succeeded.
 void run_row_command(CommandContext& ctx, std::span<const std::string> keys,
                      const std::function<Status(resp::ReplyWriter&)>& fn);

@@ -1065,14 +1065,50 @@ Status Engine::update_row_for_header(const std::string& row_key, const std::opti
   return Status::ok();
 }
 
-Result<StoredRow> Engine::read_row(topology::Token token, std::string_view key) {
+class Engine::Snapshot {
+ public:
+  Snapshot(rocksdb::DB* db) : db_(db), snapshot_(db->GetSnapshot()) {}
+  ~Snapshot() { db_->ReleaseSnapshot(snapshot_); }
+  Snapshot(const Snapshot&) = delete;
+  Snapshot& operator=(const Snapshot&) = delete;
+  // Read options that see storage as of this snapshot.
+  rocksdb::ReadOptions options() const {
+    rocksdb::ReadOptions read_options;
+    read_options.snapshot = snapshot_;
+    return read_options;
+  }
+
+ private:
+  rocksdb::DB* db_;
+  const rocksdb::Snapshot* snapshot_;
+};
+
+std::shared_ptr<const Engine::Snapshot> Engine::snapshot() {
+  return std::make_shared<const Snapshot>(impl_->db.get());
+}
+
+Result<StoredRow> Engine::read_row(topology::Token token, std::string_view key,
+                                   const Snapshot* at) {
+  const rocksdb::ReadOptions read_options = at != nullptr ? at->options() : rocksdb::ReadOptions();
+  const std::string row_key = encode_key(token, key);
   StoredRow row;
-  Result<std::optional<Cell>> header = read(token, key);
-  if (!header.is_ok()) return header.status();
-  row.header = std::move(header).value();
-  Result<RowState> state = impl_->get_row_state(encode_key(token, key));
-  if (!state.is_ok()) return state.status();
-  row.state = *state;
+  std::string stored;
+  rocksdb::Status status = impl_->db->Get(read_options, row_key, &stored);
+  if (status.ok()) {
+    Result<Cell> header = decode_cell(stored);
+    if (!header.is_ok()) return header.status();
+    row.header = std::move(header).value();
+  } else if (!status.IsNotFound()) {
+    return from_rocksdb(status, "storage: read");
+  }
+  status = impl_->db->Get(read_options, impl_->rows, row_key, &stored);
+  if (status.ok()) {
+    Result<RowState> state = decode_row_state(stored);
+    if (!state.is_ok()) return state.status();
+    row.state = *state;
+  } else if (!status.IsNotFound()) {
+    return from_rocksdb(status, "storage: read row state");
+  }
   return row;
 }
 
@@ -1488,7 +1524,7 @@ Result<std::optional<uint64_t>> Engine::index_rank(topology::Token token, std::s
 }
 
 Status Engine::scan_row(topology::Token token, std::string_view key, std::string_view from_sub_key,
-                        const FieldVisitor& visitor) {
+                        const FieldVisitor& visitor, const Snapshot* at) {
   const std::string row_key = encode_key(token, key);
   std::string lower = row_key;
   if (from_sub_key.empty()) {
@@ -1498,7 +1534,7 @@ Status Engine::scan_row(topology::Token token, std::string_view key, std::string
   }
   std::string upper = row_key;
   upper.push_back('\xff');
-  rocksdb::ReadOptions read_options;
+  rocksdb::ReadOptions read_options = at != nullptr ? at->options() : rocksdb::ReadOptions();
   const rocksdb::Slice upper_slice(upper);
   read_options.iterate_upper_bound = &upper_slice;
   std::unique_ptr<rocksdb::Iterator> it(impl_->db->NewIterator(read_options));

@@ -183,10 +183,18 @@ class Engine {
   Result<bool> apply(topology::Token token, std::string_view key, const Cell& cell,
                      HlcTimestamp* newer_timestamp = nullptr);
 
+  // A read view of the whole storage at one moment (a RocksDB snapshot): reads given one see no
+  // write made after it was taken. Holding one keeps the cell versions it sees from compaction,
+  // so it is held for one reply at most (a big listing produced page by page, docs/protocol.md
+  // "Big replies"). It must be released before the engine is closed.
+  class Snapshot;
+  std::shared_ptr<const Snapshot> snapshot();
+
   // ---- Rows (docs/formats.md "Rows") ----
   //
-  // The header (the key's own cell) and the derived state of a row.
-  Result<StoredRow> read_row(topology::Token token, std::string_view key);
+  // The header (the key's own cell) and the derived state of a row, now or as of `at`.
+  Result<StoredRow> read_row(topology::Token token, std::string_view key,
+                             const Snapshot* at = nullptr);
   // The stored cell of one field. REQUIRES: sub_key is not empty.
   Result<std::optional<Cell>> read_field(topology::Token token, std::string_view key,
                                          std::string_view sub_key);
@@ -230,7 +238,7 @@ class Engine {
   // Visits the stored field cells of a row (tombstones and hidden ones included) in sub-key
   // order, from the first sub-key >= from_sub_key (at least the first field).
   Status scan_row(topology::Token token, std::string_view key, std::string_view from_sub_key,
-                  const FieldVisitor& visitor);
+                  const FieldVisitor& visitor, const Snapshot* at = nullptr);
   // The same in descending sub-key order, from the last sub-key < below_sub_key (an empty
   // below_sub_key: from the row's last field).
   Status scan_row_reverse(topology::Token token, std::string_view key,
