@@ -183,7 +183,7 @@ enum class Listing { kFieldsAndValues, kFields, kValues };
 
 void list_hash(CommandContext& ctx, Listing listing) {
   const bool produced = produce_row_listing(
-      ctx, ValueType::kHash,
+      ctx, ValueType::kHash, storage::kFieldNamespace,
       [listing](resp::ReplyWriter& reply, uint64_t count) {
         if (listing == Listing::kFieldsAndValues) {
           reply.map(count);

@@ -117,7 +117,8 @@ void scard_command(CommandContext& ctx) {
 
 void smembers_command(CommandContext& ctx) {
   const bool produced = produce_row_listing(
-      ctx, kSet, [](resp::ReplyWriter& reply, uint64_t count) { reply.set(count); },
+      ctx, kSet, storage::kFieldNamespace,
+      [](resp::ReplyWriter& reply, uint64_t count) { reply.set(count); },
       [](resp::ReplyWriter& reply, std::string_view member, const storage::Cell&) {
         reply.bulk(member);
       });

@@ -794,6 +794,22 @@ void zrange_generic(CommandContext& ctx, RangeType type, Direction direction,
       if (!lex) return ctx.reply.error(kErrLexRange);
       break;
   }
+  // The whole set in order (ZRANGE key 0 -1): produced page by page where the connection
+  // allows (docs/protocol.md "Big replies").
+  if (!store && type == RangeType::kRank && !reverse && *start == 0 && *stop == -1 &&
+      produce_row_listing(
+          ctx, kZSet, storage::kScoreIndexNamespace,
+          [with_scores](resp::ReplyWriter& reply, uint64_t count) {
+            reply.array(with_scores && reply.protocol() < 3 ? 2 * count : count);
+          },
+          [with_scores](resp::ReplyWriter& reply, std::string_view entry, const Cell&) {
+            // An index entry's name: score(8) | member.
+            if (with_scores && reply.protocol() >= 3) reply.array(2);
+            reply.bulk(entry.substr(8));
+            if (with_scores) reply.double_value(storage::decode_score(entry.substr(0, 8)));
+          })) {
+    return;
+  }
   // The selected entries; nullopt after a WRONGTYPE reply.
   auto select = [&](resp::ReplyWriter& reply) -> Result<std::optional<std::vector<Entry>>> {
     RowOfType read = read_row_of_type(ctx.keyspace, key, kZSet, reply);

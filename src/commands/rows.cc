@@ -592,20 +592,20 @@ namespace {
 // The fields of a row at one moment (a RowCursor), written page by page.
 class RowListingProducer final : public ReplyProducer {
  public:
-  RowListingProducer(std::unique_ptr<coordinator::RowCursor> cursor, ListingElement element)
+  RowListingProducer(std::unique_ptr<coordinator::RowCursor> cursor, char ns,
+                     ListingElement element)
       : cursor_(std::move(cursor)),
         element_(std::move(element)),
         remaining_(cursor_->row().count),
-        next_(1, storage::kFieldNamespace) {}
+        next_(1, ns) {}
 
   Result<bool> produce(resp::ReplyWriter& out, size_t bytes_min) override {
     const size_t start = out.buffer()->size();
     bool paused = false;
     Status status = cursor_->scan_fields(next_, [&](std::string_view sub_key,
                                                     const storage::Cell& cell) {
-      std::optional<std::string_view> field = storage::field_of_sub_key(sub_key);
-      if (!field || remaining_ == 0) return false;  // past the fields
-      element_(out, *field, cell);
+      if (sub_key[0] != next_[0] || remaining_ == 0) return false;  // past the namespace
+      element_(out, sub_key.substr(1), cell);
       --remaining_;
       next_.assign(sub_key);
       next_.push_back('\0');  // the first sub-key after this one
@@ -629,7 +629,7 @@ class RowListingProducer final : public ReplyProducer {
 
 }  // namespace
 
-bool produce_row_listing(CommandContext& ctx, storage::ValueType type,
+bool produce_row_listing(CommandContext& ctx, storage::ValueType type, char ns,
                          const ListingHeader& header, ListingElement element) {
   if (!ctx.session.reply_producer_allowed) return false;
   Result<std::unique_ptr<coordinator::RowCursor>> cursor =
@@ -647,7 +647,7 @@ bool produce_row_listing(CommandContext& ctx, storage::ValueType type,
   header(ctx.reply, row.header ? row.count : 0);
   if (row.header && row.count > 0) {
     ctx.session.reply_producer =
-        std::make_shared<RowListingProducer>(std::move(*cursor), std::move(element));
+        std::make_shared<RowListingProducer>(std::move(*cursor), ns, std::move(element));
   }
   return true;
 }

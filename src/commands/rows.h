@@ -139,17 +139,19 @@ void random_fields_command(CommandContext& ctx, storage::ValueType type,
 
 // Writes the aggregate header of a whole-row listing for `count` fields (map, array or set).
 using ListingHeader = std::function<void(resp::ReplyWriter&, uint64_t count)>;
-// Writes one field of a whole-row listing (its name, its value, or both).
+// Writes one cell of a whole-row listing; `name` is its sub-key after the namespace byte (a
+// field's name, or a score index entry's score and member).
 using ListingElement =
-    std::function<void(resp::ReplyWriter&, std::string_view field, const storage::Cell& cell)>;
+    std::function<void(resp::ReplyWriter&, std::string_view name, const storage::Cell& cell)>;
 
-// A whole-row listing (HGETALL, HKEYS, HVALS, SMEMBERS) left to a producer, when the keyspace
-// can read the row at one moment (a single machine) and the connection lets the reply be
-// produced later (docs/protocol.md "Big replies"): writes the header for the row's count now
-// (or WRONGTYPE, or an empty aggregate) and leaves the fields to a ReplyProducer, which writes
-// them page by page as the client drains its output, from that moment's storage. Returns
-// false, having written nothing, when it cannot: the caller then lists the row itself.
-bool produce_row_listing(CommandContext& ctx, storage::ValueType type,
+// A whole-row listing (HGETALL, HKEYS, HVALS, SMEMBERS; ZRANGE 0 -1 over the score index,
+// namespace `ns`) left to a producer, when the keyspace can read the row at one moment (a
+// single machine) and the connection lets the reply be produced later (docs/protocol.md "Big
+// replies"): writes the header for the row's count now (or WRONGTYPE, or an empty aggregate)
+// and leaves the cells of `ns` to a ReplyProducer, which writes them page by page as the
+// client drains its output, from that moment's storage. Returns false, having written
+// nothing, when it cannot: the caller then lists the row itself.
+bool produce_row_listing(CommandContext& ctx, storage::ValueType type, char ns,
                          const ListingHeader& header, ListingElement element);
 
 // Runs `fn` under the lock of `keys`; its staged reply is sent only if the keyspace succeeded.

@@ -145,3 +145,31 @@ def test_a_produced_listing_is_the_row_at_one_moment_and_keeps_request_order():
         if raw is not None:
             raw.close()
         server.stop()
+
+
+@pytest.mark.skipif(target_is_redis(), reason="compares cairn's produced and built replies")
+def test_zrange_of_a_whole_set_is_produced_with_the_bytes_of_a_built_reply():
+    """ZRANGE key 0 -1 [WITHSCORES] of a 20,000-member sorted set (several pages) is produced
+    page by page from the score index; its bytes, in RESP2 and RESP3, are those of ZRANGE key 0
+    19999, which is built whole (the same entries by rank), and redis-py reads the members in
+    score order."""
+    members = 20_000
+    server = ServerProcess("cairn", durability="none").start()
+    try:
+        c = redis.Redis(port=server.port, socket_timeout=60)
+        scores = {b"m%05d" % n: (n * 7919 % members) - members / 2 + 0.25 for n in range(members)}
+        items = list(scores.items())
+        for b in range(0, members, 5000):
+            assert c.zadd("z", dict(items[b:b + 5000])) == 5000
+        got = c.zrange("z", 0, -1, withscores=True)
+        assert got == sorted(scores.items(), key=lambda item: (item[1], item[0]))
+        with RawConn(server.port, timeout=60) as raw:
+            for protocol in (2, 3):
+                raw.cmd("HELLO", protocol)
+                for extra in ((), ("WITHSCORES",)):
+                    produced = raw.cmd_raw("ZRANGE", "z", 0, -1, *extra)
+                    built = raw.cmd_raw("ZRANGE", "z", 0, members - 1, *extra)
+                    assert produced == built, (protocol, extra)
+        c.close()
+    finally:
+        server.stop()
