@@ -602,16 +602,16 @@ class RowListingProducer final : public ReplyProducer {
   Result<bool> produce(resp::ReplyWriter& out, size_t bytes_min) override {
     const size_t start = out.buffer()->size();
     bool paused = false;
-    Status status = cursor_->scan_fields(next_, [&](std::string_view sub_key,
-                                                    const storage::Cell& cell) {
-      if (sub_key[0] != next_[0] || remaining_ == 0) return false;  // past the namespace
-      element_(out, sub_key.substr(1), cell);
-      --remaining_;
-      next_.assign(sub_key);
-      next_.push_back('\0');  // the first sub-key after this one
-      paused = out.buffer()->size() - start >= bytes_min;
-      return !paused;
-    });
+    Status status =
+        cursor_->scan_fields(next_, [&](std::string_view sub_key, const storage::Cell& cell) {
+          if (sub_key[0] != next_[0] || remaining_ == 0) return false;  // past the namespace
+          element_(out, sub_key.substr(1), cell);
+          --remaining_;
+          next_.assign(sub_key);
+          next_.push_back('\0');  // the first sub-key after this one
+          paused = out.buffer()->size() - start >= bytes_min;
+          return !paused;
+        });
     if (!status.is_ok()) return status;
     if (remaining_ > 0 && !paused) {
       // The count and the fields come from one snapshot: only damage makes them disagree.
