@@ -182,6 +182,20 @@ void hlen_command(CommandContext& ctx) {
 enum class Listing { kFieldsAndValues, kFields, kValues };
 
 void list_hash(CommandContext& ctx, Listing listing) {
+  const bool produced = produce_row_listing(
+      ctx, ValueType::kHash, storage::kFieldNamespace,
+      [listing](resp::ReplyWriter& reply, uint64_t count) {
+        if (listing == Listing::kFieldsAndValues) {
+          reply.map(count);
+        } else {
+          reply.array(count);
+        }
+      },
+      [listing](resp::ReplyWriter& reply, std::string_view field, const Cell& cell) {
+        if (listing != Listing::kValues) reply.bulk(field);
+        if (listing != Listing::kFields) reply.bulk(cell.value);
+      });
+  if (produced) return;
   std::optional<HashRead> read = read_hash_or_reply(ctx, ctx.args[1]);
   if (!read) return;
   // The elements are staged so the array length is the number actually visited (the count is

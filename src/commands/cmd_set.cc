@@ -116,6 +116,13 @@ void scard_command(CommandContext& ctx) {
 }
 
 void smembers_command(CommandContext& ctx) {
+  const bool produced = produce_row_listing(
+      ctx, kSet, storage::kFieldNamespace,
+      [](resp::ReplyWriter& reply, uint64_t count) { reply.set(count); },
+      [](resp::ReplyWriter& reply, std::string_view member, const storage::Cell&) {
+        reply.bulk(member);
+      });
+  if (produced) return;
   std::optional<RowOfType> read = read_set_or_reply(ctx, ctx.args[1]);
   if (!read) return;
   Result<std::vector<std::string>> members = members_of(ctx.keyspace, ctx.args[1], *read);

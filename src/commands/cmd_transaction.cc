@@ -185,6 +185,9 @@ void run_transaction(CommandContext& ctx, Transaction& tx) {
   // until EXEC ends.
   const bool blocking_allowed = ctx.session.blocking_allowed;
   ctx.session.blocking_allowed = false;
+  // Each reply goes into EXEC's array whole: no producer finishes one later.
+  const bool producer_allowed = ctx.session.reply_producer_allowed;
+  ctx.session.reply_producer_allowed = false;
   Status status = ctx.keyspace.atomically(keys, [&]() -> Status {
     for (const auto& [key, version] : tx.watched) {
       Result<std::string> now = coordinator::key_version(ctx.keyspace, key);
@@ -205,6 +208,7 @@ void run_transaction(CommandContext& ctx, Transaction& tx) {
     status = run_across_shards(ctx, tx, keys, /*as_array=*/true, started, wrote);
   }
   ctx.session.blocking_allowed = blocking_allowed;
+  ctx.session.reply_producer_allowed = producer_allowed;
   ctx.wrote = wrote;
   if (!status.is_ok()) {
     CAIRN_ASSERT(!started || on_overlay, "a transaction fails only before its first command");

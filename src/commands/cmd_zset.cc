@@ -2,9 +2,12 @@
 // 7.0 semantics and error texts. A sorted set is a row (docs/formats.md "Sorted sets"): each
 // member is a field at 0x01 member holding its score, and a score index cell at
 // 0x02 | score | member sits beside it, so ranges by score and by rank are scans of the index in
-// score order and ZCARD is the row's O(1) count. Writes run inside Keyspace::atomically() over
-// the key, which keeps a member's field and its index cell in step; replies are staged and sent
-// only when the keyspace operation succeeded.
+// score order and ZCARD is the row's O(1) count. Commands write member cells only: every
+// machine that stores a member cell moves the member's index entry itself
+// (storage::Engine::apply_field), so the index follows the winning cell on every replica. ZADD
+// without conditions and ZREM only set or delete members and run like HSET/SREM
+// (Keyspace::write_fields_leaderless); the other writes run inside Keyspace::atomically() over
+// the key. Replies are staged and sent only when the keyspace operation succeeded.
 
 #include <algorithm>
 #include <bit>
@@ -17,6 +20,7 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -29,6 +33,7 @@ namespace {
 
 using coordinator::Keyspace;
 using storage::Cell;
+using storage::field_of_sub_key;
 using storage::ValueType;
 
 constexpr ValueType kZSet = ValueType::kZSet;
@@ -68,30 +73,19 @@ Result<std::optional<double>> score_of(Keyspace& keyspace, const std::string& ke
   return score;
 }
 
-// Gives `member` the score `score` (`old` is its current one, if any): its field and its index
-// cell, and a tombstone for the index cell of the old score.
+// Gives `member` the score `score`: its cell. Every machine that stores the cell moves the
+// member's score index entry itself (storage::Engine::apply_field).
 Status store_score(Keyspace& keyspace, const std::string& key, std::string_view member,
-                   std::optional<double> old, double score) {
-  // -0 is stored as 0, as redis-server stores a small sorted set (its scores as text).
-  if (score == 0) score = 0;
-  if (old && storage::score_index_sub_key(*old, member) !=
-                 storage::score_index_sub_key(score, member)) {
-    const std::string stale = storage::score_index_sub_key(*old, member);
-    if (Status status = keyspace.remove_fields(key, kZSet, std::span(&stale, 1));
-        !status.is_ok()) {
-      return status;
-    }
-  }
+                   double score) {
   std::vector<std::pair<std::string, std::string>> cells;
-  append_zset_member_cells(member, score, cells);
+  append_zset_member_cell(member, score, cells);
   return keyspace.write_fields(key, kZSet, cells);
 }
 
-Status remove_member(Keyspace& keyspace, const std::string& key, std::string_view member,
-                     double score) {
-  const std::string sub_keys[] = {storage::field_sub_key(member),
-                                  storage::score_index_sub_key(score, member)};
-  return keyspace.remove_fields(key, kZSet, sub_keys);
+// A tombstone for the member's cell; its index entry goes with it on every machine.
+Status remove_member(Keyspace& keyspace, const std::string& key, std::string_view member) {
+  const std::string sub_key = storage::field_sub_key(member);
+  return keyspace.remove_fields(key, kZSet, std::span(&sub_key, 1));
 }
 
 // Visits the index in (score, member) order from the first entry whose score is >= `from` (the
@@ -439,8 +433,8 @@ void reply_entries(resp::ReplyWriter& reply, const std::vector<Entry>& entries,
 Status store_entries(Keyspace& keyspace, const std::string& key,
                      const std::vector<Entry>& entries) {
   std::vector<std::pair<std::string, std::string>> cells;
-  cells.reserve(entries.size() * 2);
-  for (const Entry& entry : entries) append_zset_member_cells(entry.member, entry.score, cells);
+  cells.reserve(entries.size());
+  for (const Entry& entry : entries) append_zset_member_cell(entry.member, entry.score, cells);
   return replace_row(keyspace, key, kZSet, cells);
 }
 
@@ -483,6 +477,68 @@ struct AddFlags {
   bool nx = false, xx = false, gt = false, lt = false, ch = false, incr = false;
 };
 
+// ZADD key [CH] score member [score member ...]: it only sets members' scores, whatever they
+// were, so it runs like HSET (Keyspace::write_fields_leaderless: in a cluster, on this machine
+// without the shard leader). Every named member's cell is written, its score changed or not, so
+// an acknowledged ZADD holds even when the read was stale; each replica moves the member's
+// index entry when it stores the cell. The reply (added, or added and changed with CH) is
+// computed from the read, as Redis would count the pairs one after the other.
+void zadd_unconditional(CommandContext& ctx, bool ch, size_t scores_at,
+                        const std::vector<double>& scores) {
+  const std::string& key = ctx.args[1];
+  run_field_command(ctx, key, [&](resp::ReplyWriter& reply) -> Status {
+    RowOfType read = read_row_of_type(ctx.keyspace, key, kZSet, reply, /*need_count=*/false);
+    if (read.replied || !read.status.is_ok()) return read.status;
+    // Each member once, in order of first appearance, with the score of its last pair.
+    std::vector<std::pair<std::string, std::string>> cells;  // (sub-key, score)
+    std::unordered_map<std::string_view, size_t> position;    // member -> index in cells
+    for (size_t j = 0; j < scores.size(); ++j) {
+      const std::string& member = ctx.args[scores_at + 2 * j + 1];
+      auto [it, inserted] = position.try_emplace(member, cells.size());
+      if (inserted) cells.emplace_back(storage::field_sub_key(member), std::string());
+    }
+    std::vector<std::optional<double>> current(cells.size());
+    if (read.exists()) {
+      std::vector<std::string> sub_keys;
+      sub_keys.reserve(cells.size());
+      for (const auto& cell : cells) sub_keys.push_back(cell.first);
+      Result<std::vector<std::optional<Cell>>> found =
+          ctx.keyspace.read_fields(key, sub_keys, read.hidden());
+      if (!found.is_ok()) return found.status();
+      for (size_t i = 0; i < cells.size(); ++i) {
+        if (!(*found)[i]) continue;
+        current[i] = decode_member_score((*found)[i]->value);
+        if (!current[i]) return Status::corruption("sorted set member without a valid score");
+      }
+    }
+    int64_t added = 0, changed = 0;
+    for (size_t j = 0; j < scores.size(); ++j) {
+      const size_t i = position.at(ctx.args[scores_at + 2 * j + 1]);
+      if (!current[i]) {
+        ++added;
+      } else if (*current[i] != scores[j]) {  // as doubles: -0 and +0 are one score
+        ++changed;
+      } else {
+        continue;
+      }
+      current[i] = scores[j];
+    }
+    if (Status status = create_row(ctx.keyspace, key, kZSet, read); !status.is_ok()) {
+      return status;
+    }
+    std::vector<std::pair<std::string, std::string>> writes;
+    writes.reserve(cells.size());
+    for (size_t i = 0; i < cells.size(); ++i) {
+      append_zset_member_cell(*field_of_sub_key(cells[i].first), *current[i], writes);
+    }
+    if (Status status = ctx.keyspace.write_fields(key, kZSet, writes); !status.is_ok()) {
+      return status;
+    }
+    reply.integer(ch ? added + changed : added);
+    return Status::ok();
+  });
+}
+
 // ZADD key [NX|XX] [GT|LT] [CH] [INCR] score member [score member ...], and ZINCRBY as ZADD
 // INCR with its arguments starting at `scores_at`.
 void zadd_generic(CommandContext& ctx, AddFlags flags, size_t scores_at) {
@@ -523,6 +579,9 @@ void zadd_generic(CommandContext& ctx, AddFlags flags, size_t scores_at) {
     if (!score) return ctx.reply.error(kErrNotFloat);
     scores.push_back(*score);
   }
+  if (!flags.nx && !flags.xx && !flags.gt && !flags.lt && !flags.incr) {
+    return zadd_unconditional(ctx, flags.ch, scores_at, scores);
+  }
   const std::string& key = args[1];
   run_row_command(ctx, std::span(&ctx.args[1], 1), [&](resp::ReplyWriter& reply) -> Status {
     RowOfType read = read_row_of_type(ctx.keyspace, key, kZSet, reply);
@@ -553,14 +612,14 @@ void zadd_generic(CommandContext& ctx, AddFlags flags, size_t scores_at) {
           last_score = score;
           // Redis compares as doubles: -0 and +0 are the same score, kept as first given.
           if (score != old) {
-            if (Status status = store_score(ctx.keyspace, key, member, old, score);
+            if (Status status = store_score(ctx.keyspace, key, member, score);
                 !status.is_ok()) {
               return status;
             }
             ++updated;
           }
         } else if (!flags.xx) {
-          if (Status status = store_score(ctx.keyspace, key, member, std::nullopt, score);
+          if (Status status = store_score(ctx.keyspace, key, member, score);
               !status.is_ok()) {
             return status;
           }
@@ -595,27 +654,11 @@ void zincrby_command(CommandContext& ctx) {
 
 // ---- ZREM / ZSCORE / ZMSCORE / ZCARD ----
 
+// Only deletes members: leaderless in a cluster, like SREM.
 void zrem_command(CommandContext& ctx) {
-  const std::string& key = ctx.args[1];
-  run_row_command(ctx, std::span(&ctx.args[1], 1), [&](resp::ReplyWriter& reply) -> Status {
-    RowOfType read = read_row_of_type(ctx.keyspace, key, kZSet, reply);
-    if (read.replied || !read.status.is_ok()) return read.status;
-    int64_t removed = 0;
-    for (size_t i = 2; i < ctx.args.size() && read.exists(); ++i) {
-      Result<std::optional<double>> score = score_of(ctx.keyspace, key, read, ctx.args[i]);
-      if (!score.is_ok()) return score.status();
-      if (!score->has_value()) continue;  // absent, or named twice and removed already
-      if (Status status = remove_member(ctx.keyspace, key, ctx.args[i], **score);
-          !status.is_ok()) {
-        return status;
-      }
-      ++removed;
-    }
-    if (removed > 0 && static_cast<uint64_t>(removed) >= read.row.count) {
-      if (Status status = delete_row_if_empty(ctx.keyspace, key); !status.is_ok()) return status;
-    }
-    reply.integer(removed);
-    return Status::ok();
+  run_field_command(ctx, ctx.args[1], [&](resp::ReplyWriter& reply) -> Status {
+    return set_or_remove_fields(ctx, kZSet, 2, 1, /*remove=*/true, reply,
+                                [&](int64_t removed) { reply.integer(removed); });
   });
 }
 
@@ -751,6 +794,22 @@ void zrange_generic(CommandContext& ctx, RangeType type, Direction direction,
       if (!lex) return ctx.reply.error(kErrLexRange);
       break;
   }
+  // The whole set in order (ZRANGE key 0 -1): produced page by page where the connection
+  // allows (docs/protocol.md "Big replies").
+  if (!store && type == RangeType::kRank && !reverse && *start == 0 && *stop == -1 &&
+      produce_row_listing(
+          ctx, kZSet, storage::kScoreIndexNamespace,
+          [with_scores](resp::ReplyWriter& reply, uint64_t count) {
+            reply.array(with_scores && reply.protocol() < 3 ? 2 * count : count);
+          },
+          [with_scores](resp::ReplyWriter& reply, std::string_view entry, const Cell&) {
+            // An index entry's name: score(8) | member.
+            if (with_scores && reply.protocol() >= 3) reply.array(2);
+            reply.bulk(entry.substr(8));
+            if (with_scores) reply.double_value(storage::decode_score(entry.substr(0, 8)));
+          })) {
+    return;
+  }
   // The selected entries; nullopt after a WRONGTYPE reply.
   auto select = [&](resp::ReplyWriter& reply) -> Result<std::optional<std::vector<Entry>>> {
     RowOfType read = read_row_of_type(ctx.keyspace, key, kZSet, reply);
@@ -832,7 +891,7 @@ void zremrange_generic(CommandContext& ctx, RemoveBy by) {
             : entries_by_lex(ctx.keyspace, key, read, *lex, false, 0, -1);
     if (!entries.is_ok()) return entries.status();
     for (const Entry& entry : *entries) {
-      if (Status status = remove_member(ctx.keyspace, key, entry.member, entry.score);
+      if (Status status = remove_member(ctx.keyspace, key, entry.member);
           !status.is_ok()) {
         return status;
       }
@@ -917,7 +976,7 @@ void zpop_generic(CommandContext& ctx, bool max) {
     if (!entries.is_ok()) return entries.status();
     const std::vector<Entry>& popped = *entries;
     for (const Entry& entry : popped) {
-      if (Status removed = remove_member(ctx.keyspace, key, entry.member, entry.score);
+      if (Status removed = remove_member(ctx.keyspace, key, entry.member);
           !removed.is_ok()) {
         return removed;
       }

@@ -333,7 +333,11 @@ DispatchOutcome dispatch(const CommandTable& table, CommandContext& context) {
     }
     context.server.tracking_before_command(session, *spec, tracked_keys);
   }
+  // Only a read's reply may be left to a producer: a write's reply waits for the sync whole.
+  const bool producer_allowed = session.reply_producer_allowed;
+  session.reply_producer_allowed = producer_allowed && (spec->flags & kWrite) == 0;
   spec->handler(context);
+  session.reply_producer_allowed = producer_allowed;
   outcome.wrote = (spec->flags & kWrite) != 0 || context.wrote;
   const std::string_view reply = std::string_view(*context.reply.buffer()).substr(reply_start);
   if (notify) emit_keyspace_events(context, *spec, reply, plan);

@@ -82,6 +82,18 @@ struct BlockRequest {
   int64_t recheck_at_ms = 0;
 };
 
+// The rest of a big reply, produced page by page after its handler returned, as the client
+// drains its output (docs/protocol.md "Big replies"): a listing of a million fields is never
+// whole in memory.
+class ReplyProducer {
+ public:
+  virtual ~ReplyProducer() = default;
+  // Appends the next elements of the reply to `out`, whole elements, stopping once at least
+  // `bytes_min` bytes were appended. Returns whether elements remain. An error leaves the
+  // reply unfinished: the connection is closed.
+  virtual Result<bool> produce(resp::ReplyWriter& out, size_t bytes_min) = 0;
+};
+
 // Per-connection state, owned by the connection, visible to handlers.
 struct Session {
   uint64_t id = 0;                 // CLIENT ID
@@ -131,6 +143,12 @@ struct Session {
   size_t pubsub_subscriptions = 0;
   size_t pubsub_shard_subscriptions = 0;
   bool subscribed() const { return pubsub_subscriptions + pubsub_shard_subscriptions > 0; }
+  // Big replies (docs/protocol.md "Big replies"): set by the connection while a read-only
+  // command runs whose reply goes straight to the client (not inside EXEC, not behind replies
+  // still being computed elsewhere). The handler may then write the head of its reply and
+  // leave the rest to `reply_producer`, which the connection runs before anything else.
+  bool reply_producer_allowed = false;
+  std::shared_ptr<ReplyProducer> reply_producer;
 };
 
 // What a pub/sub subscription names: a channel (SUBSCRIBE), a glob pattern (PSUBSCRIBE) or a

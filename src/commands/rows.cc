@@ -189,27 +189,10 @@ Status replace_row(coordinator::Keyspace& keyspace, const std::string& key,
   return Status::ok();
 }
 
-std::string encode_member_score(double score) {
-  const uint64_t bits = std::bit_cast<uint64_t>(score);
-  std::string out(8, '\0');
-  for (int i = 0; i < 8; ++i) out[i] = static_cast<char>(bits >> (56 - 8 * i));
-  return out;
-}
-
-std::optional<double> decode_member_score(std::string_view value) {
-  if (value.size() != 8) return std::nullopt;
-  uint64_t bits = 0;
-  for (char byte : value) bits = (bits << 8) | static_cast<uint8_t>(byte);
-  const double score = std::bit_cast<double>(bits);
-  if (std::isnan(score)) return std::nullopt;
-  return score;
-}
-
-void append_zset_member_cells(std::string_view member, double score,
-                              std::vector<std::pair<std::string, std::string>>& cells) {
+void append_zset_member_cell(std::string_view member, double score,
+                             std::vector<std::pair<std::string, std::string>>& cells) {
   if (score == 0) score = 0;  // -0 is stored as 0
   cells.emplace_back(storage::field_sub_key(member), encode_member_score(score));
-  cells.emplace_back(storage::score_index_sub_key(score, member), std::string());
 }
 
 Result<std::optional<std::vector<AlgebraSource>>> read_algebra_sources(
@@ -602,6 +585,71 @@ Status set_or_remove_fields(CommandContext& ctx, storage::ValueType type, size_t
   }
   done(static_cast<int64_t>(cells.size() - std::count(present.begin(), present.end(), true)));
   return Status::ok();
+}
+
+namespace {
+
+// The fields of a row at one moment (a RowCursor), written page by page.
+class RowListingProducer final : public ReplyProducer {
+ public:
+  RowListingProducer(std::unique_ptr<coordinator::RowCursor> cursor, char ns,
+                     ListingElement element)
+      : cursor_(std::move(cursor)),
+        element_(std::move(element)),
+        remaining_(cursor_->row().count),
+        next_(1, ns) {}
+
+  Result<bool> produce(resp::ReplyWriter& out, size_t bytes_min) override {
+    const size_t start = out.buffer()->size();
+    bool paused = false;
+    Status status =
+        cursor_->scan_fields(next_, [&](std::string_view sub_key, const storage::Cell& cell) {
+          if (sub_key[0] != next_[0] || remaining_ == 0) return false;  // past the namespace
+          element_(out, sub_key.substr(1), cell);
+          --remaining_;
+          next_.assign(sub_key);
+          next_.push_back('\0');  // the first sub-key after this one
+          paused = out.buffer()->size() - start >= bytes_min;
+          return !paused;
+        });
+    if (!status.is_ok()) return status;
+    if (remaining_ > 0 && !paused) {
+      // The count and the fields come from one snapshot: only damage makes them disagree.
+      return Status::corruption("a row listed fewer fields than it counts");
+    }
+    return remaining_ > 0;
+  }
+
+ private:
+  std::unique_ptr<coordinator::RowCursor> cursor_;
+  ListingElement element_;
+  uint64_t remaining_;
+  std::string next_;  // where the next page starts
+};
+
+}  // namespace
+
+bool produce_row_listing(CommandContext& ctx, storage::ValueType type, char ns,
+                         const ListingHeader& header, ListingElement element) {
+  if (!ctx.session.reply_producer_allowed) return false;
+  Result<std::unique_ptr<coordinator::RowCursor>> cursor =
+      ctx.keyspace.open_row_cursor(ctx.args[1]);
+  if (!cursor.is_ok()) {
+    ctx.reply.error(storage_error_reply(cursor.status()));
+    return true;
+  }
+  if (*cursor == nullptr) return false;
+  const coordinator::RowRead& row = (*cursor)->row();
+  if (row.header && row.header->type != type) {
+    ctx.reply.error(kErrWrongType);
+    return true;
+  }
+  header(ctx.reply, row.header ? row.count : 0);
+  if (row.header && row.count > 0) {
+    ctx.session.reply_producer =
+        std::make_shared<RowListingProducer>(std::move(*cursor), ns, std::move(element));
+  }
+  return true;
 }
 
 void run_row_command(CommandContext& ctx, std::span<const std::string> keys,

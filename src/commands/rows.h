@@ -89,14 +89,12 @@ Status replace_row(coordinator::Keyspace& keyspace, const std::string& key,
                    std::span<const std::pair<std::string, std::string>> cells,
                    int64_t expire_at_ms = 0);
 
-// A sorted-set member's cell holds its score as the IEEE 754 bits of the double, big-endian
-// (docs/formats.md "Sorted sets"); the index sub-key uses storage::encode_score instead.
-std::string encode_member_score(double score);
-// nullopt unless `value` is 8 bytes holding a number (not NaN).
-std::optional<double> decode_member_score(std::string_view value);
-// The two cells of a sorted-set member (its field and its score index entry), for write_fields.
-void append_zset_member_cells(std::string_view member, double score,
-                              std::vector<std::pair<std::string, std::string>>& cells);
+using storage::decode_member_score;
+using storage::encode_member_score;
+// The cell of a sorted-set member (its score; each replica derives the member's score index
+// entry from it, docs/formats.md "Sorted sets"), for write_fields.
+void append_zset_member_cell(std::string_view member, double score,
+                             std::vector<std::pair<std::string, std::string>>& cells);
 
 // ---- Set algebra over rows (SINTER/SUNION/SDIFF and ZUNION/ZINTER/ZDIFF) ----
 // Sets count as sorted sets whose scores are all 1, as in Redis.
@@ -138,6 +136,23 @@ void scan_row_command(CommandContext& ctx, storage::ValueType type,
 // `value` (RESP3: [field, value] pairs).
 void random_fields_command(CommandContext& ctx, storage::ValueType type,
                            std::string_view with_word, const FieldValueWriter& value);
+
+// Writes the aggregate header of a whole-row listing for `count` fields (map, array or set).
+using ListingHeader = std::function<void(resp::ReplyWriter&, uint64_t count)>;
+// Writes one cell of a whole-row listing; `name` is its sub-key after the namespace byte (a
+// field's name, or a score index entry's score and member).
+using ListingElement =
+    std::function<void(resp::ReplyWriter&, std::string_view name, const storage::Cell& cell)>;
+
+// A whole-row listing (HGETALL, HKEYS, HVALS, SMEMBERS; ZRANGE 0 -1 over the score index,
+// namespace `ns`) left to a producer, when the keyspace can read the row at one moment (a
+// single machine) and the connection lets the reply be produced later (docs/protocol.md "Big
+// replies"): writes the header for the row's count now (or WRONGTYPE, or an empty aggregate)
+// and leaves the cells of `ns` to a ReplyProducer, which writes them page by page as the
+// client drains its output, from that moment's storage. Returns false, having written
+// nothing, when it cannot: the caller then lists the row itself.
+bool produce_row_listing(CommandContext& ctx, storage::ValueType type, char ns,
+                         const ListingHeader& header, ListingElement element);
 
 // Runs `fn` under the lock of `keys`; its staged reply is sent only if the keyspace succeeded.
 void run_row_command(CommandContext& ctx, std::span<const std::string> keys,

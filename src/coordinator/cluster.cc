@@ -911,6 +911,48 @@ Result<Page> page_with_retries(const CorePtr& core, const Once& once) {
 
 using RowPageAttempt = PageAttempt<MergedRowPage>;
 
+// The score index entries of a merged page that not every answer held alike are checked
+// against their members' cells. Each replica derives its index from its own member cells
+// (storage::Engine::apply_field), so the entries of a replica that missed a score change still
+// name the old score, and the merge of two replicas would list the member twice. An entry every
+// answer held is what each of them derived from the same member cell; the others are kept only
+// if the member's merged cell (read at `level`, and repaired, which moves the lagging replicas'
+// entries) holds that score. The rest become tombstones in the page, which readers skip.
+Status check_disputed_index_entries(const CorePtr& core, const std::string& key, Level level,
+                                    MergedRowPage& merged) {
+  std::vector<size_t> disputed;
+  for (const std::vector<size_t>& stale : merged.stale_fields) {
+    for (size_t f : stale) {
+      const auto& [sub_key, cell] = merged.fields[f];
+      if (storage::is_score_index_cell(sub_key, cell) && !cell.tombstone &&
+          sub_key.size() > 9) {
+        disputed.push_back(f);
+      }
+    }
+  }
+  if (disputed.empty()) return Status::ok();
+  std::sort(disputed.begin(), disputed.end());
+  disputed.erase(std::unique(disputed.begin(), disputed.end()), disputed.end());
+  std::vector<std::string> member_sub_keys;
+  member_sub_keys.reserve(disputed.size());
+  for (size_t f : disputed) {
+    member_sub_keys.push_back(storage::field_sub_key(merged.fields[f].first.substr(9)));
+  }
+  const std::vector<std::string> keys(disputed.size(), key);
+  Result<std::vector<std::optional<Cell>>> members =
+      read_cells(core, keys, level, member_sub_keys);
+  if (!members.is_ok()) return members.status();
+  const int64_t now = wall_clock_ms();
+  for (size_t i = 0; i < disputed.size(); ++i) {
+    auto& [sub_key, cell] = merged.fields[disputed[i]];
+    const std::optional<Cell>& member = (*members)[i];
+    const bool holds = member && member->live_at(now) &&
+                       storage::derived_index_sub_key(member_sub_keys[i], *member) == sub_key;
+    if (!holds) cell.tombstone = true;
+  }
+  return Status::ok();
+}
+
 // Asks the voting replicas of `key`'s shard for one page of its row (CAIRN.ROW), merges R
 // answers and repairs the answering replicas that hold an older header or older fields.
 Result<RowPageAttempt> row_page_once(const CorePtr& core, const TablePtr& table,
@@ -937,12 +979,18 @@ Result<RowPageAttempt> row_page_once(const CorePtr& core, const TablePtr& table,
   if (merged.next && *merged.next <= from) {
     return Status::internal("a row page made no progress in key " + key);
   }
+  if (Status status = check_disputed_index_entries(core, key, level, merged); !status.is_ok()) {
+    return status;
+  }
   std::vector<Repair> repairs;
   for (size_t a = 0; a < pages.size(); ++a) {
     const Machine* machine = set.voting[answered[a]];
     if (merged.stale_header[a]) repairs.push_back({table, machine, key, *merged.header, {}});
     for (size_t f : merged.stale_fields[a]) {
-      repairs.push_back({table, machine, key, merged.fields[f].second, merged.fields[f].first});
+      const auto& [sub_key, cell] = merged.fields[f];
+      // Replicas derive their index entries: the member cells' repair moves them.
+      if (storage::is_score_index_cell(sub_key, cell)) continue;
+      repairs.push_back({table, machine, key, cell, sub_key});
     }
   }
   if (merged.header) core->clock.observe(merged.header->timestamp);

@@ -11,6 +11,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <span>
 #include <string>
@@ -52,6 +53,19 @@ using RowFieldVisitor = std::function<bool(std::string_view sub_key, const stora
 
 inline constexpr std::string_view kCrossShardMessage =
     "CROSSSHARD keys in request don't hash to the same shard";
+
+// A row read at one moment (a storage snapshot), for a reply produced page by page after its
+// command returned (docs/protocol.md "Big replies"): writes made meanwhile are not seen, so the
+// count announced first and the fields listed after agree.
+class RowCursor {
+ public:
+  virtual ~RowCursor() = default;
+  // The row as read_row() saw it at that moment.
+  virtual const RowRead& row() const = 0;
+  // Visits the row's visible fields at that moment in sub-key order, from the first sub-key >=
+  // from_sub_key, until `visitor` returns false.
+  virtual Status scan_fields(std::string_view from_sub_key, const RowFieldVisitor& visitor) = 0;
+};
 
 inline constexpr std::string_view kRowsNotSupportedMessage =
     "hashes, sets and sorted sets are not supported by this keyspace";
@@ -281,6 +295,13 @@ class Keyspace {
   virtual Status remove_fields(std::string_view /*key*/, storage::ValueType /*type*/,
                                std::span<const std::string> /*sub_keys*/) {
     return Status::invalid_argument(std::string(kRowsNotSupportedMessage));
+  }
+  // A cursor over the row at `key` as it is now, if this keyspace can hold one (a single
+  // machine: a storage snapshot) and the row's count is exact at that moment; nullptr
+  // otherwise (a cluster, whose rows are merged from replicas; a row whose fields expire one by
+  // one): the caller reads the row now, whole.
+  virtual Result<std::unique_ptr<RowCursor>> open_row_cursor(std::string_view /*key*/) {
+    return std::unique_ptr<RowCursor>();
   }
   // Visits the visible fields in sub-key order from the first sub-key >= from_sub_key.
   virtual Status scan_fields(std::string_view /*key*/, std::string_view /*from_sub_key*/,

@@ -117,14 +117,71 @@ Result<std::optional<storage::Cell>> LocalKeyspace::read_stored(std::string_view
 }
 
 Result<RowRead> LocalKeyspace::read_row(std::string_view key) {
-  const int64_t now = now_ms();
   Result<storage::StoredRow> stored = engine_.read_row(topology::token_of(key), key);
   if (!stored.is_ok()) return stored.status();
+  return row_read_of(key, std::move(stored).value(), now_ms());
+}
+
+namespace {
+
+// A row at one moment: the engine's snapshot of it.
+class SnapshotRowCursor final : public RowCursor {
+ public:
+  SnapshotRowCursor(storage::Engine& engine, std::string_view key,
+                    std::shared_ptr<const storage::Engine::Snapshot> snapshot, RowRead row,
+                    int64_t now)
+      : engine_(engine), key_(key), snapshot_(std::move(snapshot)), row_(std::move(row)),
+        now_(now) {}
+  const RowRead& row() const override { return row_; }
+  Status scan_fields(std::string_view from_sub_key, const RowFieldVisitor& visitor) override {
+    return engine_.scan_row(
+        topology::token_of(key_), key_, from_sub_key,
+        [&](std::string_view sub_key, const storage::Cell& cell) {
+          if (!cell.live_at(now_) || cell.timestamp <= row_.hidden_through) return true;
+          return visitor(sub_key, cell);
+        },
+        snapshot_.get());
+  }
+
+ private:
+  storage::Engine& engine_;
+  std::string key_;
+  std::shared_ptr<const storage::Engine::Snapshot> snapshot_;
+  RowRead row_;
+  // Expiry is judged at the moment of the snapshot, as its count was: a listing produced over
+  // several seconds still lists what the count announced.
+  int64_t now_;
+};
+
+}  // namespace
+
+Result<std::unique_ptr<RowCursor>> LocalKeyspace::open_row_cursor(std::string_view key) {
+  std::shared_ptr<const storage::Engine::Snapshot> snapshot = engine_.snapshot();
+  Result<storage::StoredRow> stored = engine_.read_row(topology::token_of(key), key,
+                                                       snapshot.get());
+  if (!stored.is_ok()) return stored.status();
+  if (stored->header) {
+    // Fields that expire one by one are counted live, which no snapshot fixes for later pages.
+    Result<storage::RowHeader> decoded = storage::decode_row_header(stored->header->value);
+    if (storage::is_row_type(stored->header->type) && decoded.is_ok() &&
+        decoded->fields_expire) {
+      return std::unique_ptr<RowCursor>();
+    }
+  }
+  const int64_t now = now_ms();
+  Result<RowRead> row = row_read_of(key, std::move(stored).value(), now);
+  if (!row.is_ok()) return row.status();
+  return std::unique_ptr<RowCursor>(
+      new SnapshotRowCursor(engine_, key, std::move(snapshot), std::move(row).value(), now));
+}
+
+Result<RowRead> LocalKeyspace::row_read_of(std::string_view key, storage::StoredRow stored,
+                                           int64_t now) {
   RowRead row;
-  row.hidden_through = stored->state.hidden_through(now);
+  row.hidden_through = stored.state.hidden_through(now);
   row.delete_through_for_new_header = row.hidden_through;
-  if (!stored->header.has_value()) return row;
-  storage::Cell& header = *stored->header;
+  if (!stored.header.has_value()) return row;
+  storage::Cell& header = *stored.header;
   row.delete_through_for_new_header =
       std::max(row.delete_through_for_new_header, storage::hidden_through(header, now));
   if (!header.live_at(now)) {
@@ -133,7 +190,7 @@ Result<RowRead> LocalKeyspace::read_row(std::string_view key) {
   }
   if (storage::is_row_type(header.type)) {
     Result<uint64_t> count =
-        row_count(topology::token_of(key), key, *stored, header, now, /*any=*/false);
+        row_count(topology::token_of(key), key, stored, header, now, /*any=*/false);
     if (!count.is_ok()) return count.status();
     // An emptied row is no key (Redis deletes a hash with its last field).
     if (*count == 0) return row;

@@ -33,6 +33,7 @@ class LocalKeyspace final : public Keyspace {
   Status apply_together(std::span<const CollectedWrite> writes) override;
   int64_t now_ms() override;
   Result<RowRead> read_row(std::string_view key) override;
+  Result<std::unique_ptr<RowCursor>> open_row_cursor(std::string_view key) override;
   Result<std::vector<std::optional<storage::Cell>>> read_fields(
       std::string_view key, std::span<const std::string> sub_keys,
       HlcTimestamp hidden_through) override;
@@ -63,6 +64,8 @@ class LocalKeyspace final : public Keyspace {
   // fields may expire (the row state's count includes expired ones). `any`: stop at the first.
   Result<uint64_t> count_live_fields(topology::Token token, std::string_view key,
                                      HlcTimestamp hidden_through, int64_t now, bool any);
+  // read_row of `stored`, the key's header and row state as read now or at a snapshot.
+  Result<RowRead> row_read_of(std::string_view key, storage::StoredRow stored, int64_t now);
   // The row state's count, or for a header with fields_expire, the live fields counted.
   Result<uint64_t> row_count(topology::Token token, std::string_view key,
                              const storage::StoredRow& row, const storage::Cell& header,

@@ -185,6 +185,13 @@ void Connection::deliver(std::string_view reply, bool wrote, bool close, bool re
 // Decides what to do next from the buffers and flags: write, close, process or read.
 void Connection::after_output_change() {
   if (closed_) return;
+  if (suspended_ && !close_after_output_ && protocol_->producing() &&
+      output_.size() + sending_.size() < kProduceBelowBytes) {
+    // The next page of a produced reply (invariant 7).
+    const ProcessResult result = protocol_->produce(output_);
+    if (result.close) close_after_output_ = true;
+    if (!result.suspend) suspended_ = false;
+  }
   if (!output_.empty() && !writing_ && !awaiting_sync_) start_write();
   const bool input_pending = input_begin_ < input_end_;
   const bool waiting = suspended_ || protocol_->busy();

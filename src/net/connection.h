@@ -15,6 +15,9 @@
 //  5. While suspended (the Protocol cannot take more requests until some running elsewhere, e.g.
 //     on worker threads, complete), process() is not called. Reading continues until the input
 //     buffer is full; an end of input is acted on once nothing is suspended or busy.
+//  7. While the Protocol is producing a reply (Protocol::producing()), it is suspended, and its
+//     next page is appended only when less than kProduceBelowBytes of output is unsent, so a
+//     big reply holds about that much memory here, not its whole size.
 //  6. The Protocol orders replies: those of requests that ran elsewhere come back through
 //     deliver() in request order. While it is busy (Protocol::busy()), the connection is neither
 //     idle nor closed for an end of input or a kill before those replies are out.
@@ -58,12 +61,21 @@ class Protocol {
   // The peer finished sending while the connection was suspended (a client waiting in a
   // blocking command went away): the protocol may end the suspension early.
   virtual void on_input_end_while_suspended() {}
+  // A reply still being produced (a big listing): while this is true the protocol is
+  // suspended, and the connection calls produce() whenever less than kProduceBelowBytes of its
+  // output is unsent. produce() appends the next page to `output`; its result's `suspend` says
+  // whether more remains (false: the suspension ends), `close` that the reply cannot be
+  // finished.
+  virtual bool producing() const { return false; }
+  virtual ProcessResult produce(std::string& /*output*/) { return {}; }
 };
 
 class Connection : public std::enable_shared_from_this<Connection> {
  public:
   static constexpr size_t kReadChunkBytes = 16 * 1024;        // as Redis's PROTO_IOBUF_LEN
   static constexpr size_t kOutputBytesMax = 64 * 1024 * 1024;  // stop reading above this
+  // A produced reply's next page is asked for below this much unsent output.
+  static constexpr size_t kProduceBelowBytes = 1024 * 1024;
   // Buffers larger than this are released once drained, so idle clients hold little memory.
   static constexpr size_t kBufferKeepBytes = 1024 * 1024;
 

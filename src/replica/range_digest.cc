@@ -60,6 +60,10 @@ Result<RangeDigest> digest_range(storage::Engine& engine, Token start, Token end
         if (engine.may_have_dropped(stored) || stored.deleted_before(purge_before_ms, now_ms)) {
           return true;
         }
+        // A sorted set's index is derived by each replica from its member cells (which are
+        // compared): replicas that reached the same members by different paths keep different
+        // tombstones of old entries, and no repair could make those equal.
+        if (storage::is_score_index_cell(sub_key, stored)) return true;
         if (!sub_key.empty()) {
           if (key != row_key) {
             Result<storage::StoredRow> row = engine.read_row(token, key);

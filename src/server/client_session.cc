@@ -26,6 +26,9 @@ uint64_t elapsed_us(std::chrono::steady_clock::time_point start) {
   return ns <= 0 ? 1 : static_cast<uint64_t>((ns + 999) / 1000);
 }
 
+// How much of a produced reply (a big listing) is appended to the output at a time.
+constexpr size_t kProducedPageBytes = 256 * 1024;
+
 // Whether the reply starting at `at` is an error (RESP "-" or RESP3 blob error "!").
 bool is_error_reply(std::string_view reply, size_t at) {
   return at < reply.size() && (reply[at] == '-' || reply[at] == '!');
@@ -230,6 +233,13 @@ void ClientSession::serve(std::string_view input, std::string& output, size_t ou
         result.close = true;
         break;
       }
+      if (session_.reply_producer) {
+        // The rest of this reply is produced as the output drains (produce()); what follows
+        // waits for it.
+        producer_ = std::move(session_.reply_producer);
+        result.suspend = true;
+        break;
+      }
       continue;
     }
     bool exclusive = false;
@@ -249,6 +259,26 @@ void ClientSession::serve(std::string_view input, std::string& output, size_t ou
     }
   }
   running_session = nullptr;
+}
+
+net::ProcessResult ClientSession::produce(std::string& output) {
+  CAIRN_ASSERT(producer_ != nullptr, "produce() runs only while a reply is being produced");
+  net::ProcessResult result;
+  const size_t before = output.size();
+  resp::ReplyWriter writer(&output, session_.protocol);
+  Result<bool> more = producer_->produce(writer, kProducedPageBytes);
+  stats_.add_net(0, output.size() - before);
+  if (!more.is_ok()) {
+    // Part of the reply is out already: it cannot end in an error reply.
+    spdlog::error("closing client id={}: its reply could not be finished: {}", session_.id,
+                  more.status().to_string());
+    producer_.reset();
+    result.close = true;
+    return result;
+  }
+  if (!*more) producer_.reset();
+  result.suspend = producer_ != nullptr;
+  return result;
 }
 
 void ClientSession::reply_error(std::string_view error, std::string& output, bool close) {
@@ -272,7 +302,10 @@ commands::DispatchOutcome ClientSession::run_inline(std::string& output, uint64_
                                    state_.replica()};
   const size_t reply_start = out.size();
   const auto started = std::chrono::steady_clock::now();
+  // A reply that goes straight to the output may be produced page by page.
+  session_.reply_producer_allowed = queued == nullptr;
   const commands::DispatchOutcome outcome = commands::dispatch(state_.table(), context);
+  session_.reply_producer_allowed = false;
   const uint64_t usec = elapsed_us(started);
   ++commands;
   stats_.record_command(state_.command_index(outcome.spec), usec,

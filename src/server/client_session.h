@@ -64,6 +64,8 @@ class ClientSession final : public net::Protocol {
                              size_t output_bytes_max) override;
   void on_close() override;
   bool busy() const override { return !running_.empty(); }
+  bool producing() const override { return producer_ != nullptr; }
+  net::ProcessResult produce(std::string& output) override;
   void on_input_end_while_suspended() override;
 
   // Pub/sub (server/pubsub.h). Loop thread: appends pushed messages behind the replies of the
@@ -192,6 +194,9 @@ class ClientSession final : public net::Protocol {
   bool exclusive_running_ = false;
   bool held_ = false;       // args_ holds a parsed request that waits to be admitted
   bool suspended_ = false;  // this session suspended its connection
+  // The rest of the reply of the last command run on the loop (a big listing), produced as the
+  // client drains its output; the requests after it wait.
+  std::shared_ptr<commands::ReplyProducer> producer_;
   std::optional<Blocked> blocked_;
   std::atomic<bool> waiting_in_block_{false};  // blocked_ is set (read by unblock())
   std::shared_ptr<Subscriber> subscriber_;

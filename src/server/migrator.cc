@@ -772,6 +772,8 @@ Result<std::vector<const storage::WalChange*>> Migrator::uncovered(
     const std::vector<storage::WalChange>& stamps) {
   std::vector<const storage::WalChange*> out;
   for (const storage::WalChange& stamp : stamps) {
+    // A sorted set's index entries are derived here from the member cells, which are verified.
+    if (storage::is_score_index_cell(stamp.sub_key, stamp.cell)) continue;
     Result<std::optional<storage::Cell>> mine =
         stamp.sub_key.empty() ? engine_.read(stamp.token, stamp.key)
                               : engine_.read_field(stamp.token, stamp.key, stamp.sub_key);

@@ -129,6 +129,35 @@ std::string score_index_sub_key(double score, std::string_view member) {
   return out;
 }
 
+std::string encode_member_score(double score) {
+  const uint64_t bits = std::bit_cast<uint64_t>(score);
+  std::string out(8, '\0');
+  for (int i = 0; i < 8; ++i) out[i] = static_cast<char>(bits >> (56 - 8 * i));
+  return out;
+}
+
+std::optional<double> decode_member_score(std::string_view value) {
+  if (value.size() != 8) return std::nullopt;
+  uint64_t bits = 0;
+  for (char byte : value) bits = (bits << 8) | static_cast<uint8_t>(byte);
+  const double score = std::bit_cast<double>(bits);
+  if (std::isnan(score)) return std::nullopt;
+  return score;
+}
+
+std::optional<std::string> derived_index_sub_key(std::string_view sub_key, const Cell& cell) {
+  if (cell.tombstone || cell.type != ValueType::kZSet) return std::nullopt;
+  std::optional<std::string_view> member = field_of_sub_key(sub_key);
+  if (!member) return std::nullopt;
+  std::optional<double> score = decode_member_score(cell.value);
+  if (!score) return std::nullopt;
+  return score_index_sub_key(*score, *member);
+}
+
+bool is_score_index_cell(std::string_view sub_key, const Cell& cell) {
+  return cell.type == ValueType::kZSet && !sub_key.empty() && sub_key[0] == kScoreIndexNamespace;
+}
+
 std::string encode_row_header(const RowHeader& header) {
   std::string out;
   out.reserve(kRowHeaderBytes + 1);

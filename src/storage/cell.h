@@ -77,8 +77,9 @@ Result<Cell> decode_cell(std::string_view bytes);
 // Sub-keys of a row start with a namespace byte, so a field named "" is never the header's empty
 // sub-key, and a sorted set can keep a score index beside its members.
 inline constexpr char kFieldNamespace = '\x01';
-// Reserved for the score index of sorted sets (docs/formats.md "Rows", not written yet): cells
-// at 0x02 | score (8 bytes, order-preserving) | member. They never count toward the row's size.
+// The score index of sorted sets (docs/formats.md "Sorted sets"): cells at 0x02 | score (8
+// bytes, order-preserving) | member, derived by each machine from its member cells. They never
+// count toward the row's size.
 inline constexpr char kScoreIndexNamespace = '\x02';
 // The one cell of a list that says where its elements are (docs/formats.md "Lists"). Never
 // counted toward the row's size.
@@ -91,6 +92,19 @@ double decode_score(std::string_view eight_bytes);
 // The score index sub-key of (score, member); members of equal score sort bytewise, as Redis
 // orders them. REQUIRES: score is not NaN.
 std::string score_index_sub_key(double score, std::string_view member);
+
+// A sorted-set member's cell holds its score as the IEEE 754 bits of the double, big-endian
+// (docs/formats.md "Sorted sets"); the index sub-key uses encode_score instead.
+std::string encode_member_score(double score);
+// nullopt unless `value` is 8 bytes holding a number (not NaN).
+std::optional<double> decode_member_score(std::string_view value);
+// The score index sub-key a sorted-set member's cell stands for: nullopt for a tombstone, a
+// cell of another type or a sub-key outside the field namespace (docs/formats.md "Sorted sets":
+// each replica derives its index from its member cells).
+std::optional<std::string> derived_index_sub_key(std::string_view sub_key, const Cell& cell);
+// Whether a cell at `sub_key` is a sorted set's score index entry, which a machine derives
+// from its own member cells and never takes from another (Engine::apply_field ignores it).
+bool is_score_index_cell(std::string_view sub_key, const Cell& cell);
 
 // The sub-key of field (or member) `field`.
 std::string field_sub_key(std::string_view field);

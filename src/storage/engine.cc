@@ -1133,14 +1133,50 @@ Status Engine::update_row_for_header(const std::string& row_key, const std::opti
   return Status::ok();
 }
 
-Result<StoredRow> Engine::read_row(topology::Token token, std::string_view key) {
+class Engine::Snapshot {
+ public:
+  Snapshot(rocksdb::DB* db) : db_(db), snapshot_(db->GetSnapshot()) {}
+  ~Snapshot() { db_->ReleaseSnapshot(snapshot_); }
+  Snapshot(const Snapshot&) = delete;
+  Snapshot& operator=(const Snapshot&) = delete;
+  // Read options that see storage as of this snapshot.
+  rocksdb::ReadOptions options() const {
+    rocksdb::ReadOptions read_options;
+    read_options.snapshot = snapshot_;
+    return read_options;
+  }
+
+ private:
+  rocksdb::DB* db_;
+  const rocksdb::Snapshot* snapshot_;
+};
+
+std::shared_ptr<const Engine::Snapshot> Engine::snapshot() {
+  return std::make_shared<const Snapshot>(impl_->db.get());
+}
+
+Result<StoredRow> Engine::read_row(topology::Token token, std::string_view key,
+                                   const Snapshot* at) {
+  const rocksdb::ReadOptions read_options = at != nullptr ? at->options() : rocksdb::ReadOptions();
+  const std::string row_key = encode_key(token, key);
   StoredRow row;
-  Result<std::optional<Cell>> header = read(token, key);
-  if (!header.is_ok()) return header.status();
-  row.header = std::move(header).value();
-  Result<RowState> state = impl_->get_row_state(encode_key(token, key));
-  if (!state.is_ok()) return state.status();
-  row.state = *state;
+  std::string stored;
+  rocksdb::Status status = impl_->db->Get(read_options, row_key, &stored);
+  if (status.ok()) {
+    Result<Cell> header = decode_cell(stored);
+    if (!header.is_ok()) return header.status();
+    row.header = std::move(header).value();
+  } else if (!status.IsNotFound()) {
+    return from_rocksdb(status, "storage: read");
+  }
+  status = impl_->db->Get(read_options, impl_->rows, row_key, &stored);
+  if (status.ok()) {
+    Result<RowState> state = decode_row_state(stored);
+    if (!state.is_ok()) return state.status();
+    row.state = *state;
+  } else if (!status.IsNotFound()) {
+    return from_rocksdb(status, "storage: read row state");
+  }
   return row;
 }
 
@@ -1161,9 +1197,55 @@ Result<bool> Engine::apply_field(topology::Token token, std::string_view key,
                                  std::string_view sub_key, const Cell& cell,
                                  HlcTimestamp* newer_timestamp) {
   CAIRN_ASSERT(!sub_key.empty(), "a field has a sub-key");
+  // A score index entry is derived here from the member's cell; one sent by another machine (a
+  // copy, a repair, an older coordinator) may stand for a score this machine's member cell no
+  // longer has, so it is not taken (docs/formats.md "Sorted sets").
+  if (is_score_index_cell(sub_key, cell)) return false;
+  std::lock_guard<std::mutex> guard(impl_->apply_stripes[stripe_of(token, key) % kApplyStripes]);
+  std::optional<Cell> replaced;
+  Result<bool> stored =
+      apply_field_locked(token, key, sub_key, cell, newer_timestamp, /*derived=*/false, &replaced);
+  if (!stored.is_ok() || !*stored || cell.type != ValueType::kZSet) return stored;
+  if (Status status = derive_score_index(token, key, sub_key, replaced, cell); !status.is_ok()) {
+    return status;
+  }
+  if (field_observer_) field_observer_(key, sub_key, cell);
+  return true;
+}
+
+Status Engine::derive_score_index(topology::Token token, std::string_view key,
+                                  std::string_view sub_key, const std::optional<Cell>& replaced,
+                                  const Cell& cell) {
+  const std::optional<std::string> old_entry =
+      replaced ? derived_index_sub_key(sub_key, *replaced) : std::nullopt;
+  const std::optional<std::string> new_entry = derived_index_sub_key(sub_key, cell);
+  // The entries carry the member cell's timestamp, so the row's deletion bound hides them with
+  // their member.
+  Cell entry;
+  entry.type = ValueType::kZSet;
+  entry.timestamp = cell.timestamp;
+  entry.writer = cell.writer;
+  if (old_entry && old_entry != new_entry) {
+    entry.tombstone = true;
+    Result<bool> removed = apply_field_locked(token, key, *old_entry, entry, nullptr,
+                                              /*derived=*/true, nullptr);
+    if (!removed.is_ok()) return removed.status();
+  }
+  if (new_entry) {
+    entry.tombstone = false;
+    Result<bool> added = apply_field_locked(token, key, *new_entry, entry, nullptr,
+                                            /*derived=*/true, nullptr);
+    if (!added.is_ok()) return added.status();
+  }
+  return Status::ok();
+}
+
+Result<bool> Engine::apply_field_locked(topology::Token token, std::string_view key,
+                                        std::string_view sub_key, const Cell& cell,
+                                        HlcTimestamp* newer_timestamp, bool derived,
+                                        std::optional<Cell>* replaced) {
   const std::string row_key = encode_key(token, key);
   const std::string storage_key = encode_key(token, key, sub_key);
-  std::lock_guard<std::mutex> guard(impl_->apply_stripes[stripe_of(token, key) % kApplyStripes]);
   Result<RowState> state = impl_->get_row_state(row_key);
   if (!state.is_ok()) return state.status();
   const HlcTimestamp hidden = state->hidden_through(options_.wall_clock_ms());
@@ -1180,11 +1262,14 @@ Result<bool> Engine::apply_field(topology::Token token, std::string_view key,
   if (status.ok()) {
     Result<Cell> current = decode_cell(stored);
     if (!current.is_ok()) return current.status();
-    if (!supersedes(cell, *current)) {
+    // A derived index entry follows its member cell, which won already: it replaces whatever
+    // entry is stored.
+    if (!derived && !supersedes(cell, *current)) {
       if (newer_timestamp != nullptr && !(*current == cell)) *newer_timestamp = current->timestamp;
       return false;
     }
     stored_counts = rank_entry_counts(*current, state->delete_through);
+    if (replaced != nullptr) *replaced = std::move(current).value();
   } else if (!status.IsNotFound()) {
     return from_rocksdb(status, "storage: read before apply");
   }
@@ -1219,7 +1304,11 @@ Result<bool> Engine::apply_field(topology::Token token, std::string_view key,
   if (!status.ok()) return from_rocksdb(status, "storage: apply field");
   impl_->rank_cache.apply(edits);
   impl_->writes.fetch_add(1, std::memory_order_relaxed);
-  if (field_observer_) field_observer_(key, sub_key, cell);
+  // A member of a sorted set is announced once its index entry follows (apply_field), so a
+  // reader woken by it (BZPOPMIN) finds the entry.
+  if (field_observer_ && !derived && cell.type != ValueType::kZSet) {
+    field_observer_(key, sub_key, cell);
+  }
   return true;
 }
 
@@ -1234,7 +1323,11 @@ Result<size_t> Engine::apply_fields(topology::Token token, std::string_view key,
     }
     return stored;
   };
-  if (changes.size() <= 1) return one_by_one();
+  // A sorted set's member cell also moves its index entry (derive_score_index): one by one.
+  const bool zset = std::any_of(changes.begin(), changes.end(), [](const FieldChange& change) {
+    return change.cell.type == ValueType::kZSet;
+  });
+  if (changes.size() <= 1 || zset) return one_by_one();
   std::vector<std::string_view> sub_keys;
   sub_keys.reserve(changes.size());
   for (const FieldChange& change : changes) {
@@ -1514,7 +1607,7 @@ Result<std::optional<uint64_t>> Engine::index_rank(topology::Token token, std::s
 }
 
 Status Engine::scan_row(topology::Token token, std::string_view key, std::string_view from_sub_key,
-                        const FieldVisitor& visitor) {
+                        const FieldVisitor& visitor, const Snapshot* at) {
   const std::string row_key = encode_key(token, key);
   std::string lower = row_key;
   if (from_sub_key.empty()) {
@@ -1524,7 +1617,7 @@ Status Engine::scan_row(topology::Token token, std::string_view key, std::string
   }
   std::string upper = row_key;
   upper.push_back('\xff');
-  rocksdb::ReadOptions read_options;
+  rocksdb::ReadOptions read_options = at != nullptr ? at->options() : rocksdb::ReadOptions();
   const rocksdb::Slice upper_slice(upper);
   read_options.iterate_upper_bound = &upper_slice;
   std::unique_ptr<rocksdb::Iterator> it(impl_->db->NewIterator(read_options));

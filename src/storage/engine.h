@@ -185,16 +185,28 @@ class Engine {
   Result<bool> apply(topology::Token token, std::string_view key, const Cell& cell,
                      HlcTimestamp* newer_timestamp = nullptr);
 
+  // A read view of the whole storage at one moment (a RocksDB snapshot): reads given one see no
+  // write made after it was taken. Holding one keeps the cell versions it sees from compaction,
+  // so it is held for one reply at most (a big listing produced page by page, docs/protocol.md
+  // "Big replies"). It must be released before the engine is closed.
+  class Snapshot;
+  std::shared_ptr<const Snapshot> snapshot();
+
   // ---- Rows (docs/formats.md "Rows") ----
   //
-  // The header (the key's own cell) and the derived state of a row.
-  Result<StoredRow> read_row(topology::Token token, std::string_view key);
+  // The header (the key's own cell) and the derived state of a row, now or as of `at`.
+  Result<StoredRow> read_row(topology::Token token, std::string_view key,
+                             const Snapshot* at = nullptr);
   // The stored cell of one field. REQUIRES: sub_key is not empty.
   Result<std::optional<Cell>> read_field(topology::Token token, std::string_view key,
                                          std::string_view sub_key);
   // Stores a field cell by LWW and keeps the row's count. A cell the row's delete_through
   // already hides is not stored: returns false and reports delete_through in newer_timestamp,
-  // so a coordinator stamps again after it (a clock behind the DEL's). REQUIRES: sub_key not empty.
+  // so a coordinator stamps again after it (a clock behind the DEL's). A sorted set's member
+  // cell that is stored also moves the member's score index entry, in further writes under the
+  // same lock; a score index cell given here is ignored (returns false): each machine derives
+  // its index from its own member cells (docs/formats.md "Sorted sets"). REQUIRES: sub_key not
+  // empty.
   Result<bool> apply_field(topology::Token token, std::string_view key, std::string_view sub_key,
                            const Cell& cell, HlcTimestamp* newer_timestamp = nullptr);
   // One field change of a row, for apply_fields.
@@ -228,7 +240,7 @@ class Engine {
   // Visits the stored field cells of a row (tombstones and hidden ones included) in sub-key
   // order, from the first sub-key >= from_sub_key (at least the first field).
   Status scan_row(topology::Token token, std::string_view key, std::string_view from_sub_key,
-                  const FieldVisitor& visitor);
+                  const FieldVisitor& visitor, const Snapshot* at = nullptr);
   // The same in descending sub-key order, from the last sub-key < below_sub_key (an empty
   // below_sub_key: from the row's last field).
   Status scan_row_reverse(topology::Token token, std::string_view key,
@@ -400,6 +412,20 @@ class Engine {
   Status update_rank_blocks(const std::string& row_key, std::string_view sub_key, int delta,
                             HlcTimestamp delete_through, uint64_t row_count,
                             rocksdb::WriteBatch& batch, RankEdits& edits);
+  // apply_field with the row's apply stripe held. `derived`: a score index entry this engine
+  // derives from a member cell that was just stored, stored without LWW against the entry it
+  // replaces. `replaced` receives the cell the stored one replaced, if any.
+  Result<bool> apply_field_locked(topology::Token token, std::string_view key,
+                                  std::string_view sub_key, const Cell& cell,
+                                  HlcTimestamp* newer_timestamp, bool derived,
+                                  std::optional<Cell>* replaced);
+  // After a sorted set's member cell `cell` replaced `replaced` (nullopt: none was stored), the
+  // member's index entry follows: the old score's entry becomes a tombstone and the new score's
+  // entry is written, both with the member cell's timestamp. REQUIRES: the row's apply stripe
+  // is held.
+  Status derive_score_index(topology::Token token, std::string_view key,
+                            std::string_view sub_key, const std::optional<Cell>& replaced,
+                            const Cell& cell);
   // A range deletion; `local` marks it as housekeeping that WAL readers skip (drop_range).
   Status delete_token_range(topology::Token start, topology::Token end, bool local);
   struct Impl;

@@ -722,10 +722,6 @@ TEST(EngineRowTest, RankBlocksFindEveryRankOfABigSortedSet) {
   auto entry = [](double score, const std::string& member) {
     return score_index_sub_key(score, member);
   };
-  auto index_cell = [](HlcTimestamp timestamp, bool tombstone = false) {
-    return Cell{.tombstone = tombstone, .type = ValueType::kZSet, .timestamp = timestamp,
-                .writer = 1, .expire_at_ms = 0, .value = {}};
-  };
   std::mt19937 rng(42);
   constexpr int kMembers = 9000;  // several blocks of kRankBlockSplit / 2
   std::vector<int> order(kMembers);
@@ -736,30 +732,30 @@ TEST(EngineRowTest, RankBlocksFindEveryRankOfABigSortedSet) {
   ASSERT_TRUE(apply_ok(*engine, token, key,
                        Cell{.type = ValueType::kZSet, .timestamp = ++now, .writer = 1,
                             .value = encode_row_header({0})}));
-  // Each member as ZADD writes it: its own cell (which the row counts) and its index entry.
-  auto member_cell = [](HlcTimestamp timestamp, bool tombstone = false) {
+  // Each member as ZADD writes it: its own cell (which the row counts); the engine derives its
+  // index entry.
+  auto member_cell = [](HlcTimestamp timestamp, double score, bool tombstone = false) {
     return Cell{.tombstone = tombstone, .type = ValueType::kZSet, .timestamp = timestamp,
-                .writer = 1, .expire_at_ms = 0, .value = tombstone ? "" : "score"};
+                .writer = 1, .expire_at_ms = 0,
+                .value = tombstone ? "" : encode_member_score(score)};
   };
   for (int i : order) {
     const std::string member = "m" + std::to_string(i);
-    const std::string sub = entry(i % 500, member);
-    ASSERT_TRUE(*engine->apply_field(token, key, field_sub_key(member), member_cell(++now)));
-    ASSERT_TRUE(*engine->apply_field(token, key, sub, index_cell(++now)));
-    live[sub] = true;
+    ASSERT_TRUE(*engine->apply_field(token, key, field_sub_key(member),
+                                     member_cell(++now, i % 500)));
+    live[entry(i % 500, member)] = true;
   }
   // A third of the members move to another score; a sixth go away.
   for (int i = 0; i < kMembers; i += 3) {
-    const std::string old_sub = entry(i % 500, "m" + std::to_string(i));
-    ASSERT_TRUE(*engine->apply_field(token, key, old_sub, index_cell(++now, true)));
-    live.erase(old_sub);
+    const std::string member = "m" + std::to_string(i);
+    live.erase(entry(i % 500, member));
     if (i % 2 != 0) {
-      ASSERT_TRUE(*engine->apply_field(token, key, field_sub_key("m" + std::to_string(i)),
-                                       member_cell(++now, true)));
+      ASSERT_TRUE(*engine->apply_field(token, key, field_sub_key(member),
+                                       member_cell(++now, 0, true)));
     } else {
-      const std::string new_sub = entry(1000 + i % 77, "m" + std::to_string(i));
-      ASSERT_TRUE(*engine->apply_field(token, key, new_sub, index_cell(++now)));
-      live[new_sub] = true;
+      ASSERT_TRUE(*engine->apply_field(token, key, field_sub_key(member),
+                                       member_cell(++now, 1000 + i % 77)));
+      live[entry(1000 + i % 77, member)] = true;
     }
   }
   std::vector<std::string> sorted;
@@ -796,13 +792,12 @@ TEST(EngineRowTest, RankBlocksFindEveryRankOfABigSortedSet) {
                             .value = encode_row_header({now - 1})}));
   // The next life of the key counts from zero in the emptied blocks.
   const std::string fresh = entry(5, "new");
-  ASSERT_TRUE(*engine->apply_field(token, key, field_sub_key("new"), member_cell(++now)));
-  ASSERT_TRUE(*engine->apply_field(token, key, fresh, index_cell(++now)));
+  ASSERT_TRUE(*engine->apply_field(token, key, field_sub_key("new"), member_cell(++now, 5)));
   EXPECT_EQ(**engine->index_rank(token, key, fresh, 1), 0u);
   std::vector<std::string> seen;
   ASSERT_TRUE(*engine->scan_from_rank(token, key, kScoreIndexNamespace, 0, 1,
                                             [&](std::string_view sub_key, const Cell& cell) {
-                                              if (!cell.tombstone && cell.timestamp > now - 3) {
+                                              if (!cell.tombstone && cell.timestamp > now - 2) {
                                                 seen.emplace_back(sub_key);
                                               }
                                               return true;
@@ -903,6 +898,74 @@ TEST(EngineRowTest, CachedRankBlocksFollowEveryWrite) {
   }
 }
 
+// A sorted set's index is derived from the member cell that wins (docs/formats.md "Sorted
+// sets"): whatever order a member's cells arrive in, and whatever index cells another machine
+// sends, the row holds one live entry per live member, at the winning cell's score.
+TEST(EngineRowTest, ScoreIndexFollowsTheWinningMemberCell) {
+  TempDir dir;
+  auto engine = open_engine(dir.path());
+  const topology::Token token = 7;
+  const std::string key = "z";
+  ASSERT_TRUE(apply_ok(*engine, token, key,
+                       Cell{.type = ValueType::kZSet, .timestamp = 10, .writer = 1,
+                            .value = encode_row_header({0})}));
+  auto member = [&](const std::string& name, HlcTimestamp timestamp, double score,
+                    bool tombstone = false) {
+    Result<bool> stored = engine->apply_field(
+        token, key, field_sub_key(name),
+        Cell{.tombstone = tombstone, .type = ValueType::kZSet, .timestamp = timestamp,
+             .writer = 1, .expire_at_ms = 0,
+             .value = tombstone ? "" : encode_member_score(score)});
+    CAIRN_ASSERT(stored.is_ok(), stored.status().to_string());
+    return *stored;
+  };
+  auto live_index = [&] {
+    std::vector<std::string> entries;
+    EXPECT_TRUE(engine
+                    ->scan_row(token, key, std::string(1, kScoreIndexNamespace),
+                               [&](std::string_view sub_key, const Cell& cell) {
+                                 if (sub_key[0] != kScoreIndexNamespace) return false;
+                                 if (!cell.tombstone) entries.emplace_back(sub_key);
+                                 return true;
+                               })
+                    .is_ok());
+    return entries;
+  };
+  // Two coordinators' scores for "a" arrive newest first: the older one changes nothing.
+  EXPECT_TRUE(member("a", 30, 3));
+  EXPECT_FALSE(member("a", 20, 2));
+  EXPECT_TRUE(member("b", 21, 1));
+  EXPECT_EQ(live_index(), (std::vector<std::string>{score_index_sub_key(1, "b"),
+                                                    score_index_sub_key(3, "a")}));
+  // A newer score moves the entry; the same score again keeps one entry.
+  EXPECT_TRUE(member("a", 40, -1));
+  EXPECT_TRUE(member("b", 41, 1));
+  EXPECT_EQ(live_index(), (std::vector<std::string>{score_index_sub_key(-1, "a"),
+                                                    score_index_sub_key(1, "b")}));
+  // An index cell sent from elsewhere is not taken, even a newer one.
+  const std::string foreign = score_index_sub_key(7, "a");
+  EXPECT_FALSE(*engine->apply_field(token, key, foreign,
+                                    Cell{.type = ValueType::kZSet, .timestamp = 99, .writer = 2,
+                                         .value = {}}));
+  // A removal older than the score loses; a newer one takes the entry away.
+  EXPECT_FALSE(member("a", 35, 0, true));
+  EXPECT_TRUE(member("b", 50, 0, true));
+  EXPECT_EQ(live_index(), std::vector<std::string>{score_index_sub_key(-1, "a")});
+  EXPECT_EQ(row_count(*engine, key), 1u);
+  // The same cells in the opposite order leave the same index on another machine.
+  TempDir other_dir;
+  auto other = open_engine(other_dir.path());
+  ASSERT_TRUE(apply_ok(*other, token, key,
+                       Cell{.type = ValueType::kZSet, .timestamp = 10, .writer = 1,
+                            .value = encode_row_header({0})}));
+  std::swap(engine, other);
+  EXPECT_TRUE(member("b", 50, 0, true));
+  EXPECT_TRUE(member("a", 40, -1));
+  EXPECT_FALSE(member("a", 30, 3));
+  EXPECT_FALSE(member("b", 41, 1));
+  EXPECT_EQ(live_index(), std::vector<std::string>{score_index_sub_key(-1, "a")});
+  EXPECT_EQ(row_count(*engine, key), 1u);
+}
 
 // A hash's fields get rank blocks once the row outgrows one block (random fields pick a rank);
 // below that size none are kept and the caller walks.

@@ -257,6 +257,10 @@ class Traffic:
         return problems
 
 
+# The first byte of a sorted set's score index sub-keys (docs/formats.md "Sorted sets").
+SCORE_INDEX_NAMESPACE = b"\x02"
+
+
 def stored_cells(dev, index, start=0, end=0):
     """[(key, sub-key bytes, cell bytes)] of every cell machine `index` stores with start <=
     token < end (CAIRN.MIGRATE SCAN: not fenced, what the machine stores, tombstones and expired
@@ -310,7 +314,9 @@ def replica_differences(dev, table, must_agree=None, shards=None):
     replica (with their fields), fields whose cell is expired on any replica (an expired value may be rewritten or dropped by compaction on one replica and not
     another; it reads as nothing everywhere), and keys for which must_agree(key) is false (e.g.
     keys only ever written by unacknowledged writes, which may have reached some replicas only:
-    Traffic.must_agree)."""
+    Traffic.must_agree), and sorted sets' score index entries, which each replica derives from
+    its member cells (compared): replicas that reached the same members by different paths
+    keep different tombstones of old entries (docs/formats.md "Sorted sets")."""
     index_of = {}
     for m in dev.machines():
         index_of[m["id"]] = int(m["address"].rsplit(":", 1)[1]) - dev.base_port
@@ -342,7 +348,8 @@ def replica_differences(dev, table, must_agree=None, shards=None):
                     if 0 < expire <= now_ms:
                         expired.add((key, sub) if sub else key)
             keys = {machine: {cell_name(k, sub) for k, sub, _ in cells
-                              if k not in expired and (k, sub) not in expired and
+                              if not sub.startswith(SCORE_INDEX_NAMESPACE) and
+                              k not in expired and (k, sub) not in expired and
                               (must_agree is None or must_agree(k))}
                     for machine, cells in stored.items()}
             if len(keys) < 2:
