@@ -281,6 +281,7 @@ Status pop_elements(Keyspace& keyspace, const std::string& key, ListRead& list, 
     const uint64_t batch = std::min<uint64_t>(n, kCellsPerWrite);
     sub_keys.clear();
     std::optional<int64_t> next_end;
+    bool read = false;
     if (!list.meta.sparse) {
       // Dense (invariant 4): the batch's positions are known; point reads, not a scan.
       const int64_t step = end == End::kHead ? 1 : -1;
@@ -288,29 +289,34 @@ Status pop_elements(Keyspace& keyspace, const std::string& key, ListRead& list, 
       for (uint64_t i = 0; i < batch; ++i) {
         sub_keys.push_back(list_position_sub_key(first + step * static_cast<int64_t>(i)));
       }
-      if (list.meta.count > batch) next_end = first + step * static_cast<int64_t>(batch);
-      if (out != nullptr) {
-        Result<std::vector<std::optional<Cell>>> cells =
-            keyspace.read_fields(key, sub_keys, list.row.hidden());
-        if (!cells.is_ok()) return cells.status();
-        for (std::optional<Cell>& cell : *cells) {
-          if (!cell) return Status::corruption("a dense list misses an element");
-          out->push_back(std::move(cell->value));
+      Result<std::vector<std::optional<Cell>>> cells =
+          keyspace.read_fields(key, sub_keys, list.row.hidden());
+      if (!cells.is_ok()) return cells.status();
+      read = std::all_of(cells->begin(), cells->end(),
+                         [](const std::optional<Cell>& cell) { return cell.has_value(); });
+      if (read) {
+        if (list.meta.count > batch) next_end = first + step * static_cast<int64_t>(batch);
+        if (out != nullptr) {
+          for (std::optional<Cell>& cell : *cells) out->push_back(std::move(cell->value));
         }
+      } else {
+        // An element gone from its position: an earlier pop whose meta cell was never written
+        // (a crash, or a cluster write that failed half-way). The scan below steps over it.
+        sub_keys.clear();
       }
-    } else if (Status status = visit_from_end(
-                   keyspace, key, list, end, 0,
-                   [&](std::string_view sub_key, const std::string& value) {
-                     if (sub_keys.size() == batch) {
-                       next_end = list_position_of_sub_key(sub_key);
-                       return false;
-                     }
-                     sub_keys.emplace_back(sub_key);
-                     if (out != nullptr) out->push_back(value);
-                     return true;
-                   });
-               !status.is_ok()) {
-      return status;
+    }
+    if (!read) {
+      Status status = visit_from_end(keyspace, key, list, end, 0,
+                                     [&](std::string_view sub_key, const std::string& value) {
+                                       if (sub_keys.size() == batch) {
+                                         next_end = list_position_of_sub_key(sub_key);
+                                         return false;
+                                       }
+                                       sub_keys.emplace_back(sub_key);
+                                       if (out != nullptr) out->push_back(value);
+                                       return true;
+                                     });
+      if (!status.is_ok()) return status;
     }
     if (sub_keys.size() < batch) return Status::corruption("a list holds fewer elements than its count");
     if (Status removed = remove_cells(keyspace, key, sub_keys); !removed.is_ok()) return removed;
