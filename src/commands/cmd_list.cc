@@ -319,7 +319,6 @@ Status pop_elements(Keyspace& keyspace, const std::string& key, ListRead& list, 
       if (!status.is_ok()) return status;
     }
     if (sub_keys.size() < batch) return Status::corruption("a list holds fewer elements than its count");
-    if (Status removed = remove_cells(keyspace, key, sub_keys); !removed.is_ok()) return removed;
     list.meta.count -= batch;
     n -= batch;
     if (next_end) {
@@ -327,6 +326,14 @@ Status pop_elements(Keyspace& keyspace, const std::string& key, ListRead& list, 
     } else if (list.meta.count > 0) {
       return Status::corruption("a list's elements end before its count");
     }
+    if (n == 0 && list.meta.count > 0) {
+      // The last batch and the new meta cell together: one write on a single machine, so a
+      // crash never leaves the meta cell naming elements already removed.
+      const std::pair<std::string, std::string> meta{list_meta_sub_key(),
+                                                     encode_list_meta(list.meta)};
+      return keyspace.change_fields(key, kList, sub_keys, std::span(&meta, 1));
+    }
+    if (Status removed = remove_cells(keyspace, key, sub_keys); !removed.is_ok()) return removed;
   }
   return store_meta_or_delete(keyspace, key, list);
 }

@@ -296,6 +296,14 @@ class Keyspace {
                                std::span<const std::string> /*sub_keys*/) {
     return Status::invalid_argument(std::string(kRowsNotSupportedMessage));
   }
+  // Tombstones for `removed` and the cells `fields` of one row, in one write where the keyspace
+  // can (a single machine: one RocksDB write batch, all or none); otherwise the removals first.
+  virtual Status change_fields(std::string_view key, storage::ValueType type,
+                               std::span<const std::string> removed,
+                               std::span<const std::pair<std::string, std::string>> fields) {
+    if (Status status = remove_fields(key, type, removed); !status.is_ok()) return status;
+    return write_fields(key, type, fields);
+  }
   // A cursor over the row at `key` as it is now, if this keyspace can hold one (a single
   // machine: a storage snapshot) and the row's count is exact at that moment; nullptr
   // otherwise (a cluster, whose rows are merged from replicas; a row whose fields expire one by

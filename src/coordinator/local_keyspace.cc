@@ -241,12 +241,23 @@ Status LocalKeyspace::write_expiring_fields(
 
 Status LocalKeyspace::remove_fields(std::string_view key, storage::ValueType type,
                                     std::span<const std::string> sub_keys) {
-  std::vector<storage::Engine::FieldChange> changes(sub_keys.size());
-  for (size_t i = 0; i < sub_keys.size(); ++i) {
+  return change_fields(key, type, sub_keys, {});
+}
+
+Status LocalKeyspace::change_fields(std::string_view key, storage::ValueType type,
+                                    std::span<const std::string> removed,
+                                    std::span<const std::pair<std::string, std::string>> fields) {
+  std::vector<storage::Engine::FieldChange> changes(removed.size() + fields.size());
+  for (size_t i = 0; i < changes.size(); ++i) {
     storage::Cell& cell = changes[i].cell;
-    changes[i].sub_key = sub_keys[i];
     cell.type = type;
-    cell.tombstone = true;
+    if (i < removed.size()) {
+      changes[i].sub_key = removed[i];
+      cell.tombstone = true;
+    } else {
+      changes[i].sub_key = fields[i - removed.size()].first;
+      cell.value = fields[i - removed.size()].second;
+    }
     cell.writer = writer_id_;
     cell.timestamp = clock_.now();
   }

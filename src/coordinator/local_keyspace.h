@@ -42,6 +42,9 @@ class LocalKeyspace final : public Keyspace {
   Status write_expiring_fields(std::string_view key, storage::ValueType type,
                                std::span<const std::pair<std::string, std::string>> fields,
                                std::span<const int64_t> expire_at_ms) override;
+  Status change_fields(std::string_view key, storage::ValueType type,
+                       std::span<const std::string> removed,
+                       std::span<const std::pair<std::string, std::string>> fields) override;
   Status remove_fields(std::string_view key, storage::ValueType type,
                        std::span<const std::string> sub_keys) override;
   Status scan_fields(std::string_view key, std::string_view from_sub_key,
