@@ -1,9 +1,9 @@
-// Internal commands: CAIRN.AUTH ID APPLY APPLYBATCH READ SCAN CLEAR TABLE MIGRATE REPAIR, what the
-// machines of a cluster send each other (docs/formats.md "Internal protocol", docs/migration.md).
-// Thin wrappers around replica::Replica. All but CAIRN.MIGRATE are kInline: they touch local
-// storage only and never wait for another machine, so the front end runs them on its event loop
-// even in cluster mode. CAIRN.MIGRATE is not: FINISH waits for the WAL of other machines, and SCAN,
-// WAL and FENCE read pages of storage or sync it, so they run on a worker and never stall a loop.
+// Internal commands: CAIRN.AUTH ID APPLY READ SCAN CLEAR TABLE MIGRATE REPAIR, what the machines of a
+// cluster send each other (docs/formats.md "Internal protocol", docs/migration.md). Thin wrappers
+// around replica::Replica. All but CAIRN.MIGRATE are kInline: they touch local storage only and
+// never wait for another machine, so the front end runs them on its event loop even in cluster
+// mode. CAIRN.MIGRATE is not: FINISH waits for the WAL of other machines, and SCAN, WAL and
+// FENCE read pages of storage or sync it, so they run on a worker and never stall a loop.
 
 #include <algorithm>
 #include <charconv>
@@ -20,7 +20,6 @@
 #include "storage/cell.h"
 #include "storage/engine.h"
 #include "topology/routing_table.h"
-#include "topology/token.h"
 #include "topology/token_range.h"
 
 namespace cairn::commands {
@@ -155,15 +154,6 @@ void cairn_id(CommandContext& context) {
   context.reply.integer(static_cast<int64_t>(replica->machine_id()));
 }
 
-// A refusal the coordinator reacts to (TXCONFLICT, TXLOCKED) keeps its word; others are ERR.
-void reply_tx_status(CommandContext& context, const Status& status) {
-  const std::string& message = status.message();
-  if (message.rfind("TXCONFLICT", 0) == 0 || message.rfind("TXLOCKED", 0) == 0) {
-    return context.reply.error(message);
-  }
-  reply_status(context, status);
-}
-
 void cairn_apply(CommandContext& context) {
   replica::Replica* replica = replica_or_reply(context);
   if (replica == nullptr) return;
@@ -182,95 +172,13 @@ void cairn_apply(CommandContext& context) {
   HlcTimestamp newer_timestamp = 0;
   Result<std::pair<replica::Fence, bool>> applied =
       replica->apply(*epoch, context.args[2], *cell, &newer_timestamp, sub_key);
-  if (!applied.is_ok()) return reply_tx_status(context, applied.status());
+  if (!applied.is_ok()) return reply_status(context, applied.status());
   if (!applied->first.ok()) return context.reply.error(replica::fence_error_text(applied->first));
   // A newer cell is stored: say how new, so the coordinator can stamp its write after it.
   if (!applied->second && newer_timestamp != 0) {
     return context.reply.bulk(std::to_string(newer_timestamp));
   }
   context.reply.integer(applied->second ? 1 : 0);
-}
-
-// CAIRN.APPLYBATCH epoch key cell [key cell]...: a transaction's cells, applied together
-// (docs/transactions.md "Crash atomicity"). Answers 1, or the fence error of a key (then none
-// is applied).
-void cairn_apply_batch(CommandContext& context) {
-  replica::Replica* replica = replica_or_reply(context);
-  if (replica == nullptr) return;
-  const std::optional<uint64_t> epoch = number_arg(context, 1, "epoch");
-  if (!epoch) return;
-  const std::optional<std::vector<storage::WalChange>> cells =
-      replica::decode_key_cells(std::span<const std::string>(context.args).subspan(2));
-  if (!cells) return context.reply.error("ERR CAIRN.APPLYBATCH takes epoch key cell [key cell]...");
-  Result<replica::Fence> fence = replica->apply_together(*epoch, *cells);
-  if (!fence.is_ok()) return reply_status(context, fence.status());
-  if (!fence->ok()) return context.reply.error(replica::fence_error_text(*fence));
-  context.reply.integer(1);
-}
-
-// ---- transactions across shards (docs/transactions.md "Across shards") ----
-// CAIRN.INTENT, CAIRN.TXRECORD and CAIRN.TXPREPARE store durably (an fsync) or wait for other
-// machines, so they run on workers, never on an event loop.
-
-std::optional<replica::TxDecision> decision_arg(std::string_view text) {
-  if (text == "C") return replica::TxDecision::kCommit;
-  if (text == "A") return replica::TxDecision::kAbort;
-  return std::nullopt;
-}
-
-// CAIRN.INTENT PUT <epoch> <txid> <home key> <cells> [<key> <cell>]... [<read key>]...
-// CAIRN.INTENT RESOLVE <txid> C|A [<key> <cell>]...
-void cairn_intent(CommandContext& context) {
-  replica::Replica* replica = replica_or_reply(context);
-  if (replica == nullptr) return;
-  const std::string& sub = context.args[1];
-  if (equals_ignore_case(sub, "PUT")) {
-    std::optional<std::pair<uint64_t, replica::TxIntent>> put =
-        replica::parse_intent_put(context.args);
-    if (!put) return context.reply.error("ERR malformed CAIRN.INTENT PUT");
-    Result<replica::Fence> fence = replica->prepare_intent(put->first, std::move(put->second));
-    if (!fence.is_ok()) return reply_tx_status(context, fence.status());
-    if (!fence->ok()) return context.reply.error(replica::fence_error_text(*fence));
-    return context.reply.ok();
-  }
-  if (equals_ignore_case(sub, "RESOLVE") && context.args.size() >= 4) {
-    const std::optional<replica::TxDecision> decision = decision_arg(context.args[3]);
-    if (!decision) return context.reply.error("ERR CAIRN.INTENT RESOLVE decision is C or A");
-    const std::optional<std::vector<storage::WalChange>> cells =
-        replica::decode_key_cells(std::span<const std::string>(context.args).subspan(4));
-    if (!cells) return context.reply.error("ERR malformed CAIRN.INTENT RESOLVE");
-    Status resolved = replica->resolve_intent(context.args[2], *decision, *cells);
-    if (!resolved.is_ok()) return reply_status(context, resolved);
-    return context.reply.ok();
-  }
-  context.reply.error("ERR CAIRN.INTENT PUT|RESOLVE ...");
-}
-
-// CAIRN.TXRECORD FIRST <txid> C|A: stores the decision unless one is stored; answers the stored
-// one.
-void cairn_txrecord(CommandContext& context) {
-  replica::Replica* replica = replica_or_reply(context);
-  if (replica == nullptr) return;
-  const std::string& sub = context.args[1];
-  if (equals_ignore_case(sub, "FIRST") && context.args.size() == 4) {
-    const std::optional<replica::TxDecision> decision = decision_arg(context.args[3]);
-    if (!decision) return context.reply.error("ERR CAIRN.TXRECORD FIRST decision is C or A");
-    Result<replica::TxDecision> stored =
-        replica->intents().record_first(context.args[2], *decision);
-    if (!stored.is_ok()) return reply_status(context, stored.status());
-    return context.reply.bulk(std::string(1, static_cast<char>(*stored)));
-  }
-  context.reply.error("ERR CAIRN.TXRECORD FIRST <txid> C|A");
-}
-
-// CAIRN.TXPREPARE <txid> <home key> <versions> [<key> <version>]... [<key> <cell>]...: at the
-// participant shard's leader (elsewhere the keyspace asks for a forward to it).
-void cairn_txprepare(CommandContext& context) {
-  std::optional<coordinator::TxPart> part = coordinator::parse_tx_prepare(context.args);
-  if (!part) return context.reply.error("ERR malformed CAIRN.TXPREPARE");
-  Status prepared = context.keyspace.prepare_part(*part);
-  if (!prepared.is_ok()) return context.reply.error(storage_error_reply(prepared));
-  context.reply.ok();
 }
 
 void cairn_read(CommandContext& context) {
@@ -661,19 +569,6 @@ void register_internal_commands(CommandTable& table) {
                  "Applies a cell (of a key, or of a row's field) written by a coordinator "
                  "(last write wins, epoch fenced)",
                  "O(1)", cairn_apply));
-  table.add(spec("cairn.applybatch", -4, kInternalFlags | kWrite,
-                 "Applies the cells of a transaction together, in one write batch (epoch fenced)",
-                 "O(N) where N is the number of cells", cairn_apply_batch));
-  constexpr uint32_t kTransactionFlags = kInternal | kLoading | kStale | kWrite;
-  table.add(spec("cairn.intent", -4, kTransactionFlags,
-                 "Stores or resolves the intent of a transaction across shards", "O(N)",
-                 cairn_intent));
-  table.add(spec("cairn.txrecord", 4, kTransactionFlags,
-                 "Records the decision of a transaction across shards (the first one told wins)",
-                 "O(1)", cairn_txrecord));
-  table.add(spec("cairn.txprepare", -4, kTransactionFlags,
-                 "Checks and prepares a shard's part of a transaction across shards", "O(N)",
-                 cairn_txprepare));
   table.add(spec("cairn.read", -3, kInternalFlags | kReadOnly,
                  "Returns the stored cell of a key or of a row's field (epoch fenced)", "O(1)",
                  cairn_read));

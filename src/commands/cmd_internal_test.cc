@@ -192,11 +192,8 @@ TEST_F(InternalCommandTest, FlagsTellWhatMayRunInline) {
       continue;
     }
     // CAIRN.MIGRATE blocks (FINISH) or reads pages of storage, CAIRN.REPAIR digests ranges or
-    // compacts, the messages of transactions across shards fsync (INTENT, TXRECORD) or wait
-    // for other machines (TXPREPARE): they run on a worker.
-    const bool worker = name == "cairn.migrate" || name == "cairn.repair" ||
-                        name == "cairn.intent" || name == "cairn.txrecord" ||
-                        name == "cairn.txprepare";
+    // compacts: they run on a worker.
+    const bool worker = name == "cairn.migrate" || name == "cairn.repair";
     EXPECT_EQ(spec.flags & kInline, worker ? 0u : uint32_t{kInline}) << name;
     EXPECT_EQ(spec.flags & kInternal, name == "cairn.auth" ? 0u : uint32_t{kInternal}) << name;
   }
@@ -204,41 +201,6 @@ TEST_F(InternalCommandTest, FlagsTellWhatMayRunInline) {
   install(two_shards());
   run({"CAIRN.APPLY", "1", key_in_half(true, 0), storage::encode_cell(cell(5, "v"))});
   EXPECT_TRUE(outcome_.wrote);  // the acknowledgement waits for the WAL sync
-}
-
-TEST_F(InternalCommandTest, ApplyBatchStoresAllOrNone) {
-  authenticate();
-  install(two_shards());  // epoch 1
-  const std::string a = key_in_half(true, 0);
-  const std::string b = key_in_half(true, 1);
-  const std::string foreign = key_in_half(false, 0);
-  const std::string c = storage::encode_cell(cell(5, "v"));
-  // One key this machine does not own fences the whole batch: nothing is stored.
-  EXPECT_EQ(run({"CAIRN.APPLYBATCH", "1", a, c, foreign, c}), "-NOTOWNER 1\r\n");
-  EXPECT_FALSE(engine_->read(topology::token_of(a), a)->has_value());
-  EXPECT_EQ(run({"CAIRN.APPLYBATCH", "1", a, c, b}),
-            "-ERR CAIRN.APPLYBATCH takes epoch key cell [key cell]...\r\n");
-  EXPECT_EQ(run({"CAIRN.APPLYBATCH", "1", a, c, b, c}), ":1\r\n");
-  EXPECT_TRUE(engine_->read(topology::token_of(a), a)->has_value());
-  EXPECT_TRUE(engine_->read(topology::token_of(b), b)->has_value());
-  EXPECT_TRUE(outcome_.wrote);
-}
-
-TEST_F(InternalCommandTest, AKeyHeldByAnIntentRefusesPlainWritesUntilResolved) {
-  authenticate();
-  install(two_shards());
-  const std::string a = key_in_half(true, 0);
-  const std::string intent_cell = storage::encode_cell(cell(5, "tx"));
-  EXPECT_EQ(run({"CAIRN.INTENT", "PUT", "1", "t1", a, "1", a, intent_cell}), "+OK\r\n");
-  EXPECT_EQ(run({"CAIRN.INTENT", "PUT", "1", "t2", a, "1", a, intent_cell}).rfind("-TXCONFLICT", 0),
-            0u);
-  const std::string plain = run({"CAIRN.APPLY", "1", a, storage::encode_cell(cell(9, "plain"))});
-  EXPECT_EQ(plain.rfind("-TXLOCKED", 0), 0u) << plain;
-  EXPECT_EQ(run({"CAIRN.TXRECORD", "FIRST", "t1", "C"}), "$1\r\nC\r\n");
-  EXPECT_EQ(run({"CAIRN.TXRECORD", "FIRST", "t1", "A"}), "$1\r\nC\r\n");  // the first stays
-  EXPECT_EQ(run({"CAIRN.INTENT", "RESOLVE", "t1", "C"}), "+OK\r\n");
-  EXPECT_EQ((*engine_->read(topology::token_of(a), a))->value, "tx");
-  EXPECT_EQ(run({"CAIRN.APPLY", "1", a, storage::encode_cell(cell(9, "plain"))}), ":1\r\n");
 }
 
 TEST_F(InternalCommandTest, FencingMatrix) {

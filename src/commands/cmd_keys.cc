@@ -63,11 +63,8 @@ std::string_view type_name(ValueType type) {
 
 // ---- DEL / UNLINK / EXISTS / TYPE ----
 
-// DEL / UNLINK: keys of several shards of a cluster are deleted by one transaction across
-// shards (all or none, the count as of that transaction).
 void del_command(CommandContext& ctx) {
   const std::span<const std::string> keys(ctx.args.data() + 1, ctx.args.size() - 1);
-  if (run_alone_across_shards(ctx, keys)) return;
   Result<int64_t> removed = ctx.keyspace.remove_many(keys);
   if (!removed.is_ok()) {
     reply_storage_error(ctx.reply, removed.status());

@@ -364,20 +364,10 @@ bool pairs_or_reply(CommandContext& ctx) {
   return false;
 }
 
-// The keys of MSET / MSETNX's pairs.
-std::vector<std::string> keys_of_pairs(const CommandContext& ctx) {
-  std::vector<std::string> keys;
-  keys.reserve(ctx.args.size() / 2);
-  for (size_t i = 1; i < ctx.args.size(); i += 2) keys.push_back(ctx.args[i]);
-  return keys;
-}
-
-// MSET: atomic on one machine (Keyspace::write_many locks every key); in a cluster, keys of one
-// shard are written without a leader (plain writes), keys of several shards by a transaction
-// across shards (all or none).
+// MSET: atomic on one machine (Keyspace::write_many locks every key); split by shard in a
+// cluster, where plain writes need no leader.
 void mset_command(CommandContext& ctx) {
   if (!pairs_or_reply(ctx)) return;
-  if (run_alone_across_shards(ctx, keys_of_pairs(ctx))) return;
   std::vector<std::pair<std::string, std::string>> entries;
   entries.reserve(ctx.args.size() / 2);
   for (size_t i = 1; i < ctx.args.size(); i += 2) entries.emplace_back(ctx.args[i], ctx.args[i + 1]);
@@ -389,11 +379,12 @@ void mset_command(CommandContext& ctx) {
 }
 
 // MSETNX: all keys are locked together, so the check that none exists and the writes are one
-// atomic step (in a cluster, keys of several shards: one transaction across shards).
+// atomic step.
 void msetnx_command(CommandContext& ctx) {
   if (!pairs_or_reply(ctx)) return;
-  const std::vector<std::string> keys = keys_of_pairs(ctx);
-  if (run_alone_across_shards(ctx, keys)) return;
+  std::vector<std::string> keys;
+  keys.reserve(ctx.args.size() / 2);
+  for (size_t i = 1; i < ctx.args.size(); i += 2) keys.push_back(ctx.args[i]);
   run_atomically(ctx, keys, [&](resp::ReplyWriter& reply) -> Status {
     for (const std::string& key : keys) {
       Result<std::optional<Cell>> read = ctx.keyspace.read(key);

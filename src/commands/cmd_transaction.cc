@@ -4,15 +4,10 @@
 // MULTI makes dispatch() queue the connection's commands (Session::queued) instead of running
 // them; a command refused while queuing (unknown, wrong arity, not allowed in a transaction)
 // marks the transaction failed and EXEC answers EXECABORT. WATCH records a version of each key
-// (coordinator::key_version); EXEC runs the queued commands one after the other while holding the
+// (key_version below); EXEC runs the queued commands one after the other while holding the
 // per-key locks of every key they name and every watched key (Keyspace::atomically), after
 // checking that no watched key changed, and answers their replies as one array (nil if a
 // watched key changed).
-//
-// A transaction whose commands all write keys' own cells only (strings, expiries, deletions:
-// runs_on_overlay) runs against a TxOverlay instead: its writes are collected and applied
-// together at the end (Keyspace::apply_together), so a crash leaves all of them or none
-// (docs/transactions.md "Crash atomicity"). Others run command by command as before.
 //
 // EXEC first rewrites its own arguments into
 //   CAIRN.TX <watched> [<key> <version>]... <commands> [<argc> <arg>...]...
@@ -24,26 +19,52 @@
 #include <fmt/format.h>
 
 #include <algorithm>
-#include <chrono>
-#include <functional>
 #include <optional>
-#include <random>
 #include <set>
 #include <string>
-#include <thread>
 #include <utility>
 #include <vector>
 
 #include "commands/command.h"
 #include "commands/parse.h"
 #include "common/assert.h"
-#include "coordinator/tx_overlay.h"
 #include "storage/cell.h"
 
 namespace cairn::commands {
 namespace {
 
 constexpr std::string_view kTxCommand = "CAIRN.TX";
+
+// What the EXEC of a transaction compares with what WATCH saw. Any write to the key changes
+// it: a string's cell timestamp and expiry; a row's header cell, number of live fields and
+// newest live field (an added or rewritten field raises the newest timestamp, a removed or
+// expired one lowers the count). A key that does not exist is "-" followed by the timestamp of
+// its stored cell (its tombstone, or the expired cell), so a key created and deleted again in
+// between is seen as changed, while one that just stays deleted or expired is not.
+// Cost: O(1) for a string, one pass over the fields for a hash, set or sorted set.
+Result<std::string> key_version(coordinator::Keyspace& keyspace, const std::string& key) {
+  Result<coordinator::RowRead> row = keyspace.read_row_exists(key);
+  if (!row.is_ok()) return row.status();
+  if (!row->header) {
+    Result<std::optional<storage::Cell>> stored = keyspace.read_stored(key);
+    if (!stored.is_ok()) return stored.status();
+    return *stored ? fmt::format("-{}", (*stored)->timestamp) : std::string("-");
+  }
+  const storage::Cell& header = *row->header;
+  if (!storage::is_row_type(header.type)) {
+    return fmt::format("s{}:{}", header.timestamp, header.expire_at_ms);
+  }
+  uint64_t fields = 0;
+  HlcTimestamp newest = 0;
+  Status walked = keyspace.scan_fields(key, "", row->hidden_through,
+                                       [&](std::string_view, const storage::Cell& cell) {
+                                         ++fields;
+                                         newest = std::max(newest, cell.timestamp);
+                                         return true;
+                                       });
+  if (!walked.is_ok()) return walked;
+  return fmt::format("r{}:{}:{}:{}", header.timestamp, header.expire_at_ms, fields, newest);
+}
 
 void reset_transaction(Session& session) {
   session.in_multi = false;
@@ -84,89 +105,9 @@ std::optional<Transaction> parse_transaction(const std::vector<std::string>& arg
   return tx;
 }
 
-// Commands of the families that write only keys' own cells (strings, a key's expiry, a whole
-// key's deletion), which TxOverlay can collect. Those of these families that write the fields
-// of a row (RENAME, COPY, MOVE and RESTORE of a hash, SORT ... STORE) or walk the keyspace
-// (SCAN, KEYS, RANDOMKEY) are not.
-bool runs_on_overlay(const CommandSpec& spec) {
-  static const std::set<std::string, std::less<>> kExcluded = {
-      "copy", "keys", "move", "randomkey", "rename", "renamenx", "restore", "scan", "sort"};
-  if (kExcluded.contains(spec.name)) return false;
-  if (spec.group == "string" || spec.group == "generic" || spec.group == "bitmap") return true;
-  return spec.group == "connection" && spec.first_key == 0 && (spec.flags & kWrite) == 0;
-}
-
-// Whether the whole transaction runs on a TxOverlay and is applied all or nothing.
-bool atomic_on_overlay(const CommandTable& table, const Transaction& tx) {
-  return std::all_of(tx.commands.begin(), tx.commands.end(), [&](const auto& command) {
-    const CommandSpec* spec = table.find(command[0]);
-    return spec != nullptr && runs_on_overlay(*spec);
-  });
-}
-
-// Runs the commands of `tx`, each as if sent alone, its reply an element of one array (or, for
-// a command run alone as a transaction, its reply only); an error is its reply and the others
-// still run (Redis: no rollback). Returns whether any wrote.
-bool run_commands(CommandContext& ctx, Transaction& tx, coordinator::Keyspace& keyspace,
-                  bool as_array = true) {
-  const CommandTable& table = default_table();
-  bool wrote = false;
-  if (as_array) ctx.reply.array(tx.commands.size());
-  for (std::vector<std::string>& command : tx.commands) {
-    CommandContext inner{command, ctx.reply, ctx.session, keyspace, ctx.server, ctx.replica};
-    const DispatchOutcome outcome = dispatch(table, inner);
-    wrote = wrote || outcome.wrote || inner.wrote;
-  }
-  return wrote;
-}
-
-// Attempts of a transaction across shards that met a conflict (another transaction holding or
-// changing one of its keys) before it gives up; each waits a random pause first, growing.
-constexpr int kCrossShardAttemptsMax = 100;
-
-// A transaction whose keys live on several shards (docs/transactions.md "Across shards"): the
-// versions of its keys are read, its commands run on an overlay, and the collected writes are
-// committed by two-phase commit, which checks those versions. On a conflict nothing was
-// applied and it runs again. `started` ends false if a watched key had changed (nothing ran).
-Status run_across_shards(CommandContext& ctx, Transaction& tx, const std::vector<std::string>& keys,
-                         bool as_array, bool& started, bool& wrote) {
-  std::minstd_rand random(static_cast<uint32_t>(std::hash<std::string>{}(keys.front())));
-  for (int attempt = 0; attempt < kCrossShardAttemptsMax; ++attempt) {
-    coordinator::CrossShardCommit commit;
-    for (const std::string& key : keys) {
-      Result<std::string> version = coordinator::key_version(ctx.keyspace, key);
-      if (!version.is_ok()) return version.status();
-      commit.versions.emplace_back(key, std::move(*version));
-    }
-    for (const auto& [key, watched_version] : tx.watched) {
-      const auto seen = std::find_if(commit.versions.begin(), commit.versions.end(),
-                                     [&](const auto& entry) { return entry.first == key; });
-      CAIRN_ASSERT(seen != commit.versions.end(), "every watched key is a key of the transaction");
-      if (seen->second != watched_version) return Status::ok();  // aborted: nothing started
-    }
-    started = true;
-    const size_t reply_start = ctx.reply.buffer()->size();
-    coordinator::TxOverlay overlay(ctx.keyspace);
-    wrote = run_commands(ctx, tx, overlay, as_array);
-    commit.writes = overlay.collected();
-    const Status committed = ctx.keyspace.commit_across_shards(commit);
-    if (committed.is_ok()) return committed;
-    ctx.reply.buffer()->resize(reply_start);
-    started = false;
-    if (committed.message().rfind("TXCONFLICT", 0) != 0) return committed;
-    const int pause_ms_max = 1 << std::min(attempt, 6);
-    std::this_thread::sleep_for(std::chrono::milliseconds(1 + random() % pause_ms_max));
-  }
-  return Status::busy(
-      fmt::format("TXCONFLICT the transaction met a conflict {} times; nothing "
-                  "was applied",
-                  kCrossShardAttemptsMax));
-}
-
 // Runs `tx` atomically and writes its reply: the array of the commands' replies, nil if a
 // watched key changed, or an error if the keys' locks could not be taken (CROSSSHARD, a
-// shard without a leader...) or, for a transaction on the overlay, if its writes could not be
-// applied (then none of them is applied, or, UNCERTAIN, all of them may be).
+// shard without a leader...).
 void run_transaction(CommandContext& ctx, Transaction& tx) {
   const CommandTable& table = default_table();
   std::set<std::string> key_set;
@@ -177,10 +118,8 @@ void run_transaction(CommandContext& ctx, Transaction& tx) {
     for (const size_t index : key_indexes(*spec, command)) key_set.insert(command[index]);
   }
   const std::vector<std::string> keys(key_set.begin(), key_set.end());
-  const bool on_overlay = atomic_on_overlay(table, tx);
   bool started = false;
   bool wrote = false;
-  size_t reply_start = 0;
   // Inside a transaction a blocking command answers at once, as in Redis: nothing else may run
   // until EXEC ends.
   const bool blocking_allowed = ctx.session.blocking_allowed;
@@ -188,32 +127,28 @@ void run_transaction(CommandContext& ctx, Transaction& tx) {
   // Each reply goes into EXEC's array whole: no producer finishes one later.
   const bool producer_allowed = ctx.session.reply_producer_allowed;
   ctx.session.reply_producer_allowed = false;
-  Status status = ctx.keyspace.atomically(keys, [&]() -> Status {
+  const Status status = ctx.keyspace.atomically(keys, [&]() -> Status {
     for (const auto& [key, version] : tx.watched) {
-      Result<std::string> now = coordinator::key_version(ctx.keyspace, key);
+      Result<std::string> now = key_version(ctx.keyspace, key);
       if (!now.is_ok()) return now.status();
       if (*now != version) return Status::ok();  // aborted: nothing started
     }
     started = true;
-    reply_start = ctx.reply.buffer()->size();
-    if (!on_overlay) {
-      wrote = run_commands(ctx, tx, ctx.keyspace);
-      return Status::ok();
+    ctx.reply.array(tx.commands.size());
+    for (std::vector<std::string>& command : tx.commands) {
+      // Each command runs as if sent alone, its reply in the array; an error is its reply and
+      // the others still run (Redis: no rollback).
+      CommandContext inner{command, ctx.reply, ctx.session, ctx.keyspace, ctx.server, ctx.replica};
+      const DispatchOutcome outcome = dispatch(table, inner);
+      wrote = wrote || outcome.wrote || inner.wrote;
     }
-    coordinator::TxOverlay overlay(ctx.keyspace);
-    wrote = run_commands(ctx, tx, overlay);
-    return overlay.commit();
+    return Status::ok();
   });
-  if (on_overlay && status.message() == coordinator::kCrossShardMessage) {
-    status = run_across_shards(ctx, tx, keys, /*as_array=*/true, started, wrote);
-  }
   ctx.session.blocking_allowed = blocking_allowed;
   ctx.session.reply_producer_allowed = producer_allowed;
   ctx.wrote = wrote;
   if (!status.is_ok()) {
-    CAIRN_ASSERT(!started || on_overlay, "a transaction fails only before its first command");
-    // The commands' replies are dropped: their writes were not applied (or are uncertain).
-    if (started) ctx.reply.buffer()->resize(reply_start);
+    CAIRN_ASSERT(!started, "a transaction fails only before its first command");
     // A redirect is not an end: the leader runs the transaction and counts it.
     if (status.message().rfind("REDIRECT", 0) != 0) {
       ctx.server.note_transaction(ServerControl::TransactionEnd::kRefused);
@@ -225,26 +160,6 @@ void run_transaction(CommandContext& ctx, Transaction& tx) {
                                       : ServerControl::TransactionEnd::kWatchAborted);
   if (!started) ctx.reply.null_array();
 }
-
-}  // namespace
-
-bool run_alone_across_shards(CommandContext& ctx, std::span<const std::string> keys) {
-  if (keys.size() < 2 || ctx.keyspace.single_shard(keys)) return false;
-  Transaction tx;
-  tx.commands.push_back(ctx.args);
-  const std::vector<std::string> key_list(keys.begin(), keys.end());
-  std::set<std::string> key_set(key_list.begin(), key_list.end());
-  bool started = false;
-  bool wrote = false;
-  const Status status =
-      run_across_shards(ctx, tx, std::vector<std::string>(key_set.begin(), key_set.end()),
-                        /*as_array=*/false, started, wrote);
-  ctx.wrote = wrote;
-  if (!status.is_ok()) ctx.reply.error(storage_error_reply(status));
-  return true;
-}
-
-namespace {
 
 void multi(CommandContext& ctx) {
   if (ctx.session.in_multi) {
@@ -321,7 +236,7 @@ void watch(CommandContext& ctx) {
       ctx.reply.error(fmt::format("ERR at most {} keys can be watched", kWatchedKeysMax));
       return;
     }
-    Result<std::string> version = coordinator::key_version(ctx.keyspace, key);
+    Result<std::string> version = key_version(ctx.keyspace, key);
     if (!version.is_ok()) {
       ctx.reply.error(storage_error_reply(version.status()));
       return;

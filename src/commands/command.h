@@ -387,13 +387,7 @@ void register_connection_commands(CommandTable& table);   // PING ECHO HELLO AUT
 void register_server_commands(CommandTable& table);       // COMMAND INFO CONFIG TIME SHUTDOWN...
 void register_internal_commands(CommandTable& table);     // CAIRN.* (docs/formats.md)
 void register_cluster_commands(CommandTable& table);      // CONSISTENCY CLUSTER READONLY...
-void register_transaction_commands(CommandTable& table);
-// For a command of several keys that must be atomic (MSET, MSETNX, DEL, UNLINK): when `keys`
-// live on several shards, runs the command alone as a transaction across shards
-// (docs/transactions.md "Across shards"), writes its reply and returns true; otherwise false
-// (the caller runs it as usual).
-bool run_alone_across_shards(
-    CommandContext& ctx, std::span<const std::string> keys);  // MULTI EXEC DISCARD WATCH UNWATCH
+void register_transaction_commands(CommandTable& table);  // MULTI EXEC DISCARD WATCH UNWATCH
 void register_pubsub_commands(CommandTable& table);       // SUBSCRIBE PUBLISH PUBSUB... RESET
 // (COMMAND's handlers describe default_table(), whichever table dispatched them.)
 

@@ -104,9 +104,9 @@ std::string invalid_expire_time_error(std::string_view command) {
 }
 
 std::string storage_error_reply(const Status& status) {
-  static constexpr std::string_view kCodeWords[] = {"UNCERTAIN", "UNAVAILABLE", "CROSSSHARD",
-                                                    "NOLEADER",  "NOTABLE",     "REDIRECT",
-                                                    "CLOCKSKEW", "TXCONFLICT",  "TXLOCKED"};
+  static constexpr std::string_view kCodeWords[] = {"UNCERTAIN",  "UNAVAILABLE", "CROSSSHARD",
+                                                    "NOLEADER",   "NOTABLE",     "REDIRECT",
+                                                    "CLOCKSKEW"};
   const std::string& message = status.message();
   const std::string_view first_word = std::string_view(message).substr(0, message.find(' '));
   for (std::string_view code : kCodeWords) {

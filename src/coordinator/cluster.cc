@@ -1,25 +1,21 @@
 #include "coordinator/cluster.h"
 
-#include <fmt/format.h>
+#include <unordered_set>
 
 #include <algorithm>
 #include <chrono>
 #include <condition_variable>
-#include <cstdlib>
-#include <map>
 #include <mutex>
 #include <random>
-#include <set>
 #include <thread>
-#include <unordered_set>
 #include <utility>
 #include <vector>
 
 #include "common/assert.h"
 #include "common/clock.h"
+#include <fmt/format.h>
 #include "coordinator/cluster_internal.h"
 #include "coordinator/key_locks.h"
-#include "replica/tx_intents.h"
 #include "topology/token.h"
 
 namespace cairn::coordinator {
@@ -75,37 +71,6 @@ Deadline deadline_after(int timeout_ms) {
 // pending calls when it stops, after the coordinator stopped), so they share this by shared_ptr;
 // the references in it are to services that outlive the PeerPool's threads (engine) or that the
 // callbacks only use while a call can still be made (peers).
-// Transactions across shards, as INFO transactions shows them (ClusterStats).
-struct TxCounters {
-  std::atomic<uint64_t> in_flight{0}, committed{0}, aborted_conflict{0}, aborted_by_recovery{0};
-  std::atomic<uint64_t> uncertain{0}, failed{0};
-  std::atomic<uint64_t> recovered_commit{0}, recovered_abort{0};
-  std::atomic<int64_t> recovered_age_max_ms{0};  // oldest intent recovery resolved (ms)
-  // Latencies of the latest committed transactions (a ring of kLatenciesKept), for the p99.
-  static constexpr size_t kLatenciesKept = 1024;
-  std::mutex latency_mu;
-  std::vector<uint64_t> latencies_us;
-  size_t latency_next = 0;
-
-  void note_latency(uint64_t us) {
-    std::lock_guard lock(latency_mu);
-    if (latencies_us.size() < kLatenciesKept) {
-      latencies_us.push_back(us);
-      return;
-    }
-    latencies_us[latency_next] = us;
-    latency_next = (latency_next + 1) % kLatenciesKept;
-  }
-  uint64_t p99_us() {
-    std::lock_guard lock(latency_mu);
-    if (latencies_us.empty()) return 0;
-    std::vector<uint64_t> sorted = latencies_us;
-    const size_t at = (sorted.size() * 99) / 100;
-    std::nth_element(sorted.begin(), sorted.begin() + static_cast<ptrdiff_t>(at), sorted.end());
-    return sorted[at];
-  }
-};
-
 struct Core {
   Core(ClusterOptions options_in, storage::Engine& engine_in, HybridClock& clock_in,
        replica::Replica& replica_in, net::PeerPool& peers_in)
@@ -128,7 +93,6 @@ struct Core {
   std::atomic<uint64_t> restamps{0};
   std::atomic<uint64_t> table_refreshes{0};
   std::atomic<uint64_t> clock_refusals{0};
-  TxCounters tx;
 
   // set_clock_state(): the offset that put this machine's clock out of bound, and the bound;
   // clock_out_of_bound false: in bound (or never measured).
@@ -281,7 +245,6 @@ struct WriteState {
   StaleMark stale;
   // The newest timestamp of a cell a replica kept instead of this one (0: none).
   std::atomic<HlcTimestamp> newer{0};
-  std::atomic<bool> locked{false};  // a replica refused: the key is held by a transaction
   void saw_newer(HlcTimestamp timestamp) {
     HlcTimestamp seen = newer.load();
     while (timestamp > seen && !newer.compare_exchange_weak(seen, timestamp)) {
@@ -304,12 +267,6 @@ void settle_write(Core& core, WriteState& state, uint64_t target, std::optional<
                      outcome.fence.code == replica::FenceCode::kStaleEpoch;
   if (outcome.kind == ReplicaOutcome::Kind::kFence) state.stale.note(outcome.fence, address);
   if (slot) state.gather.fail(*slot);
-  // Held by a transaction across shards: write_cell sends the same cell again shortly.
-  if (outcome.kind == ReplicaOutcome::Kind::kFailed &&
-      outcome.error.find("TXLOCKED") != std::string::npos) {
-    state.locked = true;
-    return;
-  }
   // A replica that could not be reached gets the write later (hinted handoff). So does one that
   // follows a newer table (STALEEPOCH): when the others still at our epoch acknowledge W, the
   // write is not retried, and a replica the newer epoch keeps (e.g. a rebuilt replica just
@@ -334,7 +291,6 @@ struct WriteAttempt {
   std::optional<std::string> stale;
   bool moving = false;     // a replica answered MOVING
   HlcTimestamp newer = 0;  // a replica kept a newer cell with this timestamp
-  bool locked = false;     // a replica refused: the key is held by a transaction across shards
 };
 
 // The CAIRN.APPLY request of a cell: the sub-key travels only for a row's field.
@@ -408,7 +364,6 @@ WriteAttempt wait_write(const PendingWrite& pending, Deadline deadline) {
   attempt.stale = state->stale.get();
   attempt.moving = state->stale.moving();
   attempt.newer = state->newer.load();
-  attempt.locked = state->locked.load();
   return attempt;
 }
 
@@ -451,117 +406,6 @@ Status write_cell(const CorePtr& core, const std::string& key, const std::string
     }
     if (attempt->reached) {
       ++core->writes;
-      return Status::ok();
-    }
-    if (attempt_number < kAttemptsMax && std::chrono::steady_clock::now() < deadline) {
-      if (attempt->stale && refresh_table(core, *attempt->stale, table->epoch(), deadline)) {
-        continue;
-      }
-      if (attempt->moving && pause_for_cutover(deadline)) continue;
-      // A key held by a prepared transaction across shards: wait until it is decided (its
-      // coordinator's apply, or recovery within a second), then write after it.
-      if (attempt->locked) {
-        std::this_thread::sleep_for(std::chrono::milliseconds(2));
-        continue;
-      }
-    }
-    ++core->uncertain_writes;
-    return Status::unavailable(uncertain_write_message(attempt->acks, attempt->needed));
-  }
-}
-
-// ---- a transaction's cells, together ----
-
-// One CAIRN.APPLYBATCH sent to every replica of a shard: the transaction's cells reach each
-// replica in one request and are stored there in one write batch, so no replica holds part of
-// them (docs/transactions.md "Crash atomicity").
-struct BatchState {
-  BatchState(size_t needed, size_t voting, std::vector<storage::WalChange> cells_in)
-      : gather(needed, voting), cells(std::move(cells_in)) {}
-  Gather gather;
-  StaleMark stale;
-  const std::vector<storage::WalChange> cells;
-};
-
-void settle_batch(Core& core, BatchState& state, uint64_t target, std::optional<size_t> slot,
-                  const ReplicaOutcome& outcome, const std::string& address) {
-  if (outcome.ok()) {
-    if (slot) state.gather.succeed(*slot);
-    return;
-  }
-  if (outcome.kind == ReplicaOutcome::Kind::kFence) state.stale.note(outcome.fence, address);
-  if (slot) state.gather.fail(*slot);
-  // As for a single write (settle_write): an unreachable replica gets the cells later, by
-  // hinted handoff, one by one (the replay does not batch them).
-  const bool stale = outcome.kind == ReplicaOutcome::Kind::kFence &&
-                     outcome.fence.code == replica::FenceCode::kStaleEpoch;
-  if (address.empty() || !core.options.hinted_handoff) return;
-  if (outcome.kind != ReplicaOutcome::Kind::kFailed && !stale) return;
-  for (const storage::WalChange& change : state.cells) {
-    Status stored =
-        core.engine.store_hint(target, change.key, change.cell, core.options.hints_per_target_max,
-                               core.options.hint_bytes_per_target_max);
-    if (stored.is_ok()) ++core.hints_stored;
-  }
-}
-
-Result<WriteAttempt> write_batch_once(const CorePtr& core, const TablePtr& table,
-                                      const std::vector<storage::WalChange>& cells, Level level,
-                                      Deadline deadline) {
-  const topology::ReplicaSet set = table->replicas_for_token(cells.front().token);
-  Result<uint32_t> needed = needed_replicas(level, set.voting.size());
-  if (!needed.is_ok()) return needed.status();
-  auto state = std::make_shared<BatchState>(*needed, set.voting.size(), cells);
-  std::vector<std::string> args = {"CAIRN.APPLYBATCH", std::to_string(table->epoch())};
-  for (const storage::WalChange& change : cells) {
-    args.push_back(change.key);
-    args.push_back(storage::encode_cell(change.cell));
-  }
-  std::optional<size_t> local_slot;
-  bool local_is_replica = false;
-  auto send = [&](const Machine* machine, std::optional<size_t> slot) {
-    if (machine->id == core->machine_id) {
-      local_is_replica = true;
-      local_slot = slot;
-      return;
-    }
-    call_peer(core, table, machine->address, args, deadline,
-              [core, state, target = machine->id, slot,
-               address = machine->address](Result<resp::Value> reply) {
-                settle_batch(*core, *state, target, slot, decode_apply_reply(reply), address);
-              });
-  };
-  for (size_t i = 0; i < set.voting.size(); ++i) send(set.voting[i], i);
-  for (const Machine* machine : set.extras) send(machine, std::nullopt);
-  for (const Machine* machine : set.joining) send(machine, std::nullopt);
-  if (local_is_replica) {
-    Result<replica::Fence> fence = core->replica.apply_together(table->epoch(), cells);
-    const ReplicaOutcome outcome = fence.is_ok()
-                                       ? outcome_of_fence(*fence)
-                                       : ReplicaOutcome::failure(fence.status().to_string());
-    settle_batch(*core, *state, core->machine_id, local_slot, outcome, "");
-  }
-  WriteAttempt attempt;
-  attempt.needed = *needed;
-  attempt.reached = state->gather.wait_for_needed(deadline);
-  if (!attempt.reached) state->gather.wait_for_all(deadline);
-  attempt.acks = state->gather.successes();
-  attempt.stale = state->stale.get();
-  attempt.moving = state->stale.moving();
-  return attempt;
-}
-
-// Writes the cells of one shard together at `level`, retrying after a newer table or a
-// cutover as write_cell does (the same cells: replicas that stored them are unaffected).
-Status write_batch(const CorePtr& core, const std::vector<storage::WalChange>& cells, Level level) {
-  const Deadline deadline = deadline_after(core->options.request_timeout_ms);
-  for (int attempt_number = 0;; ++attempt_number) {
-    TablePtr table = core->replica.tables().current();
-    if (!table) return Status::unavailable(std::string(kNoTableMessage));
-    Result<WriteAttempt> attempt = write_batch_once(core, table, cells, level, deadline);
-    if (!attempt.is_ok()) return attempt.status();
-    if (attempt->reached) {
-      core->writes += cells.size();
       return Status::ok();
     }
     if (attempt_number < kAttemptsMax && std::chrono::steady_clock::now() < deadline) {
@@ -1153,194 +997,6 @@ void replay_target(const CorePtr& core, const TablePtr& table, uint64_t target) 
   }
 }
 
-// ---- transactions across shards (docs/transactions.md "Across shards") ----
-
-// Recovery resolves an intent still undecided this long after this replica stored it: far
-// above what a live coordinator needs from prepare to apply (milliseconds), so it acts only for
-// a coordinator that died or stalled.
-constexpr int64_t kIntentTimeoutMs = 1000;
-constexpr int kRecoveryIntervalMs = 100;
-constexpr size_t kRecoveryBatchMax = 256;
-
-resp::Value value_of(resp::Value::Type type, std::string text) {
-  resp::Value value;
-  value.type = type;
-  value.str = std::move(text);
-  return value;
-}
-
-resp::Value value_of_status(const Status& status) {
-  if (status.is_ok()) return value_of(resp::Value::Type::kSimple, "OK");
-  return value_of(resp::Value::Type::kError, status.message());
-}
-
-// The answers of a shard's voting replicas to one request.
-struct ShardCall {
-  explicit ShardCall(size_t voting) : answers(voting) {}
-  std::mutex mu;
-  std::condition_variable changed;
-  std::vector<std::optional<resp::Value>> answers;  // a failed call: an error value
-  size_t answered = 0;
-  size_t succeeded = 0;  // answers that are not errors
-
-  void settle(size_t slot, Result<resp::Value> reply) {
-    std::lock_guard lock(mu);
-    if (answers[slot]) return;
-    resp::Value value = reply.is_ok()
-                            ? std::move(*reply)
-                            : value_of(resp::Value::Type::kError, reply.status().to_string());
-    if (!value.is_error()) ++succeeded;
-    answers[slot] = std::move(value);
-    ++answered;
-    changed.notify_all();
-  }
-  // Until `needed` replicas succeeded, all answered, or the deadline.
-  void wait(size_t needed, Deadline deadline) {
-    std::unique_lock lock(mu);
-    changed.wait_until(lock, deadline,
-                       [&] { return succeeded >= needed || answered == answers.size(); });
-  }
-  void wait_all(Deadline deadline) { wait(answers.size() + 1, deadline); }
-  // The first error that starts with `word`, if any.
-  std::optional<std::string> error_starting(std::string_view word) {
-    std::lock_guard lock(mu);
-    for (const std::optional<resp::Value>& answer : answers) {
-      if (answer && answer->is_error() && answer->str.rfind(word, 0) == 0) return answer->str;
-    }
-    return std::nullopt;
-  }
-};
-
-// Sends `args` to every voting replica in `set`; this machine's replica answers through `local`.
-std::shared_ptr<ShardCall> call_voting(const CorePtr& core, const TablePtr& table,
-                                       const topology::ReplicaSet& set,
-                                       const std::vector<std::string>& args,
-                                       const std::function<resp::Value()>& local,
-                                       Deadline deadline) {
-  auto call = std::make_shared<ShardCall>(set.voting.size());
-  std::optional<size_t> local_slot;
-  for (size_t i = 0; i < set.voting.size(); ++i) {
-    if (set.voting[i]->id == core->machine_id) {
-      local_slot = i;
-      continue;
-    }
-    call_peer(core, table, set.voting[i]->address, args, deadline,
-              [call, i](Result<resp::Value> reply) { call->settle(i, std::move(reply)); });
-  }
-  if (local_slot) call->settle(*local_slot, local());
-  return call;
-}
-
-size_t quorum_of(size_t voting) { return voting / 2 + 1; }
-
-// Test-only fault hook: with CAIRN_TEST_TX_FAULT=<point> in its environment, a coordinator
-// dies at that point of a transaction across shards, as if killed -9 (tests/fault).
-void fault_point(std::string_view point) {
-  static const char* const configured = std::getenv("CAIRN_TEST_TX_FAULT");
-  if (configured != nullptr && point == configured) std::_Exit(137);
-}
-
-// Records `decision` for `txid` at the shard of `home_key` and answers the transaction's
-// decision: every voting replica keeps the first decision it is told (TxIntents::record_first),
-// and the decision is the one a quorum holds. The coordinator asks for commit, recovery for
-// abort; whichever reaches a quorum first wins and the other learns it. Retries until a quorum
-// agrees or the deadline (then kUnavailable: undecided yet).
-Result<replica::TxDecision> record_decision(const CorePtr& core, const std::string& home_key,
-                                            const std::string& txid, replica::TxDecision decision,
-                                            Deadline deadline) {
-  const std::vector<std::string> args = {"CAIRN.TXRECORD", "FIRST", txid,
-                                         std::string(1, static_cast<char>(decision))};
-  const auto local = [&]() {
-    Result<replica::TxDecision> stored = core->replica.intents().record_first(txid, decision);
-    if (!stored.is_ok()) return value_of_status(stored.status());
-    return value_of(resp::Value::Type::kBulk, std::string(1, static_cast<char>(*stored)));
-  };
-  for (int attempt_number = 0; attempt_number < kAttemptsMax; ++attempt_number) {
-    TablePtr table = core->replica.tables().current();
-    if (!table) return Status::unavailable(std::string(kNoTableMessage));
-    const topology::ReplicaSet set = table->replicas_for_token(topology::token_of(home_key));
-    const size_t needed = quorum_of(set.voting.size());
-    std::shared_ptr<ShardCall> call = call_voting(core, table, set, args, local, deadline);
-    call->wait(needed, deadline);
-    for (bool waited_all = false;; waited_all = true) {
-      size_t commits = 0;
-      size_t aborts = 0;
-      {
-        std::lock_guard lock(call->mu);
-        for (const std::optional<resp::Value>& answer : call->answers) {
-          if (!answer || answer->is_error()) continue;
-          if (answer->str == "C") ++commits;
-          if (answer->str == "A") ++aborts;
-        }
-      }
-      if (commits >= needed) return replica::TxDecision::kCommit;
-      if (aborts >= needed) return replica::TxDecision::kAbort;
-      if (waited_all) break;
-      call->wait_all(deadline);
-    }
-    if (std::chrono::steady_clock::now() >= deadline) break;
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  }
-  return Status::unavailable(
-      fmt::format("UNCERTAIN the decision of transaction {} could not "
-                  "be recorded yet; recovery applies all of it or none",
-                  txid));
-}
-
-// Tells every replica of each part's shard the decision (CAIRN.INTENT RESOLVE; a commit carries
-// the cells, for replicas that hold no intent) and waits for a quorum of each, up to the
-// deadline. What does not arrive is finished by recovery.
-void resolve_parts(const CorePtr& core, const std::vector<TxPart>& parts,
-                   replica::TxDecision decision, Deadline deadline) {
-  TablePtr table = core->replica.tables().current();
-  if (!table) return;
-  std::vector<std::pair<std::shared_ptr<ShardCall>, size_t>> calls;
-  for (const TxPart& part : parts) {
-    std::vector<std::string> args = {"CAIRN.INTENT", "RESOLVE", part.txid,
-                                     std::string(1, static_cast<char>(decision))};
-    std::vector<storage::WalChange> cells;
-    if (decision == replica::TxDecision::kCommit) {
-      for (const CollectedWrite& write_entry : part.writes) {
-        args.push_back(write_entry.key);
-        args.push_back(storage::encode_cell(write_entry.cell));
-        cells.push_back(storage::WalChange{
-            topology::token_of(write_entry.key), write_entry.key, write_entry.cell, {}});
-      }
-    }
-    const std::string& any_key =
-        part.writes.empty() ? part.versions.front().first : part.writes.front().key;
-    const topology::ReplicaSet set = table->replicas_for_token(topology::token_of(any_key));
-    const auto local = [&]() {
-      return value_of_status(core->replica.resolve_intent(part.txid, decision, cells));
-    };
-    calls.emplace_back(call_voting(core, table, set, args, local, deadline),
-                       quorum_of(set.voting.size()));
-  }
-  for (auto& [call, needed] : calls) call->wait(needed, deadline);
-}
-
-// Resolves the intents stored here that are older than kIntentTimeoutMs: asks the home shard
-// for the decision, recording abort if none was recorded, and applies or drops the cells.
-void recover_intents(const CorePtr& core) {
-  replica::TxIntents& intents = core->replica.intents();
-  const int64_t now = wall_clock_ms();
-  for (const replica::TxIntent& intent :
-       intents.prepared_before(now - kIntentTimeoutMs, kRecoveryBatchMax)) {
-    const Deadline deadline = deadline_after(core->options.request_timeout_ms);
-    Result<replica::TxDecision> decision =
-        record_decision(core, intent.home_key, intent.txid, replica::TxDecision::kAbort, deadline);
-    if (!decision.is_ok()) continue;  // the home shard has no quorum: the next round retries
-    if (!core->replica.resolve_intent(intent.txid, *decision, {}).is_ok()) continue;
-    TxCounters& counters = core->tx;
-    ++(*decision == replica::TxDecision::kCommit ? counters.recovered_commit
-                                                 : counters.recovered_abort);
-    const int64_t age = wall_clock_ms() - intent.prepared_ms;
-    int64_t seen = counters.recovered_age_max_ms.load();
-    while (age > seen && !counters.recovered_age_max_ms.compare_exchange_weak(seen, age)) {
-    }
-  }
-}
-
 }  // namespace
 
 struct ClusterCoordinator::Impl {
@@ -1349,7 +1005,6 @@ struct ClusterCoordinator::Impl {
   std::condition_variable wake;
   bool stopping = false;
   std::thread replayer;
-  std::thread recoverer;  // resolves intents of dead coordinators (recover_intents)
   // set_leader_lease_check(); shared so a check runs outside lease_mu.
   std::mutex lease_mu;
   std::shared_ptr<const std::function<bool()>> lease_check;
@@ -1371,18 +1026,6 @@ struct ClusterCoordinator::Impl {
       if (stopping) break;
       lock.unlock();
       replay_round();
-      lock.lock();
-    }
-  }
-
-  void recover_loop() {
-    std::unique_lock<std::mutex> lock(mu);
-    while (!stopping) {
-      wake.wait_for(lock, std::chrono::milliseconds(kRecoveryIntervalMs),
-                    [this] { return stopping; });
-      if (stopping) break;
-      lock.unlock();
-      recover_intents(core);
       lock.lock();
     }
   }
@@ -1416,7 +1059,6 @@ void ClusterCoordinator::start() {
   std::lock_guard<std::mutex> lock(impl_->mu);
   if (impl_->replayer.joinable() || impl_->stopping) return;
   impl_->replayer = std::thread([impl = impl_.get()] { impl->replay_loop(); });
-  impl_->recoverer = std::thread([impl = impl_.get()] { impl->recover_loop(); });
 }
 
 void ClusterCoordinator::stop() {
@@ -1426,7 +1068,6 @@ void ClusterCoordinator::stop() {
   }
   impl_->wake.notify_all();
   if (impl_->replayer.joinable()) impl_->replayer.join();
-  if (impl_->recoverer.joinable()) impl_->recoverer.join();
 }
 
 void ClusterCoordinator::set_clock_state(bool in_bound, int64_t offset_ms, int64_t max_offset_ms) {
@@ -1456,18 +1097,6 @@ ClusterStats ClusterCoordinator::stats() const {
   stats.redirects = core.redirects;
   stats.restamps = core.restamps;
   stats.clock_refusals = core.clock_refusals;
-  TxCounters& tx = impl_->core->tx;
-  stats.tx_in_flight = tx.in_flight;
-  stats.tx_committed = tx.committed;
-  stats.tx_aborted_conflict = tx.aborted_conflict;
-  stats.tx_aborted_by_recovery = tx.aborted_by_recovery;
-  stats.tx_uncertain = tx.uncertain;
-  stats.tx_failed = tx.failed;
-  stats.tx_latency_p99_us = tx.p99_us();
-  stats.intents_pending = impl_->core->replica.intents().pending();
-  stats.intents_recovered_commit = tx.recovered_commit;
-  stats.intents_recovered_abort = tx.recovered_abort;
-  stats.intents_recovered_age_max_ms = tx.recovered_age_max_ms;
   stats.table_refreshes = core.table_refreshes;
   return stats;
 }
@@ -1712,31 +1341,6 @@ Status ClusterSession::remove(std::string_view key) {
                     Level(options_.write, in_atomic_));
 }
 
-Status ClusterSession::apply_together(std::span<const CollectedWrite> writes) {
-  if (writes.empty()) return Status::ok();
-  const CorePtr& core = coordinator_.impl_->core;
-  if (Status status = clock_guard(*core); !status.is_ok()) return status;
-  TablePtr table = core->replica.tables().current();
-  if (!table) return Status::unavailable(std::string(kNoTableMessage));
-  const auto shard = table->shard_for_token(topology::token_of(writes.front().key)).id;
-  const HlcTimestamp timestamp = core->clock.now();
-  std::vector<storage::WalChange> cells;
-  cells.reserve(writes.size());
-  for (const CollectedWrite& write_entry : writes) {
-    storage::WalChange change;
-    change.token = topology::token_of(write_entry.key);
-    if (table->shard_for_token(change.token).id != shard) {
-      return Status::invalid_argument(std::string(kCrossShardMessage));
-    }
-    change.key = write_entry.key;
-    change.cell = write_entry.cell;
-    change.cell.timestamp = timestamp;
-    change.cell.writer = core->machine_id;
-    cells.push_back(std::move(change));
-  }
-  return write_batch(core, cells, Level(options_.write, in_atomic_));
-}
-
 Status ClusterSession::write_many(
     std::span<const std::pair<std::string, std::string>> entries) {
   // Plain writes are ordered by last-write-wins, so they need no leader: each key is written at
@@ -1769,204 +1373,8 @@ Status ClusterSession::write_fields_leaderless(const std::string& /*key*/,
   return fn();
 }
 
-Status ClusterSession::prepare_part(const TxPart& part) {
-  const CorePtr& core = coordinator_.impl_->core;
-  std::set<std::string> key_set;
-  for (const auto& [key, version] : part.versions) key_set.insert(key);
-  for (const CollectedWrite& write_entry : part.writes) key_set.insert(write_entry.key);
-  const std::vector<std::string> keys(key_set.begin(), key_set.end());
-  return lead(keys, /*wait_for_intents=*/false, [&]() -> Status {
-    replica::TxIntents& intents = core->replica.intents();
-    for (const std::string& key : keys) {
-      const std::optional<std::string> holder = intents.holder(key);
-      if (holder && *holder != part.txid) {
-        return Status::busy("TXCONFLICT a key is held by another transaction across shards");
-      }
-    }
-    for (const auto& [key, version] : part.versions) {
-      Result<std::string> now = key_version(*this, key);
-      if (!now.is_ok()) return now.status();
-      if (*now != version) return Status::busy("TXCONFLICT a key changed since it was read");
-    }
-    if (!part.home_key) return Status::ok();  // a transaction that writes nothing
-    replica::TxIntent intent;
-    intent.txid = part.txid;
-    intent.home_key = *part.home_key;
-    std::set<std::string_view> written;
-    for (const CollectedWrite& write_entry : part.writes) {
-      intent.cells.push_back(storage::WalChange{
-          topology::token_of(write_entry.key), write_entry.key, write_entry.cell, {}});
-      written.insert(write_entry.key);
-    }
-    for (const std::string& key : keys) {
-      if (!written.contains(key)) intent.reads.push_back(key);
-    }
-    TablePtr table = core->replica.tables().current();
-    if (!table) return Status::unavailable(std::string(kNoTableMessage));
-    const topology::ReplicaSet set = table->replicas_for_token(topology::token_of(keys.front()));
-    Result<uint32_t> needed = needed_replicas(Level(options_.write, true), set.voting.size());
-    if (!needed.is_ok()) return needed.status();
-    const Deadline deadline = deadline_after(core->options.request_timeout_ms);
-    const uint64_t epoch = table->epoch();
-    const std::vector<std::string> args = replica::intent_put_args(epoch, intent);
-    const auto local = [&]() {
-      Result<replica::Fence> fence = core->replica.prepare_intent(epoch, intent);
-      if (!fence.is_ok()) return value_of_status(fence.status());
-      if (!fence->ok()) {
-        return value_of(resp::Value::Type::kError, replica::fence_error_text(*fence));
-      }
-      return value_of_status(Status::ok());
-    };
-    std::shared_ptr<ShardCall> call = call_voting(core, table, set, args, local, deadline);
-    call->wait(*needed, deadline);
-    {
-      std::lock_guard lock(call->mu);
-      if (call->succeeded >= *needed) return Status::ok();
-    }
-    if (std::optional<std::string> conflict = call->error_starting("TXCONFLICT")) {
-      return Status::busy(*conflict);
-    }
-    return Status::busy(fmt::format(
-        "TXCONFLICT the intent reached fewer than {} replicas; the transaction is aborted",
-        *needed));
-  });
-}
-
-bool ClusterSession::single_shard(std::span<const std::string> keys) {
-  TablePtr table = coordinator_.impl_->core->replica.tables().current();
-  if (!table || keys.empty()) return true;  // the command meets the missing table itself
-  const auto shard = table->shard_for_token(topology::token_of(keys.front())).id;
-  return std::all_of(keys.begin(), keys.end(), [&](const std::string& key) {
-    return table->shard_for_token(topology::token_of(key)).id == shard;
-  });
-}
-
-Status ClusterSession::commit_across_shards(const CrossShardCommit& commit) {
-  const CorePtr& core = coordinator_.impl_->core;
-  if (Status status = clock_guard(*core); !status.is_ok()) return status;
-  TablePtr table = core->replica.tables().current();
-  if (!table) return Status::unavailable(std::string(kNoTableMessage));
-  if (commit.versions.empty() && commit.writes.empty()) return Status::ok();
-  const auto started = std::chrono::steady_clock::now();
-  TxCounters& counters = core->tx;
-  ++counters.in_flight;
-  struct InFlight {
-    TxCounters& counters;
-    ~InFlight() { --counters.in_flight; }
-  } in_flight{counters};
-
-  // The cells are stamped after every cell the transaction read (reads observe the clock), so
-  // LWW orders them after anything it saw.
-  const std::string txid = fmt::format("{:x}-{:x}", core->machine_id, core->clock.now());
-  const HlcTimestamp timestamp = core->clock.now();
-  const std::optional<std::string> home_key =
-      commit.writes.empty() ? std::nullopt : std::optional<std::string>(commit.writes.front().key);
-  std::map<topology::ShardId, TxPart> by_shard;
-  auto part_of = [&](const std::string& key) -> TxPart& {
-    TxPart& part = by_shard[table->shard_for_token(topology::token_of(key)).id];
-    part.txid = txid;
-    part.home_key = home_key;
-    return part;
-  };
-  for (const auto& [key, version] : commit.versions)
-    part_of(key).versions.emplace_back(key, version);
-  for (const CollectedWrite& write_entry : commit.writes) {
-    CollectedWrite stamped = write_entry;
-    stamped.cell.timestamp = timestamp;
-    stamped.cell.writer = core->machine_id;
-    part_of(write_entry.key).writes.push_back(std::move(stamped));
-  }
-  std::vector<TxPart> parts;
-  std::vector<const topology::Shard*> shards;
-  for (auto& [shard_id, part] : by_shard) {
-    const std::string& key =
-        part.writes.empty() ? part.versions.front().first : part.writes.front().key;
-    shards.push_back(&table->shard_for_token(topology::token_of(key)));
-    parts.push_back(std::move(part));
-  }
-
-  // Phase 1: every participant's leader checks and prepares its part (this machine's own
-  // parts last, so the remote ones are on their way).
-  const Deadline deadline = deadline_after(core->options.request_timeout_ms);
-  auto call = std::make_shared<ShardCall>(parts.size());
-  std::vector<size_t> local_parts;
-  for (size_t i = 0; i < parts.size(); ++i) {
-    const topology::Shard& shard = *shards[i];
-    if (!shard.lease_valid(static_cast<uint64_t>(wall_clock_ms()))) {
-      call->settle(i, Result<resp::Value>(Status::unavailable(no_leader_message(shard.id))));
-      continue;
-    }
-    if (shard.leader == core->machine_id) {
-      local_parts.push_back(i);
-      continue;
-    }
-    const Machine* leader = table->find_machine(shard.leader);
-    if (leader == nullptr) {
-      call->settle(i, Result<resp::Value>(Status::unavailable(no_leader_message(shard.id))));
-      continue;
-    }
-    call_peer(core, table, leader->address, tx_prepare_args(parts[i]), deadline,
-              [call, i](Result<resp::Value> reply) { call->settle(i, std::move(reply)); });
-  }
-  for (size_t i : local_parts) call->settle(i, value_of_status(prepare_part(parts[i])));
-  call->wait_all(deadline);
-  bool prepared = false;
-  {
-    std::lock_guard lock(call->mu);
-    prepared = call->succeeded == parts.size();
-  }
-  if (!prepared) {
-    const std::optional<std::string> conflict = call->error_starting("TXCONFLICT");
-    if (home_key) {
-      resolve_parts(core, parts, replica::TxDecision::kAbort,
-                    deadline_after(core->options.request_timeout_ms));
-    }
-    if (conflict) {
-      ++counters.aborted_conflict;
-      return Status::busy(*conflict);
-    }
-    ++counters.failed;
-    std::optional<std::string> error = call->error_starting("");
-    return Status::unavailable(error ? *error : std::string("UNAVAILABLE prepare timed out"));
-  }
-  if (!home_key) {
-    ++counters.committed;  // nothing to write: the checks were the whole transaction
-    return Status::ok();
-  }
-  fault_point("exit-after-prepare");
-
-  // The decision, recorded once at the home shard.
-  Result<replica::TxDecision> decision =
-      record_decision(core, *home_key, txid, replica::TxDecision::kCommit,
-                      deadline_after(core->options.request_timeout_ms));
-  if (!decision.is_ok()) {
-    ++counters.uncertain;
-    return decision.status();
-  }
-  if (*decision == replica::TxDecision::kAbort) {
-    // Recovery decided first (this coordinator stalled past kIntentTimeoutMs).
-    resolve_parts(core, parts, replica::TxDecision::kAbort,
-                  deadline_after(core->options.request_timeout_ms));
-    ++counters.aborted_by_recovery;
-    return Status::busy("TXCONFLICT the transaction was aborted by recovery");
-  }
-  fault_point("exit-after-decision");
-  resolve_parts(core, parts, replica::TxDecision::kCommit,
-                deadline_after(core->options.request_timeout_ms));
-  ++counters.committed;
-  counters.note_latency(static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(
-                                                  std::chrono::steady_clock::now() - started)
-                                                  .count()));
-  return Status::ok();
-}
-
 Status ClusterSession::atomically(std::span<const std::string> keys,
                                   const std::function<Status()>& fn) {
-  return lead(keys, /*wait_for_intents=*/true, fn);
-}
-
-Status ClusterSession::lead(std::span<const std::string> keys, bool wait_for_intents,
-                            const std::function<Status()>& fn) {
   const CorePtr& core = coordinator_.impl_->core;
   if (in_atomic_) return fn();  // nested: the outer call holds the locks already
   if (keys.empty()) {
@@ -1996,26 +1404,9 @@ Status ClusterSession::lead(std::span<const std::string> keys, bool wait_for_int
   }
   // A read-modify-write stamps its writes here: refuse it whole rather than half way through.
   if (Status status = clock_guard(*core); !status.is_ok()) return status;
-  // A key held by a prepared transaction across shards waits until that one is decided and
-  // applied (recovery decides within kIntentTimeoutMs of a coordinator's death), up to the
-  // request timeout.
-  const Deadline deadline = deadline_after(core->options.request_timeout_ms);
-  for (;;) {
-    std::vector<std::unique_lock<std::mutex>> locks = lock_keys(core->engine, keys);
-    const bool held =
-        wait_for_intents && std::any_of(keys.begin(), keys.end(), [&](const std::string& key) {
-          return core->replica.intents().holder(key).has_value();
-        });
-    if (!held) {
-      FlagScope scope(in_atomic_);
-      return fn();
-    }
-    locks.clear();
-    if (std::chrono::steady_clock::now() >= deadline) {
-      return Status::busy(std::string(replica::kTxLockedMessage));
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(2));
-  }
+  std::vector<std::unique_lock<std::mutex>> locks = lock_keys(core->engine, keys);
+  FlagScope scope(in_atomic_);
+  return fn();
 }
 
 Result<ScanPage> ClusterSession::scan(const ScanRequest& request) {

@@ -64,14 +64,6 @@ struct ClusterStats {
   uint64_t table_refreshes = 0;
   uint64_t restamps = 0;  // writes stamped again after a replica reported a newer cell
   uint64_t clock_refusals = 0;  // writes refused by the clock guard (set_clock_state)
-  // Transactions across shards this machine coordinated (docs/transactions.md "Observing").
-  uint64_t tx_in_flight = 0, tx_committed = 0, tx_aborted_conflict = 0;
-  uint64_t tx_aborted_by_recovery = 0, tx_uncertain = 0, tx_failed = 0;
-  uint64_t tx_latency_p99_us = 0;  // of the latest 1024 committed
-  // Intents stored here that recovery resolved, by decision, and the oldest it met (its age when
-  // resolved: the time a dead coordinator's keys stayed held here).
-  uint64_t intents_pending = 0, intents_recovered_commit = 0, intents_recovered_abort = 0;
-  int64_t intents_recovered_age_max_ms = 0;
 };
 
 class ClusterCoordinator {
@@ -131,17 +123,6 @@ class ClusterSession final : public Keyspace {
   Status clear() override;
   int64_t now_ms() override;
   Status write_many(std::span<const std::pair<std::string, std::string>> entries) override;
-  // One CAIRN.APPLYBATCH per replica of their shard, at the write level (QUORUM at least
-  // inside atomically()); hints, table retries and UNCERTAIN as for a single write.
-  Status apply_together(std::span<const CollectedWrite> writes) override;
-  // Two-phase commit (docs/transactions.md "Across shards"): CAIRN.TXPREPARE to each
-  // participant shard's leader (prepare_part here for the shards this machine leads), the
-  // decision recorded at the home shard (CAIRN.TXRECORD on its voting replicas, quorum), then
-  // CAIRN.INTENT RESOLVE to every replica of each participant. The test-only fault hook
-  // CAIRN_TEST_TX_FAULT=exit-after-prepare|exit-after-decision ends the process there.
-  Status commit_across_shards(const CrossShardCommit& commit) override;
-  Status prepare_part(const TxPart& part) override;
-  bool single_shard(std::span<const std::string> keys) override;
   Result<int64_t> remove_many(std::span<const std::string> keys) override;
   // Runs `fn` here, without the shard leader and without key locks, at the connection's levels
   // (inside atomically(), as part of a transaction the leader runs, at its levels instead).
@@ -174,10 +155,6 @@ class ClusterSession final : public Keyspace {
   std::optional<uint64_t> take_redirect();
 
  private:
-  // atomically(); `wait_for_intents` false: does not wait for keys held by transactions
-  // across shards (prepare_part checks them itself).
-  Status lead(std::span<const std::string> keys, bool wait_for_intents,
-              const std::function<Status()>& fn);
   // read_row; `count_all` false stops at the first visible field (existence only: count 0 or 1).
   Result<RowRead> read_row_merged(std::string_view key, bool count_all);
   // Writes one cell per field, each stamped now (tombstones when `values` is empty).

@@ -150,6 +150,8 @@ ScanPage merge_scan_answers(topology::Token range_end,
 std::string uncertain_write_message(size_t acks, size_t required);
 std::string unavailable_read_message(size_t answers, size_t required);
 std::string no_leader_message(uint64_t shard);
+inline constexpr std::string_view kCrossShardMessage =
+    "CROSSSHARD keys in request don't hash to the same shard";
 inline constexpr std::string_view kRedirectMessage = "REDIRECT";
 inline constexpr std::string_view kNoTableMessage =
     "NOTABLE this machine has no routing table yet";

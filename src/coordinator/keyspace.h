@@ -51,9 +51,6 @@ struct RowRead {
 // Visitor of a row's visible fields: sub-key and cell. Return false to stop.
 using RowFieldVisitor = std::function<bool(std::string_view sub_key, const storage::Cell& cell)>;
 
-inline constexpr std::string_view kCrossShardMessage =
-    "CROSSSHARD keys in request don't hash to the same shard";
-
 // A row read at one moment (a storage snapshot), for a reply produced page by page after its
 // command returned (docs/protocol.md "Big replies"): writes made meanwhile are not seen, so the
 // count announced first and the fields listed after agree.
@@ -69,38 +66,6 @@ class RowCursor {
 
 inline constexpr std::string_view kRowsNotSupportedMessage =
     "hashes, sets and sorted sets are not supported by this keyspace";
-
-// A write a transaction collected instead of applying it (TxOverlay): the key's own cell, a
-// value or a tombstone, not stamped yet (apply_together stamps it).
-struct CollectedWrite {
-  std::string key;
-  storage::Cell cell;
-};
-
-// A transaction across shards as its coordinator hands it over to be committed (Keyspace::
-// commit_across_shards, docs/transactions.md "Across shards").
-struct CrossShardCommit {
-  // Every key the transaction named and the version its commands saw (key_version): a
-  // participant refuses to prepare if one changed since.
-  std::vector<std::pair<std::string, std::string>> versions;
-  std::vector<CollectedWrite> writes;  // not stamped yet
-};
-
-// The part of such a transaction one shard's leader checks and prepares (prepare_part).
-struct TxPart {
-  std::string txid;
-  // Its decision is recorded at this key's shard; none for a transaction that writes nothing
-  // (its parts are checked, nothing is held). Any key, the empty one included.
-  std::optional<std::string> home_key;
-  std::vector<std::pair<std::string, std::string>> versions;
-  std::vector<CollectedWrite> writes;  // stamped by the coordinator
-};
-
-// CAIRN.TXPREPARE <txid> +<home key>|- <versions> [<key> <version>]... [<key> <cell>]...: the
-// request a coordinator sends a participant shard's leader (the cells stamped), and back
-// (nullopt: malformed). `args[0]` is the command's name.
-std::vector<std::string> tx_prepare_args(const TxPart& part);
-std::optional<TxPart> parse_tx_prepare(std::span<const std::string> args);
 
 // Per-connection request options (CONSISTENCY). A single machine (RF 1) satisfies every level.
 struct RequestOptions {
@@ -215,42 +180,6 @@ class Keyspace {
     return removed;
   }
 
-  // Stores `writes` (distinct keys, cells not stamped) so that they become visible together:
-  // all are stamped with one fresh timestamp; a single machine applies them in one storage
-  // write batch, a cluster sends each replica of their shard one batch at the write level
-  // (docs/transactions.md "Crash atomicity"). All keys must be on one shard (else CROSSSHARD).
-  // The default writes them one after the other (a keyspace without batches: test fakes).
-  virtual Status apply_together(std::span<const CollectedWrite> writes) {
-    for (const CollectedWrite& write_entry : writes) {
-      const storage::Cell& cell = write_entry.cell;
-      Status status = cell.tombstone
-                          ? remove(write_entry.key)
-                          : write(write_entry.key, cell.type, cell.value, cell.expire_at_ms);
-      if (!status.is_ok()) return status;
-    }
-    return Status::ok();
-  }
-
-  // Whether every key of `keys` lives on one shard (always, on one machine).
-  virtual bool single_shard(std::span<const std::string> /*keys*/) { return true; }
-
-  // Commits a transaction whose keys live on several shards by two-phase commit
-  // (docs/transactions.md "Across shards"): all of `commit.writes` become visible or none.
-  // kBusy "TXCONFLICT ..." when a participant refused (a key changed since its version was
-  // read, or is held by another prepared transaction): nothing was applied and the caller may
-  // run the transaction again. kUnavailable "UNCERTAIN ..." when the decision could not be
-  // recorded: recovery applies all or none. A keyspace of one machine never needs it.
-  virtual Status commit_across_shards(const CrossShardCommit& /*commit*/) {
-    return Status::invalid_argument(std::string(kCrossShardMessage));
-  }
-
-  // At the leader of the shard of every key of `part`: under the keys' locks, checks their
-  // versions and that no other transaction holds them, then stores the intent on a write
-  // quorum of the shard (kBusy "TXCONFLICT ..." otherwise). CAIRN.TXPREPARE runs it.
-  virtual Status prepare_part(const TxPart& /*part*/) {
-    return Status::invalid_argument("transactions across shards need a cluster");
-  }
-
   // The clock reads use to decide what has expired (Unix ms).
   virtual int64_t now_ms() = 0;
 
@@ -356,10 +285,6 @@ class Keyspace {
     return Status::ok();
   }
 };
-
-// What a transaction compares to tell whether a key changed (WATCH, and the validation of a
-// transaction across shards): docs/transactions.md "How a change is detected".
-Result<std::string> key_version(Keyspace& keyspace, const std::string& key);
 
 // Keyspace notifications' "expired" events (docs/pubsub.md): reads report a key whose cell they
 // find expired (not deleted) to the observer the server installs. Process-wide, set while a

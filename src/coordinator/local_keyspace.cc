@@ -34,22 +34,6 @@ Status stamp_and_apply(storage::Engine& engine, HybridClock& clock, uint64_t wri
 
 }  // namespace
 
-Status LocalKeyspace::apply_together(std::span<const CollectedWrite> writes) {
-  const HlcTimestamp timestamp = clock_.now();
-  std::vector<storage::WalChange> cells;
-  cells.reserve(writes.size());
-  for (const CollectedWrite& write_entry : writes) {
-    storage::WalChange change;
-    change.token = topology::token_of(write_entry.key);
-    change.key = write_entry.key;
-    change.cell = write_entry.cell;
-    change.cell.timestamp = timestamp;
-    change.cell.writer = writer_id_;
-    cells.push_back(std::move(change));
-  }
-  return engine_.apply_batch(cells).status();
-}
-
 bool LocalKeyspace::is_live_key(topology::Token token, std::string_view key,
                                 const storage::Cell& cell, int64_t now) {
   if (!cell.live_at(now)) return false;

@@ -29,8 +29,6 @@ class LocalKeyspace final : public Keyspace {
   Result<uint64_t> count() override;
   Result<std::optional<std::string>> random_key() override;
   Status clear() override;
-  // One storage write batch (Engine::apply_batch): a crash leaves all of the writes or none.
-  Status apply_together(std::span<const CollectedWrite> writes) override;
   int64_t now_ms() override;
   Result<RowRead> read_row(std::string_view key) override;
   Result<std::unique_ptr<RowCursor>> open_row_cursor(std::string_view key) override;

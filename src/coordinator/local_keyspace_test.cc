@@ -11,7 +11,6 @@
 #include <thread>
 #include <vector>
 
-#include "coordinator/tx_overlay.h"
 #include "topology/token.h"
 
 namespace cairn::coordinator {
@@ -326,105 +325,6 @@ TEST_F(LocalKeyspaceTest, RandomKeyAndClear) {
   EXPECT_EQ(get("a"), std::nullopt);
   int pages = 0;
   EXPECT_TRUE(scan_all(10, &pages).empty());
-}
-
-// The value of `key` as the transaction on `overlay` reads it.
-std::optional<std::string> overlay_value(TxOverlay& overlay, const std::string& key) {
-  Result<std::optional<Cell>> cell = overlay.read(key);
-  EXPECT_TRUE(cell.is_ok());
-  if (!cell.is_ok() || !cell->has_value()) return std::nullopt;
-  return (*cell)->value;
-}
-
-// ---- TxOverlay over a local keyspace (the transaction runner's overlay) ----
-
-TEST_F(LocalKeyspaceTest, OverlayWritesStayInTheOverlayUntilCommit) {
-  ASSERT_TRUE(keyspace_->write("a", ValueType::kString, "old", 0).is_ok());
-  TxOverlay overlay(*keyspace_);
-  EXPECT_EQ(overlay_value(overlay, "a"), "old");  // not written yet: the base answers
-  ASSERT_TRUE(overlay.write("a", ValueType::kString, "new", 0).is_ok());
-  ASSERT_TRUE(overlay.write("b", ValueType::kString, "1", 0).is_ok());
-  ASSERT_TRUE(overlay.write("b", ValueType::kString, "2", 0).is_ok());  // the last write counts
-  EXPECT_EQ(overlay_value(overlay, "a"), "new");
-  EXPECT_EQ(overlay_value(overlay, "b"), "2");
-  EXPECT_EQ(get("a"), "old");
-  EXPECT_EQ(get("b"), std::nullopt);
-  EXPECT_EQ(overlay.collected_count(), 2u);
-
-  ASSERT_TRUE(overlay.commit().is_ok());
-  EXPECT_EQ(get("a"), "new");
-  EXPECT_EQ(get("b"), "2");
-  // One timestamp for the whole transaction.
-  Result<std::optional<Cell>> a = keyspace_->read("a");
-  Result<std::optional<Cell>> b = keyspace_->read("b");
-  ASSERT_TRUE(a.is_ok() && b.is_ok() && a->has_value() && b->has_value());
-  EXPECT_EQ((*a)->timestamp, (*b)->timestamp);
-}
-
-TEST_F(LocalKeyspaceTest, OverlayNotCommittedLeavesNothing) {
-  ASSERT_TRUE(keyspace_->write("a", ValueType::kString, "kept", 0).is_ok());
-  {
-    TxOverlay overlay(*keyspace_);
-    ASSERT_TRUE(overlay.remove("a").is_ok());
-    ASSERT_TRUE(overlay.write("c", ValueType::kString, "x", 0).is_ok());
-    EXPECT_EQ(overlay_value(overlay, "a"), std::nullopt);
-  }
-  EXPECT_EQ(get("a"), "kept");
-  EXPECT_EQ(get("c"), std::nullopt);
-}
-
-TEST_F(LocalKeyspaceTest, OverlayDeletesAndExpiriesAreSeenByLaterReads) {
-  ASSERT_TRUE(keyspace_->write("a", ValueType::kString, "v", 0).is_ok());
-  TxOverlay overlay(*keyspace_);
-  ASSERT_TRUE(overlay.remove("a").is_ok());
-  Result<std::optional<Cell>> stored = overlay.read_stored("a");
-  ASSERT_TRUE(stored.is_ok() && stored->has_value());
-  EXPECT_TRUE((*stored)->tombstone);
-  Result<RowRead> row = overlay.read_row("a");
-  ASSERT_TRUE(row.is_ok());
-  EXPECT_FALSE(row->header.has_value());
-  // Already expired when written (SET ... PXAT in the past): gone at once.
-  ASSERT_TRUE(overlay.write("e", ValueType::kString, "v", kStartMs - 1).is_ok());
-  EXPECT_EQ(overlay_value(overlay, "e"), std::nullopt);
-  ASSERT_TRUE(overlay.commit().is_ok());
-  EXPECT_EQ(get("a"), std::nullopt);
-  EXPECT_EQ(get("e"), std::nullopt);
-}
-
-TEST_F(LocalKeyspaceTest, OverlayRefusesWhatItCannotCollect) {
-  TxOverlay overlay(*keyspace_);
-  const std::vector<std::pair<std::string, std::string>> fields = {{"f", "v"}};
-  Status status = overlay.write_fields("h", ValueType::kHash, fields);
-  EXPECT_EQ(status.code(), StatusCode::kInvalidArgument);
-  EXPECT_EQ(status.message(), kOverlayRefusedMessage);
-  EXPECT_FALSE(overlay.count().is_ok());
-  EXPECT_FALSE(overlay.clear().is_ok());
-  EXPECT_EQ(overlay.collected_count(), 0u);
-  ASSERT_TRUE(overlay.commit().is_ok());  // nothing collected: nothing applied
-  Result<RowRead> row = keyspace_->read_row("h");
-  ASSERT_TRUE(row.is_ok());
-  EXPECT_FALSE(row->header.has_value());
-}
-
-TEST_F(LocalKeyspaceTest, OverlayRowsNotWrittenAreReadFromTheBase) {
-  const std::vector<std::pair<std::string, std::string>> fields = {
-      {storage::field_sub_key("f"), "v"}};
-  ASSERT_TRUE(keyspace_->write("h", ValueType::kHash, storage::encode_row_header({}), 0).is_ok());
-  ASSERT_TRUE(keyspace_->write_fields("h", ValueType::kHash, fields).is_ok());
-  TxOverlay overlay(*keyspace_);
-  Result<RowRead> row = overlay.read_row("h");
-  ASSERT_TRUE(row.is_ok());
-  ASSERT_TRUE(row->header.has_value());
-  EXPECT_EQ(row->count, 1u);
-  // Deleted by the transaction: no key, and its fields are not walked.
-  ASSERT_TRUE(overlay.remove("h").is_ok());
-  row = overlay.read_row("h");
-  ASSERT_TRUE(row.is_ok());
-  EXPECT_FALSE(row->header.has_value());
-  ASSERT_TRUE(overlay.commit().is_ok());
-  row = keyspace_->read_row("h");
-  ASSERT_TRUE(row.is_ok());
-  EXPECT_FALSE(row->header.has_value());
 }
 
 }  // namespace

@@ -1,18 +1,18 @@
 #include "replica/replica.h"
 
+#include <nlohmann/json.hpp>
+
 #include <algorithm>
 #include <array>
 #include <atomic>
 #include <charconv>
 #include <chrono>
 #include <cstdint>
-#include <nlohmann/json.hpp>
 #include <shared_mutex>
 #include <thread>
 #include <utility>
 
 #include "common/assert.h"
-#include "common/clock.h"
 #include "topology/token.h"
 #include "topology/token_range.h"
 
@@ -321,13 +321,7 @@ Replica::Replica(storage::Engine& engine, HybridClock& clock, uint64_t machine_i
       clock_(clock),
       machine_id_(machine_id),
       tables_(tables),
-      fence_state_(std::make_unique<FenceState>()),
-      intents_(engine, [] { return wall_clock_ms(); }) {
-  // Intents a crash left behind are resolved by recovery (docs/transactions.md): a machine that
-  // cannot read them back must not serve, or it would let a key held by one be written.
-  const Status intents_loaded = intents_.load();
-  CAIRN_ASSERT(intents_loaded.is_ok(),
-               "replica: reading the transaction intents: " + intents_loaded.to_string());
+      fence_state_(std::make_unique<FenceState>()) {
   // A fence forgotten after a restart could let the source accept a write the target misses, so
   // an unreadable list stops the machine rather than being ignored.
   Result<std::optional<std::string>> saved = engine_.get_meta(kFencesMetaName);
@@ -373,11 +367,6 @@ Result<std::pair<Fence, bool>> Replica::apply(uint64_t epoch, std::string_view k
                                               const storage::Cell& cell,
                                               HlcTimestamp* newer_timestamp,
                                               std::string_view sub_key) {
-  // A key held by a prepared transaction across shards takes no other write of its own cell
-  // until the transaction is decided: the coordinator retries (docs/transactions.md).
-  if (sub_key.empty() && intents_.holder(key)) {
-    return Status::busy(std::string(kTxLockedMessage));
-  }
   const topology::Token token = topology::token_of(key);
   bool lifted = false;
   Result<std::pair<Fence, bool>> result = std::make_pair(Fence{}, false);
@@ -402,54 +391,6 @@ Result<std::pair<Fence, bool>> Replica::apply(uint64_t epoch, std::string_view k
   }
   if (lifted) forget_lifted_fences();
   return result;
-}
-
-Result<Fence> Replica::prepare_intent(uint64_t epoch, TxIntent intent) {
-  FenceGuard guard(*fence_state_);
-  const std::shared_ptr<const topology::RoutingTable> table = tables_.current();
-  HlcTimestamp newest = 0;
-  for (const storage::WalChange& change : intent.cells) {
-    const Fence fence = fence_for(guard, table.get(), epoch, change.token, change.token + 1);
-    if (!fence.ok()) return fence;
-    newest = std::max(newest, change.cell.timestamp);
-  }
-  for (const std::string& key : intent.reads) {
-    const topology::Token token = topology::token_of(key);
-    const Fence fence = fence_for(guard, table.get(), epoch, token, token + 1);
-    if (!fence.ok()) return fence;
-  }
-  clock_.observe(newest);
-  if (Status stored = intents_.prepare(std::move(intent)); !stored.is_ok()) return stored;
-  return Fence{};
-}
-
-Status Replica::resolve_intent(const std::string& txid, TxDecision decision,
-                               const std::vector<storage::WalChange>& cells) {
-  HlcTimestamp newest = 0;
-  for (const storage::WalChange& change : cells) newest = std::max(newest, change.cell.timestamp);
-  if (newest != 0) clock_.observe(newest);
-  return intents_.resolve(txid, decision, cells.empty() ? nullptr : &cells);
-}
-
-Result<Fence> Replica::apply_together(uint64_t epoch,
-                                      const std::vector<storage::WalChange>& cells) {
-  bool lifted = false;
-  {
-    FenceGuard guard(*fence_state_);
-    const std::shared_ptr<const topology::RoutingTable> table = tables_.current();
-    HlcTimestamp newest = 0;
-    for (const storage::WalChange& change : cells) {
-      const Fence fence = fence_for(guard, table.get(), epoch, change.token, change.token + 1);
-      if (!fence.ok()) return fence;
-      newest = std::max(newest, change.cell.timestamp);
-    }
-    lifted = guard.locked() && all_lifted(fence_state_->list, table.get());
-    clock_.observe(newest);
-    Result<size_t> stored = engine_.apply_batch(cells);
-    if (!stored.is_ok()) return stored.status();
-  }
-  if (lifted) forget_lifted_fences();
-  return Fence{};
 }
 
 Result<std::pair<Fence, std::optional<storage::Cell>>> Replica::read(uint64_t epoch,

@@ -31,11 +31,10 @@
 #include <vector>
 
 #include "common/hlc.h"
-#include "common/status.h"
 #include "metrics/range_load.h"
+#include "common/status.h"
 #include "replica/range_digest.h"
 #include "replica/table_holder.h"
-#include "replica/tx_intents.h"
 #include "storage/engine.h"
 
 namespace cairn::replica {
@@ -91,8 +90,6 @@ class Replica {
   Replica(storage::Engine& engine, HybridClock& clock, uint64_t machine_id, TableHolder& tables);
 
   uint64_t machine_id() const { return machine_id_; }
-  // The intents and records of transactions across shards stored here (load() at start).
-  TxIntents& intents() { return intents_; }
   TableHolder& tables() { return tables_; }
 
   // Checks the fence for `token` at `epoch` (see the class comment).
@@ -102,25 +99,10 @@ class Replica {
   // cell's timestamp. Result: fence outcome, and whether the cell was stored.
   // `newer_timestamp`: see storage::Engine::apply.
   // A non-empty `sub_key` applies a field of the key's row (storage::Engine::apply_field).
-  // A key's own cell while a transaction's intent holds the key: kBusy kTxLockedMessage.
   Result<std::pair<Fence, bool>> apply(uint64_t epoch, std::string_view key,
                                        const storage::Cell& cell,
                                        HlcTimestamp* newer_timestamp = nullptr,
                                        std::string_view sub_key = {});
-
-  // Applies the cells of a transaction (keys' own cells, docs/transactions.md "Crash atomicity")
-  // in one storage write batch, after the fence check of every key: a fence that fails for one
-  // of them applies none and is the result. The clock observes the newest timestamp.
-  Result<Fence> apply_together(uint64_t epoch, const std::vector<storage::WalChange>& cells);
-
-  // Stores a transaction's intent (TxIntents::prepare) after the fence check of every key it
-  // writes or reads; the clock observes its cells' timestamps.
-  Result<Fence> prepare_intent(uint64_t epoch, TxIntent intent);
-
-  // Ends a transaction's intent here (TxIntents::resolve): `cells` (may be empty) are what a
-  // commit applies on a replica that holds no intent for it.
-  Status resolve_intent(const std::string& txid, TxDecision decision,
-                        const std::vector<storage::WalChange>& cells);
 
   // The stored cell of `key` (tombstones and expired cells included: the coordinator merges).
   // A non-empty `sub_key` reads that field of the key's row (storage::Engine::read_field).
@@ -208,7 +190,6 @@ class Replica {
   uint64_t machine_id_;
   TableHolder& tables_;
   std::unique_ptr<FenceState> fence_state_;
-  TxIntents intents_;
   metrics::RangeLoadTracker* load_ = nullptr;
 
   // Times one storage access when a tracker is set (no clock read otherwise).

@@ -87,8 +87,8 @@ constexpr std::string_view kDefaultSections[] = {"server",      "clients", "memo
                                                  "cpu",         "cluster", "keyspace"};
 // "all" and "everything" add the per-command sections, as Redis does.
 constexpr std::string_view kAllSections[] = {
-    "server", "clients",      "memory",       "persistence", "stats",        "replication",
-    "cpu",    "commandstats", "latencystats", "cluster",     "transactions", "keyspace"};
+    "server", "clients",      "memory",       "persistence", "stats",   "replication",
+    "cpu",    "commandstats", "latencystats", "cluster",     "keyspace"};
 
 // Parameters CONFIG SET may change at run time.
 constexpr std::string_view kSettableNames[] = {
@@ -764,7 +764,6 @@ std::string ServerState::section_text(std::string_view section) {
   if (section == "replication") return replication_section();
   if (section == "cpu") return cpu_section();
   if (section == "cluster") return cluster_section();
-  if (section == "transactions") return transactions_section();
   if (section == "keyspace") return keyspace_section();
   if (section == "commandstats") return commandstats_section();
   if (section == "latencystats") return latencystats_section();
@@ -1079,24 +1078,6 @@ std::string ServerState::cluster_section() {
   }
   if (cluster_.extra_info) out += cluster_.extra_info();
   return out;
-}
-
-// Transactions across shards (docs/transactions.md "Observing"): those this machine coordinates
-// now and how the latest ended, and the intents stored here and how recovery resolved them.
-std::string ServerState::transactions_section() {
-  const coordinator::ClusterStats stats =
-      cluster_.coordinator != nullptr ? cluster_.coordinator->stats() : coordinator::ClusterStats{};
-  return fmt::format(
-      "# Transactions\r\ntx_cross_shard_in_flight:{}\r\ntx_cross_shard_committed:{}\r\n"
-      "tx_cross_shard_latency_p99_us:{}\r\ntx_cross_shard_aborted_conflict:{}\r\n"
-      "tx_cross_shard_aborted_by_recovery:{}\r\ntx_cross_shard_uncertain:{}\r\n"
-      "tx_cross_shard_failed:{}\r\ntx_intents_pending:{}\r\n"
-      "tx_intents_recovered_commit:{}\r\ntx_intents_recovered_abort:{}\r\n"
-      "tx_intents_recovered_age_max_ms:{}\r\n",
-      stats.tx_in_flight, stats.tx_committed, stats.tx_latency_p99_us, stats.tx_aborted_conflict,
-      stats.tx_aborted_by_recovery, stats.tx_uncertain, stats.tx_failed, stats.intents_pending,
-      stats.intents_recovered_commit, stats.intents_recovered_abort,
-      stats.intents_recovered_age_max_ms);
 }
 
 std::string ServerState::keyspace_section() {

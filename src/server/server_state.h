@@ -238,7 +238,6 @@ class ServerState final : public commands::ServerControl {
   std::string replication_section();
   std::string cpu_section();
   std::string cluster_section();
-  std::string transactions_section();
   // Applies the Redis settings that mean something to pub/sub (client-output-buffer-limit,
   // notify-keyspace-events). REQUIRES: config_mutex_ held.
   void apply_pubsub_settings();

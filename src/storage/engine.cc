@@ -1755,38 +1755,12 @@ Status Engine::put_meta(std::string_view name, std::string_view value) {
   const rocksdb::Status status =
       impl_->db->Put(rocksdb::WriteOptions(), impl_->meta, slice(name), slice(value));
   if (!status.ok()) return from_rocksdb(status, "storage: put meta");
-  return make_meta_durable("storage: put meta");
-}
-
-Status Engine::make_meta_durable(const char* what) {
   if (options_.durability == Durability::kNone) {
     const rocksdb::Status flushed = impl_->db->FlushWAL(false);
-    if (!flushed.ok()) return from_rocksdb(flushed, what);
+    if (!flushed.ok()) return from_rocksdb(flushed, "storage: put meta");
     return Status::ok();
   }
   return impl_->sync_wal();
-}
-
-Status Engine::delete_meta(std::string_view name) {
-  CAIRN_ASSERT(name != kClockKey && name != kFormatVersionKey, "the engine's own meta keys");
-  const rocksdb::Status status =
-      impl_->db->Delete(rocksdb::WriteOptions(), impl_->meta, slice(name));
-  if (!status.ok()) return from_rocksdb(status, "storage: delete meta");
-  return make_meta_durable("storage: delete meta");
-}
-
-Status Engine::scan_meta(
-    std::string_view prefix,
-    const std::function<bool(std::string_view name, std::string_view value)>& visitor) {
-  std::unique_ptr<rocksdb::Iterator> it(
-      impl_->db->NewIterator(rocksdb::ReadOptions(), impl_->meta));
-  for (it->Seek(slice(prefix)); it->Valid(); it->Next()) {
-    const std::string_view name(it->key().data(), it->key().size());
-    if (name.substr(0, prefix.size()) != prefix) break;
-    if (!visitor(name, std::string_view(it->value().data(), it->value().size()))) break;
-  }
-  if (!it->status().ok()) return from_rocksdb(it->status(), "storage: scan meta");
-  return Status::ok();
 }
 
 Result<std::optional<std::string>> Engine::get_meta(std::string_view name) {

@@ -289,13 +289,6 @@ class Engine {
   // clock) and "format-version" are the engine's own.
   Status put_meta(std::string_view name, std::string_view value);
   Result<std::optional<std::string>> get_meta(std::string_view name);
-  // Removes a named value (durable before it returns, as put_meta).
-  Status delete_meta(std::string_view name);
-  // Visits the named values whose name starts with `prefix`, in name order, until `visitor`
-  // returns false.
-  Status scan_meta(
-      std::string_view prefix,
-      const std::function<bool(std::string_view name, std::string_view value)>& visitor);
 
   // Whether the compaction filter may already have removed `cell` here: a tombstone or expired
   // value past the tombstone grace period. A copy that lacks such a cell is still complete.
@@ -395,8 +388,6 @@ class Engine {
 
  private:
   Status record_clock();
-  // Makes a meta write durable: flushes the WAL, and syncs it unless durability is off.
-  Status make_meta_durable(const char* what);
   // apply_batch for cells of keys that are not rows (no sub-key, no row state).
   Result<size_t> apply_plain_batch(const std::vector<const WalChange*>& cells, bool logged);
   // Adds to `batch` the new RowState of the row `row_key` (storage key, no sub-key) whose header

