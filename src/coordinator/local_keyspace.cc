@@ -210,27 +210,24 @@ Status LocalKeyspace::write_expiring_fields(
     std::string_view key, storage::ValueType type,
     std::span<const std::pair<std::string, std::string>> fields,
     std::span<const int64_t> expire_at_ms) {
-  std::vector<storage::Engine::FieldChange> changes(fields.size());
-  for (size_t i = 0; i < fields.size(); ++i) {
-    storage::Cell& cell = changes[i].cell;
-    changes[i].sub_key = fields[i].first;
-    cell.type = type;
-    cell.value = fields[i].second;
-    if (i < expire_at_ms.size()) cell.expire_at_ms = expire_at_ms[i];
-    cell.writer = writer_id_;
-    cell.timestamp = clock_.now();
-  }
-  return engine_.apply_fields(topology::token_of(key), key, changes).status();
+  return apply_field_changes(key, type, {}, fields, expire_at_ms);
 }
 
 Status LocalKeyspace::remove_fields(std::string_view key, storage::ValueType type,
                                     std::span<const std::string> sub_keys) {
-  return change_fields(key, type, sub_keys, {});
+  return apply_field_changes(key, type, sub_keys, {}, {});
 }
 
 Status LocalKeyspace::change_fields(std::string_view key, storage::ValueType type,
                                     std::span<const std::string> removed,
                                     std::span<const std::pair<std::string, std::string>> fields) {
+  return apply_field_changes(key, type, removed, fields, {});
+}
+
+Status LocalKeyspace::apply_field_changes(
+    std::string_view key, storage::ValueType type, std::span<const std::string> removed,
+    std::span<const std::pair<std::string, std::string>> fields,
+    std::span<const int64_t> expire_at_ms) {
   std::vector<storage::Engine::FieldChange> changes(removed.size() + fields.size());
   for (size_t i = 0; i < changes.size(); ++i) {
     storage::Cell& cell = changes[i].cell;
@@ -239,8 +236,10 @@ Status LocalKeyspace::change_fields(std::string_view key, storage::ValueType typ
       changes[i].sub_key = removed[i];
       cell.tombstone = true;
     } else {
-      changes[i].sub_key = fields[i - removed.size()].first;
-      cell.value = fields[i - removed.size()].second;
+      const size_t field = i - removed.size();
+      changes[i].sub_key = fields[field].first;
+      cell.value = fields[field].second;
+      if (field < expire_at_ms.size()) cell.expire_at_ms = expire_at_ms[field];
     }
     cell.writer = writer_id_;
     cell.timestamp = clock_.now();

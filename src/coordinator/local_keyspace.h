@@ -67,6 +67,12 @@ class LocalKeyspace final : public Keyspace {
                                      HlcTimestamp hidden_through, int64_t now, bool any);
   // read_row of `stored`, the key's header and row state as read now or at a snapshot.
   Result<RowRead> row_read_of(std::string_view key, storage::StoredRow stored, int64_t now);
+  // Stamps tombstones for `removed` and the cells `fields` (fields[i] expiring at
+  // expire_at_ms[i], when given) and applies them to the row in one Engine::apply_fields.
+  Status apply_field_changes(std::string_view key, storage::ValueType type,
+                             std::span<const std::string> removed,
+                             std::span<const std::pair<std::string, std::string>> fields,
+                             std::span<const int64_t> expire_at_ms);
   // The row state's count, or for a header with fields_expire, the live fields counted.
   Result<uint64_t> row_count(topology::Token token, std::string_view key,
                              const storage::StoredRow& row, const storage::Cell& header,
